@@ -1,0 +1,1 @@
+//! Everything that talks to brokers over sockets (feature `client`).

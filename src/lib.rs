@@ -1,0 +1,37 @@
+//! # kafka-event-bus
+//!
+//! A Kafka event bus for event-sourced Rust services, written in pure Rust: typed domain events,
+//! published to Kafka in batches and consumed by consumer groups that dispatch each event to subscribed
+//! handlers. It is wire-compatible with eventsource-py's `KafkaEventBus`, so Python and Rust services can
+//! share a topic.
+//!
+//! # Layout
+//!
+//! The module tree reads as the data path; each layer uses only the layers above it in this list.
+//!
+//! - [`protocol`]: bytes and versions. Request framing, API-version negotiation, record headers and the
+//!   error kinds of the wire. No I/O.
+//! - `client` (feature `client`, on by default): everything that opens a socket.
+//!   - `client::connection`: one broker socket. TCP connect with a timeout, the ApiVersions handshake,
+//!     and a multiplexed messenger that pipelines many requests on one connection, matched by
+//!     correlation id.
+//!   - `client::cluster`: bootstrap, the metadata cache, one shared connection per broker, and the
+//!     admin operations (create, delete and describe topics).
+//! - `testing` (feature `testing`): a throwaway local broker for integration tests and examples.
+//!
+//! # Features
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `client` | yes | sockets: the connection layer, cluster metadata and admin |
+//! | `testing` | no | [`testing`](crate) helpers that install and run a local Tansu broker |
+//!
+//! Without `client` the crate is its core only and builds for `wasm32-wasip1`.
+
+pub mod protocol;
+
+#[cfg(feature = "client")]
+pub mod client;
+
+#[cfg(feature = "testing")]
+pub mod testing;
