@@ -1,0 +1,1 @@
+//! A throwaway local broker for integration tests and examples (feature `testing`).
