@@ -1,0 +1,164 @@
+//! Errors of one broker connection.
+
+use std::{sync::Arc, time::Duration};
+
+use kafka_protocol::messages::ApiKey;
+use snafu::Snafu;
+
+use crate::protocol;
+
+/// A failure on one broker connection. Every variant names the broker (`host:port`, with its node id
+/// once known); [`is_retriable`](Self::is_retriable) says whether the same request may succeed on a
+/// fresh connection.
+///
+/// The type is `Clone` because one broken connection fails every request in flight on it with the same
+/// cause.
+#[derive(Debug, Clone, Snafu)]
+#[snafu(visibility(pub(crate)))]
+#[non_exhaustive]
+pub enum Error {
+    /// The address is not of the form `host:port`.
+    #[snafu(display("invalid broker address {address:?}: {reason}"))]
+    InvalidAddress {
+        /// The address as given.
+        address: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The host name did not resolve to any address.
+    #[snafu(display("cannot resolve broker {broker}: {source}"))]
+    Resolve {
+        /// The broker.
+        broker: String,
+        /// The resolver's error.
+        source: Arc<std::io::Error>,
+    },
+    /// The TCP connect failed (refused, unreachable, ...).
+    #[snafu(display("cannot connect to broker {broker}: {source}"))]
+    Connect {
+        /// The broker.
+        broker: String,
+        /// The socket error.
+        source: Arc<std::io::Error>,
+    },
+    /// The TCP connect or the connection handshake did not finish in time.
+    #[snafu(display("connecting to broker {broker} timed out after {timeout:?}"))]
+    ConnectTimeout {
+        /// The broker.
+        broker: String,
+        /// The limit that was hit.
+        timeout: Duration,
+    },
+    /// Reconnecting kept failing until the reconnect deadline passed; `last` is the final attempt's error.
+    #[snafu(display("broker {broker} unreachable for {deadline:?}: {last}"))]
+    ReconnectDeadline {
+        /// The broker.
+        broker: String,
+        /// The deadline that passed.
+        deadline: Duration,
+        /// The last attempt's error.
+        last: Box<Error>,
+    },
+    /// The broker closed the connection (cleanly or mid-frame). Every request in flight on it fails with
+    /// this error; the next request reconnects.
+    #[snafu(display("broker {broker} closed the connection"))]
+    Disconnected {
+        /// The broker.
+        broker: String,
+    },
+    /// Reading from or writing to the socket failed.
+    #[snafu(display("i/o error on the connection to broker {broker}: {source}"))]
+    Io {
+        /// The broker.
+        broker: String,
+        /// The socket error.
+        source: Arc<std::io::Error>,
+    },
+    /// No response arrived within the request timeout. The connection stays open; a late response is
+    /// discarded.
+    #[snafu(display("{api:?} request to broker {broker} timed out after {timeout:?}"))]
+    RequestTimeout {
+        /// The broker.
+        broker: String,
+        /// The API of the request.
+        api: ApiKey,
+        /// The limit that was hit.
+        timeout: Duration,
+    },
+    /// The connection was closed on this side (the client was dropped or shut down).
+    #[snafu(display("the connection to broker {broker} was closed by the client"))]
+    Closed {
+        /// The broker.
+        broker: String,
+    },
+    /// The bytes on the wire were not what the protocol allows: a version mismatch, a corrupt frame, or
+    /// a broker speaking something other than Kafka. The connection is dropped.
+    #[snafu(display("protocol error with broker {broker}: {source}"))]
+    Protocol {
+        /// The broker.
+        broker: String,
+        /// What the protocol layer found.
+        source: Arc<protocol::Error>,
+    },
+    /// The broker answered the ApiVersions handshake with an error code.
+    #[snafu(display("broker {broker} rejected the ApiVersions handshake: {source}"))]
+    Handshake {
+        /// The broker.
+        broker: String,
+        /// The broker's error.
+        source: protocol::ServerError,
+    },
+}
+
+impl Error {
+    /// Whether retrying (on a new connection, after a backoff) may succeed.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use kafka_event_bus::client::connection::Error;
+    ///
+    /// # fn check(err: Error) {
+    /// if err.is_retriable() {
+    ///     // back off and try again
+    /// }
+    /// # }
+    /// ```
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            Error::Resolve { .. }
+            | Error::Connect { .. }
+            | Error::ConnectTimeout { .. }
+            | Error::Disconnected { .. }
+            | Error::Io { .. }
+            | Error::RequestTimeout { .. } => true,
+            Error::Handshake { source, .. } => source.is_retriable(),
+            Error::InvalidAddress { .. }
+            | Error::ReconnectDeadline { .. }
+            | Error::Closed { .. }
+            | Error::Protocol { .. } => false,
+        }
+    }
+
+    /// Whether the connection this error came from is unusable (so the next request must reconnect).
+    pub(crate) fn breaks_connection(&self) -> bool {
+        !matches!(self, Error::RequestTimeout { .. })
+    }
+
+    /// The broker the error is about.
+    pub fn broker(&self) -> &str {
+        match self {
+            Error::InvalidAddress { address, .. } => address,
+            Error::Resolve { broker, .. }
+            | Error::Connect { broker, .. }
+            | Error::ConnectTimeout { broker, .. }
+            | Error::ReconnectDeadline { broker, .. }
+            | Error::Disconnected { broker }
+            | Error::Io { broker, .. }
+            | Error::RequestTimeout { broker, .. }
+            | Error::Closed { broker }
+            | Error::Protocol { broker, .. }
+            | Error::Handshake { broker, .. } => broker,
+        }
+    }
+}

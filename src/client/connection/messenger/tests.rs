@@ -1,0 +1,240 @@
+//! The messenger against a scripted peer over an in-memory duplex pipe: pipelining, cancellation,
+//! poisoning and the handshake, without a broker.
+
+use std::time::Duration;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::{
+    messages::{
+        ApiKey, ApiVersionsResponse, MetadataRequest, MetadataResponse, RequestHeader, ResponseHeader,
+        api_versions_response::ApiVersion,
+    },
+    protocol::{Encodable, HeaderVersion, StrBytes, decode_request_header_from_buffer},
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+
+use super::*;
+
+/// The broker's end of the pipe.
+struct Peer {
+    io: DuplexStream,
+}
+
+impl Peer {
+    /// Reads one request frame: its header and the body bytes.
+    async fn read_request(&mut self) -> Option<(RequestHeader, Bytes)> {
+        let mut prefix = [0u8; 4];
+        self.io.read_exact(&mut prefix).await.ok()?;
+        let mut buf = BytesMut::zeroed(i32::from_be_bytes(prefix) as usize);
+        self.io.read_exact(&mut buf).await.ok()?;
+        let mut buf = buf.freeze();
+        let header = decode_request_header_from_buffer(&mut buf).unwrap();
+        Some((header, buf))
+    }
+
+    async fn respond<T: Encodable + HeaderVersion>(&mut self, correlation_id: i32, version: i16, body: &T) {
+        let mut buf = BytesMut::new();
+        buf.put_i32(0);
+        ResponseHeader::default()
+            .with_correlation_id(correlation_id)
+            .encode(&mut buf, T::header_version(version))
+            .unwrap();
+        body.encode(&mut buf, version).unwrap();
+        let len = (buf.len() - 4) as i32;
+        buf[..4].copy_from_slice(&len.to_be_bytes());
+        self.io.write_all(&buf).await.unwrap();
+    }
+
+    /// Answers the ApiVersions handshake, advertising Metadata 0..=12.
+    async fn handshake(&mut self) {
+        let (header, _) = self.read_request().await.unwrap();
+        assert_eq!(header.request_api_key, ApiKey::ApiVersions as i16);
+        assert_eq!(header.request_api_version, 3);
+        let body = ApiVersionsResponse::default().with_api_keys(vec![
+            ApiVersion::default().with_api_key(18).with_min_version(0).with_max_version(3),
+            ApiVersion::default().with_api_key(3).with_min_version(0).with_max_version(12),
+        ]);
+        self.respond(header.correlation_id, 3, &body).await;
+    }
+}
+
+async fn connect(timeout: Duration) -> (Messenger, Peer) {
+    let (client, server) = tokio::io::duplex(1 << 20);
+    let mut peer = Peer { io: server };
+    let (messenger, ()) = tokio::join!(
+        Messenger::handshake(Box::new(client), "peer:9092".into(), Some("test".into()), timeout, timeout, 1 << 20),
+        peer.handshake()
+    );
+    (messenger.unwrap(), peer)
+}
+
+/// A Metadata response that says which request it answers.
+fn tagged_metadata(tag: i32) -> MetadataResponse {
+    MetadataResponse::default()
+        .with_throttle_time_ms(tag)
+        .with_cluster_id(Some(StrBytes::from_string(format!("req-{tag}"))))
+}
+
+#[tokio::test]
+async fn handshake_negotiates_per_api() {
+    let (messenger, _peer) = connect(Duration::from_secs(5)).await;
+    assert_eq!(messenger.version_for::<MetadataRequest>().unwrap(), 12);
+    let err = messenger.version_for::<kafka_protocol::messages::FetchRequest>().unwrap_err();
+    assert!(matches!(err, Error::Protocol { .. }), "{err}");
+    assert!(!err.is_retriable());
+}
+
+#[tokio::test]
+async fn old_brokers_fall_back_to_api_versions_v0() {
+    let (client, server) = tokio::io::duplex(1 << 16);
+    let mut peer = Peer { io: server };
+    let broker = async {
+        // v3 is refused the way Kafka does it: a v0 body with UNSUPPORTED_VERSION.
+        let (header, _) = peer.read_request().await.unwrap();
+        assert_eq!(header.request_api_version, 3);
+        peer.respond(header.correlation_id, 0, &ApiVersionsResponse::default().with_error_code(35))
+            .await;
+        let (header, _) = peer.read_request().await.unwrap();
+        assert_eq!(header.request_api_version, 0);
+        let body = ApiVersionsResponse::default().with_api_keys(vec![
+            ApiVersion::default().with_api_key(3).with_min_version(0).with_max_version(7),
+        ]);
+        peer.respond(header.correlation_id, 0, &body).await;
+    };
+    let timeout = Duration::from_secs(5);
+    let (messenger, ()) = tokio::join!(
+        Messenger::handshake(Box::new(client), "old:9092".into(), None, timeout, timeout, 1 << 20),
+        broker
+    );
+    assert_eq!(messenger.unwrap().version_for::<MetadataRequest>().unwrap(), 7);
+}
+
+#[tokio::test]
+async fn pipelined_responses_reach_their_callers_in_any_order() {
+    let (messenger, mut peer) = connect(Duration::from_secs(5)).await;
+    const N: usize = 64;
+    let broker = async {
+        // Read every request before answering any: they are all in flight at once.
+        let mut pending = Vec::new();
+        for _ in 0..N {
+            let (header, mut body) = peer.read_request().await.unwrap();
+            let request = <MetadataRequest as kafka_protocol::protocol::Decodable>::decode(
+                &mut body,
+                header.request_api_version,
+            )
+            .unwrap();
+            let tag: i32 = request.topics.unwrap()[0].name.as_ref().unwrap().parse().unwrap();
+            pending.push((header.correlation_id, tag));
+        }
+        for (id, tag) in pending.into_iter().rev() {
+            peer.respond(id, 12, &tagged_metadata(tag)).await;
+        }
+        peer
+    };
+    let callers = (0..N as i32).map(|tag| {
+        let messenger = &messenger;
+        async move {
+            let request = MetadataRequest::default().with_topics(Some(vec![
+                kafka_protocol::messages::metadata_request::MetadataRequestTopic::default()
+                    .with_name(Some(StrBytes::from_string(tag.to_string()).into())),
+            ]));
+            let response = messenger.request(&request).await.unwrap();
+            assert_eq!(response.throttle_time_ms, tag);
+            tag
+        }
+    });
+    let (answered, _peer) = tokio::join!(futures::future::join_all(callers), broker);
+    assert_eq!(answered, (0..N as i32).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn a_timed_out_request_leaves_the_connection_usable() {
+    let (messenger, mut peer) = connect(Duration::from_millis(100)).await;
+    let err = messenger.request(&MetadataRequest::default()).await.unwrap_err();
+    assert!(matches!(err, Error::RequestTimeout { api: ApiKey::Metadata, .. }), "{err}");
+    assert!(err.is_retriable());
+    // The late answer to the first request must be discarded, not handed to the second.
+    let (late, _) = peer.read_request().await.unwrap();
+    let second = async { messenger.request(&MetadataRequest::default()).await };
+    let broker = async {
+        peer.respond(late.correlation_id, 12, &tagged_metadata(1)).await;
+        let (header, _) = peer.read_request().await.unwrap();
+        peer.respond(header.correlation_id, 12, &tagged_metadata(2)).await;
+    };
+    let (second, ()) = tokio::join!(second, broker);
+    assert_eq!(second.unwrap().throttle_time_ms, 2);
+    assert!(!messenger.is_poisoned());
+}
+
+#[tokio::test]
+async fn a_dropped_caller_does_not_desync_the_stream() {
+    let (messenger, mut peer) = connect(Duration::from_secs(5)).await;
+    {
+        let request = MetadataRequest::default();
+        let fut = messenger.request(&request);
+        // Poll once so the frame is queued, then drop the caller.
+        tokio::select! {
+            biased;
+            _ = fut => unreachable!("no response was sent"),
+            _ = tokio::task::yield_now() => {}
+        }
+    }
+    let (abandoned, _) = peer.read_request().await.unwrap();
+    peer.respond(abandoned.correlation_id, 12, &tagged_metadata(1)).await;
+    let broker = async {
+        let (header, _) = peer.read_request().await.unwrap();
+        peer.respond(header.correlation_id, 12, &tagged_metadata(7)).await;
+    };
+    let request = MetadataRequest::default();
+    let (response, ()) = tokio::join!(messenger.request(&request), broker);
+    assert_eq!(response.unwrap().throttle_time_ms, 7);
+}
+
+#[tokio::test]
+async fn a_hangup_fails_every_request_in_flight_and_later() {
+    let (messenger, mut peer) = connect(Duration::from_secs(30)).await;
+    let broker = async {
+        for _ in 0..3 {
+            peer.read_request().await.unwrap();
+        }
+        drop(peer); // EOF while three requests wait
+    };
+    let request = MetadataRequest::default();
+    let (a, b, c, ()) = tokio::join!(
+        messenger.request(&request),
+        messenger.request(&request),
+        messenger.request(&request),
+        broker
+    );
+    for result in [a, b, c] {
+        let err = result.unwrap_err();
+        assert!(matches!(err, Error::Disconnected { .. }), "{err}");
+        assert!(err.is_retriable());
+    }
+    assert!(messenger.is_poisoned());
+    let err = messenger.request(&request).await.unwrap_err();
+    assert!(matches!(err, Error::Disconnected { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn a_garbage_frame_size_poisons_with_a_protocol_error() {
+    let (messenger, mut peer) = connect(Duration::from_secs(30)).await;
+    let broker = async {
+        peer.read_request().await.unwrap();
+        peer.io.write_all(&(-5i32).to_be_bytes()).await.unwrap();
+        peer
+    };
+    let request = MetadataRequest::default();
+    let (result, _peer) = tokio::join!(messenger.request(&request), broker);
+    let err = result.unwrap_err();
+    assert!(matches!(err, Error::Protocol { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn oneway_requests_are_written_without_a_waiter() {
+    let (messenger, mut peer) = connect(Duration::from_secs(5)).await;
+    messenger.send_oneway(&MetadataRequest::default()).await.unwrap();
+    let (header, body) = peer.read_request().await.unwrap();
+    assert_eq!(header.request_api_key, ApiKey::Metadata as i16);
+    assert!(body.remaining() > 0);
+}

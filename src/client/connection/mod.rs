@@ -1,0 +1,17 @@
+//! One broker socket: connect, negotiate versions, pipeline requests, reconnect.
+//!
+//! - [`Messenger`]: a connected, version-negotiated socket with many requests in flight, matched by
+//!   correlation id. It fails fast and for good when the socket breaks (it is *poisoned*).
+//! - [`BrokerConnection`]: the long-lived handle to one broker. It owns at most one messenger, opens it
+//!   on first use and replaces it after it is poisoned, with backoff and a deadline.
+//!
+//! This layer uses only [`crate::protocol`] and the [`ClientConfig`](crate::client::ClientConfig).
+
+mod broker;
+mod error;
+mod messenger;
+mod transport;
+
+pub use broker::BrokerConnection;
+pub use error::Error;
+pub use messenger::Messenger;
