@@ -45,7 +45,10 @@ async fn run(bootstrap_servers: &str) -> Result<(), Box<dyn Error>> {
     for topic in metadata.topics.values() {
         println!("topic {} ({} partitions)", topic.name, topic.partitions.len());
         for p in &topic.partitions {
-            println!("  partition {} leader {:?} replicas {:?} isr {:?}", p.partition, p.leader, p.replicas, p.isr);
+            println!(
+                "  partition {} leader {:?} replicas {:?} isr {:?}",
+                p.partition, p.leader, p.replicas, p.isr
+            );
         }
     }
     Ok(())

@@ -182,26 +182,52 @@ mod tests {
         // Metadata v4 cannot carry include_topic_authorized_operations (v8+).
         let request = MetadataRequest::default().with_include_topic_authorized_operations(true);
         let err = encode_request(&mut BytesMut::new(), 1, None, 4, &request).unwrap_err();
-        assert!(matches!(err, Error::Encode { api: ApiKey::Metadata, version: 4, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                Error::Encode {
+                    api: ApiKey::Metadata,
+                    version: 4,
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 
     #[test]
     fn frame_sizes_are_checked() {
         assert_eq!(frame_len(7i32.to_be_bytes(), 7).unwrap(), 7);
-        assert!(matches!(frame_len(8i32.to_be_bytes(), 7), Err(Error::FrameSize { size: 8, max: 7 })));
-        assert!(matches!(frame_len((-1i32).to_be_bytes(), 7), Err(Error::FrameSize { size: -1, .. })));
-        assert!(matches!(correlation_id(&[0, 0, 1]), Err(Error::ShortFrame { len: 3 })));
+        assert!(matches!(
+            frame_len(8i32.to_be_bytes(), 7),
+            Err(Error::FrameSize { size: 8, max: 7 })
+        ));
+        assert!(matches!(
+            frame_len((-1i32).to_be_bytes(), 7),
+            Err(Error::FrameSize { size: -1, .. })
+        ));
+        assert!(matches!(
+            correlation_id(&[0, 0, 1]),
+            Err(Error::ShortFrame { len: 3 })
+        ));
     }
 
     #[test]
     fn api_versions_responses_round_trip_with_header_v0() {
         let body = ApiVersionsResponse::default().with_api_keys(vec![
-            ApiVersion::default().with_api_key(18).with_min_version(0).with_max_version(4),
+            ApiVersion::default()
+                .with_api_key(18)
+                .with_min_version(0)
+                .with_max_version(4),
         ]);
         let frame = response_frame(42, &body, 3);
         assert_eq!(correlation_id(&frame).unwrap(), 42);
         // Header v0 even though ApiVersions v3 is flexible: the body starts right after the id.
-        assert_eq!(&frame[4..6], &0i16.to_be_bytes(), "error code follows the correlation id");
+        assert_eq!(
+            &frame[4..6],
+            &0i16.to_be_bytes(),
+            "error code follows the correlation id"
+        );
         let decoded = decode_response::<ApiVersionsRequest>(frame, 3).unwrap();
         assert_eq!(decoded, body);
     }

@@ -72,7 +72,10 @@ impl Headers {
 
     /// The value of the first header named `key`, if it has one.
     pub fn get(&self, key: &str) -> Option<&[u8]> {
-        self.0.iter().find(|h| h.key == key).and_then(|h| h.value.as_deref())
+        self.0
+            .iter()
+            .find(|h| h.key == key)
+            .and_then(|h| h.value.as_deref())
     }
 
     /// The value of the first header named `key`, if it has one and it is UTF-8.

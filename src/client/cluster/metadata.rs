@@ -84,7 +84,9 @@ pub struct TopicMetadata {
 impl TopicMetadata {
     /// Whether every partition has a leader (a topic just created may not yet).
     pub fn is_ready(&self) -> bool {
-        self.error.is_none() && !self.partitions.is_empty() && self.partitions.iter().all(|p| p.leader.is_some())
+        self.error.is_none()
+            && !self.partitions.is_empty()
+            && self.partitions.iter().all(|p| p.leader.is_some())
     }
 
     /// The partition with index `partition`.
@@ -278,7 +280,10 @@ mod tests {
         assert_eq!(metadata.brokers[&1].address(), "[::1]:9092");
         let ready = &metadata.topics["ready"];
         assert!(ready.is_ready());
-        assert_eq!(ready.partitions.iter().map(|p| p.partition).collect::<Vec<_>>(), [0, 1, 2]);
+        assert_eq!(
+            ready.partitions.iter().map(|p| p.partition).collect::<Vec<_>>(),
+            [0, 1, 2]
+        );
         assert_eq!(ready.partition(2).unwrap().leader, Some(1));
         assert!(ready.partition(3).is_none());
         let electing = &metadata.topics["electing"];
@@ -294,12 +299,18 @@ mod tests {
             true,
         );
         // A partial refresh of "b" that says it is gone keeps "a".
-        let second = first.merged(MetadataUpdate::from_response(response(vec![topic("b", 3, &[])])), false);
+        let second = first.merged(
+            MetadataUpdate::from_response(response(vec![topic("b", 3, &[])])),
+            false,
+        );
         assert!(second.topics.contains_key("a"));
         assert!(!second.topics.contains_key("b"));
         assert_eq!(second.generation, 2);
         // A full refresh forgets what it does not list.
-        let third = second.merged(MetadataUpdate::from_response(response(vec![topic("c", 0, &[1])])), true);
+        let third = second.merged(
+            MetadataUpdate::from_response(response(vec![topic("c", 0, &[1])])),
+            true,
+        );
         assert_eq!(third.topics.keys().collect::<Vec<_>>(), ["c"]);
     }
 }

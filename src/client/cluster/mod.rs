@@ -33,8 +33,8 @@ use tracing::debug;
 pub use admin::{NewTopic, TopicCreation};
 pub use error::Error;
 use error::{ConnectionSnafu, InvalidConfigSnafu};
-pub use metadata::{BrokerMetadata, ClusterMetadata, PartitionMetadata, TopicMetadata};
 use metadata::MetadataUpdate;
+pub use metadata::{BrokerMetadata, ClusterMetadata, PartitionMetadata, TopicMetadata};
 
 use super::{
     ClientConfig,
@@ -89,7 +89,10 @@ impl Cluster {
         }
         for server in config.bootstrap_servers() {
             if let Err(e) = connection::split_host_port(server) {
-                return InvalidConfigSnafu { reason: e.to_string() }.fail();
+                return InvalidConfigSnafu {
+                    reason: e.to_string(),
+                }
+                .fail();
             }
         }
         let config = Arc::new(config);
@@ -201,7 +204,9 @@ impl Cluster {
             None => {
                 let metadata = self.refresh_topics(&[topic]).await?;
                 if !metadata.topics.contains_key(topic) {
-                    return Err(Error::UnknownTopic { topic: topic.to_owned() });
+                    return Err(Error::UnknownTopic {
+                        topic: topic.to_owned(),
+                    });
                 }
                 known(&metadata).ok_or_else(|| Error::NoLeader {
                     topic: topic.to_owned(),

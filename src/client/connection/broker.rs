@@ -162,7 +162,10 @@ impl BrokerConnection {
         request: &R,
         timeout: Duration,
     ) -> Result<R::Response, Error> {
-        self.messenger().await?.request_with_timeout(request, timeout).await
+        self.messenger()
+            .await?
+            .request_with_timeout(request, timeout)
+            .await
     }
 
     /// Drops the current connection (requests in flight on it fail); the next request reconnects.

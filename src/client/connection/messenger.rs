@@ -26,10 +26,7 @@ use std::{
 };
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::{
-    messages::ApiVersionsRequest,
-    protocol::StrBytes,
-};
+use kafka_protocol::{messages::ApiVersionsRequest, protocol::StrBytes};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter, ReadHalf, WriteHalf},
     sync::{mpsc, oneshot},
@@ -111,10 +108,10 @@ struct Waiter<'a> {
 
 impl Drop for Waiter<'_> {
     fn drop(&mut self) {
-        if self.armed {
-            if let State::Open(waiters) = &mut *self.shared.lock() {
-                waiters.remove(&self.id);
-            }
+        if self.armed
+            && let State::Open(waiters) = &mut *self.shared.lock()
+        {
+            waiters.remove(&self.id);
         }
     }
 }
@@ -162,7 +159,9 @@ impl Messenger {
             .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
         let response = match self.send_at(&request, 3, timeout).await {
             Ok(response) if response.error_code == 0 => response,
-            Ok(_) | Err(Error::Protocol { .. }) => self.send_at(&ApiVersionsRequest::default(), 0, timeout).await?,
+            Ok(_) | Err(Error::Protocol { .. }) => {
+                self.send_at(&ApiVersionsRequest::default(), 0, timeout).await?
+            }
             Err(e) => return Err(e),
         };
         if let Some(source) = ServerError::from_code(response.error_code, None) {
@@ -243,7 +242,12 @@ impl Messenger {
         self.frames.send(frame).await.map_err(|_| self.closed_error())
     }
 
-    async fn send_at<R: ApiRequest>(&self, request: &R, version: i16, timeout: Duration) -> Result<R::Response, Error> {
+    async fn send_at<R: ApiRequest>(
+        &self,
+        request: &R,
+        version: i16,
+        timeout: Duration,
+    ) -> Result<R::Response, Error> {
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
         let frame = self.encode(id, version, request)?;
         let (tx, rx) = oneshot::channel();

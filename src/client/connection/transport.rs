@@ -27,14 +27,18 @@ pub(crate) fn split_host_port(address: &str) -> Result<(&str, u16), Error> {
     };
     let (host, port) = address.rsplit_once(':').ok_or_else(|| invalid("missing :port"))?;
     let host = match host.strip_prefix('[') {
-        Some(v6) => v6.strip_suffix(']').ok_or_else(|| invalid("unclosed [ in IPv6 address"))?,
+        Some(v6) => v6
+            .strip_suffix(']')
+            .ok_or_else(|| invalid("unclosed [ in IPv6 address"))?,
         None if host.contains(':') => return Err(invalid("IPv6 addresses must be written [addr]:port")),
         None => host,
     };
     if host.is_empty() {
         return Err(invalid("empty host"));
     }
-    let port = port.parse::<u16>().map_err(|_| invalid("port is not a number in 1..=65535"))?;
+    let port = port
+        .parse::<u16>()
+        .map_err(|_| invalid("port is not a number in 1..=65535"))?;
     if port == 0 {
         return Err(invalid("port is not a number in 1..=65535"));
     }
@@ -84,7 +88,16 @@ mod tests {
         assert_eq!(split_host_port("localhost:9092").unwrap(), ("localhost", 9092));
         assert_eq!(split_host_port("[::1]:9093").unwrap(), ("::1", 9093));
         assert_eq!(split_host_port("10.0.0.1:1").unwrap(), ("10.0.0.1", 1));
-        for bad in ["localhost", "localhost:", ":9092", "host:0", "host:70000", "::1:9092", "[::1:9092", "h:x"] {
+        for bad in [
+            "localhost",
+            "localhost:",
+            ":9092",
+            "host:0",
+            "host:70000",
+            "::1:9092",
+            "[::1:9092",
+            "h:x",
+        ] {
             let err = split_host_port(bad).unwrap_err();
             assert!(matches!(err, Error::InvalidAddress { .. }), "{bad}: {err}");
             assert!(!err.is_retriable());
@@ -94,8 +107,14 @@ mod tests {
     #[tokio::test]
     async fn refused_connections_are_retriable_errors() {
         // Bind then drop to find a port nobody listens on.
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let err = connect_tcp(&format!("127.0.0.1:{port}"), Duration::from_secs(5)).await.unwrap_err();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let err = connect_tcp(&format!("127.0.0.1:{port}"), Duration::from_secs(5))
+            .await
+            .unwrap_err();
         assert!(matches!(err, Error::Connect { .. }), "{err}");
         assert!(err.is_retriable());
         assert_eq!(err.broker(), format!("127.0.0.1:{port}"));

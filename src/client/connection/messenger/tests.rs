@@ -32,7 +32,7 @@ impl Peer {
         Some((header, buf))
     }
 
-    async fn respond<T: Encodable + HeaderVersion>(&mut self, correlation_id: i32, version: i16, body: &T) {
+    async fn respond<T: Encodable + HeaderVersion + Sync>(&mut self, correlation_id: i32, version: i16, body: &T) {
         let mut buf = BytesMut::new();
         buf.put_i32(0);
         ResponseHeader::default()
@@ -51,8 +51,14 @@ impl Peer {
         assert_eq!(header.request_api_key, ApiKey::ApiVersions as i16);
         assert_eq!(header.request_api_version, 3);
         let body = ApiVersionsResponse::default().with_api_keys(vec![
-            ApiVersion::default().with_api_key(18).with_min_version(0).with_max_version(3),
-            ApiVersion::default().with_api_key(3).with_min_version(0).with_max_version(12),
+            ApiVersion::default()
+                .with_api_key(18)
+                .with_min_version(0)
+                .with_max_version(3),
+            ApiVersion::default()
+                .with_api_key(3)
+                .with_min_version(0)
+                .with_max_version(12),
         ]);
         self.respond(header.correlation_id, 3, &body).await;
     }
@@ -62,7 +68,14 @@ async fn connect(timeout: Duration) -> (Messenger, Peer) {
     let (client, server) = tokio::io::duplex(1 << 20);
     let mut peer = Peer { io: server };
     let (messenger, ()) = tokio::join!(
-        Messenger::handshake(Box::new(client), "peer:9092".into(), Some("test".into()), timeout, timeout, 1 << 20),
+        Messenger::handshake(
+            Box::new(client),
+            "peer:9092".into(),
+            Some("test".into()),
+            timeout,
+            timeout,
+            1 << 20
+        ),
         peer.handshake()
     );
     (messenger.unwrap(), peer)
@@ -79,7 +92,9 @@ fn tagged_metadata(tag: i32) -> MetadataResponse {
 async fn handshake_negotiates_per_api() {
     let (messenger, _peer) = connect(Duration::from_secs(5)).await;
     assert_eq!(messenger.version_for::<MetadataRequest>().unwrap(), 12);
-    let err = messenger.version_for::<kafka_protocol::messages::FetchRequest>().unwrap_err();
+    let err = messenger
+        .version_for::<kafka_protocol::messages::FetchRequest>()
+        .unwrap_err();
     assert!(matches!(err, Error::Protocol { .. }), "{err}");
     assert!(!err.is_retriable());
 }
@@ -92,18 +107,32 @@ async fn old_brokers_fall_back_to_api_versions_v0() {
         // v3 is refused the way Kafka does it: a v0 body with UNSUPPORTED_VERSION.
         let (header, _) = peer.read_request().await.unwrap();
         assert_eq!(header.request_api_version, 3);
-        peer.respond(header.correlation_id, 0, &ApiVersionsResponse::default().with_error_code(35))
-            .await;
+        peer.respond(
+            header.correlation_id,
+            0,
+            &ApiVersionsResponse::default().with_error_code(35),
+        )
+        .await;
         let (header, _) = peer.read_request().await.unwrap();
         assert_eq!(header.request_api_version, 0);
         let body = ApiVersionsResponse::default().with_api_keys(vec![
-            ApiVersion::default().with_api_key(3).with_min_version(0).with_max_version(7),
+            ApiVersion::default()
+                .with_api_key(3)
+                .with_min_version(0)
+                .with_max_version(7),
         ]);
         peer.respond(header.correlation_id, 0, &body).await;
     };
     let timeout = Duration::from_secs(5);
     let (messenger, ()) = tokio::join!(
-        Messenger::handshake(Box::new(client), "old:9092".into(), None, timeout, timeout, 1 << 20),
+        Messenger::handshake(
+            Box::new(client),
+            "old:9092".into(),
+            None,
+            timeout,
+            timeout,
+            1 << 20
+        ),
         broker
     );
     assert_eq!(messenger.unwrap().version_for::<MetadataRequest>().unwrap(), 7);
@@ -151,7 +180,16 @@ async fn pipelined_responses_reach_their_callers_in_any_order() {
 async fn a_timed_out_request_leaves_the_connection_usable() {
     let (messenger, mut peer) = connect(Duration::from_millis(100)).await;
     let err = messenger.request(&MetadataRequest::default()).await.unwrap_err();
-    assert!(matches!(err, Error::RequestTimeout { api: ApiKey::Metadata, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::RequestTimeout {
+                api: ApiKey::Metadata,
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert!(err.is_retriable());
     // The late answer to the first request must be discarded, not handed to the second.
     let (late, _) = peer.read_request().await.unwrap();
@@ -180,7 +218,8 @@ async fn a_dropped_caller_does_not_desync_the_stream() {
         }
     }
     let (abandoned, _) = peer.read_request().await.unwrap();
-    peer.respond(abandoned.correlation_id, 12, &tagged_metadata(1)).await;
+    peer.respond(abandoned.correlation_id, 12, &tagged_metadata(1))
+        .await;
     let broker = async {
         let (header, _) = peer.read_request().await.unwrap();
         peer.respond(header.correlation_id, 12, &tagged_metadata(7)).await;

@@ -1,0 +1,47 @@
+//! Integration tests against a real broker.
+//!
+//! One test binary owns one broker for the whole run: `main` starts it (or uses
+//! `KAFKA_BOOTSTRAP_SERVERS`), runs every test through libtest-mimic (same flags and output as
+//! `cargo test`), and stops it, even when tests fail. Fault tests start brokers of their own.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+mod admin;
+mod connection;
+mod support;
+
+use std::process::ExitCode;
+
+use libtest_mimic::{Arguments, Trial};
+use support::Ctx;
+
+fn main() -> ExitCode {
+    let args = Arguments::from_args();
+    let mut trials = Vec::new();
+    connection::trials(&mut trials);
+    admin::trials(&mut trials);
+
+    if args.list {
+        return libtest_mimic::run(&args, trials).exit_code();
+    }
+    let broker = match kafka_event_bus::testing::TestBroker::from_env_or_start() {
+        Ok(broker) => broker,
+        Err(e) => {
+            eprintln!("cannot start the test broker: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    Ctx::init(&broker);
+    let conclusion = libtest_mimic::run(&args, trials.into_iter().map(|t| t.with_kind("broker")).collect());
+    drop(broker);
+    conclusion.exit_code()
+}
+
+/// A test: an async function given the shared context.
+pub(crate) fn trial<F, Fut>(name: &str, test: F) -> Trial
+where
+    F: FnOnce(&'static Ctx) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    Trial::test(name, move || support::run(test))
+}
