@@ -32,7 +32,12 @@ impl Peer {
         Some((header, buf))
     }
 
-    async fn respond<T: Encodable + HeaderVersion + Sync>(&mut self, correlation_id: i32, version: i16, body: &T) {
+    async fn respond<T: Encodable + HeaderVersion + Sync>(
+        &mut self,
+        correlation_id: i32,
+        version: i16,
+        body: &T,
+    ) {
         let mut buf = BytesMut::new();
         buf.put_i32(0);
         ResponseHeader::default()

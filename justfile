@@ -1,0 +1,53 @@
+# Day-to-day tasks. The README's two commands (`cargo run --example quickstart`, `cargo test`) need none of this.
+
+musl := "x86_64-unknown-linux-musl"
+port := env_var_or_default("KAFKA_PORT", "9092")
+
+# List the recipes.
+default:
+    @just --list
+
+# Start a local broker (Tansu, in-memory) on 127.0.0.1:{{port}} in the background.
+broker-up:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    cargo build -q --example local_broker
+    nohup target/debug/examples/local_broker --port {{port}} > target/local-broker.log 2>&1 &
+    echo $! > target/local-broker.pid
+    for _ in $(seq 100); do
+        if (exec 3<>/dev/tcp/127.0.0.1/{{port}}) 2>/dev/null; then
+            echo "broker up: export KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:{{port}}"; exit 0
+        fi
+        sleep 0.1
+    done
+    cat target/local-broker.log; exit 1
+
+# Stop the broker started by broker-up.
+broker-down:
+    #!/usr/bin/env bash
+    if [ -f target/local-broker.pid ]; then kill "$(cat target/local-broker.pid)" 2>/dev/null || true; rm -f target/local-broker.pid; fi
+
+# The quick start, end to end (on a throwaway broker unless KAFKA_BOOTSTRAP_SERVERS is set).
+demo:
+    cargo run --example quickstart
+
+# Every test, against a real broker.
+test:
+    cargo test
+
+# Formatting, clippy with warnings as errors, and rustdoc with warnings as errors.
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --all-targets --all-features -- -D warnings
+    RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --all-features
+
+# No C toolchain: build with CC=/bin/false, no *-sys/ring/aws-lc crate, and a static musl quickstart that runs.
+pure:
+    CC=/bin/false CXX=/bin/false cargo build --all-features --all-targets
+    bash .ci/purity.sh
+    rustup target add {{musl}}
+    CC=/bin/false CXX=/bin/false CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_LINKER=rust-lld \
+        CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS="-C link-self-contained=yes" \
+        cargo build --example quickstart --target {{musl}}
+    readelf -l target/{{musl}}/debug/examples/quickstart | grep -q INTERP && { echo 'not statically linked'; exit 1; } || echo 'static binary: no program interpreter'
+    target/{{musl}}/debug/examples/quickstart
