@@ -2,6 +2,8 @@
 
 use std::{fmt, time::Duration};
 
+use super::connection::TlsConfig;
+
 /// How the client reaches and talks to a cluster.
 ///
 /// Defaults follow the Java client where it has the same setting (`request.timeout.ms` 30 s,
@@ -36,6 +38,8 @@ pub struct ClientConfig {
     pub reconnect_backoff_max: Duration,
     /// How long a request keeps trying to (re)connect before it gives up with the last error.
     pub reconnect_deadline: Duration,
+    /// TLS for every broker connection (`security_protocol` SSL); `None` is plaintext.
+    pub tls: Option<TlsConfig>,
     /// The largest response frame accepted from a broker (a guard against garbage size prefixes).
     pub max_response_size: usize,
 }
@@ -58,6 +62,7 @@ impl ClientConfig {
             reconnect_backoff_max: Duration::from_secs(1),
             reconnect_deadline: Duration::from_secs(30),
             max_response_size: 100 * 1024 * 1024,
+            tls: None,
         }
     }
 
@@ -90,6 +95,12 @@ impl ClientConfig {
         self
     }
 
+    /// Secures every broker connection with TLS.
+    pub fn with_tls(mut self, tls: TlsConfig) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
     /// Sets the reconnect backoff range ([`reconnect_backoff`](Self::reconnect_backoff) to
     /// [`reconnect_backoff_max`](Self::reconnect_backoff_max)).
     pub fn with_reconnect_backoff(mut self, min: Duration, max: Duration) -> Self {
@@ -109,6 +120,7 @@ impl fmt::Debug for ClientConfig {
             .field("reconnect_backoff", &self.reconnect_backoff)
             .field("reconnect_backoff_max", &self.reconnect_backoff_max)
             .field("reconnect_deadline", &self.reconnect_deadline)
+            .field("tls", &self.tls)
             .finish_non_exhaustive()
     }
 }

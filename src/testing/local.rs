@@ -19,7 +19,7 @@ const READY_TIMEOUT: Duration = Duration::from_secs(20);
 /// The shell that owns the broker: it starts Tansu, prints its PID, and kills it by that PID when its
 /// standard input closes, which happens when [`LocalBroker`] is dropped *or* when the owning process dies
 /// in any way (the pipe closes with it).
-const WATCHDOG: &str = r#""$1" broker --listener-url "tcp://127.0.0.1:$2" --advertised-listener-url "tcp://127.0.0.1:$2" --storage-engine memory://tansu/ >"$3" 2>&1 &
+const WATCHDOG: &str = r#""$1" broker --listener-url "tcp://127.0.0.1:$2" --advertised-listener-url "tcp://127.0.0.1:$4" --storage-engine memory://tansu/ >"$3" 2>&1 &
 pid=$!
 echo "$pid"
 read _ignored
@@ -40,6 +40,7 @@ wait "$pid""#;
 /// ```
 pub struct LocalBroker {
     port: u16,
+    advertised_port: u16,
     bootstrap_servers: String,
     log: PathBuf,
     process: Option<Process>,
@@ -58,11 +59,18 @@ impl LocalBroker {
     ///
     /// When installing or starting fails, or the broker does not accept connections in time.
     pub fn start() -> Result<Self, Error> {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .context(PortSnafu)?
-            .port();
-        Self::start_on(port)
+        Self::start_on(free_port()?)
+    }
+
+    /// Starts a broker on a free port that tells clients (in its metadata) to connect to
+    /// `127.0.0.1:<advertised_port>` instead: the port of a proxy in front of it (a TLS terminator, a
+    /// fault injector).
+    ///
+    /// # Errors
+    ///
+    /// As [`start`](Self::start).
+    pub fn start_behind(advertised_port: u16) -> Result<Self, Error> {
+        Self::launch(free_port()?, advertised_port)
     }
 
     /// Starts a broker on `port`.
@@ -71,10 +79,15 @@ impl LocalBroker {
     ///
     /// As [`start`](Self::start).
     pub fn start_on(port: u16) -> Result<Self, Error> {
+        Self::launch(port, port)
+    }
+
+    fn launch(port: u16, advertised_port: u16) -> Result<Self, Error> {
         let log = std::env::temp_dir().join(format!("kafka-event-bus-tansu-{port}.log"));
         let mut broker = Self {
             port,
-            bootstrap_servers: format!("127.0.0.1:{port}"),
+            advertised_port,
+            bootstrap_servers: format!("127.0.0.1:{advertised_port}"),
             log,
             process: None,
         };
@@ -91,6 +104,7 @@ impl LocalBroker {
             .arg(&binary)
             .arg(self.port.to_string())
             .arg(&self.log)
+            .arg(self.advertised_port.to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -127,12 +141,12 @@ impl LocalBroker {
         })
     }
 
-    /// The bootstrap address, `127.0.0.1:<port>`.
+    /// The bootstrap address clients should use: `127.0.0.1:<advertised port>`.
     pub fn bootstrap_servers(&self) -> &str {
         &self.bootstrap_servers
     }
 
-    /// The port it listens on.
+    /// The port it listens on (differs from the advertised one behind a proxy).
     pub fn port(&self) -> u16 {
         self.port
     }
@@ -184,6 +198,13 @@ impl LocalBroker {
             signal(p.pid, "-CONT");
         }
     }
+}
+
+fn free_port() -> Result<u16, Error> {
+    Ok(TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .context(PortSnafu)?
+        .port())
 }
 
 fn signal(pid: u32, signal: &str) {

@@ -9,6 +9,8 @@
 mod admin;
 mod connection;
 mod support;
+mod tls;
+mod tls_proxy;
 
 use std::process::ExitCode;
 
@@ -20,6 +22,7 @@ fn main() -> ExitCode {
     let mut trials = Vec::new();
     connection::trials(&mut trials);
     admin::trials(&mut trials);
+    tls::trials(&mut trials);
 
     if args.list {
         return libtest_mimic::run(&args, trials).exit_code();

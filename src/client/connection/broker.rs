@@ -5,7 +5,7 @@ use std::{sync::Arc, time::Duration};
 use backon::{ExponentialBuilder, Retryable};
 use tracing::{debug, warn};
 
-use super::{Error, Messenger, transport};
+use super::{Error, Messenger, transport, transport::BoxStream};
 use crate::{client::ClientConfig, protocol::ApiRequest};
 
 /// One broker, shared by everything that talks to it: requests are pipelined on a single connection,
@@ -122,8 +122,26 @@ impl BrokerConnection {
     async fn connect(&self) -> Result<Messenger, Error> {
         let config = &self.config;
         let stream = transport::connect_tcp(&self.address, config.connect_timeout).await?;
+        let stream: BoxStream = match &config.tls {
+            None => Box::new(stream),
+            Some(tls) => {
+                let (host, _) = transport::split_host_port(&self.address)?;
+                let handshake = tls.connect(host, stream);
+                let stream = tokio::time::timeout(config.connect_timeout, handshake)
+                    .await
+                    .map_err(|_| Error::ConnectTimeout {
+                        broker: self.address.clone(),
+                        timeout: config.connect_timeout,
+                    })?
+                    .map_err(|e| Error::Tls {
+                        broker: self.address.clone(),
+                        source: Arc::new(e),
+                    })?;
+                Box::new(stream)
+            }
+        };
         let handshake = Messenger::handshake(
-            Box::new(stream),
+            stream,
             self.address.clone(),
             config.client_id.clone(),
             config.request_timeout,

@@ -59,6 +59,16 @@ pub enum Error {
         /// The last attempt's error.
         last: Box<Error>,
     },
+    /// The TLS handshake failed: the broker's certificate was not trusted or not valid for its name, a
+    /// client certificate was required but not given or refused, or the connection broke mid-handshake
+    /// (only the last is retriable).
+    #[snafu(display("TLS handshake with broker {broker} failed: {source}"))]
+    Tls {
+        /// The broker.
+        broker: String,
+        /// The handshake's error (rustls' reason inside).
+        source: Arc<std::io::Error>,
+    },
     /// The broker closed the connection (cleanly or mid-frame). Every request in flight on it fails with
     /// this error; the next request reconnects.
     #[snafu(display("broker {broker} closed the connection"))]
@@ -133,6 +143,9 @@ impl Error {
             | Error::Io { .. }
             | Error::RequestTimeout { .. } => true,
             Error::Handshake { source, .. } => source.is_retriable(),
+            // rustls reports certificate and protocol failures as InvalidData; anything else is the
+            // socket failing mid-handshake.
+            Error::Tls { source, .. } => source.kind() != std::io::ErrorKind::InvalidData,
             Error::InvalidAddress { .. }
             | Error::ReconnectDeadline { .. }
             | Error::Closed { .. }
@@ -153,7 +166,8 @@ impl Error {
             | Error::RequestTimeout { broker, .. }
             | Error::Closed { broker }
             | Error::Protocol { broker, .. }
-            | Error::Handshake { broker, .. } => broker,
+            | Error::Handshake { broker, .. }
+            | Error::Tls { broker, .. } => broker,
         }
     }
 }

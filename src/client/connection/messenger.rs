@@ -384,6 +384,12 @@ fn io_error(broker: &str, e: std::io::Error) -> Error {
         UnexpectedEof | ConnectionReset | ConnectionAborted | BrokenPipe => Error::Disconnected {
             broker: broker.to_owned(),
         },
+        // Only the TLS layer reports InvalidData: a fatal alert (e.g. the broker wanted a client
+        // certificate, which TLS 1.3 reports after the handshake) or a corrupt record.
+        InvalidData => Error::Tls {
+            broker: broker.to_owned(),
+            source: Arc::new(e),
+        },
         _ => Error::Io {
             broker: broker.to_owned(),
             source: Arc::new(e),
