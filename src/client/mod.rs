@@ -1,1 +1,3 @@
 //! Everything that talks to brokers over sockets (feature `client`).
+
+pub mod producer;
