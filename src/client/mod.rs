@@ -2,12 +2,14 @@
 //!
 //! - [`connection`]: one broker socket; framing, ApiVersions, pipelined requests, reconnects.
 //! - [`cluster`]: bootstrap, metadata, one shared connection per broker, admin operations.
+//! - [`producer`]: partitioning, batching and sending records.
 //!
 //! [`ClientConfig`] holds the settings every layer here reads.
 
 pub mod cluster;
 mod config;
 pub mod connection;
+pub mod producer;
 
 pub use cluster::{Cluster, ClusterMetadata, NewTopic, TopicCreation};
 pub use config::ClientConfig;

@@ -11,6 +11,8 @@
 //! - [`frame`]: size-prefixed request frames with the right header version (flexible or not), and
 //!   response decoding that rejects trailing bytes (a sign of a version mismatch).
 //! - [`Headers`]: record headers as the wire has them: ordered, duplicates kept, null values kept.
+//! - [`records`]: record batches (format v2): [`RecordBatchBuilder`] for producing, [`RecordBatchDecoder`]
+//!   for fetched bytes, and the four compression codecs ([`Compression`]).
 //!
 //! # Invariants
 //!
@@ -22,11 +24,13 @@ mod api;
 mod error;
 pub mod frame;
 mod headers;
+pub mod records;
 mod versions;
 
 pub use api::ApiRequest;
 pub use error::{Error, ServerError};
 pub use headers::{Header, Headers};
+pub use records::{Compression, Record, RecordBatch, RecordBatchBuilder, RecordBatchDecoder};
 pub use versions::ApiVersionTable;
 
 /// Re-exports of the [`kafka_protocol`] types that appear in this crate's public API.
