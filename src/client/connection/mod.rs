@@ -3,5 +3,8 @@
 //! This module owns what a single connection needs; the SASL mechanisms live in [`sasl`] as I/O-free
 //! state machines that the connection drives with SaslHandshake/SaslAuthenticate requests.
 
-#[allow(dead_code, reason = "driven by the connection layer, which is built separately")]
+#[allow(
+    dead_code,
+    reason = "driven by the connection layer, which is built separately"
+)]
 pub(crate) mod sasl;

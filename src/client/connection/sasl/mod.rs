@@ -182,7 +182,10 @@ impl SaslClient {
     /// [`Error::Random`] if no nonce can be drawn (SCRAM).
     pub(crate) fn new(mechanism: Mechanism, username: &str, password: &str) -> Result<Self, Error> {
         Ok(match mechanism {
-            Mechanism::Plain => Self::Plain { initial: plain_initial_response(username, password), sent: false },
+            Mechanism::Plain => Self::Plain {
+                initial: plain_initial_response(username, password),
+                sent: false,
+            },
             Mechanism::ScramSha256 | Mechanism::ScramSha512 => {
                 Self::Scram(ScramClient::new(mechanism, username, password)?)
             }
@@ -216,7 +219,9 @@ impl SaslClient {
     /// (the broker signals failure through the response's error code).
     pub(crate) fn handle_challenge(&mut self, challenge: &[u8]) -> Result<Step, Error> {
         match self {
-            Self::Plain { sent: false, .. } => Err(Error::OutOfOrder { expected: "initial response first" }),
+            Self::Plain { sent: false, .. } => Err(Error::OutOfOrder {
+                expected: "initial response first",
+            }),
             Self::Plain { .. } => Ok(Step::Done),
             Self::Scram(s) => s.handle(challenge),
         }
@@ -226,7 +231,10 @@ impl SaslClient {
 impl fmt::Debug for SaslClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Plain { sent, .. } => f.debug_struct("Plain").field("sent", sent).finish_non_exhaustive(),
+            Self::Plain { sent, .. } => f
+                .debug_struct("Plain")
+                .field("sent", sent)
+                .finish_non_exhaustive(),
             Self::Scram(s) => s.fmt(f),
         }
     }

@@ -58,8 +58,15 @@ impl ScramClient {
     /// [`Error::Random`] if the operating system's random source fails.
     pub(crate) fn new(mechanism: Mechanism, username: &str, password: &str) -> Result<Self, Error> {
         let mut raw = [0u8; 24];
-        getrandom::fill(&mut raw).map_err(|e| Error::Random { message: e.to_string() })?;
-        Ok(Self::with_nonce(mechanism, username, password, &URL_SAFE_NO_PAD.encode(raw)))
+        getrandom::fill(&mut raw).map_err(|e| Error::Random {
+            message: e.to_string(),
+        })?;
+        Ok(Self::with_nonce(
+            mechanism,
+            username,
+            password,
+            &URL_SAFE_NO_PAD.encode(raw),
+        ))
     }
 
     /// A client with a given nonce (test vectors).
@@ -96,13 +103,17 @@ impl ScramClient {
     /// [`Error::NonceMismatch`], [`Error::IterationCount`], [`Error::OutOfOrder`].
     pub(crate) fn handle_server_first(&mut self, message: &[u8]) -> Result<Vec<u8>, Error> {
         if !matches!(self.state, State::ClientFirstSent) {
-            return Err(Error::OutOfOrder { expected: "client_first before server-first" });
+            return Err(Error::OutOfOrder {
+                expected: "client_first before server-first",
+            });
         }
         self.state = State::Failed;
         let text = utf8(message)?;
         let attrs = attributes(text)?;
         if let Some(message) = find(&attrs, 'e') {
-            return Err(Error::AuthenticationFailed { message: message.to_owned() });
+            return Err(Error::AuthenticationFailed {
+                message: message.to_owned(),
+            });
         }
         if attrs.first().is_some_and(|(k, _)| *k == 'm') {
             return Err(malformed("server requires an unsupported extension (m=)"));
@@ -115,23 +126,40 @@ impl ScramClient {
             return Err(malformed("server nonce has non-printable characters"));
         }
         let salt = find(&attrs, 's').ok_or_else(|| malformed("server-first has no salt (s=)"))?;
-        let salt = STANDARD.decode(salt).map_err(|_| malformed("salt is not base64"))?;
+        let salt = STANDARD
+            .decode(salt)
+            .map_err(|_| malformed("salt is not base64"))?;
         if salt.is_empty() {
             return Err(malformed("salt is empty"));
         }
-        let iterations = find(&attrs, 'i').ok_or_else(|| malformed("server-first has no iteration count (i=)"))?;
-        let iterations: u64 = iterations.parse().map_err(|_| malformed("iteration count is not a number"))?;
+        let iterations =
+            find(&attrs, 'i').ok_or_else(|| malformed("server-first has no iteration count (i=)"))?;
+        let iterations: u64 = iterations
+            .parse()
+            .map_err(|_| malformed("iteration count is not a number"))?;
         let iterations = u32::try_from(iterations)
             .ok()
             .filter(|i| (MIN_ITERATIONS..=MAX_ITERATIONS).contains(i))
-            .ok_or(Error::IterationCount { iterations, min: MIN_ITERATIONS, max: MAX_ITERATIONS })?;
+            .ok_or(Error::IterationCount {
+                iterations,
+                min: MIN_ITERATIONS,
+                max: MAX_ITERATIONS,
+            })?;
 
         let final_without_proof = format!("c={GS2_HEADER_B64},r={nonce}");
         let auth_message = format!("{},{},{}", self.first_bare(), text, final_without_proof);
-        let keys = Keys::derive(self.mechanism, self.password.as_bytes(), &salt, iterations, auth_message.as_bytes());
+        let keys = Keys::derive(
+            self.mechanism,
+            self.password.as_bytes(),
+            &salt,
+            iterations,
+            auth_message.as_bytes(),
+        );
         // The password is no longer needed.
         self.password.clear();
-        self.state = State::ClientFinalSent { server_signature: keys.server_signature };
+        self.state = State::ClientFinalSent {
+            server_signature: keys.server_signature,
+        };
         Ok(format!("{final_without_proof},p={}", STANDARD.encode(keys.client_proof)).into_bytes())
     }
 
@@ -142,15 +170,22 @@ impl ScramClient {
     /// [`Error::AuthenticationFailed`], [`Error::ServerSignatureMismatch`],
     /// [`Error::MalformedServerMessage`], [`Error::OutOfOrder`].
     pub(crate) fn handle_server_final(&mut self, message: &[u8]) -> Result<(), Error> {
-        let State::ClientFinalSent { server_signature } = std::mem::replace(&mut self.state, State::Failed) else {
-            return Err(Error::OutOfOrder { expected: "server-first before server-final" });
+        let State::ClientFinalSent { server_signature } = std::mem::replace(&mut self.state, State::Failed)
+        else {
+            return Err(Error::OutOfOrder {
+                expected: "server-first before server-final",
+            });
         };
         let attrs = attributes(utf8(message)?)?;
         if let Some(message) = find(&attrs, 'e') {
-            return Err(Error::AuthenticationFailed { message: message.to_owned() });
+            return Err(Error::AuthenticationFailed {
+                message: message.to_owned(),
+            });
         }
         let verifier = find(&attrs, 'v').ok_or_else(|| malformed("server-final has neither v= nor e="))?;
-        let verifier = STANDARD.decode(verifier).map_err(|_| malformed("server signature is not base64"))?;
+        let verifier = STANDARD
+            .decode(verifier)
+            .map_err(|_| malformed("server signature is not base64"))?;
         if !constant_time_eq(&verifier, &server_signature) {
             return Err(Error::ServerSignatureMismatch);
         }
@@ -163,8 +198,12 @@ impl ScramClient {
         match self.state {
             State::ClientFirstSent => self.handle_server_first(message).map(Step::Respond),
             State::ClientFinalSent { .. } => self.handle_server_final(message).map(|()| Step::Done),
-            State::Initial => Err(Error::OutOfOrder { expected: "client_first" }),
-            State::Done | State::Failed => Err(Error::OutOfOrder { expected: "no more server messages" }),
+            State::Initial => Err(Error::OutOfOrder {
+                expected: "client_first",
+            }),
+            State::Done | State::Failed => Err(Error::OutOfOrder {
+                expected: "no more server messages",
+            }),
         }
     }
 
@@ -202,7 +241,9 @@ impl Keys {
     fn derive(mechanism: Mechanism, password: &[u8], salt: &[u8], iterations: u32, auth: &[u8]) -> Self {
         match mechanism {
             Mechanism::ScramSha256 => Self::derive_with::<Sha256>(password, salt, iterations, auth),
-            Mechanism::ScramSha512 | Mechanism::Plain => Self::derive_with::<Sha512>(password, salt, iterations, auth),
+            Mechanism::ScramSha512 | Mechanism::Plain => {
+                Self::derive_with::<Sha512>(password, salt, iterations, auth)
+            }
         }
     }
 
@@ -216,10 +257,17 @@ impl Keys {
         let client_key = hmac_of::<D>(&salted, b"Client Key");
         let stored_key = D::digest(&client_key).to_vec();
         let client_signature = hmac_of::<D>(&stored_key, auth);
-        let client_proof = client_key.iter().zip(&client_signature).map(|(k, s)| k ^ s).collect();
+        let client_proof = client_key
+            .iter()
+            .zip(&client_signature)
+            .map(|(k, s)| k ^ s)
+            .collect();
         let server_key = hmac_of::<D>(&salted, b"Server Key");
         let server_signature = hmac_of::<D>(&server_key, auth);
-        Self { client_proof, server_signature }
+        Self {
+            client_proof,
+            server_signature,
+        }
     }
 }
 
@@ -248,7 +296,9 @@ fn utf8(message: &[u8]) -> Result<&str, Error> {
 }
 
 fn malformed(reason: &str) -> Error {
-    Error::MalformedServerMessage { reason: reason.to_owned() }
+    Error::MalformedServerMessage {
+        reason: reason.to_owned(),
+    }
 }
 
 /// `k=value` pairs separated by commas; keys are single ASCII letters.

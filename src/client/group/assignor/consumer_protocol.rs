@@ -45,12 +45,9 @@ pub const CONSUMER_PROTOCOL_VERSION: i16 = 3;
 /// ```
 /// use kafka_event_bus::client::group::assignor::{Subscription, TopicPartition};
 ///
-/// let sub = Subscription {
-///     topics: vec!["orders".into()],
-///     owned_partitions: vec![TopicPartition::new("orders", 0)],
-///     generation_id: Some(4),
-///     ..Subscription::default()
-/// };
+/// let sub = Subscription::new(["orders"])
+///     .with_owned_partitions(vec![TopicPartition::new("orders", 0)])
+///     .with_generation_id(Some(4));
 /// let bytes = sub.encode().unwrap();
 /// assert_eq!(&bytes[..2], &[0, 3]); // version 3
 /// assert_eq!(Subscription::decode(&bytes).unwrap(), sub);
@@ -77,10 +74,8 @@ pub struct Subscription {
 /// ```
 /// use kafka_event_bus::client::group::assignor::{Assignment, TopicPartition};
 ///
-/// let a = Assignment {
-///     partitions: vec![TopicPartition::new("orders", 1), TopicPartition::new("orders", 3)],
-///     ..Assignment::default()
-/// };
+/// let a = Assignment::new(vec![TopicPartition::new("orders", 1), TopicPartition::new("orders", 3)])
+///     .with_user_data(Some(bytes::Bytes::from_static(b"opaque")));
 /// assert_eq!(Assignment::decode(&a.encode().unwrap()).unwrap(), a);
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -95,7 +90,38 @@ pub struct Assignment {
 impl Subscription {
     /// A subscription to `topics`, with nothing owned and no generation.
     pub fn new(topics: impl IntoIterator<Item = impl Into<String>>) -> Self {
-        Self { topics: topics.into_iter().map(Into::into).collect(), ..Self::default() }
+        Self {
+            topics: topics.into_iter().map(Into::into).collect(),
+            ..Self::default()
+        }
+    }
+
+    /// Sets the partitions the member owns.
+    #[must_use]
+    pub fn with_owned_partitions(mut self, owned: Vec<TopicPartition>) -> Self {
+        self.owned_partitions = owned;
+        self
+    }
+
+    /// Sets the generation in which the member got its owned partitions.
+    #[must_use]
+    pub fn with_generation_id(mut self, generation_id: Option<i32>) -> Self {
+        self.generation_id = generation_id;
+        self
+    }
+
+    /// Sets the assignor's user data.
+    #[must_use]
+    pub fn with_user_data(mut self, user_data: Option<Bytes>) -> Self {
+        self.user_data = user_data;
+        self
+    }
+
+    /// Sets the member's rack.
+    #[must_use]
+    pub fn with_rack_id(mut self, rack_id: Option<String>) -> Self {
+        self.rack_id = rack_id;
+        self
     }
 
     /// Encodes at [`CONSUMER_PROTOCOL_VERSION`], version prefix included.
@@ -105,7 +131,12 @@ impl Subscription {
     /// [`Error::Encode`] when a string is too long for the wire (over 32767 bytes).
     pub fn encode(&self) -> Result<Bytes, Error> {
         let msg = ConsumerProtocolSubscription::default()
-            .with_topics(self.topics.iter().map(|t| StrBytes::from_string(t.clone())).collect())
+            .with_topics(
+                self.topics
+                    .iter()
+                    .map(|t| StrBytes::from_string(t.clone()))
+                    .collect(),
+            )
             .with_user_data(self.user_data.clone())
             .with_owned_partitions(
                 group_by_topic(&self.owned_partitions)
@@ -133,18 +164,45 @@ impl Subscription {
         let version = r.version()?;
         let topics = r.array("topics", 2, |r| r.string("topic"))?;
         let user_data = r.nullable_bytes("user_data")?;
-        let owned_partitions = if version >= 1 { r.topic_partitions("owned_partitions")? } else { Vec::new() };
-        let generation_id = if version >= 2 { Some(r.i32("generation_id")?).filter(|g| *g >= 0) } else { None };
-        let rack_id =
-            if version >= 3 { r.nullable_string("rack_id")?.filter(|s| !s.is_empty()) } else { None };
-        Ok(Self { topics, user_data, owned_partitions, generation_id, rack_id })
+        let owned_partitions = if version >= 1 {
+            r.topic_partitions("owned_partitions")?
+        } else {
+            Vec::new()
+        };
+        let generation_id = if version >= 2 {
+            Some(r.i32("generation_id")?).filter(|g| *g >= 0)
+        } else {
+            None
+        };
+        let rack_id = if version >= 3 {
+            r.nullable_string("rack_id")?.filter(|s| !s.is_empty())
+        } else {
+            None
+        };
+        Ok(Self {
+            topics,
+            user_data,
+            owned_partitions,
+            generation_id,
+            rack_id,
+        })
     }
 }
 
 impl Assignment {
     /// An assignment of `partitions` with no user data.
     pub fn new(partitions: Vec<TopicPartition>) -> Self {
-        Self { partitions, user_data: None }
+        Self {
+            partitions,
+            user_data: None,
+        }
+    }
+
+    /// Sets the assignor's user data.
+    #[must_use]
+    pub fn with_user_data(mut self, user_data: Option<Bytes>) -> Self {
+        self.user_data = user_data;
+        self
     }
 
     /// Encodes at [`CONSUMER_PROTOCOL_VERSION`], version prefix included.
@@ -182,7 +240,10 @@ impl Assignment {
         r.version()?;
         let partitions = r.topic_partitions("assigned_partitions")?;
         let user_data = r.nullable_bytes("user_data")?;
-        Ok(Self { partitions, user_data })
+        Ok(Self {
+            partitions,
+            user_data,
+        })
     }
 }
 
@@ -221,7 +282,10 @@ impl<'a> Reader<'a> {
     fn take(&mut self, n: usize, field: &'static str) -> Result<&'a [u8], Error> {
         let end = self.pos.checked_add(n).filter(|end| *end <= self.buf.len());
         let Some(end) = end else {
-            return Err(Error::Truncated { field, offset: self.pos });
+            return Err(Error::Truncated {
+                field,
+                offset: self.pos,
+            });
         };
         let out = &self.buf[self.pos..end];
         self.pos = end;
@@ -248,27 +312,38 @@ impl<'a> Reader<'a> {
     fn len(&mut self, raw: i32, field: &'static str) -> Result<Option<usize>, Error> {
         match raw {
             -1 => Ok(None),
-            n if n < 0 => Err(Error::NegativeLength { field, len: n, offset: self.pos }),
+            n if n < 0 => Err(Error::NegativeLength {
+                field,
+                len: n,
+                offset: self.pos,
+            }),
             n => Ok(Some(n.unsigned_abs() as usize)),
         }
     }
 
     fn nullable_string(&mut self, field: &'static str) -> Result<Option<String>, Error> {
         let raw = self.i16(field)?;
-        let Some(n) = self.len(raw.into(), field)? else { return Ok(None) };
+        let Some(n) = self.len(raw.into(), field)? else {
+            return Ok(None);
+        };
         let offset = self.pos;
         let bytes = self.take(n, field)?;
-        String::from_utf8(bytes.to_vec()).map(Some).map_err(|_| Error::InvalidUtf8 { field, offset })
+        String::from_utf8(bytes.to_vec())
+            .map(Some)
+            .map_err(|_| Error::InvalidUtf8 { field, offset })
     }
 
     fn string(&mut self, field: &'static str) -> Result<String, Error> {
         let offset = self.pos;
-        self.nullable_string(field)?.ok_or(Error::NullString { field, offset })
+        self.nullable_string(field)?
+            .ok_or(Error::NullString { field, offset })
     }
 
     fn nullable_bytes(&mut self, field: &'static str) -> Result<Option<Bytes>, Error> {
         let raw = self.i32(field)?;
-        let Some(n) = self.len(raw, field)? else { return Ok(None) };
+        let Some(n) = self.len(raw, field)? else {
+            return Ok(None);
+        };
         Ok(Some(Bytes::copy_from_slice(self.take(n, field)?)))
     }
 
@@ -280,11 +355,16 @@ impl<'a> Reader<'a> {
         mut elem: impl FnMut(&mut Self) -> Result<T, Error>,
     ) -> Result<Vec<T>, Error> {
         let raw = self.i32(field)?;
-        let Some(n) = self.len(raw, field)? else { return Ok(Vec::new()) };
+        let Some(n) = self.len(raw, field)? else {
+            return Ok(Vec::new());
+        };
         // Never trust the count for an allocation: cap it by what the remaining bytes can hold.
         let remaining = self.buf.len().saturating_sub(self.pos);
         if n.saturating_mul(min_elem) > remaining {
-            return Err(Error::Truncated { field, offset: self.pos });
+            return Err(Error::Truncated {
+                field,
+                offset: self.pos,
+            });
         }
         let mut out = Vec::with_capacity(n);
         for _ in 0..n {
@@ -363,7 +443,11 @@ mod tests {
             let got = Subscription::decode(&buf).unwrap();
             assert_eq!(got.topics, vec!["a", "b"]);
             assert_eq!(got.user_data.as_deref(), Some(&b"ud"[..]));
-            let owned = if version >= 1 { vec![tp("a", 0), tp("a", 1)] } else { vec![] };
+            let owned = if version >= 1 {
+                vec![tp("a", 0), tp("a", 1)]
+            } else {
+                vec![]
+            };
             assert_eq!(got.owned_partitions, owned, "v{version}");
             assert_eq!(got.generation_id, (version >= 2).then_some(9), "v{version}");
             assert_eq!(got.rack_id, None);
@@ -380,8 +464,14 @@ mod tests {
 
     #[test]
     fn malformed_input_is_a_typed_error() {
-        assert!(matches!(Subscription::decode(&[]), Err(Error::Truncated { field: "version", .. })));
-        assert!(matches!(Subscription::decode(&[0xff, 0xff]), Err(Error::NegativeVersion { version: -1 })));
+        assert!(matches!(
+            Subscription::decode(&[]),
+            Err(Error::Truncated { field: "version", .. })
+        ));
+        assert!(matches!(
+            Subscription::decode(&[0xff, 0xff]),
+            Err(Error::NegativeVersion { version: -1 })
+        ));
         // 2^31-1 topics announced, none present: rejected before any allocation.
         assert!(matches!(
             Subscription::decode(&[0, 0, 0x7f, 0xff, 0xff, 0xff]),
@@ -399,7 +489,10 @@ mod tests {
             Subscription::decode(&[0, 0, 0, 0, 0, 1, 0, 1, 0xc3, 0xff, 0xff, 0xff, 0xff]),
             Err(Error::InvalidUtf8 { field: "topic", .. })
         ));
-        assert!(matches!(Assignment::decode(&[0, 0, 0]), Err(Error::Truncated { .. })));
+        assert!(matches!(
+            Assignment::decode(&[0, 0, 0]),
+            Err(Error::Truncated { .. })
+        ));
         assert_eq!(Assignment::decode(&[]).unwrap(), Assignment::default());
     }
 

@@ -42,6 +42,15 @@ pub use round_robin::RoundRobinAssignor;
 pub use sticky::CooperativeStickyAssignor;
 
 /// Errors of the consumer embedded protocol. None is retriable: the bytes are what they are.
+///
+/// # Example
+///
+/// ```
+/// use kafka_event_bus::client::group::assignor::{Error, Subscription};
+///
+/// let err = Subscription::decode(&[0, 1, 0, 0]).unwrap_err();
+/// assert!(matches!(err, Error::Truncated { field: "topics", .. }));
+/// ```
 #[derive(Debug, Snafu)]
 #[snafu(visibility(pub(crate)))]
 #[non_exhaustive]
@@ -117,7 +126,10 @@ pub struct TopicPartition {
 impl TopicPartition {
     /// A topic-partition.
     pub fn new(topic: impl Into<String>, partition: i32) -> Self {
-        Self { topic: topic.into(), partition }
+        Self {
+            topic: topic.into(),
+            partition,
+        }
     }
 }
 
@@ -128,6 +140,17 @@ impl fmt::Display for TopicPartition {
 }
 
 /// Which rebalance protocol an assignor supports (Java's `RebalanceProtocol`).
+///
+/// # Example
+///
+/// ```
+/// use kafka_event_bus::client::group::assignor::{
+///     Assignor, CooperativeStickyAssignor, RangeAssignor, RebalanceProtocol,
+/// };
+///
+/// assert_eq!(RangeAssignor.rebalance_protocol(), RebalanceProtocol::Eager);
+/// assert_eq!(CooperativeStickyAssignor.rebalance_protocol(), RebalanceProtocol::Cooperative);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[non_exhaustive]
 pub enum RebalanceProtocol {
@@ -161,7 +184,10 @@ pub struct MemberSubscription {
 impl MemberSubscription {
     /// A dynamic member with this subscription.
     pub fn new(subscription: Subscription) -> Self {
-        Self { group_instance_id: None, subscription }
+        Self {
+            group_instance_id: None,
+            subscription,
+        }
     }
 
     /// Sets the static member id.
@@ -213,7 +239,10 @@ pub trait Assignor: fmt::Debug + Send + Sync {
 
     /// The protocol this assignor is meant for (the first of [`Self::supported_protocols`]).
     fn rebalance_protocol(&self) -> RebalanceProtocol {
-        self.supported_protocols().first().copied().unwrap_or(RebalanceProtocol::Eager)
+        self.supported_protocols()
+            .first()
+            .copied()
+            .unwrap_or(RebalanceProtocol::Eager)
     }
 
     /// The `user_data` this assignor wants in the member's subscription, given the generation in
@@ -225,8 +254,11 @@ pub trait Assignor: fmt::Debug + Send + Sync {
 
     /// Assigns the partitions of `metadata` to `members` (member id → subscription). Topics nobody
     /// subscribes to are ignored; subscribed topics missing from `metadata` get nothing.
-    fn assign(&self, metadata: &PartitionsPerTopic, members: &BTreeMap<String, MemberSubscription>)
-    -> GroupAssignment;
+    fn assign(
+        &self,
+        metadata: &PartitionsPerTopic,
+        members: &BTreeMap<String, MemberSubscription>,
+    ) -> GroupAssignment;
 }
 
 /// What one member must do when its assignment changes from `old` to `new`.
@@ -282,8 +314,10 @@ fn subscribed_partitions(
     metadata: &PartitionsPerTopic,
     members: &BTreeMap<String, MemberSubscription>,
 ) -> BTreeMap<String, i32> {
-    let subscribed: BTreeSet<&str> =
-        members.values().flat_map(|m| m.subscription.topics.iter().map(String::as_str)).collect();
+    let subscribed: BTreeSet<&str> = members
+        .values()
+        .flat_map(|m| m.subscription.topics.iter().map(String::as_str))
+        .collect();
     metadata
         .iter()
         .filter(|(t, _)| subscribed.contains(t.as_str()))
@@ -294,8 +328,10 @@ fn subscribed_partitions(
 /// Member ids in Java's `MemberInfo` order: static members by instance id first, then dynamic
 /// members by member id.
 fn java_member_order(members: &BTreeMap<String, MemberSubscription>) -> Vec<&str> {
-    let mut ids: Vec<(&str, Option<&str>)> =
-        members.iter().map(|(id, m)| (id.as_str(), m.group_instance_id.as_deref())).collect();
+    let mut ids: Vec<(&str, Option<&str>)> = members
+        .iter()
+        .map(|(id, m)| (id.as_str(), m.group_instance_id.as_deref()))
+        .collect();
     ids.sort_by(|(a_id, a_inst), (b_id, b_inst)| match (a_inst, b_inst) {
         (Some(a), Some(b)) => a.cmp(b).then_with(|| a_id.cmp(b_id)),
         (Some(_), None) => std::cmp::Ordering::Less,

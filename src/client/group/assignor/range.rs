@@ -44,8 +44,14 @@ impl Assignor for RangeAssignor {
         let mut out = empty_assignment(members);
         let order = java_member_order(members);
         for (topic, count) in subscribed_partitions(metadata, members) {
-            let consumers: Vec<&str> = order.iter().copied().filter(|id| members[*id].subscribes_to(&topic)).collect();
-            let Ok(n_consumers) = i32::try_from(consumers.len()) else { continue };
+            let consumers: Vec<&str> = order
+                .iter()
+                .copied()
+                .filter(|id| members[*id].subscribes_to(&topic))
+                .collect();
+            let Ok(n_consumers) = i32::try_from(consumers.len()) else {
+                continue;
+            };
             if n_consumers == 0 {
                 continue;
             }

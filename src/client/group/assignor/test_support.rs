@@ -49,8 +49,11 @@ pub(crate) fn arb_case() -> impl Strategy<Value = Case> {
         ),
     )
         .prop_map(|(counts, n_members, same, raw)| {
-            let metadata: PartitionsPerTopic =
-                TOPICS.iter().zip(counts).map(|(t, n)| ((*t).to_owned(), n)).collect();
+            let metadata: PartitionsPerTopic = TOPICS
+                .iter()
+                .zip(counts)
+                .map(|(t, n)| ((*t).to_owned(), n))
+                .collect();
             let members = raw
                 .into_iter()
                 .take(n_members)
@@ -59,16 +62,27 @@ pub(crate) fn arb_case() -> impl Strategy<Value = Case> {
                     let topics: Vec<String> = if same {
                         TOPICS[..3].iter().map(|t| (*t).to_owned()).collect()
                     } else {
-                        TOPICS.iter().zip(subscribed).filter(|(_, s)| *s).map(|(t, _)| (*t).to_owned()).collect()
+                        TOPICS
+                            .iter()
+                            .zip(subscribed)
+                            .filter(|(_, s)| *s)
+                            .map(|(t, _)| (*t).to_owned())
+                            .collect()
                     };
                     let mut sub = Subscription::new(topics);
-                    sub.owned_partitions =
-                        owned.into_iter().map(|(t, p)| TopicPartition::new(TOPICS[t], p)).collect();
+                    sub.owned_partitions = owned
+                        .into_iter()
+                        .map(|(t, p)| TopicPartition::new(TOPICS[t], p))
+                        .collect();
                     sub.generation_id = generation;
                     (format!("m{i}"), MemberSubscription::new(sub))
                 })
                 .collect();
-            Case { metadata, members, same_subscriptions: same }
+            Case {
+                metadata,
+                members,
+                same_subscriptions: same,
+            }
         })
 }
 
@@ -86,7 +100,12 @@ pub(crate) fn check_valid(
         for tp in parts {
             let count = metadata.get(&tp.topic).copied().unwrap_or(0);
             prop_assert!(tp.partition >= 0 && tp.partition < count, "{} does not exist", tp);
-            prop_assert!(members[id].subscribes_to(&tp.topic), "{} given to non-subscriber {}", tp, id);
+            prop_assert!(
+                members[id].subscribes_to(&tp.topic),
+                "{} given to non-subscriber {}",
+                tp,
+                id
+            );
             prop_assert!(seen.insert(tp.clone()), "{} assigned twice", tp);
         }
     }
@@ -94,7 +113,12 @@ pub(crate) fn check_valid(
         for (topic, count) in metadata {
             if members.values().any(|m| m.subscribes_to(topic)) {
                 for p in 0..*count {
-                    prop_assert!(seen.contains(&TopicPartition::new(topic.clone(), p)), "{}-{} unassigned", topic, p);
+                    prop_assert!(
+                        seen.contains(&TopicPartition::new(topic.clone(), p)),
+                        "{}-{} unassigned",
+                        topic,
+                        p
+                    );
                 }
             }
         }
@@ -105,7 +129,10 @@ pub(crate) fn check_valid(
 /// Member sizes differ by at most one.
 pub(crate) fn check_balanced(out: &GroupAssignment) -> Result<(), TestCaseError> {
     let sizes: Vec<usize> = out.values().map(Vec::len).collect();
-    let (min, max) = (sizes.iter().min().copied().unwrap_or(0), sizes.iter().max().copied().unwrap_or(0));
+    let (min, max) = (
+        sizes.iter().min().copied().unwrap_or(0),
+        sizes.iter().max().copied().unwrap_or(0),
+    );
     prop_assert!(max - min <= 1, "unbalanced: {:?}", out);
     Ok(())
 }

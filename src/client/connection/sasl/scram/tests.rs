@@ -1,7 +1,8 @@
 use super::*;
 
 const NONCE: &str = "rOprNGfwEbeRWgbNEkqO";
-const SERVER_FIRST: &str = "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096";
+const SERVER_FIRST: &str =
+    "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096";
 
 #[test]
 fn rfc7677_scram_sha256_vector() {
@@ -12,7 +13,8 @@ fn rfc7677_scram_sha256_vector() {
         String::from_utf8(client_final).unwrap(),
         "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="
     );
-    c.handle_server_final(b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=").unwrap();
+    c.handle_server_final(b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=")
+        .unwrap();
     assert!(c.is_done());
 }
 
@@ -44,7 +46,10 @@ fn scram_sha512_vector_computed_with_python() {
     );
     let mut generic = ScramClient::with_nonce(Mechanism::ScramSha512, "user", "pencil", NONCE);
     generic.client_first();
-    assert!(matches!(generic.handle(SERVER_FIRST.as_bytes()).unwrap(), Step::Respond(_)));
+    assert!(matches!(
+        generic.handle(SERVER_FIRST.as_bytes()).unwrap(),
+        Step::Respond(_)
+    ));
     let server_final =
         b"v=ZQnYEgWQMFmmsM8aQMF0nDDCy/AgCzkwk8CmMZYcMg0vSVlKDanekLtifDSeVGT4+5ZxXnJq199RVG2rR7N7Zw==";
     assert_eq!(generic.handle(server_final).unwrap(), Step::Done);
@@ -62,7 +67,9 @@ fn after_server_first(mechanism: Mechanism) -> ScramClient {
 fn wrong_server_signature_is_rejected() {
     let mut c = after_server_first(Mechanism::ScramSha256);
     // The SHA-512 signature is well-formed base64 but wrong here.
-    let err = c.handle_server_final(b"v=7rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=").unwrap_err();
+    let err = c
+        .handle_server_final(b"v=7rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=")
+        .unwrap_err();
     assert!(matches!(err, Error::ServerSignatureMismatch), "{err}");
     assert!(!c.is_done());
     // And the exchange is over.
@@ -74,7 +81,11 @@ fn wrong_password_gives_a_different_proof() {
     let mut c = ScramClient::with_nonce(Mechanism::ScramSha256, "user", "pencil2", NONCE);
     c.client_first();
     let client_final = c.handle_server_first(SERVER_FIRST.as_bytes()).unwrap();
-    assert!(!String::from_utf8(client_final).unwrap().ends_with("p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="));
+    assert!(
+        !String::from_utf8(client_final)
+            .unwrap()
+            .ends_with("p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=")
+    );
     assert!(matches!(
         c.handle_server_final(b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="),
         Err(Error::ServerSignatureMismatch)
@@ -88,7 +99,10 @@ fn server_error_is_an_authentication_failure() {
     assert!(matches!(err, Error::AuthenticationFailed { ref message } if message == "invalid-proof"));
     let mut c = ScramClient::with_nonce(Mechanism::ScramSha256, "user", "pencil", NONCE);
     c.client_first();
-    assert!(matches!(c.handle_server_first(b"e=unknown-user"), Err(Error::AuthenticationFailed { .. })));
+    assert!(matches!(
+        c.handle_server_first(b"e=unknown-user"),
+        Err(Error::AuthenticationFailed { .. })
+    ));
 }
 
 #[test]
@@ -100,7 +114,13 @@ fn wrong_nonce_is_rejected() {
     ] {
         let mut c = ScramClient::with_nonce(Mechanism::ScramSha256, "user", "pencil", NONCE);
         c.client_first();
-        assert!(matches!(c.handle_server_first(server_first.as_bytes()), Err(Error::NonceMismatch)), "{server_first}");
+        assert!(
+            matches!(
+                c.handle_server_first(server_first.as_bytes()),
+                Err(Error::NonceMismatch)
+            ),
+            "{server_first}"
+        );
     }
 }
 
@@ -110,9 +130,9 @@ fn malformed_server_messages_are_typed_errors() {
         b"",
         b"garbage",
         b"\xff\xfe",
-        b"r=rOprNGfwEbeRWgbNEkqOxyz,i=4096",                           // no salt
-        b"r=rOprNGfwEbeRWgbNEkqOxyz,s=W22ZaJ0SNY7soEsUEjb6gQ==",       // no iterations
-        b"s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096",                          // no nonce
+        b"r=rOprNGfwEbeRWgbNEkqOxyz,i=4096",                     // no salt
+        b"r=rOprNGfwEbeRWgbNEkqOxyz,s=W22ZaJ0SNY7soEsUEjb6gQ==", // no iterations
+        b"s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096",                    // no nonce
         b"r=rOprNGfwEbeRWgbNEkqOxyz,s=!!notbase64,i=4096",
         b"r=rOprNGfwEbeRWgbNEkqOxyz,s=,i=4096",
         b"r=rOprNGfwEbeRWgbNEkqOxyz,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=many",
@@ -122,26 +142,48 @@ fn malformed_server_messages_are_typed_errors() {
         let mut c = ScramClient::with_nonce(Mechanism::ScramSha256, "user", "pencil", NONCE);
         c.client_first();
         let err = c.handle_server_first(bytes).unwrap_err();
-        assert!(matches!(err, Error::MalformedServerMessage { .. }), "{:?}: {err}", String::from_utf8_lossy(bytes));
+        assert!(
+            matches!(err, Error::MalformedServerMessage { .. }),
+            "{:?}: {err}",
+            String::from_utf8_lossy(bytes)
+        );
     }
     for i in ["1", "4095", "99999999999", "-1"] {
         let mut c = ScramClient::with_nonce(Mechanism::ScramSha256, "user", "pencil", NONCE);
         c.client_first();
         let msg = format!("r=rOprNGfwEbeRWgbNEkqOxyz,s=W22ZaJ0SNY7soEsUEjb6gQ==,i={i}");
         let err = c.handle_server_first(msg.as_bytes()).unwrap_err();
-        assert!(matches!(err, Error::IterationCount { .. } | Error::MalformedServerMessage { .. }), "{i}: {err}");
+        assert!(
+            matches!(
+                err,
+                Error::IterationCount { .. } | Error::MalformedServerMessage { .. }
+            ),
+            "{i}: {err}"
+        );
     }
     let mut c = after_server_first(Mechanism::ScramSha256);
-    assert!(matches!(c.handle_server_final(b"x=1"), Err(Error::MalformedServerMessage { .. })));
+    assert!(matches!(
+        c.handle_server_final(b"x=1"),
+        Err(Error::MalformedServerMessage { .. })
+    ));
     let mut c = after_server_first(Mechanism::ScramSha256);
-    assert!(matches!(c.handle_server_final(b"v=***"), Err(Error::MalformedServerMessage { .. })));
+    assert!(matches!(
+        c.handle_server_final(b"v=***"),
+        Err(Error::MalformedServerMessage { .. })
+    ));
 }
 
 #[test]
 fn steps_out_of_order_are_errors() {
     let mut c = ScramClient::with_nonce(Mechanism::ScramSha256, "user", "pencil", NONCE);
-    assert!(matches!(c.handle_server_first(SERVER_FIRST.as_bytes()), Err(Error::OutOfOrder { .. })));
-    assert!(matches!(c.handle_server_final(b"v=abc"), Err(Error::OutOfOrder { .. })));
+    assert!(matches!(
+        c.handle_server_first(SERVER_FIRST.as_bytes()),
+        Err(Error::OutOfOrder { .. })
+    ));
+    assert!(matches!(
+        c.handle_server_final(b"v=abc"),
+        Err(Error::OutOfOrder { .. })
+    ));
     assert!(matches!(c.handle(b"r=x"), Err(Error::OutOfOrder { .. })));
 }
 
@@ -149,8 +191,12 @@ fn steps_out_of_order_are_errors() {
 fn usernames_are_escaped_and_nonces_are_random() {
     let mut c = ScramClient::with_nonce(Mechanism::ScramSha256, "a=b,c", "p", "n0nce");
     assert_eq!(c.client_first(), b"n,,n=a=3Db=2Cc,r=n0nce");
-    let a = ScramClient::new(Mechanism::ScramSha256, "u", "p").unwrap().client_nonce;
-    let b = ScramClient::new(Mechanism::ScramSha256, "u", "p").unwrap().client_nonce;
+    let a = ScramClient::new(Mechanism::ScramSha256, "u", "p")
+        .unwrap()
+        .client_nonce;
+    let b = ScramClient::new(Mechanism::ScramSha256, "u", "p")
+        .unwrap()
+        .client_nonce;
     assert_ne!(a, b);
     assert!(a.len() >= 24 && a.bytes().all(|c| (0x21..=0x7e).contains(&c) && c != b','));
 }
@@ -159,7 +205,10 @@ fn usernames_are_escaped_and_nonces_are_random() {
 fn debug_redacts_the_password() {
     let c = ScramClient::with_nonce(Mechanism::ScramSha256, "user", "pencil", NONCE);
     let shown = format!("{c:?}");
-    assert!(!shown.contains("pencil") && shown.contains("<redacted>"), "{shown}");
+    assert!(
+        !shown.contains("pencil") && shown.contains("<redacted>"),
+        "{shown}"
+    );
 }
 
 proptest::proptest! {

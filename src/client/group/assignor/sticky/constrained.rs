@@ -34,8 +34,10 @@ pub(super) fn assign(
     let expected_over_min = total % n_members;
     let mut current_over_min = 0usize;
 
-    let mut assignment: BTreeMap<String, Vec<TopicPartition>> =
-        owned.keys().map(|id| (id.clone(), Vec::with_capacity(max_quota))).collect();
+    let mut assignment: BTreeMap<String, Vec<TopicPartition>> = owned
+        .keys()
+        .map(|id| (id.clone(), Vec::with_capacity(max_quota)))
+        .collect();
     let mut assigned = BTreeSet::new();
     let mut revoked = BTreeSet::new();
     let mut transferring = BTreeMap::new();
@@ -44,11 +46,16 @@ pub(super) fn assign(
 
     // Step 1: keep owned partitions up to the quota.
     for (member, member_owned) in owned {
-        let mut kept: Vec<TopicPartition> =
-            member_owned.iter().filter(|tp| !multiply_owned.contains(tp)).cloned().collect();
+        let mut kept: Vec<TopicPartition> = member_owned
+            .iter()
+            .filter(|tp| !multiply_owned.contains(tp))
+            .cloned()
+            .collect();
         // Java sorts by partition, then topic, before cutting at the quota.
         kept.sort_by(|a, b| a.partition.cmp(&b.partition).then_with(|| a.topic.cmp(&b.topic)));
-        let Some(target) = assignment.get_mut(member) else { continue };
+        let Some(target) = assignment.get_mut(member) else {
+            continue;
+        };
         if kept.len() < min_quota {
             assigned.extend(kept.iter().cloned());
             target.extend(kept);
@@ -97,7 +104,9 @@ pub(super) fn assign(
             cursor = 1;
             (under_min[0].clone(), true)
         };
-        let Some(target) = assignment.get_mut(&member) else { continue };
+        let Some(target) = assignment.get_mut(&member) else {
+            continue;
+        };
         target.push(tp.clone());
         let count = target.len();
         if revoked.contains(&tp) || multiply_owned.contains(&tp) {
@@ -109,5 +118,8 @@ pub(super) fn assign(
             exactly_min.push_back(member);
         }
     }
-    Constrained { assignment, transferring }
+    Constrained {
+        assignment,
+        transferring,
+    }
 }

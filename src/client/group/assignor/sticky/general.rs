@@ -42,7 +42,12 @@ impl Movements {
     }
 
     fn add_record(&mut self, tp: TopicPartition, pair: Pair) {
-        self.by_topic.entry(tp.topic.clone()).or_default().entry(pair.clone()).or_default().insert(tp.clone());
+        self.by_topic
+            .entry(tp.topic.clone())
+            .or_default()
+            .entry(pair.clone())
+            .or_default()
+            .insert(tp.clone());
         self.moves.insert(tp, pair);
     }
 
@@ -57,7 +62,9 @@ impl Movements {
 
     /// If some partition of the topic already moved the opposite way, move that one back instead.
     fn partition_to_move(&self, tp: &TopicPartition, old: &str, new: &str) -> TopicPartition {
-        let Some(topic_moves) = self.by_topic.get(&tp.topic) else { return tp.clone() };
+        let Some(topic_moves) = self.by_topic.get(&tp.topic) else {
+            return tp.clone();
+        };
         let old = self.moves.get(tp).map_or(old, |(src, _)| src.as_str());
         topic_moves
             .get(&(new.to_owned(), old.to_owned()))
@@ -95,7 +102,11 @@ impl<'a> General<'a> {
         let mut consumer_topics = BTreeMap::new();
         let mut current = owned;
         for (member, topics) in subscriptions {
-            let mine: BTreeSet<String> = topics.iter().filter(|t| partitions.contains_key(*t)).cloned().collect();
+            let mine: BTreeSet<String> = topics
+                .iter()
+                .filter(|t| partitions.contains_key(*t))
+                .cloned()
+                .collect();
             for t in &mine {
                 if let Some(list) = topic_consumers.get_mut(t) {
                     list.push(member.clone());
@@ -143,7 +154,9 @@ impl<'a> General<'a> {
     }
 
     fn subscribes(&self, member: &str, topic: &str) -> bool {
-        self.consumer_topics.get(member).is_some_and(|t| t.contains(topic))
+        self.consumer_topics
+            .get(member)
+            .is_some_and(|t| t.contains(topic))
     }
 
     fn build(&mut self, prev: &BTreeMap<TopicPartition, (String, i32)>) {
@@ -151,7 +164,11 @@ impl<'a> General<'a> {
         let mut assigned = BTreeSet::new();
         let members: Vec<String> = self.current.keys().cloned().collect();
         for member in &members {
-            let list = self.current.get_mut(member).map(std::mem::take).unwrap_or_default();
+            let list = self
+                .current
+                .get_mut(member)
+                .map(std::mem::take)
+                .unwrap_or_default();
             let mut kept = Vec::with_capacity(list.len());
             for tp in list {
                 if self.subscribes(member, &tp.topic) {
@@ -166,22 +183,34 @@ impl<'a> General<'a> {
                 *slot = kept;
             }
         }
-        let mut unassigned: Vec<TopicPartition> =
-            self.sorted_all.iter().filter(|tp| !assigned.contains(*tp)).cloned().collect();
+        let mut unassigned: Vec<TopicPartition> = self
+            .sorted_all
+            .iter()
+            .filter(|tp| !assigned.contains(*tp))
+            .cloned()
+            .collect();
         for member in &members {
             self.resort(member);
         }
         self.balance(prev, &mut unassigned);
     }
 
-    fn balance(&mut self, prev: &BTreeMap<TopicPartition, (String, i32)>, unassigned: &mut Vec<TopicPartition>) {
+    fn balance(
+        &mut self,
+        prev: &BTreeMap<TopicPartition, (String, i32)>,
+        unassigned: &mut Vec<TopicPartition>,
+    ) {
         let initializing = self.sorted.last().is_none_or(|(n, _)| *n == 0);
 
         for tp in unassigned.iter() {
             if self.topic_consumers.get(&tp.topic).is_none_or(Vec::is_empty) {
                 continue;
             }
-            let target = self.sorted.iter().find(|(_, m)| self.subscribes(m, &tp.topic)).map(|(_, m)| m.clone());
+            let target = self
+                .sorted
+                .iter()
+                .find(|(_, m)| self.subscribes(m, &tp.topic))
+                .map(|(_, m)| m.clone());
             if let Some(member) = target {
                 self.unsort(&member);
                 if let Some(list) = self.current.get_mut(&member) {
@@ -193,15 +222,19 @@ impl<'a> General<'a> {
         }
 
         // Only topics with two or more subscribers, and members that could change, take part.
-        let movable_topic = |t: &str, tc: &BTreeMap<String, Vec<String>>| tc.get(t).is_some_and(|c| c.len() >= 2);
-        self.sorted_all.retain(|tp| movable_topic(&tp.topic, &self.topic_consumers));
+        let movable_topic =
+            |t: &str, tc: &BTreeMap<String, Vec<String>>| tc.get(t).is_some_and(|c| c.len() >= 2);
+        self.sorted_all
+            .retain(|tp| movable_topic(&tp.topic, &self.topic_consumers));
         unassigned.retain(|tp| movable_topic(&tp.topic, &self.topic_consumers));
         let mut fixed = BTreeMap::new();
         let members: Vec<String> = self.consumer_topics.keys().cloned().collect();
         for member in members {
             let list = self.current.get(&member).map(Vec::as_slice).unwrap_or_default();
             let can_move = list.len() < self.max_assignment_size(&member)
-                || list.iter().any(|tp| movable_topic(&tp.topic, &self.topic_consumers));
+                || list
+                    .iter()
+                    .any(|tp| movable_topic(&tp.topic, &self.topic_consumers));
             if !can_move {
                 self.unsort(&member);
                 if let Some(list) = self.current.remove(&member) {
@@ -230,7 +263,11 @@ impl<'a> General<'a> {
         if topics.map_or(0, BTreeSet::len) == self.partitions.len() {
             return self.total;
         }
-        topics.into_iter().flatten().map(|t| self.partitions.get(t).map_or(0, |n| n.unsigned_abs() as usize)).sum()
+        topics
+            .into_iter()
+            .flatten()
+            .map(|t| self.partitions.get(t).map_or(0, |n| n.unsigned_abs() as usize))
+            .sum()
     }
 
     fn is_balanced(&self) -> bool {
@@ -275,8 +312,12 @@ impl<'a> General<'a> {
                 if self.is_balanced() {
                     break;
                 }
-                let Some(consumer) = self.owner.get(tp).cloned() else { continue };
-                let Some(size) = self.size(&consumer) else { continue };
+                let Some(consumer) = self.owner.get(tp).cloned() else {
+                    continue;
+                };
+                let Some(size) = self.size(&consumer) else {
+                    continue;
+                };
                 // Java does not check that the older owner still subscribes to the topic; we do.
                 if let Some((prev_owner, _)) = prev.get(tp)
                     && self.subscribes(prev_owner, &tp.topic)
@@ -289,8 +330,15 @@ impl<'a> General<'a> {
                     continue;
                 }
                 let candidates = self.topic_consumers.get(&tp.topic).cloned().unwrap_or_default();
-                if candidates.iter().any(|other| self.size(other).is_some_and(|o| size > o + 1)) {
-                    let new = self.sorted.iter().find(|(_, m)| self.subscribes(m, &tp.topic)).map(|(_, m)| m.clone());
+                if candidates
+                    .iter()
+                    .any(|other| self.size(other).is_some_and(|o| size > o + 1))
+                {
+                    let new = self
+                        .sorted
+                        .iter()
+                        .find(|(_, m)| self.subscribes(m, &tp.topic))
+                        .map(|(_, m)| m.clone());
                     if let Some(new) = new {
                         self.reassign_to(tp, &consumer, &new);
                         performed = true;
@@ -307,7 +355,9 @@ impl<'a> General<'a> {
 
     fn reassign_to(&mut self, tp: &TopicPartition, consumer: &str, new: &str) {
         let actual = self.movements.partition_to_move(tp, consumer, new);
-        let Some(old) = self.owner.get(&actual).cloned() else { return };
+        let Some(old) = self.owner.get(&actual).cloned() else {
+            return;
+        };
         if old == new {
             return;
         }

@@ -83,7 +83,9 @@ impl Assignor for CooperativeStickyAssignor {
     /// The member's generation as four big-endian bytes (-1 when it has none), as Java writes it for
     /// leaders that only read subscription v0/v1.
     fn subscription_user_data(&self, generation: Option<i32>) -> Option<Bytes> {
-        Some(Bytes::copy_from_slice(&generation.unwrap_or(DEFAULT_GENERATION).to_be_bytes()))
+        Some(Bytes::copy_from_slice(
+            &generation.unwrap_or(DEFAULT_GENERATION).to_be_bytes(),
+        ))
     }
 
     fn assign(
@@ -135,7 +137,9 @@ fn member_generation(m: &MemberSubscription) -> Option<i32> {
     }
     let data = sub.user_data.as_ref()?;
     // Java reads the struct and falls back to DEFAULT_GENERATION when that fails.
-    Some(data.get(..4).map_or(DEFAULT_GENERATION, |b| i32::from_be_bytes([b[0], b[1], b[2], b[3]])))
+    Some(data.get(..4).map_or(DEFAULT_GENERATION, |b| {
+        i32::from_be_bytes([b[0], b[1], b[2], b[3]])
+    }))
 }
 
 /// Owned partitions validated across members (Java's `allSubscriptionsEqual` side effects).
@@ -148,7 +152,11 @@ struct Prepared {
 
 impl Prepared {
     fn new(partitions: &BTreeMap<String, i32>, members: &BTreeMap<String, MemberSubscription>) -> Self {
-        let exists = |tp: &TopicPartition| partitions.get(&tp.topic).is_some_and(|n| (0..*n).contains(&tp.partition));
+        let exists = |tp: &TopicPartition| {
+            partitions
+                .get(&tp.topic)
+                .is_some_and(|n| (0..*n).contains(&tp.partition))
+        };
         let mut first_topics: Option<BTreeSet<&String>> = None;
         let mut all_equal = true;
         let mut owned: BTreeMap<String, Vec<TopicPartition>> = BTreeMap::new();
@@ -189,7 +197,12 @@ impl Prepared {
                 }
             }
         }
-        Self { all_equal, owned, multiply_owned, max_generation }
+        Self {
+            all_equal,
+            owned,
+            multiply_owned,
+            max_generation,
+        }
     }
 
     /// For the general algorithm: partition → the member of the newest older generation that owned it.
@@ -236,8 +249,10 @@ fn transferring_ownership(
     let mut added = BTreeMap::new();
     let mut revoked = BTreeSet::new();
     for (id, assigned) in assignment {
-        let owned: BTreeSet<&TopicPartition> =
-            members.get(id).map(|m| m.subscription.owned_partitions.iter().collect()).unwrap_or_default();
+        let owned: BTreeSet<&TopicPartition> = members
+            .get(id)
+            .map(|m| m.subscription.owned_partitions.iter().collect())
+            .unwrap_or_default();
         let assigned_set: BTreeSet<&TopicPartition> = assigned.iter().collect();
         for tp in assigned {
             if !owned.contains(tp) {

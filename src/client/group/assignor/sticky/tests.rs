@@ -44,9 +44,14 @@ fn fresh_group_of_two_over_six_partitions_alternates() {
 #[test]
 fn third_member_joins_two_member_group_in_two_phases() {
     let metadata = topics(&[("t", 6)]);
-    let subs: BTreeMap<String, Vec<&str>> = ["a", "b", "c"].iter().map(|id| ((*id).to_owned(), vec!["t"])).collect();
-    let gen1: GroupAssignment =
-        BTreeMap::from([("a".into(), vec![tp(0), tp(2), tp(4)]), ("b".into(), vec![tp(1), tp(3), tp(5)])]);
+    let subs: BTreeMap<String, Vec<&str>> = ["a", "b", "c"]
+        .iter()
+        .map(|id| ((*id).to_owned(), vec!["t"]))
+        .collect();
+    let gen1: GroupAssignment = BTreeMap::from([
+        ("a".into(), vec![tp(0), tp(2), tp(4)]),
+        ("b".into(), vec![tp(1), tp(3), tp(5)]),
+    ]);
 
     // Phase 1: a and b each give up one partition, which nobody gets yet.
     let gen2 = rebalance(&metadata, &subs, &gen1, 1);
@@ -57,7 +62,10 @@ fn third_member_joins_two_member_group_in_two_phases() {
     assert_eq!(a_change.revoked, vec![tp(4)]);
     assert!(a_change.added.is_empty());
     assert!(a_change.needs_rejoin());
-    assert_eq!(AssignmentChange::between(&gen1["b"], &gen2["b"]).revoked, vec![tp(5)]);
+    assert_eq!(
+        AssignmentChange::between(&gen1["b"], &gen2["b"]).revoked,
+        vec![tp(5)]
+    );
 
     // Phase 2: the revoked partitions go to c; a and b keep everything (nothing else is revoked).
     let gen3 = rebalance(&metadata, &subs, &gen2, 2);
@@ -65,16 +73,42 @@ fn third_member_joins_two_member_group_in_two_phases() {
     assert_eq!(gen3["b"], vec![tp(1), tp(3)]);
     assert_eq!(gen3["c"], vec![tp(4), tp(5)]);
     for id in ["a", "b", "c"] {
-        assert!(!AssignmentChange::between(&gen2[id], &gen3[id]).needs_rejoin(), "{id}");
+        assert!(
+            !AssignmentChange::between(&gen2[id], &gen3[id]).needs_rejoin(),
+            "{id}"
+        );
     }
     // Stable: another rebalance changes nothing.
     assert_eq!(rebalance(&metadata, &subs, &gen3, 3), gen3);
 }
 
 #[test]
+fn java_add_remove_consumer_one_topic() {
+    // AbstractStickyAssignorTest.testAddRemoveConsumerOneTopic, cooperative flavour: consumer1 keeps
+    // t-0 and t-1; t-2 is revoked from it and only reaches consumer2 in the follow-up rebalance.
+    let metadata = topics(&[("t", 3)]);
+    let alone = CooperativeStickyAssignor.assign(&metadata, &same_subscription(&["consumer1"], &["t"]));
+    assert_eq!(alone["consumer1"], vec![tp(0), tp(1), tp(2)]);
+    let subs: BTreeMap<String, Vec<&str>> =
+        ["consumer1", "consumer2"].iter().map(|id| ((*id).to_owned(), vec!["t"])).collect();
+    let first = rebalance(&metadata, &subs, &alone, 1);
+    assert_eq!(first["consumer1"], vec![tp(0), tp(1)]);
+    assert!(first["consumer2"].is_empty());
+    let second = rebalance(&metadata, &subs, &first, 2);
+    assert_eq!(second["consumer1"], vec![tp(0), tp(1)]);
+    assert_eq!(second["consumer2"], vec![tp(2)]);
+    // consumer2 leaves again: consumer1 takes t-2 back at once (nobody owns it any more).
+    let subs: BTreeMap<String, Vec<&str>> = BTreeMap::from([("consumer1".to_owned(), vec!["t"])]);
+    assert_eq!(rebalance(&metadata, &subs, &second, 3)["consumer1"], vec![tp(0), tp(1), tp(2)]);
+}
+
+#[test]
 fn a_leaving_members_partitions_go_out_at_once() {
     let metadata = topics(&[("t", 6)]);
-    let subs: BTreeMap<String, Vec<&str>> = ["a", "b"].iter().map(|id| ((*id).to_owned(), vec!["t"])).collect();
+    let subs: BTreeMap<String, Vec<&str>> = ["a", "b"]
+        .iter()
+        .map(|id| ((*id).to_owned(), vec!["t"]))
+        .collect();
     let before: GroupAssignment = BTreeMap::from([
         ("a".into(), vec![tp(0), tp(2)]),
         ("b".into(), vec![tp(1), tp(3)]),
@@ -115,7 +149,10 @@ fn generation_falls_back_to_user_data() {
     assert_eq!(member_generation(&m), Some(7));
     m.subscription.user_data = Some(Bytes::from_static(b"xy"));
     assert_eq!(member_generation(&m), Some(DEFAULT_GENERATION));
-    assert_eq!(CooperativeStickyAssignor.rebalance_protocol(), RebalanceProtocol::Cooperative);
+    assert_eq!(
+        CooperativeStickyAssignor.rebalance_protocol(),
+        RebalanceProtocol::Cooperative
+    );
 }
 
 #[test]
@@ -123,7 +160,10 @@ fn general_case_different_subscriptions() {
     // c1 subscribes to t1 (3 partitions), c2 to t1 and t2 (2 partitions). Topics with fewer
     // subscribers go first: t2 fills c2, then t1 goes to the least-loaded c1.
     let metadata = topics(&[("t1", 3), ("t2", 2)]);
-    let members = BTreeMap::from([("c1".to_owned(), member(&["t1"])), ("c2".to_owned(), member(&["t1", "t2"]))]);
+    let members = BTreeMap::from([
+        ("c1".to_owned(), member(&["t1"])),
+        ("c2".to_owned(), member(&["t1", "t2"])),
+    ]);
     let out = CooperativeStickyAssignor.assign(&metadata, &members);
     assert_eq!(out["c1"], tps(&[("t1", 0), ("t1", 1), ("t1", 2)]));
     assert_eq!(out["c2"], tps(&[("t2", 0), ("t2", 1)]));
@@ -134,12 +174,17 @@ fn general_case_moves_only_what_balance_needs_and_withholds_it() {
     // c1 owns all of t (4 partitions); c2 now also subscribes to t and to u (2 partitions).
     let metadata = topics(&[("t", 4), ("u", 2)]);
     let members = BTreeMap::from([
-        ("c1".to_owned(), owning(&["t"], tps(&[("t", 0), ("t", 1), ("t", 2), ("t", 3)]), 1)),
+        (
+            "c1".to_owned(),
+            owning(&["t"], tps(&[("t", 0), ("t", 1), ("t", 2), ("t", 3)]), 1),
+        ),
         ("c2".to_owned(), owning(&["t", "u"], vec![], 1)),
     ]);
     let out = CooperativeStickyAssignor.assign(&metadata, &members);
     // c2 gets u at once; balance (4 vs 2) is within reach of one move, so c1 keeps at least 3 of t.
-    assert!(out["c2"].contains(&TopicPartition::new("u", 0)) && out["c2"].contains(&TopicPartition::new("u", 1)));
+    assert!(
+        out["c2"].contains(&TopicPartition::new("u", 0)) && out["c2"].contains(&TopicPartition::new("u", 1))
+    );
     assert!(out["c1"].len() >= 3, "{out:?}");
     // Nothing c1 owned is given to c2 in this round.
     assert!(out["c2"].iter().all(|p| p.topic == "u"), "{out:?}");
