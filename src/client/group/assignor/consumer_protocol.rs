@@ -226,8 +226,8 @@ impl Assignment {
         encode_versioned(&msg, "assignment")
     }
 
-    /// Decodes any version. An empty byte string (what a broker hands a member the leader gave no
-    /// entry) decodes as an empty assignment, as Java does.
+    /// Decodes any version. An empty byte string (what the broker hands a member for which the
+    /// leader sent no entry) decodes as an empty assignment rather than an error.
     ///
     /// # Errors
     ///
