@@ -158,7 +158,11 @@ impl<E: Into<CodecError>> From<E> for DecompressError {
 }
 
 /// Decompresses `input` (a batch's records section) into a new buffer of at most `limit` bytes.
-pub(crate) fn decompress(compression: Compression, input: &[u8], limit: usize) -> Result<Bytes, DecompressError> {
+pub(crate) fn decompress(
+    compression: Compression,
+    input: &[u8],
+    limit: usize,
+) -> Result<Bytes, DecompressError> {
     // A first guess of the output size; the buffer grows past it only as real output arrives.
     let guess = input.len().saturating_mul(4).min(limit).min(1 << 20);
     let out = match compression {
@@ -223,7 +227,9 @@ fn snappy_decompress(input: &[u8], limit: usize) -> Result<Vec<u8>, DecompressEr
             rest = after;
             continue;
         }
-        let (len, tail) = rest.split_first_chunk::<4>().ok_or("truncated xerial block length")?;
+        let (len, tail) = rest
+            .split_first_chunk::<4>()
+            .ok_or("truncated xerial block length")?;
         let len = usize::try_from(u32::from_be_bytes(*len))?;
         let block = tail.get(..len).ok_or("truncated xerial block")?;
         rest = tail.get(len..).unwrap_or_default();
@@ -294,7 +300,13 @@ mod tests {
         for c in Compression::ALL {
             let mut out = BytesMut::new();
             compress(c, &data, &mut out).unwrap();
-            assert!(matches!(decompress(c, &out, data.len() - 1), Err(DecompressError::TooLarge)), "{c}");
+            assert!(
+                matches!(
+                    decompress(c, &out, data.len() - 1),
+                    Err(DecompressError::TooLarge)
+                ),
+                "{c}"
+            );
             assert_eq!(decompress(c, &out, data.len()).unwrap().len(), data.len(), "{c}");
         }
     }
@@ -331,7 +343,8 @@ mod tests {
         // backend in the tree that backend is zlib-rs, so this compiling proves miniz_oxide is not used.
         let mut c = flate2::Compress::new_gzip(flate2::Compression::new(6), 15);
         let mut out = Vec::with_capacity(64);
-        c.compress_vec(b"hello", &mut out, flate2::FlushCompress::Finish).unwrap();
+        c.compress_vec(b"hello", &mut out, flate2::FlushCompress::Finish)
+            .unwrap();
         assert_eq!(&out[..2], &[0x1f, 0x8b]);
     }
 

@@ -142,8 +142,12 @@ impl RecordBatchDecoder {
     /// The next batch's bounds, `None` if what is left is not a whole batch.
     fn frame(&self) -> Result<Option<(i64, usize)>, Error> {
         let rest = self.buf.get(self.pos..).unwrap_or_default();
-        let Some((offset, rest)) = rest.split_first_chunk::<8>() else { return Ok(None) };
-        let Some((length, _)) = rest.split_first_chunk::<4>() else { return Ok(None) };
+        let Some((offset, rest)) = rest.split_first_chunk::<8>() else {
+            return Ok(None);
+        };
+        let Some((length, _)) = rest.split_first_chunk::<4>() else {
+            return Ok(None);
+        };
         let base_offset = i64::from_be_bytes(*offset);
         let length = i32::from_be_bytes(*length);
         let body = usize::try_from(length)
@@ -156,21 +160,33 @@ impl RecordBatchDecoder {
 
     fn next_batch(&mut self) -> Result<Option<RecordBatch>, Error> {
         loop {
-            let Some((base_offset, end)) = self.frame()? else { return Ok(None) };
+            let Some((base_offset, end)) = self.frame()? else {
+                return Ok(None);
+            };
             let batch = self.buf.slice(self.pos..end);
             let header = BatchHeader::parse(&batch, base_offset)?;
             if self.options.check_crcs {
                 let computed = crc32c::crc32c(batch.get(21..).unwrap_or_default());
                 if computed != header.crc {
-                    return Err(Error::CrcMismatch { base_offset, stored: header.crc, computed });
+                    return Err(Error::CrcMismatch {
+                        base_offset,
+                        stored: header.crc,
+                        computed,
+                    });
                 }
             }
             self.pos = end;
-            self.next_offset = Some(base_offset.saturating_add(i64::from(header.last_offset_delta)).saturating_add(1));
+            self.next_offset = Some(
+                base_offset
+                    .saturating_add(i64::from(header.last_offset_delta))
+                    .saturating_add(1),
+            );
             if header.is_control() && self.options.skip_control_batches {
                 continue;
             }
-            return header.into_batch(batch.slice(BATCH_HEADER_LEN..), base_offset, &self.options).map(Some);
+            return header
+                .into_batch(batch.slice(BATCH_HEADER_LEN..), base_offset, &self.options)
+                .map(Some);
         }
     }
 }
@@ -213,7 +229,9 @@ struct BatchHeader {
 }
 
 fn be<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
-    b.get(at..at + N).and_then(|s| s.try_into().ok()).unwrap_or([0; N])
+    b.get(at..at + N)
+        .and_then(|s| s.try_into().ok())
+        .unwrap_or([0; N])
 }
 
 impl BatchHeader {
@@ -241,17 +259,27 @@ impl BatchHeader {
         self.attributes & (1 << 5) != 0
     }
 
-    fn into_batch(self, body: Bytes, base_offset: i64, options: &DecodeOptions) -> Result<RecordBatch, Error> {
+    fn into_batch(
+        self,
+        body: Bytes,
+        base_offset: i64,
+        options: &DecodeOptions,
+    ) -> Result<RecordBatch, Error> {
         let id = (self.attributes & 0x7) as u8;
         let compression = Compression::from_id(id).ok_or(Error::UnknownCompression { base_offset, id })?;
         let data = if compression == Compression::None {
             body
         } else {
             decompress(compression, &body, options.max_uncompressed_batch_bytes).map_err(|e| match e {
-                DecompressError::TooLarge => {
-                    Error::DecompressedTooLarge { base_offset, limit: options.max_uncompressed_batch_bytes }
-                }
-                DecompressError::Codec(source) => Error::Decompress { base_offset, compression, source },
+                DecompressError::TooLarge => Error::DecompressedTooLarge {
+                    base_offset,
+                    limit: options.max_uncompressed_batch_bytes,
+                },
+                DecompressError::Codec(source) => Error::Decompress {
+                    base_offset,
+                    compression,
+                    source,
+                },
             })?
         };
         let records = decode_records(&data, self.record_count)

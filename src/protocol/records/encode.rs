@@ -35,7 +35,9 @@ struct HeaderFields {
 /// Writes the header into `batch[..61]` (already reserved), then `batchLength` and the CRC over
 /// `batch[21..]`. `batch` must be exactly one whole batch.
 fn seal(batch: &mut [u8], h: &HeaderFields) -> Result<(), Error> {
-    let length = i32::try_from(batch.len() - 12).ok().context(TooLargeSnafu { what: "batch" })?;
+    let length = i32::try_from(batch.len() - 12)
+        .ok()
+        .context(TooLargeSnafu { what: "batch" })?;
     let Some(header) = batch.get_mut(..BATCH_HEADER_LEN) else {
         return TooLargeSnafu { what: "batch header" }.fail();
     };
@@ -95,7 +97,10 @@ pub fn rewrite_producer_state(
     producer_epoch: i16,
     base_sequence: i32,
 ) -> Result<(), Error> {
-    let malformed = |what| Error::Malformed { base_offset: -1, what };
+    let malformed = |what| Error::Malformed {
+        base_offset: -1,
+        what,
+    };
     if batch.get(MAGIC_AT) != Some(&2) {
         return Err(malformed("not a v2 batch"));
     }
@@ -222,12 +227,25 @@ impl RecordBatch {
     /// Appends the records section (compressed if need be).
     fn encode_body(&self, out: &mut BytesMut) -> Result<(), Error> {
         let mut plain = BytesMut::new();
-        let body = if self.compression == Compression::None { &mut *out } else { &mut plain };
+        let body = if self.compression == Compression::None {
+            &mut *out
+        } else {
+            &mut plain
+        };
         for r in &self.records {
-            put_record(body, r.offset_delta, r.timestamp_delta, r.key.as_deref(), r.value.as_deref(), &r.headers)?;
+            put_record(
+                body,
+                r.offset_delta,
+                r.timestamp_delta,
+                r.key.as_deref(),
+                r.value.as_deref(),
+                &r.headers,
+            )?;
         }
         if self.compression != Compression::None {
-            compress(self.compression, &plain, out).context(CompressSnafu { compression: self.compression })?;
+            compress(self.compression, &plain, out).context(CompressSnafu {
+                compression: self.compression,
+            })?;
         }
         Ok(())
     }
@@ -350,12 +368,20 @@ impl RecordBatchBuilder {
     /// The expected size after compression, given the ratio compressed/uncompressed observed on
     /// earlier batches (1.0 for no compression).
     pub fn estimated_size(&self, compression_ratio: f32) -> usize {
-        let ratio = if self.compression == Compression::None { 1.0 } else { compression_ratio.clamp(0.0, 1.5) };
+        let ratio = if self.compression == Compression::None {
+            1.0
+        } else {
+            compression_ratio.clamp(0.0, 1.5)
+        };
         BATCH_HEADER_LEN + (self.records_size() as f64 * f64::from(ratio)).ceil() as usize
     }
 
     fn deltas(&self, timestamp: i64) -> (i32, i64) {
-        let base = if self.count == 0 { timestamp } else { self.base_timestamp };
+        let base = if self.count == 0 {
+            timestamp
+        } else {
+            self.base_timestamp
+        };
         (self.count, timestamp.wrapping_sub(base))
     }
 
@@ -435,10 +461,13 @@ impl RecordBatchBuilder {
             let plain = self.buf.get(BATCH_HEADER_LEN..).unwrap_or_default();
             let mut batch = BytesMut::with_capacity(BATCH_HEADER_LEN + plain.len() / 2 + 64);
             batch.put_bytes(0, BATCH_HEADER_LEN);
-            let compressed = compress(self.compression, plain, &mut batch)
-                .context(CompressSnafu { compression: self.compression });
+            let compressed = compress(self.compression, plain, &mut batch).context(CompressSnafu {
+                compression: self.compression,
+            });
             self.buf.clear();
-            compressed.and_then(|()| seal(&mut batch, &fields)).map(|()| batch.freeze())
+            compressed
+                .and_then(|()| seal(&mut batch, &fields))
+                .map(|()| batch.freeze())
         };
         self.buf.clear();
         self.buf.put_bytes(0, BATCH_HEADER_LEN);
@@ -467,7 +496,10 @@ mod tests {
         b.append(3, None, None, &Headers::new()).unwrap();
         let bytes = b.finish().unwrap();
         assert_eq!(&bytes[0..8], &0i64.to_be_bytes());
-        assert_eq!(i32::from_be_bytes(bytes[8..12].try_into().unwrap()) as usize, bytes.len() - 12);
+        assert_eq!(
+            i32::from_be_bytes(bytes[8..12].try_into().unwrap()) as usize,
+            bytes.len() - 12
+        );
         assert_eq!(&bytes[12..16], &(-1i32).to_be_bytes());
         assert_eq!(bytes[16], 2);
         let crc = u32::from_be_bytes(bytes[17..21].try_into().unwrap());
@@ -482,7 +514,10 @@ mod tests {
         assert_eq!(&bytes[57..61], &2i32.to_be_bytes());
         // First record: length 8 (zig-zag 16), attrs 0, ts delta 0, offset delta 0, key "k", value "v",
         // no headers. Second: ts delta -2 (zig-zag 3), offset delta 1, null key and value.
-        assert_eq!(&bytes[61..], &[16, 0, 0, 0, 2, b'k', 2, b'v', 0, 12, 0, 3, 2, 1, 1, 0]);
+        assert_eq!(
+            &bytes[61..],
+            &[16, 0, 0, 0, 2, b'k', 2, b'v', 0, 12, 0, 3, 2, 1, 1, 0]
+        );
     }
 
     #[test]
@@ -494,8 +529,14 @@ mod tests {
                 let mut expect = BATCH_HEADER_LEN;
                 for i in 0..(10 + round) {
                     let value = format!("value-{i}");
-                    let n = b.record_size(100 + i, Some(b"key"), Some(value.as_bytes()), &headers()).unwrap();
-                    assert_eq!(b.append(100 + i, Some(b"key"), Some(value.as_bytes()), &headers()).unwrap(), n);
+                    let n = b
+                        .record_size(100 + i, Some(b"key"), Some(value.as_bytes()), &headers())
+                        .unwrap();
+                    assert_eq!(
+                        b.append(100 + i, Some(b"key"), Some(value.as_bytes()), &headers())
+                            .unwrap(),
+                        n
+                    );
                     expect += n;
                     assert_eq!(b.size(), expect);
                 }
@@ -507,7 +548,10 @@ mod tests {
                 assert_eq!(batch.compression, c);
                 assert!(batch.is_transactional);
                 assert_eq!(batch.records.len() as i64, 10 + round);
-                assert_eq!(batch.records.last().unwrap().value.as_deref(), Some(format!("value-{}", 9 + round).as_bytes()));
+                assert_eq!(
+                    batch.records.last().unwrap().value.as_deref(),
+                    Some(format!("value-{}", 9 + round).as_bytes())
+                );
                 assert_eq!(batch.records[3].headers, headers());
             }
         }
@@ -530,8 +574,13 @@ mod tests {
         b.append(1, Some(b"k"), Some(b"v"), &headers()).unwrap();
         let mut bytes = b.finish().unwrap().to_vec();
         rewrite_producer_state(&mut bytes, 77, 3, 1_000).unwrap();
-        let batch = decode_batches(Bytes::from(bytes.clone()), &DecodeOptions::default()).unwrap().remove(0);
-        assert_eq!((batch.producer_id, batch.producer_epoch, batch.base_sequence), (77, 3, 1_000));
+        let batch = decode_batches(Bytes::from(bytes.clone()), &DecodeOptions::default())
+            .unwrap()
+            .remove(0);
+        assert_eq!(
+            (batch.producer_id, batch.producer_epoch, batch.base_sequence),
+            (77, 3, 1_000)
+        );
         assert!(rewrite_producer_state(&mut bytes[..40], 1, 1, 1).is_err());
         bytes[16] = 1;
         assert!(rewrite_producer_state(&mut bytes, 1, 1, 1).is_err());
@@ -543,7 +592,9 @@ mod tests {
         b.append(1_000, None, Some(b"a"), &Headers::new()).unwrap();
         b.append(900, None, Some(b"b"), &Headers::new()).unwrap();
         b.append(1_100, None, Some(b"c"), &Headers::new()).unwrap();
-        let batch = decode_batches(b.finish().unwrap(), &DecodeOptions::default()).unwrap().remove(0);
+        let batch = decode_batches(b.finish().unwrap(), &DecodeOptions::default())
+            .unwrap()
+            .remove(0);
         let ts: Vec<i64> = batch.records.iter().map(|r| batch.timestamp_of(r)).collect();
         assert_eq!(ts, [1_000, 900, 1_100]);
         assert_eq!((batch.base_timestamp, batch.max_timestamp), (1_000, 1_100));
