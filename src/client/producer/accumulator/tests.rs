@@ -1,0 +1,270 @@
+//! The accumulator's rules with virtual time: batching, linger, ordering, sequences, expiry,
+//! backpressure, flush.
+
+use std::collections::BTreeMap;
+
+use super::*;
+use crate::{
+    client::cluster::{BrokerMetadata, PartitionMetadata, TopicMetadata},
+    protocol::records::{Compression, DecodeOptions, decode_batches},
+};
+
+fn metadata(topic: &str, leaders: &[i32]) -> ClusterMetadata {
+    let partitions = leaders
+        .iter()
+        .enumerate()
+        .map(|(i, &leader)| PartitionMetadata {
+            partition: i as i32,
+            leader: (leader >= 0).then_some(leader),
+            leader_epoch: 0,
+            replicas: vec![leader],
+            isr: vec![leader],
+            error: None,
+        })
+        .collect();
+    let mut topics = BTreeMap::new();
+    topics.insert(
+        topic.to_owned(),
+        TopicMetadata {
+            name: topic.to_owned(),
+            is_internal: false,
+            partitions,
+            error: None,
+        },
+    );
+    let brokers = [1, 2]
+        .into_iter()
+        .map(|id| {
+            let broker = BrokerMetadata {
+                id,
+                host: "h".into(),
+                port: 9092,
+                rack: None,
+            };
+            (id, broker)
+        })
+        .collect();
+    ClusterMetadata {
+        cluster_id: None,
+        controller_id: Some(1),
+        brokers,
+        topics,
+        generation: 1,
+    }
+}
+
+fn config() -> ProducerConfig {
+    ProducerConfig::default()
+        .with_compression(Compression::None)
+        .with_batch_size(1000)
+        .with_linger(Duration::from_millis(10))
+}
+
+fn accumulator(config: ProducerConfig) -> Accumulator {
+    Accumulator::new(Arc::new(config), Partitioner::with_seed(1))
+}
+
+fn record(partition: i32, value: &str) -> ProducerRecord {
+    ProducerRecord::new("t").with_partition(partition).with_value(value.to_owned())
+}
+
+async fn append(acc: &Accumulator, r: ProducerRecord, now: Instant) -> Delivery {
+    let permit = acc.reserve(&r).await.unwrap();
+    acc.append(r, permit, 2, &[0, 1], now, 1_000).unwrap()
+}
+
+fn values(batch: &mut ProducerBatch) -> Vec<String> {
+    let bytes = batch.encode().unwrap();
+    decode_batches(bytes, &DecodeOptions::default()).unwrap()[0]
+        .records
+        .iter()
+        .map(|r| String::from_utf8(r.value.clone().unwrap().to_vec()).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_batch_waits_for_linger_unless_full() {
+    let acc = accumulator(config());
+    let t0 = Instant::now();
+    let meta = metadata("t", &[1, 1]);
+    append(&acc, record(0, "a"), t0).await;
+    let drained = acc.drain(t0, &meta, &HashSet::new(), None);
+    assert!(drained.by_broker.is_empty());
+    assert_eq!(drained.next_wake, Some(t0 + Duration::from_millis(10)));
+
+    let drained = acc.drain(t0 + Duration::from_millis(10), &meta, &HashSet::new(), None);
+    assert_eq!(drained.by_broker.len(), 1);
+
+    // A full batch goes at once, before its linger.
+    let big = "x".repeat(600);
+    append(&acc, record(1, &big), t0).await;
+    append(&acc, record(1, &big), t0).await; // does not fit: seals the first
+    let mut drained = acc.drain(t0, &meta, &HashSet::new(), None);
+    let (broker, batches) = drained.by_broker.pop().unwrap();
+    assert_eq!((broker, batches.len(), batches[0].record_count()), (1, 1, 1));
+}
+
+#[tokio::test]
+async fn one_batch_in_flight_per_partition_and_retries_keep_order_and_sequence() {
+    let acc = accumulator(config().with_batch_size(100));
+    let t0 = Instant::now();
+    let meta = metadata("t", &[1, 1]);
+    let producer = Some((7, 0));
+    let mut deliveries = Vec::new();
+    for i in 0..6 {
+        deliveries.push(append(&acc, record(0, &format!("{i:040}")), t0).await);
+    }
+    let later = t0 + Duration::from_millis(20);
+    let mut first = acc.drain(later, &meta, &HashSet::new(), producer).by_broker.remove(0).1;
+    assert_eq!(first.len(), 1, "one batch of the partition at a time");
+    let mut batch = first.remove(0);
+    assert_eq!(batch.producer, Some((7, 0, 0)));
+    let n = batch.record_count() as i32;
+    assert!(acc.drain(later, &meta, &HashSet::new(), producer).by_broker.is_empty());
+
+    // A retry goes first again, with the same sequence and the same bytes.
+    let sent = batch.encode().unwrap();
+    acc.requeue(batch, later, "boom".into());
+    assert!(acc.drain(later, &meta, &HashSet::new(), producer).by_broker.is_empty(), "backoff");
+    let retry_time = later + Duration::from_millis(100);
+    let mut batch = acc.drain(retry_time, &meta, &HashSet::new(), producer).by_broker.remove(0).1.remove(0);
+    assert_eq!(batch.producer, Some((7, 0, 0)));
+    assert_eq!(batch.encode().unwrap(), sent);
+    assert_eq!(batch.attempts, 1);
+    acc.complete(batch, Ok(100));
+
+    // The next batch continues the sequence; after a producer-id change sequences restart at 0.
+    let mut next = acc.drain(retry_time, &meta, &HashSet::new(), producer).by_broker.remove(0).1.remove(0);
+    assert_eq!(next.producer, Some((7, 0, n)));
+    assert!(values(&mut next)[0].ends_with(&format!("{n}")));
+    acc.requeue(next, retry_time, "out of order".into());
+    let t = retry_time + Duration::from_millis(100);
+    let mut next = acc.drain(t, &meta, &HashSet::new(), Some((8, 0))).by_broker.remove(0).1.remove(0);
+    assert_eq!(next.producer, Some((8, 0, 0)));
+    // The re-encoded batch carries the new state.
+    let bytes = next.encode().unwrap();
+    let decoded = &decode_batches(bytes, &DecodeOptions::default()).unwrap()[0];
+    assert_eq!((decoded.producer_id, decoded.base_sequence), (8, 0));
+    acc.complete(next, Ok(200));
+
+    // Offsets follow the record order.
+    let first_offsets: Vec<i64> = {
+        let mut out = Vec::new();
+        for d in deliveries.drain(..n as usize) {
+            out.push(d.await.unwrap().unwrap().offset);
+        }
+        out
+    };
+    assert_eq!(first_offsets, (100..100 + i64::from(n)).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn batches_without_a_leader_wait_and_ask_for_metadata() {
+    let acc = accumulator(config());
+    let t0 = Instant::now();
+    append(&acc, record(0, "a"), t0).await;
+    let drained = acc.drain(t0 + Duration::from_secs(1), &metadata("t", &[-1, 1]), &HashSet::new(), None);
+    assert!(drained.by_broker.is_empty());
+    assert!(drained.needs_metadata);
+    // Busy brokers are skipped too.
+    let busy = HashSet::from([1]);
+    let drained = acc.drain(t0 + Duration::from_secs(1), &metadata("t", &[1, 1]), &busy, None);
+    assert!(drained.by_broker.is_empty() && !drained.needs_metadata);
+}
+
+#[tokio::test]
+async fn requests_are_grouped_by_broker_and_capped_in_size() {
+    let acc = accumulator(config().with_batch_size(600).with_max_request_size(1000));
+    let t0 = Instant::now();
+    let big = "x".repeat(500);
+    for p in 0..2 {
+        append(&acc, record(p, &big), t0).await;
+    }
+    let later = t0 + Duration::from_secs(1);
+    // Both partitions on broker 1: only one ~560-byte batch fits a 1000-byte request.
+    let drained = acc.drain(later, &metadata("t", &[1, 1]), &HashSet::new(), None);
+    assert_eq!(drained.by_broker.len(), 1);
+    assert_eq!(drained.by_broker[0].1.len(), 1);
+    // The other goes in the next request.
+    let drained = acc.drain(later, &metadata("t", &[1, 1]), &HashSet::new(), None);
+    assert_eq!(drained.by_broker[0].1.len(), 1);
+
+    let acc = accumulator(config());
+    append(&acc, record(0, "a"), t0).await;
+    append(&acc, record(1, "b"), t0).await;
+    let drained = acc.drain(later, &metadata("t", &[1, 2]), &HashSet::new(), None);
+    let mut brokers: Vec<i32> = drained.by_broker.iter().map(|(b, _)| *b).collect();
+    brokers.sort();
+    assert_eq!(brokers, [1, 2]);
+}
+
+#[tokio::test]
+async fn expired_batches_are_reported() {
+    let acc = accumulator(config().with_delivery_timeout(Duration::from_secs(31)));
+    let t0 = Instant::now();
+    let delivery = append(&acc, record(0, "a"), t0).await;
+    let drained = acc.drain(t0 + Duration::from_secs(31), &metadata("t", &[-1, -1]), &HashSet::new(), None);
+    assert_eq!(drained.expired.len(), 1);
+    for b in drained.expired {
+        acc.complete(b, Err(Error::Closed));
+    }
+    assert!(matches!(delivery.await.unwrap(), Err(Error::Closed)));
+    assert!(acc.is_empty());
+}
+
+#[tokio::test]
+async fn a_full_buffer_applies_backpressure_until_batches_complete() {
+    let acc = Arc::new(accumulator(config().with_buffer_memory(300).with_max_request_size(300)));
+    let t0 = Instant::now();
+    let value = "v".repeat(150);
+    append(&acc, record(0, &value), t0).await;
+    assert!(acc.buffered_bytes() > 150);
+    // The second record does not fit the buffer: reserving waits.
+    let second = record(1, &value);
+    let waiting = tokio::time::timeout(Duration::from_millis(50), acc.reserve(&second)).await;
+    assert!(waiting.is_err(), "reserve should wait while the buffer is full");
+    // Completing the first batch frees its bytes.
+    let batch = acc.drain(t0 + Duration::from_secs(1), &metadata("t", &[1, 1]), &HashSet::new(), None).by_broker.remove(0).1.remove(0);
+    acc.complete(batch, Ok(0));
+    assert_eq!(acc.buffered_bytes(), 0);
+    let permit = tokio::time::timeout(Duration::from_secs(1), acc.reserve(&second)).await.unwrap().unwrap();
+    drop(permit);
+    // A record larger than the whole buffer is refused at once.
+    let huge = record(0, &"h".repeat(400));
+    assert!(matches!(acc.reserve(&huge).await, Err(Error::RecordTooLarge { .. })));
+}
+
+#[tokio::test]
+async fn flush_sends_open_batches_at_once_and_waits_for_them() {
+    let acc = Arc::new(accumulator(config().with_linger(Duration::from_secs(3600))));
+    let t0 = Instant::now();
+    let delivery = append(&acc, record(0, "a"), t0).await;
+    let flusher = {
+        let acc = Arc::clone(&acc);
+        tokio::spawn(async move { acc.flush().await })
+    };
+    tokio::task::yield_now().await;
+    let mut drained = acc.drain(t0, &metadata("t", &[1, 1]), &HashSet::new(), None);
+    assert_eq!(drained.by_broker.len(), 1, "flush ignores linger");
+    assert!(!flusher.is_finished());
+    let batch = drained.by_broker.remove(0).1.remove(0);
+    acc.complete(batch, Ok(5));
+    tokio::time::timeout(Duration::from_secs(1), flusher).await.unwrap().unwrap();
+    assert_eq!(delivery.await.unwrap().unwrap().offset, 5);
+}
+
+#[tokio::test]
+async fn closed_accumulators_refuse_records() {
+    let acc = accumulator(config());
+    acc.close();
+    let r = record(0, "a");
+    let permit = acc.reserve(&r).await.unwrap();
+    assert!(matches!(acc.append(r, permit, 2, &[], Instant::now(), 0), Err(Error::Closed)));
+    let r = record(5, "a");
+    let acc = accumulator(config());
+    let permit = acc.reserve(&r).await.unwrap();
+    assert!(matches!(
+        acc.append(r, permit, 2, &[], Instant::now(), 0),
+        Err(Error::UnknownPartition { partition: 5, .. })
+    ));
+}

@@ -1,0 +1,347 @@
+//! The network side of the producer: one task drains ready batches from the accumulator and sends one
+//! Produce request per broker; a task per request handles its response.
+//!
+//! ```text
+//!  loop: drain(now, leaders, busy brokers, producer id) ──▶ per broker: spawn request task
+//!          ▲                                                   │ encode + compress (off the lock,
+//!          │ wake: new/full batch, completion, backoff end     │ in parallel across requests)
+//!          └──────── complete (offsets) / requeue (retry) ◀────┘ Produce → response per partition
+//! ```
+//!
+//! Retriable failures (connection loss, NOT_LEADER_OR_FOLLOWER, timeouts...) put the batch back at the
+//! front of its partition's queue after `retry_backoff`, refreshing metadata when the leader may have
+//! moved, until `delivery_timeout`. With idempotence, OUT_OF_ORDER_SEQUENCE_NUMBER, UNKNOWN_PRODUCER_ID
+//! and a fenced epoch make the sender obtain a new producer id (sequences restart at 0) before retrying.
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use kafka_protocol::messages::{
+    InitProducerIdRequest, ProduceRequest, ProducerId, TopicName,
+    produce_request::{PartitionProduceData, TopicProduceData},
+};
+use tracing::{debug, warn};
+
+use super::{
+    Error, ProducerConfig,
+    accumulator::{Accumulator, ProducerBatch, ProducerState},
+    config::Acks,
+};
+use crate::{
+    client::Cluster,
+    protocol::{ResponseError, ServerError, StrBytes},
+};
+
+/// Shared between the sender loop and its request tasks.
+#[derive(Debug)]
+pub(crate) struct Sender {
+    pub(crate) accumulator: Arc<Accumulator>,
+    pub(crate) cluster: Cluster,
+    pub(crate) config: Arc<ProducerConfig>,
+    /// Produce requests in flight per broker id.
+    in_flight: Mutex<HashMap<i32, usize>>,
+    /// The idempotent producer's id and epoch; `None` until obtained, or after it must be replaced.
+    producer: Mutex<Option<ProducerState>>,
+    refreshing: std::sync::atomic::AtomicBool,
+}
+
+impl Sender {
+    pub(crate) fn new(accumulator: Arc<Accumulator>, cluster: Cluster, config: Arc<ProducerConfig>) -> Self {
+        Self {
+            accumulator,
+            cluster,
+            config,
+            in_flight: Mutex::new(HashMap::new()),
+            producer: Mutex::new(None),
+            refreshing: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    fn producer_state(&self) -> Option<ProducerState> {
+        *self.producer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The sender loop; returns once the accumulator is closed and empty.
+    pub(crate) async fn run(self: Arc<Self>) {
+        let idempotent = self.config.is_idempotent();
+        loop {
+            let wake = self.accumulator.wake_sender.notified();
+            if idempotent && self.producer_state().is_none() && !self.accumulator.is_empty() {
+                match self.init_producer_id().await {
+                    Ok(state) => *self.producer.lock().unwrap_or_else(|p| p.into_inner()) = Some(state),
+                    Err(e) => {
+                        warn!(error = %e, "cannot get a producer id; retrying");
+                        self.accumulator.fail_expired(Instant::now(), &e.to_string());
+                        tokio::time::sleep(self.config.retry_backoff).await;
+                        continue;
+                    }
+                }
+            }
+            let now = Instant::now();
+            let busy: HashSet<i32> = self
+                .in_flight
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .filter(|(_, n)| **n >= self.config.max_in_flight_per_broker)
+                .map(|(id, _)| *id)
+                .collect();
+            let producer = if idempotent { self.producer_state() } else { None };
+            let drained = self
+                .accumulator
+                .drain(now, &self.cluster.metadata(), &busy, producer);
+            for batch in drained.expired {
+                let error = timeout_error(&batch, self.config.delivery_timeout);
+                self.accumulator.complete(batch, Err(error));
+            }
+            if drained.needs_metadata {
+                self.refresh_metadata();
+            }
+            for (broker, batches) in drained.by_broker {
+                *self
+                    .in_flight
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .entry(broker)
+                    .or_default() += 1;
+                tokio::spawn(Arc::clone(&self).send(broker, batches));
+            }
+            if self.accumulator.is_closed_and_empty() {
+                return;
+            }
+            let next = drained
+                .next_wake
+                .unwrap_or(now + Duration::from_secs(1))
+                .max(now + Duration::from_micros(100));
+            let retry_metadata = if drained.needs_metadata {
+                now + self.config.retry_backoff
+            } else {
+                next
+            };
+            tokio::select! {
+                () = wake => {}
+                () = tokio::time::sleep_until(next.min(retry_metadata).into()) => {}
+            }
+        }
+    }
+
+    async fn init_producer_id(&self) -> Result<ProducerState, Error> {
+        let timeout_ms = i32::try_from(self.config.request_timeout.as_millis()).unwrap_or(i32::MAX);
+        let request = InitProducerIdRequest::default()
+            .with_transactional_id(None)
+            .with_transaction_timeout_ms(timeout_ms)
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1);
+        let (broker, response) = self.cluster.request_any(&request).await?;
+        if let Some(source) = ServerError::from_code(response.error_code, None) {
+            return Err(Error::Rejected {
+                topic: String::new(),
+                partition: -1,
+                broker,
+                source,
+            });
+        }
+        debug!(producer_id = response.producer_id.0, epoch = response.producer_epoch, "idempotent producer id");
+        Ok((response.producer_id.0, response.producer_epoch))
+    }
+
+    fn refresh_metadata(self: &Arc<Self>) {
+        use std::sync::atomic::Ordering;
+        if self.refreshing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let this = Arc::clone(self);
+        tokio::spawn(async move {
+            if let Err(e) = this.cluster.refresh_metadata().await {
+                debug!(error = %e, "metadata refresh failed");
+            }
+            this.refreshing.store(false, Ordering::Release);
+            this.accumulator.wake_sender.notify_one();
+        });
+    }
+
+    /// Sends one Produce request with `batches` to `broker` and settles every batch.
+    async fn send(self: Arc<Self>, broker: i32, batches: Vec<ProducerBatch>) {
+        self.send_inner(broker, batches).await;
+        if let Some(n) = self.in_flight.lock().unwrap_or_else(|p| p.into_inner()).get_mut(&broker) {
+            *n = n.saturating_sub(1);
+        }
+        self.accumulator.wake_sender.notify_one();
+    }
+
+    async fn send_inner(&self, broker: i32, mut batches: Vec<ProducerBatch>) {
+        // Encode (compress) here, outside the accumulator's lock and in parallel across requests.
+        let mut topics: Vec<TopicProduceData> = Vec::new();
+        let mut sending = Vec::with_capacity(batches.len());
+        for mut batch in batches.drain(..) {
+            match batch.encode() {
+                Ok(bytes) => {
+                    let data = PartitionProduceData::default()
+                        .with_index(batch.partition)
+                        .with_records(Some(bytes));
+                    match topics.iter_mut().find(|t| t.name.0.as_str() == &*batch.topic) {
+                        Some(topic) => topic.partition_data.push(data),
+                        None => topics.push(
+                            TopicProduceData::default()
+                                .with_name(TopicName(StrBytes::from_string(batch.topic.to_string())))
+                                .with_partition_data(vec![data]),
+                        ),
+                    }
+                    sending.push(batch);
+                }
+                Err(e) => self
+                    .accumulator
+                    .complete(batch, Err(Error::Encode { source: Arc::new(e) })),
+            }
+        }
+        if sending.is_empty() {
+            return;
+        }
+        let connection = match self.cluster.broker(broker) {
+            Ok(connection) => connection,
+            Err(e) => {
+                self.refresh_metadata_now().await;
+                return self.retry_all(sending, &e.to_string());
+            }
+        };
+        let timeout_ms = i32::try_from(self.config.request_timeout.as_millis()).unwrap_or(i32::MAX);
+        let request = ProduceRequest::default()
+            .with_acks(self.config.acks.wire())
+            .with_timeout_ms(timeout_ms)
+            .with_topic_data(topics);
+
+        if self.config.acks == Acks::None {
+            let sent = match connection.messenger().await {
+                Ok(messenger) => messenger.send_oneway(&request).await,
+                Err(e) => Err(e),
+            };
+            return match sent {
+                Ok(()) => sending.into_iter().for_each(|b| self.accumulator.complete(b, Ok(-1))),
+                Err(e) if e.is_retriable() => self.retry_all(sending, &e.to_string()),
+                Err(e) => self.fail_all(sending, |b| Error::Connection {
+                    topic: b.topic.to_string(),
+                    partition: b.partition,
+                    source: e.clone(),
+                }),
+            };
+        }
+
+        // The broker may hold the request up to its own timeout; give the answer a little longer.
+        let wait = self.config.request_timeout + Duration::from_secs(5);
+        let response = match connection.request_with_timeout(&request, wait).await {
+            Ok(response) => response,
+            Err(e) if e.is_retriable() => return self.retry_all(sending, &e.to_string()),
+            Err(e) => {
+                return self.fail_all(sending, |b| Error::Connection {
+                    topic: b.topic.to_string(),
+                    partition: b.partition,
+                    source: e.clone(),
+                });
+            }
+        };
+        let mut results: HashMap<(&str, i32), (i16, i64, Option<String>)> = HashMap::new();
+        for topic in &response.responses {
+            for p in &topic.partition_responses {
+                let message = p.error_message.as_ref().map(|m| m.to_string());
+                results.insert((topic.name.0.as_str(), p.index), (p.error_code, p.base_offset, message));
+            }
+        }
+        let mut refresh = false;
+        let mut reset = false;
+        let now = Instant::now();
+        for batch in sending {
+            let Some((code, base_offset, message)) = results.get(&(&*batch.topic, batch.partition)).cloned() else {
+                self.retry_or_expire(batch, now, "no response for the partition".into());
+                continue;
+            };
+            let Some(error) = ServerError::from_code(code, message.as_deref()) else {
+                self.accumulator.complete(batch, Ok(base_offset));
+                continue;
+            };
+            match error.code {
+                // The broker already has this batch: a retry of a write that succeeded.
+                ResponseError::DuplicateSequenceNumber => self.accumulator.complete(batch, Ok(-1)),
+                ResponseError::OutOfOrderSequenceNumber
+                | ResponseError::UnknownProducerId
+                | ResponseError::InvalidProducerEpoch
+                | ResponseError::ProducerFenced => {
+                    reset = true;
+                    self.retry_or_expire(batch, now, error.to_string());
+                }
+                code if code.is_retriable() => {
+                    refresh |= matches!(
+                        code,
+                        ResponseError::NotLeaderOrFollower
+                            | ResponseError::LeaderNotAvailable
+                            | ResponseError::UnknownTopicOrPartition
+                            | ResponseError::FencedLeaderEpoch
+                            | ResponseError::KafkaStorageError
+                    );
+                    self.retry_or_expire(batch, now, error.to_string());
+                }
+                _ => {
+                    let (topic, partition) = (batch.topic.to_string(), batch.partition);
+                    self.accumulator.complete(
+                        batch,
+                        Err(Error::Rejected {
+                            topic,
+                            partition,
+                            broker: connection.address().to_owned(),
+                            source: error,
+                        }),
+                    );
+                }
+            }
+        }
+        if reset {
+            warn!("the broker lost track of this producer's sequence numbers; getting a new producer id");
+            *self.producer.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        }
+        if refresh {
+            self.refresh_metadata_now().await;
+        }
+    }
+
+    async fn refresh_metadata_now(&self) {
+        if let Err(e) = self.cluster.refresh_metadata().await {
+            debug!(error = %e, "metadata refresh failed");
+        }
+    }
+
+    fn retry_all(&self, batches: Vec<ProducerBatch>, error: &str) {
+        let now = Instant::now();
+        for batch in batches {
+            self.retry_or_expire(batch, now, error.to_owned());
+        }
+    }
+
+    fn fail_all(&self, batches: Vec<ProducerBatch>, error: impl Fn(&ProducerBatch) -> Error) {
+        for batch in batches {
+            let e = error(&batch);
+            self.accumulator.complete(batch, Err(e));
+        }
+    }
+
+    fn retry_or_expire(&self, mut batch: ProducerBatch, now: Instant, error: String) {
+        if now.saturating_duration_since(batch.created) + self.config.retry_backoff >= self.config.delivery_timeout {
+            batch.last_error = Some(error);
+            let e = timeout_error(&batch, self.config.delivery_timeout);
+            self.accumulator.complete(batch, Err(e));
+        } else {
+            debug!(topic = %batch.topic, partition = batch.partition, attempts = batch.attempts, %error, "retrying batch");
+            self.accumulator.requeue(batch, now, error);
+        }
+    }
+}
+
+fn timeout_error(batch: &ProducerBatch, timeout: Duration) -> Error {
+    Error::DeliveryTimeout {
+        topic: batch.topic.to_string(),
+        partition: batch.partition,
+        timeout,
+        last_error: batch.last_error.clone(),
+    }
+}
