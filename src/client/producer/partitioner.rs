@@ -212,7 +212,11 @@ impl Partitioner {
         let candidates: Vec<i32> = if available.is_empty() {
             (0..num_partitions.max(0)).collect()
         } else {
-            available.iter().copied().filter(|&p| p >= 0 && p < num_partitions).collect()
+            available
+                .iter()
+                .copied()
+                .filter(|&p| p >= 0 && p < num_partitions)
+                .collect()
         };
         let pool: Vec<i32> = match avoid {
             Some(a) if candidates.len() > 1 => candidates.iter().copied().filter(|&p| p != a).collect(),

@@ -5,7 +5,7 @@
 //!
 //! | codec | format | encoder here | decoder here |
 //! |---|---|---|---|
-//! | gzip | RFC 1952 gzip | flate2 on its **zlib-rs** backend, level 6 (Java's and librdkafka's default) | multi-member gzip |
+//! | gzip | RFC 1952 gzip | flate2 on its **zlib-rs** backend, level 6 by default (Java's and librdkafka's), 1..=9 settable (`compression.gzip.level`) | multi-member gzip |
 //! | snappy | snappy-java's *xerial* framing: 16-byte header, then `u32` BE length + raw snappy block per 32 KiB of input (Java's `SnappyOutputStream`) | xerial | xerial, or a raw snappy block (librdkafka writes raw; Java's reader falls back to it too) |
 //! | lz4 | LZ4 *frame* format, 64 KiB independent blocks (Java's `KafkaLZ4BlockOutputStream`) | lz4_flex | lz4_flex (any valid frame) |
 //! | zstd | zstd frame | ruzstd's `Fastest` level (≈ zstd level 1; ruzstd has no other level yet) | ruzstd, concatenated frames accepted |
@@ -105,12 +105,22 @@ const XERIAL_HEADER: &[u8; 16] = b"\x82SNAPPY\x00\x00\x00\x00\x01\x00\x00\x00\x0
 /// snappy-java's default block size, which Kafka's Java producer uses.
 const XERIAL_BLOCK: usize = 32 * 1024;
 
-/// Appends `input` compressed with `compression` to `out` (`None` copies it).
-pub(crate) fn compress(compression: Compression, input: &[u8], out: &mut BytesMut) -> Result<(), CodecError> {
+/// gzip's default level, as Java's and librdkafka's.
+pub(crate) const DEFAULT_GZIP_LEVEL: u32 = 6;
+
+/// Appends `input` compressed with `compression` to `out` (`None` copies it). `gzip_level` (1..=9) is
+/// used by gzip only.
+pub(crate) fn compress(
+    compression: Compression,
+    gzip_level: u32,
+    input: &[u8],
+    out: &mut BytesMut,
+) -> Result<(), CodecError> {
     match compression {
         Compression::None => out.extend_from_slice(input),
         Compression::Gzip => {
-            let mut enc = flate2::write::GzEncoder::new(out.writer(), flate2::Compression::new(6));
+            let level = flate2::Compression::new(gzip_level.clamp(1, 9));
+            let mut enc = flate2::write::GzEncoder::new(out.writer(), level);
             enc.write_all(input)?;
             enc.finish()?;
         }
@@ -158,7 +168,11 @@ impl<E: Into<CodecError>> From<E> for DecompressError {
 }
 
 /// Decompresses `input` (a batch's records section) into a new buffer of at most `limit` bytes.
-pub(crate) fn decompress(compression: Compression, input: &[u8], limit: usize) -> Result<Bytes, DecompressError> {
+pub(crate) fn decompress(
+    compression: Compression,
+    input: &[u8],
+    limit: usize,
+) -> Result<Bytes, DecompressError> {
     // A first guess of the output size; the buffer grows past it only as real output arrives.
     let guess = input.len().saturating_mul(4).min(limit).min(1 << 20);
     let out = match compression {
@@ -223,7 +237,9 @@ fn snappy_decompress(input: &[u8], limit: usize) -> Result<Vec<u8>, DecompressEr
             rest = after;
             continue;
         }
-        let (len, tail) = rest.split_first_chunk::<4>().ok_or("truncated xerial block length")?;
+        let (len, tail) = rest
+            .split_first_chunk::<4>()
+            .ok_or("truncated xerial block length")?;
         let len = usize::try_from(u32::from_be_bytes(*len))?;
         let block = tail.get(..len).ok_or("truncated xerial block")?;
         rest = tail.get(len..).unwrap_or_default();
@@ -269,7 +285,7 @@ mod tests {
         assert!(data.len() > 3 * 64 * 1024);
         for c in Compression::ALL {
             let mut out = BytesMut::from(&b"prefix"[..]);
-            compress(c, &data, &mut out).unwrap();
+            compress(c, DEFAULT_GZIP_LEVEL, &data, &mut out).unwrap();
             assert_eq!(&out[..6], b"prefix", "{c} appends");
             let back = decompress(c, &out[6..], data.len()).unwrap();
             assert_eq!(back, data, "{c}");
@@ -283,7 +299,7 @@ mod tests {
     fn empty_input_round_trips() {
         for c in Compression::ALL {
             let mut out = BytesMut::new();
-            compress(c, b"", &mut out).unwrap();
+            compress(c, DEFAULT_GZIP_LEVEL, b"", &mut out).unwrap();
             assert_eq!(decompress(c, &out, 0).unwrap(), Bytes::new(), "{c}");
         }
     }
@@ -293,8 +309,14 @@ mod tests {
         let data = vec![b'a'; 1 << 20];
         for c in Compression::ALL {
             let mut out = BytesMut::new();
-            compress(c, &data, &mut out).unwrap();
-            assert!(matches!(decompress(c, &out, data.len() - 1), Err(DecompressError::TooLarge)), "{c}");
+            compress(c, DEFAULT_GZIP_LEVEL, &data, &mut out).unwrap();
+            assert!(
+                matches!(
+                    decompress(c, &out, data.len() - 1),
+                    Err(DecompressError::TooLarge)
+                ),
+                "{c}"
+            );
             assert_eq!(decompress(c, &out, data.len()).unwrap().len(), data.len(), "{c}");
         }
     }
@@ -303,7 +325,7 @@ mod tests {
     fn snappy_writes_xerial_and_reads_raw() {
         let data = sample(100);
         let mut out = BytesMut::new();
-        compress(Compression::Snappy, &data, &mut out).unwrap();
+        compress(Compression::Snappy, DEFAULT_GZIP_LEVEL, &data, &mut out).unwrap();
         assert_eq!(&out[..16], XERIAL_HEADER);
         let raw = snap::raw::Encoder::new().compress_vec(&data).unwrap();
         assert_eq!(decompress(Compression::Snappy, &raw, usize::MAX).unwrap(), data);
@@ -321,7 +343,7 @@ mod tests {
         let java = b"\x82\x53\x4e\x41\x50\x50\x59\x00\x00\x00\x00\x01\x00\x00\x00\x01\x00\x00\x00\x0f\x0d\x30\x18\x00\x00\x00\x01\x0csdfdsf\x00";
         let plain = decompress(Compression::Snappy, java, usize::MAX).unwrap();
         let mut again = BytesMut::new();
-        compress(Compression::Snappy, &plain, &mut again).unwrap();
+        compress(Compression::Snappy, DEFAULT_GZIP_LEVEL, &plain, &mut again).unwrap();
         assert_eq!(&again[..], &java[..]);
     }
 
@@ -331,7 +353,8 @@ mod tests {
         // backend in the tree that backend is zlib-rs, so this compiling proves miniz_oxide is not used.
         let mut c = flate2::Compress::new_gzip(flate2::Compression::new(6), 15);
         let mut out = Vec::with_capacity(64);
-        c.compress_vec(b"hello", &mut out, flate2::FlushCompress::Finish).unwrap();
+        c.compress_vec(b"hello", &mut out, flate2::FlushCompress::Finish)
+            .unwrap();
         assert_eq!(&out[..2], &[0x1f, 0x8b]);
     }
 
@@ -340,7 +363,7 @@ mod tests {
         fn round_trip_any_bytes(data in proptest::collection::vec(any::<u8>(), 0..4096), id in 0u8..5) {
             let c = Compression::from_id(id).unwrap();
             let mut out = BytesMut::new();
-            compress(c, &data, &mut out).unwrap();
+            compress(c, DEFAULT_GZIP_LEVEL, &data, &mut out).unwrap();
             prop_assert_eq!(decompress(c, &out, data.len()).unwrap(), data);
         }
 
@@ -355,7 +378,7 @@ mod tests {
                                        id in 1u8..5, at in any::<usize>(), bit in 0u8..8) {
             let c = Compression::from_id(id).unwrap();
             let mut out = BytesMut::new();
-            compress(c, &seed, &mut out).unwrap();
+            compress(c, DEFAULT_GZIP_LEVEL, &seed, &mut out).unwrap();
             let i = at % out.len();
             out[i] ^= 1 << bit;
             let _ = decompress(c, &out, 1 << 16);

@@ -23,8 +23,8 @@ const LOG_OVERHEAD: usize = 12;
 /// ```
 /// use kafka_event_bus::protocol::records::DecodeOptions;
 ///
-/// let opts = DecodeOptions { skip_control_batches: false, ..DecodeOptions::default() };
-/// assert!(opts.check_crcs);
+/// let opts = DecodeOptions::default().with_skip_control_batches(false);
+/// assert!(!opts.skip_control_batches && opts.check_crcs);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -36,6 +36,26 @@ pub struct DecodeOptions {
     pub check_crcs: bool,
     /// The most bytes one compressed batch may decompress to. Default 128 MiB.
     pub max_uncompressed_batch_bytes: usize,
+}
+
+impl DecodeOptions {
+    /// Sets [`skip_control_batches`](Self::skip_control_batches).
+    pub fn with_skip_control_batches(mut self, skip: bool) -> Self {
+        self.skip_control_batches = skip;
+        self
+    }
+
+    /// Sets [`check_crcs`](Self::check_crcs).
+    pub fn with_check_crcs(mut self, check: bool) -> Self {
+        self.check_crcs = check;
+        self
+    }
+
+    /// Sets [`max_uncompressed_batch_bytes`](Self::max_uncompressed_batch_bytes).
+    pub fn with_max_uncompressed_batch_bytes(mut self, limit: usize) -> Self {
+        self.max_uncompressed_batch_bytes = limit;
+        self
+    }
 }
 
 impl Default for DecodeOptions {
@@ -142,8 +162,12 @@ impl RecordBatchDecoder {
     /// The next batch's bounds, `None` if what is left is not a whole batch.
     fn frame(&self) -> Result<Option<(i64, usize)>, Error> {
         let rest = self.buf.get(self.pos..).unwrap_or_default();
-        let Some((offset, rest)) = rest.split_first_chunk::<8>() else { return Ok(None) };
-        let Some((length, _)) = rest.split_first_chunk::<4>() else { return Ok(None) };
+        let Some((offset, rest)) = rest.split_first_chunk::<8>() else {
+            return Ok(None);
+        };
+        let Some((length, _)) = rest.split_first_chunk::<4>() else {
+            return Ok(None);
+        };
         let base_offset = i64::from_be_bytes(*offset);
         let length = i32::from_be_bytes(*length);
         let body = usize::try_from(length)
@@ -156,21 +180,33 @@ impl RecordBatchDecoder {
 
     fn next_batch(&mut self) -> Result<Option<RecordBatch>, Error> {
         loop {
-            let Some((base_offset, end)) = self.frame()? else { return Ok(None) };
+            let Some((base_offset, end)) = self.frame()? else {
+                return Ok(None);
+            };
             let batch = self.buf.slice(self.pos..end);
             let header = BatchHeader::parse(&batch, base_offset)?;
             if self.options.check_crcs {
                 let computed = crc32c::crc32c(batch.get(21..).unwrap_or_default());
                 if computed != header.crc {
-                    return Err(Error::CrcMismatch { base_offset, stored: header.crc, computed });
+                    return Err(Error::CrcMismatch {
+                        base_offset,
+                        stored: header.crc,
+                        computed,
+                    });
                 }
             }
             self.pos = end;
-            self.next_offset = Some(base_offset.saturating_add(i64::from(header.last_offset_delta)).saturating_add(1));
+            self.next_offset = Some(
+                base_offset
+                    .saturating_add(i64::from(header.last_offset_delta))
+                    .saturating_add(1),
+            );
             if header.is_control() && self.options.skip_control_batches {
                 continue;
             }
-            return header.into_batch(batch.slice(BATCH_HEADER_LEN..), base_offset, &self.options).map(Some);
+            return header
+                .into_batch(batch.slice(BATCH_HEADER_LEN..), base_offset, &self.options)
+                .map(Some);
         }
     }
 }
@@ -213,7 +249,9 @@ struct BatchHeader {
 }
 
 fn be<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
-    b.get(at..at + N).and_then(|s| s.try_into().ok()).unwrap_or([0; N])
+    b.get(at..at + N)
+        .and_then(|s| s.try_into().ok())
+        .unwrap_or([0; N])
 }
 
 impl BatchHeader {
@@ -241,17 +279,27 @@ impl BatchHeader {
         self.attributes & (1 << 5) != 0
     }
 
-    fn into_batch(self, body: Bytes, base_offset: i64, options: &DecodeOptions) -> Result<RecordBatch, Error> {
+    fn into_batch(
+        self,
+        body: Bytes,
+        base_offset: i64,
+        options: &DecodeOptions,
+    ) -> Result<RecordBatch, Error> {
         let id = (self.attributes & 0x7) as u8;
         let compression = Compression::from_id(id).ok_or(Error::UnknownCompression { base_offset, id })?;
         let data = if compression == Compression::None {
             body
         } else {
             decompress(compression, &body, options.max_uncompressed_batch_bytes).map_err(|e| match e {
-                DecompressError::TooLarge => {
-                    Error::DecompressedTooLarge { base_offset, limit: options.max_uncompressed_batch_bytes }
-                }
-                DecompressError::Codec(source) => Error::Decompress { base_offset, compression, source },
+                DecompressError::TooLarge => Error::DecompressedTooLarge {
+                    base_offset,
+                    limit: options.max_uncompressed_batch_bytes,
+                },
+                DecompressError::Codec(source) => Error::Decompress {
+                    base_offset,
+                    compression,
+                    source,
+                },
             })?
         };
         let records = decode_records(&data, self.record_count)

@@ -12,7 +12,8 @@ fn record(i: i32, headers: Headers) -> Record {
         offset_delta: i,
         timestamp_delta: i64::from(i) * 3,
         key: (i % 3 != 0).then(|| Bytes::from(format!("key-{i}"))),
-        value: (i % 5 != 4).then(|| Bytes::from(format!("{{\"n\":{i},\"pad\":\"{}\"}}", "x".repeat(i as usize)))),
+        value: (i % 5 != 4)
+            .then(|| Bytes::from(format!("{{\"n\":{i},\"pad\":\"{}\"}}", "x".repeat(i as usize)))),
         headers,
     }
 }
@@ -64,10 +65,21 @@ fn with_fixed_crc(mut batch: Vec<u8>, edit: impl FnOnce(&mut Vec<u8>)) -> Bytes 
 #[test]
 fn every_codec_round_trips_with_headers_intact() {
     for c in Compression::ALL {
-        let batches = vec![sample_batch(0, 50, c), sample_batch(50, 1, c), sample_batch(51, 20, c)];
+        let batches = vec![
+            sample_batch(0, 50, c),
+            sample_batch(50, 1, c),
+            sample_batch(51, 20, c),
+        ];
         let decoded = decode_batches(encode(&batches), &DecodeOptions::default()).unwrap();
         assert_eq!(decoded, batches, "{c}");
-        assert_eq!(decoded[0].records[1].headers.iter().filter(|h| h.key == "dup").count(), 2);
+        assert_eq!(
+            decoded[0].records[1]
+                .headers
+                .iter()
+                .filter(|h| h.key == "dup")
+                .count(),
+            2
+        );
     }
 }
 
@@ -78,12 +90,18 @@ fn uncompressed_reencodes_to_the_same_bytes_and_is_zero_copy() {
     assert_eq!(encode(&decoded), bytes);
     let value = decoded[0].records[1].value.as_ref().unwrap();
     let range = bytes.as_ptr() as usize..bytes.as_ptr() as usize + bytes.len();
-    assert!(range.contains(&(value.as_ptr() as usize)), "value shares the fetch buffer");
+    assert!(
+        range.contains(&(value.as_ptr() as usize)),
+        "value shares the fetch buffer"
+    );
 }
 
 #[test]
 fn truncated_last_batch_is_skipped_at_every_cut() {
-    let batches = vec![sample_batch(0, 3, Compression::None), sample_batch(3, 4, Compression::Gzip)];
+    let batches = vec![
+        sample_batch(0, 3, Compression::None),
+        sample_batch(3, 4, Compression::Gzip),
+    ];
     let bytes = encode(&batches);
     let first_len = encode(&batches[..1]).len();
     for cut in 0..bytes.len() {
@@ -116,9 +134,16 @@ fn control_batches_skipped_but_counted() {
     let mut d = RecordBatchDecoder::new(bytes.clone(), DecodeOptions::default());
     assert_eq!(d.next().unwrap().unwrap(), a);
     assert!(d.next().is_none());
-    assert_eq!(d.next_offset(), Some(6), "the fetch position moves past the marker");
+    assert_eq!(
+        d.next_offset(),
+        Some(6),
+        "the fetch position moves past the marker"
+    );
 
-    let all = DecodeOptions { skip_control_batches: false, ..DecodeOptions::default() };
+    let all = DecodeOptions {
+        skip_control_batches: false,
+        ..DecodeOptions::default()
+    };
     let got = decode_batches(bytes, &all).unwrap();
     assert_eq!(got, vec![a, marker]);
     assert!(got[1].is_control);
@@ -126,7 +151,10 @@ fn control_batches_skipped_but_counted() {
 
 #[test]
 fn crc_mismatch_is_reported_after_good_batches() {
-    let bytes = encode(&[sample_batch(0, 2, Compression::None), sample_batch(2, 2, Compression::None)]);
+    let bytes = encode(&[
+        sample_batch(0, 2, Compression::None),
+        sample_batch(2, 2, Compression::None),
+    ]);
     let mut damaged = bytes.to_vec();
     let at = damaged.windows(3).rposition(|w| w == b"pad").unwrap();
     damaged[at] = b'q'; // inside the last record's value
@@ -137,7 +165,10 @@ fn crc_mismatch_is_reported_after_good_batches() {
     assert!(err.is_retriable());
     assert!(d.next().is_none(), "fused after an error");
     // Without CRC checks the damage reaches the records (a value byte here).
-    let lax = DecodeOptions { check_crcs: false, ..DecodeOptions::default() };
+    let lax = DecodeOptions {
+        check_crcs: false,
+        ..DecodeOptions::default()
+    };
     assert!(decode_batches(Bytes::from(damaged), &lax).is_ok());
 }
 
@@ -149,158 +180,103 @@ fn malformed_batches_are_typed_errors() {
     let mut v1 = good.clone();
     v1[16] = 1;
     let err = decode_batches(Bytes::from(v1), &opts).unwrap_err();
-    assert!(matches!(err, Error::UnsupportedMagic { base_offset: 9, magic: 1 }), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::UnsupportedMagic {
+                base_offset: 9,
+                magic: 1
+            }
+        ),
+        "{err}"
+    );
 
     let mut short = good.clone();
     short[8..12].copy_from_slice(&10i32.to_be_bytes());
-    assert!(matches!(decode_batches(Bytes::from(short), &opts), Err(Error::BatchLength { length: 10, .. })));
+    assert!(matches!(
+        decode_batches(Bytes::from(short), &opts),
+        Err(Error::BatchLength { length: 10, .. })
+    ));
 
     let bad_codec = with_fixed_crc(good.clone(), |b| b[22] |= 7);
-    assert!(matches!(decode_batches(bad_codec, &opts), Err(Error::UnknownCompression { id: 7, .. })));
+    assert!(matches!(
+        decode_batches(bad_codec, &opts),
+        Err(Error::UnknownCompression { id: 7, .. })
+    ));
 
     let more_records = with_fixed_crc(good.clone(), |b| b[60] = 4);
-    assert!(matches!(decode_batches(more_records, &opts), Err(Error::Malformed { .. })));
+    assert!(matches!(
+        decode_batches(more_records, &opts),
+        Err(Error::Malformed { .. })
+    ));
     let fewer_records = with_fixed_crc(good.clone(), |b| b[60] = 2);
     let err = decode_batches(fewer_records, &opts).unwrap_err();
     assert!(err.to_string().contains("bytes left"), "{err}");
-    let negative = with_fixed_crc(good.clone(), |b| b[57..61].copy_from_slice(&(-1i32).to_be_bytes()));
-    assert!(matches!(decode_batches(negative, &opts), Err(Error::Malformed { .. })));
+    let negative = with_fixed_crc(good.clone(), |b| {
+        b[57..61].copy_from_slice(&(-1i32).to_be_bytes())
+    });
+    assert!(matches!(
+        decode_batches(negative, &opts),
+        Err(Error::Malformed { .. })
+    ));
 
     // gzip attribute on uncompressed records.
     let not_gzip = with_fixed_crc(good, |b| b[22] |= 1);
     let err = decode_batches(not_gzip, &opts).unwrap_err();
-    assert!(matches!(err, Error::Decompress { compression: Compression::Gzip, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::Decompress {
+                compression: Compression::Gzip,
+                ..
+            }
+        ),
+        "{err}"
+    );
 }
 
 #[test]
 fn decompression_bomb_is_bounded() {
     let mut b = RecordBatchBuilder::new(Compression::Zstd);
-    b.append(0, None, Some(&vec![0u8; 4 << 20]), &Headers::new()).unwrap();
+    b.append(0, None, Some(&vec![0u8; 4 << 20]), &Headers::new())
+        .unwrap();
     let bytes = b.finish().unwrap();
     assert!(bytes.len() < 64 * 1024);
-    let tight = DecodeOptions { max_uncompressed_batch_bytes: 1 << 20, ..DecodeOptions::default() };
+    let tight = DecodeOptions {
+        max_uncompressed_batch_bytes: 1 << 20,
+        ..DecodeOptions::default()
+    };
     let err = decode_batches(bytes.clone(), &tight).unwrap_err();
-    assert!(matches!(err, Error::DecompressedTooLarge { limit: 1_048_576, .. }), "{err}");
-    assert_eq!(decode_batches(bytes, &DecodeOptions::default()).unwrap()[0].records.len(), 1);
+    assert!(
+        matches!(err, Error::DecompressedTooLarge { limit: 1_048_576, .. }),
+        "{err}"
+    );
+    assert_eq!(
+        decode_batches(bytes, &DecodeOptions::default()).unwrap()[0]
+            .records
+            .len(),
+        1
+    );
 }
 
 #[test]
 fn invalid_utf8_header_key_is_replaced_like_java() {
     let mut h = Headers::new();
     h.insert("k\u{e9}y", "v");
-    let plain = encode(&[RecordBatch { records: vec![record(0, h)], ..RecordBatch::default() }]).to_vec();
+    let plain = encode(&[RecordBatch {
+        records: vec![record(0, h)],
+        ..RecordBatch::default()
+    }])
+    .to_vec();
     let at = plain.windows(2).position(|w| w == [0xc3, 0xa9]).unwrap();
     let bytes = with_fixed_crc(plain, |b| b[at] = 0xff);
-    let batch = decode_batches(bytes, &DecodeOptions::default()).unwrap().remove(0);
-    assert_eq!(batch.records[0].headers.iter().next().unwrap().key, "k\u{fffd}\u{fffd}y");
-}
-
-// ---- cross-checks against kafka_protocol's record codec (an independent implementation) ----
-
-mod kp {
-    pub(super) use kafka_protocol::protocol::StrBytes;
-    pub(super) use kafka_protocol::records::{
-        Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-    };
-}
-
-fn kp_compression(c: Compression) -> kp::Compression {
-    match c {
-        Compression::Gzip => kp::Compression::Gzip,
-        Compression::Snappy => kp::Compression::Snappy,
-        _ => kp::Compression::None,
-    }
-}
-
-/// Records without duplicate header keys (kafka_protocol keeps headers in a map).
-fn map_friendly_batch(c: Compression) -> RecordBatch {
-    let records = (0..40)
-        .map(|i| {
-            let mut h = Headers::new();
-            h.insert("event_type", format!("E{i}"));
-            h.insert("trace", "t");
-            h.insert_null("null");
-            record(i, h)
-        })
-        .collect();
-    RecordBatch {
-        base_offset: 1000,
-        compression: c,
-        last_offset_delta: 39,
-        base_timestamp: 1_000,
-        max_timestamp: 1_000 + 39 * 3,
-        producer_id: 5,
-        producer_epoch: 2,
-        base_sequence: 10,
-        records,
-        ..RecordBatch::default()
-    }
-}
-
-#[test]
-fn kafka_protocol_reads_what_we_write() {
-    for c in [Compression::None, Compression::Gzip, Compression::Snappy] {
-        let ours = map_friendly_batch(c);
-        let mut bytes = encode(std::slice::from_ref(&ours));
-        let sets = kp::RecordBatchDecoder::decode_all(&mut bytes).unwrap();
-        assert_eq!(sets.len(), 1, "{c}");
-        assert_eq!(sets[0].compression, kp_compression(c));
-        let theirs = &sets[0].records;
-        assert_eq!(theirs.len(), ours.records.len());
-        for (t, o) in theirs.iter().zip(&ours.records) {
-            assert_eq!(t.offset, ours.offset_of(o));
-            assert_eq!(t.timestamp, ours.timestamp_of(o));
-            assert_eq!(t.sequence, ours.base_sequence + o.offset_delta);
-            assert_eq!((t.producer_id, t.producer_epoch), (5, 2));
-            assert_eq!((&t.key, &t.value), (&o.key, &o.value));
-            let th: Vec<(String, Option<Bytes>)> =
-                t.headers.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
-            let oh: Vec<(String, Option<Bytes>)> = o.headers.iter().map(|h| (h.key.clone(), h.value.clone())).collect();
-            assert_eq!(th, oh, "{c}");
-        }
-    }
-}
-
-#[test]
-fn we_read_what_kafka_protocol_writes() {
-    for c in [Compression::None, Compression::Gzip, Compression::Snappy] {
-        let theirs: Vec<kp::Record> = (0..25)
-            .map(|i: i64| kp::Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: 0,
-                producer_id: 77,
-                producer_epoch: 3,
-                timestamp_type: kp::TimestampType::Creation,
-                offset: 500 + i,
-                sequence: 9 + i as i32,
-                timestamp: 2_000 + i * 7,
-                key: (i % 2 == 0).then(|| Bytes::from(format!("k{i}"))),
-                value: Some(Bytes::from(format!("value {i} {}", "y".repeat(i as usize)))),
-                headers: [
-                    (kp::StrBytes::from_static_str("a"), Some(Bytes::from(format!("{i}")))),
-                    (kp::StrBytes::from_static_str("b"), None),
-                ]
-                .into_iter()
-                .collect(),
-            })
-            .collect();
-        let mut buf = BytesMut::new();
-        let opts = kp::RecordEncodeOptions { version: 2, compression: kp_compression(c) };
-        kp::RecordBatchEncoder::encode(&mut buf, theirs.iter(), &opts).unwrap();
-        let ours = decode_batches(buf.freeze(), &DecodeOptions::default()).unwrap();
-        let records: Vec<(i64, i64, &Record)> =
-            ours.iter().flat_map(|b| b.records.iter().map(move |r| (b.offset_of(r), b.timestamp_of(r), r))).collect();
-        assert_eq!(records.len(), theirs.len(), "{c}");
-        assert!(ours.iter().all(|b| b.compression == c && b.producer_id == 77 && b.producer_epoch == 3));
-        for ((offset, ts, o), t) in records.into_iter().zip(&theirs) {
-            assert_eq!((offset, ts), (t.offset, t.timestamp));
-            assert_eq!((&o.key, &o.value), (&t.key, &t.value));
-            assert_eq!(o.headers.get_str("a"), Some(format!("{}", t.offset - 500).as_str()));
-            assert!(o.headers.contains_key("b") && o.headers.get("b").is_none());
-        }
-    }
+    let batch = decode_batches(bytes, &DecodeOptions::default())
+        .unwrap()
+        .remove(0);
+    assert_eq!(
+        batch.records[0].headers.iter().next().unwrap().key,
+        "k\u{fffd}\u{fffd}y"
+    );
 }
 
 // ---- properties ----
@@ -309,14 +285,25 @@ fn arb_headers() -> impl Strategy<Value = Headers> {
     let key = prop::sample::select(vec!["a", "b", "event_type", "", "ключ"]);
     let value = prop::option::of(prop::collection::vec(any::<u8>(), 0..20).prop_map(Bytes::from));
     prop::collection::vec((key, value), 0..5).prop_map(|hs| {
-        hs.into_iter().map(|(key, value)| crate::protocol::Header { key: key.to_owned(), value }).collect()
+        hs.into_iter()
+            .map(|(key, value)| crate::protocol::Header {
+                key: key.to_owned(),
+                value,
+            })
+            .collect()
     })
 }
 
 fn arb_batch() -> impl Strategy<Value = RecordBatch> {
     let bytes = || prop::option::of(prop::collection::vec(any::<u8>(), 0..64).prop_map(Bytes::from));
     let rec = (any::<i32>(), any::<i64>(), bytes(), bytes(), arb_headers()).prop_map(
-        |(offset_delta, timestamp_delta, key, value, headers)| Record { offset_delta, timestamp_delta, key, value, headers },
+        |(offset_delta, timestamp_delta, key, value, headers)| Record {
+            offset_delta,
+            timestamp_delta,
+            key,
+            value,
+            headers,
+        },
     );
     (
         prop::collection::vec(rec, 0..12),
@@ -325,22 +312,28 @@ fn arb_batch() -> impl Strategy<Value = RecordBatch> {
         any::<(bool, bool, bool, bool)>(),
         any::<(i64, i16, i32)>(),
     )
-        .prop_map(|(records, c, (bo, ple, lod, bt, mt), (log_append, tx, ctl, dh), (pid, pe, bs))| RecordBatch {
-            base_offset: bo,
-            partition_leader_epoch: ple,
-            compression: Compression::from_id(c).unwrap_or_default(),
-            timestamp_type: if log_append { TimestampType::LogAppendTime } else { TimestampType::CreateTime },
-            is_transactional: tx,
-            is_control: ctl,
-            has_delete_horizon: dh,
-            last_offset_delta: lod,
-            base_timestamp: bt,
-            max_timestamp: mt,
-            producer_id: pid,
-            producer_epoch: pe,
-            base_sequence: bs,
-            records,
-        })
+        .prop_map(
+            |(records, c, (bo, ple, lod, bt, mt), (log_append, tx, ctl, dh), (pid, pe, bs))| RecordBatch {
+                base_offset: bo,
+                partition_leader_epoch: ple,
+                compression: Compression::from_id(c).unwrap_or_default(),
+                timestamp_type: if log_append {
+                    TimestampType::LogAppendTime
+                } else {
+                    TimestampType::CreateTime
+                },
+                is_transactional: tx,
+                is_control: ctl,
+                has_delete_horizon: dh,
+                last_offset_delta: lod,
+                base_timestamp: bt,
+                max_timestamp: mt,
+                producer_id: pid,
+                producer_epoch: pe,
+                base_sequence: bs,
+                records,
+            },
+        )
 }
 
 proptest! {
@@ -397,10 +390,22 @@ proptest! {
 fn builder_defaults_are_non_idempotent() {
     let mut b = RecordBatchBuilder::new(Compression::None);
     b.append(0, None, None, &Headers::new()).unwrap();
-    let batch = decode_batches(b.finish().unwrap(), &DecodeOptions::default()).unwrap().remove(0);
-    assert_eq!((batch.producer_id, batch.producer_epoch, batch.base_sequence), (NO_PRODUCER_ID, -1, -1));
+    let batch = decode_batches(b.finish().unwrap(), &DecodeOptions::default())
+        .unwrap()
+        .remove(0);
+    assert_eq!(
+        (batch.producer_id, batch.producer_epoch, batch.base_sequence),
+        (NO_PRODUCER_ID, -1, -1)
+    );
     assert_eq!(batch.partition_leader_epoch, -1);
     let mut out = BytesMut::new();
     out.put_slice(&[0; 5]);
-    assert!(decode_batches(out.freeze(), &DecodeOptions::default()).unwrap().is_empty());
+    assert!(
+        decode_batches(out.freeze(), &DecodeOptions::default())
+            .unwrap()
+            .is_empty()
+    );
 }
+
+#[path = "interop_tests.rs"]
+mod interop;

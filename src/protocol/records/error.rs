@@ -47,7 +47,9 @@ pub enum Error {
         length: i32,
     },
     /// The CRC-32C stored in a batch does not match its bytes.
-    #[snafu(display("batch at offset {base_offset}: CRC-32C {stored:#010x} stored, {computed:#010x} computed"))]
+    #[snafu(display(
+        "batch at offset {base_offset}: CRC-32C {stored:#010x} stored, {computed:#010x} computed"
+    ))]
     CrcMismatch {
         /// The batch's base offset.
         base_offset: i64,

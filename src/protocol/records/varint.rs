@@ -58,7 +58,11 @@ pub(crate) struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     pub(crate) fn new(buf: &'a Bytes) -> Self {
-        Self { buf, pos: 0, end: buf.len() }
+        Self {
+            buf,
+            pos: 0,
+            end: buf.len(),
+        }
     }
 
     pub(crate) fn remaining(&self) -> usize {
