@@ -170,10 +170,18 @@ impl RecordBatchDecoder {
         };
         let base_offset = i64::from_be_bytes(*offset);
         let length = i32::from_be_bytes(*length);
-        let body = usize::try_from(length)
+        let Some(body) = usize::try_from(length)
             .ok()
             .filter(|&l| l >= BATCH_HEADER_LEN - LOG_OVERHEAD)
-            .ok_or(Error::BatchLength { base_offset, length })?;
+        else {
+            // Old message sets (magic 0 and 1) can be this short: name the real problem when we can.
+            return match rest.get(8).map(|&m| m as i8) {
+                Some(magic) if magic != 2 && length >= 0 => {
+                    Err(Error::UnsupportedMagic { base_offset, magic })
+                }
+                _ => Err(Error::BatchLength { base_offset, length }),
+            };
+        };
         let end = self.pos + LOG_OVERHEAD + body;
         Ok((end <= self.buf.len()).then_some((base_offset, end)))
     }

@@ -198,6 +198,13 @@ fn malformed_batches_are_typed_errors() {
         Err(Error::BatchLength { length: 10, .. })
     ));
 
+    // A magic-1 message (offset, size 26, crc, magic 1, ...): shorter than any v2 batch.
+    let mut legacy = vec![0u8; 38];
+    legacy[11] = 26;
+    legacy[16] = 1;
+    let err = decode_batches(Bytes::from(legacy), &opts).unwrap_err();
+    assert!(matches!(err, Error::UnsupportedMagic { magic: 1, .. }), "{err}");
+
     let bad_codec = with_fixed_crc(good.clone(), |b| b[22] |= 7);
     assert!(matches!(
         decode_batches(bad_codec, &opts),

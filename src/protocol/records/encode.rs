@@ -380,7 +380,11 @@ impl RecordBatchBuilder {
         let ratio = if self.compression == Compression::None {
             1.0
         } else {
-            compression_ratio.clamp(0.0, 1.5)
+            if compression_ratio.is_nan() {
+                1.0
+            } else {
+                compression_ratio.clamp(0.0, 1.5)
+            }
         };
         BATCH_HEADER_LEN + (self.records_size() as f64 * f64::from(ratio)).ceil() as usize
     }

@@ -86,6 +86,7 @@ fn estimated_size_scales_compressed_only() {
     b.append(0, None, Some(&[b'x'; 1000]), &Headers::new()).unwrap();
     let plain = b.records_size();
     assert_eq!(b.estimated_size(0.5), BATCH_HEADER_LEN + plain.div_ceil(2));
+    assert_eq!(b.estimated_size(f32::NAN), b.size());
     let mut n = RecordBatchBuilder::new(Compression::None);
     n.append(0, None, Some(&[b'x'; 1000]), &Headers::new()).unwrap();
     assert_eq!(n.estimated_size(0.5), n.size());
