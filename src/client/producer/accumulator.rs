@@ -274,7 +274,10 @@ impl Accumulator {
             id,
             topic: topic_name,
             partition,
-            builder: Some(RecordBatchBuilder::with_capacity(compression, batch_size.min(1 << 20))),
+            builder: Some(RecordBatchBuilder::with_capacity(
+                compression,
+                batch_size.min(1 << 20),
+            )),
             encoded: None,
             deliveries: Vec::new(),
             _permit: None,
@@ -537,7 +540,12 @@ fn topic_arc(state: &mut State, topic: &str) -> Arc<str> {
         .unwrap_or_else(|| Arc::from(topic))
 }
 
-fn queue_mut<'a>(state: &'a mut State, topic: &str, partition: i32, num_partitions: i32) -> &'a mut PartitionQueue {
+fn queue_mut<'a>(
+    state: &'a mut State,
+    topic: &str,
+    partition: i32,
+    num_partitions: i32,
+) -> &'a mut PartitionQueue {
     if !state.topics.contains_key(topic) {
         let queues = TopicQueues {
             name: Arc::from(topic),

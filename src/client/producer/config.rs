@@ -185,7 +185,12 @@ impl ProducerConfig {
     /// [`Error::InvalidConfig`] naming the setting.
     pub fn validate(&self) -> Result<(), Error> {
         let fail = |reason: &str| InvalidConfigSnafu { reason }.fail();
-        ensure!(self.batch_size > 0, InvalidConfigSnafu { reason: "batch_size must be > 0" });
+        ensure!(
+            self.batch_size > 0,
+            InvalidConfigSnafu {
+                reason: "batch_size must be > 0"
+            }
+        );
         if self.idempotence == Some(true) && self.acks != Acks::All {
             return fail("idempotence requires acks=all");
         }

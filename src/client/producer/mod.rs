@@ -125,7 +125,14 @@ impl Producer {
         let (num_partitions, available) = self.partitions_of(&record.topic, record.key.is_none()).await?;
         let accumulator = &self.inner.accumulator;
         let permit = accumulator.reserve(&record).await?;
-        let delivery = accumulator.append(record, permit, num_partitions, &available, Instant::now(), epoch_millis())?;
+        let delivery = accumulator.append(
+            record,
+            permit,
+            num_partitions,
+            &available,
+            Instant::now(),
+            epoch_millis(),
+        )?;
         Ok(DeliveryFuture(delivery))
     }
 
@@ -140,7 +147,10 @@ impl Producer {
 
     /// Sends every record, then waits for all their acknowledgements; the results are in input order.
     /// Records of one partition are written in input order.
-    pub async fn send_all(&self, records: impl IntoIterator<Item = ProducerRecord>) -> Vec<Result<RecordMetadata, Error>> {
+    pub async fn send_all(
+        &self,
+        records: impl IntoIterator<Item = ProducerRecord>,
+    ) -> Vec<Result<RecordMetadata, Error>> {
         let mut pending = Vec::new();
         for record in records {
             pending.push(self.send(record).await);
@@ -183,11 +193,17 @@ impl Producer {
             metadata = self.inner.cluster.refresh_topics(&[topic]).await?;
         }
         let Some(t) = metadata.topics.get(topic) else {
-            return Err(Error::UnknownTopic { topic: topic.to_owned() });
+            return Err(Error::UnknownTopic {
+                topic: topic.to_owned(),
+            });
         };
         let count = i32::try_from(t.partitions.len()).unwrap_or(i32::MAX);
         let available = if unkeyed {
-            t.partitions.iter().filter(|p| p.leader.is_some()).map(|p| p.partition).collect()
+            t.partitions
+                .iter()
+                .filter(|p| p.leader.is_some())
+                .map(|p| p.partition)
+                .collect()
         } else {
             Vec::new()
         };
@@ -204,6 +220,8 @@ impl Future for DeliveryFuture {
     type Output = Result<RecordMetadata, Error>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.0).poll(cx).map(|r| r.unwrap_or(Err(Error::Closed)))
+        Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|r| r.unwrap_or(Err(Error::Closed)))
     }
 }

@@ -381,6 +381,15 @@ mod tests {
         assert_eq!(p.partition("a", None, 100, &[]), Some(a));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn keyed_partition_in_range_and_stable(key in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64), n in 1i32..10_000) {
+            let p = partition_for_key(&key, n).unwrap();
+            proptest::prop_assert!((0..n).contains(&p));
+            proptest::prop_assert_eq!(Partitioner::with_seed(5).partition("t", Some(&key), n, &[]), Some(p));
+        }
+    }
+
     #[test]
     fn seeds_spread_first_choice() {
         let firsts: HashSet<i32> = (0..64)

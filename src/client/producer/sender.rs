@@ -144,7 +144,11 @@ impl Sender {
                 source,
             });
         }
-        debug!(producer_id = response.producer_id.0, epoch = response.producer_epoch, "idempotent producer id");
+        debug!(
+            producer_id = response.producer_id.0,
+            epoch = response.producer_epoch,
+            "idempotent producer id"
+        );
         Ok((response.producer_id.0, response.producer_epoch))
     }
 
@@ -166,7 +170,12 @@ impl Sender {
     /// Sends one Produce request with `batches` to `broker` and settles every batch.
     async fn send(self: Arc<Self>, broker: i32, batches: Vec<ProducerBatch>) {
         self.send_inner(broker, batches).await;
-        if let Some(n) = self.in_flight.lock().unwrap_or_else(|p| p.into_inner()).get_mut(&broker) {
+        if let Some(n) = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_mut(&broker)
+        {
             *n = n.saturating_sub(1);
         }
         self.accumulator.wake_sender.notify_one();
@@ -219,7 +228,9 @@ impl Sender {
                 Err(e) => Err(e),
             };
             return match sent {
-                Ok(()) => sending.into_iter().for_each(|b| self.accumulator.complete(b, Ok(-1))),
+                Ok(()) => sending
+                    .into_iter()
+                    .for_each(|b| self.accumulator.complete(b, Ok(-1))),
                 Err(e) if e.is_retriable() => self.retry_all(sending, &e.to_string()),
                 Err(e) => self.fail_all(sending, |b| Error::Connection {
                     topic: b.topic.to_string(),
@@ -246,14 +257,18 @@ impl Sender {
         for topic in &response.responses {
             for p in &topic.partition_responses {
                 let message = p.error_message.as_ref().map(|m| m.to_string());
-                results.insert((topic.name.0.as_str(), p.index), (p.error_code, p.base_offset, message));
+                results.insert(
+                    (topic.name.0.as_str(), p.index),
+                    (p.error_code, p.base_offset, message),
+                );
             }
         }
         let mut refresh = false;
         let mut reset = false;
         let now = Instant::now();
         for batch in sending {
-            let Some((code, base_offset, message)) = results.get(&(&*batch.topic, batch.partition)).cloned() else {
+            let Some((code, base_offset, message)) = results.get(&(&*batch.topic, batch.partition)).cloned()
+            else {
                 self.retry_or_expire(batch, now, "no response for the partition".into());
                 continue;
             };
@@ -326,7 +341,9 @@ impl Sender {
     }
 
     fn retry_or_expire(&self, mut batch: ProducerBatch, now: Instant, error: String) {
-        if now.saturating_duration_since(batch.created) + self.config.retry_backoff >= self.config.delivery_timeout {
+        if now.saturating_duration_since(batch.created) + self.config.retry_backoff
+            >= self.config.delivery_timeout
+        {
             batch.last_error = Some(error);
             let e = timeout_error(&batch, self.config.delivery_timeout);
             self.accumulator.complete(batch, Err(e));

@@ -5,7 +5,7 @@
 //!
 //! | codec | format | encoder here | decoder here |
 //! |---|---|---|---|
-//! | gzip | RFC 1952 gzip | flate2 on its **zlib-rs** backend, level 6 (Java's and librdkafka's default) | multi-member gzip |
+//! | gzip | RFC 1952 gzip | flate2 on its **zlib-rs** backend, level 6 by default (Java's and librdkafka's), 1..=9 settable (`compression.gzip.level`) | multi-member gzip |
 //! | snappy | snappy-java's *xerial* framing: 16-byte header, then `u32` BE length + raw snappy block per 32 KiB of input (Java's `SnappyOutputStream`) | xerial | xerial, or a raw snappy block (librdkafka writes raw; Java's reader falls back to it too) |
 //! | lz4 | LZ4 *frame* format, 64 KiB independent blocks (Java's `KafkaLZ4BlockOutputStream`) | lz4_flex | lz4_flex (any valid frame) |
 //! | zstd | zstd frame | ruzstd's `Fastest` level (≈ zstd level 1; ruzstd has no other level yet) | ruzstd, concatenated frames accepted |
@@ -105,12 +105,22 @@ const XERIAL_HEADER: &[u8; 16] = b"\x82SNAPPY\x00\x00\x00\x00\x01\x00\x00\x00\x0
 /// snappy-java's default block size, which Kafka's Java producer uses.
 const XERIAL_BLOCK: usize = 32 * 1024;
 
-/// Appends `input` compressed with `compression` to `out` (`None` copies it).
-pub(crate) fn compress(compression: Compression, input: &[u8], out: &mut BytesMut) -> Result<(), CodecError> {
+/// gzip's default level, as Java's and librdkafka's.
+pub(crate) const DEFAULT_GZIP_LEVEL: u32 = 6;
+
+/// Appends `input` compressed with `compression` to `out` (`None` copies it). `gzip_level` (1..=9) is
+/// used by gzip only.
+pub(crate) fn compress(
+    compression: Compression,
+    gzip_level: u32,
+    input: &[u8],
+    out: &mut BytesMut,
+) -> Result<(), CodecError> {
     match compression {
         Compression::None => out.extend_from_slice(input),
         Compression::Gzip => {
-            let mut enc = flate2::write::GzEncoder::new(out.writer(), flate2::Compression::new(6));
+            let level = flate2::Compression::new(gzip_level.clamp(1, 9));
+            let mut enc = flate2::write::GzEncoder::new(out.writer(), level);
             enc.write_all(input)?;
             enc.finish()?;
         }
@@ -275,7 +285,7 @@ mod tests {
         assert!(data.len() > 3 * 64 * 1024);
         for c in Compression::ALL {
             let mut out = BytesMut::from(&b"prefix"[..]);
-            compress(c, &data, &mut out).unwrap();
+            compress(c, DEFAULT_GZIP_LEVEL, &data, &mut out).unwrap();
             assert_eq!(&out[..6], b"prefix", "{c} appends");
             let back = decompress(c, &out[6..], data.len()).unwrap();
             assert_eq!(back, data, "{c}");
@@ -289,7 +299,7 @@ mod tests {
     fn empty_input_round_trips() {
         for c in Compression::ALL {
             let mut out = BytesMut::new();
-            compress(c, b"", &mut out).unwrap();
+            compress(c, DEFAULT_GZIP_LEVEL, b"", &mut out).unwrap();
             assert_eq!(decompress(c, &out, 0).unwrap(), Bytes::new(), "{c}");
         }
     }
@@ -299,7 +309,7 @@ mod tests {
         let data = vec![b'a'; 1 << 20];
         for c in Compression::ALL {
             let mut out = BytesMut::new();
-            compress(c, &data, &mut out).unwrap();
+            compress(c, DEFAULT_GZIP_LEVEL, &data, &mut out).unwrap();
             assert!(
                 matches!(
                     decompress(c, &out, data.len() - 1),
@@ -315,7 +325,7 @@ mod tests {
     fn snappy_writes_xerial_and_reads_raw() {
         let data = sample(100);
         let mut out = BytesMut::new();
-        compress(Compression::Snappy, &data, &mut out).unwrap();
+        compress(Compression::Snappy, DEFAULT_GZIP_LEVEL, &data, &mut out).unwrap();
         assert_eq!(&out[..16], XERIAL_HEADER);
         let raw = snap::raw::Encoder::new().compress_vec(&data).unwrap();
         assert_eq!(decompress(Compression::Snappy, &raw, usize::MAX).unwrap(), data);
@@ -333,7 +343,7 @@ mod tests {
         let java = b"\x82\x53\x4e\x41\x50\x50\x59\x00\x00\x00\x00\x01\x00\x00\x00\x01\x00\x00\x00\x0f\x0d\x30\x18\x00\x00\x00\x01\x0csdfdsf\x00";
         let plain = decompress(Compression::Snappy, java, usize::MAX).unwrap();
         let mut again = BytesMut::new();
-        compress(Compression::Snappy, &plain, &mut again).unwrap();
+        compress(Compression::Snappy, DEFAULT_GZIP_LEVEL, &plain, &mut again).unwrap();
         assert_eq!(&again[..], &java[..]);
     }
 
@@ -353,7 +363,7 @@ mod tests {
         fn round_trip_any_bytes(data in proptest::collection::vec(any::<u8>(), 0..4096), id in 0u8..5) {
             let c = Compression::from_id(id).unwrap();
             let mut out = BytesMut::new();
-            compress(c, &data, &mut out).unwrap();
+            compress(c, DEFAULT_GZIP_LEVEL, &data, &mut out).unwrap();
             prop_assert_eq!(decompress(c, &out, data.len()).unwrap(), data);
         }
 
@@ -368,7 +378,7 @@ mod tests {
                                        id in 1u8..5, at in any::<usize>(), bit in 0u8..8) {
             let c = Compression::from_id(id).unwrap();
             let mut out = BytesMut::new();
-            compress(c, &seed, &mut out).unwrap();
+            compress(c, DEFAULT_GZIP_LEVEL, &seed, &mut out).unwrap();
             let i = at % out.len();
             out[i] ^= 1 << bit;
             let _ = decompress(c, &out, 1 << 16);

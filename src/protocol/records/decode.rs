@@ -23,8 +23,8 @@ const LOG_OVERHEAD: usize = 12;
 /// ```
 /// use kafka_event_bus::protocol::records::DecodeOptions;
 ///
-/// let opts = DecodeOptions { skip_control_batches: false, ..DecodeOptions::default() };
-/// assert!(opts.check_crcs);
+/// let opts = DecodeOptions::default().with_skip_control_batches(false);
+/// assert!(!opts.skip_control_batches && opts.check_crcs);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -36,6 +36,26 @@ pub struct DecodeOptions {
     pub check_crcs: bool,
     /// The most bytes one compressed batch may decompress to. Default 128 MiB.
     pub max_uncompressed_batch_bytes: usize,
+}
+
+impl DecodeOptions {
+    /// Sets [`skip_control_batches`](Self::skip_control_batches).
+    pub fn with_skip_control_batches(mut self, skip: bool) -> Self {
+        self.skip_control_batches = skip;
+        self
+    }
+
+    /// Sets [`check_crcs`](Self::check_crcs).
+    pub fn with_check_crcs(mut self, check: bool) -> Self {
+        self.check_crcs = check;
+        self
+    }
+
+    /// Sets [`max_uncompressed_batch_bytes`](Self::max_uncompressed_batch_bytes).
+    pub fn with_max_uncompressed_batch_bytes(mut self, limit: usize) -> Self {
+        self.max_uncompressed_batch_bytes = limit;
+        self
+    }
 }
 
 impl Default for DecodeOptions {
@@ -150,10 +170,18 @@ impl RecordBatchDecoder {
         };
         let base_offset = i64::from_be_bytes(*offset);
         let length = i32::from_be_bytes(*length);
-        let body = usize::try_from(length)
+        let Some(body) = usize::try_from(length)
             .ok()
             .filter(|&l| l >= BATCH_HEADER_LEN - LOG_OVERHEAD)
-            .ok_or(Error::BatchLength { base_offset, length })?;
+        else {
+            // Old message sets (magic 0 and 1) can be this short: name the real problem when we can.
+            return match rest.get(8).map(|&m| m as i8) {
+                Some(magic) if magic != 2 && length >= 0 => {
+                    Err(Error::UnsupportedMagic { base_offset, magic })
+                }
+                _ => Err(Error::BatchLength { base_offset, length }),
+            };
+        };
         let end = self.pos + LOG_OVERHEAD + body;
         Ok((end <= self.buf.len()).then_some((base_offset, end)))
     }

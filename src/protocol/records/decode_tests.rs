@@ -198,6 +198,13 @@ fn malformed_batches_are_typed_errors() {
         Err(Error::BatchLength { length: 10, .. })
     ));
 
+    // A magic-1 message (offset, size 26, crc, magic 1, ...): shorter than any v2 batch.
+    let mut legacy = vec![0u8; 38];
+    legacy[11] = 26;
+    legacy[16] = 1;
+    let err = decode_batches(Bytes::from(legacy), &opts).unwrap_err();
+    assert!(matches!(err, Error::UnsupportedMagic { magic: 1, .. }), "{err}");
+
     let bad_codec = with_fixed_crc(good.clone(), |b| b[22] |= 7);
     assert!(matches!(
         decode_batches(bad_codec, &opts),
@@ -277,139 +284,6 @@ fn invalid_utf8_header_key_is_replaced_like_java() {
         batch.records[0].headers.iter().next().unwrap().key,
         "k\u{fffd}\u{fffd}y"
     );
-}
-
-// ---- cross-checks against kafka_protocol's record codec (an independent implementation) ----
-
-mod kp {
-    pub(super) use kafka_protocol::protocol::StrBytes;
-    pub(super) use kafka_protocol::records::{
-        Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-    };
-}
-
-fn kp_compression(c: Compression) -> kp::Compression {
-    match c {
-        Compression::Gzip => kp::Compression::Gzip,
-        Compression::Snappy => kp::Compression::Snappy,
-        _ => kp::Compression::None,
-    }
-}
-
-/// Records without duplicate header keys (kafka_protocol keeps headers in a map).
-fn map_friendly_batch(c: Compression) -> RecordBatch {
-    let records = (0..40)
-        .map(|i| {
-            let mut h = Headers::new();
-            h.insert("event_type", format!("E{i}"));
-            h.insert("trace", "t");
-            h.insert_null("null");
-            record(i, h)
-        })
-        .collect();
-    RecordBatch {
-        base_offset: 1000,
-        compression: c,
-        last_offset_delta: 39,
-        base_timestamp: 1_000,
-        max_timestamp: 1_000 + 39 * 3,
-        producer_id: 5,
-        producer_epoch: 2,
-        base_sequence: 10,
-        records,
-        ..RecordBatch::default()
-    }
-}
-
-#[test]
-fn kafka_protocol_reads_what_we_write() {
-    for c in [Compression::None, Compression::Gzip, Compression::Snappy] {
-        let ours = map_friendly_batch(c);
-        let mut bytes = encode(std::slice::from_ref(&ours));
-        let sets = kp::RecordBatchDecoder::decode_all(&mut bytes).unwrap();
-        assert_eq!(sets.len(), 1, "{c}");
-        assert_eq!(sets[0].compression, kp_compression(c));
-        let theirs = &sets[0].records;
-        assert_eq!(theirs.len(), ours.records.len());
-        for (t, o) in theirs.iter().zip(&ours.records) {
-            assert_eq!(t.offset, ours.offset_of(o));
-            assert_eq!(t.timestamp, ours.timestamp_of(o));
-            assert_eq!(t.sequence, ours.base_sequence + o.offset_delta);
-            assert_eq!((t.producer_id, t.producer_epoch), (5, 2));
-            assert_eq!((&t.key, &t.value), (&o.key, &o.value));
-            let th: Vec<(String, Option<Bytes>)> = t
-                .headers
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.clone()))
-                .collect();
-            let oh: Vec<(String, Option<Bytes>)> = o
-                .headers
-                .iter()
-                .map(|h| (h.key.clone(), h.value.clone()))
-                .collect();
-            assert_eq!(th, oh, "{c}");
-        }
-    }
-}
-
-#[test]
-fn we_read_what_kafka_protocol_writes() {
-    for c in [Compression::None, Compression::Gzip, Compression::Snappy] {
-        let theirs: Vec<kp::Record> = (0..25)
-            .map(|i: i64| kp::Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: 0,
-                producer_id: 77,
-                producer_epoch: 3,
-                timestamp_type: kp::TimestampType::Creation,
-                offset: 500 + i,
-                sequence: 9 + i as i32,
-                timestamp: 2_000 + i * 7,
-                key: (i % 2 == 0).then(|| Bytes::from(format!("k{i}"))),
-                value: Some(Bytes::from(format!("value {i} {}", "y".repeat(i as usize)))),
-                headers: [
-                    (
-                        kp::StrBytes::from_static_str("a"),
-                        Some(Bytes::from(format!("{i}"))),
-                    ),
-                    (kp::StrBytes::from_static_str("b"), None),
-                ]
-                .into_iter()
-                .collect(),
-            })
-            .collect();
-        let mut buf = BytesMut::new();
-        let opts = kp::RecordEncodeOptions {
-            version: 2,
-            compression: kp_compression(c),
-        };
-        kp::RecordBatchEncoder::encode(&mut buf, theirs.iter(), &opts).unwrap();
-        let ours = decode_batches(buf.freeze(), &DecodeOptions::default()).unwrap();
-        let records: Vec<(i64, i64, &Record)> = ours
-            .iter()
-            .flat_map(|b| {
-                b.records
-                    .iter()
-                    .map(move |r| (b.offset_of(r), b.timestamp_of(r), r))
-            })
-            .collect();
-        assert_eq!(records.len(), theirs.len(), "{c}");
-        assert!(
-            ours.iter()
-                .all(|b| b.compression == c && b.producer_id == 77 && b.producer_epoch == 3)
-        );
-        for ((offset, ts, o), t) in records.into_iter().zip(&theirs) {
-            assert_eq!((offset, ts), (t.offset, t.timestamp));
-            assert_eq!((&o.key, &o.value), (&t.key, &t.value));
-            assert_eq!(
-                o.headers.get_str("a"),
-                Some(format!("{}", t.offset - 500).as_str())
-            );
-            assert!(o.headers.contains_key("b") && o.headers.get("b").is_none());
-        }
-    }
 }
 
 // ---- properties ----
@@ -539,3 +413,6 @@ fn builder_defaults_are_non_idempotent() {
             .is_empty()
     );
 }
+
+#[path = "interop_tests.rs"]
+mod interop;

@@ -65,7 +65,9 @@ fn accumulator(config: ProducerConfig) -> Accumulator {
 }
 
 fn record(partition: i32, value: &str) -> ProducerRecord {
-    ProducerRecord::new("t").with_partition(partition).with_value(value.to_owned())
+    ProducerRecord::new("t")
+        .with_partition(partition)
+        .with_value(value.to_owned())
 }
 
 async fn append(acc: &Accumulator, r: ProducerRecord, now: Instant) -> Delivery {
@@ -115,31 +117,59 @@ async fn one_batch_in_flight_per_partition_and_retries_keep_order_and_sequence()
         deliveries.push(append(&acc, record(0, &format!("{i:040}")), t0).await);
     }
     let later = t0 + Duration::from_millis(20);
-    let mut first = acc.drain(later, &meta, &HashSet::new(), producer).by_broker.remove(0).1;
+    let mut first = acc
+        .drain(later, &meta, &HashSet::new(), producer)
+        .by_broker
+        .remove(0)
+        .1;
     assert_eq!(first.len(), 1, "one batch of the partition at a time");
     let mut batch = first.remove(0);
     assert_eq!(batch.producer, Some((7, 0, 0)));
     let n = batch.record_count() as i32;
-    assert!(acc.drain(later, &meta, &HashSet::new(), producer).by_broker.is_empty());
+    assert!(
+        acc.drain(later, &meta, &HashSet::new(), producer)
+            .by_broker
+            .is_empty()
+    );
 
     // A retry goes first again, with the same sequence and the same bytes.
     let sent = batch.encode().unwrap();
     acc.requeue(batch, later, "boom".into());
-    assert!(acc.drain(later, &meta, &HashSet::new(), producer).by_broker.is_empty(), "backoff");
+    assert!(
+        acc.drain(later, &meta, &HashSet::new(), producer)
+            .by_broker
+            .is_empty(),
+        "backoff"
+    );
     let retry_time = later + Duration::from_millis(100);
-    let mut batch = acc.drain(retry_time, &meta, &HashSet::new(), producer).by_broker.remove(0).1.remove(0);
+    let mut batch = acc
+        .drain(retry_time, &meta, &HashSet::new(), producer)
+        .by_broker
+        .remove(0)
+        .1
+        .remove(0);
     assert_eq!(batch.producer, Some((7, 0, 0)));
     assert_eq!(batch.encode().unwrap(), sent);
     assert_eq!(batch.attempts, 1);
     acc.complete(batch, Ok(100));
 
     // The next batch continues the sequence; after a producer-id change sequences restart at 0.
-    let mut next = acc.drain(retry_time, &meta, &HashSet::new(), producer).by_broker.remove(0).1.remove(0);
+    let mut next = acc
+        .drain(retry_time, &meta, &HashSet::new(), producer)
+        .by_broker
+        .remove(0)
+        .1
+        .remove(0);
     assert_eq!(next.producer, Some((7, 0, n)));
     assert!(values(&mut next)[0].ends_with(&format!("{n}")));
     acc.requeue(next, retry_time, "out of order".into());
     let t = retry_time + Duration::from_millis(100);
-    let mut next = acc.drain(t, &meta, &HashSet::new(), Some((8, 0))).by_broker.remove(0).1.remove(0);
+    let mut next = acc
+        .drain(t, &meta, &HashSet::new(), Some((8, 0)))
+        .by_broker
+        .remove(0)
+        .1
+        .remove(0);
     assert_eq!(next.producer, Some((8, 0, 0)));
     // The re-encoded batch carries the new state.
     let bytes = next.encode().unwrap();
@@ -163,7 +193,12 @@ async fn batches_without_a_leader_wait_and_ask_for_metadata() {
     let acc = accumulator(config());
     let t0 = Instant::now();
     append(&acc, record(0, "a"), t0).await;
-    let drained = acc.drain(t0 + Duration::from_secs(1), &metadata("t", &[-1, 1]), &HashSet::new(), None);
+    let drained = acc.drain(
+        t0 + Duration::from_secs(1),
+        &metadata("t", &[-1, 1]),
+        &HashSet::new(),
+        None,
+    );
     assert!(drained.by_broker.is_empty());
     assert!(drained.needs_metadata);
     // Busy brokers are skipped too.
@@ -203,7 +238,12 @@ async fn expired_batches_are_reported() {
     let acc = accumulator(config().with_delivery_timeout(Duration::from_secs(31)));
     let t0 = Instant::now();
     let delivery = append(&acc, record(0, "a"), t0).await;
-    let drained = acc.drain(t0 + Duration::from_secs(31), &metadata("t", &[-1, -1]), &HashSet::new(), None);
+    let drained = acc.drain(
+        t0 + Duration::from_secs(31),
+        &metadata("t", &[-1, -1]),
+        &HashSet::new(),
+        None,
+    );
     assert_eq!(drained.expired.len(), 1);
     for b in drained.expired {
         acc.complete(b, Err(Error::Closed));
@@ -214,7 +254,9 @@ async fn expired_batches_are_reported() {
 
 #[tokio::test]
 async fn a_full_buffer_applies_backpressure_until_batches_complete() {
-    let acc = Arc::new(accumulator(config().with_buffer_memory(300).with_max_request_size(300)));
+    let acc = Arc::new(accumulator(
+        config().with_buffer_memory(300).with_max_request_size(300),
+    ));
     let t0 = Instant::now();
     let value = "v".repeat(150);
     append(&acc, record(0, &value), t0).await;
@@ -224,14 +266,30 @@ async fn a_full_buffer_applies_backpressure_until_batches_complete() {
     let waiting = tokio::time::timeout(Duration::from_millis(50), acc.reserve(&second)).await;
     assert!(waiting.is_err(), "reserve should wait while the buffer is full");
     // Completing the first batch frees its bytes.
-    let batch = acc.drain(t0 + Duration::from_secs(1), &metadata("t", &[1, 1]), &HashSet::new(), None).by_broker.remove(0).1.remove(0);
+    let batch = acc
+        .drain(
+            t0 + Duration::from_secs(1),
+            &metadata("t", &[1, 1]),
+            &HashSet::new(),
+            None,
+        )
+        .by_broker
+        .remove(0)
+        .1
+        .remove(0);
     acc.complete(batch, Ok(0));
     assert_eq!(acc.buffered_bytes(), 0);
-    let permit = tokio::time::timeout(Duration::from_secs(1), acc.reserve(&second)).await.unwrap().unwrap();
+    let permit = tokio::time::timeout(Duration::from_secs(1), acc.reserve(&second))
+        .await
+        .unwrap()
+        .unwrap();
     drop(permit);
     // A record larger than the whole buffer is refused at once.
     let huge = record(0, &"h".repeat(400));
-    assert!(matches!(acc.reserve(&huge).await, Err(Error::RecordTooLarge { .. })));
+    assert!(matches!(
+        acc.reserve(&huge).await,
+        Err(Error::RecordTooLarge { .. })
+    ));
 }
 
 #[tokio::test]
@@ -249,7 +307,10 @@ async fn flush_sends_open_batches_at_once_and_waits_for_them() {
     assert!(!flusher.is_finished());
     let batch = drained.by_broker.remove(0).1.remove(0);
     acc.complete(batch, Ok(5));
-    tokio::time::timeout(Duration::from_secs(1), flusher).await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(1), flusher)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(delivery.await.unwrap().unwrap().offset, 5);
 }
 
@@ -259,7 +320,10 @@ async fn closed_accumulators_refuse_records() {
     acc.close();
     let r = record(0, "a");
     let permit = acc.reserve(&r).await.unwrap();
-    assert!(matches!(acc.append(r, permit, 2, &[], Instant::now(), 0), Err(Error::Closed)));
+    assert!(matches!(
+        acc.append(r, permit, 2, &[], Instant::now(), 0),
+        Err(Error::Closed)
+    ));
     let r = record(5, "a");
     let acc = accumulator(config());
     let permit = acc.reserve(&r).await.unwrap();
