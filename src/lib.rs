@@ -30,6 +30,10 @@
 
 pub mod protocol;
 
+pub mod event;
+
+pub mod dlq;
+
 #[cfg(feature = "client")]
 pub mod client;
 
