@@ -34,6 +34,8 @@ pub mod event;
 
 pub mod dlq;
 
+pub mod bus;
+
 #[cfg(feature = "client")]
 pub mod client;
 
