@@ -127,17 +127,15 @@ pub(crate) fn decode<E: Event>(value: &[u8]) -> Result<super::DomainEvent<E>, Er
     Ok(super::DomainEvent { meta, payload })
 }
 
-/// Deserializes the non-envelope fields as `E` (a field-less struct may also be a unit struct).
+/// Deserializes the non-envelope fields as `E`. A unit struct (which serde reads from `null`, not from an
+/// object) takes no fields and ignores any others, as a struct without `deny_unknown_fields` does.
 pub(crate) fn decode_payload<E: Event>(rest: Map<String, Value>) -> Result<E, Error> {
-    let empty = rest.is_empty();
     match E::deserialize(Value::Object(rest)) {
         Ok(p) => Ok(p),
-        Err(source) => {
-            if empty && let Ok(p) = E::deserialize(Value::Null) {
-                return Ok(p);
-            }
-            Err(Error::InvalidPayload { event_type: E::EVENT_TYPE.to_owned(), source })
-        }
+        Err(source) => match E::deserialize(Value::Null) {
+            Ok(unit) => Ok(unit),
+            Err(_) => Err(Error::InvalidPayload { event_type: E::EVENT_TYPE.to_owned(), source }),
+        },
     }
 }
 
