@@ -11,6 +11,13 @@
 //!
 //! - [`protocol`]: bytes and versions. Request framing, API-version negotiation, record headers and the
 //!   error kinds of the wire. No I/O.
+//! - [`event`]: typed domain events ([`event::Event`], [`event::DomainEvent`], [`event::AnyEvent`]), the
+//!   [`event::EventRegistry`], and eventsource-py's wire format: topic names, record key, publish headers
+//!   and the JSON payload, byte for byte. No I/O.
+//! - [`dlq`]: dead-letter, retry and replay headers as pure functions (eventsource-py's `dlq_*`,
+//!   `retry_count`, `retry_after`, `dlq_replay_count`). No I/O.
+//! - [`bus`]: the [`bus::EventBus`] trait handler code depends on, [`bus::InMemoryEventBus`], and (feature
+//!   `testing`) a conformance suite any bus can run.
 //! - `client` (feature `client`, on by default): everything that opens a socket.
 //!   - `client::connection`: one broker socket. TCP connect with a timeout, the ApiVersions handshake,
 //!     and a multiplexed messenger that pipelines many requests on one connection, matched by

@@ -1,5 +1,7 @@
 //! The event API: construction defaults, header rules and typed errors.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
+
 use kafka_event_bus::event::{
     AnyEvent, DomainEvent, ENVELOPE_FIELDS, Error, Event, EventRegistry, event_type_header, header,
 };
@@ -50,7 +52,13 @@ impl Event for Strict {
 }
 
 fn order() -> DomainEvent<OrderCreated> {
-    DomainEvent::new(Uuid::new_v4(), 1, OrderCreated { customer_id: "c".into() })
+    DomainEvent::new(
+        Uuid::new_v4(),
+        1,
+        OrderCreated {
+            customer_id: "c".into(),
+        },
+    )
 }
 
 #[test]
@@ -64,11 +72,17 @@ fn defaults_are_fresh_ids_now_and_correlation_equals_event_id() {
     let age = time::OffsetDateTime::now_utc() - a.meta.occurred_at;
     assert!(age >= time::Duration::ZERO && age < time::Duration::seconds(5));
     assert_eq!((a.meta.event_version, a.meta.aggregate_version), (1, 1));
-    assert_eq!((a.meta.tenant_id, a.meta.actor_id.clone(), a.meta.causation_id), (None, None, None));
+    assert_eq!(
+        (a.meta.tenant_id, a.meta.actor_id.clone(), a.meta.causation_id),
+        (None, None, None)
+    );
 
     let id = Uuid::new_v4();
     let moved = a.clone().with_event_id(id);
-    assert_eq!(moved.meta.correlation_id, id, "a defaulted correlation id follows the event id");
+    assert_eq!(
+        moved.meta.correlation_id, id,
+        "a defaulted correlation id follows the event id"
+    );
     let corr = Uuid::new_v4();
     let kept = a.with_correlation_id(corr).with_event_id(Uuid::new_v4());
     assert_eq!(kept.meta.correlation_id, corr, "an explicit correlation id stays");
@@ -88,7 +102,10 @@ fn json_field_order_and_nulls() {
 
 #[test]
 fn optional_headers_only_when_set_and_actor_only_when_not_empty() {
-    let e = order().with_tenant_id(Uuid::new_v4()).with_causation_id(Uuid::new_v4()).with_actor_id("");
+    let e = order()
+        .with_tenant_id(Uuid::new_v4())
+        .with_causation_id(Uuid::new_v4())
+        .with_actor_id("");
     let names: Vec<String> = e.meta.headers().iter().map(|h| h.key.clone()).collect();
     assert_eq!(names[7..], [header::TENANT_ID, header::CAUSATION_ID]);
     let e = e.with_actor_id("bob");
@@ -109,11 +126,29 @@ fn encode_errors_are_typed() {
     let clash = DomainEvent::new(Uuid::new_v4(), 1, Clashing { metadata: "x".into() });
     assert!(matches!(clash.to_json(), Err(Error::ReservedField { ref field, .. }) if field == "metadata"));
     let tuple = DomainEvent::new(Uuid::new_v4(), 1, Tuple(1, 2));
-    assert!(matches!(tuple.to_json(), Err(Error::PayloadNotObject { found: "an array", .. })));
+    assert!(matches!(
+        tuple.to_json(),
+        Err(Error::PayloadNotObject {
+            found: "an array",
+            ..
+        })
+    ));
     let zero = DomainEvent::new(Uuid::new_v4(), 0, Pinged);
-    assert!(matches!(zero.to_record(), Err(Error::InvalidVersion { field: "aggregate_version", .. })));
+    assert!(matches!(
+        zero.to_record(),
+        Err(Error::InvalidVersion {
+            field: "aggregate_version",
+            ..
+        })
+    ));
     let zero = DomainEvent::new(Uuid::new_v4(), 1, Pinged).with_event_version(0);
-    assert!(matches!(zero.into_any(), Err(Error::InvalidVersion { field: "event_version", .. })));
+    assert!(matches!(
+        zero.into_any(),
+        Err(Error::InvalidVersion {
+            field: "event_version",
+            ..
+        })
+    ));
 }
 
 #[test]
@@ -153,7 +188,10 @@ fn the_header_alone_chooses_the_type() {
     let any = registry.decode(&headers, record.value.clone()).unwrap();
     assert!(any.is::<Pinged>());
     assert_eq!(any.meta().event_type, "OrderCreated");
-    assert!(matches!(any.downcast::<OrderCreated>(), Err(Error::TypeMismatch { .. })));
+    assert!(matches!(
+        any.downcast::<OrderCreated>(),
+        Err(Error::TypeMismatch { .. })
+    ));
 }
 
 #[test]
@@ -162,16 +200,29 @@ fn strict_payloads_can_refuse_unknown_fields() {
     let err = DomainEvent::<Strict>::from_json(json).unwrap_err();
     assert!(matches!(err, Error::InvalidPayload { .. }), "{err}");
     let ok = br#"{"aggregate_id":"00000000-0000-4000-8000-000000000001","a":1}"#;
-    assert_eq!(DomainEvent::<Strict>::from_json(ok).unwrap().payload, Strict { a: 1 });
+    assert_eq!(
+        DomainEvent::<Strict>::from_json(ok).unwrap().payload,
+        Strict { a: 1 }
+    );
 }
 
 #[test]
 fn invalid_fields_name_the_field() {
-    let err = DomainEvent::<OrderCreated>::from_json(br#"{"aggregate_id":"nope","customer_id":"c"}"#)
-        .unwrap_err();
-    assert!(matches!(err, Error::InvalidField { field: "aggregate_id", .. }), "{err}");
-    let err = DomainEvent::<OrderCreated>::from_json(br#"{"aggregate_id":"00000000-0000-4000-8000-000000000001"}"#)
-        .unwrap_err();
+    let err =
+        DomainEvent::<OrderCreated>::from_json(br#"{"aggregate_id":"nope","customer_id":"c"}"#).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::InvalidField {
+                field: "aggregate_id",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let err =
+        DomainEvent::<OrderCreated>::from_json(br#"{"aggregate_id":"00000000-0000-4000-8000-000000000001"}"#)
+            .unwrap_err();
     assert!(matches!(err, Error::InvalidPayload { .. }), "{err}");
     assert!(err.to_string().contains("customer_id"), "{err}");
 }
@@ -183,6 +234,9 @@ fn untyped_events_downcast_by_name() {
     let any = AnyEvent::decode_untyped(&record.headers, record.value.clone()).unwrap();
     assert!(any.is::<OrderCreated>() && !any.is::<Pinged>());
     assert_eq!(*any.downcast::<OrderCreated>().unwrap(), e);
-    assert!(matches!(any.downcast::<Pinged>(), Err(Error::TypeMismatch { .. })));
+    assert!(matches!(
+        any.downcast::<Pinged>(),
+        Err(Error::TypeMismatch { .. })
+    ));
     assert_eq!(any.to_record(), record);
 }

@@ -1,5 +1,7 @@
 //! The bus conformance suite (eventsource-py's nine `EventBusConformanceSuite` cases) on the in-memory bus.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
+
 use kafka_event_bus::bus::InMemoryEventBus;
 use kafka_event_bus::bus::conformance::{self, BusFactory};
 
@@ -53,7 +55,10 @@ async fn run_all_lists_the_nine_cases_and_they_pass() {
 struct BlackHole(InMemoryEventBus);
 
 impl kafka_event_bus::bus::EventBus for BlackHole {
-    async fn publish(&self, _events: Vec<kafka_event_bus::event::AnyEvent>) -> Result<(), kafka_event_bus::bus::Error> {
+    async fn publish(
+        &self,
+        _events: Vec<kafka_event_bus::event::AnyEvent>,
+    ) -> Result<(), kafka_event_bus::bus::Error> {
         Ok(())
     }
     async fn publish_background(
@@ -102,7 +107,10 @@ async fn a_bus_that_loses_events_fails_every_case() {
 struct Sticky(InMemoryEventBus);
 
 impl kafka_event_bus::bus::EventBus for Sticky {
-    async fn publish(&self, events: Vec<kafka_event_bus::event::AnyEvent>) -> Result<(), kafka_event_bus::bus::Error> {
+    async fn publish(
+        &self,
+        events: Vec<kafka_event_bus::event::AnyEvent>,
+    ) -> Result<(), kafka_event_bus::bus::Error> {
         self.0.publish(events).await
     }
     async fn publish_background(

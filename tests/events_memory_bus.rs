@@ -1,5 +1,7 @@
 //! InMemoryEventBus behaviour beyond the conformance suite.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -38,13 +40,27 @@ impl Event for OrderShipped {
 type Log = Arc<Mutex<Vec<String>>>;
 
 fn created(customer: &str) -> DomainEvent<OrderCreated> {
-    DomainEvent::new(Uuid::new_v4(), 1, OrderCreated { customer_id: customer.into() })
+    DomainEvent::new(
+        Uuid::new_v4(),
+        1,
+        OrderCreated {
+            customer_id: customer.into(),
+        },
+    )
 }
 
-fn logger(log: &Log, tag: &'static str) -> impl Fn(Arc<DomainEvent<OrderCreated>>) -> std::future::Ready<kafka_event_bus::bus::HandlerResult> + Send + Sync + 'static {
+fn logger(
+    log: &Log,
+    tag: &'static str,
+) -> impl Fn(Arc<DomainEvent<OrderCreated>>) -> std::future::Ready<kafka_event_bus::bus::HandlerResult>
++ Send
++ Sync
++ 'static {
     let log = log.clone();
     move |e| {
-        log.lock().unwrap().push(format!("{tag}:{}", e.payload.customer_id));
+        log.lock()
+            .unwrap()
+            .push(format!("{tag}:{}", e.payload.customer_id));
         std::future::ready(Ok(()))
     }
 }
@@ -52,9 +68,13 @@ fn logger(log: &Log, tag: &'static str) -> impl Fn(Arc<DomainEvent<OrderCreated>
 #[tokio::test]
 async fn two_types_under_one_name_are_refused_at_subscription() {
     let bus = InMemoryEventBus::new();
-    bus.subscribe(|_: Arc<DomainEvent<OrderCreated>>| async { Ok(()) }).unwrap();
-    bus.subscribe(|_: Arc<DomainEvent<OrderCreated>>| async { Ok(()) }).unwrap(); // same type: fine
-    let err = bus.subscribe(|_: Arc<DomainEvent<NotOrderCreated>>| async { Ok(()) }).unwrap_err();
+    bus.subscribe(|_: Arc<DomainEvent<OrderCreated>>| async { Ok(()) })
+        .unwrap();
+    bus.subscribe(|_: Arc<DomainEvent<OrderCreated>>| async { Ok(()) })
+        .unwrap(); // same type: fine
+    let err = bus
+        .subscribe(|_: Arc<DomainEvent<NotOrderCreated>>| async { Ok(()) })
+        .unwrap_err();
     assert!(matches!(err, Error::Subscribe { .. }), "{err}");
     assert!(err.to_string().contains("OrderCreated"), "{err}");
     assert_eq!(bus.subscription_count(), 2);
@@ -71,7 +91,8 @@ async fn errors_and_panics_are_isolated_and_typed_handlers_run_before_wildcards(
         std::future::ready(Ok(()))
     })
     .unwrap();
-    bus.subscribe(|_: Arc<DomainEvent<OrderCreated>>| async { Err("boom".into()) }).unwrap();
+    bus.subscribe(|_: Arc<DomainEvent<OrderCreated>>| async { Err("boom".into()) })
+        .unwrap();
     bus.subscribe(|_: Arc<DomainEvent<OrderCreated>>| async {
         if true {
             panic!("handler panics");
@@ -80,10 +101,19 @@ async fn errors_and_panics_are_isolated_and_typed_handlers_run_before_wildcards(
     })
     .unwrap();
     bus.subscribe(logger(&log, "typed")).unwrap();
-    bus.publish(vec![created("c1").into_any().unwrap()]).await.unwrap();
+    bus.publish(vec![created("c1").into_any().unwrap()])
+        .await
+        .unwrap();
     assert_eq!(*log.lock().unwrap(), ["typed:c1", "all:OrderCreated"]);
     let stats = bus.stats();
-    assert_eq!((stats.events_published, stats.handlers_invoked, stats.handler_errors), (1, 4, 2));
+    assert_eq!(
+        (
+            stats.events_published,
+            stats.handlers_invoked,
+            stats.handler_errors
+        ),
+        (1, 4, 2)
+    );
 }
 
 #[tokio::test]
@@ -108,7 +138,9 @@ async fn background_publishes_keep_their_order_and_shutdown_drains_them() {
             .map(|i| {
                 let name = format!("{batch}-{i}");
                 expected.push(name.clone());
-                DomainEvent::new(agg, batch * 3 + i + 1, OrderCreated { customer_id: name }).into_any().unwrap()
+                DomainEvent::new(agg, batch * 3 + i + 1, OrderCreated { customer_id: name })
+                    .into_any()
+                    .unwrap()
             })
             .collect();
         bus.publish_background(events).await.unwrap();
@@ -116,9 +148,15 @@ async fn background_publishes_keep_their_order_and_shutdown_drains_them() {
     bus.shutdown(Duration::from_secs(5)).await.unwrap();
     assert_eq!(*log.lock().unwrap(), expected);
     let stats = bus.stats();
-    assert_eq!((stats.background_tasks_created, stats.background_tasks_completed), (10, 10));
+    assert_eq!(
+        (stats.background_tasks_created, stats.background_tasks_completed),
+        (10, 10)
+    );
     assert!(matches!(bus.publish(vec![]).await, Err(Error::ShutDown)));
-    assert!(matches!(bus.publish_background(vec![]).await, Err(Error::ShutDown)));
+    assert!(matches!(
+        bus.publish_background(vec![]).await,
+        Err(Error::ShutDown)
+    ));
     bus.shutdown(Duration::from_secs(1)).await.unwrap(); // idempotent
 }
 
@@ -130,7 +168,9 @@ async fn shutdown_gives_up_after_its_timeout() {
         Ok(())
     })
     .unwrap();
-    bus.publish_background(vec![created("slow").into_any().unwrap()]).await.unwrap();
+    bus.publish_background(vec![created("slow").into_any().unwrap()])
+        .await
+        .unwrap();
     tokio::task::yield_now().await;
     let err = bus.shutdown(Duration::from_millis(10)).await.unwrap_err();
     assert!(matches!(err, Error::ShutdownTimeout { .. }), "{err}");
@@ -167,8 +207,14 @@ async fn handlers_can_publish_follow_up_events() {
     bus.subscribe(move |e: Arc<DomainEvent<OrderCreated>>| {
         let bus = inner.clone();
         async move {
-            let shipped = DomainEvent::new(e.meta.aggregate_id, 2, OrderShipped { tracking_number: "T".into() })
-                .caused_by(&e.meta);
+            let shipped = DomainEvent::new(
+                e.meta.aggregate_id,
+                2,
+                OrderShipped {
+                    tracking_number: "T".into(),
+                },
+            )
+            .caused_by(&e.meta);
             bus.publish_event(shipped).await?;
             Ok(())
         }
@@ -176,7 +222,9 @@ async fn handlers_can_publish_follow_up_events() {
     .unwrap();
     let l = log.clone();
     bus.subscribe(move |e: Arc<DomainEvent<OrderShipped>>| {
-        l.lock().unwrap().push(format!("shipped:{}", e.meta.causation_id.is_some()));
+        l.lock()
+            .unwrap()
+            .push(format!("shipped:{}", e.meta.causation_id.is_some()));
         std::future::ready(Ok(()))
     })
     .unwrap();

@@ -1,6 +1,8 @@
 //! Property tests: untrusted headers and payload bytes never panic the decoders, and valid events round
 //! trip exactly.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
+
 use kafka_event_bus::dlq::{self, DeadLetter};
 use kafka_event_bus::event::{AnyEvent, DomainEvent, ENVELOPE_FIELDS, Event, EventRegistry};
 use kafka_event_bus::protocol::{Header, Headers};
@@ -33,14 +35,27 @@ const NAMES: [&str; 8] = [
 ];
 
 fn header_strategy() -> impl Strategy<Value = Header> {
-    let key = prop_oneof![proptest::sample::select(NAMES.to_vec()).prop_map(str::to_owned), ".{0,12}"];
+    let key = prop_oneof![
+        proptest::sample::select(NAMES.to_vec()).prop_map(str::to_owned),
+        ".{0,12}"
+    ];
     let value = prop_oneof![
         Just(None),
         proptest::collection::vec(any::<u8>(), 0..24).prop_map(Some),
-        prop_oneof![Just("OrderCreated"), Just("1"), Just("-3"), Just("inf"), Just("nan"), Just("1e400")]
-            .prop_map(|s| Some(s.as_bytes().to_vec())),
+        prop_oneof![
+            Just("OrderCreated"),
+            Just("1"),
+            Just("-3"),
+            Just("inf"),
+            Just("nan"),
+            Just("1e400")
+        ]
+        .prop_map(|s| Some(s.as_bytes().to_vec())),
     ];
-    (key, value).prop_map(|(key, value)| Header { key, value: value.map(Into::into) })
+    (key, value).prop_map(|(key, value)| Header {
+        key,
+        value: value.map(Into::into),
+    })
 }
 
 fn headers_strategy() -> impl Strategy<Value = Headers> {

@@ -91,7 +91,13 @@ impl Event for ConformanceProbe {
 
 /// A `ConformanceEvent` for an aggregate.
 pub fn make_event(aggregate_id: Uuid, payload: &str) -> DomainEvent<ConformanceEvent> {
-    DomainEvent::new(aggregate_id, 1, ConformanceEvent { payload: payload.to_owned() })
+    DomainEvent::new(
+        aggregate_id,
+        1,
+        ConformanceEvent {
+            payload: payload.to_owned(),
+        },
+    )
 }
 
 /// A failed case.
@@ -109,12 +115,16 @@ impl fmt::Display for Failure {
 
 impl<E: std::error::Error> From<E> for Failure {
     fn from(e: E) -> Self {
-        Self { message: e.to_string() }
+        Self {
+            message: e.to_string(),
+        }
     }
 }
 
 fn fail<T>(message: impl Into<String>) -> Result<T, Failure> {
-    Err(Failure { message: message.into() })
+    Err(Failure {
+        message: message.into(),
+    })
 }
 
 fn check(ok: bool, message: impl FnOnce() -> String) -> Result<(), Failure> {
@@ -143,7 +153,9 @@ impl Recorder {
         }
     }
     /// A wildcard handler that records `ConformanceEvent`s only (not probes).
-    fn wildcard_handler(&self) -> impl Fn(AnyEvent) -> std::future::Ready<HandlerResult> + Send + Sync + 'static {
+    fn wildcard_handler(
+        &self,
+    ) -> impl Fn(AnyEvent) -> std::future::Ready<HandlerResult> + Send + Sync + 'static {
         let me = self.clone();
         move |e| {
             if e.is::<ConformanceEvent>() {
@@ -160,7 +172,10 @@ impl Recorder {
                 return Ok(ids);
             }
             if tokio::time::Instant::now() >= deadline {
-                return fail(format!("waited {timeout:?} for {n} deliveries, got {}", ids.len()));
+                return fail(format!(
+                    "waited {timeout:?} for {n} deliveries, got {}",
+                    ids.len()
+                ));
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
@@ -183,18 +198,31 @@ impl<B: EventBus> Harness<B> {
             p.push(e.meta.event_id);
             std::future::ready(Ok(()))
         })?;
-        Ok(Self { bus, probes, timeout: factory.delivery_timeout() })
+        Ok(Self {
+            bus,
+            probes,
+            timeout: factory.delivery_timeout(),
+        })
     }
 
     async fn publish(&self, events: Vec<DomainEvent<ConformanceEvent>>) -> Result<(), Failure> {
-        let any = events.into_iter().map(DomainEvent::into_any).collect::<Result<Vec<_>, _>>()?;
+        let any = events
+            .into_iter()
+            .map(DomainEvent::into_any)
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(self.bus.publish(any).await?)
     }
 
     /// Publishes a probe for `aggregate_id` and waits until it is handled.
     async fn barrier(&self, aggregate_id: Uuid) -> Result<(), Failure> {
         let n = self.probes.ids().len();
-        let probe = DomainEvent::new(aggregate_id, 1, ConformanceProbe { nonce: Uuid::new_v4() });
+        let probe = DomainEvent::new(
+            aggregate_id,
+            1,
+            ConformanceProbe {
+                nonce: Uuid::new_v4(),
+            },
+        );
         self.bus.publish(vec![probe.into_any()?]).await?;
         self.probes.wait_for(n + 1, self.timeout).await.map(drop)
     }
@@ -214,7 +242,9 @@ pub async fn publish_and_subscribe_roundtrip<F: BusFactory>(factory: &F) -> Resu
     h.publish(vec![e]).await?;
     received.wait_for(1, h.timeout).await?;
     h.barrier(agg).await?;
-    check(received.ids() == [id], || format!("received {:?}, expected [{id}]", received.ids()))?;
+    check(received.ids() == [id], || {
+        format!("received {:?}, expected [{id}]", received.ids())
+    })?;
     h.finish().await
 }
 
@@ -230,7 +260,9 @@ pub async fn multiple_subscribers<F: BusFactory>(factory: &F) -> Result<(), Fail
     a.wait_for(1, h.timeout).await?;
     b.wait_for(1, h.timeout).await?;
     h.barrier(agg).await?;
-    check(a.ids() == [id] && b.ids() == [id], || format!("received {:?} and {:?}", a.ids(), b.ids()))?;
+    check(a.ids() == [id] && b.ids() == [id], || {
+        format!("received {:?} and {:?}", a.ids(), b.ids())
+    })?;
     h.finish().await
 }
 
@@ -243,10 +275,14 @@ pub async fn unsubscribe_stops_delivery<F: BusFactory>(factory: &F) -> Result<()
     h.publish(vec![make_event(agg, "first")]).await?;
     received.wait_for(1, h.timeout).await?;
     check(h.bus.unsubscribe(sub), || "unsubscribe returned false".into())?;
-    check(!h.bus.unsubscribe(sub), || "a second unsubscribe returned true".into())?;
+    check(!h.bus.unsubscribe(sub), || {
+        "a second unsubscribe returned true".into()
+    })?;
     h.publish(vec![make_event(agg, "second")]).await?;
     h.barrier(agg).await?;
-    check(received.ids().len() == 1, || format!("{} deliveries after unsubscribe", received.ids().len()))?;
+    check(received.ids().len() == 1, || {
+        format!("{} deliveries after unsubscribe", received.ids().len())
+    })?;
     h.finish().await
 }
 
@@ -255,7 +291,10 @@ pub async fn subscribe_to_all_events<F: BusFactory>(factory: &F) -> Result<(), F
     let h = Harness::new(factory).await?;
     let received = Recorder::default();
     h.bus.subscribe_to_all_events(received.wildcard_handler())?;
-    let (e1, e2) = (make_event(Uuid::new_v4(), "one"), make_event(Uuid::new_v4(), "two"));
+    let (e1, e2) = (
+        make_event(Uuid::new_v4(), "one"),
+        make_event(Uuid::new_v4(), "two"),
+    );
     let expected = vec![e1.meta.event_id, e2.meta.event_id];
     let aggs = [e1.meta.aggregate_id, e2.meta.aggregate_id];
     h.publish(vec![e1, e2]).await?;
@@ -263,9 +302,19 @@ pub async fn subscribe_to_all_events<F: BusFactory>(factory: &F) -> Result<(), F
     for agg in aggs {
         h.barrier(agg).await?;
     }
-    got = if factory.orders_across_aggregates() { got } else { sorted(got) };
-    let want = if factory.orders_across_aggregates() { expected } else { sorted(expected) };
-    check(got == want && received.ids().len() == 2, || format!("received {:?}, expected {want:?}", received.ids()))?;
+    got = if factory.orders_across_aggregates() {
+        got
+    } else {
+        sorted(got)
+    };
+    let want = if factory.orders_across_aggregates() {
+        expected
+    } else {
+        sorted(expected)
+    };
+    check(got == want && received.ids().len() == 2, || {
+        format!("received {:?}, expected {want:?}", received.ids())
+    })?;
     h.finish().await
 }
 
@@ -285,7 +334,9 @@ pub async fn unsubscribe_from_all_events<F: BusFactory>(factory: &F) -> Result<(
     check(h.bus.unsubscribe(sub), || "unsubscribe returned false".into())?;
     h.publish(vec![make_event(agg, "second")]).await?;
     h.barrier(agg).await?;
-    check(received.ids().len() == 1, || format!("{} deliveries after unsubscribe", received.ids().len()))?;
+    check(received.ids().len() == 1, || {
+        format!("{} deliveries after unsubscribe", received.ids().len())
+    })?;
     h.finish().await
 }
 
@@ -305,8 +356,12 @@ pub async fn handler_error_isolation<F: BusFactory>(factory: &F) -> Result<(), F
     h.publish(vec![e]).await?;
     good.wait_for(1, h.timeout).await?;
     h.barrier(agg).await?;
-    check(failures.ids().len() == 1, || format!("failing handler ran {} times", failures.ids().len()))?;
-    check(good.ids().len() == 1, || format!("good handler ran {} times", good.ids().len()))?;
+    check(failures.ids().len() == 1, || {
+        format!("failing handler ran {} times", failures.ids().len())
+    })?;
+    check(good.ids().len() == 1, || {
+        format!("good handler ran {} times", good.ids().len())
+    })?;
     h.finish().await
 }
 
@@ -320,7 +375,9 @@ pub async fn background_publish_delivers<F: BusFactory>(factory: &F) -> Result<(
     h.bus.publish_background(vec![e.into_any()?]).await?;
     received.wait_for(1, h.timeout).await?;
     h.barrier(agg).await?;
-    check(received.ids() == [id], || format!("received {:?}, expected [{id}]", received.ids()))?;
+    check(received.ids() == [id], || {
+        format!("received {:?}, expected [{id}]", received.ids())
+    })?;
     h.finish().await
 }
 
@@ -330,13 +387,24 @@ pub async fn per_aggregate_ordering<F: BusFactory>(factory: &F) -> Result<(), Fa
     let received = Recorder::default();
     h.bus.subscribe(received.typed_handler())?;
     let agg = Uuid::new_v4();
-    let events: Vec<_> =
-        (1..=5).map(|v| DomainEvent::new(agg, v, ConformanceEvent { payload: format!("e{v}") })).collect();
+    let events: Vec<_> = (1..=5)
+        .map(|v| {
+            DomainEvent::new(
+                agg,
+                v,
+                ConformanceEvent {
+                    payload: format!("e{v}"),
+                },
+            )
+        })
+        .collect();
     let expected: Vec<Uuid> = events.iter().map(|e| e.meta.event_id).collect();
     h.publish(events).await?;
     received.wait_for(5, h.timeout).await?;
     h.barrier(agg).await?;
-    check(received.ids() == expected, || format!("received {:?}, expected {expected:?}", received.ids()))?;
+    check(received.ids() == expected, || {
+        format!("received {:?}, expected {expected:?}", received.ids())
+    })?;
     h.finish().await
 }
 
@@ -357,14 +425,20 @@ impl Subscriber for RecordingSubscriber {
 pub async fn subscribe_all_registers_declared_types<F: BusFactory>(factory: &F) -> Result<(), Failure> {
     let h = Harness::new(factory).await?;
     let received = Recorder::default();
-    let ids = h.bus.subscribe_all(Arc::new(RecordingSubscriber(received.clone())))?;
-    check(ids.len() == 1, || format!("{} subscriptions for one declared type", ids.len()))?;
+    let ids = h
+        .bus
+        .subscribe_all(Arc::new(RecordingSubscriber(received.clone())))?;
+    check(ids.len() == 1, || {
+        format!("{} subscriptions for one declared type", ids.len())
+    })?;
     let e = make_event(Uuid::new_v4(), "conformance");
     let (id, agg) = (e.meta.event_id, e.meta.aggregate_id);
     h.publish(vec![e]).await?;
     received.wait_for(1, h.timeout).await?;
     h.barrier(agg).await?;
-    check(received.ids() == [id], || format!("received {:?}, expected [{id}]", received.ids()))?;
+    check(received.ids() == [id], || {
+        format!("received {:?}, expected [{id}]", received.ids())
+    })?;
     h.finish().await
 }
 

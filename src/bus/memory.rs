@@ -165,7 +165,9 @@ impl Shared {
         let event = self.resolve(event);
         let handlers: Vec<ErasedHandler> = {
             let subs = read(&self.subs);
-            let typed = subs.iter().filter(|s| s.type_id.is_some() && s.type_id == event.type_id());
+            let typed = subs
+                .iter()
+                .filter(|s| s.type_id.is_some() && s.type_id == event.type_id());
             let wildcard = subs.iter().filter(|s| s.type_id.is_none());
             typed.chain(wildcard).map(|s| s.handler.clone()).collect()
         };
@@ -227,7 +229,10 @@ impl InMemoryEventBus {
 
     /// The delivered events of type `E`, oldest first.
     pub fn published_of<E: Event>(&self) -> Vec<Arc<DomainEvent<E>>> {
-        lock(&self.shared.published).iter().filter_map(|e| e.downcast::<E>().ok()).collect()
+        lock(&self.shared.published)
+            .iter()
+            .filter_map(|e| e.downcast::<E>().ok())
+            .collect()
     }
 
     /// Forgets the delivered events.
@@ -246,7 +251,11 @@ impl InMemoryEventBus {
     }
 
     fn check_open(&self) -> Result<(), Error> {
-        if self.shared.closed.load(Ordering::Acquire) { Err(Error::ShutDown) } else { Ok(()) }
+        if self.shared.closed.load(Ordering::Acquire) {
+            Err(Error::ShutDown)
+        } else {
+            Ok(())
+        }
     }
 }
 
@@ -292,7 +301,9 @@ impl EventBus for InMemoryEventBus {
     fn add_handler(&self, target: Target, handler: ErasedHandler) -> Result<SubscriptionId, Error> {
         let type_id = match target {
             Target::Type(ty) => {
-                write(&self.shared.registry).register_type(ty).map_err(|source| Error::Subscribe { source })?;
+                write(&self.shared.registry)
+                    .register_type(ty)
+                    .map_err(|source| Error::Subscribe { source })?;
                 Some(ty.type_id())
             }
             Target::All => None,
@@ -313,7 +324,9 @@ impl EventBus for InMemoryEventBus {
         self.shared.closed.store(true, Ordering::Release);
         let background = lock(&self.shared.background).take();
         async move {
-            let Some(Background { tx, mut worker }) = background else { return Ok(()) };
+            let Some(Background { tx, mut worker }) = background else {
+                return Ok(());
+            };
             drop(tx);
             match tokio::time::timeout(timeout, &mut worker).await {
                 Ok(_) => Ok(()),

@@ -155,7 +155,10 @@ impl ErasedHandler {
         F: Fn(AnyEvent) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = HandlerResult> + Send + 'static,
     {
-        Self { name: name.into(), call: Arc::new(move |event| Box::pin(f(event))) }
+        Self {
+            name: name.into(),
+            call: Arc::new(move |event| Box::pin(f(event))),
+        }
     }
 
     /// Wraps a typed closure: the event is downcast to `E` first (an error if it is another type).
@@ -189,7 +192,9 @@ impl ErasedHandler {
 
 impl fmt::Debug for ErasedHandler {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ErasedHandler").field("name", &self.name).finish_non_exhaustive()
+        f.debug_struct("ErasedHandler")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -265,6 +270,30 @@ pub trait Subscriber: Send + Sync + 'static {
 ///
 /// Implementors provide the five required methods; the `subscribe*` conveniences build on
 /// [`add_handler`](Self::add_handler).
+///
+/// # Example: handler wiring that works on any bus
+///
+/// ```
+/// use std::sync::Arc;
+/// use kafka_event_bus::bus::{Error, EventBus, InMemoryEventBus};
+/// use kafka_event_bus::event::{DomainEvent, Event};
+/// # #[derive(serde::Serialize, serde::Deserialize)] struct OrderCreated { customer_id: String }
+/// # impl Event for OrderCreated { const EVENT_TYPE: &'static str = "OrderCreated";
+/// #     const AGGREGATE_TYPE: &'static str = "Order"; }
+///
+/// fn wire(bus: &impl EventBus) -> Result<(), Error> {
+///     bus.subscribe(|event: Arc<DomainEvent<OrderCreated>>| async move {
+///         if event.payload.customer_id.is_empty() {
+///             return Err("no customer".into());
+///         }
+///         Ok(())
+///     })?;
+///     Ok(())
+/// }
+///
+/// wire(&InMemoryEventBus::new())?; // in tests; the Kafka bus in production
+/// # Ok::<(), Error>(())
+/// ```
 pub trait EventBus: Send + Sync + 'static {
     /// Publishes events, in order. The in-memory bus delivers them before returning; the Kafka bus
     /// returns once the broker acknowledged them (delivery happens in consumers).
@@ -337,7 +366,10 @@ pub trait EventBus: Send + Sync + 'static {
         F: Fn(AnyEvent) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = HandlerResult> + Send + 'static,
     {
-        self.add_handler(Target::All, ErasedHandler::new(std::any::type_name::<F>(), handler))
+        self.add_handler(
+            Target::All,
+            ErasedHandler::new(std::any::type_name::<F>(), handler),
+        )
     }
 
     /// Subscribes a [`Subscriber`] to each type it declares. All or nothing: on a refusal, the
@@ -372,7 +404,10 @@ pub trait EventBus: Send + Sync + 'static {
     /// # Errors
     ///
     /// [`Error::Encode`] if the event cannot be encoded, else as [`publish`](Self::publish).
-    fn publish_event<E: Event>(&self, event: DomainEvent<E>) -> impl Future<Output = Result<(), Error>> + Send {
+    fn publish_event<E: Event>(
+        &self,
+        event: DomainEvent<E>,
+    ) -> impl Future<Output = Result<(), Error>> + Send {
         let any = event.into_any().map_err(|source| Error::Encode { source });
         async move { self.publish(vec![any?]).await }
     }

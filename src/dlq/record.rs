@@ -59,7 +59,10 @@ impl std::str::FromStr for DlqReason {
             "max_retries_exceeded" => Ok(Self::MaxRetriesExceeded),
             "deserialization_error" => Ok(Self::DeserializationError),
             "republish_failed" => Ok(Self::RepublishFailed),
-            other => Err(Error::InvalidHeader { name: header::DLQ_REASON, value: other.to_owned() }),
+            other => Err(Error::InvalidHeader {
+                name: header::DLQ_REASON,
+                value: other.to_owned(),
+            }),
         }
     }
 }
@@ -164,7 +167,11 @@ pub fn truncate_error_message(message: &str) -> &str {
 /// assert_eq!(msg, "2 handler(s) failed during dispatch: H1, H2");
 /// ```
 pub fn dispatch_failure_message(handler_names: &[&str]) -> String {
-    format!("{} handler(s) failed during dispatch: {}", handler_names.len(), handler_names.join(", "))
+    format!(
+        "{} handler(s) failed during dispatch: {}",
+        handler_names.len(),
+        handler_names.join(", ")
+    )
 }
 
 impl DeadLetter {
@@ -172,11 +179,17 @@ impl DeadLetter {
     pub fn append_headers(&self, headers: &mut Headers) {
         headers.insert(header::DLQ_REASON, self.reason.as_str());
         headers.insert(header::DLQ_ERROR_TYPE, self.error_type.clone());
-        headers.insert(header::DLQ_ERROR_MESSAGE, truncate_error_message(&self.error_message).to_owned());
+        headers.insert(
+            header::DLQ_ERROR_MESSAGE,
+            truncate_error_message(&self.error_message).to_owned(),
+        );
         headers.insert(header::DLQ_RETRY_COUNT, self.retry_count.to_string());
         headers.insert(header::DLQ_TIMESTAMP, timefmt::format_isoformat(self.timestamp));
         headers.insert(header::DLQ_ORIGINAL_TOPIC, self.original_topic.clone());
-        headers.insert(header::DLQ_ORIGINAL_PARTITION, self.original_partition.to_string());
+        headers.insert(
+            header::DLQ_ORIGINAL_PARTITION,
+            self.original_partition.to_string(),
+        );
         headers.insert(header::DLQ_ORIGINAL_OFFSET, self.original_offset.to_string());
         headers.insert(header::DLQ_CONSUMER_GROUP, self.consumer_group.clone());
     }
@@ -185,7 +198,11 @@ impl DeadLetter {
     pub fn record(&self, original: &EventRecord) -> EventRecord {
         let mut headers = original.headers.clone();
         self.append_headers(&mut headers);
-        EventRecord { key: original.key.clone(), value: original.value.clone(), headers }
+        EventRecord {
+            key: original.key.clone(),
+            value: original.value.clone(),
+            headers,
+        }
     }
 
     /// Reads the `dlq_*` headers of a DLQ record. Repeated headers: the last wins, as in eventsource-py's
@@ -206,13 +223,22 @@ impl DeadLetter {
         };
         let int = |name: &'static str| -> Result<i128, Error> {
             let value = text(name)?;
-            python_int(value).ok_or_else(|| Error::InvalidHeader { name, value: value.to_owned() })
+            python_int(value).ok_or_else(|| Error::InvalidHeader {
+                name,
+                value: value.to_owned(),
+            })
         };
-        let narrow = |name: &'static str, v: i128| Error::InvalidHeader { name, value: v.to_string() };
+        let narrow = |name: &'static str, v: i128| Error::InvalidHeader {
+            name,
+            value: v.to_string(),
+        };
         let timestamp_text = text(header::DLQ_TIMESTAMP)?;
-        let timestamp = timefmt::parse_datetime(timestamp_text).map(|p| p.at).map_err(|_| {
-            Error::InvalidHeader { name: header::DLQ_TIMESTAMP, value: timestamp_text.to_owned() }
-        })?;
+        let timestamp = timefmt::parse_datetime(timestamp_text)
+            .map(|p| p.at)
+            .map_err(|_| Error::InvalidHeader {
+                name: header::DLQ_TIMESTAMP,
+                value: timestamp_text.to_owned(),
+            })?;
         let retry_count = int(header::DLQ_RETRY_COUNT)?;
         let partition = int(header::DLQ_ORIGINAL_PARTITION)?;
         let offset = int(header::DLQ_ORIGINAL_OFFSET)?;
@@ -220,12 +246,14 @@ impl DeadLetter {
             reason: text(header::DLQ_REASON)?.parse()?,
             error_type: text(header::DLQ_ERROR_TYPE)?.to_owned(),
             error_message: text(header::DLQ_ERROR_MESSAGE)?.to_owned(),
-            retry_count: i64::try_from(retry_count).map_err(|_| narrow(header::DLQ_RETRY_COUNT, retry_count))?,
+            retry_count: i64::try_from(retry_count)
+                .map_err(|_| narrow(header::DLQ_RETRY_COUNT, retry_count))?,
             timestamp,
             original_topic: text(header::DLQ_ORIGINAL_TOPIC)?.to_owned(),
             original_partition: i32::try_from(partition)
                 .map_err(|_| narrow(header::DLQ_ORIGINAL_PARTITION, partition))?,
-            original_offset: i64::try_from(offset).map_err(|_| narrow(header::DLQ_ORIGINAL_OFFSET, offset))?,
+            original_offset: i64::try_from(offset)
+                .map_err(|_| narrow(header::DLQ_ORIGINAL_OFFSET, offset))?,
             consumer_group: text(header::DLQ_CONSUMER_GROUP)?.to_owned(),
         })
     }

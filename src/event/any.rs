@@ -24,8 +24,11 @@ impl<E: Event> ErasedEvent for DomainEvent<E> {
 }
 
 enum Body {
-    Typed { type_id: TypeId, event: Arc<dyn ErasedEvent> },
-    Untyped(EventMeta),
+    Typed {
+        type_id: TypeId,
+        event: Arc<dyn ErasedEvent>,
+    },
+    Untyped(Box<EventMeta>),
 }
 
 struct Inner {
@@ -83,7 +86,10 @@ impl AnyEvent {
         Self(Arc::new(Inner {
             type_name,
             json,
-            body: Body::Typed { type_id: TypeId::of::<E>(), event },
+            body: Body::Typed {
+                type_id: TypeId::of::<E>(),
+                event,
+            },
         }))
     }
 
@@ -115,7 +121,11 @@ impl AnyEvent {
         let name = codec::event_type_header(headers)?.to_owned();
         let mut map = json::parse_object(&value, &name)?;
         let meta = json::take_meta(&mut map, &name, None)?;
-        Ok(Self(Arc::new(Inner { type_name: name, json: value, body: Body::Untyped(meta) })))
+        Ok(Self(Arc::new(Inner {
+            type_name: name,
+            json: value,
+            body: Body::Untyped(Box::new(meta)),
+        })))
     }
 
     /// The envelope fields.

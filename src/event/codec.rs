@@ -153,7 +153,10 @@ pub fn publish_headers(meta: &EventMeta) -> Headers {
     h.insert(header::AGGREGATE_TYPE, meta.aggregate_type.clone());
     h.insert(header::AGGREGATE_VERSION, meta.aggregate_version.to_string());
     h.insert(header::OCCURRED_AT, timefmt::format_isoformat(meta.occurred_at));
-    h.insert(header::CORRELATION_ID, meta.correlation_id.hyphenated().to_string());
+    h.insert(
+        header::CORRELATION_ID,
+        meta.correlation_id.hyphenated().to_string(),
+    );
     if let Some(tenant) = meta.tenant_id {
         h.insert(header::TENANT_ID, tenant.hyphenated().to_string());
     }
@@ -185,7 +188,9 @@ pub fn publish_headers(meta: &EventMeta) -> Headers {
 /// ```
 pub fn event_type_header(headers: &Headers) -> Result<&str, Error> {
     let first = headers.iter().find(|h| h.key == header::EVENT_TYPE);
-    let value = first.and_then(|h| h.value.as_deref()).ok_or(Error::MissingEventType)?;
+    let value = first
+        .and_then(|h| h.value.as_deref())
+        .ok_or(Error::MissingEventType)?;
     let name = std::str::from_utf8(value).map_err(|_| Error::EventTypeNotUtf8)?;
     if name.is_empty() {
         return Err(Error::MissingEventType);

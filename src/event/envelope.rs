@@ -273,7 +273,10 @@ impl<E: Event> DomainEvent<E> {
     pub fn from_record(headers: &Headers, value: &[u8]) -> Result<Self, Error> {
         let name = codec::event_type_header(headers)?;
         if name != E::EVENT_TYPE {
-            return Err(Error::TypeMismatch { expected: E::EVENT_TYPE.to_owned(), found: name.to_owned() });
+            return Err(Error::TypeMismatch {
+                expected: E::EVENT_TYPE.to_owned(),
+                found: name.to_owned(),
+            });
         }
         Self::from_json(value)
     }

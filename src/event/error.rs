@@ -154,6 +154,10 @@ impl Error {
 
     /// The exception class name eventsource-py would report for this error in a `dlq_error_type` header.
     pub fn reference_error_type(&self) -> &'static str {
-        if self.is_decode() { "DeserializationError" } else { "ValueError" }
+        if self.is_decode() {
+            "DeserializationError"
+        } else {
+            "ValueError"
+        }
     }
 }

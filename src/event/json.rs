@@ -65,27 +65,44 @@ fn kind(v: &Value) -> &'static str {
 /// Encodes envelope and payload as one compact JSON object.
 pub(crate) fn encode<E: Serialize>(meta: &EventMeta, payload: &E) -> Result<Vec<u8>, Error> {
     let event_type = &meta.event_type;
-    for (field, v) in [("event_version", meta.event_version), ("aggregate_version", meta.aggregate_version)] {
+    for (field, v) in [
+        ("event_version", meta.event_version),
+        ("aggregate_version", meta.aggregate_version),
+    ] {
         if v == 0 {
-            return Err(Error::InvalidVersion { event_type: event_type.clone(), field });
+            return Err(Error::InvalidVersion {
+                event_type: event_type.clone(),
+                field,
+            });
         }
     }
-    let payload = serde_json::to_value(payload)
-        .map_err(|source| Error::Serialize { event_type: event_type.clone(), source })?;
+    let payload = serde_json::to_value(payload).map_err(|source| Error::Serialize {
+        event_type: event_type.clone(),
+        source,
+    })?;
     let fields = match payload {
         Value::Object(map) => map,
         Value::Null => Map::new(),
         other => {
-            return Err(Error::PayloadNotObject { event_type: event_type.clone(), found: kind(&other) });
+            return Err(Error::PayloadNotObject {
+                event_type: event_type.clone(),
+                found: kind(&other),
+            });
         }
     };
     let mut doc = Map::with_capacity(ENVELOPE_FIELDS.len() + fields.len());
     doc.insert("event_id".into(), uuid_value(meta.event_id));
     doc.insert("event_type".into(), Value::String(meta.event_type.clone()));
     doc.insert("event_version".into(), meta.event_version.into());
-    doc.insert("occurred_at".into(), Value::String(timefmt::format_pydantic(meta.occurred_at)));
+    doc.insert(
+        "occurred_at".into(),
+        Value::String(timefmt::format_pydantic(meta.occurred_at)),
+    );
     doc.insert("aggregate_id".into(), uuid_value(meta.aggregate_id));
-    doc.insert("aggregate_type".into(), Value::String(meta.aggregate_type.clone()));
+    doc.insert(
+        "aggregate_type".into(),
+        Value::String(meta.aggregate_type.clone()),
+    );
     doc.insert("aggregate_version".into(), meta.aggregate_version.into());
     doc.insert("tenant_id".into(), opt(meta.tenant_id, uuid_value));
     doc.insert("actor_id".into(), opt(meta.actor_id.clone(), Value::String));
@@ -94,7 +111,10 @@ pub(crate) fn encode<E: Serialize>(meta: &EventMeta, payload: &E) -> Result<Vec<
     doc.insert("metadata".into(), Value::Object(meta.metadata.clone()));
     for (k, v) in fields {
         if doc.contains_key(&k) {
-            return Err(Error::ReservedField { event_type: event_type.clone(), field: k });
+            return Err(Error::ReservedField {
+                event_type: event_type.clone(),
+                field: k,
+            });
         }
         doc.insert(k, v);
     }
@@ -102,7 +122,10 @@ pub(crate) fn encode<E: Serialize>(meta: &EventMeta, payload: &E) -> Result<Vec<
     let mut ser = serde_json::Serializer::with_formatter(&mut out, PydanticFormatter);
     Value::Object(doc)
         .serialize(&mut ser)
-        .map_err(|source| Error::Serialize { event_type: event_type.clone(), source })?;
+        .map_err(|source| Error::Serialize {
+            event_type: event_type.clone(),
+            source,
+        })?;
     Ok(out)
 }
 
@@ -115,7 +138,10 @@ pub(crate) fn parse_object(value: &[u8], event_type: &str) -> Result<Map<String,
             field: "<root>",
             reason: format!("Input should be an object, not {}", kind(&other)),
         }),
-        Err(source) => Err(Error::MalformedJson { event_type: event_type.to_owned(), source }),
+        Err(source) => Err(Error::MalformedJson {
+            event_type: event_type.to_owned(),
+            source,
+        }),
     }
 }
 
@@ -134,7 +160,10 @@ pub(crate) fn decode_payload<E: Event>(rest: Map<String, Value>) -> Result<E, Er
         Ok(p) => Ok(p),
         Err(source) => match E::deserialize(Value::Null) {
             Ok(unit) => Ok(unit),
-            Err(_) => Err(Error::InvalidPayload { event_type: E::EVENT_TYPE.to_owned(), source }),
+            Err(_) => Err(Error::InvalidPayload {
+                event_type: E::EVENT_TYPE.to_owned(),
+                source,
+            }),
         },
     }
 }
@@ -163,7 +192,12 @@ pub(crate) fn take_meta(
         None => name.to_owned(),
         Some(Value::String(s)) if s.is_empty() => name.to_owned(),
         Some(Value::String(s)) => s,
-        Some(v) => return Err(bad("event_type", format!("Input should be a valid string, not {}", kind(&v)))),
+        Some(v) => {
+            return Err(bad(
+                "event_type",
+                format!("Input should be a valid string, not {}", kind(&v)),
+            ));
+        }
     };
     let event_version = match take("event_version") {
         None => 1,
@@ -182,7 +216,10 @@ pub(crate) fn take_meta(
         (None, Some(default)) => default.to_owned(),
         (None, None) => return Err(bad("aggregate_type", "Field required".into())),
         (Some(v), _) => {
-            return Err(bad("aggregate_type", format!("Input should be a valid string, not {}", kind(&v))));
+            return Err(bad(
+                "aggregate_type",
+                format!("Input should be a valid string, not {}", kind(&v)),
+            ));
         }
     };
     let aggregate_version = match take("aggregate_version") {
@@ -196,7 +233,12 @@ pub(crate) fn take_meta(
     let actor_id = match take("actor_id") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s),
-        Some(v) => return Err(bad("actor_id", format!("Input should be a valid string, not {}", kind(&v)))),
+        Some(v) => {
+            return Err(bad(
+                "actor_id",
+                format!("Input should be a valid string, not {}", kind(&v)),
+            ));
+        }
     };
     let correlation_id = match take("correlation_id") {
         None => event_id,
@@ -209,7 +251,12 @@ pub(crate) fn take_meta(
     let metadata = match take("metadata") {
         None => Map::new(),
         Some(Value::Object(m)) => m,
-        Some(v) => return Err(bad("metadata", format!("Input should be an object, not {}", kind(&v)))),
+        Some(v) => {
+            return Err(bad(
+                "metadata",
+                format!("Input should be an object, not {}", kind(&v)),
+            ));
+        }
     };
     Ok(EventMeta {
         event_id,
@@ -272,7 +319,9 @@ fn lax_datetime(v: &Value) -> Result<OffsetDateTime, String> {
         Value::Number(n) => timefmt::from_unix(n.as_f64().unwrap_or(f64::NAN)),
         other => return Err(format!("Input should be a valid datetime, not {}", kind(other))),
     };
-    parsed.map(|p| p.at).map_err(|e| format!("Input should be a valid datetime, {e}"))
+    parsed
+        .map(|p| p.at)
+        .map_err(|e| format!("Input should be a valid datetime, {e}"))
 }
 
 /// Python's `int(text)` for ASCII input: surrounding whitespace, an optional sign, digits with single

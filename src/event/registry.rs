@@ -217,7 +217,9 @@ impl EventRegistry {
     /// [`Error::should_dead_letter`].
     pub fn decode(&self, headers: &Headers, value: impl Into<Bytes>) -> Result<AnyEvent, Error> {
         let name = codec::event_type_header(headers)?;
-        let ty = self.types.get(name).ok_or_else(|| Error::UnknownEventType { event_type: name.to_owned() })?;
+        let ty = self.types.get(name).ok_or_else(|| Error::UnknownEventType {
+            event_type: name.to_owned(),
+        })?;
         (ty.decode)(value.into(), name)
     }
 }

@@ -43,7 +43,7 @@ fn push_offset(out: &mut String, offset: UtcOffset) {
     let sign = if total < 0 { '-' } else { '+' };
     let abs = total.unsigned_abs();
     let _ = write!(out, "{sign}{:02}:{:02}", abs / 3600, abs / 60 % 60);
-    if abs % 60 != 0 {
+    if !abs.is_multiple_of(60) {
         let _ = write!(out, ":{:02}", abs % 60);
     }
 }
@@ -154,14 +154,20 @@ pub(crate) fn parse_datetime(s: &str) -> Result<Parsed, &'static str> {
             }
             let secs = (h * 3600 + m * 60) as i32;
             let secs = if sign == b'-' { -secs } else { secs };
-            (UtcOffset::from_whole_seconds(secs).map_err(|_| "offset is outside expected range")?, false)
+            (
+                UtcOffset::from_whole_seconds(secs).map_err(|_| "offset is outside expected range")?,
+                false,
+            )
         }
         Some(_) => return Err("unexpected character after the time"),
     };
     if !p.done() {
         return Err("unexpected extra characters at the end of the input");
     }
-    Ok(Parsed { at: local.assume_offset(offset), naive })
+    Ok(Parsed {
+        at: local.assume_offset(offset),
+        naive,
+    })
 }
 
 /// Unix seconds (or milliseconds above 2e10 in magnitude, as pydantic decides) to a UTC timestamp.
@@ -303,9 +309,19 @@ mod tests {
         assert_eq!(p.at.microsecond(), 999_999);
         assert!(!p.naive);
         assert!(parse_datetime("2024-01-02").unwrap().naive);
-        assert_eq!(parse_datetime("-1.5").unwrap().at.unix_timestamp_nanos(), -1_500_000_000);
+        assert_eq!(
+            parse_datetime("-1.5").unwrap().at.unix_timestamp_nanos(),
+            -1_500_000_000
+        );
         assert_eq!(parse_datetime("2024").unwrap().at.unix_timestamp(), 2024);
-        assert_eq!(parse_datetime("2024-01-02T03:04:05+0200").unwrap().at.offset().whole_hours(), 2);
+        assert_eq!(
+            parse_datetime("2024-01-02T03:04:05+0200")
+                .unwrap()
+                .at
+                .offset()
+                .whole_hours(),
+            2
+        );
         for bad in [
             "",
             "2024-01",
