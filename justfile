@@ -51,3 +51,11 @@ pure:
         cargo build --example quickstart --target {{musl}}
     readelf -l target/{{musl}}/debug/examples/quickstart | grep -q INTERP && { echo 'not statically linked'; exit 1; } || echo 'static binary: no program interpreter'
     target/{{musl}}/debug/examples/quickstart
+
+# The core (events, codec, in-memory bus; no sockets) for wasm32-wasip1, run under wasmtime.
+wasm:
+    bash .ci/wasi.sh
+
+# Criterion benchmarks (the record-batch encode/decode path per codec).
+bench:
+    cargo bench --bench encode

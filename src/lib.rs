@@ -9,26 +9,44 @@
 //!
 //! The module tree reads as the data path; each layer uses only the layers above it in this list.
 //!
-//! - [`protocol`]: bytes and versions. Request framing, API-version negotiation, record headers and the
-//!   error kinds of the wire. No I/O.
+//! - [`protocol`]: bytes and versions. Request framing, API-version negotiation, record headers, the
+//!   record-batch v2 codec with gzip, snappy, lz4 and zstd (all pure Rust), and the error kinds of the
+//!   wire. No I/O.
+//! - [`event`]: typed domain events ([`event::Event`], [`event::DomainEvent`], [`event::AnyEvent`]), the
+//!   [`event::EventRegistry`], and eventsource-py's wire format: topic names, record key, publish headers
+//!   and the JSON payload, byte for byte. No I/O.
+//! - [`dlq`]: dead-letter, retry and replay headers as pure functions (eventsource-py's `dlq_*`,
+//!   `retry_count`, `retry_after`, `dlq_replay_count`). No I/O.
+//! - [`bus`]: the [`bus::EventBus`] trait handler code depends on, [`bus::InMemoryEventBus`], and (feature
+//!   `testing`) a conformance suite any bus can run.
 //! - `client` (feature `client`, on by default): everything that opens a socket.
 //!   - `client::connection`: one broker socket. TCP connect with a timeout, the ApiVersions handshake,
 //!     and a multiplexed messenger that pipelines many requests on one connection, matched by
 //!     correlation id.
 //!   - `client::cluster`: bootstrap, the metadata cache, one shared connection per broker, and the
 //!     admin operations (create, delete and describe topics).
+//!   - `client::producer`: partitioner (Java's murmur2), accumulator (per-partition batches, linger,
+//!     a bounded buffer), sender (acks, retries, idempotence).
+//!   - `client::group`: the consumer embedded protocol and the range, round-robin and
+//!     cooperative-sticky assignors.
 //! - `testing` (feature `testing`): a throwaway local broker for integration tests and examples.
 //!
 //! # Features
 //!
 //! | feature | default | what it adds |
 //! |---|---|---|
-//! | `client` | yes | sockets: the connection layer, cluster metadata and admin |
+//! | `client` | yes | sockets: connections (TLS), cluster metadata and admin, the producer, consumer groups |
 //! | `testing` | no | [`testing`](crate) helpers that install and run a local Tansu broker |
 //!
 //! Without `client` the crate is its core only and builds for `wasm32-wasip1`.
 
 pub mod protocol;
+
+pub mod event;
+
+pub mod dlq;
+
+pub mod bus;
 
 #[cfg(feature = "client")]
 pub mod client;

@@ -1,0 +1,414 @@
+//! The event bus as handler code sees it: the [`EventBus`] trait, handlers, and the in-memory bus.
+//!
+//! Owns the publish/subscribe contract shared by [`InMemoryEventBus`] and the Kafka bus, so handler code
+//! written against `impl EventBus` runs unchanged on either, and the handler shapes: async closures over
+//! a typed event ([`EventBus::subscribe`]), objects implementing [`Handler`], wildcard closures over an
+//! [`AnyEvent`], and multi-type [`Subscriber`]s. May use [`crate::event`] and Tokio's `rt`, `sync` and
+//! `time` (no sockets: this module builds for `wasm32-wasip1`).
+//!
+//! Invariants: a bus refuses a second Rust type under an event type name at subscription time; typed
+//! handlers of an event run before wildcard handlers, each group in subscription order; one handler's
+//! error never stops the others.
+//!
+//! # Example
+//!
+//! ```
+//! use std::sync::Arc;
+//! use kafka_event_bus::bus::{EventBus, InMemoryEventBus};
+//! use kafka_event_bus::event::{DomainEvent, Event};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+//! struct OrderCreated { customer_id: String }
+//! impl Event for OrderCreated {
+//!     const EVENT_TYPE: &'static str = "OrderCreated";
+//!     const AGGREGATE_TYPE: &'static str = "Order";
+//! }
+//!
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let bus = InMemoryEventBus::new();
+//! let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+//! let sink = seen.clone();
+//! bus.subscribe(move |event: Arc<DomainEvent<OrderCreated>>| {
+//!     let sink = sink.clone();
+//!     async move {
+//!         sink.lock().unwrap().push(event.payload.customer_id.clone());
+//!         Ok(())
+//!     }
+//! })?;
+//! let event = DomainEvent::new(uuid::Uuid::new_v4(), 1, OrderCreated { customer_id: "c-1".into() });
+//! bus.publish_event(event).await?;
+//! assert_eq!(*seen.lock().unwrap(), ["c-1"]);
+//! # Ok::<(), kafka_event_bus::bus::Error>(())
+//! # }).unwrap();
+//! ```
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use snafu::Snafu;
+
+use crate::event::{self, AnyEvent, DomainEvent, Event, EventType};
+
+#[cfg(any(test, feature = "testing"))]
+pub mod conformance;
+mod memory;
+
+pub use memory::{InMemoryEventBus, InMemoryStats};
+
+/// What a handler returns on failure: any error.
+pub type HandlerError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// What a handler returns.
+pub type HandlerResult = Result<(), HandlerError>;
+
+/// A boxed, sendable future.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// An error of a bus operation.
+#[derive(Debug, Snafu)]
+#[snafu(visibility(pub(crate)))]
+#[non_exhaustive]
+pub enum Error {
+    /// The bus was shut down.
+    #[snafu(display("the event bus is shut down"))]
+    ShutDown,
+    /// A subscription was refused (another Rust type has that event type name).
+    #[snafu(display("cannot subscribe: {source}"))]
+    Subscribe {
+        /// The registry's refusal.
+        source: event::Error,
+    },
+    /// An event could not be encoded for publishing.
+    #[snafu(display("cannot publish: {source}"))]
+    Encode {
+        /// The encoder's error.
+        source: event::Error,
+    },
+    /// Background publishing was asked for outside a Tokio runtime.
+    #[snafu(display("background publishing needs a Tokio runtime"))]
+    NoRuntime,
+    /// Shutdown gave up waiting for in-flight work.
+    #[snafu(display("shutdown did not finish within {timeout:?}"))]
+    ShutdownTimeout {
+        /// The time allowed.
+        timeout: Duration,
+    },
+}
+
+impl Error {
+    /// Whether the same call may succeed later. None of the in-memory bus's errors is.
+    pub fn is_retriable(&self) -> bool {
+        false
+    }
+}
+
+/// Identifies one subscription, for [`EventBus::unsubscribe`].
+///
+/// # Example
+///
+/// ```
+/// use kafka_event_bus::bus::{EventBus, InMemoryEventBus};
+///
+/// let bus = InMemoryEventBus::new();
+/// let id = bus.subscribe_to_all_events(|_event| async { Ok(()) })?;
+/// assert!(bus.unsubscribe(id));
+/// assert!(!bus.unsubscribe(id));
+/// # Ok::<(), kafka_event_bus::bus::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SubscriptionId(pub(crate) u64);
+
+/// What a subscription listens to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Target {
+    /// Events of exactly this type.
+    Type(EventType),
+    /// Every event (a wildcard subscription).
+    All,
+}
+
+/// A handler with its payload type erased: what a bus stores. Built by the `subscribe*` methods.
+#[derive(Clone)]
+pub struct ErasedHandler {
+    name: Arc<str>,
+    call: Arc<dyn Fn(AnyEvent) -> BoxFuture<HandlerResult> + Send + Sync>,
+}
+
+impl ErasedHandler {
+    /// Wraps a wildcard closure.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use kafka_event_bus::bus::ErasedHandler;
+    ///
+    /// let handler = ErasedHandler::new("audit", |_event| async { Ok(()) });
+    /// assert_eq!(handler.name(), "audit");
+    /// ```
+    pub fn new<F, Fut>(name: impl Into<Arc<str>>, f: F) -> Self
+    where
+        F: Fn(AnyEvent) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = HandlerResult> + Send + 'static,
+    {
+        Self {
+            name: name.into(),
+            call: Arc::new(move |event| Box::pin(f(event))),
+        }
+    }
+
+    /// Wraps a typed closure: the event is downcast to `E` first (an error if it is another type).
+    pub fn typed<E, F, Fut>(name: impl Into<Arc<str>>, f: F) -> Self
+    where
+        E: Event,
+        F: Fn(Arc<DomainEvent<E>>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = HandlerResult> + Send + 'static,
+    {
+        Self {
+            name: name.into(),
+            call: Arc::new(move |event: AnyEvent| -> BoxFuture<HandlerResult> {
+                match event.downcast::<E>() {
+                    Ok(typed) => Box::pin(f(typed)),
+                    Err(err) => Box::pin(std::future::ready(Err(HandlerError::from(err)))),
+                }
+            }),
+        }
+    }
+
+    /// The handler's name, for logs and DLQ messages.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Runs the handler on one event.
+    pub fn call(&self, event: AnyEvent) -> BoxFuture<HandlerResult> {
+        (self.call)(event)
+    }
+}
+
+impl fmt::Debug for ErasedHandler {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ErasedHandler")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A handler object for one event type (the closure form is [`EventBus::subscribe`]).
+///
+/// # Example
+///
+/// ```
+/// use std::sync::Arc;
+/// use kafka_event_bus::bus::{EventBus, Handler, HandlerResult, InMemoryEventBus};
+/// use kafka_event_bus::event::{DomainEvent, Event};
+/// # #[derive(serde::Serialize, serde::Deserialize)] struct OrderCreated { customer_id: String }
+/// # impl Event for OrderCreated { const EVENT_TYPE: &'static str = "OrderCreated";
+/// #     const AGGREGATE_TYPE: &'static str = "Order"; }
+///
+/// struct Welcome;
+/// impl Handler<OrderCreated> for Welcome {
+///     async fn handle(&self, event: Arc<DomainEvent<OrderCreated>>) -> HandlerResult {
+///         println!("welcome {}", event.payload.customer_id);
+///         Ok(())
+///     }
+/// }
+///
+/// let bus = InMemoryEventBus::new();
+/// bus.subscribe_handler(Arc::new(Welcome))?;
+/// # Ok::<(), kafka_event_bus::bus::Error>(())
+/// ```
+pub trait Handler<E: Event>: Send + Sync + 'static {
+    /// Handles one event.
+    fn handle(&self, event: Arc<DomainEvent<E>>) -> impl Future<Output = HandlerResult> + Send;
+}
+
+/// A handler of several event types, registered for each with [`EventBus::subscribe_all`]
+/// (eventsource-py's `EventSubscriber`).
+///
+/// # Example
+///
+/// ```
+/// use std::sync::Arc;
+/// use kafka_event_bus::bus::{EventBus, HandlerResult, InMemoryEventBus, Subscriber};
+/// use kafka_event_bus::event::{AnyEvent, Event, EventType};
+/// # #[derive(serde::Serialize, serde::Deserialize)] struct OrderCreated { customer_id: String }
+/// # impl Event for OrderCreated { const EVENT_TYPE: &'static str = "OrderCreated";
+/// #     const AGGREGATE_TYPE: &'static str = "Order"; }
+///
+/// struct Projection;
+/// impl Subscriber for Projection {
+///     fn subscribed_to(&self) -> Vec<EventType> {
+///         vec![EventType::of::<OrderCreated>()]
+///     }
+///     async fn handle(&self, event: AnyEvent) -> HandlerResult {
+///         if let Ok(created) = event.downcast::<OrderCreated>() {
+///             println!("{}", created.payload.customer_id);
+///         }
+///         Ok(())
+///     }
+/// }
+///
+/// let bus = InMemoryEventBus::new();
+/// let ids = bus.subscribe_all(Arc::new(Projection))?;
+/// assert_eq!(ids.len(), 1);
+/// # Ok::<(), kafka_event_bus::bus::Error>(())
+/// ```
+pub trait Subscriber: Send + Sync + 'static {
+    /// The event types to receive.
+    fn subscribed_to(&self) -> Vec<EventType>;
+    /// Handles one event of any of those types.
+    fn handle(&self, event: AnyEvent) -> impl Future<Output = HandlerResult> + Send;
+}
+
+/// An event bus: publish events, subscribe handlers. Implemented by [`InMemoryEventBus`] (for tests and
+/// single-process use) and by the Kafka bus; handler code should depend on this trait only.
+///
+/// Implementors provide the five required methods; the `subscribe*` conveniences build on
+/// [`add_handler`](Self::add_handler).
+///
+/// # Example: handler wiring that works on any bus
+///
+/// ```
+/// use std::sync::Arc;
+/// use kafka_event_bus::bus::{Error, EventBus, InMemoryEventBus};
+/// use kafka_event_bus::event::{DomainEvent, Event};
+/// # #[derive(serde::Serialize, serde::Deserialize)] struct OrderCreated { customer_id: String }
+/// # impl Event for OrderCreated { const EVENT_TYPE: &'static str = "OrderCreated";
+/// #     const AGGREGATE_TYPE: &'static str = "Order"; }
+///
+/// fn wire(bus: &impl EventBus) -> Result<(), Error> {
+///     bus.subscribe(|event: Arc<DomainEvent<OrderCreated>>| async move {
+///         if event.payload.customer_id.is_empty() {
+///             return Err("no customer".into());
+///         }
+///         Ok(())
+///     })?;
+///     Ok(())
+/// }
+///
+/// wire(&InMemoryEventBus::new())?; // in tests; the Kafka bus in production
+/// # Ok::<(), Error>(())
+/// ```
+pub trait EventBus: Send + Sync + 'static {
+    /// Publishes events, in order. The in-memory bus delivers them before returning; the Kafka bus
+    /// returns once the broker acknowledged them (delivery happens in consumers).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ShutDown`], or the bus's transport errors. Handler errors are never returned here.
+    fn publish(&self, events: Vec<AnyEvent>) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Publishes events without waiting for them: returns once they are queued. Order is kept among
+    /// background publishes.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ShutDown`]; [`Error::NoRuntime`] outside a Tokio runtime.
+    fn publish_background(&self, events: Vec<AnyEvent>) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Registers a handler for a target; registers the target's event type with the bus's registry.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Subscribe`] if another Rust type is registered under the same event type name.
+    fn add_handler(&self, target: Target, handler: ErasedHandler) -> Result<SubscriptionId, Error>;
+
+    /// Removes a subscription; returns whether it existed.
+    fn unsubscribe(&self, id: SubscriptionId) -> bool;
+
+    /// Stops the bus: no more publishing, in-flight background work is drained for up to `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ShutdownTimeout`] if the work did not finish in time (it is then cancelled).
+    fn shutdown(&self, timeout: Duration) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Subscribes an async closure to events of type `E`.
+    ///
+    /// # Errors
+    ///
+    /// As [`add_handler`](Self::add_handler).
+    fn subscribe<E, F, Fut>(&self, handler: F) -> Result<SubscriptionId, Error>
+    where
+        E: Event,
+        F: Fn(Arc<DomainEvent<E>>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = HandlerResult> + Send + 'static,
+    {
+        let erased = ErasedHandler::typed(std::any::type_name::<F>(), handler);
+        self.add_handler(Target::Type(EventType::of::<E>()), erased)
+    }
+
+    /// Subscribes a [`Handler`] object to events of type `E`.
+    ///
+    /// # Errors
+    ///
+    /// As [`add_handler`](Self::add_handler).
+    fn subscribe_handler<E: Event, H: Handler<E>>(&self, handler: Arc<H>) -> Result<SubscriptionId, Error> {
+        let erased = ErasedHandler::typed(std::any::type_name::<H>(), move |event: Arc<DomainEvent<E>>| {
+            let handler = handler.clone();
+            async move { handler.handle(event).await }
+        });
+        self.add_handler(Target::Type(EventType::of::<E>()), erased)
+    }
+
+    /// Subscribes an async closure to every event (typed handlers of an event run first).
+    ///
+    /// # Errors
+    ///
+    /// As [`add_handler`](Self::add_handler) (the in-memory bus never refuses a wildcard).
+    fn subscribe_to_all_events<F, Fut>(&self, handler: F) -> Result<SubscriptionId, Error>
+    where
+        F: Fn(AnyEvent) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = HandlerResult> + Send + 'static,
+    {
+        self.add_handler(
+            Target::All,
+            ErasedHandler::new(std::any::type_name::<F>(), handler),
+        )
+    }
+
+    /// Subscribes a [`Subscriber`] to each type it declares. All or nothing: on a refusal, the
+    /// subscriptions already made by this call are removed.
+    ///
+    /// # Errors
+    ///
+    /// As [`add_handler`](Self::add_handler).
+    fn subscribe_all<S: Subscriber>(&self, subscriber: Arc<S>) -> Result<Vec<SubscriptionId>, Error> {
+        let mut ids = Vec::new();
+        for ty in subscriber.subscribed_to() {
+            let s = subscriber.clone();
+            let erased = ErasedHandler::new(std::any::type_name::<S>(), move |event| {
+                let s = s.clone();
+                async move { s.handle(event).await }
+            });
+            match self.add_handler(Target::Type(ty), erased) {
+                Ok(id) => ids.push(id),
+                Err(e) => {
+                    for id in ids {
+                        self.unsubscribe(id);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok(ids)
+    }
+
+    /// Publishes one typed event (see [`publish`](Self::publish)).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Encode`] if the event cannot be encoded, else as [`publish`](Self::publish).
+    fn publish_event<E: Event>(
+        &self,
+        event: DomainEvent<E>,
+    ) -> impl Future<Output = Result<(), Error>> + Send {
+        let any = event.into_any().map_err(|source| Error::Encode { source });
+        async move { self.publish(vec![any?]).await }
+    }
+}
