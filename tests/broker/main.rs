@@ -8,6 +8,9 @@
 
 mod admin;
 mod connection;
+mod fault_proxy;
+mod producer;
+mod read_back;
 mod support;
 mod tls;
 mod tls_proxy;
@@ -23,6 +26,7 @@ fn main() -> ExitCode {
     connection::trials(&mut trials);
     admin::trials(&mut trials);
     tls::trials(&mut trials);
+    producer::trials(&mut trials);
 
     if args.list {
         return libtest_mimic::run(&args, trials).exit_code();
