@@ -48,6 +48,8 @@ pub mod dlq;
 
 pub mod bus;
 
+pub mod dispatch;
+
 #[cfg(feature = "client")]
 pub mod client;
 
