@@ -6,6 +6,8 @@
 //!
 //! Run with `cargo bench --bench encode`; each case takes a few seconds.
 
+#![allow(missing_docs, reason = "criterion_group! generates undocumented functions")]
+
 use std::hint::black_box;
 use std::time::Duration;
 
