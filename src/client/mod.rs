@@ -2,7 +2,8 @@
 //!
 //! - [`connection`]: one broker socket; framing, ApiVersions, pipelined requests, reconnects.
 //! - [`cluster`]: bootstrap, metadata, one shared connection per broker, admin operations.
-//! - [`group`]: consumer-group assignors and the consumer embedded protocol.
+//! - [`group`]: consumer groups: membership, assignors, committed offsets.
+//! - [`subscription`]: assigned partitions and their fetch positions (Java's `SubscriptionState`).
 //! - [`producer`]: partitioning, batching and sending records.
 //!
 //! [`ClientConfig`] holds the settings every layer here reads.
@@ -12,6 +13,7 @@ mod config;
 pub mod connection;
 pub mod group;
 pub mod producer;
+pub mod subscription;
 
 pub use cluster::{Cluster, ClusterMetadata, NewTopic, TopicCreation};
 pub use config::ClientConfig;

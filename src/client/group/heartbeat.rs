@@ -80,7 +80,7 @@ impl Heartbeat {
 
     /// The application made progress (or has nothing to do).
     pub(crate) fn poll(&mut self, now: Instant) {
-        self.last_poll = now;
+        self.last_poll = self.last_poll.max(now);
     }
 
     /// Restarts the session and heartbeat timers (after joining the group).

@@ -1,15 +1,23 @@
-//! Consumer groups (the classic protocol): membership, assignors, offsets.
+//! Consumer groups (the classic protocol): membership, assignors, committed offsets.
 //!
 //! - [`assignor`]: the partition assignors and the consumer embedded protocol (pure).
 //! - [`member`]: one member's join/sync/heartbeat state machine, without I/O ([`Member`]).
 //! - `heartbeat`: the member's timers ([`HeartbeatConfig`]).
+//! - `coordinator`, `offsets`: the group requests on the wire, OffsetFetch and OffsetCommit.
+//! - `driver`: the task that drives a [`Member`] over the coordinator's own connection and reports to
+//!   a [`RebalanceListener`] (the consumer).
 //!
-//! May use [`crate::protocol`]; the pure parts use no clock and no sockets.
+//! May use [`crate::client::cluster`], [`crate::client::connection`] and [`crate::protocol`]; the
+//! member, heartbeat and assignors use no clock and no sockets.
 
 pub mod assignor;
+mod coordinator;
+pub(crate) mod driver;
 mod heartbeat;
 pub mod member;
+mod offsets;
 
+pub use driver::{BoxFuture, RebalanceListener};
 pub use heartbeat::HeartbeatConfig;
 pub use member::{
     Failure, Generation, GroupRequest, LeaveReason, Member, MemberConfig, MemberEvent, MemberState,
