@@ -3,6 +3,8 @@
 //! - [`connection`]: one broker socket; framing, ApiVersions, pipelined requests, reconnects.
 //! - [`cluster`]: bootstrap, metadata, one shared connection per broker, admin operations.
 //! - [`group`]: consumer groups: membership, assignors, committed offsets.
+//! - [`fetcher`]: one Fetch per broker for every fetchable partition, decoded into record chunks.
+//! - [`consumer`]: group + fetcher as per-partition record streams with done-offset commits.
 //! - [`subscription`]: assigned partitions and their fetch positions (Java's `SubscriptionState`).
 //! - [`producer`]: partitioning, batching and sending records.
 //!
@@ -11,6 +13,8 @@
 pub mod cluster;
 mod config;
 pub mod connection;
+pub mod consumer;
+pub mod fetcher;
 pub mod group;
 pub mod producer;
 pub mod subscription;

@@ -51,7 +51,7 @@ pub trait RebalanceListener: Send + Sync + 'static {
     fn on_revoke(&self, partitions: Vec<TopicPartition>, lost: bool)
     -> BoxFuture<Vec<(TopicPartition, i64)>>;
     /// The revocation is complete (offsets committed or the commit failed): forget the partitions.
-    fn on_revoked(&self, partitions: &[TopicPartition]);
+    fn on_revoked(&self, partitions: &[TopicPartition], lost: bool);
     /// Offsets the application marked done and that are not committed yet.
     fn pending_commits(&self) -> Vec<(TopicPartition, i64)>;
     /// These offsets were committed.
@@ -434,7 +434,7 @@ impl Driver {
                 offsets,
             } => {
                 if lost || offsets.is_empty() {
-                    self.listener.on_revoked(&partitions);
+                    self.listener.on_revoked(&partitions, lost);
                     self.member.handle_revoked(now);
                 } else {
                     self.commit(offsets, Some(partitions));
@@ -454,7 +454,7 @@ impl Driver {
                     }
                 }
                 if let Some(partitions) = revoked {
-                    self.listener.on_revoked(&partitions);
+                    self.listener.on_revoked(&partitions, false);
                     self.member.handle_revoked(now);
                 }
             }
