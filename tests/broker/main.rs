@@ -8,6 +8,8 @@
 
 mod admin;
 mod connection;
+mod group;
+mod group_support;
 mod support;
 mod tls;
 mod tls_proxy;
@@ -23,6 +25,7 @@ fn main() -> ExitCode {
     connection::trials(&mut trials);
     admin::trials(&mut trials);
     tls::trials(&mut trials);
+    group::trials(&mut trials);
 
     if args.list {
         return libtest_mimic::run(&args, trials).exit_code();
