@@ -2,7 +2,10 @@
 //!
 //! - [`connection`]: one broker socket; framing, ApiVersions, pipelined requests, reconnects.
 //! - [`cluster`]: bootstrap, metadata, one shared connection per broker, admin operations.
-//! - [`group`]: consumer-group assignors and the consumer embedded protocol.
+//! - [`group`]: consumer groups: membership, assignors, committed offsets.
+//! - [`fetcher`]: one Fetch per broker for every fetchable partition, decoded into record chunks.
+//! - [`consumer`]: group + fetcher as per-partition record streams with done-offset commits.
+//! - [`subscription`]: assigned partitions and their fetch positions (Java's `SubscriptionState`).
 //! - [`producer`]: partitioning, batching and sending records.
 //!
 //! [`ClientConfig`] holds the settings every layer here reads.
@@ -10,8 +13,11 @@
 pub mod cluster;
 mod config;
 pub mod connection;
+pub mod consumer;
+pub mod fetcher;
 pub mod group;
 pub mod producer;
+pub mod subscription;
 
 pub use cluster::{Cluster, ClusterMetadata, NewTopic, TopicCreation};
 pub use config::ClientConfig;

@@ -11,6 +11,8 @@ mod connection;
 mod fault_proxy;
 mod producer;
 mod read_back;
+mod group;
+mod group_support;
 mod support;
 mod tls;
 mod tls_proxy;
@@ -27,6 +29,7 @@ fn main() -> ExitCode {
     admin::trials(&mut trials);
     tls::trials(&mut trials);
     producer::trials(&mut trials);
+    group::trials(&mut trials);
 
     if args.list {
         return libtest_mimic::run(&args, trials).exit_code();

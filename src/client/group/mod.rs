@@ -1,6 +1,24 @@
-//! Consumer groups: what a member of a classic consumer group computes without I/O.
+//! Consumer groups (the classic protocol): membership, assignors, committed offsets.
 //!
-//! Owns the partition assignors and the consumer embedded protocol ([`assignor`]). May use
-//! [`crate::protocol`] and external crates only. Everything here is pure logic: no sockets, no clock.
+//! - [`assignor`]: the partition assignors and the consumer embedded protocol (pure).
+//! - [`member`]: one member's join/sync/heartbeat state machine, without I/O ([`Member`]).
+//! - `heartbeat`: the member's timers ([`HeartbeatConfig`]).
+//! - `coordinator`, `offsets`: the group requests on the wire, OffsetFetch and OffsetCommit.
+//! - `driver`: the task that drives a [`Member`] over the coordinator's own connection and reports to
+//!   a [`RebalanceListener`] (the consumer).
+//!
+//! May use [`crate::client::cluster`], [`crate::client::connection`] and [`crate::protocol`]; the
+//! member, heartbeat and assignors use no clock and no sockets.
 
 pub mod assignor;
+mod coordinator;
+pub(crate) mod driver;
+mod heartbeat;
+pub mod member;
+mod offsets;
+
+pub use driver::{BoxFuture, RebalanceListener};
+pub use heartbeat::HeartbeatConfig;
+pub use member::{
+    Failure, Generation, GroupRequest, LeaveReason, Member, MemberConfig, MemberEvent, MemberState,
+};

@@ -1,0 +1,483 @@
+//! The multi-partition fetcher: one Fetch per broker covering every fetchable partition that broker
+//! leads, decoded into per-partition chunks of records.
+//!
+//! ```text
+//!  SubscriptionState::fetchable ──by leader──▶ one Fetch per broker (own connection, long-poll)
+//!          ▲ advance(position, watermarks)            │ decode (4 codecs, control/aborted skipped)
+//!          └──────────────────────────────────────────┴──▶ per-partition sink (CompletedFetch)
+//! ```
+//!
+//! Owns: the fetch task, its broker connections, offset resets ([`reset`]). May use
+//! [`crate::client::cluster`], [`crate::client::subscription`] and [`crate::protocol`].
+//!
+//! # Invariants
+//!
+//! - At most one Fetch per broker is in flight, and a partition is in at most one of them.
+//! - A partition is fetched only while fetchable (assigned, positioned, not paused, not revoking, fewer
+//!   than `max_buffered_fetches` chunks waiting for the application): a slow or paused partition stops
+//!   being fetched, so its memory stays bounded while the others keep flowing.
+//! - A result is delivered only if the partition's epoch and position still match what was fetched
+//!   (no stale records after a revoke, reassignment or reset).
+//! - The fetcher's connections are its own: long-polls never hold up other requests to the broker.
+
+mod plan;
+mod reset;
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{Arc, Mutex, MutexGuard},
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use tokio::{
+    sync::{Notify, mpsc},
+    task::JoinSet,
+};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    client::{
+        Cluster,
+        connection::BrokerConnection,
+        subscription::{OffsetReset, SubscriptionState, TopicPartition},
+    },
+    protocol::{Headers, ResponseError},
+};
+use plan::{FetchTarget, PartitionOutcome};
+
+/// `isolation.level`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum IsolationLevel {
+    /// Every record, including those of open and aborted transactions (Java's default).
+    #[default]
+    ReadUncommitted,
+    /// Only committed records, up to the last stable offset.
+    ReadCommitted,
+}
+
+impl IsolationLevel {
+    fn code(self) -> i8 {
+        match self {
+            IsolationLevel::ReadUncommitted => 0,
+            IsolationLevel::ReadCommitted => 1,
+        }
+    }
+}
+
+/// Fetch settings (Java names, Java defaults).
+///
+/// # Example
+///
+/// ```
+/// use std::time::Duration;
+/// use kafka_event_bus::client::fetcher::FetchConfig;
+///
+/// let c = FetchConfig::default();
+/// assert_eq!(c.fetch_max_wait, Duration::from_millis(500));
+/// assert_eq!(c.max_partition_fetch_bytes, 1 << 20);
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct FetchConfig {
+    /// `fetch.max.wait.ms`: how long the broker may hold a Fetch waiting for data.
+    pub fetch_max_wait: Duration,
+    /// `fetch.min.bytes`.
+    pub fetch_min_bytes: i32,
+    /// `fetch.max.bytes`: the most one Fetch response may carry.
+    pub fetch_max_bytes: i32,
+    /// `max.partition.fetch.bytes`: the most one partition may contribute to a response.
+    pub max_partition_fetch_bytes: i32,
+    /// `isolation.level`.
+    pub isolation_level: IsolationLevel,
+    /// `auto.offset.reset`.
+    pub auto_offset_reset: OffsetReset,
+    /// `check.crcs`.
+    pub check_crcs: bool,
+    /// How many fetched chunks may wait for the application per partition before it stops being
+    /// fetched (memory bound: about this many × `max_partition_fetch_bytes` per partition).
+    pub max_buffered_fetches: usize,
+    /// The pause before retrying a broker whose Fetch failed.
+    pub retry_backoff: Duration,
+}
+
+impl Default for FetchConfig {
+    fn default() -> Self {
+        Self {
+            fetch_max_wait: Duration::from_millis(500),
+            fetch_min_bytes: 1,
+            fetch_max_bytes: 50 << 20,
+            max_partition_fetch_bytes: 1 << 20,
+            isolation_level: IsolationLevel::ReadUncommitted,
+            auto_offset_reset: OffsetReset::Earliest,
+            check_crcs: true,
+            max_buffered_fetches: 2,
+            retry_backoff: Duration::from_millis(100),
+        }
+    }
+}
+
+/// One record as the consumer hands it up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConsumerRecord {
+    /// The topic.
+    pub topic: Arc<str>,
+    /// The partition.
+    pub partition: i32,
+    /// The offset.
+    pub offset: i64,
+    /// The timestamp (ms since the epoch).
+    pub timestamp: i64,
+    /// The key.
+    pub key: Option<Bytes>,
+    /// The value (`None`: a tombstone).
+    pub value: Option<Bytes>,
+    /// The headers, in wire order.
+    pub headers: Headers,
+}
+
+/// Records fetched for one partition in one Fetch, in offset order.
+#[derive(Debug)]
+pub(crate) struct CompletedFetch {
+    pub(crate) epoch: u64,
+    pub(crate) records: Vec<ConsumerRecord>,
+}
+
+/// Where fetched chunks of one partition go.
+pub(crate) type Sink = mpsc::UnboundedSender<CompletedFetch>;
+
+/// The state the fetcher shares with the consumer.
+#[derive(Debug)]
+pub(crate) struct FetchShared {
+    state: Mutex<FetchState>,
+    /// Wakes the fetcher (a partition became fetchable).
+    pub(crate) wake: Notify,
+}
+
+#[derive(Debug)]
+pub(crate) struct FetchState {
+    pub(crate) subscriptions: SubscriptionState,
+    pub(crate) sinks: HashMap<TopicPartition, (u64, Sink)>,
+}
+
+impl FetchShared {
+    pub(crate) fn new(max_buffered: usize) -> Self {
+        Self {
+            state: Mutex::new(FetchState {
+                subscriptions: SubscriptionState::new(max_buffered),
+                sinks: HashMap::new(),
+            }),
+            wake: Notify::new(),
+        }
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, FetchState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+enum FetchDone {
+    Fetch {
+        broker: i32,
+        targets: Vec<FetchTarget>,
+        result: Result<kafka_protocol::messages::FetchResponse, String>,
+    },
+    Reset {
+        tp: TopicPartition,
+        epoch: u64,
+        result: Result<i64, String>,
+    },
+    Metadata,
+}
+
+/// Runs the fetcher until `shutdown`.
+pub(crate) async fn run(
+    cluster: Cluster,
+    config: FetchConfig,
+    shared: Arc<FetchShared>,
+    shutdown: CancellationToken,
+) {
+    let mut f = Fetcher {
+        cluster,
+        config: Arc::new(config),
+        shared,
+        connections: HashMap::new(),
+        busy: HashSet::new(),
+        in_flight: HashSet::new(),
+        resetting: HashSet::new(),
+        backoff: HashMap::new(),
+        refreshing: false,
+        tasks: JoinSet::new(),
+    };
+    loop {
+        let now = Instant::now();
+        f.plan(now);
+        let wake_at = f
+            .backoff
+            .values()
+            .min()
+            .copied()
+            .unwrap_or(now + Duration::from_secs(1));
+        tokio::select! {
+            Some(done) = f.tasks.join_next() => {
+                if let Ok(done) = done {
+                    f.complete(done);
+                }
+            }
+            () = f.shared.wake.notified() => {}
+            () = tokio::time::sleep_until(wake_at.max(now + Duration::from_millis(1)).into()) => {}
+            () = shutdown.cancelled() => break,
+        }
+    }
+    f.tasks.abort_all();
+}
+
+struct Fetcher {
+    cluster: Cluster,
+    config: Arc<FetchConfig>,
+    shared: Arc<FetchShared>,
+    connections: HashMap<i32, Arc<BrokerConnection>>,
+    busy: HashSet<i32>,
+    in_flight: HashSet<TopicPartition>,
+    resetting: HashSet<TopicPartition>,
+    backoff: HashMap<i32, Instant>,
+    refreshing: bool,
+    tasks: JoinSet<FetchDone>,
+}
+
+impl Fetcher {
+    fn connection(&mut self, broker: i32) -> Option<Arc<BrokerConnection>> {
+        let address = self.cluster.metadata().brokers.get(&broker)?.address();
+        let conn = self.connections.entry(broker).or_insert_with(|| {
+            Arc::new(BrokerConnection::new(
+                address.clone(),
+                Arc::new(self.cluster.config().clone()),
+            ))
+        });
+        if conn.address() != address {
+            *conn = Arc::new(BrokerConnection::new(
+                address,
+                Arc::new(self.cluster.config().clone()),
+            ));
+        }
+        Some(Arc::clone(conn))
+    }
+
+    fn refresh_metadata(&mut self) {
+        if self.refreshing {
+            return;
+        }
+        self.refreshing = true;
+        let topics: Vec<String> = {
+            let state = self.shared.lock();
+            let mut topics: Vec<String> = state
+                .subscriptions
+                .assigned()
+                .map(|tp| tp.topic.clone())
+                .collect();
+            topics.dedup();
+            topics
+        };
+        let cluster = self.cluster.clone();
+        let backoff = self.config.retry_backoff;
+        self.tasks.spawn(async move {
+            tokio::time::sleep(backoff).await;
+            let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+            if let Err(e) = cluster.refresh_topics(&names).await {
+                tracing::debug!(error = %e, "metadata refresh for the fetcher failed");
+            }
+            FetchDone::Metadata
+        });
+    }
+
+    fn plan(&mut self, now: Instant) {
+        self.backoff.retain(|_, until| *until > now);
+        let (fetchable, resets) = {
+            let state = self.shared.lock();
+            (
+                state.subscriptions.fetchable(),
+                state.subscriptions.needing_reset(),
+            )
+        };
+        for (tp, reset, epoch) in resets {
+            if self.resetting.insert(tp.clone()) {
+                let cluster = self.cluster.clone();
+                let config = Arc::clone(&self.config);
+                self.tasks.spawn(async move {
+                    let result = reset::resolve(&cluster, &tp, reset, &config).await;
+                    FetchDone::Reset { tp, epoch, result }
+                });
+            }
+        }
+        let targets: Vec<FetchTarget> = fetchable
+            .into_iter()
+            .filter(|(tp, ..)| !self.in_flight.contains(tp))
+            .map(|(tp, offset, epoch)| FetchTarget { tp, offset, epoch })
+            .collect();
+        let metadata = self.cluster.metadata();
+        let (plan, leaderless) = plan::by_leader(targets, |tp| {
+            metadata.topics.get(&tp.topic)?.partition(tp.partition)?.leader
+        });
+        if !leaderless.is_empty() {
+            self.refresh_metadata();
+        }
+        for (broker, targets) in plan {
+            if self.busy.contains(&broker) || self.backoff.contains_key(&broker) {
+                continue;
+            }
+            let Some(conn) = self.connection(broker) else {
+                self.refresh_metadata();
+                continue;
+            };
+            self.busy.insert(broker);
+            self.in_flight.extend(targets.iter().map(|t| t.tp.clone()));
+            let config = Arc::clone(&self.config);
+            self.tasks.spawn(async move {
+                let result = async {
+                    let messenger = conn.messenger().await.map_err(|e| e.to_string())?;
+                    let version = messenger
+                        .version_for::<kafka_protocol::messages::FetchRequest>()
+                        .map_err(|e| e.to_string())?;
+                    let request = plan::fetch_request(version, &config, &targets);
+                    let timeout = config.fetch_max_wait + Duration::from_secs(30);
+                    messenger
+                        .request_with_timeout(&request, timeout)
+                        .await
+                        .map_err(|e| e.to_string())
+                }
+                .await;
+                FetchDone::Fetch {
+                    broker,
+                    targets,
+                    result,
+                }
+            });
+        }
+    }
+
+    fn complete(&mut self, done: FetchDone) {
+        match done {
+            FetchDone::Metadata => self.refreshing = false,
+            FetchDone::Reset { tp, epoch, result } => {
+                self.resetting.remove(&tp);
+                match result {
+                    Ok(position) => {
+                        tracing::debug!(%tp, position, "offset reset");
+                        self.shared.lock().subscriptions.reset_to(&tp, epoch, position);
+                    }
+                    Err(e) => {
+                        tracing::warn!(%tp, error = %e, "offset reset failed; retrying");
+                        self.refresh_metadata();
+                    }
+                }
+            }
+            FetchDone::Fetch {
+                broker,
+                targets,
+                result,
+            } => {
+                self.busy.remove(&broker);
+                for t in &targets {
+                    self.in_flight.remove(&t.tp);
+                }
+                match result {
+                    Ok(response) => self.deliver(broker, targets, response),
+                    Err(e) => {
+                        tracing::debug!(broker, error = %e, "fetch failed; backing off");
+                        self.backoff
+                            .insert(broker, Instant::now() + self.config.retry_backoff);
+                        self.refresh_metadata();
+                    }
+                }
+            }
+        }
+    }
+
+    fn deliver(
+        &mut self,
+        broker: i32,
+        targets: Vec<FetchTarget>,
+        response: kafka_protocol::messages::FetchResponse,
+    ) {
+        if let Some(e) = crate::protocol::ServerError::from_code(response.error_code, None) {
+            tracing::debug!(broker, error = %e, "fetch rejected; backing off");
+            self.backoff
+                .insert(broker, Instant::now() + self.config.retry_backoff);
+            return;
+        }
+        let mut by_tp: HashMap<(String, i32), FetchTarget> = targets
+            .into_iter()
+            .map(|t| ((t.tp.topic.clone(), t.tp.partition), t))
+            .collect();
+        let mut needs_metadata = false;
+        for topic in response.responses {
+            let name: Arc<str> = Arc::from(topic.topic.0.as_str());
+            for data in topic.partitions {
+                let Some(target) = by_tp.remove(&(name.to_string(), data.partition_index)) else {
+                    continue;
+                };
+                let outcome = plan::read_partition(
+                    &name,
+                    target.offset,
+                    data,
+                    self.config.isolation_level,
+                    self.config.check_crcs,
+                );
+                match outcome {
+                    PartitionOutcome::Data {
+                        records,
+                        next_offset,
+                        high_watermark,
+                        last_stable_offset,
+                    } => {
+                        let mut state = self.shared.lock();
+                        let delivered = !records.is_empty();
+                        if state.subscriptions.advance(
+                            &target.tp,
+                            target.epoch,
+                            target.offset,
+                            next_offset,
+                            (high_watermark, last_stable_offset),
+                            delivered,
+                        ) && delivered
+                        {
+                            let sent = match state.sinks.get(&target.tp) {
+                                Some((epoch, sink)) if *epoch == target.epoch => sink
+                                    .send(CompletedFetch {
+                                        epoch: target.epoch,
+                                        records,
+                                    })
+                                    .is_ok(),
+                                _ => false,
+                            };
+                            if !sent {
+                                state.subscriptions.consumed_chunk(&target.tp, target.epoch);
+                            }
+                        }
+                    }
+                    PartitionOutcome::Error(e) => match e.code {
+                        ResponseError::OffsetOutOfRange => {
+                            tracing::info!(tp = %target.tp, offset = target.offset, "offset out of range; resetting");
+                            self.shared.lock().subscriptions.request_reset(
+                                &target.tp,
+                                target.epoch,
+                                self.config.auto_offset_reset,
+                            );
+                        }
+                        _ => {
+                            tracing::debug!(tp = %target.tp, error = %e, "partition fetch error");
+                            needs_metadata = true;
+                        }
+                    },
+                }
+            }
+        }
+        if needs_metadata {
+            self.backoff
+                .insert(broker, Instant::now() + self.config.retry_backoff);
+            self.refresh_metadata();
+        }
+    }
+}

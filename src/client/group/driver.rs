@@ -1,0 +1,463 @@
+//! The async driver of one [`Member`]: it sends what the member asks for, feeds back answers and timer
+//! expiries, and carries out offset work (OffsetFetch on assignment, OffsetCommit periodically, on
+//! revoke and on shutdown) with the member's generation (quinn's `ConnectionDriver` shape).
+//!
+//! ```text
+//!  Member::poll_request ──▶ JoinSet of request tasks ──▶ coordinator connection (its own socket)
+//!        ▲ handle_*(now)            │ Completion
+//!        └──────────────────────────┘
+//!  Member::poll_event ──▶ RebalanceListener (the consumer): assigned / revoke (bounded wait) / left
+//! ```
+//!
+//! May use [`member`](super::member), [`coordinator`](super::coordinator), [`offsets`](super::offsets)
+//! and [`crate::client::cluster`]. The only state is in the task; nothing here is locked.
+//!
+//! # Invariants
+//!
+//! - Offsets are committed only from [`RebalanceListener::pending_commits`] and
+//!   [`RebalanceListener::on_revoke`]: what the application reported done.
+//! - A revocation completes (and the member may rejoin or leave) only after the listener returned and
+//!   the revoked partitions' offsets were committed (or the commit failed).
+//! - Shutdown: close the member (revoke and commit everything), LeaveGroup (dynamic members), return.
+
+use std::{
+    collections::BTreeMap,
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::{
+    assignor::{PartitionsPerTopic, TopicPartition},
+    coordinator::{self, CoordinatorConnection},
+    member::{Failure, GroupRequest, LeaveReason, Member, MemberConfig, MemberEvent},
+    offsets,
+};
+use crate::client::Cluster;
+
+/// A boxed, sendable future (what [`RebalanceListener::on_revoke`] returns).
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// What the group driver needs from the consumer above it.
+pub trait RebalanceListener: Send + Sync + 'static {
+    /// Newly assigned partitions with their committed offsets (`None`: nothing committed yet).
+    fn on_assigned(&self, added: Vec<(TopicPartition, Option<i64>)>);
+    /// Stop delivering `partitions`, wait (bounded) for in-flight work on them, and return the offsets
+    /// to commit for them (next offset to read). With `lost`, nothing will be committed.
+    fn on_revoke(&self, partitions: Vec<TopicPartition>, lost: bool)
+    -> BoxFuture<Vec<(TopicPartition, i64)>>;
+    /// The revocation is complete (offsets committed or the commit failed): forget the partitions.
+    fn on_revoked(&self, partitions: &[TopicPartition], lost: bool);
+    /// Offsets the application marked done and that are not committed yet.
+    fn pending_commits(&self) -> Vec<(TopicPartition, i64)>;
+    /// These offsets were committed.
+    fn on_committed(&self, offsets: &[(TopicPartition, i64)]);
+    /// The instant of the application's last progress; `now` when it has nothing pending.
+    fn last_progress(&self, now: Instant) -> Instant;
+    /// The member left the group (poll timeout or close).
+    fn on_left(&self, reason: LeaveReason);
+    /// Membership failed for good.
+    fn on_fatal(&self, error: String);
+}
+
+/// Settings of the driver beyond the member's own.
+#[derive(Debug, Clone)]
+pub(crate) struct DriverConfig {
+    pub(crate) member: MemberConfig,
+    /// How often done offsets are committed (`auto.commit.interval.ms`).
+    pub(crate) commit_interval: Duration,
+    /// The timeout of group requests other than JoinGroup.
+    pub(crate) request_timeout: Duration,
+}
+
+enum Completion {
+    Coordinator(Result<kafka_protocol::messages::FindCoordinatorResponse, Failure>),
+    Metadata(Result<PartitionsPerTopic, Failure>),
+    Join(Result<kafka_protocol::messages::JoinGroupResponse, Failure>),
+    Sync(Result<kafka_protocol::messages::SyncGroupResponse, Failure>),
+    Heartbeat(Result<kafka_protocol::messages::HeartbeatResponse, Failure>),
+    Leave,
+    Fetched {
+        added: Vec<TopicPartition>,
+        generation_id: i32,
+        result: Result<BTreeMap<TopicPartition, Option<i64>>, Failure>,
+    },
+    Revoked {
+        partitions: Vec<TopicPartition>,
+        lost: bool,
+        offsets: Vec<(TopicPartition, i64)>,
+    },
+    Committed {
+        offsets: Vec<(TopicPartition, i64)>,
+        result: Result<(), Failure>,
+        revoked: Option<Vec<TopicPartition>>,
+    },
+}
+
+/// Runs the member until it is closed (after `shutdown` is cancelled) or fails for good.
+pub(crate) async fn run(
+    cluster: Cluster,
+    config: DriverConfig,
+    listener: Arc<dyn RebalanceListener>,
+    shutdown: CancellationToken,
+) {
+    let mut driver = Driver {
+        member: Member::new(config.member.clone(), Instant::now()),
+        config: Arc::new(config),
+        cluster,
+        listener,
+        coordinator: None,
+        tasks: JoinSet::new(),
+        commit_in_flight: false,
+        next_commit: Instant::now(),
+    };
+    driver.next_commit = Instant::now() + driver.config.commit_interval;
+    let mut closing = false;
+    loop {
+        let now = Instant::now();
+        let progress = driver.listener.last_progress(now);
+        if progress + driver.member.config().timeouts.max_poll_interval > now {
+            driver.member.handle_poll(progress);
+        }
+        driver.member.handle_timeout(now);
+        driver.step(now);
+        if driver.member.is_closed() && driver.tasks.is_empty() {
+            break;
+        }
+        let deadline = [
+            driver.member.poll_timeout(),
+            Some(driver.next_commit),
+            Some(now + Duration::from_secs(1)),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(now);
+        tokio::select! {
+            Some(done) = driver.tasks.join_next() => {
+                if let Ok(done) = done {
+                    driver.complete(Instant::now(), done);
+                }
+            }
+            () = tokio::time::sleep_until(deadline.into()) => {}
+            () = shutdown.cancelled(), if !closing => {
+                closing = true;
+                driver.member.close(Instant::now());
+            }
+        }
+    }
+    tracing::debug!(group = %driver.config.member.group_id, "group driver stopped");
+}
+
+struct Driver {
+    config: Arc<DriverConfig>,
+    member: Member,
+    cluster: Cluster,
+    listener: Arc<dyn RebalanceListener>,
+    coordinator: Option<CoordinatorConnection>,
+    tasks: JoinSet<Completion>,
+    commit_in_flight: bool,
+    next_commit: Instant,
+}
+
+impl Driver {
+    /// Drains the member's events and requests, and commits when due.
+    fn step(&mut self, now: Instant) {
+        self.sync_coordinator();
+        loop {
+            let mut progressed = false;
+            while let Some(event) = self.member.poll_event() {
+                progressed = true;
+                self.event(event);
+            }
+            while let Some(request) = self.member.poll_request(now) {
+                progressed = true;
+                self.send(request);
+            }
+            self.sync_coordinator();
+            if !progressed {
+                break;
+            }
+        }
+        if now >= self.next_commit {
+            self.next_commit = now + self.config.commit_interval;
+            let offsets = self.listener.pending_commits();
+            if !offsets.is_empty() && !self.commit_in_flight {
+                self.commit(offsets, None);
+            }
+        }
+    }
+
+    fn sync_coordinator(&mut self) {
+        match self.member.coordinator() {
+            Some((id, address)) => {
+                let stale = self
+                    .coordinator
+                    .as_ref()
+                    .is_none_or(|c| c.node_id != id || c.address() != address);
+                if stale {
+                    tracing::debug!(group = %self.config.member.group_id, coordinator = id, address, "coordinator found");
+                    self.coordinator = Some(CoordinatorConnection::new(id, address, self.cluster.config()));
+                }
+            }
+            None => self.coordinator = None,
+        }
+    }
+
+    fn event(&mut self, event: MemberEvent) {
+        match event {
+            MemberEvent::Assigned {
+                added, generation, ..
+            } => {
+                tracing::info!(group = %self.config.member.group_id, generation = generation.generation_id, added = ?added, "assigned");
+                if !added.is_empty() {
+                    self.fetch_committed(added, generation.generation_id, Duration::ZERO);
+                }
+            }
+            MemberEvent::Revoke { partitions, lost } => {
+                tracing::info!(group = %self.config.member.group_id, revoked = ?partitions, lost, "revoking");
+                let revoke = self.listener.on_revoke(partitions.clone(), lost);
+                self.tasks.spawn(async move {
+                    let offsets = revoke.await;
+                    Completion::Revoked {
+                        partitions,
+                        lost,
+                        offsets,
+                    }
+                });
+            }
+            MemberEvent::Left { reason } => self.listener.on_left(reason),
+            MemberEvent::Fatal { error } => self.listener.on_fatal(error),
+        }
+    }
+
+    fn fetch_committed(&mut self, added: Vec<TopicPartition>, generation_id: i32, delay: Duration) {
+        let coordinator = self.coordinator.clone();
+        let group = self.config.member.group_id.clone();
+        let timeout = self.config.request_timeout;
+        self.tasks.spawn(async move {
+            tokio::time::sleep(delay).await;
+            let result = match coordinator {
+                Some(c) => offsets::fetch_committed(&c, &group, &added, timeout).await,
+                None => Err(Failure::Transport("no coordinator".into())),
+            };
+            Completion::Fetched {
+                added,
+                generation_id,
+                result,
+            }
+        });
+    }
+
+    fn commit(&mut self, offsets: Vec<(TopicPartition, i64)>, revoked: Option<Vec<TopicPartition>>) {
+        let (Some(coordinator), Some(generation)) =
+            (self.coordinator.clone(), self.member.generation().cloned())
+        else {
+            self.tasks.spawn(async move {
+                Completion::Committed {
+                    offsets,
+                    result: Err(Failure::Transport("not a stable member: cannot commit".into())),
+                    revoked,
+                }
+            });
+            return;
+        };
+        self.commit_in_flight = true;
+        let config = Arc::clone(&self.config);
+        self.tasks.spawn(async move {
+            let result = offsets::commit(
+                &coordinator,
+                &config.member,
+                &generation,
+                &offsets,
+                config.request_timeout,
+            )
+            .await;
+            Completion::Committed {
+                offsets,
+                result,
+                revoked,
+            }
+        });
+    }
+
+    fn send(&mut self, request: GroupRequest) {
+        let config = Arc::clone(&self.config);
+        let timeout = config.request_timeout;
+        if let GroupRequest::FindCoordinator = request {
+            let cluster = self.cluster.clone();
+            self.tasks.spawn(async move {
+                let group = config.member.group_id.as_str();
+                let result = cluster
+                    .request_any_with(|v| coordinator::find_coordinator(v, group))
+                    .await
+                    .map(|(_, r)| r)
+                    .map_err(|e| Failure::Transport(e.to_string()));
+                Completion::Coordinator(result)
+            });
+            return;
+        }
+        if let GroupRequest::Metadata { topics } = request {
+            let cluster = self.cluster.clone();
+            self.tasks.spawn(async move {
+                let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+                let result = cluster
+                    .refresh_topics(&names)
+                    .await
+                    .map(|m| {
+                        m.topics
+                            .iter()
+                            .filter(|(name, _)| topics.contains(name))
+                            .map(|(name, t)| {
+                                (
+                                    name.clone(),
+                                    i32::try_from(t.partitions.len()).unwrap_or(i32::MAX),
+                                )
+                            })
+                            .collect()
+                    })
+                    .map_err(|e| Failure::Transport(e.to_string()));
+                Completion::Metadata(result)
+            });
+            return;
+        }
+        let Some(c) = self.coordinator.clone() else {
+            let lost = || Failure::Transport("coordinator unknown".into());
+            let done = match request {
+                GroupRequest::JoinGroup { .. } => Completion::Join(Err(lost())),
+                GroupRequest::SyncGroup { .. } => Completion::Sync(Err(lost())),
+                GroupRequest::Heartbeat { .. } => Completion::Heartbeat(Err(lost())),
+                _ => Completion::Leave,
+            };
+            self.tasks.spawn(async move { done });
+            return;
+        };
+        match request {
+            GroupRequest::JoinGroup {
+                member_id,
+                protocols,
+                reason,
+            } => {
+                // The coordinator holds JoinGroup until every member rejoined: up to the rebalance timeout.
+                let join_timeout = config.member.rebalance_timeout + timeout;
+                self.tasks.spawn(async move {
+                    let m = &config.member;
+                    Completion::Join(
+                        c.send(
+                            |v| coordinator::join_group(v, m, &member_id, &protocols, &reason),
+                            join_timeout,
+                        )
+                        .await,
+                    )
+                });
+            }
+            GroupRequest::SyncGroup {
+                generation,
+                assignments,
+            } => {
+                let sync_timeout = config.member.rebalance_timeout + timeout;
+                self.tasks.spawn(async move {
+                    let m = &config.member;
+                    Completion::Sync(
+                        c.send(
+                            |v| coordinator::sync_group(v, m, &generation, &assignments),
+                            sync_timeout,
+                        )
+                        .await,
+                    )
+                });
+            }
+            GroupRequest::Heartbeat { generation } => {
+                self.tasks.spawn(async move {
+                    let m = &config.member;
+                    Completion::Heartbeat(c.send(|_| coordinator::heartbeat(m, &generation), timeout).await)
+                });
+            }
+            GroupRequest::LeaveGroup { member_id, reason } => {
+                self.tasks.spawn(async move {
+                    let m = &config.member;
+                    let result = c
+                        .send(|v| coordinator::leave_group(v, m, &member_id, reason), timeout)
+                        .await;
+                    if let Err(e) = result {
+                        tracing::debug!(error = ?e, "LeaveGroup failed; the session will expire instead");
+                    }
+                    Completion::Leave
+                });
+            }
+            GroupRequest::FindCoordinator | GroupRequest::Metadata { .. } => {}
+        }
+    }
+
+    fn complete(&mut self, now: Instant, done: Completion) {
+        match done {
+            Completion::Coordinator(r) => self.member.handle_coordinator(now, r),
+            Completion::Metadata(r) => self.member.handle_metadata(now, r),
+            Completion::Join(r) => self.member.handle_join(now, r),
+            Completion::Sync(r) => self.member.handle_sync(now, r),
+            Completion::Heartbeat(r) => self.member.handle_heartbeat(now, r),
+            Completion::Leave => self.member.handle_leave(now),
+            Completion::Fetched {
+                added,
+                generation_id,
+                result,
+            } => {
+                // Only partitions still owned matter; a newer generation fetches its own.
+                let owned: Vec<TopicPartition> = added
+                    .into_iter()
+                    .filter(|tp| self.member.owned().contains(tp))
+                    .collect();
+                if owned.is_empty() {
+                    return;
+                }
+                match result {
+                    Ok(committed) => self.listener.on_assigned(
+                        owned
+                            .into_iter()
+                            .map(|tp| (tp.clone(), committed.get(&tp).copied().flatten()))
+                            .collect(),
+                    ),
+                    Err(e) => {
+                        tracing::warn!(error = ?e, "OffsetFetch failed; retrying");
+                        self.member.handle_commit_error(now, &e);
+                        self.fetch_committed(owned, generation_id, self.config.member.timeouts.retry_backoff);
+                    }
+                }
+            }
+            Completion::Revoked {
+                partitions,
+                lost,
+                offsets,
+            } => {
+                if lost || offsets.is_empty() {
+                    self.listener.on_revoked(&partitions, lost);
+                    self.member.handle_revoked(now);
+                } else {
+                    self.commit(offsets, Some(partitions));
+                }
+            }
+            Completion::Committed {
+                offsets,
+                result,
+                revoked,
+            } => {
+                self.commit_in_flight = false;
+                match result {
+                    Ok(()) => self.listener.on_committed(&offsets),
+                    Err(e) => {
+                        tracing::warn!(group = %self.config.member.group_id, error = ?e, "OffsetCommit failed");
+                        self.member.handle_commit_error(now, &e);
+                    }
+                }
+                if let Some(partitions) = revoked {
+                    self.listener.on_revoked(&partitions, false);
+                    self.member.handle_revoked(now);
+                }
+            }
+        }
+    }
+}

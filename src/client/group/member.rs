@@ -1,0 +1,931 @@
+//! One member of a classic consumer group, as an I/O-free state machine (quinn-style; Java's
+//! `AbstractCoordinator` + `ConsumerCoordinator` without the network).
+//!
+//! ```text
+//!  UNJOINED ──JoinGroup──▶ JOINING ──(leader: Metadata, assign)──SyncGroup──▶ SYNCING ──▶ STABLE
+//!     ▲                       │ MEMBER_ID_REQUIRED: rejoin with the id       │ heartbeats
+//!     └─── REBALANCE_IN_PROGRESS / ILLEGAL_GENERATION / UNKNOWN_MEMBER_ID ◀──┘
+//! ```
+//!
+//! Inputs are `handle_*(now, ..)` (responses, timeouts, the application's progress); outputs are
+//! [`Member::poll_request`] (what to send), [`Member::poll_event`] (what the consumer must do) and
+//! [`Member::poll_timeout`] (when to call [`Member::handle_timeout`]). It reads no clock and does no I/O:
+//! [`driver`](super::driver) feeds it.
+//!
+//! Owns: the member id, generation, owned partitions and the rejoin logic. May use
+//! [`assignor`](super::assignor), [`heartbeat`](super::heartbeat) and [`crate::protocol`].
+//!
+//! # Invariants
+//!
+//! - At most one of FindCoordinator / Metadata / JoinGroup / SyncGroup / LeaveGroup is in flight, plus
+//!   at most one Heartbeat, and heartbeats only go out in STABLE.
+//! - Partitions are given up only through a [`MemberEvent::Revoke`], and the member waits for
+//!   [`Member::handle_revoked`] before the next step (JoinGroup under the eager protocol, LeaveGroup on
+//!   close or poll timeout), so the consumer can finish and commit their work first.
+//! - Under the cooperative protocol only partitions that move are revoked, and a member that revoked
+//!   anything rejoins so the leader can hand them on.
+
+use std::{
+    collections::{BTreeMap, BTreeSet, VecDeque},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use kafka_protocol::messages::{
+    FindCoordinatorResponse, HeartbeatResponse, JoinGroupResponse, SyncGroupResponse,
+};
+
+use super::{
+    assignor::{
+        Assignment, AssignmentChange, Assignor, MemberSubscription, PartitionsPerTopic, RebalanceProtocol,
+        Subscription, TopicPartition,
+    },
+    heartbeat::{Heartbeat, HeartbeatConfig},
+};
+use crate::protocol::{ResponseError, ServerError};
+
+/// What a member needs to know about its group.
+///
+/// # Example
+///
+/// ```
+/// use std::sync::Arc;
+/// use kafka_event_bus::client::group::{MemberConfig, assignor::CooperativeStickyAssignor};
+///
+/// let config = MemberConfig::new("billing", ["orders"])
+///     .with_assignors(vec![Arc::new(CooperativeStickyAssignor)])
+///     .with_group_instance_id("billing-1");
+/// assert_eq!(config.group_instance_id.as_deref(), Some("billing-1"));
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct MemberConfig {
+    /// `group.id`.
+    pub group_id: String,
+    /// `group.instance.id`: set it for static membership (a restart within the session timeout keeps
+    /// the member's partitions without a rebalance). Static members do not send LeaveGroup on close.
+    pub group_instance_id: Option<String>,
+    /// The topics subscribed to.
+    pub topics: Vec<String>,
+    /// `partition.assignment.strategy`, preferred first. The group uses the cooperative protocol only if
+    /// every assignor here supports it.
+    pub assignors: Vec<Arc<dyn Assignor>>,
+    /// Session, heartbeat and poll timeouts.
+    pub timeouts: HeartbeatConfig,
+    /// How long the coordinator waits for every member to rejoin (Java uses `max.poll.interval.ms`).
+    pub rebalance_timeout: Duration,
+}
+
+impl MemberConfig {
+    /// A dynamic member of `group_id` subscribed to `topics`, with the range assignor and Java's
+    /// default timeouts.
+    pub fn new(group_id: impl Into<String>, topics: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        let timeouts = HeartbeatConfig::default();
+        Self {
+            group_id: group_id.into(),
+            group_instance_id: None,
+            topics: topics.into_iter().map(Into::into).collect(),
+            assignors: vec![Arc::new(super::assignor::RangeAssignor)],
+            timeouts,
+            rebalance_timeout: timeouts.max_poll_interval,
+        }
+    }
+
+    /// Sets the assignors.
+    #[must_use]
+    pub fn with_assignors(mut self, assignors: Vec<Arc<dyn Assignor>>) -> Self {
+        self.assignors = assignors;
+        self
+    }
+
+    /// Makes the member static.
+    #[must_use]
+    pub fn with_group_instance_id(mut self, id: impl Into<String>) -> Self {
+        self.group_instance_id = Some(id.into());
+        self
+    }
+
+    /// Sets the timeouts; the rebalance timeout follows `max_poll_interval`.
+    #[must_use]
+    pub fn with_timeouts(mut self, timeouts: HeartbeatConfig) -> Self {
+        self.timeouts = timeouts;
+        self.rebalance_timeout = timeouts.max_poll_interval;
+        self
+    }
+
+    fn protocol(&self) -> RebalanceProtocol {
+        let all_cooperative = !self.assignors.is_empty()
+            && self
+                .assignors
+                .iter()
+                .all(|a| a.supported_protocols().contains(&RebalanceProtocol::Cooperative));
+        if all_cooperative {
+            RebalanceProtocol::Cooperative
+        } else {
+            RebalanceProtocol::Eager
+        }
+    }
+}
+
+/// A generation of the group as this member joined it: what OffsetCommit must carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Generation {
+    /// The generation id.
+    pub generation_id: i32,
+    /// This member's id.
+    pub member_id: String,
+    /// The assignor the group chose.
+    pub protocol_name: Option<String>,
+}
+
+/// Where a member is in the join protocol (Java's `MemberState`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MemberState {
+    /// Not in the group (yet, or any more).
+    Unjoined,
+    /// JoinGroup sent (or, as leader, computing the assignment).
+    Joining,
+    /// SyncGroup sent.
+    Syncing,
+    /// Has an assignment and heartbeats.
+    Stable,
+}
+
+/// A request the driver must send for the member, and answer through the matching `handle_*`.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum GroupRequest {
+    /// FindCoordinator for the group → [`Member::handle_coordinator`].
+    FindCoordinator,
+    /// The partition counts of `topics` (the leader is about to assign) → [`Member::handle_metadata`].
+    Metadata {
+        /// Every topic any member subscribes to.
+        topics: Vec<String>,
+    },
+    /// JoinGroup → [`Member::handle_join`].
+    JoinGroup {
+        /// The member id ("" on the first join).
+        member_id: String,
+        /// `(assignor name, subscription bytes)`, preferred first.
+        protocols: Vec<(String, Bytes)>,
+        /// Why the member (re)joins.
+        reason: String,
+    },
+    /// SyncGroup → [`Member::handle_sync`].
+    SyncGroup {
+        /// The generation joined.
+        generation: Generation,
+        /// The leader's assignments (member id, assignment bytes); empty for followers.
+        assignments: Vec<(String, Bytes)>,
+    },
+    /// Heartbeat → [`Member::handle_heartbeat`].
+    Heartbeat {
+        /// The current generation.
+        generation: Generation,
+    },
+    /// LeaveGroup → [`Member::handle_leave`].
+    LeaveGroup {
+        /// The member leaving.
+        member_id: String,
+        /// Why.
+        reason: &'static str,
+    },
+}
+
+/// Why a member left the group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LeaveReason {
+    /// The application made no progress for `max_poll_interval`.
+    PollTimeout,
+    /// [`Member::close`].
+    Closed,
+}
+
+/// What the consumer must do.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum MemberEvent {
+    /// Stop fetching these partitions, let in-flight work finish, commit (unless `lost`), then call
+    /// [`Member::handle_revoked`].
+    Revoke {
+        /// The partitions given up.
+        partitions: Vec<TopicPartition>,
+        /// The generation is gone (the partitions may already belong to someone else): do not commit.
+        lost: bool,
+    },
+    /// New partitions: fetch their committed offsets and start consuming.
+    Assigned {
+        /// Newly assigned partitions.
+        added: Vec<TopicPartition>,
+        /// The whole assignment now.
+        assignment: Vec<TopicPartition>,
+        /// The generation it belongs to.
+        generation: Generation,
+    },
+    /// The member left the group.
+    Left {
+        /// Why.
+        reason: LeaveReason,
+    },
+    /// The group cannot be joined (e.g. FENCED_INSTANCE_ID, authorization); the member stops.
+    Fatal {
+        /// What the coordinator said.
+        error: String,
+    },
+}
+
+/// A failed group request: the coordinator's error code, or a transport failure (coordinator lost).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Failure {
+    /// The request never got an answer (connection lost, timeout).
+    Transport(String),
+    /// The response carried an error code.
+    Server(ServerError),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum InFlight {
+    FindCoordinator,
+    Metadata,
+    Join,
+    Sync,
+    Leave,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AfterRevoke {
+    Join,
+    Leave(LeaveReason),
+}
+
+/// The leader's JoinGroup result, kept while it waits for metadata.
+#[derive(Debug, Clone)]
+struct PendingAssign {
+    members: BTreeMap<String, MemberSubscription>,
+}
+
+/// One consumer-group member. See the module docs for the protocol.
+///
+/// # Example
+///
+/// ```
+/// use std::time::Instant;
+/// use kafka_event_bus::client::group::{GroupRequest, Member, MemberConfig};
+///
+/// let now = Instant::now();
+/// let mut member = Member::new(MemberConfig::new("billing", ["orders"]), now);
+/// // The first thing a member needs is its coordinator.
+/// assert_eq!(member.poll_request(now), Some(GroupRequest::FindCoordinator));
+/// // Only one group request at a time.
+/// assert_eq!(member.poll_request(now), None);
+/// ```
+#[derive(Debug)]
+pub struct Member {
+    config: MemberConfig,
+    protocol: RebalanceProtocol,
+    heartbeat: Heartbeat,
+    state: MemberState,
+    coordinator: Option<(i32, String)>,
+    member_id: String,
+    generation: Option<Generation>,
+    generation_lost: bool,
+    owned: Vec<TopicPartition>,
+    owned_generation: Option<i32>,
+    rejoin: Option<String>,
+    in_flight: Option<InFlight>,
+    retry_at: Option<Instant>,
+    revoking: Option<(Vec<TopicPartition>, AfterRevoke)>,
+    pending_assign: Option<PendingAssign>,
+    left_for_poll: bool,
+    closing: bool,
+    closed: bool,
+    events: VecDeque<MemberEvent>,
+    /// Requests decided inside a `handle_*` (SyncGroup, LeaveGroup), handed out by `poll_request`.
+    queued: VecDeque<GroupRequest>,
+}
+
+impl Member {
+    /// A member that has not joined yet.
+    pub fn new(config: MemberConfig, now: Instant) -> Self {
+        let protocol = config.protocol();
+        Self {
+            heartbeat: Heartbeat::new(config.timeouts, now),
+            protocol,
+            config,
+            state: MemberState::Unjoined,
+            coordinator: None,
+            member_id: String::new(),
+            generation: None,
+            generation_lost: false,
+            owned: Vec::new(),
+            owned_generation: None,
+            rejoin: Some("initial join".to_owned()),
+            in_flight: None,
+            retry_at: None,
+            revoking: None,
+            pending_assign: None,
+            left_for_poll: false,
+            closing: false,
+            closed: false,
+            events: VecDeque::new(),
+            queued: VecDeque::new(),
+        }
+    }
+
+    // ---- getters ----
+
+    /// The configuration.
+    pub fn config(&self) -> &MemberConfig {
+        &self.config
+    }
+
+    /// Where the member is in the protocol.
+    pub fn state(&self) -> MemberState {
+        self.state
+    }
+
+    /// The coordinator's node id and `host:port`, when known.
+    pub fn coordinator(&self) -> Option<(i32, &str)> {
+        self.coordinator.as_ref().map(|(id, a)| (*id, a.as_str()))
+    }
+
+    /// The generation to commit offsets with: `Some` only while STABLE.
+    pub fn generation(&self) -> Option<&Generation> {
+        self.generation
+            .as_ref()
+            .filter(|_| self.state == MemberState::Stable)
+    }
+
+    /// The partitions the member owns now.
+    pub fn owned(&self) -> &[TopicPartition] {
+        &self.owned
+    }
+
+    /// The rebalance protocol in use.
+    pub fn rebalance_protocol(&self) -> RebalanceProtocol {
+        self.protocol
+    }
+
+    /// Whether [`close`](Self::close) has finished (or the member failed for good).
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    // ---- mutators ----
+
+    /// Starts leaving: revoke everything (the consumer commits), then LeaveGroup (dynamic members only).
+    pub fn close(&mut self, now: Instant) {
+        if self.closing || self.closed {
+            return;
+        }
+        self.closing = true;
+        self.start_leaving(now, LeaveReason::Closed);
+    }
+
+    /// The application made progress, or has nothing to process. A member that left because of a poll
+    /// timeout rejoins.
+    pub fn handle_poll(&mut self, now: Instant) {
+        self.heartbeat.poll(now);
+        if self.left_for_poll && self.revoking.is_none() && self.in_flight != Some(InFlight::Leave) {
+            self.left_for_poll = false;
+            self.request_rejoin("resuming after a poll timeout");
+        }
+    }
+
+    /// The consumer finished revoking the partitions of the last [`MemberEvent::Revoke`].
+    pub fn handle_revoked(&mut self, now: Instant) {
+        let Some((partitions, after)) = self.revoking.take() else {
+            return;
+        };
+        let gone: BTreeSet<_> = partitions.iter().collect();
+        self.owned.retain(|tp| !gone.contains(tp));
+        match after {
+            AfterRevoke::Join => {}
+            AfterRevoke::Leave(reason) => self.send_leave_or_finish(now, reason),
+        }
+    }
+
+    /// An OffsetCommit failed with `error`: rejoin or rediscover the coordinator as the code demands.
+    pub fn handle_commit_error(&mut self, now: Instant, error: &Failure) {
+        match error {
+            Failure::Transport(_) => self.coordinator_lost(now),
+            Failure::Server(e) => match e.code {
+                ResponseError::RebalanceInProgress => self.request_rejoin("commit: rebalance in progress"),
+                ResponseError::IllegalGeneration => {
+                    self.reset_generation(false, "commit: illegal generation")
+                }
+                ResponseError::UnknownMemberId => self.reset_generation(true, "commit: unknown member id"),
+                ResponseError::NotCoordinator | ResponseError::CoordinatorNotAvailable => {
+                    self.coordinator_lost(now)
+                }
+                ResponseError::FencedInstanceId => self.fatal(e),
+                _ => {}
+            },
+        }
+    }
+
+    // ---- outputs ----
+
+    /// The next event for the consumer.
+    pub fn poll_event(&mut self) -> Option<MemberEvent> {
+        self.events.pop_front()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) must be called next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.closed {
+            return None;
+        }
+        let mut deadlines = Vec::with_capacity(4);
+        if let Some(at) = self.retry_at {
+            deadlines.push(at);
+        }
+        if self.state == MemberState::Stable {
+            if let Some(at) = self.heartbeat.next_heartbeat() {
+                deadlines.push(at);
+            }
+            deadlines.push(self.heartbeat.session_deadline());
+        }
+        if self.state != MemberState::Unjoined && !self.left_for_poll && !self.closing {
+            deadlines.push(self.heartbeat.poll_deadline());
+        }
+        deadlines.into_iter().min()
+    }
+
+    /// Checks the session and poll timers.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.retry_at.is_some_and(|at| now >= at) {
+            self.retry_at = None;
+        }
+        if self.closed || self.closing {
+            return;
+        }
+        if self.state != MemberState::Unjoined && !self.left_for_poll && self.heartbeat.poll_expired(now) {
+            tracing::warn!(group = %self.config.group_id, "no progress within max_poll_interval: leaving the group");
+            self.left_for_poll = true;
+            self.start_leaving(now, LeaveReason::PollTimeout);
+            return;
+        }
+        if self.state == MemberState::Stable && self.rejoin.is_none() && self.heartbeat.session_expired(now) {
+            tracing::warn!(group = %self.config.group_id, "no heartbeat response within the session timeout");
+            self.coordinator_lost(now);
+            self.request_rejoin("session timeout expired");
+        }
+    }
+
+    /// The next request to send, if any.
+    pub fn poll_request(&mut self, now: Instant) -> Option<GroupRequest> {
+        if self.closed {
+            return None;
+        }
+        // Heartbeats run beside everything else while STABLE (also while revoking).
+        if self.state == MemberState::Stable
+            && self.coordinator.is_some()
+            && self.heartbeat.should_heartbeat(now)
+            && self.rejoin.is_none()
+            && let Some(generation) = self.generation.clone()
+        {
+            self.heartbeat.sent(now);
+            return Some(GroupRequest::Heartbeat { generation });
+        }
+        if let Some(request) = self.queued.pop_front() {
+            return Some(request);
+        }
+        if self.in_flight.is_some() || self.revoking.is_some() || self.retry_at.is_some_and(|at| now < at) {
+            return None;
+        }
+        if self.closing {
+            // Nothing left to do once revoked and left (or leaving is impossible).
+            self.closed = true;
+            return None;
+        }
+        if self.coordinator.is_none() {
+            self.in_flight = Some(InFlight::FindCoordinator);
+            return Some(GroupRequest::FindCoordinator);
+        }
+        if let Some(pending) = &self.pending_assign {
+            let topics: BTreeSet<String> = pending
+                .members
+                .values()
+                .flat_map(|m| m.subscription.topics.iter().cloned())
+                .collect();
+            self.in_flight = Some(InFlight::Metadata);
+            return Some(GroupRequest::Metadata {
+                topics: topics.into_iter().collect(),
+            });
+        }
+        if self.left_for_poll {
+            return None;
+        }
+        let reason = self.rejoin.clone()?;
+        // Prepare the join: eager members give up everything; members whose generation is gone lose it.
+        if !self.owned.is_empty() && (self.protocol == RebalanceProtocol::Eager || self.generation_lost) {
+            let partitions = self.owned.clone();
+            self.events.push_back(MemberEvent::Revoke {
+                partitions: partitions.clone(),
+                lost: self.generation_lost,
+            });
+            self.revoking = Some((partitions, AfterRevoke::Join));
+            if self.generation_lost {
+                self.owned_generation = None;
+            }
+            return None;
+        }
+        self.generation_lost = false;
+        match self.join_protocols() {
+            Ok(protocols) => {
+                self.state = MemberState::Joining;
+                self.in_flight = Some(InFlight::Join);
+                Some(GroupRequest::JoinGroup {
+                    member_id: self.member_id.clone(),
+                    protocols,
+                    reason,
+                })
+            }
+            Err(error) => {
+                self.fatal_message(error);
+                None
+            }
+        }
+    }
+
+    // ---- responses ----
+
+    /// The FindCoordinator answer.
+    pub fn handle_coordinator(&mut self, now: Instant, response: Result<FindCoordinatorResponse, Failure>) {
+        self.take_in_flight(InFlight::FindCoordinator);
+        let found = response.and_then(|r| {
+            let (code, message, node, host, port) = match r.coordinators.first() {
+                Some(c) => (
+                    c.error_code,
+                    c.error_message.clone(),
+                    c.node_id.0,
+                    c.host.clone(),
+                    c.port,
+                ),
+                None => (
+                    r.error_code,
+                    r.error_message.clone(),
+                    r.node_id.0,
+                    r.host.clone(),
+                    r.port,
+                ),
+            };
+            match ServerError::from_code(code, message.as_deref()) {
+                Some(e) => Err(Failure::Server(e)),
+                None => Ok((node, format!("{host}:{port}"))),
+            }
+        });
+        match found {
+            Ok((id, address)) if id >= 0 => self.coordinator = Some((id, address)),
+            Ok(_) => self.backoff(now),
+            Err(Failure::Server(e))
+                if !e.is_retriable() && e.code != ResponseError::CoordinatorNotAvailable =>
+            {
+                self.fatal(&e)
+            }
+            Err(_) => self.backoff(now),
+        }
+    }
+
+    /// The partition counts the leader asked for with [`GroupRequest::Metadata`].
+    pub fn handle_metadata(&mut self, now: Instant, metadata: Result<PartitionsPerTopic, Failure>) {
+        self.take_in_flight(InFlight::Metadata);
+        let Some(pending) = self.pending_assign.take() else {
+            return;
+        };
+        let metadata = match metadata {
+            Ok(m) => m,
+            Err(_) => {
+                self.pending_assign = Some(pending);
+                self.backoff(now);
+                return;
+            }
+        };
+        let Some(generation) = self.generation.clone() else {
+            self.request_rejoin("lost generation while assigning");
+            return;
+        };
+        let name = generation.protocol_name.clone().unwrap_or_default();
+        let Some(assignor) = self.config.assignors.iter().find(|a| a.name() == name) else {
+            self.fatal_message(format!(
+                "the group chose assignor {name:?}, which this member does not have"
+            ));
+            return;
+        };
+        let result = assignor.assign(&metadata, &pending.members);
+        let mut assignments = Vec::with_capacity(result.len());
+        for (member, partitions) in result {
+            match Assignment::new(partitions).encode() {
+                Ok(bytes) => assignments.push((member, bytes)),
+                Err(e) => {
+                    self.fatal_message(e.to_string());
+                    return;
+                }
+            }
+        }
+        self.send_sync(generation, assignments);
+    }
+
+    /// The JoinGroup answer.
+    pub fn handle_join(&mut self, now: Instant, response: Result<JoinGroupResponse, Failure>) {
+        self.take_in_flight(InFlight::Join);
+        if self.state != MemberState::Joining || self.closing {
+            return;
+        }
+        let response = match response {
+            Ok(r) => match ServerError::from_code(r.error_code, None) {
+                None => r,
+                Some(e) => {
+                    if e.code == ResponseError::MemberIdRequired {
+                        // KIP-394: the coordinator hands out the id; join again with it at once.
+                        self.member_id = r.member_id.to_string();
+                        self.state = MemberState::Unjoined;
+                        self.request_rejoin("member id required");
+                    } else {
+                        self.join_or_sync_failed(now, e);
+                    }
+                    return;
+                }
+            },
+            Err(Failure::Server(e)) => return self.join_or_sync_failed(now, e),
+            Err(Failure::Transport(_)) => return self.transport_failure(now),
+        };
+        self.member_id = response.member_id.to_string();
+        let generation = Generation {
+            generation_id: response.generation_id,
+            member_id: self.member_id.clone(),
+            protocol_name: response.protocol_name.as_ref().map(ToString::to_string),
+        };
+        self.generation = Some(generation.clone());
+        if response.leader == response.member_id && !response.skip_assignment {
+            let mut members = BTreeMap::new();
+            for m in &response.members {
+                let subscription = match Subscription::decode(&m.metadata) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::warn!(member = %m.member_id, error = %e, "undecodable subscription; ignoring its topics");
+                        Subscription::default()
+                    }
+                };
+                let mut sub = MemberSubscription::new(subscription);
+                if let Some(id) = &m.group_instance_id {
+                    sub = sub.with_group_instance_id(id.to_string());
+                }
+                members.insert(m.member_id.to_string(), sub);
+            }
+            self.pending_assign = Some(PendingAssign { members });
+        } else {
+            self.send_sync(generation, Vec::new());
+        }
+    }
+
+    /// The SyncGroup answer.
+    pub fn handle_sync(&mut self, now: Instant, response: Result<SyncGroupResponse, Failure>) {
+        self.take_in_flight(InFlight::Sync);
+        if self.state != MemberState::Syncing || self.closing {
+            return;
+        }
+        let response = match response {
+            Ok(r) => match ServerError::from_code(r.error_code, None) {
+                None => r,
+                Some(e) => return self.join_or_sync_failed(now, e),
+            },
+            Err(Failure::Server(e)) => return self.join_or_sync_failed(now, e),
+            Err(Failure::Transport(_)) => return self.transport_failure(now),
+        };
+        let assignment = match Assignment::decode(&response.assignment) {
+            Ok(a) => a,
+            Err(e) => return self.fatal_message(format!("undecodable assignment: {e}")),
+        };
+        let Some(generation) = self.generation.clone() else {
+            return self.request_rejoin("no generation after sync");
+        };
+        let mut new = assignment.partitions;
+        new.sort();
+        new.dedup();
+        let change = AssignmentChange::between(&self.owned, &new);
+        self.state = MemberState::Stable;
+        self.rejoin = None;
+        self.heartbeat.reset_timeouts(now);
+        self.heartbeat.poll(now);
+        self.owned_generation = Some(generation.generation_id);
+        // Revoked partitions stay owned until the consumer has let them go.
+        self.owned = new.clone();
+        self.owned.extend(change.revoked.iter().cloned());
+        self.owned.sort();
+        if !change.revoked.is_empty() {
+            self.events.push_back(MemberEvent::Revoke {
+                partitions: change.revoked.clone(),
+                lost: false,
+            });
+            self.revoking = Some((change.revoked.clone(), AfterRevoke::Join));
+            self.request_rejoin("partitions revoked; the leader can hand them on");
+        }
+        self.events.push_back(MemberEvent::Assigned {
+            added: change.added,
+            assignment: new,
+            generation,
+        });
+    }
+
+    /// The Heartbeat answer.
+    pub fn handle_heartbeat(&mut self, now: Instant, response: Result<HeartbeatResponse, Failure>) {
+        if self.state != MemberState::Stable {
+            self.heartbeat.failed(now);
+            return;
+        }
+        let error = match response {
+            Ok(r) => ServerError::from_code(r.error_code, None),
+            Err(_) => {
+                self.heartbeat.failed(now);
+                self.coordinator_lost(now);
+                return;
+            }
+        };
+        let Some(e) = error else {
+            self.heartbeat.received(now);
+            return;
+        };
+        match e.code {
+            ResponseError::RebalanceInProgress => {
+                self.heartbeat.received(now);
+                self.request_rejoin("rebalance in progress");
+            }
+            ResponseError::IllegalGeneration => {
+                self.heartbeat.failed(now);
+                self.reset_generation(false, "heartbeat: illegal generation");
+            }
+            ResponseError::UnknownMemberId => {
+                self.heartbeat.failed(now);
+                self.reset_generation(true, "heartbeat: unknown member id");
+            }
+            ResponseError::FencedInstanceId => self.fatal(&e),
+            ResponseError::NotCoordinator | ResponseError::CoordinatorNotAvailable => {
+                self.heartbeat.failed(now);
+                self.coordinator_lost(now);
+            }
+            _ => self.heartbeat.failed(now),
+        }
+    }
+
+    /// The LeaveGroup answer (its content does not matter: the member is gone either way).
+    pub fn handle_leave(&mut self, _now: Instant) {
+        self.take_in_flight(InFlight::Leave);
+        if self.closing {
+            self.closed = true;
+        }
+    }
+
+    // ---- internals ----
+
+    fn take_in_flight(&mut self, kind: InFlight) {
+        if self.in_flight == Some(kind) {
+            self.in_flight = None;
+        }
+    }
+
+    fn backoff(&mut self, now: Instant) {
+        self.retry_at = Some(now + self.heartbeat.config().retry_backoff);
+    }
+
+    fn request_rejoin(&mut self, reason: &str) {
+        if self.rejoin.is_none() {
+            tracing::debug!(group = %self.config.group_id, reason, "rejoin needed");
+            self.rejoin = Some(reason.to_owned());
+        }
+        // Heartbeats stop; the state stays STABLE (so revocation can still commit with the current
+        // generation) until poll_request sends JoinGroup, after revoking if eager.
+    }
+
+    fn reset_generation(&mut self, forget_member_id: bool, reason: &str) {
+        if forget_member_id {
+            self.member_id.clear();
+        }
+        self.generation = None;
+        self.generation_lost = true;
+        self.state = MemberState::Unjoined;
+        self.request_rejoin(reason);
+    }
+
+    fn coordinator_lost(&mut self, now: Instant) {
+        if self.coordinator.take().is_some() {
+            tracing::info!(group = %self.config.group_id, "coordinator lost; rediscovering");
+        }
+        self.backoff(now);
+    }
+
+    fn transport_failure(&mut self, now: Instant) {
+        self.state = MemberState::Unjoined;
+        self.coordinator_lost(now);
+        self.request_rejoin("coordinator unreachable during join");
+    }
+
+    fn join_or_sync_failed(&mut self, now: Instant, e: ServerError) {
+        self.state = MemberState::Unjoined;
+        self.pending_assign = None;
+        match e.code {
+            ResponseError::UnknownMemberId => self.reset_generation(true, "unknown member id"),
+            ResponseError::IllegalGeneration => self.reset_generation(false, "illegal generation"),
+            ResponseError::RebalanceInProgress => self.request_rejoin("rebalance in progress"),
+            ResponseError::NotCoordinator | ResponseError::CoordinatorNotAvailable => {
+                self.coordinator_lost(now);
+                self.request_rejoin("coordinator moved");
+            }
+            ResponseError::FencedInstanceId
+            | ResponseError::GroupAuthorizationFailed
+            | ResponseError::InconsistentGroupProtocol
+            | ResponseError::InvalidSessionTimeout
+            | ResponseError::GroupMaxSizeReached
+            | ResponseError::InvalidGroupId => self.fatal(&e),
+            _ => {
+                self.backoff(now);
+                self.request_rejoin("retrying the join");
+            }
+        }
+    }
+
+    fn send_sync(&mut self, generation: Generation, assignments: Vec<(String, Bytes)>) {
+        self.state = MemberState::Syncing;
+        self.in_flight = Some(InFlight::Sync);
+        self.queued.push_back(GroupRequest::SyncGroup {
+            generation,
+            assignments,
+        });
+    }
+
+    fn join_protocols(&self) -> Result<Vec<(String, Bytes)>, String> {
+        let mut owned = self.owned.clone();
+        owned.sort();
+        self.config
+            .assignors
+            .iter()
+            .map(|a| {
+                let sub = Subscription::new(self.config.topics.iter().cloned())
+                    .with_owned_partitions(owned.clone())
+                    .with_generation_id(self.owned_generation)
+                    .with_user_data(a.subscription_user_data(self.owned_generation));
+                sub.encode()
+                    .map(|bytes| (a.name().to_owned(), bytes))
+                    .map_err(|e| e.to_string())
+            })
+            .collect()
+    }
+
+    fn start_leaving(&mut self, now: Instant, reason: LeaveReason) {
+        self.pending_assign = None;
+        if self.owned.is_empty() {
+            self.send_leave_or_finish(now, reason);
+        } else {
+            let partitions = self.owned.clone();
+            self.events.push_back(MemberEvent::Revoke {
+                partitions: partitions.clone(),
+                lost: self.generation_lost,
+            });
+            self.revoking = Some((partitions, AfterRevoke::Leave(reason)));
+        }
+    }
+
+    fn send_leave_or_finish(&mut self, _now: Instant, reason: LeaveReason) {
+        let dynamic = self.config.group_instance_id.is_none();
+        let joined = !self.member_id.is_empty() && self.coordinator.is_some();
+        self.state = MemberState::Unjoined;
+        self.generation = None;
+        self.owned_generation = None;
+        self.events.push_back(MemberEvent::Left { reason });
+        if dynamic && joined {
+            self.in_flight = Some(InFlight::Leave);
+            self.queued.push_back(GroupRequest::LeaveGroup {
+                member_id: std::mem::take(&mut self.member_id),
+                reason: match reason {
+                    LeaveReason::PollTimeout => "consumer poll timeout has expired",
+                    LeaveReason::Closed => "the consumer is being closed",
+                },
+            });
+        } else {
+            self.in_flight = None;
+            if self.closing {
+                self.closed = true;
+            }
+        }
+    }
+
+    fn fatal(&mut self, e: &ServerError) {
+        self.fatal_message(e.to_string());
+    }
+
+    fn fatal_message(&mut self, error: String) {
+        tracing::error!(group = %self.config.group_id, %error, "group membership failed for good");
+        self.events.push_back(MemberEvent::Fatal { error });
+        self.closed = true;
+        self.state = MemberState::Unjoined;
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,445 @@
+//! Simulation tests of [`Member`] on a virtual clock: no sockets, no sleeps.
+
+use std::{sync::Arc, time::Duration};
+
+use kafka_protocol::messages::{
+    BrokerId, FindCoordinatorResponse, HeartbeatResponse, JoinGroupResponse, SyncGroupResponse,
+    join_group_response::JoinGroupResponseMember,
+};
+
+use super::*;
+use crate::{
+    client::group::assignor::{CooperativeStickyAssignor, RangeAssignor},
+    protocol::StrBytes,
+};
+
+fn timeouts() -> HeartbeatConfig {
+    HeartbeatConfig {
+        session_timeout: Duration::from_secs(6),
+        heartbeat_interval: Duration::from_secs(1),
+        max_poll_interval: Duration::from_secs(20),
+        retry_backoff: Duration::from_millis(100),
+    }
+}
+
+fn config(cooperative: bool) -> MemberConfig {
+    let assignor: Arc<dyn Assignor> = if cooperative {
+        Arc::new(CooperativeStickyAssignor)
+    } else {
+        Arc::new(RangeAssignor)
+    };
+    MemberConfig::new("g", ["t"])
+        .with_assignors(vec![assignor])
+        .with_timeouts(timeouts())
+}
+
+fn tp(p: i32) -> TopicPartition {
+    TopicPartition::new("t", p)
+}
+
+fn s(v: &str) -> StrBytes {
+    StrBytes::from_string(v.to_owned())
+}
+
+fn coordinator() -> FindCoordinatorResponse {
+    FindCoordinatorResponse::default()
+        .with_node_id(BrokerId(7))
+        .with_host(s("broker-7"))
+        .with_port(9092)
+}
+
+fn server(code: ResponseError) -> Failure {
+    Failure::Server(ServerError { code, message: None })
+}
+
+fn join_ok(
+    member: &str,
+    leader: &str,
+    generation: i32,
+    protocol: &str,
+    members: &[(&str, Bytes)],
+) -> JoinGroupResponse {
+    JoinGroupResponse::default()
+        .with_member_id(s(member))
+        .with_leader(s(leader))
+        .with_generation_id(generation)
+        .with_protocol_name(Some(s(protocol)))
+        .with_members(
+            members
+                .iter()
+                .map(|(id, meta)| {
+                    JoinGroupResponseMember::default()
+                        .with_member_id(s(id))
+                        .with_metadata(meta.clone())
+                })
+                .collect(),
+        )
+}
+
+fn sync_ok(partitions: Vec<TopicPartition>) -> SyncGroupResponse {
+    SyncGroupResponse::default().with_assignment(Assignment::new(partitions).encode().unwrap())
+}
+
+fn events(m: &mut Member) -> Vec<MemberEvent> {
+    std::iter::from_fn(|| m.poll_event()).collect()
+}
+
+fn join_request(m: &mut Member, now: Instant) -> (String, Vec<(String, Bytes)>) {
+    match m.poll_request(now) {
+        Some(GroupRequest::JoinGroup {
+            member_id, protocols, ..
+        }) => (member_id, protocols),
+        other => panic!("expected JoinGroup, got {other:?}"),
+    }
+}
+
+/// Drives a follower from nothing to STABLE with `partitions`, generation 1.
+fn stable_follower(cooperative: bool, partitions: Vec<TopicPartition>, now: Instant) -> Member {
+    let mut m = Member::new(config(cooperative), now);
+    assert_eq!(m.poll_request(now), Some(GroupRequest::FindCoordinator));
+    m.handle_coordinator(now, Ok(coordinator()));
+    join_request(&mut m, now);
+    let protocol = if cooperative {
+        "cooperative-sticky"
+    } else {
+        "range"
+    };
+    m.handle_join(now, Ok(join_ok("me", "other", 1, protocol, &[])));
+    assert!(matches!(
+        m.poll_request(now),
+        Some(GroupRequest::SyncGroup { .. })
+    ));
+    m.handle_sync(now, Ok(sync_ok(partitions)));
+    assert_eq!(m.state(), MemberState::Stable);
+    events(&mut m);
+    m
+}
+
+#[test]
+fn member_id_required_round_trip_then_leader_assigns_and_heartbeats() {
+    let t0 = Instant::now();
+    let mut m = Member::new(config(false), t0);
+    assert_eq!(m.poll_request(t0), Some(GroupRequest::FindCoordinator));
+    assert_eq!(m.poll_request(t0), None, "one group request at a time");
+    m.handle_coordinator(t0, Ok(coordinator()));
+    assert_eq!(m.coordinator(), Some((7, "broker-7:9092")));
+
+    let (id, protocols) = join_request(&mut m, t0);
+    assert_eq!(id, "");
+    assert_eq!(protocols[0].0, "range");
+    let required = JoinGroupResponse::default()
+        .with_error_code(ResponseError::MemberIdRequired.code())
+        .with_member_id(s("me-1"));
+    m.handle_join(t0, Ok(required));
+    let (id, protocols) = join_request(&mut m, t0);
+    assert_eq!(
+        id, "me-1",
+        "rejoins at once with the id the coordinator handed out"
+    );
+
+    let other = Subscription::new(["t"]).encode().unwrap();
+    m.handle_join(
+        t0,
+        Ok(join_ok(
+            "me-1",
+            "me-1",
+            3,
+            "range",
+            &[("me-1", protocols[0].1.clone()), ("me-2", other)],
+        )),
+    );
+    assert_eq!(
+        m.poll_request(t0),
+        Some(GroupRequest::Metadata {
+            topics: vec!["t".to_owned()]
+        })
+    );
+    m.handle_metadata(t0, Ok(BTreeMap::from([("t".to_owned(), 4)])));
+    let Some(GroupRequest::SyncGroup {
+        generation,
+        assignments,
+    }) = m.poll_request(t0)
+    else {
+        panic!("expected SyncGroup")
+    };
+    assert_eq!(generation.generation_id, 3);
+    let decoded: BTreeMap<_, _> = assignments
+        .iter()
+        .map(|(id, b)| (id.clone(), Assignment::decode(b).unwrap().partitions))
+        .collect();
+    assert_eq!(decoded["me-1"], vec![tp(0), tp(1)]);
+    assert_eq!(decoded["me-2"], vec![tp(2), tp(3)]);
+
+    m.handle_sync(t0, Ok(sync_ok(decoded["me-1"].clone())));
+    assert_eq!(m.state(), MemberState::Stable);
+    assert_eq!(m.generation().map(|g| g.generation_id), Some(3));
+    let ev = events(&mut m);
+    assert!(
+        matches!(&ev[..], [MemberEvent::Assigned { added, .. }] if *added == vec![tp(0), tp(1)]),
+        "{ev:?}"
+    );
+
+    // Heartbeats every interval on the virtual clock, never two at once.
+    assert_eq!(m.poll_request(t0), None);
+    assert_eq!(m.poll_timeout(), Some(t0 + Duration::from_secs(1)));
+    let t1 = t0 + Duration::from_secs(1);
+    assert!(matches!(m.poll_request(t1), Some(GroupRequest::Heartbeat { .. })));
+    assert_eq!(m.poll_request(t1 + Duration::from_secs(3)), None);
+    m.handle_heartbeat(t1, Ok(HeartbeatResponse::default()));
+    assert!(matches!(
+        m.poll_request(t0 + Duration::from_secs(2)),
+        Some(GroupRequest::Heartbeat { .. })
+    ));
+}
+
+#[test]
+fn eager_rebalance_revokes_everything_before_rejoining() {
+    let t0 = Instant::now();
+    let mut m = stable_follower(false, vec![tp(0), tp(1)], t0);
+    let t1 = t0 + Duration::from_secs(1);
+    assert!(matches!(m.poll_request(t1), Some(GroupRequest::Heartbeat { .. })));
+    m.handle_heartbeat(
+        t1,
+        Ok(HeartbeatResponse::default().with_error_code(ResponseError::RebalanceInProgress.code())),
+    );
+    // The consumer must revoke (and commit, with the still-valid generation) before JoinGroup goes out.
+    assert_eq!(m.poll_request(t1), None);
+    assert_eq!(
+        events(&mut m),
+        vec![MemberEvent::Revoke {
+            partitions: vec![tp(0), tp(1)],
+            lost: false
+        }]
+    );
+    assert!(m.generation().is_some(), "commit on revoke needs the generation");
+    assert_eq!(m.poll_request(t1), None, "waits for handle_revoked");
+    m.handle_revoked(t1);
+    assert!(m.owned().is_empty());
+    let (id, _) = join_request(&mut m, t1);
+    assert_eq!(id, "me");
+}
+
+#[test]
+fn cooperative_revokes_only_moved_partitions_then_rejoins() {
+    let t0 = Instant::now();
+    let mut m = stable_follower(true, vec![tp(0), tp(1), tp(2)], t0);
+    let t1 = t0 + Duration::from_secs(1);
+    assert!(matches!(m.poll_request(t1), Some(GroupRequest::Heartbeat { .. })));
+    m.handle_heartbeat(
+        t1,
+        Ok(HeartbeatResponse::default().with_error_code(ResponseError::RebalanceInProgress.code())),
+    );
+    // Cooperative: nothing revoked before joining, owned partitions travel in the subscription.
+    let (_, protocols) = join_request(&mut m, t1);
+    let sub = Subscription::decode(&protocols[0].1).unwrap();
+    assert_eq!(sub.owned_partitions, vec![tp(0), tp(1), tp(2)]);
+    assert_eq!(sub.generation_id, Some(1));
+    assert!(events(&mut m).is_empty());
+
+    m.handle_join(t1, Ok(join_ok("me", "other", 2, "cooperative-sticky", &[])));
+    assert!(matches!(m.poll_request(t1), Some(GroupRequest::SyncGroup { .. })));
+    m.handle_sync(t1, Ok(sync_ok(vec![tp(0), tp(1)])));
+    assert_eq!(
+        events(&mut m),
+        vec![
+            MemberEvent::Revoke {
+                partitions: vec![tp(2)],
+                lost: false
+            },
+            MemberEvent::Assigned {
+                added: vec![],
+                assignment: vec![tp(0), tp(1)],
+                generation: Generation {
+                    generation_id: 2,
+                    member_id: "me".into(),
+                    protocol_name: Some("cooperative-sticky".into())
+                }
+            }
+        ]
+    );
+    assert_eq!(m.poll_request(t1), None, "rejoin waits for the revocation");
+    m.handle_revoked(t1);
+    assert_eq!(m.owned(), &[tp(0), tp(1)]);
+    let (_, protocols) = join_request(&mut m, t1);
+    let sub = Subscription::decode(&protocols[0].1).unwrap();
+    assert_eq!(sub.owned_partitions, vec![tp(0), tp(1)]);
+}
+
+#[test]
+fn coordinator_loss_rediscovers_without_rejoining() {
+    let t0 = Instant::now();
+    let mut m = stable_follower(false, vec![tp(0)], t0);
+    let t1 = t0 + Duration::from_secs(1);
+    assert!(matches!(m.poll_request(t1), Some(GroupRequest::Heartbeat { .. })));
+    m.handle_heartbeat(t1, Err(Failure::Transport("connection reset".into())));
+    assert_eq!(m.coordinator(), None);
+    assert_eq!(m.poll_request(t1), None, "backs off first");
+    let t2 = t1 + Duration::from_millis(100);
+    m.handle_timeout(t2);
+    assert_eq!(m.poll_request(t2), Some(GroupRequest::FindCoordinator));
+    m.handle_coordinator(t2, Ok(coordinator()));
+    assert!(matches!(m.poll_request(t2), Some(GroupRequest::Heartbeat { .. })));
+    assert_eq!(m.state(), MemberState::Stable);
+    assert!(events(&mut m).is_empty(), "partitions kept");
+}
+
+#[test]
+fn illegal_generation_loses_partitions_and_rejoins_without_generation() {
+    let t0 = Instant::now();
+    let mut m = stable_follower(true, vec![tp(0)], t0);
+    let t1 = t0 + Duration::from_secs(1);
+    assert!(matches!(m.poll_request(t1), Some(GroupRequest::Heartbeat { .. })));
+    m.handle_heartbeat(
+        t1,
+        Ok(HeartbeatResponse::default().with_error_code(ResponseError::UnknownMemberId.code())),
+    );
+    assert_eq!(m.poll_request(t1), None);
+    assert_eq!(
+        events(&mut m),
+        vec![MemberEvent::Revoke {
+            partitions: vec![tp(0)],
+            lost: true
+        }]
+    );
+    m.handle_revoked(t1);
+    let (id, protocols) = join_request(&mut m, t1);
+    assert_eq!(id, "", "unknown member id is forgotten");
+    let sub = Subscription::decode(&protocols[0].1).unwrap();
+    assert!(sub.owned_partitions.is_empty());
+    assert_eq!(sub.generation_id, None);
+}
+
+#[test]
+fn session_expiry_without_heartbeat_answers_rediscovers_and_rejoins() {
+    let t0 = Instant::now();
+    let mut m = stable_follower(false, vec![tp(0)], t0);
+    let t1 = t0 + Duration::from_secs(1);
+    assert!(matches!(m.poll_request(t1), Some(GroupRequest::Heartbeat { .. })));
+    // No answer ever comes; the session deadline is the next timeout.
+    assert_eq!(m.poll_timeout(), Some(t0 + Duration::from_secs(6)));
+    let t6 = t0 + Duration::from_secs(6);
+    m.handle_timeout(t6);
+    assert_eq!(m.coordinator(), None);
+    m.handle_timeout(t6 + Duration::from_millis(100));
+    assert_eq!(
+        m.poll_request(t6 + Duration::from_millis(100)),
+        Some(GroupRequest::FindCoordinator)
+    );
+}
+
+#[test]
+fn poll_timeout_revokes_then_leaves_and_rejoins_on_progress() {
+    let t0 = Instant::now();
+    let mut m = stable_follower(false, vec![tp(0)], t0);
+    // Heartbeats keep the session alive while the application is stuck.
+    let mut now = t0;
+    while now < t0 + Duration::from_secs(19) {
+        now += Duration::from_secs(1);
+        m.handle_timeout(now);
+        if let Some(GroupRequest::Heartbeat { .. }) = m.poll_request(now) {
+            m.handle_heartbeat(now, Ok(HeartbeatResponse::default()));
+        }
+    }
+    assert!(events(&mut m).is_empty());
+    let t20 = t0 + Duration::from_secs(20);
+    assert!(m.poll_timeout().is_some_and(|at| at <= t20));
+    m.handle_timeout(t20);
+    assert_eq!(
+        events(&mut m),
+        vec![MemberEvent::Revoke {
+            partitions: vec![tp(0)],
+            lost: false
+        }]
+    );
+    m.handle_revoked(t20);
+    assert_eq!(
+        m.poll_request(t20),
+        Some(GroupRequest::LeaveGroup {
+            member_id: "me".into(),
+            reason: "consumer poll timeout has expired"
+        })
+    );
+    assert_eq!(
+        events(&mut m),
+        vec![MemberEvent::Left {
+            reason: LeaveReason::PollTimeout
+        }]
+    );
+    m.handle_leave(t20);
+    assert_eq!(
+        m.poll_request(t20 + Duration::from_secs(5)),
+        None,
+        "stays out while stalled"
+    );
+    m.handle_poll(t20 + Duration::from_secs(5));
+    let (id, _) = join_request(&mut m, t20 + Duration::from_secs(5));
+    assert_eq!(id, "", "a member that left joins as a new one");
+}
+
+#[test]
+fn close_revokes_then_leaves_dynamic_but_not_static() {
+    let t0 = Instant::now();
+    let mut m = stable_follower(false, vec![tp(0)], t0);
+    m.close(t0);
+    assert!(matches!(&events(&mut m)[..], [MemberEvent::Revoke { .. }]));
+    assert!(m.generation().is_some());
+    m.handle_revoked(t0);
+    assert!(matches!(
+        m.poll_request(t0),
+        Some(GroupRequest::LeaveGroup { .. })
+    ));
+    assert!(!m.is_closed());
+    m.handle_leave(t0);
+    assert!(m.is_closed());
+
+    let mut cfg = config(false).with_group_instance_id("worker-1");
+    cfg.topics = vec!["t".into()];
+    let mut m = Member::new(cfg, t0);
+    assert_eq!(m.poll_request(t0), Some(GroupRequest::FindCoordinator));
+    m.handle_coordinator(t0, Ok(coordinator()));
+    join_request(&mut m, t0);
+    m.handle_join(t0, Ok(join_ok("static-me", "x", 1, "range", &[])));
+    m.poll_request(t0);
+    m.handle_sync(t0, Ok(sync_ok(vec![tp(1)])));
+    events(&mut m);
+    m.close(t0);
+    events(&mut m);
+    m.handle_revoked(t0);
+    assert_eq!(
+        m.poll_request(t0),
+        None,
+        "static members keep their slot: no LeaveGroup"
+    );
+    assert!(m.is_closed());
+}
+
+#[test]
+fn fenced_instance_is_fatal() {
+    let t0 = Instant::now();
+    let mut m = stable_follower(false, vec![], t0);
+    let t1 = t0 + Duration::from_secs(1);
+    assert!(matches!(m.poll_request(t1), Some(GroupRequest::Heartbeat { .. })));
+    m.handle_heartbeat(
+        t1,
+        Ok(HeartbeatResponse::default().with_error_code(ResponseError::FencedInstanceId.code())),
+    );
+    assert!(matches!(&events(&mut m)[..], [MemberEvent::Fatal { .. }]));
+    assert!(m.is_closed());
+    assert_eq!(m.poll_request(t1 + Duration::from_secs(5)), None);
+}
+
+#[test]
+fn join_errors_rejoin_or_rediscover() {
+    let t0 = Instant::now();
+    let mut m = Member::new(config(false), t0);
+    m.poll_request(t0);
+    m.handle_coordinator(t0, Ok(coordinator()));
+    join_request(&mut m, t0);
+    m.handle_join(t0, Err(server(ResponseError::NotCoordinator)));
+    assert_eq!(m.coordinator(), None);
+    m.handle_timeout(t0 + Duration::from_millis(100));
+    assert_eq!(
+        m.poll_request(t0 + Duration::from_millis(100)),
+        Some(GroupRequest::FindCoordinator)
+    );
+}

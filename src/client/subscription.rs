@@ -1,0 +1,284 @@
+//! Java's `SubscriptionState`: the assigned partitions and, per partition, where fetching stands.
+//!
+//! Owns per partition: the fetch position, whether it must be reset (nothing committed), the paused
+//! flag, how many fetched chunks wait for the application, the last committed offset and the high
+//! watermark. May use [`crate::protocol`] only (and [`TopicPartition`]); no I/O, no clock.
+//!
+//! # Invariants
+//!
+//! - Every assignment of a partition gets a fresh `epoch`. Fetch results carry the epoch and position
+//!   they were requested with, and [`SubscriptionState::advance`] drops a result whose epoch or position
+//!   no longer matches (the partition was revoked, reassigned or reset meanwhile): stale data is never
+//!   delivered.
+//! - A partition is *fetchable* when it is assigned, has a position, is not paused, is not being
+//!   revoked, and has fewer than the allowed number of chunks waiting for the application (this is
+//!   the backpressure that keeps a slow handler from growing memory).
+
+use std::collections::BTreeMap;
+
+pub use super::group::assignor::TopicPartition;
+
+/// What to do when a partition has no committed offset (`auto.offset.reset`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum OffsetReset {
+    /// Start at the log start.
+    #[default]
+    Earliest,
+    /// Start at the log end (only records produced from now on).
+    Latest,
+}
+
+/// One assigned partition's fetch state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PartitionState {
+    /// Bumped on every (re)assignment.
+    pub epoch: u64,
+    /// The next offset to fetch; `None` until known (committed offset or reset).
+    pub position: Option<i64>,
+    /// The position must be found with the reset strategy.
+    pub reset: Option<OffsetReset>,
+    /// Paused by the application.
+    pub paused: bool,
+    /// Being revoked: never fetched again.
+    pub revoking: bool,
+    /// Fetched chunks handed to the application and not yet taken.
+    pub buffered: usize,
+    /// The last offset committed for the group (the next offset to read).
+    pub committed: Option<i64>,
+    /// The partition's high watermark from the last fetch (log end for `read_uncommitted`).
+    pub high_watermark: Option<i64>,
+    /// The last stable offset from the last fetch.
+    pub last_stable_offset: Option<i64>,
+}
+
+/// The assignment and per-partition fetch state.
+///
+/// # Example
+///
+/// ```
+/// use kafka_event_bus::client::subscription::{SubscriptionState, TopicPartition};
+///
+/// let mut subs = SubscriptionState::new(2);
+/// let tp = TopicPartition::new("orders", 0);
+/// let epoch = subs.assign(tp.clone(), Some(10), None);
+/// assert_eq!(subs.fetchable(), vec![(tp.clone(), 10, epoch)]);
+/// subs.pause(&tp);
+/// assert!(subs.fetchable().is_empty());
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct SubscriptionState {
+    partitions: BTreeMap<TopicPartition, PartitionState>,
+    next_epoch: u64,
+    max_buffered: usize,
+}
+
+impl SubscriptionState {
+    /// Empty; at most `max_buffered` fetched chunks per partition may wait for the application.
+    pub fn new(max_buffered: usize) -> Self {
+        Self {
+            partitions: BTreeMap::new(),
+            next_epoch: 1,
+            max_buffered: max_buffered.max(1),
+        }
+    }
+
+    /// Assigns `tp` at `position` (a committed offset) or, when `None`, for a reset with `reset`.
+    /// Returns the new epoch.
+    pub fn assign(&mut self, tp: TopicPartition, position: Option<i64>, reset: Option<OffsetReset>) -> u64 {
+        let epoch = self.next_epoch;
+        self.next_epoch += 1;
+        let state = PartitionState {
+            epoch,
+            position,
+            reset: if position.is_none() {
+                Some(reset.unwrap_or_default())
+            } else {
+                None
+            },
+            paused: false,
+            revoking: false,
+            buffered: 0,
+            committed: position,
+            high_watermark: None,
+            last_stable_offset: None,
+        };
+        self.partitions.insert(tp, state);
+        epoch
+    }
+
+    /// Stops fetching `tp` (it is being revoked).
+    pub fn mark_revoking(&mut self, tp: &TopicPartition) {
+        if let Some(p) = self.partitions.get_mut(tp) {
+            p.revoking = true;
+        }
+    }
+
+    /// Forgets `tp`.
+    pub fn remove(&mut self, tp: &TopicPartition) -> Option<PartitionState> {
+        self.partitions.remove(tp)
+    }
+
+    /// One partition's state.
+    pub fn get(&self, tp: &TopicPartition) -> Option<&PartitionState> {
+        self.partitions.get(tp)
+    }
+
+    /// The assigned partitions.
+    pub fn assigned(&self) -> impl Iterator<Item = &TopicPartition> {
+        self.partitions.keys()
+    }
+
+    /// Pauses fetching `tp`.
+    pub fn pause(&mut self, tp: &TopicPartition) {
+        if let Some(p) = self.partitions.get_mut(tp) {
+            p.paused = true;
+        }
+    }
+
+    /// Resumes fetching `tp`.
+    pub fn resume(&mut self, tp: &TopicPartition) {
+        if let Some(p) = self.partitions.get_mut(tp) {
+            p.paused = false;
+        }
+    }
+
+    /// `(partition, position, epoch)` of every fetchable partition.
+    pub fn fetchable(&self) -> Vec<(TopicPartition, i64, u64)> {
+        self.partitions
+            .iter()
+            .filter(|(_, p)| !p.paused && !p.revoking && p.buffered < self.max_buffered)
+            .filter_map(|(tp, p)| p.position.map(|pos| (tp.clone(), pos, p.epoch)))
+            .collect()
+    }
+
+    /// Partitions waiting for an offset reset: `(partition, strategy, epoch)`.
+    pub fn needing_reset(&self) -> Vec<(TopicPartition, OffsetReset, u64)> {
+        self.partitions
+            .iter()
+            .filter(|(_, p)| !p.revoking)
+            .filter_map(|(tp, p)| p.reset.map(|r| (tp.clone(), r, p.epoch)))
+            .collect()
+    }
+
+    /// Sets the position found by a reset, if `epoch` still matches.
+    pub fn reset_to(&mut self, tp: &TopicPartition, epoch: u64, position: i64) -> bool {
+        match self.partitions.get_mut(tp) {
+            Some(p) if p.epoch == epoch && p.reset.is_some() => {
+                p.position = Some(position);
+                p.reset = None;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Asks for a reset of `tp` (e.g. after OFFSET_OUT_OF_RANGE).
+    pub fn request_reset(&mut self, tp: &TopicPartition, epoch: u64, reset: OffsetReset) {
+        if let Some(p) = self.partitions.get_mut(tp).filter(|p| p.epoch == epoch) {
+            p.position = None;
+            p.reset = Some(reset);
+        }
+    }
+
+    /// A fetch of `tp` at `fetched_at` (epoch `epoch`) came back: moves the position to `next`, records
+    /// the watermarks and, when `delivered`, counts one more chunk waiting for the application.
+    /// Returns `false` (and changes nothing) when the result is stale.
+    pub fn advance(
+        &mut self,
+        tp: &TopicPartition,
+        epoch: u64,
+        fetched_at: i64,
+        next: i64,
+        watermarks: (i64, i64),
+        delivered: bool,
+    ) -> bool {
+        let Some(p) = self.partitions.get_mut(tp) else {
+            return false;
+        };
+        if p.epoch != epoch || p.position != Some(fetched_at) || p.revoking {
+            return false;
+        }
+        p.position = Some(next.max(fetched_at));
+        if watermarks.0 >= 0 {
+            p.high_watermark = Some(watermarks.0);
+        }
+        if watermarks.1 >= 0 {
+            p.last_stable_offset = Some(watermarks.1);
+        }
+        if delivered {
+            p.buffered += 1;
+        }
+        true
+    }
+
+    /// The application took one chunk of `tp` (epoch `epoch`).
+    pub fn consumed_chunk(&mut self, tp: &TopicPartition, epoch: u64) {
+        if let Some(p) = self.partitions.get_mut(tp).filter(|p| p.epoch == epoch) {
+            p.buffered = p.buffered.saturating_sub(1);
+        }
+    }
+
+    /// Records a successful commit.
+    pub fn set_committed(&mut self, tp: &TopicPartition, offset: i64) {
+        if let Some(p) = self.partitions.get_mut(tp) {
+            p.committed = Some(p.committed.map_or(offset, |c| c.max(offset)));
+        }
+    }
+
+    /// How far `tp`'s position is behind its high watermark.
+    pub fn lag(&self, tp: &TopicPartition) -> Option<i64> {
+        let p = self.partitions.get(tp)?;
+        Some((p.high_watermark? - p.position?).max(0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tp(p: i32) -> TopicPartition {
+        TopicPartition::new("t", p)
+    }
+
+    #[test]
+    fn stale_results_are_dropped_after_reassignment() {
+        let mut s = SubscriptionState::new(2);
+        let e1 = s.assign(tp(0), Some(5), None);
+        let e2 = s.assign(tp(0), Some(5), None);
+        assert_ne!(e1, e2);
+        assert!(!s.advance(&tp(0), e1, 5, 9, (10, 10), true), "old epoch");
+        assert!(!s.advance(&tp(0), e2, 4, 9, (10, 10), true), "old position");
+        assert!(s.advance(&tp(0), e2, 5, 9, (10, 10), true));
+        assert_eq!(s.get(&tp(0)).and_then(|p| p.position), Some(9));
+        assert_eq!(s.lag(&tp(0)), Some(1));
+    }
+
+    #[test]
+    fn buffered_chunks_make_a_partition_unfetchable_until_taken() {
+        let mut s = SubscriptionState::new(2);
+        let e = s.assign(tp(0), Some(0), None);
+        s.assign(tp(1), Some(0), None);
+        assert!(s.advance(&tp(0), e, 0, 10, (100, 100), true));
+        assert!(s.advance(&tp(0), e, 10, 20, (100, 100), true));
+        let fetchable: Vec<_> = s.fetchable().into_iter().map(|(tp, ..)| tp).collect();
+        assert_eq!(fetchable, vec![tp(1)]);
+        s.consumed_chunk(&tp(0), e);
+        assert_eq!(s.fetchable().len(), 2);
+    }
+
+    #[test]
+    fn reset_and_revoke() {
+        let mut s = SubscriptionState::new(1);
+        let e = s.assign(tp(0), None, Some(OffsetReset::Latest));
+        assert!(s.fetchable().is_empty());
+        assert_eq!(s.needing_reset(), vec![(tp(0), OffsetReset::Latest, e)]);
+        assert!(!s.reset_to(&tp(0), e + 1, 7));
+        assert!(s.reset_to(&tp(0), e, 7));
+        assert_eq!(s.fetchable(), vec![(tp(0), 7, e)]);
+        s.mark_revoking(&tp(0));
+        assert!(s.fetchable().is_empty());
+        assert!(!s.advance(&tp(0), e, 7, 9, (9, 9), true));
+    }
+}
