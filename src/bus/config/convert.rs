@@ -1,0 +1,141 @@
+//! From [`KafkaEventBusConfig`] to the client's settings: [`ClientConfig`] (bootstrap, client id, TLS,
+//! SASL) and [`ProducerConfig`]. Both validate first, so a config that converts is a config that
+//! validates.
+
+use snafu::ResultExt as _;
+
+use super::{
+    ConfigError, KafkaEventBusConfig,
+    validate::{ProducerSnafu, TlsSnafu},
+};
+use crate::client::{
+    ClientConfig,
+    connection::{SaslConfig, SaslMechanism, TlsConfig},
+    producer::{Acks, ProducerConfig},
+};
+
+impl KafkaEventBusConfig {
+    /// The connection settings every client of the bus shares: `bootstrap_servers`, `consumer_name`
+    /// as the client id, TLS for SSL and SASL_SSL (`ssl_cafile`, else the system's roots;
+    /// `ssl_certfile` + `ssl_keyfile` for mTLS; `ssl_check_hostname`), and SASL for SASL_PLAINTEXT and
+    /// SASL_SSL.
+    ///
+    /// To use a `rustls::ClientConfig` of your own (another crypto provider, custom verification),
+    /// replace [`ClientConfig::tls`] with [`TlsConfig::from_rustls`].
+    ///
+    /// # Errors
+    ///
+    /// What [`validate`](Self::validate) finds, or [`ConfigError::Tls`] when a TLS file cannot be read
+    /// or parsed (the files are read here, once).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use kafka_event_bus::bus::KafkaEventBusConfig;
+    /// use kafka_event_bus::client::connection::SaslMechanism;
+    ///
+    /// let config = KafkaEventBusConfig::builder()
+    ///     .bootstrap_servers("kafka-1:9092,kafka-2:9092")
+    ///     .consumer_name("worker-1")
+    ///     .security_protocol("SASL_PLAINTEXT")
+    ///     .sasl_mechanism("SCRAM-SHA-256")
+    ///     .sasl_username("orders")
+    ///     .sasl_password("s3cret")
+    ///     .build()?;
+    /// let client = config.client_config()?;
+    /// assert_eq!(client.bootstrap_servers(), ["kafka-1:9092", "kafka-2:9092"]);
+    /// assert_eq!(client.client_id.as_deref(), Some("worker-1"));
+    /// assert!(client.tls.is_none());
+    /// assert_eq!(client.sasl.as_ref().map(|s| s.mechanism), Some(SaslMechanism::ScramSha256));
+    /// # Ok::<(), kafka_event_bus::bus::ConfigError>(())
+    /// ```
+    pub fn client_config(&self) -> Result<ClientConfig, ConfigError> {
+        self.validate()?;
+        let protocol = self.protocol()?;
+        let mut config = ClientConfig::new(&self.bootstrap_servers).with_client_id(&self.consumer_name);
+        if protocol.uses_tls() {
+            config = config.with_tls(self.tls_config()?);
+        }
+        if let Some(sasl) = self.sasl_config()? {
+            config = config.with_sasl(sasl);
+        }
+        Ok(config)
+    }
+
+    /// The TLS settings from `ssl_cafile`, `ssl_certfile`, `ssl_keyfile` and `ssl_check_hostname`,
+    /// whatever the protocol.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Tls`] for a file that cannot be read or parsed, or a key that does not match
+    /// the certificate.
+    pub fn tls_config(&self) -> Result<TlsConfig, ConfigError> {
+        let mut tls = TlsConfig::builder().check_hostname(self.ssl_check_hostname);
+        if let Some(ca) = &self.ssl_cafile {
+            tls = tls.ca_file(ca);
+        }
+        if let (Some(cert), Some(key)) = (&self.ssl_certfile, &self.ssl_keyfile) {
+            tls = tls.client_cert(cert, key);
+        }
+        tls.build().context(TlsSnafu)
+    }
+
+    /// The SASL credentials under SASL_PLAINTEXT and SASL_SSL; `None` under the other protocols.
+    ///
+    /// # Errors
+    ///
+    /// The security rules of [`validate`](Self::validate).
+    pub fn sasl_config(&self) -> Result<Option<SaslConfig>, ConfigError> {
+        if !self.protocol()?.uses_sasl() {
+            return Ok(None);
+        }
+        self.validate_security()?;
+        let (Some(mechanism), Some(username), Some(password)) =
+            (&self.sasl_mechanism, &self.sasl_username, &self.sasl_password)
+        else {
+            return Err(ConfigError::SaslCredentialsRequired);
+        };
+        let mechanism: SaslMechanism = mechanism.parse().map_err(|_| ConfigError::InvalidSaslMechanism {
+            value: mechanism.clone(),
+        })?;
+        Ok(Some(SaslConfig::new(mechanism, username, password)))
+    }
+
+    /// The producer settings: `acks`, `compression_type`, `producer_max_batch_bytes` (batch size) and
+    /// `linger_ms`; the rest keep [`ProducerConfig`]'s defaults.
+    ///
+    /// # Errors
+    ///
+    /// What [`validate`](Self::validate) finds, or [`ConfigError::Producer`] when the producer refuses
+    /// the combination (a `linger_ms` beyond its delivery timeout).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use kafka_event_bus::bus::KafkaEventBusConfig;
+    /// use kafka_event_bus::client::producer::Acks;
+    /// use kafka_event_bus::protocol::records::Compression;
+    ///
+    /// let config = KafkaEventBusConfig::builder().acks("1").compression_type("zstd").build()?;
+    /// let producer = config.producer_config()?;
+    /// assert_eq!(producer.acks, Acks::Leader);
+    /// assert_eq!(producer.compression, Compression::Zstd);
+    /// assert_eq!(producer.batch_size, 16_384);
+    /// assert_eq!(producer.linger, Duration::from_millis(5));
+    /// # Ok::<(), kafka_event_bus::bus::ConfigError>(())
+    /// ```
+    pub fn producer_config(&self) -> Result<ProducerConfig, ConfigError> {
+        self.validate()?;
+        let acks: Acks = self.acks.parse().map_err(|_| ConfigError::InvalidAcks {
+            value: self.acks.clone(),
+        })?;
+        let config = ProducerConfig::default()
+            .with_acks(acks)
+            .with_compression(self.compression()?)
+            .with_batch_size(self.producer_max_batch_bytes)
+            .with_linger(self.linger());
+        config.validate().context(ProducerSnafu)?;
+        Ok(config)
+    }
+}
