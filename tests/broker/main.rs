@@ -7,7 +7,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod admin;
+mod config_tls;
 mod connection;
+mod sasl;
 mod support;
 mod tls;
 mod tls_proxy;
@@ -23,6 +25,8 @@ fn main() -> ExitCode {
     connection::trials(&mut trials);
     admin::trials(&mut trials);
     tls::trials(&mut trials);
+    config_tls::trials(&mut trials);
+    sasl::trials(&mut trials);
 
     if args.list {
         return libtest_mimic::run(&args, trials).exit_code();
