@@ -111,7 +111,7 @@ async fn read_frame<R: AsyncRead + Unpin>(io: &mut R) -> std::io::Result<Bytes> 
     Ok(buf.freeze())
 }
 
-async fn respond<T: Encodable + HeaderVersion>(
+async fn respond<T: Encodable + HeaderVersion + Sync>(
     io: &mut TcpStream,
     correlation_id: i32,
     version: i16,

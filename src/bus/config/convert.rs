@@ -69,6 +69,21 @@ impl KafkaEventBusConfig {
     ///
     /// [`ConfigError::Tls`] for a file that cannot be read or parsed, or a key that does not match
     /// the certificate.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use kafka_event_bus::bus::{ConfigError, KafkaEventBusConfig};
+    ///
+    /// let config = KafkaEventBusConfig::builder()
+    ///     .security_protocol("SSL")
+    ///     .ssl_cafile("/nonexistent/ca.pem")
+    ///     .build()?; // validation does not read files...
+    /// let err = config.tls_config().unwrap_err(); // ...building the TLS settings does
+    /// assert!(matches!(err, ConfigError::Tls { .. }));
+    /// assert!(err.to_string().contains("/nonexistent/ca.pem"));
+    /// # Ok::<(), ConfigError>(())
+    /// ```
     pub fn tls_config(&self) -> Result<TlsConfig, ConfigError> {
         let mut tls = TlsConfig::builder().check_hostname(self.ssl_check_hostname);
         if let Some(ca) = &self.ssl_cafile {
@@ -85,6 +100,21 @@ impl KafkaEventBusConfig {
     /// # Errors
     ///
     /// The security rules of [`validate`](Self::validate).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use kafka_event_bus::bus::KafkaEventBusConfig;
+    ///
+    /// let mut config = KafkaEventBusConfig::default();
+    /// config.sasl_mechanism = Some("PLAIN".into());
+    /// config.sasl_username = Some("app".into());
+    /// config.sasl_password = Some("pw".into());
+    /// assert!(config.sasl_config()?.is_none()); // PLAINTEXT: SASL settings are ignored
+    /// config.security_protocol = "SASL_SSL".into();
+    /// assert_eq!(config.sasl_config()?.map(|s| s.username), Some("app".to_owned()));
+    /// # Ok::<(), kafka_event_bus::bus::ConfigError>(())
+    /// ```
     pub fn sasl_config(&self) -> Result<Option<SaslConfig>, ConfigError> {
         if !self.protocol()?.uses_sasl() {
             return Ok(None);

@@ -4,6 +4,9 @@ use std::{collections::HashMap, path::PathBuf, time::Duration};
 
 use super::*;
 
+type Edit = fn(&mut KafkaEventBusConfig);
+type SetNumber = fn(&mut KafkaEventBusConfig, u64);
+
 fn config() -> KafkaEventBusConfig {
     KafkaEventBusConfig::default()
 }
@@ -138,7 +141,7 @@ fn sasl_mechanism_must_be_plain_or_scram() {
 #[test]
 fn sasl_protocols_need_user_and_password() {
     let message = "sasl_username and sasl_password required for SASL authentication";
-    let cases: [fn(&mut KafkaEventBusConfig); 4] = [
+    let cases: [Edit; 4] = [
         |c| c.sasl_username = None,
         |c| c.sasl_password = None,
         |c| c.sasl_username = Some(String::new()),
@@ -234,7 +237,7 @@ fn bootstrap_servers_must_be_host_port_entries() {
 
 #[test]
 fn names_must_not_be_empty() {
-    let cases: [(&str, fn(&mut KafkaEventBusConfig)); 5] = [
+    let cases: [(&str, Edit); 5] = [
         ("topic_prefix", |c| c.topic_prefix.clear()),
         ("consumer_group", |c| c.consumer_group.clear()),
         ("consumer_name", |c| c.consumer_name.clear()),
@@ -352,7 +355,7 @@ fn heartbeat_must_be_below_the_session_timeout() {
 #[test]
 fn timeouts_and_sizes_must_be_positive_and_fit_the_wire() {
     let too_big = i32::MAX as u64 + 1;
-    let cases: [(&str, fn(&mut KafkaEventBusConfig, u64)); 7] = [
+    let cases: [(&str, SetNumber); 7] = [
         ("session_timeout_ms", |c, v| c.session_timeout_ms = v),
         ("heartbeat_interval_ms", |c, v| c.heartbeat_interval_ms = v),
         ("max_poll_interval_ms", |c, v| c.max_poll_interval_ms = v),

@@ -295,6 +295,14 @@ impl KafkaEventBusConfig {
     /// # Errors
     ///
     /// [`ConfigError::InvalidSecurityProtocol`].
+    ///
+    /// ```
+    /// use kafka_event_bus::bus::{KafkaEventBusConfig, SecurityProtocol};
+    ///
+    /// let config = KafkaEventBusConfig::builder().security_protocol("SSL").build()?;
+    /// assert_eq!(config.protocol()?, SecurityProtocol::Ssl);
+    /// # Ok::<(), kafka_event_bus::bus::ConfigError>(())
+    /// ```
     pub fn protocol(&self) -> Result<SecurityProtocol, ConfigError> {
         self.security_protocol.parse()
     }
@@ -314,6 +322,17 @@ impl KafkaEventBusConfig {
     /// # Errors
     ///
     /// [`ConfigError::InvalidCompression`].
+    ///
+    /// ```
+    /// use kafka_event_bus::bus::KafkaEventBusConfig;
+    /// use kafka_event_bus::protocol::records::Compression;
+    ///
+    /// let mut config = KafkaEventBusConfig::default();
+    /// assert_eq!(config.compression()?, Compression::Gzip);
+    /// config.compression_type = Some("none".into());
+    /// assert_eq!(config.compression()?, Compression::None);
+    /// # Ok::<(), kafka_event_bus::bus::ConfigError>(())
+    /// ```
     pub fn compression(&self) -> Result<Compression, ConfigError> {
         match self.compression_type.as_deref() {
             None | Some("none") => Ok(Compression::None),
