@@ -169,3 +169,105 @@ impl KafkaEventBusConfig {
         Ok(config)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::{path::PathBuf, time::Duration};
+
+    use super::*;
+    use crate::protocol::records::Compression;
+
+    fn config() -> KafkaEventBusConfig {
+        KafkaEventBusConfig::default()
+    }
+
+    fn sasl(protocol: &str) -> KafkaEventBusConfig {
+        let mut c = config();
+        c.security_protocol = protocol.into();
+        c.sasl_mechanism = Some("SCRAM-SHA-512".into());
+        c.sasl_username = Some("myapp".into());
+        c.sasl_password = Some("hunter2-secret".into());
+        c
+    }
+
+    fn fixture(name: &str) -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/tls")
+            .join(name)
+    }
+
+    #[test]
+    fn plaintext_has_neither_tls_nor_sasl_even_with_sasl_fields() {
+        let mut c = sasl("PLAINTEXT");
+        c.consumer_name = "worker-1".into();
+        let client = c.client_config().unwrap();
+        assert!(client.tls.is_none() && client.sasl.is_none());
+        assert_eq!(client.client_id.as_deref(), Some("worker-1"));
+        assert_eq!(client.bootstrap_servers(), ["localhost:9092"]);
+    }
+
+    #[test]
+    fn sasl_ssl_builds_tls_from_the_files_and_sasl_from_the_credentials() {
+        let mut c = sasl("SASL_SSL");
+        c.ssl_cafile = Some(fixture("ca.pem"));
+        c.ssl_certfile = Some(fixture("client.pem"));
+        c.ssl_keyfile = Some(fixture("client.key"));
+        let client = c.client_config().unwrap();
+        assert!(client.tls.is_some());
+        let sasl = client.sasl.as_ref().unwrap();
+        assert_eq!(sasl.mechanism, SaslMechanism::ScramSha512);
+        assert_eq!(
+            (sasl.username.as_str(), sasl.password()),
+            ("myapp", "hunter2-secret")
+        );
+        assert!(!format!("{client:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn unreadable_or_mismatched_tls_files_are_config_errors() {
+        let mut c = config();
+        c.security_protocol = "SSL".into();
+        c.ssl_cafile = Some("/nonexistent/ca.pem".into());
+        let err = c.client_config().unwrap_err();
+        assert!(matches!(err, ConfigError::Tls { .. }), "{err}");
+        assert!(err.to_string().contains("/nonexistent/ca.pem"), "{err}");
+        c.ssl_cafile = Some(fixture("ca.pem"));
+        c.ssl_certfile = Some(fixture("client.pem"));
+        c.ssl_keyfile = Some(fixture("server.key"));
+        assert!(matches!(c.client_config(), Err(ConfigError::Tls { .. })));
+        // Validation comes first: a half mTLS pair never reaches the file system.
+        c.ssl_keyfile = None;
+        assert!(matches!(c.client_config(), Err(ConfigError::SslKeyfileRequired)));
+    }
+
+    #[test]
+    fn producer_config_maps_acks_compression_batch_and_linger() {
+        for (acks, expected) in [
+            ("0", Acks::None),
+            ("1", Acks::Leader),
+            ("all", Acks::All),
+            ("-1", Acks::All),
+        ] {
+            let mut c = config();
+            c.acks = acks.into();
+            assert_eq!(c.producer_config().unwrap().acks, expected);
+        }
+        let mut c = config();
+        c.compression_type = None;
+        c.producer_max_batch_bytes = 1 << 20;
+        c.linger_ms = 50;
+        let p = c.producer_config().unwrap();
+        assert_eq!(p.compression, Compression::None);
+        assert_eq!(p.batch_size, 1 << 20);
+        assert_eq!(p.linger, Duration::from_millis(50));
+        assert_eq!(config().producer_config().unwrap().compression, Compression::Gzip);
+        // A linger beyond the producer's delivery timeout is refused by the producer's own rules.
+        c.linger_ms = 200_000;
+        assert!(matches!(c.producer_config(), Err(ConfigError::Producer { .. })));
+        c.acks = "2".into();
+        assert!(matches!(
+            c.producer_config(),
+            Err(ConfigError::InvalidAcks { .. })
+        ));
+    }
+}
