@@ -10,6 +10,7 @@ mod admin;
 mod config_tls;
 mod connection;
 mod sasl;
+mod sasl_proxy;
 mod support;
 mod tls;
 mod tls_proxy;
