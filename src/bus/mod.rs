@@ -53,10 +53,14 @@ use snafu::Snafu;
 
 use crate::event::{self, AnyEvent, DomainEvent, Event, EventType};
 
+mod config;
 #[cfg(any(test, feature = "testing"))]
 pub mod conformance;
 mod memory;
 
+pub use config::{
+    ConfigError, KafkaEventBusConfig, KafkaEventBusConfigBuilder, OffsetReset, SecurityProtocol,
+};
 pub use memory::{InMemoryEventBus, InMemoryStats};
 
 /// What a handler returns on failure: any error.

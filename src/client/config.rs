@@ -2,7 +2,7 @@
 
 use std::{fmt, time::Duration};
 
-use super::connection::TlsConfig;
+use super::connection::{SaslConfig, TlsConfig};
 
 /// How the client reaches and talks to a cluster.
 ///
@@ -40,6 +40,9 @@ pub struct ClientConfig {
     pub reconnect_deadline: Duration,
     /// TLS for every broker connection (`security_protocol` SSL); `None` is plaintext.
     pub tls: Option<TlsConfig>,
+    /// SASL authentication on every broker connection (`security_protocol` SASL_PLAINTEXT, or SASL_SSL
+    /// together with [`tls`](Self::tls)); `None` is no authentication.
+    pub sasl: Option<SaslConfig>,
     /// The largest response frame accepted from a broker (a guard against garbage size prefixes).
     pub max_response_size: usize,
 }
@@ -63,6 +66,7 @@ impl ClientConfig {
             reconnect_deadline: Duration::from_secs(30),
             max_response_size: 100 * 1024 * 1024,
             tls: None,
+            sasl: None,
         }
     }
 
@@ -101,6 +105,12 @@ impl ClientConfig {
         self
     }
 
+    /// Authenticates every broker connection with SASL (after the ApiVersions handshake).
+    pub fn with_sasl(mut self, sasl: SaslConfig) -> Self {
+        self.sasl = Some(sasl);
+        self
+    }
+
     /// Sets the reconnect backoff range ([`reconnect_backoff`](Self::reconnect_backoff) to
     /// [`reconnect_backoff_max`](Self::reconnect_backoff_max)).
     pub fn with_reconnect_backoff(mut self, min: Duration, max: Duration) -> Self {
@@ -121,6 +131,7 @@ impl fmt::Debug for ClientConfig {
             .field("reconnect_backoff_max", &self.reconnect_backoff_max)
             .field("reconnect_deadline", &self.reconnect_deadline)
             .field("tls", &self.tls)
+            .field("sasl", &self.sasl)
             .finish_non_exhaustive()
     }
 }

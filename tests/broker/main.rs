@@ -7,12 +7,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod admin;
+mod config_tls;
 mod connection;
 mod fault_proxy;
-mod producer;
-mod read_back;
 mod group;
 mod group_support;
+mod producer;
+mod read_back;
+mod sasl;
+mod sasl_proxy;
 mod support;
 mod tls;
 mod tls_proxy;
@@ -30,6 +33,8 @@ fn main() -> ExitCode {
     tls::trials(&mut trials);
     producer::trials(&mut trials);
     group::trials(&mut trials);
+    config_tls::trials(&mut trials);
+    sasl::trials(&mut trials);
 
     if args.list {
         return libtest_mimic::run(&args, trials).exit_code();

@@ -154,6 +154,17 @@ impl BrokerConnection {
                 broker: self.address.clone(),
                 timeout: config.connect_timeout,
             })??;
+        if let Some(sasl) = &config.sasl {
+            tokio::time::timeout(
+                config.connect_timeout,
+                super::sasl::authenticate(&messenger, sasl),
+            )
+            .await
+            .map_err(|_| Error::ConnectTimeout {
+                broker: self.address.clone(),
+                timeout: config.connect_timeout,
+            })??;
+        }
         debug!(broker = %self.address, "connected");
         Ok(messenger)
     }

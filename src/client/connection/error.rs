@@ -5,6 +5,7 @@ use std::{sync::Arc, time::Duration};
 use kafka_protocol::messages::ApiKey;
 use snafu::Snafu;
 
+use super::sasl::{Error as SaslError, Mechanism as SaslMechanism};
 use crate::protocol;
 
 /// A failure on one broker connection. Every variant names the broker (`host:port`, with its node id
@@ -110,6 +111,22 @@ pub enum Error {
         /// What the protocol layer found.
         source: Arc<protocol::Error>,
     },
+    /// SASL authentication failed: the broker refused the mechanism or the credentials, closed the
+    /// connection mid-exchange (how Tansu answers a wrong password), or failed SCRAM's check of the
+    /// server. Not retriable; the password is never shown.
+    #[snafu(display(
+        "SASL {mechanism} authentication as user {username:?} with broker {broker} failed: {source}"
+    ))]
+    Authentication {
+        /// The broker.
+        broker: String,
+        /// The mechanism used.
+        mechanism: SaslMechanism,
+        /// The user name presented.
+        username: String,
+        /// What went wrong.
+        source: SaslError,
+    },
     /// The broker answered the ApiVersions handshake with an error code.
     #[snafu(display("broker {broker} rejected the ApiVersions handshake: {source}"))]
     Handshake {
@@ -149,7 +166,8 @@ impl Error {
             Error::InvalidAddress { .. }
             | Error::ReconnectDeadline { .. }
             | Error::Closed { .. }
-            | Error::Protocol { .. } => false,
+            | Error::Protocol { .. }
+            | Error::Authentication { .. } => false,
         }
     }
 
@@ -167,6 +185,7 @@ impl Error {
             | Error::Closed { broker }
             | Error::Protocol { broker, .. }
             | Error::Handshake { broker, .. }
+            | Error::Authentication { broker, .. }
             | Error::Tls { broker, .. } => broker,
         }
     }

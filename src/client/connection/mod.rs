@@ -7,13 +7,15 @@
 //!
 //! - [`TlsConfig`]: TLS on rustls with the pure-Rust graviola crypto provider (or a rustls config of
 //!   your own).
+//! - SASL ([`SaslMechanism`]: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512): every new connection authenticates
+//!   right after the ApiVersions handshake when [`ClientConfig::sasl`](crate::client::ClientConfig::sasl)
+//!   is set, so bootstrap, broker and coordinator connections alike.
 //!
 //! This layer uses only [`crate::protocol`] and the [`ClientConfig`](crate::client::ClientConfig).
 
 mod broker;
 mod error;
 mod messenger;
-#[allow(dead_code, reason = "SASL is wired into the connection handshake next")]
 pub(crate) mod sasl;
 mod tls;
 mod transport;
@@ -21,5 +23,6 @@ mod transport;
 pub use broker::BrokerConnection;
 pub use error::Error;
 pub use messenger::Messenger;
+pub use sasl::{Error as SaslError, Mechanism as SaslMechanism, SaslConfig};
 pub use tls::{TlsConfig, TlsConfigBuilder, TlsConfigError};
 pub(crate) use transport::split_host_port;

@@ -1,9 +1,10 @@
-//! SASL client mechanisms as I/O-free state machines: PLAIN and SCRAM-SHA-256/512.
+//! SASL authentication of a broker connection: PLAIN and SCRAM-SHA-256/512.
 //!
-//! Owns [`Mechanism`], [`SaslClient`], [`ScramClient`] and the SASL [`Error`]. May use RustCrypto
-//! (`sha2`, `hmac`, `pbkdf2`), `base64` and `getrandom`; nothing else of the crate. The connection
-//! layer drives a client with SaslHandshake (the mechanism's [`Mechanism::name`]) and one
-//! SaslAuthenticate per message:
+//! Owns [`Mechanism`], [`SaslClient`], [`ScramClient`] (I/O-free state machines), the SASL [`Error`],
+//! and [`authenticate`], which drives a state machine over a [`Messenger`](super::Messenger) right
+//! after the ApiVersions handshake. May use RustCrypto (`sha2`, `hmac`, `pbkdf2`), `base64`,
+//! `getrandom`, the messenger and [`crate::protocol`]. The driver sends SaslHandshake v1 (the
+//! mechanism's [`Mechanism::name`]) and one SaslAuthenticate per message:
 //!
 //! ```text
 //! client                                    broker
@@ -14,11 +15,13 @@
 //!
 //! # Invariants
 //!
-//! - No I/O, no clock; the only outside input is the nonce from `getrandom`.
+//! - The state machines do no I/O and read no clock; their only outside input is the nonce from
+//!   `getrandom`. Only `authenticate.rs` talks to the network.
 //! - Server messages are untrusted: anything malformed is an [`Error`], never a panic; the server
 //!   signature is checked (in constant time) before SCRAM reports success.
 //! - `Debug` output never contains the password or key material.
 
+mod authenticate;
 mod scram;
 
 use std::fmt;
@@ -26,18 +29,59 @@ use std::str::FromStr;
 
 use snafu::Snafu;
 
+use crate::protocol::ServerError;
+
+pub(crate) use authenticate::authenticate;
 pub(crate) use scram::ScramClient;
 
-/// Errors of SASL authentication. None is retriable: credentials or server must change first.
-#[derive(Debug, Snafu)]
+/// Why SASL authentication failed. None is retriable: the credentials, the mechanism or the broker's
+/// settings must change first. The password is never part of an error.
+///
+/// It reaches callers inside
+/// [`connection::Error::Authentication`](crate::client::connection::Error::Authentication), which names
+/// the broker, the mechanism and the user.
+///
+/// # Example
+///
+/// ```
+/// use kafka_event_bus::client::connection::{SaslError, SaslMechanism};
+///
+/// let err = "GSSAPI".parse::<SaslMechanism>().unwrap_err();
+/// assert!(matches!(err, SaslError::UnknownMechanism { .. }));
+/// assert!(!err.is_retriable());
+/// ```
+#[derive(Debug, Clone, Snafu)]
 #[snafu(visibility(pub(crate)))]
 #[non_exhaustive]
-pub(crate) enum Error {
+pub enum Error {
     /// `sasl_mechanism` names no mechanism this client implements.
     #[snafu(display("unsupported SASL mechanism {name:?}: expected PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"))]
     UnknownMechanism {
         /// What was configured.
         name: String,
+    },
+    /// The broker does not enable the configured mechanism (UNSUPPORTED_SASL_MECHANISM).
+    #[snafu(display("the broker does not enable this mechanism; it offers {enabled:?}"))]
+    MechanismNotEnabled {
+        /// The mechanisms the broker offers.
+        enabled: Vec<String>,
+    },
+    /// The broker answered SaslHandshake or SaslAuthenticate with an error code:
+    /// SASL_AUTHENTICATION_FAILED (wrong user or password), ILLEGAL_SASL_STATE, ...
+    #[snafu(display("the broker refused: {error}"))]
+    Rejected {
+        /// The broker's error code and message.
+        error: ServerError,
+    },
+    /// The broker closed the connection in the middle of the exchange. Some brokers (Tansu among them)
+    /// reject a wrong user or password this way instead of answering SASL_AUTHENTICATION_FAILED.
+    #[snafu(display("the broker closed the connection during authentication (wrong user or password?)"))]
+    ClosedDuringAuthentication,
+    /// The exchange did not finish within the allowed number of round trips.
+    #[snafu(display("the broker kept the exchange going past {rounds} round trips"))]
+    TooManyRounds {
+        /// The limit.
+        rounds: usize,
     },
     /// The server rejected the credentials (SCRAM `e=`); the broker's reason is kept.
     #[snafu(display("SASL authentication failed: {message}"))]
@@ -83,15 +127,27 @@ pub(crate) enum Error {
 
 impl Error {
     /// Always `false`: authentication errors do not go away by retrying the same exchange.
-    pub(crate) fn is_retriable(&self) -> bool {
+    pub fn is_retriable(&self) -> bool {
         false
     }
 }
 
 /// A SASL mechanism, by its Kafka `sasl.mechanism` name.
+///
+/// # Example
+///
+/// ```
+/// use kafka_event_bus::client::connection::SaslMechanism;
+///
+/// let m: SaslMechanism = "SCRAM-SHA-512".parse()?;
+/// assert_eq!(m, SaslMechanism::ScramSha512);
+/// assert_eq!(m.to_string(), "SCRAM-SHA-512");
+/// assert!("scram-sha-512".parse::<SaslMechanism>().is_err()); // Kafka's names are case-sensitive
+/// # Ok::<(), kafka_event_bus::client::connection::SaslError>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
-pub(crate) enum Mechanism {
+pub enum Mechanism {
     /// `PLAIN` (RFC 4616): the password in the clear; use only over TLS.
     Plain,
     /// `SCRAM-SHA-256` (RFC 7677).
@@ -101,8 +157,11 @@ pub(crate) enum Mechanism {
 }
 
 impl Mechanism {
+    /// Every mechanism, in the order the reference lists them.
+    pub const ALL: [Mechanism; 3] = [Self::Plain, Self::ScramSha256, Self::ScramSha512];
+
     /// The name sent in SaslHandshake and used in Kafka configuration.
-    pub(crate) fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Self::Plain => "PLAIN",
             Self::ScramSha256 => "SCRAM-SHA-256",
@@ -128,6 +187,57 @@ impl FromStr for Mechanism {
             "SCRAM-SHA-512" => Ok(Self::ScramSha512),
             _ => Err(Error::UnknownMechanism { name: s.to_owned() }),
         }
+    }
+}
+
+/// SASL credentials for every broker connection (`security_protocol` SASL_PLAINTEXT or SASL_SSL).
+///
+/// `Debug` shows the mechanism and the user, never the password.
+///
+/// # Example
+///
+/// ```
+/// use kafka_event_bus::client::ClientConfig;
+/// use kafka_event_bus::client::connection::{SaslConfig, SaslMechanism};
+///
+/// let sasl = SaslConfig::new(SaslMechanism::ScramSha512, "orders", "s3cret");
+/// assert!(!format!("{sasl:?}").contains("s3cret"));
+/// let config = ClientConfig::new("kafka:9093").with_sasl(sasl);
+/// assert_eq!(config.sasl.as_ref().map(|s| s.username.as_str()), Some("orders"));
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SaslConfig {
+    /// The mechanism.
+    pub mechanism: Mechanism,
+    /// The user name.
+    pub username: String,
+    password: String,
+}
+
+impl SaslConfig {
+    /// Credentials for `mechanism`.
+    pub fn new(mechanism: Mechanism, username: impl Into<String>, password: impl Into<String>) -> Self {
+        Self {
+            mechanism,
+            username: username.into(),
+            password: password.into(),
+        }
+    }
+
+    /// The password (kept out of `Debug`).
+    pub fn password(&self) -> &str {
+        &self.password
+    }
+}
+
+impl fmt::Debug for SaslConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SaslConfig")
+            .field("mechanism", &self.mechanism)
+            .field("username", &self.username)
+            .field("password", &"***")
+            .finish()
     }
 }
 

@@ -208,6 +208,7 @@ impl ScramClient {
     }
 
     /// Whether the exchange succeeded.
+    #[cfg(test)]
     pub(crate) fn is_done(&self) -> bool {
         matches!(self.state, State::Done)
     }

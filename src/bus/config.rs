@@ -1,0 +1,448 @@
+//! [`KafkaEventBusConfig`]: every setting of eventsource-py's `KafkaEventBusConfig`, with the same
+//! names, defaults and meaning, plus the checks the reference lacks.
+//!
+//! Owns the config struct, its builder ([`KafkaEventBusConfigBuilder`]), validation
+//! ([`ConfigError`], in `config/validate.rs`), `from_env` (`config/env.rs`) and the conversions into the
+//! client's own settings (`client_config`, `producer_config`; feature `client`). May use
+//! [`crate::event`] (topic names), [`crate::protocol`] (compression names) and, with `client`,
+//! [`crate::client`] (TLS, SASL and producer settings). No I/O except reading the TLS files in
+//! `client_config` and the host name for the default `consumer_name`.
+//!
+//! Invariants:
+//! - Fields are plain values, as in the reference, so a config can be read from anywhere (environment,
+//!   files) and checked in one place: [`KafkaEventBusConfig::validate`]. The conversions validate first.
+//! - `Debug` (and every log line) shows `sasl_password` and `ssl_keyfile` as `"***"`, as the reference's
+//!   `get_sanitized_config` does.
+//!
+//! Deliberate differences from the reference (spec §6, §8):
+//! - SSL and SASL_SSL connect (the reference's fail at `connect()`), and `acks` "0"/"1" work.
+//! - `ssl_check_hostname = false` still verifies the certificate chain (the reference turned all
+//!   verification off); only the name check is skipped.
+//! - The retry settings are checked with the rest, not when the bus is built; `consumer_name` becomes
+//!   the client id of every connection (the reference left the producer on aiokafka's default).
+//! - SASL settings under PLAINTEXT or SSL, and SSL files under a non-SSL protocol, are ignored with a
+//!   warning (the reference passed them on silently).
+
+mod env;
+mod validate;
+
+use std::{fmt, path::PathBuf, time::Duration};
+
+use tracing::warn;
+
+pub use validate::{ConfigError, OffsetReset, SecurityProtocol};
+
+/// Settings of the Kafka event bus: where the cluster is, topic and group names, producer and
+/// consumer tuning, retries and the dead-letter queue, and security.
+///
+/// Every field has eventsource-py's name, default and meaning; durations whose Python name has no unit
+/// (`retry_base_delay`, `retry_max_delay`, `shutdown_timeout`) are [`Duration`]s here. Build one with
+/// [`builder`](Self::builder) (which validates), [`from_env`](Self::from_env), or start from
+/// [`Default`] and set fields, then call [`validate`](Self::validate).
+///
+/// # Example
+///
+/// ```
+/// use kafka_event_bus::bus::KafkaEventBusConfig;
+///
+/// let config = KafkaEventBusConfig::builder()
+///     .bootstrap_servers("kafka:9093")
+///     .topic_prefix("myapp.events")
+///     .consumer_group("my-service")
+///     .security_protocol("SASL_SSL")
+///     .sasl_mechanism("SCRAM-SHA-512")
+///     .sasl_username("myapp")
+///     .sasl_password("secret")
+///     .ssl_cafile("/etc/kafka/ssl/ca.crt")
+///     .build()?;
+/// assert_eq!(config.topic_name(), "myapp.events.stream");
+/// assert_eq!(config.dlq_topic_name(), "myapp.events.stream.dlq");
+/// assert!(!format!("{config:?}").contains("secret"));
+/// # Ok::<(), kafka_event_bus::bus::ConfigError>(())
+/// ```
+#[derive(Clone, PartialEq)]
+#[non_exhaustive]
+pub struct KafkaEventBusConfig {
+    /// Comma-separated `host:port` list used to discover the cluster. Default `"localhost:9092"`.
+    pub bootstrap_servers: String,
+    /// Topic prefix: the main topic is `"{topic_prefix}.stream"`. Default `"events"`.
+    pub topic_prefix: String,
+    /// The consumer group of the main consumer (also the `dlq_consumer_group` DLQ header). Default
+    /// `"default"`.
+    pub consumer_group: String,
+    /// The client id of every connection. Default `"{hostname}-{8 random hex digits}"`, drawn when the
+    /// config is created (as the reference's `__post_init__` does).
+    pub consumer_name: String,
+    /// Producer acknowledgements: `"0"`, `"1"` or `"all"` (`"-1"` is `"all"`). Default `"all"`.
+    pub acks: String,
+    /// Batch compression: `gzip`, `snappy`, `lz4`, `zstd`, or `None` (also `"none"`). Default `gzip`.
+    pub compression_type: Option<String>,
+    /// The producer's batch size in bytes (`batch_size` in eventsource-py 0.8.1). Default 16384.
+    pub producer_max_batch_bytes: usize,
+    /// How long the producer waits for more records before sending a batch. Default 5.
+    pub linger_ms: u64,
+    /// Where a group without a committed offset starts: `"earliest"` or `"latest"`. Default
+    /// `"earliest"`. (The DLQ readers always start at the earliest offset.)
+    pub auto_offset_reset: String,
+    /// The group session timeout. Default 30000.
+    pub session_timeout_ms: u64,
+    /// How often the member heartbeats; must be below `session_timeout_ms`. Default 10000.
+    pub heartbeat_interval_ms: u64,
+    /// The longest a handler chain may take before the member is evicted from the group. Default
+    /// 300000.
+    pub max_poll_interval_ms: u64,
+    /// The most bytes one fetch response may carry. Default 52428800.
+    pub fetch_max_bytes: usize,
+    /// The most bytes one partition may contribute to a fetch response. Default 1048576.
+    pub max_partition_fetch_bytes: usize,
+    /// How often a failed delivery is re-published before it goes to the DLQ; 0 sends it straight
+    /// there. Default 3.
+    pub max_retries: u32,
+    /// The first retry delay; it doubles per attempt. Default 1 s.
+    pub retry_base_delay: Duration,
+    /// The largest retry delay. Default 60 s.
+    pub retry_max_delay: Duration,
+    /// Symmetric jitter as a fraction of the delay, in `[0, 1]`. Default 0.1.
+    pub retry_jitter: f64,
+    /// Whether exhausted and undecodable messages go to the DLQ topic (else they are logged and
+    /// dropped). Default `true`.
+    pub enable_dlq: bool,
+    /// The DLQ topic is `"{topic_prefix}.stream{dlq_topic_suffix}"`. Default `".dlq"`.
+    pub dlq_topic_suffix: String,
+    /// The group used when the DLQ is read with a consumer group. Default `None`.
+    pub dlq_consumer_group: Option<String>,
+    /// A DLQ message replayed this many times is not replayed again unless forced. Default 3.
+    pub dlq_max_replay_attempts: u32,
+    /// `PLAINTEXT`, `SSL`, `SASL_PLAINTEXT` or `SASL_SSL`. Default `"PLAINTEXT"`.
+    pub security_protocol: String,
+    /// `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`; required by the SASL protocols.
+    pub sasl_mechanism: Option<String>,
+    /// The SASL user; required by the SASL protocols.
+    pub sasl_username: Option<String>,
+    /// The SASL password; required by the SASL protocols. Never shown by `Debug` or logs.
+    pub sasl_password: Option<String>,
+    /// PEM file of the CA certificates to trust (SSL protocols); `None` trusts the system's roots.
+    pub ssl_cafile: Option<PathBuf>,
+    /// PEM client certificate chain for mTLS; requires `ssl_keyfile`.
+    pub ssl_certfile: Option<PathBuf>,
+    /// PEM private key of `ssl_certfile`; requires `ssl_certfile`. Shown as `"***"`.
+    pub ssl_keyfile: Option<PathBuf>,
+    /// Whether the broker's certificate must name the host connected to. Default `true`.
+    pub ssl_check_hostname: bool,
+    /// Whether the bus records traces. Default `true`.
+    pub enable_tracing: bool,
+    /// Whether the bus records metrics. Default `true`.
+    pub enable_metrics: bool,
+    /// The default time `shutdown()` may take. Default 30 s.
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for KafkaEventBusConfig {
+    fn default() -> Self {
+        Self {
+            bootstrap_servers: "localhost:9092".into(),
+            topic_prefix: crate::event::DEFAULT_TOPIC_PREFIX.into(),
+            consumer_group: "default".into(),
+            consumer_name: default_consumer_name(),
+            acks: "all".into(),
+            compression_type: Some("gzip".into()),
+            producer_max_batch_bytes: 16_384,
+            linger_ms: 5,
+            auto_offset_reset: "earliest".into(),
+            session_timeout_ms: 30_000,
+            heartbeat_interval_ms: 10_000,
+            max_poll_interval_ms: 300_000,
+            fetch_max_bytes: 52_428_800,
+            max_partition_fetch_bytes: 1_048_576,
+            max_retries: 3,
+            retry_base_delay: Duration::from_secs(1),
+            retry_max_delay: Duration::from_secs(60),
+            retry_jitter: 0.1,
+            enable_dlq: true,
+            dlq_topic_suffix: crate::event::DEFAULT_DLQ_SUFFIX.into(),
+            dlq_consumer_group: None,
+            dlq_max_replay_attempts: 3,
+            security_protocol: "PLAINTEXT".into(),
+            sasl_mechanism: None,
+            sasl_username: None,
+            sasl_password: None,
+            ssl_cafile: None,
+            ssl_certfile: None,
+            ssl_keyfile: None,
+            ssl_check_hostname: true,
+            enable_tracing: true,
+            enable_metrics: true,
+            shutdown_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// `"{hostname}-{8 hex digits}"`, as eventsource-py names consumers.
+fn default_consumer_name() -> String {
+    let host = ["/proc/sys/kernel/hostname", "/etc/hostname"]
+        .iter()
+        .find_map(|path| std::fs::read_to_string(path).ok())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .or_else(|| std::env::var("COMPUTERNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "kafka-event-bus".to_owned());
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    format!("{host}-{}", &suffix[..8])
+}
+
+impl KafkaEventBusConfig {
+    /// A builder starting from the defaults.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let config = kafka_event_bus::bus::KafkaEventBusConfig::builder()
+    ///     .acks("1")
+    ///     .no_compression()
+    ///     .build()?;
+    /// assert_eq!(config.compression_type, None);
+    /// # Ok::<(), kafka_event_bus::bus::ConfigError>(())
+    /// ```
+    pub fn builder() -> KafkaEventBusConfigBuilder {
+        KafkaEventBusConfigBuilder {
+            config: Self::default(),
+        }
+    }
+
+    /// The main topic: `"{topic_prefix}.stream"`.
+    ///
+    /// ```
+    /// let config = kafka_event_bus::bus::KafkaEventBusConfig::default();
+    /// assert_eq!(config.topic_name(), "events.stream");
+    /// ```
+    pub fn topic_name(&self) -> String {
+        crate::event::topic_name(&self.topic_prefix)
+    }
+
+    /// The DLQ topic: `"{topic_prefix}.stream{dlq_topic_suffix}"`.
+    ///
+    /// ```
+    /// let config = kafka_event_bus::bus::KafkaEventBusConfig::default();
+    /// assert_eq!(config.dlq_topic_name(), "events.stream.dlq");
+    /// ```
+    pub fn dlq_topic_name(&self) -> String {
+        crate::event::dlq_topic_name(&self.topic_prefix, &self.dlq_topic_suffix)
+    }
+
+    /// [`session_timeout_ms`](Self::session_timeout_ms) as a [`Duration`].
+    pub fn session_timeout(&self) -> Duration {
+        Duration::from_millis(self.session_timeout_ms)
+    }
+
+    /// [`heartbeat_interval_ms`](Self::heartbeat_interval_ms) as a [`Duration`].
+    pub fn heartbeat_interval(&self) -> Duration {
+        Duration::from_millis(self.heartbeat_interval_ms)
+    }
+
+    /// [`max_poll_interval_ms`](Self::max_poll_interval_ms) as a [`Duration`].
+    pub fn max_poll_interval(&self) -> Duration {
+        Duration::from_millis(self.max_poll_interval_ms)
+    }
+
+    /// [`linger_ms`](Self::linger_ms) as a [`Duration`].
+    pub fn linger(&self) -> Duration {
+        Duration::from_millis(self.linger_ms)
+    }
+
+    /// Logs the reference's warnings (and ours) for settings that work but deserve attention:
+    /// PLAINTEXT, SASL without TLS, hostname checks off, settings the protocol ignores. Called by
+    /// [`KafkaEventBusConfigBuilder::build`] and [`from_env`](Self::from_env).
+    pub fn log_warnings(&self) {
+        for warning in self.warnings() {
+            warn!(security_protocol = %self.security_protocol, "{warning}");
+        }
+    }
+
+    /// The warnings [`log_warnings`](Self::log_warnings) logs, for callers with their own reporting.
+    ///
+    /// ```
+    /// let config = kafka_event_bus::bus::KafkaEventBusConfig::default();
+    /// assert_eq!(
+    ///     config.warnings(),
+    ///     ["Using PLAINTEXT security protocol - not recommended for production"]
+    /// );
+    /// ```
+    pub fn warnings(&self) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        let protocol = self.security_protocol.as_str();
+        if protocol == "PLAINTEXT" {
+            out.push("Using PLAINTEXT security protocol - not recommended for production");
+        }
+        if protocol == "SASL_PLAINTEXT" {
+            out.push("Using SASL without SSL - credentials sent in plain text");
+        }
+        if protocol.contains("SSL") && !self.ssl_check_hostname {
+            out.push("SSL hostname verification disabled - vulnerable to MITM attacks");
+        }
+        let sasl_set =
+            self.sasl_mechanism.is_some() || self.sasl_username.is_some() || self.sasl_password.is_some();
+        if sasl_set && !protocol.starts_with("SASL_") {
+            out.push("sasl_* settings are ignored: security_protocol is not SASL_PLAINTEXT or SASL_SSL");
+        }
+        let ssl_set = self.ssl_cafile.is_some() || self.ssl_certfile.is_some() || self.ssl_keyfile.is_some();
+        if ssl_set && !protocol.contains("SSL") {
+            out.push("ssl_* files are ignored: security_protocol is not SSL or SASL_SSL");
+        }
+        out
+    }
+}
+
+impl fmt::Debug for KafkaEventBusConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let redacted = |set: bool| set.then_some("***");
+        f.debug_struct("KafkaEventBusConfig")
+            .field("bootstrap_servers", &self.bootstrap_servers)
+            .field("topic_prefix", &self.topic_prefix)
+            .field("consumer_group", &self.consumer_group)
+            .field("consumer_name", &self.consumer_name)
+            .field("acks", &self.acks)
+            .field("compression_type", &self.compression_type)
+            .field("producer_max_batch_bytes", &self.producer_max_batch_bytes)
+            .field("linger_ms", &self.linger_ms)
+            .field("auto_offset_reset", &self.auto_offset_reset)
+            .field("session_timeout_ms", &self.session_timeout_ms)
+            .field("heartbeat_interval_ms", &self.heartbeat_interval_ms)
+            .field("max_poll_interval_ms", &self.max_poll_interval_ms)
+            .field("fetch_max_bytes", &self.fetch_max_bytes)
+            .field("max_partition_fetch_bytes", &self.max_partition_fetch_bytes)
+            .field("max_retries", &self.max_retries)
+            .field("retry_base_delay", &self.retry_base_delay)
+            .field("retry_max_delay", &self.retry_max_delay)
+            .field("retry_jitter", &self.retry_jitter)
+            .field("enable_dlq", &self.enable_dlq)
+            .field("dlq_topic_suffix", &self.dlq_topic_suffix)
+            .field("dlq_consumer_group", &self.dlq_consumer_group)
+            .field("dlq_max_replay_attempts", &self.dlq_max_replay_attempts)
+            .field("security_protocol", &self.security_protocol)
+            .field("sasl_mechanism", &self.sasl_mechanism)
+            .field("sasl_username", &self.sasl_username)
+            .field("sasl_password", &redacted(self.sasl_password.is_some()))
+            .field("ssl_cafile", &self.ssl_cafile)
+            .field("ssl_certfile", &self.ssl_certfile)
+            .field("ssl_keyfile", &redacted(self.ssl_keyfile.is_some()))
+            .field("ssl_check_hostname", &self.ssl_check_hostname)
+            .field("enable_tracing", &self.enable_tracing)
+            .field("enable_metrics", &self.enable_metrics)
+            .field("shutdown_timeout", &self.shutdown_timeout)
+            .finish()
+    }
+}
+
+/// Builds a [`KafkaEventBusConfig`] from the defaults; [`build`](Self::build) validates it.
+///
+/// Each setter is named after the field it sets; optional fields take the value itself (the setter
+/// wraps it in `Some`), and [`no_compression`](Self::no_compression) clears `compression_type`.
+///
+/// # Example
+///
+/// ```
+/// use std::time::Duration;
+/// use kafka_event_bus::bus::KafkaEventBusConfig;
+///
+/// let config = KafkaEventBusConfig::builder()
+///     .session_timeout_ms(6_000)
+///     .heartbeat_interval_ms(1_000)
+///     .max_retries(5)
+///     .retry_base_delay(Duration::from_millis(200))
+///     .build()?;
+/// assert_eq!(config.session_timeout(), Duration::from_secs(6));
+/// # Ok::<(), kafka_event_bus::bus::ConfigError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct KafkaEventBusConfigBuilder {
+    config: KafkaEventBusConfig,
+}
+
+macro_rules! setters {
+    ($($kind:ident $field:ident: $ty:ty;)*) => {
+        $(setters!(@one $kind $field: $ty);)*
+    };
+    (@one value $field:ident: $ty:ty) => {
+        #[doc = concat!("Sets [`", stringify!($field), "`](KafkaEventBusConfig::", stringify!($field), ").")]
+        pub fn $field(mut self, value: $ty) -> Self {
+            self.config.$field = value;
+            self
+        }
+    };
+    (@one string $field:ident: $ty:ty) => {
+        #[doc = concat!("Sets [`", stringify!($field), "`](KafkaEventBusConfig::", stringify!($field), ").")]
+        pub fn $field(mut self, value: impl Into<$ty>) -> Self {
+            self.config.$field = value.into();
+            self
+        }
+    };
+    (@one some $field:ident: $ty:ty) => {
+        #[doc = concat!("Sets [`", stringify!($field), "`](KafkaEventBusConfig::", stringify!($field), ").")]
+        pub fn $field(mut self, value: impl Into<$ty>) -> Self {
+            self.config.$field = Some(value.into());
+            self
+        }
+    };
+}
+
+impl KafkaEventBusConfigBuilder {
+    setters! {
+        string bootstrap_servers: String;
+        string topic_prefix: String;
+        string consumer_group: String;
+        string consumer_name: String;
+        string acks: String;
+        some compression_type: String;
+        value producer_max_batch_bytes: usize;
+        value linger_ms: u64;
+        string auto_offset_reset: String;
+        value session_timeout_ms: u64;
+        value heartbeat_interval_ms: u64;
+        value max_poll_interval_ms: u64;
+        value fetch_max_bytes: usize;
+        value max_partition_fetch_bytes: usize;
+        value max_retries: u32;
+        value retry_base_delay: Duration;
+        value retry_max_delay: Duration;
+        value retry_jitter: f64;
+        value enable_dlq: bool;
+        string dlq_topic_suffix: String;
+        some dlq_consumer_group: String;
+        value dlq_max_replay_attempts: u32;
+        string security_protocol: String;
+        some sasl_mechanism: String;
+        some sasl_username: String;
+        some sasl_password: String;
+        some ssl_cafile: PathBuf;
+        some ssl_certfile: PathBuf;
+        some ssl_keyfile: PathBuf;
+        value ssl_check_hostname: bool;
+        value enable_tracing: bool;
+        value enable_metrics: bool;
+        value shutdown_timeout: Duration;
+    }
+
+    /// Sends batches uncompressed (`compression_type = None`).
+    pub fn no_compression(mut self) -> Self {
+        self.config.compression_type = None;
+        self
+    }
+
+    /// Validates the settings, logs their warnings, and returns them.
+    ///
+    /// # Errors
+    ///
+    /// The first rule broken, as [`KafkaEventBusConfig::validate`] reports it.
+    pub fn build(self) -> Result<KafkaEventBusConfig, ConfigError> {
+        self.config.validate()?;
+        self.config.log_warnings();
+        Ok(self.config)
+    }
+}
+
+#[cfg(feature = "client")]
+mod convert;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,273 @@
+//! From [`KafkaEventBusConfig`] to the client's settings: [`ClientConfig`] (bootstrap, client id, TLS,
+//! SASL) and [`ProducerConfig`]. Both validate first, so a config that converts is a config that
+//! validates.
+
+use snafu::ResultExt as _;
+
+use super::{
+    ConfigError, KafkaEventBusConfig,
+    validate::{ProducerSnafu, TlsSnafu},
+};
+use crate::client::{
+    ClientConfig,
+    connection::{SaslConfig, SaslMechanism, TlsConfig},
+    producer::{Acks, ProducerConfig},
+};
+
+impl KafkaEventBusConfig {
+    /// The connection settings every client of the bus shares: `bootstrap_servers`, `consumer_name`
+    /// as the client id, TLS for SSL and SASL_SSL (`ssl_cafile`, else the system's roots;
+    /// `ssl_certfile` + `ssl_keyfile` for mTLS; `ssl_check_hostname`), and SASL for SASL_PLAINTEXT and
+    /// SASL_SSL.
+    ///
+    /// To use a `rustls::ClientConfig` of your own (another crypto provider, custom verification),
+    /// replace [`ClientConfig::tls`] with [`TlsConfig::from_rustls`].
+    ///
+    /// # Errors
+    ///
+    /// What [`validate`](Self::validate) finds, or [`ConfigError::Tls`] when a TLS file cannot be read
+    /// or parsed (the files are read here, once).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use kafka_event_bus::bus::KafkaEventBusConfig;
+    /// use kafka_event_bus::client::connection::SaslMechanism;
+    ///
+    /// let config = KafkaEventBusConfig::builder()
+    ///     .bootstrap_servers("kafka-1:9092,kafka-2:9092")
+    ///     .consumer_name("worker-1")
+    ///     .security_protocol("SASL_PLAINTEXT")
+    ///     .sasl_mechanism("SCRAM-SHA-256")
+    ///     .sasl_username("orders")
+    ///     .sasl_password("s3cret")
+    ///     .build()?;
+    /// let client = config.client_config()?;
+    /// assert_eq!(client.bootstrap_servers(), ["kafka-1:9092", "kafka-2:9092"]);
+    /// assert_eq!(client.client_id.as_deref(), Some("worker-1"));
+    /// assert!(client.tls.is_none());
+    /// assert_eq!(client.sasl.as_ref().map(|s| s.mechanism), Some(SaslMechanism::ScramSha256));
+    /// # Ok::<(), kafka_event_bus::bus::ConfigError>(())
+    /// ```
+    pub fn client_config(&self) -> Result<ClientConfig, ConfigError> {
+        self.validate()?;
+        let protocol = self.protocol()?;
+        let mut config = ClientConfig::new(&self.bootstrap_servers).with_client_id(&self.consumer_name);
+        if protocol.uses_tls() {
+            config = config.with_tls(self.tls_config()?);
+        }
+        if let Some(sasl) = self.sasl_config()? {
+            config = config.with_sasl(sasl);
+        }
+        Ok(config)
+    }
+
+    /// The TLS settings from `ssl_cafile`, `ssl_certfile`, `ssl_keyfile` and `ssl_check_hostname`,
+    /// whatever the protocol.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Tls`] for a file that cannot be read or parsed, or a key that does not match
+    /// the certificate.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use kafka_event_bus::bus::{ConfigError, KafkaEventBusConfig};
+    ///
+    /// let config = KafkaEventBusConfig::builder()
+    ///     .security_protocol("SSL")
+    ///     .ssl_cafile("/nonexistent/ca.pem")
+    ///     .build()?; // validation does not read files...
+    /// let err = config.tls_config().unwrap_err(); // ...building the TLS settings does
+    /// assert!(matches!(err, ConfigError::Tls { .. }));
+    /// assert!(err.to_string().contains("/nonexistent/ca.pem"));
+    /// # Ok::<(), ConfigError>(())
+    /// ```
+    pub fn tls_config(&self) -> Result<TlsConfig, ConfigError> {
+        let mut tls = TlsConfig::builder().check_hostname(self.ssl_check_hostname);
+        if let Some(ca) = &self.ssl_cafile {
+            tls = tls.ca_file(ca);
+        }
+        if let (Some(cert), Some(key)) = (&self.ssl_certfile, &self.ssl_keyfile) {
+            tls = tls.client_cert(cert, key);
+        }
+        tls.build().context(TlsSnafu)
+    }
+
+    /// The SASL credentials under SASL_PLAINTEXT and SASL_SSL; `None` under the other protocols.
+    ///
+    /// # Errors
+    ///
+    /// The security rules of [`validate`](Self::validate).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use kafka_event_bus::bus::KafkaEventBusConfig;
+    ///
+    /// let mut config = KafkaEventBusConfig::default();
+    /// config.sasl_mechanism = Some("PLAIN".into());
+    /// config.sasl_username = Some("app".into());
+    /// config.sasl_password = Some("pw".into());
+    /// assert!(config.sasl_config()?.is_none()); // PLAINTEXT: SASL settings are ignored
+    /// config.security_protocol = "SASL_SSL".into();
+    /// assert_eq!(config.sasl_config()?.map(|s| s.username), Some("app".to_owned()));
+    /// # Ok::<(), kafka_event_bus::bus::ConfigError>(())
+    /// ```
+    pub fn sasl_config(&self) -> Result<Option<SaslConfig>, ConfigError> {
+        if !self.protocol()?.uses_sasl() {
+            return Ok(None);
+        }
+        self.validate_security()?;
+        let (Some(mechanism), Some(username), Some(password)) =
+            (&self.sasl_mechanism, &self.sasl_username, &self.sasl_password)
+        else {
+            return Err(ConfigError::SaslCredentialsRequired);
+        };
+        let mechanism: SaslMechanism = mechanism.parse().map_err(|_| ConfigError::InvalidSaslMechanism {
+            value: mechanism.clone(),
+        })?;
+        Ok(Some(SaslConfig::new(mechanism, username, password)))
+    }
+
+    /// The producer settings: `acks`, `compression_type`, `producer_max_batch_bytes` (batch size) and
+    /// `linger_ms`; the rest keep [`ProducerConfig`]'s defaults.
+    ///
+    /// # Errors
+    ///
+    /// What [`validate`](Self::validate) finds, or [`ConfigError::Producer`] when the producer refuses
+    /// the combination (a `linger_ms` beyond its delivery timeout).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use kafka_event_bus::bus::KafkaEventBusConfig;
+    /// use kafka_event_bus::client::producer::Acks;
+    /// use kafka_event_bus::protocol::records::Compression;
+    ///
+    /// let config = KafkaEventBusConfig::builder().acks("1").compression_type("zstd").build()?;
+    /// let producer = config.producer_config()?;
+    /// assert_eq!(producer.acks, Acks::Leader);
+    /// assert_eq!(producer.compression, Compression::Zstd);
+    /// assert_eq!(producer.batch_size, 16_384);
+    /// assert_eq!(producer.linger, Duration::from_millis(5));
+    /// # Ok::<(), kafka_event_bus::bus::ConfigError>(())
+    /// ```
+    pub fn producer_config(&self) -> Result<ProducerConfig, ConfigError> {
+        self.validate()?;
+        let acks: Acks = self.acks.parse().map_err(|_| ConfigError::InvalidAcks {
+            value: self.acks.clone(),
+        })?;
+        let config = ProducerConfig::default()
+            .with_acks(acks)
+            .with_compression(self.compression()?)
+            .with_batch_size(self.producer_max_batch_bytes)
+            .with_linger(self.linger());
+        config.validate().context(ProducerSnafu)?;
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{path::PathBuf, time::Duration};
+
+    use super::*;
+    use crate::protocol::records::Compression;
+
+    fn config() -> KafkaEventBusConfig {
+        KafkaEventBusConfig::default()
+    }
+
+    fn sasl(protocol: &str) -> KafkaEventBusConfig {
+        let mut c = config();
+        c.security_protocol = protocol.into();
+        c.sasl_mechanism = Some("SCRAM-SHA-512".into());
+        c.sasl_username = Some("myapp".into());
+        c.sasl_password = Some("hunter2-secret".into());
+        c
+    }
+
+    fn fixture(name: &str) -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/tls")
+            .join(name)
+    }
+
+    #[test]
+    fn plaintext_has_neither_tls_nor_sasl_even_with_sasl_fields() {
+        let mut c = sasl("PLAINTEXT");
+        c.consumer_name = "worker-1".into();
+        let client = c.client_config().unwrap();
+        assert!(client.tls.is_none() && client.sasl.is_none());
+        assert_eq!(client.client_id.as_deref(), Some("worker-1"));
+        assert_eq!(client.bootstrap_servers(), ["localhost:9092"]);
+    }
+
+    #[test]
+    fn sasl_ssl_builds_tls_from_the_files_and_sasl_from_the_credentials() {
+        let mut c = sasl("SASL_SSL");
+        c.ssl_cafile = Some(fixture("ca.pem"));
+        c.ssl_certfile = Some(fixture("client.pem"));
+        c.ssl_keyfile = Some(fixture("client.key"));
+        let client = c.client_config().unwrap();
+        assert!(client.tls.is_some());
+        let sasl = client.sasl.as_ref().unwrap();
+        assert_eq!(sasl.mechanism, SaslMechanism::ScramSha512);
+        assert_eq!(
+            (sasl.username.as_str(), sasl.password()),
+            ("myapp", "hunter2-secret")
+        );
+        assert!(!format!("{client:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn unreadable_or_mismatched_tls_files_are_config_errors() {
+        let mut c = config();
+        c.security_protocol = "SSL".into();
+        c.ssl_cafile = Some("/nonexistent/ca.pem".into());
+        let err = c.client_config().unwrap_err();
+        assert!(matches!(err, ConfigError::Tls { .. }), "{err}");
+        assert!(err.to_string().contains("/nonexistent/ca.pem"), "{err}");
+        c.ssl_cafile = Some(fixture("ca.pem"));
+        c.ssl_certfile = Some(fixture("client.pem"));
+        c.ssl_keyfile = Some(fixture("server.key"));
+        assert!(matches!(c.client_config(), Err(ConfigError::Tls { .. })));
+        // Validation comes first: a half mTLS pair never reaches the file system.
+        c.ssl_keyfile = None;
+        assert!(matches!(c.client_config(), Err(ConfigError::SslKeyfileRequired)));
+    }
+
+    #[test]
+    fn producer_config_maps_acks_compression_batch_and_linger() {
+        for (acks, expected) in [
+            ("0", Acks::None),
+            ("1", Acks::Leader),
+            ("all", Acks::All),
+            ("-1", Acks::All),
+        ] {
+            let mut c = config();
+            c.acks = acks.into();
+            assert_eq!(c.producer_config().unwrap().acks, expected);
+        }
+        let mut c = config();
+        c.compression_type = None;
+        c.producer_max_batch_bytes = 1 << 20;
+        c.linger_ms = 50;
+        let p = c.producer_config().unwrap();
+        assert_eq!(p.compression, Compression::None);
+        assert_eq!(p.batch_size, 1 << 20);
+        assert_eq!(p.linger, Duration::from_millis(50));
+        assert_eq!(config().producer_config().unwrap().compression, Compression::Gzip);
+        // A linger beyond the producer's delivery timeout is refused by the producer's own rules.
+        c.linger_ms = 200_000;
+        assert!(matches!(c.producer_config(), Err(ConfigError::Producer { .. })));
+        c.acks = "2".into();
+        assert!(matches!(
+            c.producer_config(),
+            Err(ConfigError::InvalidAcks { .. })
+        ));
+    }
+}
