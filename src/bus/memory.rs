@@ -5,19 +5,19 @@
 //! panics are caught, counted and logged; they never reach the publisher. Background publishes go through
 //! one queue drained by one task, so they keep their order too.
 
-use std::any::TypeId;
 use std::collections::VecDeque;
 use std::future::Future;
-use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
-use std::task::Poll;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::{BoxFuture, ErasedHandler, Error, EventBus, HandlerError, HandlerResult, SubscriptionId, Target};
+use super::{
+    ErasedHandler, Error, EventBus, SubscriptionId, Target,
+    handlers::{HandlerTable, run_isolated},
+};
 use crate::event::{AnyEvent, DomainEvent, Event, EventRegistry};
 
 /// How many published events [`InMemoryEventBus::published_events`] keeps (the oldest are dropped).
@@ -48,13 +48,6 @@ struct Counters {
     background_tasks_completed: AtomicU64,
 }
 
-struct Sub {
-    id: SubscriptionId,
-    /// `None` for a wildcard.
-    type_id: Option<TypeId>,
-    handler: ErasedHandler,
-}
-
 struct Background {
     tx: mpsc::UnboundedSender<Vec<AnyEvent>>,
     worker: JoinHandle<()>,
@@ -62,9 +55,7 @@ struct Background {
 
 #[derive(Default)]
 struct Shared {
-    registry: RwLock<EventRegistry>,
-    subs: RwLock<Vec<Sub>>,
-    next_id: AtomicU64,
+    handlers: HandlerTable,
     counters: Counters,
     published: Mutex<VecDeque<AnyEvent>>,
     background: Mutex<Option<Background>>,
@@ -113,18 +104,10 @@ pub struct InMemoryEventBus {
 impl std::fmt::Debug for InMemoryEventBus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("InMemoryEventBus")
-            .field("subscriptions", &read(&self.shared.subs).len())
+            .field("subscriptions", &self.shared.handlers.len())
             .field("stats", &self.stats())
             .finish_non_exhaustive()
     }
-}
-
-fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    lock.read().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    lock.write().unwrap_or_else(PoisonError::into_inner)
 }
 
 fn lock<T>(lock: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -133,23 +116,6 @@ fn lock<T>(lock: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 fn bump(counter: &AtomicU64) {
     counter.fetch_add(1, Ordering::Relaxed);
-}
-
-/// Runs a handler, turning a panic (where panics unwind) into an error.
-async fn run_isolated(handler: &ErasedHandler, event: AnyEvent) -> HandlerResult {
-    let panicked = |_| -> HandlerError { format!("handler {} panicked", handler.name()).into() };
-    let mut fut: BoxFuture<HandlerResult> =
-        match std::panic::catch_unwind(AssertUnwindSafe(|| handler.call(event))) {
-            Ok(fut) => fut,
-            Err(payload) => return Err(panicked(payload)),
-        };
-    std::future::poll_fn(move |cx| {
-        match std::panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
-            Ok(poll) => poll,
-            Err(payload) => Poll::Ready(Err(panicked(payload))),
-        }
-    })
-    .await
 }
 
 impl Shared {
@@ -162,15 +128,8 @@ impl Shared {
             published.push_back(event.clone());
         }
         bump(&self.counters.events_published);
-        let event = self.resolve(event);
-        let handlers: Vec<ErasedHandler> = {
-            let subs = read(&self.subs);
-            let typed = subs
-                .iter()
-                .filter(|s| s.type_id.is_some() && s.type_id == event.type_id());
-            let wildcard = subs.iter().filter(|s| s.type_id.is_none());
-            typed.chain(wildcard).map(|s| s.handler.clone()).collect()
-        };
+        let event = self.handlers.resolve(event);
+        let handlers = self.handlers.handlers_for(&event);
         for handler in handlers {
             bump(&self.counters.handlers_invoked);
             if let Err(error) = run_isolated(&handler, event.clone()).await {
@@ -183,23 +142,6 @@ impl Shared {
                     "handler error"
                 );
             }
-        }
-    }
-
-    /// An untyped event (decoded from bytes elsewhere) of a registered type becomes typed, so typed
-    /// handlers see it; one that does not validate stays untyped (wildcards still get it).
-    fn resolve(&self, event: AnyEvent) -> AnyEvent {
-        if event.type_id().is_some() {
-            return event;
-        }
-        let ty = read(&self.registry).get(event.type_name()).copied();
-        match ty.map(|ty| ty.decode_json(event.json().clone())) {
-            Some(Ok(typed)) => typed,
-            Some(Err(error)) => {
-                tracing::warn!(event_type = event.type_name(), %error, "event does not decode as its type");
-                event
-            }
-            None => event,
         }
     }
 }
@@ -242,12 +184,12 @@ impl InMemoryEventBus {
 
     /// A copy of the registry (the types subscribed to so far).
     pub fn registry(&self) -> EventRegistry {
-        read(&self.shared.registry).clone()
+        self.shared.handlers.registry()
     }
 
     /// How many subscriptions there are (typed and wildcard).
     pub fn subscription_count(&self) -> usize {
-        read(&self.shared.subs).len()
+        self.shared.handlers.len()
     }
 
     fn check_open(&self) -> Result<(), Error> {
@@ -299,25 +241,11 @@ impl EventBus for InMemoryEventBus {
     }
 
     fn add_handler(&self, target: Target, handler: ErasedHandler) -> Result<SubscriptionId, Error> {
-        let type_id = match target {
-            Target::Type(ty) => {
-                write(&self.shared.registry)
-                    .register_type(ty)
-                    .map_err(|source| Error::Subscribe { source })?;
-                Some(ty.type_id())
-            }
-            Target::All => None,
-        };
-        let id = SubscriptionId(self.shared.next_id.fetch_add(1, Ordering::Relaxed));
-        write(&self.shared.subs).push(Sub { id, type_id, handler });
-        Ok(id)
+        self.shared.handlers.add(target, handler)
     }
 
     fn unsubscribe(&self, id: SubscriptionId) -> bool {
-        let mut subs = write(&self.shared.subs);
-        let before = subs.len();
-        subs.retain(|s| s.id != id);
-        subs.len() != before
+        self.shared.handlers.remove(id)
     }
 
     fn shutdown(&self, timeout: Duration) -> impl Future<Output = Result<(), Error>> + Send {

@@ -56,11 +56,16 @@ use crate::event::{self, AnyEvent, DomainEvent, Event, EventType};
 mod config;
 #[cfg(any(test, feature = "testing"))]
 pub mod conformance;
+mod handlers;
+#[cfg(feature = "client")]
+mod kafka;
 mod memory;
 
 pub use config::{
     ConfigError, KafkaEventBusConfig, KafkaEventBusConfigBuilder, OffsetReset, SecurityProtocol,
 };
+#[cfg(feature = "client")]
+pub use kafka::{BusStats, ConsumeHandle, KafkaEventBus, TopicInfo};
 pub use memory::{InMemoryEventBus, InMemoryStats};
 
 /// What a handler returns on failure: any error.
@@ -101,12 +106,55 @@ pub enum Error {
         /// The time allowed.
         timeout: Duration,
     },
+    /// The configuration is invalid.
+    #[snafu(display("invalid configuration: {source}"))]
+    Config {
+        /// What is wrong.
+        source: ConfigError,
+    },
+    /// The Kafka bus is not connected: call `connect()` first.
+    #[snafu(display("Not connected to Kafka. Call connect() first."))]
+    NotConnected,
+    /// The Kafka bus is already consuming.
+    #[snafu(display("the bus is already consuming"))]
+    AlreadyConsuming,
+    /// Connecting to (or talking to) the cluster failed.
+    #[cfg(feature = "client")]
+    #[snafu(display("{source}"))]
+    Cluster {
+        /// The cluster's error.
+        source: crate::client::cluster::Error,
+    },
+    /// Some events of a publish call were not acknowledged; the others were.
+    #[cfg(feature = "client")]
+    #[snafu(display("{} of {total} events were not published; first: {}: {}", failed.len(),
+        failed.first().map(|f| f.0.to_string()).unwrap_or_default(),
+        failed.first().map(|f| f.1.to_string()).unwrap_or_default()))]
+    Publish {
+        /// How many events the call had.
+        total: usize,
+        /// Each failed event's id and why it failed.
+        failed: Vec<(uuid::Uuid, crate::client::producer::Error)>,
+    },
+    /// Joining the group or consuming failed for good.
+    #[cfg(feature = "client")]
+    #[snafu(display("consuming stopped: {reason}"))]
+    Consume {
+        /// Why.
+        reason: String,
+    },
 }
 
 impl Error {
     /// Whether the same call may succeed later. None of the in-memory bus's errors is.
     pub fn is_retriable(&self) -> bool {
-        false
+        match self {
+            #[cfg(feature = "client")]
+            Error::Cluster { source } => source.is_retriable(),
+            #[cfg(feature = "client")]
+            Error::Publish { failed, .. } => failed.iter().all(|(_, e)| e.is_retriable()),
+            _ => false,
+        }
     }
 }
 

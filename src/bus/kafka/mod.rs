@@ -1,0 +1,475 @@
+//! [`KafkaEventBus`]: the [`EventBus`] on Kafka.
+//!
+//! ```text
+//!  publish ──encode──▶ Producer (batches, acks=all, idempotent) ──▶ {prefix}.stream
+//!
+//!  start_consuming ──▶ Consumer (group) ──Assigned(streams)──▶ one worker per partition
+//!        worker: decode ─▶ handlers (all run; failures retried in place with backoff)
+//!                        └▶ still failing / undecodable ─▶ DLQ (acknowledged) ─▶ mark done ─▶ commit
+//! ```
+//!
+//! Invariants:
+//! - `connect()` connects the producer only; a publish-only process never joins the group.
+//! - An offset is committed only when its record and every earlier one of its partition was handled, or
+//!   dead-lettered and acknowledged by the broker: each partition's worker handles records in order and
+//!   marks one done only when it is settled. A crash redelivers at most what was in flight.
+//! - Retries happen in place, inside the partition's worker: they neither reorder an aggregate nor leak
+//!   copies to other consumer groups, and only the handlers that failed are run again.
+//! - Shutdown order: stop taking records, let in-flight handlers finish (bounded), commit, leave the
+//!   group, flush the producer.
+
+mod stats;
+mod worker;
+
+use std::{
+    future::Future,
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
+
+use serde::Serialize;
+use snafu::ResultExt;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+pub use stats::BusStats;
+use stats::{Stamp, Stats};
+
+use super::{
+    ClusterSnafu, ConfigSnafu, ErasedHandler, Error, EventBus, KafkaEventBusConfig, SubscriptionId, Target,
+    handlers::HandlerTable,
+};
+use crate::{
+    client::{
+        Cluster, NewTopic, TopicCreation,
+        producer::{Producer, ProducerRecord},
+    },
+    event::AnyEvent,
+};
+
+/// The event bus on Kafka: typed events published in batches, consumed by a consumer group and
+/// dispatched to subscribed handlers, with retries and a dead-letter queue.
+///
+/// Cloning gives another handle to the same bus.
+///
+/// # Example
+///
+/// ```no_run
+/// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::{sync::Arc, time::Duration};
+/// use kafka_event_bus::bus::{EventBus, KafkaEventBus, KafkaEventBusConfig};
+/// use kafka_event_bus::event::{DomainEvent, Event};
+///
+/// #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+/// struct OrderCreated { customer_id: String }
+/// impl Event for OrderCreated {
+///     const EVENT_TYPE: &'static str = "OrderCreated";
+///     const AGGREGATE_TYPE: &'static str = "Order";
+/// }
+///
+/// let bus = KafkaEventBus::new(KafkaEventBusConfig::from_env()?)?;
+/// bus.connect().await?;
+/// bus.subscribe(|event: Arc<DomainEvent<OrderCreated>>| async move {
+///     println!("order for {}", event.payload.customer_id);
+///     Ok(())
+/// })?;
+/// let consuming = bus.start_consuming_in_background()?;
+/// bus.publish_event(DomainEvent::new(uuid::Uuid::new_v4(), 1, OrderCreated { customer_id: "c-1".into() }))
+///     .await?;
+/// bus.shutdown(Duration::from_secs(30)).await?;
+/// consuming.wait().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct KafkaEventBus {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) config: KafkaEventBusConfig,
+    pub(crate) handlers: HandlerTable,
+    pub(crate) stats: Stats,
+    connection: Mutex<Option<Connection>>,
+    consuming: Mutex<Option<CancellationToken>>,
+    shut_down: CancellationToken,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Connection {
+    pub(crate) cluster: Cluster,
+    pub(crate) producer: Producer,
+}
+
+impl std::fmt::Debug for HandlerTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HandlerTable")
+            .field("subscriptions", &self.len())
+            .finish()
+    }
+}
+
+/// What [`KafkaEventBus::topic_info`] reports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct TopicInfo {
+    /// The main topic.
+    pub topic: String,
+    /// Its partitions (from the cached metadata; empty if unknown).
+    pub partitions: Vec<i32>,
+    /// The consumer group.
+    pub consumer_group: String,
+    /// Whether the bus is connected.
+    pub connected: bool,
+    /// Whether it is consuming.
+    pub consuming: bool,
+}
+
+/// The background consume loop started by [`KafkaEventBus::start_consuming_in_background`].
+#[derive(Debug)]
+pub struct ConsumeHandle {
+    task: JoinHandle<Result<(), Error>>,
+}
+
+impl ConsumeHandle {
+    /// Waits for the loop to end (after [`KafkaEventBus::shutdown`] or a fatal error) and returns why.
+    ///
+    /// # Errors
+    ///
+    /// The loop's error, or [`Error::Consume`] if its task panicked.
+    pub async fn wait(self) -> Result<(), Error> {
+        self.task.await.unwrap_or_else(|e| {
+            Err(Error::Consume {
+                reason: e.to_string(),
+            })
+        })
+    }
+
+    /// Whether the loop has ended.
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+}
+
+impl KafkaEventBus {
+    /// A bus for `config` (validated here; nothing is connected yet).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] when the configuration does not validate.
+    pub fn new(config: KafkaEventBusConfig) -> Result<Self, Error> {
+        config.validate().context(ConfigSnafu)?;
+        config.log_warnings();
+        Ok(Self {
+            inner: Arc::new(Inner {
+                config,
+                handlers: HandlerTable::default(),
+                stats: Stats::default(),
+                connection: Mutex::new(None),
+                consuming: Mutex::new(None),
+                shut_down: CancellationToken::new(),
+            }),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &KafkaEventBusConfig {
+        &self.inner.config
+    }
+
+    /// Connects to the cluster and starts the producer. Does not join the consumer group (see
+    /// [`start_consuming`](Self::start_consuming)). Connecting again is a no-op.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] for TLS/SASL files that cannot be loaded, [`Error::Cluster`] when no broker
+    /// can be reached.
+    pub async fn connect(&self) -> Result<(), Error> {
+        if self.connection().is_some() {
+            return Ok(());
+        }
+        if self.inner.shut_down.is_cancelled() {
+            return Err(Error::ShutDown);
+        }
+        let config = &self.inner.config;
+        let client_config = config.client_config().context(ConfigSnafu)?;
+        let producer_config = config.producer_config().context(ConfigSnafu)?;
+        let cluster = Cluster::connect(client_config).await.context(ClusterSnafu)?;
+        let producer = Producer::new(cluster.clone(), producer_config).map_err(|e| Error::Consume {
+            reason: format!("cannot start the producer: {e}"),
+        })?;
+        let mut slot = self
+            .inner
+            .connection
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if slot.is_none() {
+            *slot = Some(Connection { cluster, producer });
+            self.inner.stats.stamp(Stamp::Connected);
+            info!(bootstrap = %config.bootstrap_servers, topic = %config.topic_name(), "connected");
+        }
+        Ok(())
+    }
+
+    pub(crate) fn connection(&self) -> Option<Connection> {
+        self.inner
+            .connection
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn connected(&self) -> Result<Connection, Error> {
+        if self.inner.shut_down.is_cancelled() {
+            return Err(Error::ShutDown);
+        }
+        self.connection().ok_or(Error::NotConnected)
+    }
+
+    /// Whether [`connect`](Self::connect) succeeded (and the bus is not shut down).
+    pub fn is_connected(&self) -> bool {
+        self.connection().is_some() && !self.inner.shut_down.is_cancelled()
+    }
+
+    /// Whether a consume loop is running.
+    pub fn is_consuming(&self) -> bool {
+        self.inner
+            .consuming
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some()
+    }
+
+    /// Creates the main topic and the DLQ topic if they are missing (existing topics are left alone and
+    /// reported as such), and waits until they have leaders.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotConnected`], or the broker's refusal.
+    pub async fn ensure_topics(
+        &self,
+        partitions: i32,
+        dlq_partitions: i32,
+        replication_factor: i16,
+    ) -> Result<Vec<TopicCreation>, Error> {
+        let connection = self.connected()?;
+        let config = &self.inner.config;
+        let mut topics = vec![NewTopic::new(config.topic_name(), partitions, replication_factor)];
+        if config.enable_dlq {
+            topics.push(NewTopic::new(
+                config.dlq_topic_name(),
+                dlq_partitions,
+                replication_factor,
+            ));
+        }
+        connection
+            .cluster
+            .ensure_topics(&topics)
+            .await
+            .context(ClusterSnafu)
+    }
+
+    /// The topic, its partitions, the group, and whether the bus is connected and consuming.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotConnected`].
+    pub fn topic_info(&self) -> Result<TopicInfo, Error> {
+        let connection = self.connected()?;
+        let topic = self.inner.config.topic_name();
+        let partitions = connection
+            .cluster
+            .metadata()
+            .topics
+            .get(&topic)
+            .map(|t| t.partitions.iter().map(|p| p.partition).collect())
+            .unwrap_or_default();
+        Ok(TopicInfo {
+            topic,
+            partitions,
+            consumer_group: self.inner.config.consumer_group.clone(),
+            connected: true,
+            consuming: self.is_consuming(),
+        })
+    }
+
+    /// The statistics so far (eventsource-py's `get_stats_dict()`).
+    pub fn stats(&self) -> BusStats {
+        self.inner.stats.snapshot()
+    }
+
+    /// Joins the consumer group and dispatches events to the subscribed handlers until
+    /// [`shutdown`](Self::shutdown) (or a fatal error).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotConnected`], [`Error::AlreadyConsuming`], [`Error::Consume`] when membership fails
+    /// for good.
+    pub async fn start_consuming(&self) -> Result<(), Error> {
+        let connection = self.connected()?;
+        let stop = {
+            let mut consuming = self
+                .inner
+                .consuming
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if consuming.is_some() {
+                return Err(Error::AlreadyConsuming);
+            }
+            let stop = self.inner.shut_down.child_token();
+            *consuming = Some(stop.clone());
+            stop
+        };
+        let result = worker::consume(Arc::clone(&self.inner), connection, stop).await;
+        *self
+            .inner
+            .consuming
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = None;
+        if let Err(e) = &result {
+            warn!(error = %e, "consuming stopped");
+        }
+        result
+    }
+
+    /// [`start_consuming`](Self::start_consuming) on a background task.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotConnected`] or [`Error::AlreadyConsuming`] at once.
+    pub fn start_consuming_in_background(&self) -> Result<ConsumeHandle, Error> {
+        self.connected()?;
+        if self.is_consuming() {
+            return Err(Error::AlreadyConsuming);
+        }
+        let bus = self.clone();
+        Ok(ConsumeHandle {
+            task: tokio::spawn(async move { bus.start_consuming().await }),
+        })
+    }
+
+    /// Stops the consume loop (if any) the way shutdown does, but keeps the producer: the bus can still
+    /// publish, and consume again later.
+    pub fn stop_consuming(&self) {
+        if let Some(stop) = self
+            .inner
+            .consuming
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+        {
+            stop.cancel();
+        }
+    }
+
+    async fn publish_records(&self, events: Vec<AnyEvent>) -> Result<(), Error> {
+        let connection = self.connected()?;
+        if events.is_empty() {
+            return Ok(());
+        }
+        let topic = self.inner.config.topic_name();
+        let total = events.len();
+        let mut pending = Vec::with_capacity(total);
+        for event in &events {
+            let record = event.to_record();
+            let record = ProducerRecord::new(topic.clone())
+                .with_key(record.key)
+                .with_value(record.value)
+                .with_headers(record.headers);
+            pending.push((event.meta().event_id, connection.producer.send(record).await));
+        }
+        let mut failed = Vec::new();
+        let mut published = 0;
+        for (id, sent) in pending {
+            let delivered = match sent {
+                Ok(delivery) => delivery.await,
+                Err(e) => Err(e),
+            };
+            match delivered {
+                Ok(_) => published += 1,
+                Err(e) => failed.push((id, e)),
+            }
+        }
+        Stats::add(&self.inner.stats.events_published, published);
+        if published > 0 {
+            self.inner.stats.stamp(Stamp::Publish);
+        }
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            self.inner.stats.stamp(Stamp::Error);
+            Err(Error::Publish { total, failed })
+        }
+    }
+}
+
+impl EventBus for KafkaEventBus {
+    /// Publishes `events` to the main topic in order and returns once the broker acknowledged every one.
+    /// Events of one aggregate go to one partition, in order.
+    fn publish(&self, events: Vec<AnyEvent>) -> impl Future<Output = Result<(), Error>> + Send {
+        let bus = self.clone();
+        async move { bus.publish_records(events).await }
+    }
+
+    /// Hands `events` to a background task and returns at once; failures are logged and counted.
+    fn publish_background(&self, events: Vec<AnyEvent>) -> impl Future<Output = Result<(), Error>> + Send {
+        let bus = self.clone();
+        let checked = self.connected().map(|_| ());
+        async move {
+            checked?;
+            tokio::spawn(async move {
+                if let Err(e) = bus.publish_records(events).await {
+                    warn!(error = %e, "background publish failed");
+                }
+            });
+            Ok(())
+        }
+    }
+
+    fn add_handler(&self, target: Target, handler: ErasedHandler) -> Result<SubscriptionId, Error> {
+        self.inner.handlers.add(target, handler)
+    }
+
+    fn unsubscribe(&self, id: SubscriptionId) -> bool {
+        self.inner.handlers.remove(id)
+    }
+
+    /// Stops consuming (in-flight handlers finish, bounded by `timeout`), commits, leaves the group,
+    /// flushes the producer and closes the bus. An idle consumer shuts down at once.
+    fn shutdown(&self, timeout: Duration) -> impl Future<Output = Result<(), Error>> + Send {
+        let inner = Arc::clone(&self.inner);
+        async move {
+            inner.shut_down.cancel();
+            let deadline = tokio::time::Instant::now() + timeout;
+            // The consume loop sees the cancellation, drains its workers and leaves the group.
+            while inner
+                .consuming
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .is_some()
+            {
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(Error::ShutdownTimeout { timeout });
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            let connection = inner
+                .connection
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
+            if let Some(connection) = connection {
+                let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+                if tokio::time::timeout(remaining, connection.producer.close())
+                    .await
+                    .is_err()
+                {
+                    return Err(Error::ShutdownTimeout { timeout });
+                }
+            }
+            info!("event bus shut down");
+            Ok(())
+        }
+    }
+}

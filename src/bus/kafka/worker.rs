@@ -1,0 +1,348 @@
+//! The consume loop and one worker per assigned partition.
+//!
+//! A worker takes its partition's records in order and settles each before the next: handled, or
+//! dead-lettered with the broker's acknowledgement (or, with the DLQ disabled, logged and counted as
+//! dropped). Only then is the record marked done, so the consumer commits nothing that is unsettled.
+
+use std::{
+    hash::{BuildHasher, RandomState},
+    sync::Arc,
+    time::Duration,
+};
+
+use time::OffsetDateTime;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tracing::{debug, error, info, warn};
+
+use super::{
+    Connection, Inner,
+    stats::{Stamp, Stats},
+};
+use crate::{
+    bus::{ErasedHandler, Error, HandlerError, handlers::run_isolated},
+    client::{
+        consumer::{Consumer, ConsumerConfig, ConsumerEvent, ConsumerRecord, PartitionStream},
+        fetcher::FetchConfig,
+        producer::ProducerRecord,
+        subscription::OffsetReset,
+    },
+    dispatch::RetryPolicy,
+    dlq::{DeadLetter, DlqReason, HANDLER_DISPATCH_ERROR, dispatch_failure_message},
+    event::{AnyEvent, EventRecord},
+};
+
+/// The error type named in `dlq_error_type` when one handler failed (Rust errors have no class name).
+const HANDLER_ERROR: &str = "HandlerError";
+
+/// Whether a record was settled (and may be marked done).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Settled {
+    Yes,
+    /// Shutdown interrupted a retry or a DLQ send: the record stays uncommitted and will be redelivered.
+    Interrupted,
+}
+
+pub(super) async fn consume(
+    inner: Arc<Inner>,
+    connection: Connection,
+    stop: CancellationToken,
+) -> Result<(), Error> {
+    let config = consumer_config(&inner)?;
+    let mut consumer = Consumer::subscribe(&connection.cluster, config).map_err(|e| Error::Consume {
+        reason: e.to_string(),
+    })?;
+    info!(group = %inner.config.consumer_group, topic = %inner.config.topic_name(), "consuming");
+    let workers = TaskTracker::new();
+    let stop_workers = CancellationToken::new();
+    let result = loop {
+        tokio::select! {
+            () = stop.cancelled() => break Ok(()),
+            event = consumer.next_event() => match event {
+                Some(ConsumerEvent::Assigned(streams)) => {
+                    for stream in streams {
+                        let tp = stream.topic_partition().clone();
+                        debug!(?tp, "partition assigned");
+                        workers.spawn(partition_worker(Arc::clone(&inner), connection.clone(), stream, stop_workers.clone()));
+                    }
+                }
+                Some(ConsumerEvent::Revoked { partitions, lost }) => {
+                    Stats::add(&inner.stats.rebalance_count, 1);
+                    info!(?partitions, lost, "partitions revoked");
+                }
+                Some(ConsumerEvent::Left(reason)) => warn!(?reason, "left the group"),
+                Some(ConsumerEvent::Fatal(reason)) => break Err(Error::Consume { reason }),
+                None => break Err(Error::Consume { reason: "the consumer stopped".into() }),
+            }
+        }
+    };
+    // Workers finish the record they hold, then stop; the consumer then commits what is done and leaves.
+    stop_workers.cancel();
+    workers.close();
+    if tokio::time::timeout(inner.config.shutdown_timeout, workers.wait())
+        .await
+        .is_err()
+    {
+        warn!("handlers still running at shutdown; their records stay uncommitted");
+    }
+    consumer.close().await;
+    info!(group = %inner.config.consumer_group, "stopped consuming");
+    result
+}
+
+fn consumer_config(inner: &Inner) -> Result<ConsumerConfig, Error> {
+    let config = &inner.config;
+    let reset = match config.offset_reset() {
+        Ok(crate::bus::OffsetReset::Latest) => OffsetReset::Latest,
+        Ok(_) => OffsetReset::Earliest,
+        Err(source) => return Err(Error::Config { source }),
+    };
+    let fetch = FetchConfig {
+        fetch_max_bytes: i32::try_from(config.fetch_max_bytes).unwrap_or(i32::MAX),
+        max_partition_fetch_bytes: i32::try_from(config.max_partition_fetch_bytes).unwrap_or(i32::MAX),
+        auto_offset_reset: reset,
+        ..FetchConfig::default()
+    };
+    let mut consumer = ConsumerConfig::new(config.consumer_group.clone(), [config.topic_name()])
+        .with_session_timeout(config.session_timeout())
+        .with_heartbeat_interval(config.heartbeat_interval())
+        .with_max_poll_interval(config.max_poll_interval())
+        .with_fetch(fetch)
+        .with_auto_offset_reset(reset);
+    consumer.revoke_timeout = config.shutdown_timeout;
+    Ok(consumer)
+}
+
+async fn partition_worker(
+    inner: Arc<Inner>,
+    connection: Connection,
+    mut stream: PartitionStream,
+    stop: CancellationToken,
+) {
+    let progress = stream.progress();
+    let mut rng = Jitter::new();
+    loop {
+        let record = tokio::select! {
+            biased;
+            () = stop.cancelled() => break,
+            record = stream.next() => match record {
+                Some(record) => record,
+                None => break, // revoked
+            },
+        };
+        match settle(&inner, &connection, &record, &stop, &mut rng).await {
+            Settled::Yes => progress.mark_done(record.offset),
+            Settled::Interrupted => break,
+        }
+    }
+}
+
+async fn settle(
+    inner: &Inner,
+    connection: &Connection,
+    record: &ConsumerRecord,
+    stop: &CancellationToken,
+    rng: &mut Jitter,
+) -> Settled {
+    let stats = &inner.stats;
+    Stats::add(&stats.events_consumed, 1);
+    stats.stamp(Stamp::Consume);
+    let decoded = match &record.value {
+        Some(value) => inner.handlers.decode(&record.headers, value.clone()),
+        None => Err(crate::event::Error::MissingEventType),
+    };
+    let event = match decoded {
+        Ok(event) => event,
+        Err(e) => {
+            // Unlike eventsource-py, a record without an event_type header is dead-lettered too: no
+            // record is ever dropped silently.
+            warn!(topic = %record.topic, partition = record.partition, offset = record.offset, error = %e, "undecodable record");
+            Stats::add(&stats.events_processed_failed, 1);
+            stats.stamp(Stamp::Error);
+            let failure = Failure {
+                reason: DlqReason::DeserializationError,
+                error_type: e.reference_error_type().to_owned(),
+                message: e.to_string(),
+                retries: 0,
+            };
+            return dead_letter(inner, connection, record, failure, stop).await;
+        }
+    };
+    let policy = retry_policy(inner);
+    let mut pending = inner.handlers.handlers_for(&event);
+    let mut retries = 0u32;
+    loop {
+        let failures = run_handlers(inner, &pending, &event).await;
+        if failures.is_empty() {
+            Stats::add(&stats.events_processed_success, 1);
+            return Settled::Yes;
+        }
+        if !policy.should_retry(retries) {
+            Stats::add(&stats.events_processed_failed, 1);
+            stats.stamp(Stamp::Error);
+            let failure = Failure::from_handlers(&failures, retries);
+            return dead_letter(inner, connection, record, failure, stop).await;
+        }
+        let delay = policy.delay(retries, rng.unit());
+        warn!(
+            event_id = %event.meta().event_id, event_type = event.type_name(), attempt = retries + 1,
+            failed = failures.len(), ?delay, "handlers failed; retrying in place"
+        );
+        tokio::select! {
+            () = stop.cancelled() => return Settled::Interrupted,
+            () = tokio::time::sleep(delay) => {}
+        }
+        retries += 1;
+        // Only the handlers that failed run again.
+        pending = failures.into_iter().map(|(handler, _)| handler).collect();
+    }
+}
+
+fn retry_policy(inner: &Inner) -> RetryPolicy {
+    let c = &inner.config;
+    // The config was validated with the same rules; fall back to the defaults if it somehow is not.
+    RetryPolicy::new(
+        c.max_retries,
+        c.retry_base_delay,
+        c.retry_max_delay,
+        c.retry_jitter,
+    )
+    .unwrap_or_else(|_| {
+        RetryPolicy::new(
+            c.max_retries,
+            Duration::from_secs(1),
+            Duration::from_secs(60),
+            0.1,
+        )
+        .unwrap_or_else(|_| unreachable!("the default policy is valid"))
+    })
+}
+
+async fn run_handlers(
+    inner: &Inner,
+    handlers: &[ErasedHandler],
+    event: &AnyEvent,
+) -> Vec<(ErasedHandler, HandlerError)> {
+    let mut failures = Vec::new();
+    for handler in handlers {
+        if let Err(e) = run_isolated(handler, event.clone()).await {
+            Stats::add(&inner.stats.handler_errors, 1);
+            warn!(handler = handler.name(), event_id = %event.meta().event_id, error = %e, "handler failed");
+            failures.push((handler.clone(), e));
+        }
+    }
+    failures
+}
+
+/// Why a record goes to the DLQ.
+struct Failure {
+    reason: DlqReason,
+    error_type: String,
+    message: String,
+    retries: u32,
+}
+
+impl Failure {
+    fn from_handlers(failures: &[(ErasedHandler, HandlerError)], retries: u32) -> Self {
+        let (error_type, message) = match failures {
+            [(_, e)] => (HANDLER_ERROR.to_owned(), e.to_string()),
+            many => {
+                let names: Vec<&str> = many.iter().map(|(h, _)| h.name()).collect();
+                (
+                    HANDLER_DISPATCH_ERROR.to_owned(),
+                    dispatch_failure_message(&names),
+                )
+            }
+        };
+        Self {
+            reason: DlqReason::MaxRetriesExceeded,
+            error_type,
+            message,
+            retries,
+        }
+    }
+}
+
+/// Sends the record to the DLQ and waits for the broker's acknowledgement, retrying until it comes (or
+/// shutdown interrupts, leaving the record uncommitted).
+async fn dead_letter(
+    inner: &Inner,
+    connection: &Connection,
+    record: &ConsumerRecord,
+    failure: Failure,
+    stop: &CancellationToken,
+) -> Settled {
+    let config = &inner.config;
+    if !config.enable_dlq {
+        error!(
+            topic = %record.topic, partition = record.partition, offset = record.offset,
+            reason = %failure.reason, error = %failure.message,
+            "enable_dlq is off: the record is skipped (counted in events_dropped)"
+        );
+        Stats::add(&inner.stats.events_dropped, 1);
+        return Settled::Yes;
+    }
+    let letter = DeadLetter {
+        reason: failure.reason,
+        error_type: failure.error_type,
+        error_message: failure.message,
+        retry_count: i64::from(failure.retries),
+        timestamp: OffsetDateTime::now_utc(),
+        original_topic: record.topic.to_string(),
+        original_partition: record.partition,
+        original_offset: record.offset,
+        consumer_group: config.consumer_group.clone(),
+    };
+    let original = EventRecord {
+        key: record.key.clone().unwrap_or_default(),
+        value: record.value.clone().unwrap_or_default(),
+        headers: record.headers.clone(),
+    };
+    let dlq = letter.record(&original);
+    let mut produced = ProducerRecord::new(config.dlq_topic_name())
+        .with_value(dlq.value)
+        .with_headers(dlq.headers);
+    if let Some(key) = &record.key {
+        produced = produced.with_key(key.clone());
+    }
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match connection.producer.send_and_wait(produced.clone()).await {
+            Ok(meta) => {
+                Stats::add(&inner.stats.messages_sent_to_dlq, 1);
+                info!(
+                    topic = %record.topic, partition = record.partition, offset = record.offset,
+                    reason = %letter.reason, dlq_partition = meta.partition, dlq_offset = meta.offset,
+                    "sent to the DLQ"
+                );
+                return Settled::Yes;
+            }
+            Err(e) => {
+                error!(offset = record.offset, error = %e, ?backoff, "cannot send to the DLQ; retrying (the record stays uncommitted)");
+                tokio::select! {
+                    () = stop.cancelled() => return Settled::Interrupted,
+                    () = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+}
+
+/// Cheap uniform numbers for retry jitter (SplitMix64 seeded from the process's random hasher keys).
+struct Jitter(u64);
+
+impl Jitter {
+    fn new() -> Self {
+        Self(RandomState::new().hash_one(std::time::Instant::now()))
+    }
+
+    /// A number in `[0, 1)`.
+    fn unit(&mut self) -> f64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        (z >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
