@@ -86,12 +86,19 @@ impl HandlerTable {
         typed.chain(wildcard).map(|s| s.handler.clone()).collect()
     }
 
-    /// Decodes a consumed record with the registry (unknown types are errors).
+    /// Decodes a consumed record: a registered type becomes its typed event; an event of a type this bus
+    /// does not know (no typed subscription) becomes an untyped [`AnyEvent`] that wildcard handlers
+    /// receive, as long as its envelope is valid. Bad headers, bad JSON and bad envelopes are errors.
     pub(crate) fn decode(&self, headers: &Headers, value: bytes::Bytes) -> Result<AnyEvent, event::Error> {
-        self.registry
+        let decoded = self
+            .registry
             .read()
             .unwrap_or_else(PoisonError::into_inner)
-            .decode(headers, value)
+            .decode(headers, value.clone());
+        match decoded {
+            Err(event::Error::UnknownEventType { .. }) => AnyEvent::decode_untyped(headers, value),
+            other => other,
+        }
     }
 
     /// An untyped event (decoded from bytes elsewhere) of a registered type becomes typed, so typed

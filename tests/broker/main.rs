@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod admin;
+mod bus;
 mod config_tls;
 mod connection;
 mod fault_proxy;
@@ -35,6 +36,7 @@ fn main() -> ExitCode {
     group::trials(&mut trials);
     config_tls::trials(&mut trials);
     sasl::trials(&mut trials);
+    bus::trials(&mut trials);
 
     if args.list {
         return libtest_mimic::run(&args, trials).exit_code();
