@@ -6,7 +6,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use bytes::Bytes;
 use kafka_event_bus::{
     client::{
         Cluster, NewTopic,
@@ -41,7 +40,12 @@ pub(crate) async fn produce(
         let mut headers = Headers::new();
         headers.insert("value", v.clone());
         builder
-            .append(1_700_000_000_000, Some(v.as_bytes()), Some(v.as_bytes()), &headers)
+            .append(
+                1_700_000_000_000,
+                Some(v.as_bytes()),
+                Some(v.as_bytes()),
+                &headers,
+            )
             .unwrap();
     }
     let batch = builder.finish().unwrap();
@@ -50,7 +54,9 @@ pub(crate) async fn produce(
         .with_timeout_ms(10_000)
         .with_topic_data(vec![
             TopicProduceData::default()
-                .with_name(TopicName(kafka_event_bus::protocol::StrBytes::from_string(topic.to_owned())))
+                .with_name(TopicName(kafka_event_bus::protocol::StrBytes::from_string(
+                    topic.to_owned(),
+                )))
                 .with_partition_data(vec![
                     PartitionProduceData::default()
                         .with_index(partition)
@@ -65,7 +71,13 @@ pub(crate) async fn produce(
 
 /// `per_partition` records to every partition of `topic`, in batches of `batch`; values are
 /// `"{tag}-{partition}-{i}"`.
-pub(crate) async fn produce_all(cluster: &Cluster, topic: &str, partitions: i32, per_partition: usize, tag: &str) {
+pub(crate) async fn produce_all(
+    cluster: &Cluster,
+    topic: &str,
+    partitions: i32,
+    per_partition: usize,
+    tag: &str,
+) {
     for p in 0..partitions {
         let values: Vec<String> = (0..per_partition).map(|i| format!("{tag}-{p}-{i}")).collect();
         for chunk in values.chunks(50) {
@@ -169,6 +181,12 @@ impl TestMember {
         self.log.lock().unwrap().assignment.clone()
     }
 
+    /// (assigned events, revoked events) seen so far.
+    pub(crate) fn event_counts(&self) -> (usize, usize) {
+        let log = self.log.lock().unwrap();
+        (log.assigned_events.len(), log.revoked_events.len())
+    }
+
     pub(crate) fn records(&self) -> Vec<(TopicPartition, i64, String)> {
         self.log.lock().unwrap().records.clone()
     }
@@ -200,7 +218,10 @@ impl TestMember {
 pub(crate) async fn eventually(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) -> Duration {
     let start = Instant::now();
     while !check() {
-        assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     start.elapsed()
@@ -214,4 +235,3 @@ pub(crate) fn counts(records: &[(TopicPartition, i64, String)]) -> BTreeMap<(Top
     }
     out
 }
-

@@ -397,8 +397,18 @@ impl Driver {
         match done {
             Completion::Coordinator(r) => self.member.handle_coordinator(now, r),
             Completion::Metadata(r) => self.member.handle_metadata(now, r),
-            Completion::Join(r) => self.member.handle_join(now, r),
-            Completion::Sync(r) => self.member.handle_sync(now, r),
+            Completion::Join(r) => {
+                if let Ok(r) = &r {
+                    tracing::debug!(group = %self.config.member.group_id, error = r.error_code, generation = r.generation_id, member = %r.member_id, leader = %r.leader, "JoinGroup answered");
+                }
+                self.member.handle_join(now, r)
+            }
+            Completion::Sync(r) => {
+                if let Ok(r) = &r {
+                    tracing::debug!(group = %self.config.member.group_id, error = r.error_code, "SyncGroup answered");
+                }
+                self.member.handle_sync(now, r)
+            }
             Completion::Heartbeat(r) => self.member.handle_heartbeat(now, r),
             Completion::Leave => self.member.handle_leave(now),
             Completion::Fetched {
