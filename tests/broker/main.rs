@@ -8,6 +8,7 @@
 
 mod admin;
 mod connection;
+mod consumer;
 mod group;
 mod group_support;
 mod support;
@@ -26,6 +27,7 @@ fn main() -> ExitCode {
     admin::trials(&mut trials);
     tls::trials(&mut trials);
     group::trials(&mut trials);
+    consumer::trials(&mut trials);
 
     if args.list {
         return libtest_mimic::run(&args, trials).exit_code();
