@@ -23,15 +23,13 @@ const WAIT: Duration = Duration::from_secs(30);
 
 /// Waits for the first assignment and returns its streams sorted by partition.
 async fn assigned(consumer: &mut Consumer) -> Vec<PartitionStream> {
-    loop {
-        match tokio::time::timeout(WAIT, consumer.next_event()).await.unwrap() {
-            Some(ConsumerEvent::Assigned(mut streams)) => {
-                streams.sort_by_key(|s| s.topic_partition().partition);
-                return streams;
-            }
-            Some(other) => panic!("unexpected {other:?}"),
-            None => panic!("consumer stopped"),
+    match tokio::time::timeout(WAIT, consumer.next_event()).await.unwrap() {
+        Some(ConsumerEvent::Assigned(mut streams)) => {
+            streams.sort_by_key(|s| s.topic_partition().partition);
+            streams
         }
+        Some(other) => panic!("unexpected {other:?}"),
+        None => panic!("consumer stopped"),
     }
 }
 
