@@ -291,3 +291,55 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
         },
     ));
 }
+
+/// A rough consume-throughput probe (not the benchmark): `cargo test --release --test broker --
+/// --ignored consumer::throughput --nocapture`.
+pub(crate) fn throughput_trial(trials: &mut Vec<Trial>) {
+    trials.push(
+        trial("consumer::throughput_probe", |ctx| async move {
+            let cluster = ctx.cluster().await;
+            let (topic, group) = (unique("tput"), unique("tput-g"));
+            create_topic(&cluster, &topic, 6).await;
+            let body = "y".repeat(380);
+            for p in 0..6 {
+                for b in 0..67 {
+                    let values: Vec<String> = (0..500).map(|i| format!("{{\"p\":{p},\"b\":{b},\"i\":{i},\"x\":\"{body}\"}}")).collect();
+                    produce(&cluster, &topic, p, &values, Compression::None).await;
+                }
+            }
+            let total = 6 * 67 * 500;
+            let mut consumer = Consumer::subscribe(&cluster, fast_config(&group, &topic)).unwrap();
+            let streams = assigned(&mut consumer).await;
+            let start = std::time::Instant::now();
+            let mut workers = Vec::new();
+            for mut stream in streams {
+                workers.push(tokio::spawn(async move {
+                    let mut n = 0usize;
+                    let mut bytes = 0usize;
+                    while n < total / 6 {
+                        let Some(chunk) = stream.next_chunk().await else { break };
+                        for r in &chunk {
+                            bytes += r.value.as_ref().map_or(0, |v| v.len());
+                        }
+                        n += chunk.len();
+                        stream.mark_done(chunk.last().unwrap().offset);
+                    }
+                    (n, bytes)
+                }));
+            }
+            let mut n = 0;
+            for w in workers {
+                n += w.await.unwrap().0;
+            }
+            let elapsed = start.elapsed();
+            eprintln!(
+                "{{\"records\":{n},\"seconds\":{:.3},\"records_per_s\":{:.0}}}",
+                elapsed.as_secs_f64(),
+                n as f64 / elapsed.as_secs_f64()
+            );
+            assert_eq!(n, total);
+            consumer.close().await;
+        })
+        .with_ignored_flag(true),
+    );
+}

@@ -28,6 +28,7 @@ fn main() -> ExitCode {
     tls::trials(&mut trials);
     group::trials(&mut trials);
     consumer::trials(&mut trials);
+    consumer::throughput_trial(&mut trials);
 
     if args.list {
         return libtest_mimic::run(&args, trials).exit_code();

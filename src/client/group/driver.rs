@@ -260,14 +260,12 @@ impl Driver {
         let (Some(coordinator), Some(generation)) =
             (self.coordinator.clone(), self.member.generation().cloned())
         else {
-            self.commits_in_flight += 1;
-            self.tasks.spawn(async move {
-                Completion::Committed {
-                    offsets,
-                    result: Err(Failure::Transport("not a stable member: cannot commit".into())),
-                    revoked,
-                }
-            });
+            // Not a stable member (no generation): nothing can be committed; a revocation goes on.
+            tracing::debug!(group = %self.config.member.group_id, "no generation: offsets not committed");
+            if let Some(partitions) = revoked {
+                self.listener.on_revoked(&partitions, false);
+                self.member.handle_revoked(Instant::now());
+            }
             return;
         };
         self.commits_in_flight += 1;
