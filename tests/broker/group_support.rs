@@ -181,6 +181,12 @@ impl TestMember {
         self.log.lock().unwrap().assignment.clone()
     }
 
+    /// (assigned events, revoked events) seen so far.
+    pub(crate) fn event_counts(&self) -> (usize, usize) {
+        let log = self.log.lock().unwrap();
+        (log.assigned_events.len(), log.revoked_events.len())
+    }
+
     pub(crate) fn records(&self) -> Vec<(TopicPartition, i64, String)> {
         self.log.lock().unwrap().records.clone()
     }

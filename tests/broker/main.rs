@@ -10,6 +10,7 @@ mod admin;
 mod bus;
 mod config_tls;
 mod connection;
+mod consumer;
 mod fault_proxy;
 mod group;
 mod group_support;
@@ -37,6 +38,8 @@ fn main() -> ExitCode {
     config_tls::trials(&mut trials);
     sasl::trials(&mut trials);
     bus::trials(&mut trials);
+    consumer::trials(&mut trials);
+    consumer::throughput_trial(&mut trials);
 
     if args.list {
         return libtest_mimic::run(&args, trials).exit_code();

@@ -7,7 +7,7 @@
 //!          └──────────────────────────────────────────┴──▶ per-partition sink (CompletedFetch)
 //! ```
 //!
-//! Owns: the fetch task, its broker connections, offset resets ([`reset`]). May use
+//! Owns: the fetch task, its broker connections, offset resets (`reset`). May use
 //! [`crate::client::cluster`], [`crate::client::subscription`] and [`crate::protocol`].
 //!
 //! # Invariants

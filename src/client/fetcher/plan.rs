@@ -8,7 +8,6 @@ use std::{
     sync::Arc,
 };
 
-use bytes::Bytes;
 use kafka_protocol::messages::{
     FetchRequest, TopicName,
     fetch_request::{FetchPartition, FetchTopic},
@@ -103,7 +102,7 @@ pub(crate) fn read_partition(
     let mut aborted = aborted.into_iter().peekable();
     let mut active_aborts: HashSet<i64> = HashSet::new();
 
-    let mut decoder = RecordBatchDecoder::new(data.records.unwrap_or_else(Bytes::new), options);
+    let mut decoder = RecordBatchDecoder::new(data.records.unwrap_or_default(), options);
     let mut records = Vec::new();
     let mut next_offset = fetched_at;
     for batch in decoder.by_ref() {
@@ -173,7 +172,7 @@ pub(crate) fn by_leader(
 
 #[cfg(test)]
 mod tests {
-    use bytes::BytesMut;
+    use bytes::{Bytes, BytesMut};
     use kafka_protocol::{
         messages::{ProducerId, fetch_response::AbortedTransaction},
         protocol::Encodable,

@@ -28,6 +28,16 @@ use crate::{
 
 /// ListOffsets(earliest) for one partition.
 async fn earliest(cluster: &Cluster, tp: &TopicPartition, isolation: IsolationLevel) -> Result<i64, String> {
+    list_offsets(cluster, tp, isolation, -2).await
+}
+
+/// ListOffsets at `timestamp` (-2 earliest, -1 latest) for one partition.
+async fn list_offsets(
+    cluster: &Cluster,
+    tp: &TopicPartition,
+    isolation: IsolationLevel,
+    timestamp: i64,
+) -> Result<i64, String> {
     let (_, conn) = cluster
         .leader(&tp.topic, tp.partition)
         .await
@@ -44,7 +54,7 @@ async fn earliest(cluster: &Cluster, tp: &TopicPartition, isolation: IsolationLe
                 .with_partitions(vec![
                     ListOffsetsPartition::default()
                         .with_partition_index(tp.partition)
-                        .with_timestamp(-2),
+                        .with_timestamp(timestamp),
                 ]),
         ]);
     let response = messenger.request(&request).await.map_err(|e| e.to_string())?;
@@ -67,11 +77,12 @@ async fn latest(cluster: &Cluster, tp: &TopicPartition, config: &FetchConfig) ->
         .leader(&tp.topic, tp.partition)
         .await
         .map_err(|e| e.to_string())?;
+    // Tansu leaves a partition out of the answer when its limits are below one batch, so the probe
+    // uses the configured sizes (one-off cost: up to `max_partition_fetch_bytes`).
+    // A zero wait makes Tansu answer before reading anything, so the probe waits a little.
     let probe = FetchConfig {
-        fetch_max_wait: std::time::Duration::ZERO,
-        fetch_min_bytes: 0,
-        max_partition_fetch_bytes: 1,
-        fetch_max_bytes: 1,
+        fetch_max_wait: std::time::Duration::from_millis(100),
+        fetch_min_bytes: 1,
         ..config.clone()
     };
     let target = [FetchTarget {
@@ -87,12 +98,17 @@ async fn latest(cluster: &Cluster, tp: &TopicPartition, config: &FetchConfig) ->
         .request(&fetch_request(version, &probe, &target))
         .await
         .map_err(|e| e.to_string())?;
-    let p = response
+    let Some(p) = response
         .responses
         .iter()
         .flat_map(|t| t.partitions.iter())
         .find(|p| p.partition_index == tp.partition)
-        .ok_or("Fetch answer without the partition")?;
+    else {
+        // Nothing to return (an empty log, on some brokers): the broker's own "latest" is all there is.
+        let end = list_offsets(cluster, tp, config.isolation_level, -1).await?;
+        tracing::debug!(%tp, start, end, "fetch probe without the partition; using ListOffsets(latest)");
+        return Ok(end.max(start));
+    };
     if let Some(e) = ServerError::from_code(p.error_code, None) {
         return Err(e.to_string());
     }

@@ -112,7 +112,7 @@ pub(crate) async fn run(
         listener,
         coordinator: None,
         tasks: JoinSet::new(),
-        commit_in_flight: false,
+        commits_in_flight: 0,
         next_commit: Instant::now(),
     };
     driver.next_commit = Instant::now() + driver.config.commit_interval;
@@ -125,7 +125,10 @@ pub(crate) async fn run(
         }
         driver.member.handle_timeout(now);
         driver.step(now);
-        if driver.member.is_closed() && driver.tasks.is_empty() {
+        if driver.member.is_closed() {
+            // Revocation commits and LeaveGroup are done by now; what is left (a JoinGroup the
+            // coordinator is holding, a heartbeat) no longer matters.
+            driver.tasks.abort_all();
             break;
         }
         let deadline = [
@@ -160,7 +163,7 @@ struct Driver {
     listener: Arc<dyn RebalanceListener>,
     coordinator: Option<CoordinatorConnection>,
     tasks: JoinSet<Completion>,
-    commit_in_flight: bool,
+    commits_in_flight: usize,
     next_commit: Instant,
 }
 
@@ -186,7 +189,7 @@ impl Driver {
         if now >= self.next_commit {
             self.next_commit = now + self.config.commit_interval;
             let offsets = self.listener.pending_commits();
-            if !offsets.is_empty() && !self.commit_in_flight {
+            if !offsets.is_empty() && self.commits_in_flight == 0 {
                 self.commit(offsets, None);
             }
         }
@@ -257,16 +260,15 @@ impl Driver {
         let (Some(coordinator), Some(generation)) =
             (self.coordinator.clone(), self.member.generation().cloned())
         else {
-            self.tasks.spawn(async move {
-                Completion::Committed {
-                    offsets,
-                    result: Err(Failure::Transport("not a stable member: cannot commit".into())),
-                    revoked,
-                }
-            });
+            // Not a stable member (no generation): nothing can be committed; a revocation goes on.
+            tracing::debug!(group = %self.config.member.group_id, "no generation: offsets not committed");
+            if let Some(partitions) = revoked {
+                self.listener.on_revoked(&partitions, false);
+                self.member.handle_revoked(Instant::now());
+            }
             return;
         };
-        self.commit_in_flight = true;
+        self.commits_in_flight += 1;
         let config = Arc::clone(&self.config);
         self.tasks.spawn(async move {
             let result = offsets::commit(
@@ -397,8 +399,18 @@ impl Driver {
         match done {
             Completion::Coordinator(r) => self.member.handle_coordinator(now, r),
             Completion::Metadata(r) => self.member.handle_metadata(now, r),
-            Completion::Join(r) => self.member.handle_join(now, r),
-            Completion::Sync(r) => self.member.handle_sync(now, r),
+            Completion::Join(r) => {
+                if let Ok(r) = &r {
+                    tracing::debug!(group = %self.config.member.group_id, error = r.error_code, generation = r.generation_id, member = %r.member_id, leader = %r.leader, "JoinGroup answered");
+                }
+                self.member.handle_join(now, r)
+            }
+            Completion::Sync(r) => {
+                if let Ok(r) = &r {
+                    tracing::debug!(group = %self.config.member.group_id, error = r.error_code, "SyncGroup answered");
+                }
+                self.member.handle_sync(now, r)
+            }
             Completion::Heartbeat(r) => self.member.handle_heartbeat(now, r),
             Completion::Leave => self.member.handle_leave(now),
             Completion::Fetched {
@@ -445,7 +457,7 @@ impl Driver {
                 result,
                 revoked,
             } => {
-                self.commit_in_flight = false;
+                self.commits_in_flight = self.commits_in_flight.saturating_sub(1);
                 match result {
                     Ok(()) => self.listener.on_committed(&offsets),
                     Err(e) => {

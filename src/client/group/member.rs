@@ -10,10 +10,10 @@
 //! Inputs are `handle_*(now, ..)` (responses, timeouts, the application's progress); outputs are
 //! [`Member::poll_request`] (what to send), [`Member::poll_event`] (what the consumer must do) and
 //! [`Member::poll_timeout`] (when to call [`Member::handle_timeout`]). It reads no clock and does no I/O:
-//! [`driver`](super::driver) feeds it.
+//! the group `driver` feeds it.
 //!
 //! Owns: the member id, generation, owned partitions and the rejoin logic. May use
-//! [`assignor`](super::assignor), [`heartbeat`](super::heartbeat) and [`crate::protocol`].
+//! [`assignor`](super::assignor), `heartbeat` and [`crate::protocol`].
 //!
 //! # Invariants
 //!

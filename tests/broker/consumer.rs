@@ -1,0 +1,349 @@
+//! The fetcher and the consumer API against a real broker: codecs, backpressure, pause/resume,
+//! `auto_offset_reset=latest`, done-offset commits and the poll timeout.
+
+use std::time::Duration;
+
+use kafka_event_bus::{
+    client::{
+        consumer::{Consumer, ConsumerEvent, PartitionStream},
+        group::LeaveReason,
+        subscription::{OffsetReset, TopicPartition},
+    },
+    protocol::Compression,
+};
+use libtest_mimic::Trial;
+
+use crate::{
+    group_support::{create_topic, eventually, fast_config, produce},
+    support::unique,
+    trial,
+};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// Waits for the first assignment and returns its streams sorted by partition.
+async fn assigned(consumer: &mut Consumer) -> Vec<PartitionStream> {
+    match tokio::time::timeout(WAIT, consumer.next_event()).await.unwrap() {
+        Some(ConsumerEvent::Assigned(mut streams)) => {
+            streams.sort_by_key(|s| s.topic_partition().partition);
+            streams
+        }
+        Some(other) => panic!("unexpected {other:?}"),
+        None => panic!("consumer stopped"),
+    }
+}
+
+/// Reads `stream` in chunks (marking them done) until `count` reaches `target`.
+async fn read_to(target: usize, stream: &mut PartitionStream, mut count: usize) -> usize {
+    while count < target {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), stream.next_chunk())
+            .await
+            .unwrap()
+            .unwrap();
+        count += chunk.len();
+        stream.mark_done(chunk.last().unwrap().offset);
+    }
+    count
+}
+
+async fn next(stream: &mut PartitionStream) -> Option<kafka_event_bus::client::consumer::ConsumerRecord> {
+    tokio::time::timeout(Duration::from_secs(10), stream.next())
+        .await
+        .expect("a record within 10 s")
+}
+
+pub(crate) fn trials(trials: &mut Vec<Trial>) {
+    trials.push(trial(
+        "consumer::every_codec_round_trips_with_headers",
+        |ctx| async move {
+            let cluster = ctx.cluster().await;
+            let (topic, group) = (unique("codecs"), unique("codecs-g"));
+            create_topic(&cluster, &topic, 1).await;
+            let codecs = [
+                Compression::None,
+                Compression::Gzip,
+                Compression::Snappy,
+                Compression::Lz4,
+                Compression::Zstd,
+            ];
+            let mut expected = Vec::new();
+            for codec in codecs {
+                let values: Vec<String> = (0..20).map(|i| format!("{codec:?}-{i}")).collect();
+                produce(&cluster, &topic, 0, &values, codec).await;
+                expected.extend(values);
+            }
+            let mut consumer = Consumer::subscribe(&cluster, fast_config(&group, &topic)).unwrap();
+            let mut streams = assigned(&mut consumer).await;
+            let stream = &mut streams[0];
+            for (i, want) in expected.iter().enumerate() {
+                let r = next(stream).await.unwrap();
+                assert_eq!(r.offset, i64::try_from(i).unwrap());
+                assert_eq!(r.value.as_deref(), Some(want.as_bytes()));
+                assert_eq!(r.key.as_deref(), Some(want.as_bytes()));
+                assert_eq!(r.headers.get_str("value"), Some(want.as_str()));
+                stream.mark_done(r.offset);
+            }
+            assert_eq!(stream.high_watermark(), Some(100));
+            assert_eq!(stream.lag(), Some(0));
+            drop(streams);
+            consumer.close().await;
+        },
+    ));
+
+    trials.push(trial(
+        "consumer::unread_partition_stops_growing_while_others_flow_and_pause_resume",
+        |ctx| async move {
+            let cluster = ctx.cluster().await;
+            let (topic, group) = (unique("backpressure"), unique("backpressure-g"));
+            create_topic(&cluster, &topic, 2).await;
+            // 2 × 4,000 records of ~1 KB (Tansu ignores the byte limits, so a chunk can be large).
+            let payload = "x".repeat(1000);
+            for p in 0..2 {
+                for b in 0..40 {
+                    let values: Vec<String> = (0..100).map(|i| format!("{p}-{b}-{i}-{payload}")).collect();
+                    produce(&cluster, &topic, p, &values, Compression::None).await;
+                }
+            }
+            let mut config = fast_config(&group, &topic);
+            config.fetch.max_partition_fetch_bytes = 16 * 1024;
+            config.fetch.max_buffered_fetches = 2;
+            let mut consumer = Consumer::subscribe(&cluster, config).unwrap();
+            let mut streams = assigned(&mut consumer).await;
+            let mut flowing = streams.pop().unwrap();
+            let mut idle = streams.pop().unwrap();
+            let idle_tp = idle.topic_partition().clone();
+            assert_eq!(idle_tp.partition, 0);
+
+            // Partition 1 is read to the end while partition 0 is never read.
+            assert_eq!(read_to(4000, &mut flowing, 0).await, 4000);
+            assert!(consumer.buffered_chunks(&idle_tp) <= 2);
+            let position = consumer.position(&idle_tp).unwrap();
+            // More data for both: the reader keeps flowing, the unread partition is not fetched at all.
+            for p in 0..2 {
+                for b in 40..60 {
+                    let values: Vec<String> = (0..100).map(|i| format!("{p}-{b}-{i}-{payload}")).collect();
+                    produce(&cluster, &topic, p, &values, Compression::None).await;
+                }
+            }
+            assert_eq!(read_to(6000, &mut flowing, 4000).await, 6000);
+            assert_eq!(
+                consumer.position(&idle_tp),
+                Some(position),
+                "no fetching while its buffer is full"
+            );
+            assert!(consumer.buffered_chunks(&idle_tp) <= 2);
+            eprintln!("[backpressure] unread partition held at position {position} of 6000, 2 chunks");
+
+            // Explicit pause: once the buffered chunks are drained, nothing more arrives.
+            idle.pause();
+            let mut seen = 0;
+            while let Ok(Some(chunk)) =
+                tokio::time::timeout(Duration::from_millis(800), idle.next_chunk()).await
+            {
+                seen += chunk.len();
+            }
+            let paused_at = consumer.position(&idle_tp).unwrap();
+            assert_eq!(
+                i64::try_from(seen).unwrap(),
+                paused_at,
+                "everything fetched was delivered, then silence"
+            );
+            idle.resume();
+            let mut total = seen;
+            while total < 6000 {
+                total += tokio::time::timeout(Duration::from_secs(10), idle.next_chunk())
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .len();
+            }
+            assert_eq!(total, 6000);
+            drop((idle, flowing));
+            consumer.close().await;
+        },
+    ));
+
+    trials.push(trial(
+        "consumer::latest_reset_skips_existing_records_multi_record_batches",
+        |ctx| async move {
+            let cluster = ctx.cluster().await;
+            let (topic, group) = (unique("latest"), unique("latest-g"));
+            create_topic(&cluster, &topic, 1).await;
+            // Multi-record batches: exactly where Tansu's ListOffsets(latest) answers wrongly (11, not 20).
+            let old: Vec<String> = (0..10).map(|i| format!("old{i}")).collect();
+            produce(&cluster, &topic, 0, &old, Compression::None).await;
+            produce(&cluster, &topic, 0, &old, Compression::None).await;
+            let mut consumer = Consumer::subscribe(
+                &cluster,
+                fast_config(&group, &topic).with_auto_offset_reset(OffsetReset::Latest),
+            )
+            .unwrap();
+            let mut streams = assigned(&mut consumer).await;
+            let tp = TopicPartition::new(&topic, 0);
+            eventually("position found", WAIT, || consumer.position(&tp).is_some()).await;
+            assert_eq!(consumer.position(&tp), Some(20), "latest = the true log end");
+            produce(&cluster, &topic, 0, &["new".to_owned()], Compression::None).await;
+            let r = next(&mut streams[0]).await.unwrap();
+            assert_eq!((r.offset, r.value.as_deref()), (20, Some(&b"new"[..])));
+            drop(streams);
+            consumer.close().await;
+        },
+    ));
+
+    trials.push(trial(
+        "consumer::latest_reset_on_an_empty_partition",
+        |ctx| async move {
+            let cluster = ctx.cluster().await;
+            let (topic, group) = (unique("latest-empty"), unique("latest-empty-g"));
+            create_topic(&cluster, &topic, 1).await;
+            let mut consumer = Consumer::subscribe(
+                &cluster,
+                fast_config(&group, &topic).with_auto_offset_reset(OffsetReset::Latest),
+            )
+            .unwrap();
+            let mut streams = assigned(&mut consumer).await;
+            let tp = TopicPartition::new(&topic, 0);
+            eventually("position found", WAIT, || consumer.position(&tp).is_some()).await;
+            assert_eq!(consumer.position(&tp), Some(0));
+            produce(&cluster, &topic, 0, &["first".to_owned()], Compression::None).await;
+            assert_eq!(next(&mut streams[0]).await.unwrap().offset, 0);
+            drop(streams);
+            consumer.close().await;
+        },
+    ));
+
+    trials.push(trial(
+        "consumer::only_done_offsets_are_committed",
+        |ctx| async move {
+            let cluster = ctx.cluster().await;
+            let (topic, group) = (unique("done"), unique("done-g"));
+            create_topic(&cluster, &topic, 1).await;
+            let values: Vec<String> = (0..10).map(|i| format!("v{i}")).collect();
+            produce(&cluster, &topic, 0, &values, Compression::None).await;
+            let tp = TopicPartition::new(&topic, 0);
+
+            let mut consumer = Consumer::subscribe(&cluster, fast_config(&group, &topic)).unwrap();
+            let mut streams = assigned(&mut consumer).await;
+            for _ in 0..10 {
+                next(&mut streams[0]).await.unwrap();
+            }
+            // Handed out 10, but only 0..=3 are done.
+            streams[0].mark_done(3);
+            eventually("periodic commit", WAIT, || consumer.committed(&tp) == Some(4)).await;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            assert_eq!(consumer.committed(&tp), Some(4));
+            drop(streams);
+            // Close with the stream dropped: the revocation does not wait, and commits nothing more.
+            consumer.close().await;
+
+            let mut again = Consumer::subscribe(&cluster, fast_config(&group, &topic)).unwrap();
+            let mut streams = assigned(&mut again).await;
+            let r = next(&mut streams[0]).await.unwrap();
+            assert_eq!(r.offset, 4, "resumes after the last done offset");
+            drop(streams);
+            again.close().await;
+        },
+    ));
+
+    trials.push(trial(
+        "consumer::stalled_handler_leaves_the_group_then_rejoins",
+        |ctx| async move {
+            let cluster = ctx.cluster().await;
+            let (topic, group) = (unique("stall"), unique("stall-g"));
+            create_topic(&cluster, &topic, 1).await;
+            produce(
+                &cluster,
+                &topic,
+                0,
+                &["a".to_owned(), "b".to_owned()],
+                Compression::None,
+            )
+            .await;
+            let config = fast_config(&group, &topic)
+                .with_max_poll_interval(Duration::from_secs(3))
+                .with_revoke_timeout(Duration::from_millis(500));
+            let mut consumer = Consumer::subscribe(&cluster, config).unwrap();
+            let mut streams = assigned(&mut consumer).await;
+            // Take one record and never finish it: the handler is stuck.
+            let stuck = next(&mut streams[0]).await.unwrap();
+            let left = tokio::time::timeout(WAIT, async {
+                loop {
+                    match consumer.next_event().await {
+                        Some(ConsumerEvent::Left(reason)) => return reason,
+                        Some(_) => {}
+                        None => panic!("stopped"),
+                    }
+                }
+            })
+            .await
+            .unwrap();
+            assert_eq!(left, LeaveReason::PollTimeout);
+            assert!(streams[0].is_revoked());
+            // The handler recovers: it finishes its record and drops the stream; the member rejoins.
+            streams[0].mark_done(stuck.offset);
+            drop(streams);
+            let mut streams = assigned(&mut consumer).await;
+            let r = next(&mut streams[0]).await.unwrap();
+            // It was not done when the member left, so nothing was committed: it comes again.
+            assert_eq!(r.offset, stuck.offset, "only done offsets are committed");
+            drop(streams);
+            consumer.close().await;
+        },
+    ));
+}
+
+/// A rough consume-throughput probe (not the benchmark): `cargo test --release --test broker --
+/// --ignored consumer::throughput --nocapture`.
+pub(crate) fn throughput_trial(trials: &mut Vec<Trial>) {
+    trials.push(
+        trial("consumer::throughput_probe", |ctx| async move {
+            let cluster = ctx.cluster().await;
+            let (topic, group) = (unique("tput"), unique("tput-g"));
+            create_topic(&cluster, &topic, 6).await;
+            let body = "y".repeat(380);
+            for p in 0..6 {
+                for b in 0..67 {
+                    let values: Vec<String> = (0..500)
+                        .map(|i| format!("{{\"p\":{p},\"b\":{b},\"i\":{i},\"x\":\"{body}\"}}"))
+                        .collect();
+                    produce(&cluster, &topic, p, &values, Compression::None).await;
+                }
+            }
+            let total = 6 * 67 * 500;
+            let mut consumer = Consumer::subscribe(&cluster, fast_config(&group, &topic)).unwrap();
+            let streams = assigned(&mut consumer).await;
+            let start = std::time::Instant::now();
+            let mut workers = Vec::new();
+            for mut stream in streams {
+                workers.push(tokio::spawn(async move {
+                    let mut n = 0usize;
+                    let mut bytes = 0usize;
+                    while n < total / 6 {
+                        let Some(chunk) = stream.next_chunk().await else {
+                            break;
+                        };
+                        for r in &chunk {
+                            bytes += r.value.as_ref().map_or(0, |v| v.len());
+                        }
+                        n += chunk.len();
+                        stream.mark_done(chunk.last().unwrap().offset);
+                    }
+                    (n, bytes)
+                }));
+            }
+            let mut n = 0;
+            for w in workers {
+                n += w.await.unwrap().0;
+            }
+            let elapsed = start.elapsed();
+            eprintln!(
+                "{{\"records\":{n},\"seconds\":{:.3},\"records_per_s\":{:.0}}}",
+                elapsed.as_secs_f64(),
+                n as f64 / elapsed.as_secs_f64()
+            );
+            assert_eq!(n, total);
+            consumer.close().await;
+        })
+        .with_ignored_flag(true),
+    );
+}
