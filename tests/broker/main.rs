@@ -8,6 +8,7 @@
 
 mod admin;
 mod bus;
+mod bus_crash;
 mod config_tls;
 mod connection;
 mod consumer;
@@ -38,6 +39,7 @@ fn main() -> ExitCode {
     config_tls::trials(&mut trials);
     sasl::trials(&mut trials);
     bus::trials(&mut trials);
+    bus_crash::trials(&mut trials);
     consumer::trials(&mut trials);
     consumer::throughput_trial(&mut trials);
 

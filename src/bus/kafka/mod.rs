@@ -35,6 +35,7 @@ use tracing::{info, warn};
 
 pub use stats::BusStats;
 use stats::{Stamp, Stats};
+pub use worker::RecordContext;
 
 use super::{
     ClusterSnafu, ConfigSnafu, ErasedHandler, Error, EventBus, KafkaEventBusConfig, SubscriptionId, Target,

@@ -170,8 +170,21 @@ async fn settle(
     let policy = retry_policy(inner);
     let mut pending = inner.handlers.handlers_for(&event);
     let mut retries = 0u32;
+    let context = RecordContext {
+        topic: record.topic.to_string(),
+        partition: record.partition,
+        offset: record.offset,
+        timestamp: record.timestamp,
+        retries: 0,
+    };
     loop {
-        let failures = run_handlers(inner, &pending, &event).await;
+        let context = RecordContext {
+            retries,
+            ..context.clone()
+        };
+        let failures = CURRENT
+            .scope(context, run_handlers(inner, &pending, &event))
+            .await;
         if failures.is_empty() {
             Stats::add(&stats.events_processed_success, 1);
             return Settled::Yes;
@@ -231,6 +244,50 @@ async fn run_handlers(
         }
     }
     failures
+}
+
+tokio::task_local! {
+    static CURRENT: RecordContext;
+}
+
+/// Where the event a handler is running for came from: available to handlers of a
+/// [`KafkaEventBus`](super::KafkaEventBus) through [`RecordContext::current`].
+///
+/// # Example
+///
+/// ```no_run
+/// # fn wire(bus: &kafka_event_bus::bus::KafkaEventBus) -> Result<(), kafka_event_bus::bus::Error> {
+/// use kafka_event_bus::bus::{EventBus, RecordContext};
+///
+/// bus.subscribe_to_all_events(|event| async move {
+///     if let Some(at) = RecordContext::current() {
+///         println!("{} from {}/{} at {}", event.type_name(), at.topic, at.partition, at.offset);
+///     }
+///     Ok(())
+/// })?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RecordContext {
+    /// The topic.
+    pub topic: String,
+    /// The partition.
+    pub partition: i32,
+    /// The record's offset.
+    pub offset: i64,
+    /// The record's timestamp (ms since the epoch).
+    pub timestamp: i64,
+    /// How many times the handlers have been retried for this record (0 on the first attempt).
+    pub retries: u32,
+}
+
+impl RecordContext {
+    /// The record the calling handler runs for; `None` outside a Kafka bus handler (e.g. on the
+    /// in-memory bus, or in a task the handler spawned).
+    pub fn current() -> Option<Self> {
+        CURRENT.try_with(Clone::clone).ok()
+    }
 }
 
 /// Why a record goes to the DLQ.

@@ -1,0 +1,79 @@
+//! Consumes `OrderCreated` events until SIGINT or SIGTERM, then shuts down gracefully.
+//!
+//! ```text
+//! cargo run --example consume -- --prefix orders --group billing [--out handled.txt] [--fail-every K]
+//! ```
+//!
+//! With `--out`, every handled event appends one line, `event_id partition offset`, flushed at once (so
+//! a killed process loses none). With `--fail-every K`, every K-th event's handler fails once (to see
+//! the retries). Settings come from `KAFKA_*` variables.
+
+mod common;
+
+use std::{
+    error::Error,
+    io::Write,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use common::{OrderCreated, arg, args, config};
+use kafka_event_bus::{
+    bus::{EventBus, KafkaEventBus, RecordContext},
+    event::DomainEvent,
+    testing::TestBroker,
+};
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn Error>> {
+    let args = args();
+    let fail_every: u64 = arg(&args, "fail-every", 0)?;
+    let out = match args.get("out") {
+        Some(path) => Some(Arc::new(Mutex::new(
+            std::fs::OpenOptions::new().create(true).append(true).open(path)?,
+        ))),
+        None => None,
+    };
+    let broker = TestBroker::from_env_or_start()?;
+    let bus = KafkaEventBus::new(config(&broker, args.get("prefix"), args.get("group"))?)?;
+    bus.connect().await?;
+    bus.ensure_topics(6, 1, 1).await?;
+
+    let seen = Arc::new(AtomicU64::new(0));
+    bus.subscribe(move |event: Arc<DomainEvent<OrderCreated>>| {
+        let (out, seen) = (out.clone(), Arc::clone(&seen));
+        async move {
+            let at = RecordContext::current();
+            let n = seen.fetch_add(1, Ordering::Relaxed) + 1;
+            if fail_every > 0 && n % fail_every == 0 && at.as_ref().is_some_and(|a| a.retries == 0) {
+                return Err(format!("failing event {} once, as asked", event.meta.event_id).into());
+            }
+            if let (Some(out), Some(at)) = (out, at) {
+                let mut file = out.lock().map_err(|_| "output file lock poisoned")?;
+                writeln!(file, "{} {} {}", event.meta.event_id, at.partition, at.offset)?;
+                file.flush()?;
+            }
+            Ok(())
+        }
+    })?;
+
+    let consuming = bus.start_consuming_in_background()?;
+    eprintln!(
+        "consuming {} as group {}; Ctrl-C to stop",
+        bus.config().topic_name(),
+        bus.config().consumer_group
+    );
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+    eprintln!("shutting down");
+    bus.shutdown(Duration::from_secs(30)).await?;
+    consuming.wait().await?;
+    eprintln!("{}", serde_json::to_string(&bus.stats())?);
+    Ok(())
+}
