@@ -15,22 +15,7 @@
 //!   which Tansu gets wrong after multi-record batches.
 //! - A replay returns only after the broker acknowledged the republished record.
 //!
-//! # Replay targeting
-//!
-//! eventsource-py republishes a replayed DLQ record to the main topic, where **every** consumer group
-//! handles it again, although only the group that dead-lettered it failed (spec §3.6, §8.3). Here a
-//! replay carries one more header, [`REPLAY_CONSUMER_GROUP`] (`dlq_replay_consumer_group`), whose value
-//! is the DLQ record's `dlq_consumer_group`: the group that gave up on it. A consumer of group `g` calls
-//! [`replay_is_for`]`(headers, g)` on every record and, when it says `false`, skips the record and
-//! commits past it (its group already handled that event). Records without the header (every ordinary
-//! event, and replays of DLQ records that name no group) are for everyone.
-//!
-//! The name is in the `dlq_` family on purpose: anything that strips `dlq_*` headers drops it. So a
-//! replay of a replay is re-targeted from its new DLQ record (never a stale group), and eventsource-py's
-//! own replay drops it, so a Python replay reaches every group as it always did. eventsource-py
-//! consumers ignore unknown headers: they handle a Rust replay whatever group it names, as they handle
-//! every replay today. A Python-dead-lettered record replayed from Rust names the Python group, so
-//! Rust groups skip it and Python groups handle it.
+//! Replays are targeted at the group that dead-lettered the record: see [`REPLAY_CONSUMER_GROUP`].
 
 #[cfg(feature = "client")]
 mod client;
@@ -50,7 +35,38 @@ use super::replay_headers;
 use crate::event::header;
 use crate::protocol::Headers;
 
-/// The header naming the only consumer group a replayed record is for (see the [module docs](self)).
+/// The header naming the only consumer group a replayed record is for.
+///
+/// # Replay targeting
+///
+/// eventsource-py republishes a replayed DLQ record to the main topic, where **every** consumer group
+/// handles it again, although only the group that dead-lettered it failed (spec §3.6, §8.3). Here a
+/// replay carries one more header, [`REPLAY_CONSUMER_GROUP`] (`dlq_replay_consumer_group`), whose value
+/// is the DLQ record's `dlq_consumer_group`: the group that gave up on it. A consumer of group `g` calls
+/// [`replay_is_for`]`(headers, g)` on every record and, when it says `false`, skips the record and
+/// commits past it (its group already handled that event). Records without the header (every ordinary
+/// event, and replays of DLQ records that name no group) are for everyone.
+///
+/// The name is in the `dlq_` family on purpose: anything that strips `dlq_*` headers drops it. So a
+/// replay of a replay is re-targeted from its new DLQ record (never a stale group), and eventsource-py's
+/// own replay drops it, so a Python replay reaches every group as it always did. eventsource-py
+/// consumers ignore unknown headers: they handle a Rust replay whatever group it names, as they handle
+/// every replay today. A record dead-lettered by a Python group and replayed from Rust names that
+/// group: Rust groups skip it, every Python group handles it (as before). When two groups both
+/// dead-lettered an event, the DLQ holds one record per group, and each replay targets its own group.
+///
+/// # Example
+///
+/// ```
+/// use kafka_event_bus::dlq::{REPLAY_CONSUMER_GROUP, replay_is_for};
+/// use kafka_event_bus::protocol::Headers;
+///
+/// assert_eq!(REPLAY_CONSUMER_GROUP, "dlq_replay_consumer_group");
+/// assert!(REPLAY_CONSUMER_GROUP.starts_with("dlq_")); // stripped by every replay, Python's too
+/// let mut replayed = Headers::new();
+/// replayed.insert(REPLAY_CONSUMER_GROUP, "shipping");
+/// assert!(!replay_is_for(&replayed, "billing"));
+/// ```
 pub const REPLAY_CONSUMER_GROUP: &str = "dlq_replay_consumer_group";
 
 /// Whether a consumer of `group` should handle a record with these `headers`.
@@ -145,7 +161,10 @@ mod tests {
     #[test]
     fn untargeted_records_are_for_everyone() {
         assert!(replay_is_for(&Headers::new(), "g"));
-        assert!(replay_is_for(&with(&[("dlq_consumer_group", Some(b"other"))]), "g"));
+        assert!(replay_is_for(
+            &with(&[("dlq_consumer_group", Some(b"other"))]),
+            "g"
+        ));
     }
 
     #[test]
@@ -155,7 +174,10 @@ mod tests {
         assert!(!replay_is_for(&h, "b"));
         assert!(!replay_is_for(&h, "A"), "group ids are case-sensitive");
         assert!(!replay_is_for(&h, ""));
-        let two = with(&[(REPLAY_CONSUMER_GROUP, Some(b"a")), (REPLAY_CONSUMER_GROUP, Some(b"b"))]);
+        let two = with(&[
+            (REPLAY_CONSUMER_GROUP, Some(b"a")),
+            (REPLAY_CONSUMER_GROUP, Some(b"b")),
+        ]);
         assert!(replay_is_for(&two, "b"));
         assert!(!replay_is_for(&two, "c"));
     }

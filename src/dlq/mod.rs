@@ -15,9 +15,9 @@ mod retry;
 #[cfg(feature = "client")]
 mod sink;
 
-pub use admin::{DlqEntry, DlqPayload, REPLAY_CONSUMER_GROUP, replay_is_for, targeted_replay_headers};
 #[cfg(feature = "client")]
 pub use admin::{AdminError, DEFAULT_READ_TIMEOUT, DlqAdmin, DlqAdminConfig};
+pub use admin::{DlqEntry, DlqPayload, REPLAY_CONSUMER_GROUP, replay_is_for, targeted_replay_headers};
 
 pub use record::{
     DeadLetter, DlqReason, Error, HANDLER_DISPATCH_ERROR, MAX_ERROR_MESSAGE_CHARS, dispatch_failure_message,

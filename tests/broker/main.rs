@@ -9,6 +9,7 @@
 mod admin;
 mod config_tls;
 mod connection;
+mod dlq;
 mod fault_proxy;
 mod group;
 mod group_support;
@@ -35,6 +36,7 @@ fn main() -> ExitCode {
     group::trials(&mut trials);
     config_tls::trials(&mut trials);
     sasl::trials(&mut trials);
+    dlq::trials(&mut trials);
 
     if args.list {
         return libtest_mimic::run(&args, trials).exit_code();

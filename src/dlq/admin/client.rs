@@ -20,6 +20,9 @@ use crate::protocol::ResponseError;
 /// replay waits 5 s for the record).
 pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long past its timeout a listing may take to wind down before it is cut.
+const TIMEOUT_GRACE: Duration = Duration::from_millis(50);
+
 /// What [`DlqAdmin`] needs to know.
 ///
 /// # Example
@@ -135,13 +138,14 @@ impl DlqAdmin {
     /// Each partition is read from its log start up to its high watermark as it was when the call
     /// started (records written meanwhile are left for the next call), so this returns as soon as what
     /// existed has been read; it never waits for more. `timeout` bounds the whole call: when it passes,
-    /// the entries read so far are returned (and a warning is logged), as eventsource-py intends. A
+    /// the entries read so far are returned (and a warning is logged), as eventsource-py intends, or
+    /// [`AdminError::Timeout`] if none were: an unreachable broker is an error, never an empty DLQ. A
     /// missing DLQ topic has no entries (it is not created).
     ///
     /// # Errors
     ///
-    /// A non-retriable read failure ([`AdminError::Broker`], [`AdminError::Decode`]...); retriable ones
-    /// are retried until `timeout`.
+    /// [`AdminError::Timeout`] as above; a non-retriable read failure ([`AdminError::Broker`],
+    /// [`AdminError::Decode`]...) at once; a retriable one that still fails when `timeout` passes.
     ///
     /// # Cancel safety
     ///
@@ -152,10 +156,21 @@ impl DlqAdmin {
             return Ok(out);
         }
         let deadline = Instant::now() + timeout;
-        let result = tokio::time::timeout_at(deadline, self.read_into(&mut out, limit, deadline)).await;
+        // The reads themselves stop at `deadline` and say why; the grace only catches what does not.
+        let result = tokio::time::timeout_at(
+            deadline + TIMEOUT_GRACE,
+            self.read_into(&mut out, limit, deadline),
+        )
+        .await;
         match result {
             Ok(Ok(())) => Ok(out),
-            Ok(Err(AdminError::ReadTimeout { .. })) | Err(_) => {
+            Ok(Err(AdminError::ReadTimeout { .. } | AdminError::Timeout { .. })) | Err(_) => {
+                if out.is_empty() {
+                    return Err(AdminError::Timeout {
+                        topic: self.config.dlq_topic.clone(),
+                        timeout,
+                    });
+                }
                 tracing::warn!(
                     topic = %self.config.dlq_topic,
                     read = out.len(),
@@ -168,9 +183,14 @@ impl DlqAdmin {
         }
     }
 
-    async fn read_into(&self, out: &mut Vec<DlqEntry>, limit: usize, deadline: Instant) -> Result<(), AdminError> {
+    async fn read_into(
+        &self,
+        out: &mut Vec<DlqEntry>,
+        limit: usize,
+        deadline: Instant,
+    ) -> Result<(), AdminError> {
         let topic = self.config.dlq_topic.as_str();
-        let Some(partitions) = self.partitions().await? else {
+        let Some(partitions) = self.partitions(deadline).await? else {
             return Ok(());
         };
         // First every partition's end as of now (with its first records), then the rest up to it.
@@ -215,7 +235,7 @@ impl DlqAdmin {
     /// # Errors
     ///
     /// A read failure, retriable ones having been retried for [`DlqAdminConfig::read_timeout`]
-    /// (then [`AdminError::ReadTimeout`] or the last failure).
+    /// (then [`AdminError::Timeout`], [`AdminError::ReadTimeout`] or the last failure).
     ///
     /// # Cancel safety
     ///
@@ -223,7 +243,7 @@ impl DlqAdmin {
     pub async fn count(&self) -> Result<u64, AdminError> {
         let topic = self.config.dlq_topic.as_str();
         let deadline = Instant::now() + self.config.read_timeout;
-        let Some(partitions) = self.partitions().await? else {
+        let Some(partitions) = self.partitions(deadline).await? else {
             return Ok(0);
         };
         let mut total: u64 = 0;
@@ -259,7 +279,12 @@ impl DlqAdmin {
     /// # Cancel safety
     ///
     /// Not cancel-safe once the replay was handed to the producer: it may still be written.
-    pub async fn replay(&self, partition: i32, offset: i64, force: bool) -> Result<RecordMetadata, AdminError> {
+    pub async fn replay(
+        &self,
+        partition: i32,
+        offset: i64,
+        force: bool,
+    ) -> Result<RecordMetadata, AdminError> {
         let read = self.read_record(partition, offset).await?;
         let replayed = replay_count(&read.record.headers);
         let max = self.config.max_replay_attempts;
@@ -271,8 +296,8 @@ impl DlqAdmin {
                 max,
             });
         }
-        let mut record =
-            ProducerRecord::new(self.config.topic.clone()).with_headers(targeted_replay_headers(&read.record.headers));
+        let mut record = ProducerRecord::new(self.config.topic.clone())
+            .with_headers(targeted_replay_headers(&read.record.headers));
         record.key = read.record.key;
         record.value = read.record.value;
         self.producer.send_and_wait(record).await.context(ReplaySnafu {
@@ -292,7 +317,7 @@ impl DlqAdmin {
         };
         let deadline = Instant::now() + self.config.read_timeout;
         let exists = self
-            .partitions()
+            .partitions(deadline)
             .await?
             .is_some_and(|partitions| partitions.contains(&partition));
         if !exists || offset < 0 {
@@ -311,13 +336,17 @@ impl DlqAdmin {
             .ok_or_else(not_found)
     }
 
-    /// The DLQ's partitions; `None` when the topic does not exist.
-    async fn partitions(&self) -> Result<Option<Vec<i32>>, AdminError> {
-        match self.cluster.partitions(&self.config.dlq_topic).await {
-            Ok(partitions) => Ok(Some(partitions)),
-            Err(cluster::Error::UnknownTopic { .. }) => Ok(None),
-            Err(source) => Err(source).context(MetadataSnafu {
-                topic: self.config.dlq_topic.clone(),
+    /// The DLQ's partitions (fresh metadata); `None` when the topic does not exist.
+    async fn partitions(&self, deadline: Instant) -> Result<Option<Vec<i32>>, AdminError> {
+        let topic = self.config.dlq_topic.as_str();
+        let started = Instant::now();
+        match tokio::time::timeout_at(deadline, self.cluster.partitions(topic)).await {
+            Ok(Ok(partitions)) => Ok(Some(partitions)),
+            Ok(Err(cluster::Error::UnknownTopic { .. })) => Ok(None),
+            Ok(Err(source)) => Err(source).context(MetadataSnafu { topic }),
+            Err(_elapsed) => Err(AdminError::Timeout {
+                topic: topic.to_owned(),
+                timeout: deadline.saturating_duration_since(started),
             }),
         }
     }

@@ -80,7 +80,7 @@ pub struct DlqEntry {
     pub topic: String,
     /// The DLQ partition.
     pub partition: i32,
-    /// The offset in the DLQ partition (what [`DlqAdmin::replay`](super::DlqAdmin) takes).
+    /// The offset in the DLQ partition (what `DlqAdmin::replay` takes).
     pub offset: i64,
     /// The key as UTF-8 text; `None` when null or empty.
     pub key: Option<String>,
@@ -123,7 +123,9 @@ impl DlqEntry {
                 .filter(|k| !k.is_empty())
                 .map(|k| String::from_utf8_lossy(&k).into_owned()),
             timestamp,
-            payload: value.filter(|v| !v.is_empty()).map(|v| DlqPayload::from_value(&v)),
+            payload: value
+                .filter(|v| !v.is_empty())
+                .map(|v| DlqPayload::from_value(&v)),
             headers,
             replay_count,
         }
@@ -165,7 +167,15 @@ mod tests {
 
     #[test]
     fn empty_and_null_key_and_value_are_none() {
-        let e = DlqEntry::from_record("t", 1, 2, 3, Some(Bytes::new()), Some(Bytes::new()), Headers::new());
+        let e = DlqEntry::from_record(
+            "t",
+            1,
+            2,
+            3,
+            Some(Bytes::new()),
+            Some(Bytes::new()),
+            Headers::new(),
+        );
         assert_eq!((e.key, e.payload), (None, None));
         let e = DlqEntry::from_record("t", 1, 2, 3, None, None, Headers::new());
         assert_eq!((e.key, e.payload, e.replay_count), (None, None, 0));

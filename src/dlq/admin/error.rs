@@ -108,6 +108,15 @@ pub enum AdminError {
         /// Why the last attempt failed, if one did.
         last_error: Option<String>,
     },
+    /// The call did not finish within its timeout and has nothing to show for it (a listing that read
+    /// some entries returns those instead).
+    #[snafu(display("reading {topic} did not finish within {timeout:?}"))]
+    Timeout {
+        /// The DLQ topic.
+        topic: String,
+        /// The timeout.
+        timeout: std::time::Duration,
+    },
     /// The record was replayed too often already; replay with `force` to override.
     #[snafu(display(
         "Message at partition {partition}, offset {offset} has been replayed {replay_count} times, \
@@ -141,16 +150,14 @@ impl AdminError {
     /// Whether the same call may succeed later without anyone changing anything.
     pub fn is_retriable(&self) -> bool {
         match self {
-            AdminError::Metadata { source, .. } | AdminError::Cluster { source, .. } => {
-                source.is_retriable()
-            }
+            AdminError::Metadata { source, .. } | AdminError::Cluster { source, .. } => source.is_retriable(),
             AdminError::Connection { source, .. } => source.is_retriable(),
             AdminError::Broker { source, .. } => source.is_retriable(),
             AdminError::Replay { source, .. } => source.is_retriable(),
-            AdminError::ReadTimeout { .. } | AdminError::MissingPartition { .. } => true,
-            AdminError::Decode { .. } | AdminError::NotFound { .. } | AdminError::ReplayLimit { .. } => {
-                false
-            }
+            AdminError::ReadTimeout { .. }
+            | AdminError::Timeout { .. }
+            | AdminError::MissingPartition { .. } => true,
+            AdminError::Decode { .. } | AdminError::NotFound { .. } | AdminError::ReplayLimit { .. } => false,
         }
     }
 }

@@ -1,5 +1,5 @@
 //! Plain reads of one partition from its leader: ListOffsets(earliest) for the log start, and one Fetch
-//! (no wait) for records and the high watermark. No group, no position state, no commits.
+//! (1 ms wait) for records and the high watermark. No group, no position state, no commits.
 
 use std::time::Duration;
 
@@ -77,7 +77,11 @@ pub(super) async fn earliest(cluster: &Cluster, topic: &str, partition: i32) -> 
     Ok(p.offset.max(0))
 }
 
-/// One Fetch of `topic`/`partition` at `offset` that does not wait for data (`max_wait` 0).
+/// How long a read's Fetch may wait for data: 1 ms, i.e. "answer with what there is". Not 0: Tansu
+/// answers a zero-wait Fetch with no partitions at all (and then reading would only ever time out).
+const FETCH_MAX_WAIT_MS: i32 = 1;
+
+/// One Fetch of `topic`/`partition` at `offset` that does not wait for data (see [`FETCH_MAX_WAIT_MS`]).
 pub(super) async fn fetch(
     cluster: &Cluster,
     topic: &str,
@@ -90,7 +94,7 @@ pub(super) async fn fetch(
         .await
         .context(ClusterSnafu { topic, partition })?;
     let request = FetchRequest::default()
-        .with_max_wait_ms(0)
+        .with_max_wait_ms(FETCH_MAX_WAIT_MS)
         .with_min_bytes(0)
         .with_max_bytes(max_bytes)
         .with_isolation_level(0)
@@ -117,7 +121,8 @@ pub(super) async fn fetch(
     if let Some(e) = ServerError::from_code(data.error_code, None) {
         return Err(e).context(BrokerSnafu { topic, partition });
     }
-    let mut decoder = RecordBatchDecoder::new(data.records.clone().unwrap_or_default(), DecodeOptions::default());
+    let mut decoder =
+        RecordBatchDecoder::new(data.records.clone().unwrap_or_default(), DecodeOptions::default());
     let mut records = Vec::new();
     let mut next_offset = offset;
     for batch in decoder.by_ref() {
