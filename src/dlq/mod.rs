@@ -9,8 +9,15 @@
 //! Invariants: a retry, DLQ or replay record reuses the original key and value bytes unchanged; headers
 //! are only appended or filtered, never reordered; reading headers never panics on any bytes.
 
+mod admin;
 mod record;
 mod retry;
+#[cfg(feature = "client")]
+mod sink;
+
+#[cfg(feature = "client")]
+pub use admin::{AdminError, DEFAULT_READ_TIMEOUT, DlqAdmin, DlqAdminConfig};
+pub use admin::{DlqEntry, DlqPayload, REPLAY_CONSUMER_GROUP, replay_is_for, targeted_replay_headers};
 
 pub use record::{
     DeadLetter, DlqReason, Error, HANDLER_DISPATCH_ERROR, MAX_ERROR_MESSAGE_CHARS, dispatch_failure_message,
@@ -19,3 +26,5 @@ pub use record::{
 pub use retry::{
     format_retry_after, replay_count, replay_headers, retry_after, retry_count, retry_due, retry_headers,
 };
+#[cfg(feature = "client")]
+pub use sink::{DlqSink, SinkError};

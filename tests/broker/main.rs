@@ -12,6 +12,7 @@ mod bus_crash;
 mod config_tls;
 mod connection;
 mod consumer;
+mod dlq;
 mod fault_proxy;
 mod group;
 mod group_support;
@@ -42,6 +43,7 @@ fn main() -> ExitCode {
     bus_crash::trials(&mut trials);
     consumer::trials(&mut trials);
     consumer::throughput_trial(&mut trials);
+    dlq::trials(&mut trials);
 
     if args.list {
         return libtest_mimic::run(&args, trials).exit_code();
