@@ -136,6 +136,13 @@ pub enum Error {
         /// Each failed event's id and why it failed.
         failed: Vec<(uuid::Uuid, crate::client::producer::Error)>,
     },
+    /// Reading or replaying the DLQ failed.
+    #[cfg(feature = "client")]
+    #[snafu(display("{source}"))]
+    Dlq {
+        /// The DLQ admin's error.
+        source: Box<crate::dlq::AdminError>,
+    },
     /// Joining the group or consuming failed for good.
     #[cfg(feature = "client")]
     #[snafu(display("consuming stopped: {reason}"))]
@@ -153,6 +160,8 @@ impl Error {
             Error::Cluster { source } => source.is_retriable(),
             #[cfg(feature = "client")]
             Error::Publish { failed, .. } => failed.iter().all(|(_, e)| e.is_retriable()),
+            #[cfg(feature = "client")]
+            Error::Dlq { source } => source.is_retriable(),
             _ => false,
         }
     }

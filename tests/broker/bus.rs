@@ -505,4 +505,68 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
             bus.shutdown(Duration::from_secs(5)).await.unwrap();
         },
     ));
+
+    trials.push(trial(
+        "bus::dlq_admin_lists_counts_and_replays_to_the_failing_group_only",
+        |ctx| async move {
+            let prefix = unique("replay");
+            let (group_a, group_b) = (unique("a"), unique("b"));
+            let mut cfg = config(ctx, &prefix, &group_a);
+            cfg.max_retries = 0;
+            let a = start(cfg).await;
+            let b = start(config(ctx, &prefix, &group_b)).await;
+            let fail = Arc::new(Mutex::new(true));
+            let (a_tx, mut a_rx) = mpsc::unbounded_channel();
+            let f = Arc::clone(&fail);
+            a.subscribe(move |e: Arc<DomainEvent<OrderCreated>>| {
+                let failing = *f.lock().unwrap();
+                if !failing {
+                    let _ = a_tx.send(e.payload.customer_id.clone());
+                }
+                std::future::ready(if failing { Err("a is down".into()) } else { Ok(()) })
+            })
+            .unwrap();
+            let mut rb = recorder(&b);
+            warm_up(&a).await;
+            warm_up(&b).await;
+            assert_eq!(a.get_dlq_message_count().await.unwrap(), 0);
+            assert!(
+                a.get_dlq_messages(10, Duration::from_secs(5))
+                    .await
+                    .unwrap()
+                    .is_empty()
+            );
+
+            a.publish_event(order("replayed")).await.unwrap();
+            assert_eq!(collect(&mut rb, 1).await, ["replayed"]); // b handles it once
+            // a gives up on it: one DLQ record.
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while a.get_dlq_message_count().await.unwrap() < 1 {
+                assert!(Instant::now() < deadline, "nothing reached the DLQ");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            let entries = a.get_dlq_messages(10, Duration::from_secs(5)).await.unwrap();
+            assert_eq!(entries.len(), 1);
+            let letter = entries[0].dead_letter().unwrap();
+            assert_eq!(letter.consumer_group, group_a);
+
+            // a recovers; the replay reaches a, and b (which handled the event already) skips it.
+            *fail.lock().unwrap() = false;
+            a.replay_dlq_message(entries[0].partition, entries[0].offset, false)
+                .await
+                .unwrap();
+            assert_eq!(
+                tokio::time::timeout(Duration::from_secs(30), a_rx.recv())
+                    .await
+                    .unwrap()
+                    .unwrap(),
+                "replayed"
+            );
+            b.publish_event(order("barrier")).await.unwrap();
+            assert_eq!(collect(&mut rb, 1).await, ["barrier"], "b must skip the replay");
+            for bus in [&a, &b] {
+                bus.shutdown(Duration::from_secs(10)).await.unwrap();
+            }
+        },
+    ));
 }

@@ -31,7 +31,12 @@ impl Event for OrderCreated {
 /// `target/<profile>/examples/<name>`, built by `cargo test` alongside this binary.
 fn example(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
-    exe.parent().unwrap().parent().unwrap().join("examples").join(name)
+    exe.parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join(name)
 }
 
 fn spawn_consumer(bootstrap: &str, prefix: &str, out: &PathBuf) -> Child {
@@ -74,7 +79,9 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
         const N: usize = 3000;
         let events: Vec<_> = (0..N)
             .map(|i| {
-                let e = OrderCreated { customer_id: format!("c{i}") };
+                let e = OrderCreated {
+                    customer_id: format!("c{i}"),
+                };
                 DomainEvent::new(Uuid::new_v4(), 1, e).into_any().unwrap()
             })
             .collect();
@@ -85,9 +92,11 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
         std::fs::create_dir_all(&dir).unwrap();
         let (first, second) = (dir.join("first.txt"), dir.join("second.txt"));
         let mut consumer = spawn_consumer(&ctx.bootstrap, &prefix, &first);
-        wait_until("the first consumer to handle some events", Duration::from_secs(60), || {
-            handled(&[&first]).len() >= 50
-        })
+        wait_until(
+            "the first consumer to handle some events",
+            Duration::from_secs(60),
+            || handled(&[&first]).len() >= 50,
+        )
         .await;
         consumer.kill().unwrap(); // SIGKILL: no commit, no LeaveGroup
         consumer.wait().unwrap();
@@ -99,7 +108,10 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
         })
         .await;
         // Graceful stop this time.
-        let _ = Command::new("kill").arg("-TERM").arg(consumer.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(consumer.id().to_string())
+            .status();
         let status = consumer.wait().unwrap();
         assert!(status.success(), "consume exited with {status}");
         let redelivered = handled(&[&first]).intersection(&handled(&[&second])).count();

@@ -44,8 +44,9 @@ use super::{
 use crate::{
     client::{
         Cluster, NewTopic, TopicCreation,
-        producer::{Producer, ProducerRecord},
+        producer::{Producer, ProducerRecord, RecordMetadata},
     },
+    dlq::{DlqAdmin, DlqAdminConfig, DlqEntry},
     event::AnyEvent,
 };
 
@@ -298,6 +299,61 @@ impl KafkaEventBus {
     /// The statistics so far (eventsource-py's `get_stats_dict()`).
     pub fn stats(&self) -> BusStats {
         self.inner.stats.snapshot()
+    }
+
+    fn dlq_admin(&self) -> Result<DlqAdmin, Error> {
+        let connection = self.connected()?;
+        Ok(DlqAdmin::new(
+            connection.cluster,
+            connection.producer,
+            DlqAdminConfig::from_bus_config(&self.inner.config),
+        ))
+    }
+
+    /// At most `limit` DLQ records, oldest first per partition, read up to the end the DLQ had when the
+    /// call started; never waits for more, and gives up after `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotConnected`], [`Error::Dlq`] when the DLQ cannot be read.
+    pub async fn get_dlq_messages(&self, limit: usize, timeout: Duration) -> Result<Vec<DlqEntry>, Error> {
+        self.dlq_admin()?
+            .messages(limit, timeout)
+            .await
+            .map_err(|e| Error::Dlq { source: Box::new(e) })
+    }
+
+    /// How many records the DLQ holds (0 when it is empty or missing); the end of each partition comes
+    /// from a Fetch's high watermark.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotConnected`], [`Error::Dlq`].
+    pub async fn get_dlq_message_count(&self) -> Result<u64, Error> {
+        self.dlq_admin()?
+            .count()
+            .await
+            .map_err(|e| Error::Dlq { source: Box::new(e) })
+    }
+
+    /// Republishes the DLQ record at `partition`/`offset` to the main topic (without its `dlq_*`
+    /// headers, `retry_count=0`, `dlq_replay_count` + 1) and returns once the broker acknowledged it.
+    /// Refused past `dlq_max_replay_attempts` unless `force`. Only the consumer group that
+    /// dead-lettered the event handles the replay; other groups skip it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotConnected`], [`Error::Dlq`] (not found, replay limit, send failure).
+    pub async fn replay_dlq_message(
+        &self,
+        partition: i32,
+        offset: i64,
+        force: bool,
+    ) -> Result<RecordMetadata, Error> {
+        self.dlq_admin()?
+            .replay(partition, offset, force)
+            .await
+            .map_err(|e| Error::Dlq { source: Box::new(e) })
     }
 
     /// Joins the consumer group and dispatches events to the subscribed handlers until

@@ -23,12 +23,11 @@ use crate::{
     client::{
         consumer::{Consumer, ConsumerConfig, ConsumerEvent, ConsumerRecord, PartitionStream},
         fetcher::FetchConfig,
-        producer::ProducerRecord,
         subscription::OffsetReset,
     },
     dispatch::RetryPolicy,
-    dlq::{DeadLetter, DlqReason, HANDLER_DISPATCH_ERROR, dispatch_failure_message},
-    event::{AnyEvent, EventRecord},
+    dlq::{DeadLetter, DlqReason, DlqSink, HANDLER_DISPATCH_ERROR, dispatch_failure_message, replay_is_for},
+    event::AnyEvent,
 };
 
 /// The error type named in `dlq_error_type` when one handler failed (Rust errors have no class name).
@@ -144,6 +143,14 @@ async fn settle(
     rng: &mut Jitter,
 ) -> Settled {
     let stats = &inner.stats;
+    if !replay_is_for(&record.headers, &inner.config.consumer_group) {
+        // A DLQ replay for the group that dead-lettered it: this group handled the event already.
+        debug!(
+            offset = record.offset,
+            "skipping a replay meant for another consumer group"
+        );
+        return Settled::Yes;
+    }
     Stats::add(&stats.events_consumed, 1);
     stats.stamp(Stamp::Consume);
     let decoded = match &record.value {
@@ -349,21 +356,11 @@ async fn dead_letter(
         original_offset: record.offset,
         consumer_group: config.consumer_group.clone(),
     };
-    let original = EventRecord {
-        key: record.key.clone().unwrap_or_default(),
-        value: record.value.clone().unwrap_or_default(),
-        headers: record.headers.clone(),
-    };
-    let dlq = letter.record(&original);
-    let mut produced = ProducerRecord::new(config.dlq_topic_name())
-        .with_value(dlq.value)
-        .with_headers(dlq.headers);
-    if let Some(key) = &record.key {
-        produced = produced.with_key(key.clone());
-    }
+    let sink = DlqSink::new(connection.producer.clone(), config.dlq_topic_name());
     let mut backoff = Duration::from_millis(100);
     loop {
-        match connection.producer.send_and_wait(produced.clone()).await {
+        // Only an acknowledged DLQ record settles the original: until then it stays uncommitted.
+        match sink.send_record(record, &letter).await {
             Ok(meta) => {
                 Stats::add(&inner.stats.messages_sent_to_dlq, 1);
                 info!(
