@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # The publish benchmark of issue 4: kafka-event-bus (examples/bench.rs) and rust-rdkafka
 # (benches/peers/rdkafka) publish the same workload to one broker, with no compression and with gzip.
-# Prints every JSON line, then the ratios kafka-event-bus / rust-rdkafka (medians when RUNS > 1).
+# Prints every JSON line, then the ratios kafka-event-bus / rust-rdkafka (medians when RUNS > 1) of
+# throughput, peak RSS and client CPU time per event (user + system, from each program's stderr).
 #
 #   scripts/bench-peers.sh [EVENTS] [PARTITIONS]
 #
 # Environment: KAFKA_BOOTSTRAP_SERVERS (use that broker instead of starting a local Tansu),
 # BENCH_PORT (the local broker's port, default 19392), RUNS (rounds, default 1; each round runs the two
 # clients one after the other, alternating which goes first), CODECS (default "none gzip"),
-# RDKAFKA_API (future or base, default future), VERIFY=1 (read every topic back with a librdkafka consumer
+# RDKAFKA_API (base: BaseProducer and a delivery callback, librdkafka's fastest path, the default; or future:
+# FutureProducer, one future per record like kafka-event-bus's send), VERIFY=1 (read every topic back with a librdkafka consumer
 # and check it holds exactly the events sent: distinct, 7 headers, per-aggregate order).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,7 +19,7 @@ events=${1:-200000}
 partitions=${2:-6}
 runs=${RUNS:-1}
 codecs=${CODECS:-none gzip}
-api=${RDKAFKA_API:-future}
+api=${RDKAFKA_API:-base}
 port=${BENCH_PORT:-19392}
 export CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-1}
 
@@ -60,7 +62,8 @@ for run in $(seq "$runs"); do
         for who in "${order[@]}"; do
             if [ "$who" = ours ]; then line=$("${ours_cmd[@]}" 2> "$log"); else line=$("${peer_cmd[@]}" 2> "$log"); fi || { cat "$log" >&2; exit 1; }
             echo "$line"
-            echo "$line" >> "$results"
+            cpu=$(grep -F '"cpu_us_per_event"' "$log" | sed -n 's/.*"cpu_us_per_event":\([0-9.]*\).*/\1/p')
+            echo "${line%\}},\"cpu_us_per_event\":${cpu:-0}}" >> "$results"
             if [ "${VERIFY:-0}" = 1 ]; then
                 "$peer" --events "$events" --partitions "$partitions" --verify "$(sed -n 's/^topic: //p' "$log")" >&2
             fi
@@ -73,6 +76,7 @@ awk '
     function field(name,   m) { if (match($0, "\"" name "\":\"?[^,\"}]*")) { m = substr($0, RSTART, RLENGTH); sub(/.*:"?/, "", m); return m } }
     { c = field("client"); z = field("compression"); key = c SUBSEP z
       n[key]++; eps[key, n[key]] = field("publish_events_per_s") + 0; rss[key, n[key]] = field("peak_rss_mb") + 0
+      cpu[key, n[key]] = field("cpu_us_per_event") + 0
       if (!(z in seen)) { seen[z] = 1; codecs[++nc] = z } }
     function median(arr, key, count,   i, j, t, v) {
         for (i = 1; i <= count; i++) v[i] = arr[key, i]
@@ -84,7 +88,8 @@ awk '
             z = codecs[i]; a = "kafka-event-bus" SUBSEP z; b = "rust-rdkafka" SUBSEP z
             if (!n[a] || !n[b]) continue
             ea = median(eps, a, n[a]); eb = median(eps, b, n[b]); ra = median(rss, a, n[a]); rb = median(rss, b, n[b])
-            printf "%s: kafka-event-bus %.0f ev/s, rust-rdkafka %.0f ev/s, ratio %.2f; peak RSS %.1f / %.1f MiB (ratio %.2f)\n", z, ea, eb, ea / eb, ra, rb, ra / rb
+            ca = median(cpu, a, n[a]); cb = median(cpu, b, n[b])
+            printf "%s: kafka-event-bus %.0f ev/s, rust-rdkafka %.0f ev/s, ratio %.2f; peak RSS %.1f / %.1f MiB (ratio %.2f); client CPU %.2f / %.2f us per event (ratio %.2f)\n", z, ea, eb, ea / eb, ra, rb, ra / rb, ca, cb, ca / cb
         }
     }' "$results"
 rm -f "$results" "$log"

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo run --release -- --events 200000 --partitions 6 --compression gzip [--batch-size B] [--linger-ms L]
-//!     [--acks all] [--bootstrap HOST:PORT] [--api future|base] [--idempotence true|false] [--fingerprint]
+//!     [--acks all] [--bootstrap HOST:PORT] [--api base|future] [--idempotence true|false] [--fingerprint]
 //! ```
 //!
 //! The broker is `--bootstrap`, else `KAFKA_BOOTSTRAP_SERVERS`, else 127.0.0.1:9092. Settings are
@@ -194,7 +194,7 @@ async fn run(args: &Args) -> Result<f64, Box<dyn std::error::Error>> {
     }
     drop(admin);
     eprintln!("topic: {topic}");
-    match args.option("api").unwrap_or("future") {
+    match args.option("api").unwrap_or("base") {
         "future" => run_future(args, &bootstrap, &topic).await,
         "base" => run_base(args, &bootstrap, &topic),
         other => Err(format!("--api must be future or base, not {other}").into()),
@@ -242,6 +242,7 @@ async fn run_future(args: &Args, bootstrap: &str, topic: &str) -> Result<f64, Bo
         }
         (failed, first_error)
     });
+    let cpu_before = cpu_seconds();
     let started = Instant::now();
     for n in 0..args.events {
         if n % 1024 == 0 {
@@ -267,6 +268,7 @@ async fn run_future(args: &Args, bootstrap: &str, topic: &str) -> Result<f64, Bo
     drop(tx);
     let (failed, first_error) = waiter.await?;
     let elapsed = started.elapsed();
+    report_cpu("rust-rdkafka", args.events, cpu_before, elapsed);
     if failed > 0 {
         return Err(format!(
             "{failed} records failed, the first: {}",
@@ -310,6 +312,7 @@ fn run_base(args: &Args, bootstrap: &str, topic: &str) -> Result<f64, Box<dyn st
     producer
         .client()
         .fetch_metadata(Some(topic), Duration::from_secs(10))?;
+    let cpu_before = cpu_seconds();
     let started = Instant::now();
     for n in 0..args.events {
         if n % 1024 == 0 {
@@ -333,6 +336,7 @@ fn run_base(args: &Args, bootstrap: &str, topic: &str) -> Result<f64, Box<dyn st
     }
     producer.flush(Duration::from_secs(120))?;
     let elapsed = started.elapsed();
+    report_cpu("rust-rdkafka", args.events, cpu_before, elapsed);
     let context = producer.context();
     let (acked, failed) = (
         context.acked.load(Ordering::Relaxed),
@@ -593,5 +597,30 @@ fn peak_rss_mb() -> f64 {
                 .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         })
         .map_or(0.0, |kb| kb / 1024.0)
+}
+/// User and system CPU time of this process so far, in seconds (`/proc/self/stat`, 100 ticks a second).
+fn cpu_seconds() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The fields after the command name (which may hold spaces) start at the state, field 3.
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0) / 100.0;
+    (ticks(11), ticks(12)) // utime and stime are fields 14 and 15
+}
+
+/// Tells (on stderr) the CPU time the timed part took: a measure that a busy machine disturbs less
+/// than wall-clock throughput.
+fn report_cpu(client: &str, events: u64, before: (f64, f64), wall: std::time::Duration) {
+    let after = cpu_seconds();
+    let (user, sys) = (after.0 - before.0, after.1 - before.1);
+    eprintln!(
+        r#"{{"client":"{client}","cpu_user_s":{user:.2},"cpu_sys_s":{sys:.2},"cpu_us_per_event":{:.2},"wall_s":{:.3}}}"#,
+        (user + sys) * 1e6 / events as f64,
+        wall.as_secs_f64()
+    );
 }
 // ---- end of the shared workload ----
