@@ -16,7 +16,9 @@
 //! is created and its metadata fetched before. Peak RSS is the process's VmHWM. `--fingerprint` prints a
 //! hash of the generated events instead (no broker), to check that both programs send the same bytes.
 //!
-//! The broker is `--bootstrap`, else `KAFKA_BOOTSTRAP_SERVERS`, else a throwaway local Tansu.
+//! The broker is `--bootstrap`, else `KAFKA_BOOTSTRAP_SERVERS`, else a throwaway local Tansu. The topic
+//! is deleted at the end unless `BENCH_KEEP_TOPIC` is set (to read it back, e.g. with the peer's
+//! `--verify TOPIC`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -135,7 +137,7 @@ async fn run(args: &Args) -> Result<f64, Box<dyn Error>> {
         .await?;
     cluster.refresh_topics(&[&topic]).await?;
     eprintln!("topic: {topic}");
-    let producer = Producer::new(cluster, config)?;
+    let producer = Producer::new(cluster.clone(), config)?;
 
     // Delivery futures are awaited in order by a second task, so finished ones do not pile up.
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
@@ -165,6 +167,10 @@ async fn run(args: &Args) -> Result<f64, Box<dyn Error>> {
     let elapsed = started.elapsed();
     report_cpu("kafka-event-bus", args.events, cpu_before, elapsed);
     producer.close().await;
+    // Leave the broker as we found it (its memory), unless the topic is to be read back.
+    if std::env::var_os("BENCH_KEEP_TOPIC").is_none() {
+        cluster.delete_topics(&[&topic]).await?;
+    }
     if failed > 0 {
         return Err(format!(
             "{failed} records failed, the first: {}",

@@ -52,6 +52,7 @@ if [ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then
 fi
 echo "broker: $KAFKA_BOOTSTRAP_SERVERS; $events events, $partitions partitions, $runs run(s), rdkafka api $api" >&2
 
+if [ "${VERIFY:-0}" = 1 ]; then export BENCH_KEEP_TOPIC=1; fi
 results=$(mktemp)
 log=$(mktemp)
 for run in $(seq "$runs"); do

@@ -9,7 +9,9 @@
 //! The broker is `--bootstrap`, else `KAFKA_BOOTSTRAP_SERVERS`, else 127.0.0.1:9092. Settings are
 //! librdkafka's defaults except: acks, `linger.ms`, `batch.size`, `compression.type`, and
 //! `partitioner=murmur2_random` (the Java client's, which kafka-event-bus uses: the same key lands on the
-//! same partition in both runs, so the batches are alike).
+//! same partition in both runs, so the batches are alike). The topic is deleted at the end unless
+//! `BENCH_KEEP_TOPIC` is set. `--verify TOPIC` reads a topic back instead and checks it holds exactly
+//! `--events` distinct events, in per-aggregate order.
 
 use std::{
     process::ExitCode,
@@ -192,13 +194,17 @@ async fn run(args: &Args) -> Result<f64, Box<dyn std::error::Error>> {
     {
         result.map_err(|(name, code)| format!("creating {name}: {code}"))?;
     }
-    drop(admin);
     eprintln!("topic: {topic}");
-    match args.option("api").unwrap_or("base") {
+    let result = match args.option("api").unwrap_or("base") {
         "future" => run_future(args, &bootstrap, &topic).await,
         "base" => run_base(args, &bootstrap, &topic),
         other => Err(format!("--api must be future or base, not {other}").into()),
+    };
+    // Leave the broker as we found it (its memory), unless the topic is to be read back.
+    if std::env::var_os("BENCH_KEEP_TOPIC").is_none() {
+        admin.delete_topics(&[&topic], &AdminOptions::new()).await?;
     }
+    result
 }
 
 fn headers(event: &Event) -> OwnedHeaders {
