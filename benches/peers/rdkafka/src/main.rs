@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! cargo run --release -- --events 200000 --partitions 6 --compression gzip [--batch-size B] [--linger-ms L]
-//!     [--acks all] [--bootstrap HOST:PORT] [--api base|future] [--idempotence true|false] [--fingerprint]
+//!     [--acks all] [--bootstrap HOST:PORT] [--api base|future] [--idempotence true|false]
+//!     [--rdkafka.SETTING VALUE]... [--fingerprint]
 //! ```
 //!
 //! The broker is `--bootstrap`, else `KAFKA_BOOTSTRAP_SERVERS`, else 127.0.0.1:9092. Settings are
@@ -170,6 +171,12 @@ fn config(args: &Args, bootstrap: &str) -> ClientConfig {
         .set("partitioner", "murmur2_random");
     if let Some(on) = args.option("idempotence") {
         config.set("enable.idempotence", on);
+    }
+    // Any other librdkafka setting: `--rdkafka.NAME VALUE`.
+    for (name, value) in &args.rest {
+        if let Some(name) = name.strip_prefix("rdkafka.") {
+            config.set(name, value);
+        }
     }
     config
 }
