@@ -59,3 +59,8 @@ wasm:
 # Criterion benchmarks (the record-batch encode/decode path per codec).
 bench:
     cargo bench --bench encode
+
+# The publish benchmark (issue 4's bar): kafka-event-bus and rust-rdkafka (librdkafka built from source with
+# the system C compiler, outside the library's tree) on one local broker, none and gzip; JSON lines + ratios.
+bench-peers events="200000" partitions="6":
+    bash scripts/bench-peers.sh {{events}} {{partitions}}
