@@ -364,4 +364,4 @@ fn run_base(args: &Args, bootstrap: &str, topic: &str) -> Result<f64, Box<dyn st
 // The command line, the workload generator and the JSON line: the same code as in kafka-event-bus's
 // `examples/bench.rs` (everything from its "The command line shared" comment on), kept identical;
 // `scripts/bench-peers.sh` checks that with `diff`.
-include!("workload.rs");
+include!("../../../common/workload.rs");

@@ -1,3 +1,6 @@
+// The publish benchmark's workload and command line, shared by `examples/bench.rs` and its
+// rust-rdkafka peer (`benches/peers/rdkafka`), so both publish exactly the same events.
+
 /// The command line shared by both benchmark programs.
 struct Args {
     events: u64,
