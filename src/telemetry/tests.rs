@@ -1,0 +1,1 @@
+//! Telemetry tests against the OpenTelemetry SDK in-memory exporters.
