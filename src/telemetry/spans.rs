@@ -272,6 +272,10 @@ impl PublishSpan {
     pub fn acked(self, partition: i32, offset: i64) {
         if let Some(live) = &self.0 {
             let span = live.cx.span();
+            if !span.is_recording() {
+                // Sampled out or a no-op tracer: nothing to record.
+                return;
+            }
             span.set_attribute(KeyValue::new(
                 attr::MESSAGING_KAFKA_PARTITION,
                 i64::from(partition),

@@ -703,3 +703,30 @@ fn header_carrier_replaces_and_reads_only_utf8() {
     assert_eq!(headers.text("baggage"), None);
     assert_eq!(headers.text("tracestate"), None);
 }
+
+#[test]
+fn handles_and_spans_cross_tasks() {
+    fn send_sync<T: Send + Sync + 'static>() {}
+    send_sync::<Telemetry>();
+    send_sync::<BusMetrics>();
+    send_sync::<PublishSpan>();
+    send_sync::<ConsumeSpan>();
+    send_sync::<HandlerSpan>();
+}
+
+#[test]
+fn a_sampled_out_publish_span_still_propagates_but_records_nothing() {
+    let exporter = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder()
+        .with_sampler(opentelemetry_sdk::trace::Sampler::AlwaysOff)
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let t = Telemetry::builder()
+        .metrics(false)
+        .tracer_provider(&provider)
+        .build();
+    let headers = publish(&t);
+    // W3C: an unsampled span's context still travels, with the sampled flag off.
+    assert!(headers.get_str("traceparent").unwrap().ends_with("-00"));
+    assert!(exporter.get_finished_spans().unwrap().is_empty());
+}
