@@ -157,22 +157,38 @@ struct Live {
 }
 
 impl Live {
+    /// Starts a span with the attributes a sampler may look at (`sampling`), then adds the `rest` only if
+    /// the span records: a no-op tracer or a sampled-out span costs no attribute formatting.
     fn start(
         tracing: &Arc<Tracing>,
         parent: &Context,
         name: String,
         kind: SpanKind,
-        attributes: Vec<KeyValue>,
+        sampling: Vec<KeyValue>,
+        rest: impl FnOnce() -> Vec<KeyValue>,
     ) -> Self {
         let span = tracing
             .tracer
             .span_builder(Cow::Owned(name))
             .with_kind(kind)
-            .with_attributes(attributes)
+            .with_attributes(sampling)
             .start_with_context(&tracing.tracer, parent);
-        Self {
+        let live = Self {
             cx: parent.with_span(span),
             tracing: Arc::clone(tracing),
+        };
+        live.set_attributes(rest);
+        live
+    }
+
+    fn is_recording(&self) -> bool {
+        self.cx.span().is_recording()
+    }
+
+    fn set_attributes(&self, attributes: impl FnOnce() -> Vec<KeyValue>) {
+        let span = self.cx.span();
+        if span.is_recording() {
+            span.set_attributes(attributes());
         }
     }
 
@@ -229,27 +245,32 @@ impl PublishSpan {
         topic: &str,
         event: &EventInfo<'_>,
     ) -> Self {
-        let attributes = vec![
+        let sampling = vec![
             KeyValue::new(attr::MESSAGING_SYSTEM, "kafka"),
-            KeyValue::new(attr::MESSAGING_DESTINATION_KIND, "topic"),
-            KeyValue::new(attr::MESSAGING_DESTINATION, topic.to_owned()),
-            KeyValue::new(attr::MESSAGING_OPERATION, "publish"),
-            KeyValue::new(attr::EVENT_TYPE, event.event_type.to_owned()),
-            kv(attr::EVENT_ID, event.event_id),
-            kv(attr::AGGREGATE_ID, event.aggregate_id),
-            KeyValue::new(attr::AGGREGATE_TYPE, event.aggregate_type.to_owned()),
             KeyValue::new(attr::SEMCONV_DESTINATION_NAME, topic.to_owned()),
             KeyValue::new(attr::SEMCONV_OPERATION_TYPE, "send"),
-            KeyValue::new(attr::SEMCONV_OPERATION_NAME, "send"),
-            kv(attr::SEMCONV_MESSAGE_KEY, event.aggregate_id),
         ];
+        let rest = || {
+            vec![
+                KeyValue::new(attr::MESSAGING_DESTINATION_KIND, "topic"),
+                KeyValue::new(attr::MESSAGING_DESTINATION, topic.to_owned()),
+                KeyValue::new(attr::MESSAGING_OPERATION, "publish"),
+                KeyValue::new(attr::EVENT_TYPE, event.event_type.to_owned()),
+                kv(attr::EVENT_ID, event.event_id),
+                kv(attr::AGGREGATE_ID, event.aggregate_id),
+                KeyValue::new(attr::AGGREGATE_TYPE, event.aggregate_type.to_owned()),
+                KeyValue::new(attr::SEMCONV_OPERATION_NAME, "send"),
+                kv(attr::SEMCONV_MESSAGE_KEY, event.aggregate_id),
+            ]
+        };
         let name = format!("eventsource.event_bus.publish {}", event.event_type);
         Self(Some(Live::start(
             tracing,
             parent,
             name,
             SpanKind::Producer,
-            attributes,
+            sampling,
+            rest,
         )))
     }
 
@@ -271,17 +292,13 @@ impl PublishSpan {
     /// The broker acknowledged the record at `partition`/`offset`: records them, status OK, ends the span.
     pub fn acked(self, partition: i32, offset: i64) {
         if let Some(live) = &self.0 {
-            let span = live.cx.span();
-            if !span.is_recording() {
-                // Sampled out or a no-op tracer: nothing to record.
-                return;
-            }
-            span.set_attribute(KeyValue::new(
-                attr::MESSAGING_KAFKA_PARTITION,
-                i64::from(partition),
-            ));
-            span.set_attribute(KeyValue::new(attr::SEMCONV_PARTITION_ID, partition.to_string()));
-            span.set_attribute(KeyValue::new(attr::MESSAGING_KAFKA_OFFSET, offset));
+            live.set_attributes(|| {
+                vec![
+                    KeyValue::new(attr::MESSAGING_KAFKA_PARTITION, i64::from(partition)),
+                    KeyValue::new(attr::SEMCONV_PARTITION_ID, partition.to_string()),
+                    KeyValue::new(attr::MESSAGING_KAFKA_OFFSET, offset),
+                ]
+            });
             live.end_ok();
         }
     }
@@ -322,31 +339,41 @@ pub struct ConsumeSpan {
 
 impl ConsumeSpan {
     pub(crate) fn start(tracing: &Arc<Tracing>, parent: &Context, record: &RecordInfo<'_>) -> Self {
-        let mut attributes = vec![
+        let sampling = vec![
             KeyValue::new(attr::MESSAGING_SYSTEM, "kafka"),
-            KeyValue::new(attr::MESSAGING_SOURCE, record.topic.to_owned()),
-            KeyValue::new(attr::MESSAGING_SOURCE_KIND, "topic"),
-            KeyValue::new(attr::MESSAGING_KAFKA_PARTITION, i64::from(record.partition)),
-            KeyValue::new(attr::MESSAGING_OPERATION, "receive"),
-            KeyValue::new(attr::MESSAGING_KAFKA_OFFSET, record.offset),
-            KeyValue::new(
-                attr::MESSAGING_KAFKA_CONSUMER_GROUP,
-                record.consumer_group.to_owned(),
-            ),
-            KeyValue::new(attr::EVENT_TYPE, record.event_type.to_owned()),
             KeyValue::new(attr::SEMCONV_DESTINATION_NAME, record.topic.to_owned()),
-            KeyValue::new(attr::SEMCONV_PARTITION_ID, record.partition.to_string()),
             KeyValue::new(attr::SEMCONV_OPERATION_TYPE, "process"),
-            KeyValue::new(attr::SEMCONV_OPERATION_NAME, "process"),
-            KeyValue::new(attr::SEMCONV_CONSUMER_GROUP, record.consumer_group.to_owned()),
         ];
-        if let Some(key) = record.key.and_then(|k| std::str::from_utf8(k).ok()) {
-            attributes.push(KeyValue::new(attr::SEMCONV_MESSAGE_KEY, key.to_owned()));
-        }
+        let rest = || {
+            let group = record.consumer_group.to_owned();
+            let mut attributes = vec![
+                KeyValue::new(attr::MESSAGING_SOURCE, record.topic.to_owned()),
+                KeyValue::new(attr::MESSAGING_SOURCE_KIND, "topic"),
+                KeyValue::new(attr::MESSAGING_KAFKA_PARTITION, i64::from(record.partition)),
+                KeyValue::new(attr::MESSAGING_OPERATION, "receive"),
+                KeyValue::new(attr::MESSAGING_KAFKA_OFFSET, record.offset),
+                KeyValue::new(attr::MESSAGING_KAFKA_CONSUMER_GROUP, group.clone()),
+                KeyValue::new(attr::EVENT_TYPE, record.event_type.to_owned()),
+                KeyValue::new(attr::SEMCONV_PARTITION_ID, record.partition.to_string()),
+                KeyValue::new(attr::SEMCONV_OPERATION_NAME, "process"),
+                KeyValue::new(attr::SEMCONV_CONSUMER_GROUP, group),
+            ];
+            if let Some(key) = record.key.and_then(|k| std::str::from_utf8(k).ok()) {
+                attributes.push(KeyValue::new(attr::SEMCONV_MESSAGE_KEY, key.to_owned()));
+            }
+            attributes
+        };
         let name = format!("eventsource.event_bus.consume {}", record.event_type);
+        let live = Live::start(tracing, parent, name, SpanKind::Consumer, sampling, rest);
+        // Only a recording span labels its handler spans with the event type.
+        let event_type = if live.is_recording() {
+            record.event_type.to_owned()
+        } else {
+            String::new()
+        };
         Self {
-            live: Some(Live::start(tracing, parent, name, SpanKind::Consumer, attributes)),
-            event_type: record.event_type.to_owned(),
+            live: Some(live),
+            event_type,
         }
     }
 
@@ -360,11 +387,13 @@ impl ConsumeSpan {
     /// The record decoded: adds the event's id and its aggregate's id and type.
     pub fn decoded(&self, event_id: &dyn Display, aggregate_id: &dyn Display, aggregate_type: &str) {
         if let Some(live) = &self.live {
-            live.cx.span().set_attributes([
-                kv(attr::EVENT_ID, event_id),
-                kv(attr::AGGREGATE_ID, aggregate_id),
-                KeyValue::new(attr::AGGREGATE_TYPE, aggregate_type.to_owned()),
-            ]);
+            live.set_attributes(|| {
+                vec![
+                    kv(attr::EVENT_ID, event_id),
+                    kv(attr::AGGREGATE_ID, aggregate_id),
+                    KeyValue::new(attr::AGGREGATE_TYPE, aggregate_type.to_owned()),
+                ]
+            });
         }
     }
 
@@ -380,18 +409,21 @@ impl ConsumeSpan {
         let Some(live) = &self.live else {
             return HandlerSpan(None);
         };
-        let attributes = vec![
-            KeyValue::new(attr::HANDLER_NAME, handler_name.to_owned()),
-            KeyValue::new(attr::EVENT_TYPE, self.event_type.clone()),
-            kv(attr::EVENT_ID, event_id),
-        ];
+        let rest = || {
+            vec![
+                KeyValue::new(attr::HANDLER_NAME, handler_name.to_owned()),
+                KeyValue::new(attr::EVENT_TYPE, self.event_type.clone()),
+                kv(attr::EVENT_ID, event_id),
+            ]
+        };
         let name = format!("eventsource.event_bus.dispatch {handler_name}");
         HandlerSpan(Some(Live::start(
             &live.tracing,
             &live.cx,
             name,
             SpanKind::Internal,
-            attributes,
+            Vec::new(),
+            rest,
         )))
     }
 
