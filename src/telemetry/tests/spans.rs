@@ -419,3 +419,24 @@ fn a_sampled_out_publish_span_still_propagates_but_records_nothing() {
     assert!(headers.get_str("traceparent").unwrap().ends_with("-00"));
     assert!(exporter.get_finished_spans().unwrap().is_empty());
 }
+
+#[test]
+fn without_an_sdk_no_trace_starts_but_an_incoming_one_passes_through() {
+    // The global tracer provider is OpenTelemetry's no-op one (nothing in the crate installs another).
+    let t = Telemetry::global(true, true, "billing");
+    assert!(t.is_tracing());
+    let headers = publish(&t);
+    assert_eq!(headers.get("traceparent"), None);
+
+    let mut incoming = Headers::new();
+    incoming.insert(
+        "traceparent",
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+    );
+    let parent = t.extract(&incoming);
+    let span = t.publish_span_in(&parent, "orders.stream", &order_created());
+    let mut out = Headers::new();
+    span.inject(&mut out);
+    span.acked(0, 1);
+    assert_eq!(out.get_str("traceparent"), incoming.get_str("traceparent"));
+}
