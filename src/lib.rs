@@ -9,6 +9,9 @@
 //!
 //! The module tree reads as the data path; each layer uses only the layers above it in this list.
 //!
+//! - [`telemetry`]: a leaf any layer may use. OpenTelemetry metrics (eventsource-py's fifteen
+//!   `kafka.eventbus.*` instruments), the producer, consumer and handler spans, and W3C trace-context
+//!   propagation through record headers.
 //! - [`protocol`]: bytes and versions. Request framing, API-version negotiation, record headers, the
 //!   record-batch v2 codec with gzip, snappy, lz4 and zstd (all pure Rust), and the error kinds of the
 //!   wire. No I/O.
@@ -39,6 +42,8 @@
 //! | `testing` | no | [`testing`](crate) helpers that install and run a local Tansu broker |
 //!
 //! Without `client` the crate is its core only and builds for `wasm32-wasip1`.
+
+pub mod telemetry;
 
 pub mod protocol;
 
