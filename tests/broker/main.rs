@@ -21,6 +21,7 @@ mod read_back;
 mod sasl;
 mod sasl_proxy;
 mod support;
+mod telemetry;
 mod tls;
 mod tls_proxy;
 
@@ -41,6 +42,7 @@ fn main() -> ExitCode {
     sasl::trials(&mut trials);
     bus::trials(&mut trials);
     bus_crash::trials(&mut trials);
+    telemetry::trials(&mut trials);
     consumer::trials(&mut trials);
     consumer::throughput_trial(&mut trials);
     dlq::trials(&mut trials);

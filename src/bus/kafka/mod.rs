@@ -48,6 +48,7 @@ use crate::{
     },
     dlq::{DlqAdmin, DlqAdminConfig, DlqEntry},
     event::AnyEvent,
+    telemetry::{EventInfo, Telemetry},
 };
 
 /// The event bus on Kafka: typed events published in batches, consumed by a consumer group and
@@ -93,6 +94,7 @@ pub(crate) struct Inner {
     pub(crate) config: KafkaEventBusConfig,
     pub(crate) handlers: HandlerTable,
     pub(crate) stats: Stats,
+    pub(crate) telemetry: Telemetry,
     connection: Mutex<Option<Connection>>,
     consuming: Mutex<Option<CancellationToken>>,
     shut_down: CancellationToken,
@@ -161,6 +163,21 @@ impl KafkaEventBus {
     ///
     /// [`Error::Config`] when the configuration does not validate.
     pub fn new(config: KafkaEventBusConfig) -> Result<Self, Error> {
+        let telemetry = Telemetry::global(
+            config.enable_metrics,
+            config.enable_tracing,
+            &config.consumer_group,
+        );
+        Self::with_telemetry(config, telemetry)
+    }
+
+    /// A bus that records its metrics and spans with `telemetry` (a meter or tracer provider of your
+    /// own) instead of the global ones chosen by `enable_metrics` / `enable_tracing`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] when the configuration does not validate.
+    pub fn with_telemetry(config: KafkaEventBusConfig, telemetry: Telemetry) -> Result<Self, Error> {
         config.validate().context(ConfigSnafu)?;
         config.log_warnings();
         Ok(Self {
@@ -168,6 +185,7 @@ impl KafkaEventBus {
                 config,
                 handlers: HandlerTable::default(),
                 stats: Stats::default(),
+                telemetry,
                 connection: Mutex::new(None),
                 consuming: Mutex::new(None),
                 shut_down: CancellationToken::new(),
@@ -197,7 +215,13 @@ impl KafkaEventBus {
         let config = &self.inner.config;
         let client_config = config.client_config().context(ConfigSnafu)?;
         let producer_config = config.producer_config().context(ConfigSnafu)?;
-        let cluster = Cluster::connect(client_config).await.context(ClusterSnafu)?;
+        let cluster = match Cluster::connect(client_config).await {
+            Ok(cluster) => cluster,
+            Err(e) => {
+                self.inner.telemetry.metrics().connection_error(error_kind(&e));
+                return Err(Error::Cluster { source: e });
+            }
+        };
         let producer = Producer::new(cluster.clone(), producer_config).map_err(|e| Error::Consume {
             reason: format!("cannot start the producer: {e}"),
         })?;
@@ -209,6 +233,7 @@ impl KafkaEventBus {
         if slot.is_none() {
             *slot = Some(Connection { cluster, producer });
             self.inner.stats.stamp(Stamp::Connected);
+            self.inner.telemetry.metrics().set_connected(true);
             info!(bootstrap = %config.bootstrap_servers, topic = %config.topic_name(), "connected");
         }
         Ok(())
@@ -425,27 +450,50 @@ impl KafkaEventBus {
         if events.is_empty() {
             return Ok(());
         }
+        let started = std::time::Instant::now();
+        let telemetry = &self.inner.telemetry;
         let topic = self.inner.config.topic_name();
         let total = events.len();
         let mut pending = Vec::with_capacity(total);
         for event in &events {
-            let record = event.to_record();
+            let meta = event.meta();
+            let span = telemetry.publish_span(
+                &topic,
+                &EventInfo {
+                    event_type: event.type_name(),
+                    event_id: &meta.event_id,
+                    aggregate_id: &meta.aggregate_id,
+                    aggregate_type: &meta.aggregate_type,
+                },
+            );
+            let mut record = event.to_record();
+            // The producer span's own context, so a consumer's span is its child.
+            span.inject(&mut record.headers);
             let record = ProducerRecord::new(topic.clone())
                 .with_key(record.key)
                 .with_value(record.value)
                 .with_headers(record.headers);
-            pending.push((event.meta().event_id, connection.producer.send(record).await));
+            pending.push((event, span, connection.producer.send(record).await));
         }
         let mut failed = Vec::new();
         let mut published = 0;
-        for (id, sent) in pending {
+        for (event, span, sent) in pending {
             let delivered = match sent {
                 Ok(delivery) => delivery.await,
                 Err(e) => Err(e),
             };
             match delivered {
-                Ok(_) => published += 1,
-                Err(e) => failed.push((id, e)),
+                Ok(meta) => {
+                    span.acked(meta.partition, meta.offset);
+                    telemetry.metrics().published(&topic, event.type_name());
+                    published += 1;
+                }
+                Err(e) => {
+                    let kind = error_kind(&e);
+                    span.failed(kind, &e);
+                    telemetry.metrics().publish_error(&topic, event.type_name(), kind);
+                    failed.push((event.meta().event_id, e));
+                }
             }
         }
         Stats::add(&self.inner.stats.events_published, published);
@@ -453,12 +501,40 @@ impl KafkaEventBus {
             self.inner.stats.stamp(Stamp::Publish);
         }
         if failed.is_empty() {
+            telemetry.metrics().publish_duration(&topic, started.elapsed());
+            telemetry.metrics().batch_size(total);
             Ok(())
         } else {
             self.inner.stats.stamp(Stamp::Error);
             Err(Error::Publish { total, failed })
         }
     }
+}
+
+/// The variant name of an error, for `error.type` attributes (`DeliveryTimeout`, `Rejected`, ...).
+pub(crate) fn error_kind<E: std::fmt::Debug>(error: &E) -> &'static str {
+    let debug = format!("{error:?}");
+    let name = debug.split([' ', '{', '(']).next().unwrap_or("Error");
+    // Leak-free static names for the variants this crate has; anything else is "Error".
+    const KNOWN: &[&str] = &[
+        "DeliveryTimeout",
+        "Rejected",
+        "Connection",
+        "Cluster",
+        "UnknownTopic",
+        "UnknownPartition",
+        "RecordTooLarge",
+        "Encode",
+        "Closed",
+        "InvalidConfig",
+        "NoBrokerReachable",
+        "Server",
+        "Timeout",
+        "NoLeader",
+        "UnknownBroker",
+        "InvalidConfigError",
+    ];
+    KNOWN.iter().find(|k| **k == name).copied().unwrap_or("Error")
 }
 
 impl EventBus for KafkaEventBus {

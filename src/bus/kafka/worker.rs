@@ -10,6 +10,7 @@ use std::{
     time::Duration,
 };
 
+use opentelemetry::context::FutureExt as _;
 use time::OffsetDateTime;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::{debug, error, info, warn};
@@ -28,6 +29,7 @@ use crate::{
     dispatch::RetryPolicy,
     dlq::{DeadLetter, DlqReason, DlqSink, HANDLER_DISPATCH_ERROR, dispatch_failure_message, replay_is_for},
     event::AnyEvent,
+    telemetry::{ConsumeSpan, RecordInfo},
 };
 
 /// The error type named in `dlq_error_type` when one handler failed (Rust errors have no class name).
@@ -66,10 +68,18 @@ pub(super) async fn consume(
                 }
                 Some(ConsumerEvent::Revoked { partitions, lost }) => {
                     Stats::add(&inner.stats.rebalance_count, 1);
+                    let metrics = inner.telemetry.metrics();
+                    metrics.rebalance(&inner.config.consumer_group);
+                    for tp in &partitions {
+                        metrics.remove_lag(&tp.topic, tp.partition);
+                    }
                     info!(?partitions, lost, "partitions revoked");
                 }
                 Some(ConsumerEvent::Left(reason)) => warn!(?reason, "left the group"),
-                Some(ConsumerEvent::Fatal(reason)) => break Err(Error::Consume { reason }),
+                Some(ConsumerEvent::Fatal(reason)) => {
+                    inner.telemetry.metrics().connection_error("Fatal");
+                    break Err(Error::Consume { reason });
+                }
                 None => break Err(Error::Consume { reason: "the consumer stopped".into() }),
             }
         }
@@ -119,6 +129,8 @@ async fn partition_worker(
 ) {
     let progress = stream.progress();
     let mut rng = Jitter::new();
+    let metrics = inner.telemetry.metrics();
+    let mut since_lag = 0u32;
     loop {
         let record = tokio::select! {
             biased;
@@ -132,6 +144,13 @@ async fn partition_worker(
             Settled::Yes => progress.mark_done(record.offset),
             Settled::Interrupted => break,
         }
+        since_lag += 1;
+        if metrics.is_enabled() && since_lag >= 64 {
+            since_lag = 0;
+            if let Some(high_watermark) = stream.high_watermark() {
+                metrics.set_lag(&record.topic, record.partition, high_watermark, record.offset + 1);
+            }
+        }
     }
 }
 
@@ -142,6 +161,8 @@ async fn settle(
     stop: &CancellationToken,
     rng: &mut Jitter,
 ) -> Settled {
+    let started = std::time::Instant::now();
+    let telemetry = &inner.telemetry;
     let stats = &inner.stats;
     if !replay_is_for(&record.headers, &inner.config.consumer_group) {
         // A DLQ replay for the group that dead-lettered it: this group handled the event already.
@@ -153,6 +174,21 @@ async fn settle(
     }
     Stats::add(&stats.events_consumed, 1);
     stats.stamp(Stamp::Consume);
+    // A CONSUMER span for every record with an event_type header, child of the publisher's span.
+    let span = record
+        .headers
+        .get_str(crate::event::header::EVENT_TYPE)
+        .map(|event_type| {
+            let info = RecordInfo {
+                topic: &record.topic,
+                partition: record.partition,
+                offset: record.offset,
+                consumer_group: &inner.config.consumer_group,
+                key: record.key.as_deref(),
+                event_type,
+            };
+            telemetry.consume_span(&info, &record.headers)
+        });
     let decoded = match &record.value {
         Some(value) => inner.handlers.decode(&record.headers, value.clone()),
         None => Err(crate::event::Error::MissingEventType),
@@ -165,15 +201,29 @@ async fn settle(
             warn!(topic = %record.topic, partition = record.partition, offset = record.offset, error = %e, "undecodable record");
             Stats::add(&stats.events_processed_failed, 1);
             stats.stamp(Stamp::Error);
+            if let Some(span) = span {
+                span.failed(e.reference_error_type(), &e);
+            }
             let failure = Failure {
                 reason: DlqReason::DeserializationError,
                 error_type: e.reference_error_type().to_owned(),
                 message: e.to_string(),
                 retries: 0,
             };
-            return dead_letter(inner, connection, record, failure, stop).await;
+            let settled = dead_letter(inner, connection, record, failure, stop).await;
+            telemetry
+                .metrics()
+                .consume_duration(&record.topic, started.elapsed());
+            return settled;
         }
     };
+    let meta = event.meta();
+    if let Some(span) = &span {
+        span.decoded(&meta.event_id, &meta.aggregate_id, &meta.aggregate_type);
+    }
+    telemetry
+        .metrics()
+        .consumed(&record.topic, record.partition, event.type_name());
     let policy = retry_policy(inner);
     let mut pending = inner.handlers.handlers_for(&event);
     let mut retries = 0u32;
@@ -184,37 +234,47 @@ async fn settle(
         timestamp: record.timestamp,
         retries: 0,
     };
-    loop {
+    let settled = loop {
         let context = RecordContext {
             retries,
             ..context.clone()
         };
         let failures = CURRENT
-            .scope(context, run_handlers(inner, &pending, &event))
+            .scope(context, run_handlers(inner, &pending, &event, span.as_ref()))
             .await;
         if failures.is_empty() {
             Stats::add(&stats.events_processed_success, 1);
-            return Settled::Yes;
+            if let Some(span) = span {
+                span.succeeded();
+            }
+            break Settled::Yes;
         }
         if !policy.should_retry(retries) {
             Stats::add(&stats.events_processed_failed, 1);
             stats.stamp(Stamp::Error);
             let failure = Failure::from_handlers(&failures, retries);
-            return dead_letter(inner, connection, record, failure, stop).await;
+            if let Some(span) = span {
+                span.failed(&failure.error_type, failures[0].1.as_ref());
+            }
+            break dead_letter(inner, connection, record, failure, stop).await;
         }
         let delay = policy.delay(retries, rng.unit());
         warn!(
-            event_id = %event.meta().event_id, event_type = event.type_name(), attempt = retries + 1,
+            event_id = %meta.event_id, event_type = event.type_name(), attempt = retries + 1,
             failed = failures.len(), ?delay, "handlers failed; retrying in place"
         );
         tokio::select! {
-            () = stop.cancelled() => return Settled::Interrupted,
+            () = stop.cancelled() => break Settled::Interrupted,
             () = tokio::time::sleep(delay) => {}
         }
         retries += 1;
         // Only the handlers that failed run again.
         pending = failures.into_iter().map(|(handler, _)| handler).collect();
-    }
+    };
+    telemetry
+        .metrics()
+        .consume_duration(&record.topic, started.elapsed());
+    settled
 }
 
 fn retry_policy(inner: &Inner) -> RetryPolicy {
@@ -241,13 +301,36 @@ async fn run_handlers(
     inner: &Inner,
     handlers: &[ErasedHandler],
     event: &AnyEvent,
+    span: Option<&ConsumeSpan>,
 ) -> Vec<(ErasedHandler, HandlerError)> {
+    let metrics = inner.telemetry.metrics();
     let mut failures = Vec::new();
     for handler in handlers {
-        if let Err(e) = run_isolated(handler, event.clone()).await {
-            Stats::add(&inner.stats.handler_errors, 1);
-            warn!(handler = handler.name(), event_id = %event.meta().event_id, error = %e, "handler failed");
-            failures.push((handler.clone(), e));
+        let started = std::time::Instant::now();
+        let handler_span = span.map(|s| s.handler_span(handler.name(), &event.meta().event_id));
+        let run = run_isolated(handler, event.clone());
+        // The handler runs inside its INTERNAL span's context, so spans it starts are children.
+        let result = match handler_span.as_ref().and_then(|s| s.context()) {
+            Some(cx) => run.with_context(cx.clone()).await,
+            None => run.await,
+        };
+        metrics.handler_duration(handler.name(), event.type_name(), started.elapsed());
+        match result {
+            Ok(()) => {
+                metrics.handler_invocation(handler.name(), event.type_name());
+                if let Some(s) = handler_span {
+                    s.succeeded();
+                }
+            }
+            Err(e) => {
+                Stats::add(&inner.stats.handler_errors, 1);
+                metrics.handler_error(handler.name(), event.type_name(), HANDLER_ERROR);
+                if let Some(s) = handler_span {
+                    s.failed(HANDLER_ERROR, e.as_ref());
+                }
+                warn!(handler = handler.name(), event_id = %event.meta().event_id, error = %e, "handler failed");
+                failures.push((handler.clone(), e));
+            }
         }
     }
     failures
@@ -363,6 +446,10 @@ async fn dead_letter(
         match sink.send_record(record, &letter).await {
             Ok(meta) => {
                 Stats::add(&inner.stats.messages_sent_to_dlq, 1);
+                inner
+                    .telemetry
+                    .metrics()
+                    .dlq(letter.reason.as_str(), &letter.error_type);
                 info!(
                     topic = %record.topic, partition = record.partition, offset = record.offset,
                     reason = %letter.reason, dlq_partition = meta.partition, dlq_offset = meta.offset,

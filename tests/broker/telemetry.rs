@@ -1,0 +1,165 @@
+//! Telemetry through the bus on a real broker, with the OpenTelemetry SDK's in-memory exporters: a
+//! publish → consume round trip gives a consumer span whose parent is the producer span, handler spans
+//! under it, and the bus's metrics with their attributes.
+
+use std::{
+    collections::BTreeSet,
+    sync::{
+        Arc,
+        atomic::{AtomicU32, Ordering},
+    },
+    time::Duration,
+};
+
+use kafka_event_bus::{
+    bus::{EventBus, KafkaEventBus},
+    event::{DomainEvent, Event},
+    telemetry::Telemetry,
+};
+use libtest_mimic::Trial;
+use opentelemetry::{
+    KeyValue,
+    metrics::MeterProvider as _,
+    trace::{SpanKind, Status},
+};
+use opentelemetry_sdk::{
+    metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider},
+    trace::{InMemorySpanExporter, SdkTracerProvider},
+};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use crate::{bus::config, support::unique, trial};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct OrderCreated {
+    customer_id: String,
+}
+
+impl Event for OrderCreated {
+    const EVENT_TYPE: &'static str = "OrderCreated";
+    const AGGREGATE_TYPE: &'static str = "Order";
+}
+
+fn has(attributes: &[KeyValue], key: &str, value: &str) -> bool {
+    attributes
+        .iter()
+        .any(|kv| kv.key.as_str() == key && kv.value.as_str() == value)
+}
+
+pub(crate) fn trials(trials: &mut Vec<Trial>) {
+    trials.push(trial(
+        "telemetry::round_trip_spans_and_metrics",
+        |ctx| async move {
+            let spans = InMemorySpanExporter::default();
+            let tracer_provider = SdkTracerProvider::builder()
+                .with_simple_exporter(spans.clone())
+                .build();
+            let metrics = InMemoryMetricExporter::default();
+            let meter_provider = SdkMeterProvider::builder()
+                .with_reader(PeriodicReader::builder(metrics.clone()).build())
+                .build();
+            let prefix = unique("otel");
+            let telemetry = Telemetry::builder()
+                .meter(meter_provider.meter("eventsource.bus.kafka"))
+                .tracer_provider(&tracer_provider)
+                .consumer_group(prefix.clone())
+                .build();
+            let bus = KafkaEventBus::with_telemetry(config(ctx, &prefix, &prefix), telemetry).unwrap();
+            bus.connect().await.unwrap();
+            bus.ensure_topics(1, 1, 1).await.unwrap();
+            let (tx, mut rx) = mpsc::unbounded_channel();
+            let attempts = Arc::new(AtomicU32::new(0));
+            let a = Arc::clone(&attempts);
+            bus.subscribe(move |e: Arc<DomainEvent<OrderCreated>>| {
+                let first = a.fetch_add(1, Ordering::SeqCst) == 0;
+                if !first {
+                    let _ = tx.send(e.meta.event_id);
+                }
+                std::future::ready(if first {
+                    Err("first attempt fails".into())
+                } else {
+                    Ok(())
+                })
+            })
+            .unwrap();
+            bus.start_consuming_in_background().unwrap();
+            let event = DomainEvent::new(
+                Uuid::new_v4(),
+                1,
+                OrderCreated {
+                    customer_id: "c".into(),
+                },
+            );
+            let id = event.meta.event_id;
+            bus.publish_event(event).await.unwrap();
+            assert_eq!(
+                tokio::time::timeout(Duration::from_secs(30), rx.recv())
+                    .await
+                    .unwrap(),
+                Some(id)
+            );
+            bus.shutdown(Duration::from_secs(10)).await.unwrap();
+
+            // Spans: producer → consumer (child, through the record headers) → handler attempts.
+            let finished = spans.get_finished_spans().unwrap();
+            let producer = finished
+                .iter()
+                .find(|s| s.span_kind == SpanKind::Producer)
+                .expect("a producer span");
+            let consumer = finished
+                .iter()
+                .find(|s| s.span_kind == SpanKind::Consumer)
+                .expect("a consumer span");
+            assert_eq!(consumer.span_context.trace_id(), producer.span_context.trace_id());
+            assert_eq!(consumer.parent_span_id, producer.span_context.span_id());
+            assert!(has(
+                &producer.attributes,
+                "messaging.destination",
+                &format!("{prefix}.stream")
+            ));
+            assert!(has(
+                &consumer.attributes,
+                "messaging.kafka.consumer_group",
+                &prefix
+            ));
+            assert_eq!(consumer.status, Status::Ok);
+            let handlers: Vec<_> = finished
+                .iter()
+                .filter(|s| s.span_kind == SpanKind::Internal)
+                .collect();
+            assert_eq!(handlers.len(), 2, "one span per handler attempt");
+            assert!(
+                handlers
+                    .iter()
+                    .all(|h| h.parent_span_id == consumer.span_context.span_id())
+            );
+            assert!(handlers.iter().any(|h| matches!(h.status, Status::Error { .. })));
+
+            // Metrics: what the round trip must have recorded.
+            meter_provider.force_flush().unwrap();
+            let mut names = BTreeSet::new();
+            for rm in metrics.get_finished_metrics().unwrap() {
+                for sm in rm.scope_metrics() {
+                    for m in sm.metrics() {
+                        names.insert(m.name().to_owned());
+                    }
+                }
+            }
+            for name in [
+                "kafka.eventbus.messages.published",
+                "kafka.eventbus.publish.duration",
+                "kafka.eventbus.batch.size",
+                "kafka.eventbus.messages.consumed",
+                "kafka.eventbus.consume.duration",
+                "kafka.eventbus.handler.invocations",
+                "kafka.eventbus.handler.errors",
+                "kafka.eventbus.handler.duration",
+                "kafka.eventbus.connections.active",
+            ] {
+                assert!(names.contains(name), "{name} missing from {names:?}");
+            }
+        },
+    ));
+}
