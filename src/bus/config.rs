@@ -135,6 +135,14 @@ pub struct KafkaEventBusConfig {
     pub enable_metrics: bool,
     /// The default time `shutdown()` may take. Default 30 s.
     pub shutdown_timeout: Duration,
+    /// How many events of one partition may be handled at once (not in eventsource-py). 1 (the default)
+    /// handles a partition's events one after another. Above 1, events of *different* aggregates (record
+    /// keys) run concurrently, up to this many in flight, while events of one aggregate still run in
+    /// order; offsets are committed only past events that are all settled.
+    pub max_in_flight_per_partition: usize,
+    /// How long a fetch may wait on the broker for new records. Default 500 ms (Kafka's
+    /// `fetch.max.wait.ms`); lower it for latency on brokers that do not answer as soon as data arrives.
+    pub fetch_max_wait: Duration,
 }
 
 impl Default for KafkaEventBusConfig {
@@ -173,6 +181,8 @@ impl Default for KafkaEventBusConfig {
             enable_tracing: true,
             enable_metrics: true,
             shutdown_timeout: Duration::from_secs(30),
+            max_in_flight_per_partition: 1,
+            fetch_max_wait: Duration::from_millis(500),
         }
     }
 }
@@ -330,6 +340,8 @@ impl fmt::Debug for KafkaEventBusConfig {
             .field("enable_tracing", &self.enable_tracing)
             .field("enable_metrics", &self.enable_metrics)
             .field("shutdown_timeout", &self.shutdown_timeout)
+            .field("max_in_flight_per_partition", &self.max_in_flight_per_partition)
+            .field("fetch_max_wait", &self.fetch_max_wait)
             .finish()
     }
 }
@@ -421,6 +433,8 @@ impl KafkaEventBusConfigBuilder {
         value enable_tracing: bool;
         value enable_metrics: bool;
         value shutdown_timeout: Duration;
+        value max_in_flight_per_partition: usize;
+        value fetch_max_wait: Duration;
     }
 
     /// Sends batches uncompressed (`compression_type = None`).

@@ -456,6 +456,16 @@ impl KafkaEventBusConfig {
         if self.shutdown_timeout.is_zero() {
             return Err(out_of_range("shutdown_timeout", "0s", "greater than zero"));
         }
+        if self.max_in_flight_per_partition == 0 {
+            return Err(out_of_range("max_in_flight_per_partition", 0, "at least 1"));
+        }
+        if self.fetch_max_wait.as_millis() > u128::from(I32_MAX) {
+            return Err(out_of_range(
+                "fetch_max_wait",
+                format!("{:?}", self.fetch_max_wait),
+                "at most i32::MAX milliseconds",
+            ));
+        }
         Ok(())
     }
 

@@ -5,13 +5,17 @@
 //! dropped). Only then is the record marked done, so the consumer commits nothing that is unsettled.
 
 use std::{
+    collections::{HashMap, VecDeque},
     hash::{BuildHasher, RandomState},
     sync::Arc,
     time::Duration,
 };
 
+use bytes::Bytes;
+
 use opentelemetry::context::FutureExt as _;
 use time::OffsetDateTime;
+use tokio::task::JoinSet;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::{debug, error, info, warn};
 
@@ -26,7 +30,7 @@ use crate::{
         fetcher::FetchConfig,
         subscription::OffsetReset,
     },
-    dispatch::RetryPolicy,
+    dispatch::{PartitionProgress, RetryPolicy},
     dlq::{DeadLetter, DlqReason, DlqSink, HANDLER_DISPATCH_ERROR, dispatch_failure_message, replay_is_for},
     event::AnyEvent,
     telemetry::{ConsumeSpan, RecordInfo},
@@ -106,6 +110,7 @@ fn consumer_config(inner: &Inner) -> Result<ConsumerConfig, Error> {
         Err(source) => return Err(Error::Config { source }),
     };
     let fetch = FetchConfig {
+        fetch_max_wait: config.fetch_max_wait,
         fetch_max_bytes: i32::try_from(config.fetch_max_bytes).unwrap_or(i32::MAX),
         max_partition_fetch_bytes: i32::try_from(config.max_partition_fetch_bytes).unwrap_or(i32::MAX),
         auto_offset_reset: reset,
@@ -124,13 +129,26 @@ fn consumer_config(inner: &Inner) -> Result<ConsumerConfig, Error> {
 async fn partition_worker(
     inner: Arc<Inner>,
     connection: Connection,
+    stream: PartitionStream,
+    stop: CancellationToken,
+) {
+    if inner.config.max_in_flight_per_partition > 1 {
+        keyed_worker(inner, connection, stream, stop).await;
+    } else {
+        sequential_worker(inner, connection, stream, stop).await;
+    }
+}
+
+/// One record at a time, in offset order.
+async fn sequential_worker(
+    inner: Arc<Inner>,
+    connection: Connection,
     mut stream: PartitionStream,
     stop: CancellationToken,
 ) {
     let progress = stream.progress();
     let mut rng = Jitter::new();
-    let metrics = inner.telemetry.metrics();
-    let mut since_lag = 0u32;
+    let mut lag = LagProbe::default();
     loop {
         let record = tokio::select! {
             biased;
@@ -144,9 +162,104 @@ async fn partition_worker(
             Settled::Yes => progress.mark_done(record.offset),
             Settled::Interrupted => break,
         }
-        since_lag += 1;
-        if metrics.is_enabled() && since_lag >= 64 {
-            since_lag = 0;
+        lag.record(&inner, &stream, &record);
+    }
+}
+
+/// Records of different keys concurrently (up to `max_in_flight_per_partition`), records of one key in
+/// offset order. The committed offset only passes records that are all settled ([`PartitionProgress`]).
+async fn keyed_worker(
+    inner: Arc<Inner>,
+    connection: Connection,
+    mut stream: PartitionStream,
+    stop: CancellationToken,
+) {
+    let limit = inner.config.max_in_flight_per_partition;
+    let progress = stream.progress();
+    let mut tracked: Option<PartitionProgress> = None;
+    let mut lag = LagProbe::default();
+    // Keys with a record running; each with the records of that key waiting behind it.
+    let mut busy: HashMap<Option<Bytes>, VecDeque<ConsumerRecord>> = HashMap::new();
+    let mut waiting = 0usize;
+    let mut running: JoinSet<(ConsumerRecord, Settled)> = JoinSet::new();
+    let spawn = |running: &mut JoinSet<(ConsumerRecord, Settled)>, record: ConsumerRecord| {
+        let (inner, connection, stop) = (Arc::clone(&inner), connection.clone(), stop.clone());
+        running.spawn(async move {
+            let settled = settle(&inner, &connection, &record, &stop, &mut Jitter::new()).await;
+            (record, settled)
+        });
+    };
+    let mut interrupted = false;
+    loop {
+        let room = running.len() + waiting < limit;
+        tokio::select! {
+            biased;
+            () = stop.cancelled(), if !interrupted => interrupted = true,
+            Some(done) = running.join_next(), if !running.is_empty() => {
+                let Ok((record, settled)) = done else { interrupted = true; continue };
+                if settled == Settled::Interrupted {
+                    interrupted = true;
+                    continue;
+                }
+                let progress_of = tracked.get_or_insert_with(|| PartitionProgress::new(record.offset));
+                progress_of.complete(record.offset);
+                if let Some(next) = progress_of.committable() {
+                    progress.mark_done(next - 1);
+                }
+                lag.record(&inner, &stream, &record);
+                // The key's next record, if one waits; else the key is free.
+                let next = busy.get_mut(&record.key).and_then(VecDeque::pop_front);
+                match next {
+                    Some(next) if !interrupted => {
+                        waiting -= 1;
+                        spawn(&mut running, next);
+                    }
+                    Some(_) => waiting -= 1,
+                    None => {
+                        busy.remove(&record.key);
+                    }
+                }
+            }
+            record = stream.next(), if room && !interrupted => {
+                let Some(record) = record else { break }; // revoked
+                tracked.get_or_insert_with(|| PartitionProgress::new(record.offset)).track(record.offset);
+                match busy.get_mut(&record.key) {
+                    Some(queue) => {
+                        queue.push_back(record);
+                        waiting += 1;
+                    }
+                    None => {
+                        busy.insert(record.key.clone(), VecDeque::new());
+                        spawn(&mut running, record);
+                    }
+                }
+            }
+            else => break,
+        }
+        if interrupted && running.is_empty() {
+            break;
+        }
+    }
+    // Revoked: let the records already running settle (their offsets may still be committed).
+    while let Some(Ok((record, Settled::Yes))) = running.join_next().await {
+        let progress_of = tracked.get_or_insert_with(|| PartitionProgress::new(record.offset));
+        progress_of.complete(record.offset);
+        if let Some(next) = progress_of.committable() {
+            progress.mark_done(next - 1);
+        }
+    }
+}
+
+/// Feeds the consumer-lag gauge every 64 settled records.
+#[derive(Default)]
+struct LagProbe(u32);
+
+impl LagProbe {
+    fn record(&mut self, inner: &Inner, stream: &PartitionStream, record: &ConsumerRecord) {
+        let metrics = inner.telemetry.metrics();
+        self.0 += 1;
+        if metrics.is_enabled() && self.0 >= 64 {
+            self.0 = 0;
             if let Some(high_watermark) = stream.high_watermark() {
                 metrics.set_lag(&record.topic, record.partition, high_watermark, record.offset + 1);
             }
