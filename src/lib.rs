@@ -60,3 +60,10 @@ pub mod client;
 
 #[cfg(feature = "testing")]
 pub mod testing;
+
+// The user guide (`docs/guide.md`), rendered as this module's page; its Rust snippets run as doc tests.
+// Only in documentation and doc-test builds: it has no items. The snippets use the Kafka bus, hence
+// `client`.
+#[cfg(all(any(doc, doctest), feature = "client"))]
+#[doc = include_str!("../docs/guide.md")]
+pub mod guide {}
