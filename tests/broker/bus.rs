@@ -642,7 +642,6 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
 
             // Everything was committed: a new member of the group gets nothing again (handled one by one,
             // so a redelivered event would arrive before the warm-up event behind it).
-            let mut cfg = cfg;
             cfg.max_in_flight_per_partition = 1;
             let again = start(cfg).await;
             let mut rx = recorder(&again);
