@@ -140,6 +140,9 @@ pub struct KafkaEventBusConfig {
     /// keys) run concurrently, up to this many in flight, while events of one aggregate still run in
     /// order; offsets are committed only past events that are all settled.
     pub max_in_flight_per_partition: usize,
+    /// Static membership (`group.instance.id`, not in eventsource-py): a member restarted within the
+    /// session timeout gets its partitions back without a rebalance. Default `None`.
+    pub group_instance_id: Option<String>,
     /// How long a fetch may wait on the broker for new records. Default 500 ms (Kafka's
     /// `fetch.max.wait.ms`); lower it for latency on brokers that do not answer as soon as data arrives.
     pub fetch_max_wait: Duration,
@@ -182,6 +185,7 @@ impl Default for KafkaEventBusConfig {
             enable_metrics: true,
             shutdown_timeout: Duration::from_secs(30),
             max_in_flight_per_partition: 1,
+            group_instance_id: None,
             fetch_max_wait: Duration::from_millis(500),
         }
     }
@@ -341,6 +345,7 @@ impl fmt::Debug for KafkaEventBusConfig {
             .field("enable_metrics", &self.enable_metrics)
             .field("shutdown_timeout", &self.shutdown_timeout)
             .field("max_in_flight_per_partition", &self.max_in_flight_per_partition)
+            .field("group_instance_id", &self.group_instance_id)
             .field("fetch_max_wait", &self.fetch_max_wait)
             .finish()
     }
@@ -434,6 +439,7 @@ impl KafkaEventBusConfigBuilder {
         value enable_metrics: bool;
         value shutdown_timeout: Duration;
         value max_in_flight_per_partition: usize;
+        some group_instance_id: String;
         value fetch_max_wait: Duration;
     }
 

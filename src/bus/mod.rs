@@ -74,6 +74,51 @@ pub type HandlerError = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// What a handler returns.
 pub type HandlerResult = Result<(), HandlerError>;
 
+/// Wrap a handler's error in this to say that retrying cannot help (invalid data, a business rule): the
+/// Kafka bus then sends the event to the DLQ at once instead of retrying it `max_retries` times.
+///
+/// # Example
+///
+/// ```
+/// use kafka_event_bus::bus::{HandlerResult, PermanentError};
+///
+/// fn check(amount: i64) -> HandlerResult {
+///     if amount < 0 {
+///         return Err(PermanentError::new(format!("negative amount {amount}")).into());
+///     }
+///     Ok(())
+/// }
+/// let err = check(-1).unwrap_err();
+/// assert!(err.downcast_ref::<PermanentError>().is_some());
+/// assert_eq!(err.to_string(), "negative amount -1");
+/// ```
+#[derive(Debug)]
+pub struct PermanentError(HandlerError);
+
+impl PermanentError {
+    /// Marks `error` as permanent.
+    pub fn new(error: impl Into<HandlerError>) -> Self {
+        Self(error.into())
+    }
+
+    /// The error inside.
+    pub fn into_inner(self) -> HandlerError {
+        self.0
+    }
+}
+
+impl fmt::Display for PermanentError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for PermanentError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
 /// A boxed, sendable future.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 

@@ -650,4 +650,51 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
             again.shutdown(Duration::from_secs(10)).await.unwrap();
         },
     ));
+
+    trials.push(trial(
+        "bus::permanent_errors_skip_retries_and_scoped_shuts_down",
+        |ctx| async move {
+            let prefix = unique("permanent");
+            let mut cfg = config(ctx, &prefix, &prefix);
+            cfg.max_retries = 3;
+            let calls = Arc::new(Mutex::new(0u32));
+            let c = Arc::clone(&calls);
+            let (bus, stats) = KafkaEventBus::scoped(cfg, |bus| async move {
+                bus.ensure_topics(1, 1, 1).await.unwrap();
+                bus.subscribe(move |_: Arc<DomainEvent<OrderCreated>>| {
+                    *c.lock().unwrap() += 1;
+                    std::future::ready(Err(
+                        kafka_event_bus::bus::PermanentError::new("invalid order").into()
+                    ))
+                })
+                .unwrap();
+                bus.start_consuming_in_background().unwrap();
+                warm_up(&bus).await;
+                bus.publish_event(order("bad")).await.unwrap();
+                let deadline = Instant::now() + Duration::from_secs(30);
+                while bus.stats().messages_sent_to_dlq < 1 {
+                    assert!(Instant::now() < deadline, "the event never reached the DLQ");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                let stats = bus.stats();
+                (bus, stats)
+            })
+            .await
+            .unwrap();
+            assert_eq!(*calls.lock().unwrap(), 1, "a permanent error is not retried");
+            assert_eq!(stats.handler_errors, 1);
+            // scoped() shut the bus down on the way out.
+            assert!(!bus.is_connected() && !bus.is_consuming());
+            let entries = {
+                let again = KafkaEventBus::new(config(ctx, &prefix, &unique("reader"))).unwrap();
+                again.connect().await.unwrap();
+                again.get_dlq_messages(10, Duration::from_secs(5)).await.unwrap()
+            };
+            let letter = entries[0].dead_letter().unwrap();
+            assert_eq!(
+                (letter.retry_count, letter.error_message.as_str()),
+                (0, "invalid order")
+            );
+        },
+    ));
 }

@@ -601,3 +601,25 @@ fn every_listed_variable_is_read_and_nothing_else() {
     .unwrap();
     assert_eq!(read.into_inner(), KafkaEventBusConfig::ENV_VARIABLES);
 }
+
+#[test]
+fn retries_must_fit_in_max_poll_interval() {
+    // The defaults: 1 s, 2 s, 4 s (+10 % jitter) ≪ 300 s.
+    config().validate().unwrap();
+    let mut c = config();
+    c.max_retries = 10; // 1 + 2 + 4 + ... capped at 60 s: well over a 60 s poll interval
+    c.max_poll_interval_ms = 60_000;
+    assert!(err(&c).contains("max_poll_interval_ms"), "{}", err(&c));
+    c.max_poll_interval_ms = 3_600_000;
+    c.validate().unwrap();
+}
+
+#[test]
+fn per_partition_concurrency_and_fetch_wait_are_checked() {
+    let mut c = config();
+    c.max_in_flight_per_partition = 0;
+    assert!(err(&c).contains("max_in_flight_per_partition"), "{}", err(&c));
+    let mut c = config();
+    c.fetch_max_wait = Duration::from_secs(u64::MAX / 2);
+    assert!(err(&c).contains("fetch_max_wait"), "{}", err(&c));
+}

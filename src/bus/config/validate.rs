@@ -485,6 +485,26 @@ impl KafkaEventBusConfig {
         if !(0.0..=1.0).contains(&self.retry_jitter) {
             return Err(out_of_range("retry_jitter", self.retry_jitter, "between 0 and 1"));
         }
+        // Retries run in place, inside the partition's worker: their delays added up must stay below
+        // max_poll_interval, or the member would be evicted while still retrying.
+        let policy = crate::dispatch::RetryPolicy::new(
+            self.max_retries,
+            self.retry_base_delay,
+            self.retry_max_delay,
+            self.retry_jitter,
+        );
+        if let Ok(policy) = policy {
+            let budget: Duration = (0..self.max_retries.min(1024))
+                .map(|n| policy.delay(n, 1.0))
+                .sum();
+            if budget.as_millis() >= u128::from(self.max_poll_interval_ms) {
+                return Err(out_of_range(
+                    "max_retries",
+                    format!("{} (retry delays add up to {budget:?})", self.max_retries),
+                    "retry delays that add up to less than max_poll_interval_ms",
+                ));
+            }
+        }
         Ok(())
     }
 }

@@ -193,6 +193,49 @@ impl KafkaEventBus {
         })
     }
 
+    /// Runs `body` with a connected bus and shuts the bus down afterwards (with the configured
+    /// `shutdown_timeout`), whether `body` succeeded or not: the equivalent of eventsource-py's
+    /// `async with KafkaEventBus(config) as bus:`.
+    ///
+    /// # Errors
+    ///
+    /// [`new`](Self::new)'s and [`connect`](Self::connect)'s errors, or the shutdown's; `body`'s own
+    /// result is returned inside `Ok`.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # async fn example(config: kafka_event_bus::bus::KafkaEventBusConfig) -> Result<(), kafka_event_bus::bus::Error> {
+    /// use kafka_event_bus::bus::KafkaEventBus;
+    ///
+    /// let published = KafkaEventBus::scoped(config, |bus| async move {
+    ///     bus.ensure_topics(6, 1, 3).await?;
+    ///     Ok::<_, kafka_event_bus::bus::Error>(bus.stats().events_published)
+    /// })
+    /// .await??;
+    /// # Ok(()) }
+    /// ```
+    pub async fn scoped<F, Fut, T>(config: KafkaEventBusConfig, body: F) -> Result<T, Error>
+    where
+        F: FnOnce(KafkaEventBus) -> Fut,
+        Fut: Future<Output = T>,
+    {
+        let bus = Self::new(config)?;
+        bus.connect().await?;
+        let out = body(bus.clone()).await;
+        bus.close().await?;
+        Ok(out)
+    }
+
+    /// [`shutdown`](EventBus::shutdown) with the configured `shutdown_timeout`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ShutdownTimeout`].
+    pub async fn close(&self) -> Result<(), Error> {
+        self.shutdown(self.inner.config.shutdown_timeout).await
+    }
+
     /// The configuration.
     pub fn config(&self) -> &KafkaEventBusConfig {
         &self.inner.config
@@ -403,7 +446,26 @@ impl KafkaEventBus {
             *consuming = Some(stop.clone());
             stop
         };
-        let result = worker::consume(Arc::clone(&self.inner), connection, stop).await;
+        // Errors while consuming are retried with backoff (1 s doubling to 60 s) and counted in
+        // `reconnections`; only a configuration error, or shutdown, ends the loop.
+        let mut backoff = Duration::from_secs(1);
+        let result = loop {
+            let result = worker::consume(Arc::clone(&self.inner), connection.clone(), stop.clone()).await;
+            match result {
+                Err(Error::Consume { reason }) if !stop.is_cancelled() => {
+                    warn!(%reason, ?backoff, "consuming failed; rejoining after a backoff");
+                    self.inner.telemetry.metrics().connection_error("Consume");
+                    tokio::select! {
+                        () = stop.cancelled() => break Ok(()),
+                        () = tokio::time::sleep(backoff) => {}
+                    }
+                    Stats::add(&self.inner.stats.reconnections, 1);
+                    self.inner.telemetry.metrics().reconnection();
+                    backoff = (backoff * 2).min(Duration::from_secs(60));
+                }
+                other => break other,
+            }
+        };
         *self
             .inner
             .consuming

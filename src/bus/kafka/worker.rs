@@ -24,10 +24,11 @@ use super::{
     stats::{Stamp, Stats},
 };
 use crate::{
-    bus::{ErasedHandler, Error, HandlerError, handlers::run_isolated},
+    bus::{ErasedHandler, Error, HandlerError, PermanentError, handlers::run_isolated},
     client::{
         consumer::{Consumer, ConsumerConfig, ConsumerEvent, ConsumerRecord, PartitionStream},
         fetcher::FetchConfig,
+        group::assignor::{Assignor, RangeAssignor, RoundRobinAssignor},
         subscription::OffsetReset,
     },
     dispatch::{PartitionProgress, RetryPolicy},
@@ -116,13 +117,20 @@ fn consumer_config(inner: &Inner) -> Result<ConsumerConfig, Error> {
         auto_offset_reset: reset,
         ..FetchConfig::default()
     };
+    // Range first (the Java default), round-robin too: aiokafka (eventsource-py) members only speak
+    // round-robin, so a mixed Rust/Python group agrees on it.
+    let assignors: Vec<Arc<dyn Assignor>> = vec![Arc::new(RangeAssignor), Arc::new(RoundRobinAssignor)];
     let mut consumer = ConsumerConfig::new(config.consumer_group.clone(), [config.topic_name()])
+        .with_assignors(assignors)
         .with_session_timeout(config.session_timeout())
         .with_heartbeat_interval(config.heartbeat_interval())
         .with_max_poll_interval(config.max_poll_interval())
         .with_fetch(fetch)
         .with_auto_offset_reset(reset);
     consumer.revoke_timeout = config.shutdown_timeout;
+    if let Some(id) = &config.group_instance_id {
+        consumer = consumer.with_group_instance_id(id.clone());
+    }
     Ok(consumer)
 }
 
@@ -362,7 +370,11 @@ async fn settle(
             }
             break Settled::Yes;
         }
-        if !policy.should_retry(retries) {
+        // A permanent failure (see `PermanentError`) is not retried: it goes to the DLQ at once.
+        let permanent = failures
+            .iter()
+            .any(|(_, e)| e.downcast_ref::<PermanentError>().is_some());
+        if permanent || !policy.should_retry(retries) {
             Stats::add(&stats.events_processed_failed, 1);
             stats.stamp(Stamp::Error);
             let failure = Failure::from_handlers(&failures, retries);
