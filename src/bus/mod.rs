@@ -119,6 +119,21 @@ impl std::error::Error for PermanentError {
     }
 }
 
+/// A handler's name for logs, spans and DLQ messages: its type's path, with closures named after the
+/// function they are written in (`my_service::main::{{closure}}` becomes `my_service::main`).
+///
+/// ```
+/// fn name_of<T>(_: &T) -> String { kafka_event_bus::bus::handler_name::<T>() }
+/// let handler = |_: u8| ();
+/// assert!(!name_of(&handler).contains("{{closure}}"));
+/// assert!(name_of(&handler).ends_with("main") || name_of(&handler).contains("rust_out"));
+/// ```
+pub fn handler_name<T: ?Sized>() -> String {
+    let full = std::any::type_name::<T>();
+    let trimmed = full.split("::{{closure}}").next().unwrap_or(full);
+    trimmed.to_owned()
+}
+
 /// A boxed, sendable future.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
@@ -445,7 +460,7 @@ pub trait EventBus: Send + Sync + 'static {
         F: Fn(Arc<DomainEvent<E>>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = HandlerResult> + Send + 'static,
     {
-        let erased = ErasedHandler::typed(std::any::type_name::<F>(), handler);
+        let erased = ErasedHandler::typed(handler_name::<F>(), handler);
         self.add_handler(Target::Type(EventType::of::<E>()), erased)
     }
 
@@ -455,7 +470,7 @@ pub trait EventBus: Send + Sync + 'static {
     ///
     /// As [`add_handler`](Self::add_handler).
     fn subscribe_handler<E: Event, H: Handler<E>>(&self, handler: Arc<H>) -> Result<SubscriptionId, Error> {
-        let erased = ErasedHandler::typed(std::any::type_name::<H>(), move |event: Arc<DomainEvent<E>>| {
+        let erased = ErasedHandler::typed(handler_name::<H>(), move |event: Arc<DomainEvent<E>>| {
             let handler = handler.clone();
             async move { handler.handle(event).await }
         });
@@ -472,10 +487,7 @@ pub trait EventBus: Send + Sync + 'static {
         F: Fn(AnyEvent) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = HandlerResult> + Send + 'static,
     {
-        self.add_handler(
-            Target::All,
-            ErasedHandler::new(std::any::type_name::<F>(), handler),
-        )
+        self.add_handler(Target::All, ErasedHandler::new(handler_name::<F>(), handler))
     }
 
     /// Subscribes a [`Subscriber`] to each type it declares. All or nothing: on a refusal, the
@@ -488,7 +500,7 @@ pub trait EventBus: Send + Sync + 'static {
         let mut ids = Vec::new();
         for ty in subscriber.subscribed_to() {
             let s = subscriber.clone();
-            let erased = ErasedHandler::new(std::any::type_name::<S>(), move |event| {
+            let erased = ErasedHandler::new(handler_name::<S>(), move |event| {
                 let s = s.clone();
                 async move { s.handle(event).await }
             });
