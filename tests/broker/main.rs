@@ -9,6 +9,7 @@
 mod admin;
 mod bus;
 mod bus_crash;
+mod bus_tls;
 mod config_tls;
 mod connection;
 mod consumer;
@@ -42,6 +43,7 @@ fn main() -> ExitCode {
     sasl::trials(&mut trials);
     bus::trials(&mut trials);
     bus_crash::trials(&mut trials);
+    bus_tls::trials(&mut trials);
     telemetry::trials(&mut trials);
     consumer::trials(&mut trials);
     consumer::throughput_trial(&mut trials);

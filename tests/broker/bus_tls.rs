@@ -1,0 +1,90 @@
+//! The whole bus over TLS and mTLS: publish, group join, consume and commit through the TLS-terminating
+//! proxy, configured the eventsource-py way (`security_protocol = "SSL"` and the `ssl_*` files).
+
+use std::{sync::Arc, time::Duration};
+
+use kafka_event_bus::{
+    bus::{EventBus, KafkaEventBus, KafkaEventBusConfig},
+    event::{DomainEvent, Event},
+};
+use libtest_mimic::Trial;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use crate::{
+    support::unique,
+    tls_proxy::{fixture, start},
+    trial,
+};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct OrderCreated {
+    customer_id: String,
+}
+
+impl Event for OrderCreated {
+    const EVENT_TYPE: &'static str = "OrderCreated";
+    const AGGREGATE_TYPE: &'static str = "Order";
+}
+
+async fn round_trip(mutual: bool) {
+    let broker = start("server", mutual).await;
+    let prefix = unique("bustls");
+    let mut builder = KafkaEventBusConfig::builder()
+        .bootstrap_servers(broker.bootstrap.clone())
+        .topic_prefix(prefix.clone())
+        .consumer_group(prefix.clone())
+        .session_timeout_ms(6_000)
+        .heartbeat_interval_ms(500)
+        .security_protocol("SSL")
+        .ssl_cafile(fixture("ca.pem"));
+    if mutual {
+        builder = builder
+            .ssl_certfile(fixture("client.pem"))
+            .ssl_keyfile(fixture("client.key"));
+    }
+    let bus = KafkaEventBus::new(builder.build().unwrap()).unwrap();
+    bus.connect().await.unwrap();
+    bus.ensure_topics(2, 1, 1).await.unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    bus.subscribe(move |e: Arc<DomainEvent<OrderCreated>>| {
+        let _ = tx.send(e.payload.customer_id.clone());
+        std::future::ready(Ok(()))
+    })
+    .unwrap();
+    let consuming = bus.start_consuming_in_background().unwrap();
+    for i in 0..10 {
+        let event = DomainEvent::new(
+            Uuid::new_v4(),
+            1,
+            OrderCreated {
+                customer_id: format!("c{i}"),
+            },
+        );
+        bus.publish_event(event).await.unwrap();
+    }
+    let mut got = Vec::new();
+    while got.len() < 10 {
+        got.push(
+            tokio::time::timeout(Duration::from_secs(30), rx.recv())
+                .await
+                .unwrap()
+                .unwrap(),
+        );
+    }
+    got.sort();
+    assert_eq!(got.len(), 10);
+    bus.shutdown(Duration::from_secs(10)).await.unwrap();
+    consuming.wait().await.unwrap();
+    assert_eq!(bus.stats().events_processed_success, 10);
+}
+
+pub(crate) fn trials(trials: &mut Vec<Trial>) {
+    trials.push(trial("bus_tls::publish_join_and_consume_over_tls", |_ctx| {
+        round_trip(false)
+    }));
+    trials.push(trial("bus_tls::publish_join_and_consume_over_mtls", |_ctx| {
+        round_trip(true)
+    }));
+}
