@@ -65,7 +65,7 @@ pub use config::{
     ConfigError, KafkaEventBusConfig, KafkaEventBusConfigBuilder, OffsetReset, SecurityProtocol,
 };
 #[cfg(feature = "client")]
-pub use kafka::{BusStats, ConsumeHandle, KafkaEventBus, RecordContext, TopicInfo};
+pub use kafka::{BusStats, ConsumeHandle, KafkaEventBus, MAX_BACKGROUND_TASKS, RecordContext, TopicInfo};
 pub use memory::{InMemoryEventBus, InMemoryStats};
 
 /// What a handler returns on failure: any error.

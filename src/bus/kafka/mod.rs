@@ -95,6 +95,8 @@ pub(crate) struct Inner {
     pub(crate) handlers: HandlerTable,
     pub(crate) stats: Stats,
     pub(crate) telemetry: Telemetry,
+    /// Bounds background publishes in flight (eventsource-py's `max_background_tasks`).
+    background: Arc<tokio::sync::Semaphore>,
     connection: Mutex<Option<Connection>>,
     consuming: Mutex<Option<CancellationToken>>,
     shut_down: CancellationToken,
@@ -129,6 +131,9 @@ pub struct TopicInfo {
     /// Whether it is consuming.
     pub consuming: bool,
 }
+
+/// The most background publishes in flight at once (eventsource-py's `max_background_tasks`).
+pub const MAX_BACKGROUND_TASKS: usize = 1000;
 
 /// The background consume loop started by [`KafkaEventBus::start_consuming_in_background`].
 #[derive(Debug)]
@@ -186,6 +191,7 @@ impl KafkaEventBus {
                 handlers: HandlerTable::default(),
                 stats: Stats::default(),
                 telemetry,
+                background: Arc::new(tokio::sync::Semaphore::new(MAX_BACKGROUND_TASKS)),
                 connection: Mutex::new(None),
                 consuming: Mutex::new(None),
                 shut_down: CancellationToken::new(),
@@ -300,6 +306,11 @@ impl KafkaEventBus {
     /// Whether [`connect`](Self::connect) succeeded (and the bus is not shut down).
     pub fn is_connected(&self) -> bool {
         self.connection().is_some() && !self.inner.shut_down.is_cancelled()
+    }
+
+    /// Background publishes still in flight.
+    pub fn background_task_count(&self) -> usize {
+        MAX_BACKGROUND_TASKS - self.inner.background.available_permits()
     }
 
     /// Whether a consume loop is running.
@@ -607,18 +618,26 @@ impl EventBus for KafkaEventBus {
         async move { bus.publish_records(events).await }
     }
 
-    /// Hands `events` to a background task and returns at once; failures are logged and counted.
+    /// Hands `events` to a background task and returns at once; failures are logged and counted. At
+    /// most [`MAX_BACKGROUND_TASKS`] background publishes run at once; beyond that the call publishes
+    /// inline (and so waits), as eventsource-py does.
     fn publish_background(&self, events: Vec<AnyEvent>) -> impl Future<Output = Result<(), Error>> + Send {
         let bus = self.clone();
         let checked = self.connected().map(|_| ());
         async move {
             checked?;
-            tokio::spawn(async move {
-                if let Err(e) = bus.publish_records(events).await {
-                    warn!(error = %e, "background publish failed");
+            match Arc::clone(&bus.inner.background).try_acquire_owned() {
+                Ok(permit) => {
+                    tokio::spawn(async move {
+                        if let Err(e) = bus.publish_records(events).await {
+                            warn!(error = %e, "background publish failed");
+                        }
+                        drop(permit);
+                    });
+                    Ok(())
                 }
-            });
-            Ok(())
+                Err(_) => bus.publish_records(events).await,
+            }
         }
     }
 
