@@ -132,6 +132,15 @@ pub struct TopicInfo {
     pub consuming: bool,
 }
 
+/// Clears the consuming flag when the consume loop ends in any way.
+struct ConsumingGuard<'a>(&'a Inner);
+
+impl Drop for ConsumingGuard<'_> {
+    fn drop(&mut self) {
+        *self.0.consuming.lock().unwrap_or_else(PoisonError::into_inner) = None;
+    }
+}
+
 /// The most background publishes in flight at once (eventsource-py's `max_background_tasks`).
 pub const MAX_BACKGROUND_TASKS: usize = 1000;
 
@@ -457,6 +466,9 @@ impl KafkaEventBus {
             *consuming = Some(stop.clone());
             stop
         };
+        // Whatever ends this call (return, error, or the future being dropped), the bus is no longer
+        // consuming afterwards.
+        let _consuming = ConsumingGuard(&self.inner);
         // Errors while consuming are retried with backoff (1 s doubling to 60 s) and counted in
         // `reconnections`; only a configuration error, or shutdown, ends the loop.
         let mut backoff = Duration::from_secs(1);
@@ -477,11 +489,6 @@ impl KafkaEventBus {
                 other => break other,
             }
         };
-        *self
-            .inner
-            .consuming
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = None;
         if let Err(e) = &result {
             warn!(error = %e, "consuming stopped");
         }
