@@ -303,7 +303,9 @@ pub(crate) fn throughput_trial(trials: &mut Vec<Trial>) {
             let body = "y".repeat(380);
             for p in 0..6 {
                 for b in 0..67 {
-                    let values: Vec<String> = (0..500).map(|i| format!("{{\"p\":{p},\"b\":{b},\"i\":{i},\"x\":\"{body}\"}}")).collect();
+                    let values: Vec<String> = (0..500)
+                        .map(|i| format!("{{\"p\":{p},\"b\":{b},\"i\":{i},\"x\":\"{body}\"}}"))
+                        .collect();
                     produce(&cluster, &topic, p, &values, Compression::None).await;
                 }
             }
@@ -317,7 +319,9 @@ pub(crate) fn throughput_trial(trials: &mut Vec<Trial>) {
                     let mut n = 0usize;
                     let mut bytes = 0usize;
                     while n < total / 6 {
-                        let Some(chunk) = stream.next_chunk().await else { break };
+                        let Some(chunk) = stream.next_chunk().await else {
+                            break;
+                        };
                         for r in &chunk {
                             bytes += r.value.as_ref().map_or(0, |v| v.len());
                         }
