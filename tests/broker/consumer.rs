@@ -14,7 +14,7 @@ use kafka_event_bus::{
 use libtest_mimic::Trial;
 
 use crate::{
-    group_support::{create_topic, eventually, fast_config, produce},
+    group_support::{create_topic, eventually, fast_config, produce, produce_batch},
     support::unique,
     trial,
 };

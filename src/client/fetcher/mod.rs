@@ -178,6 +178,25 @@ impl FetchShared {
     }
 }
 
+#[cfg(test)]
+pub(crate) use plan::PartitionOutcome as ScanOutcome;
+
+/// [`plan::scan_partition`] for the consumer's unit tests (read_uncommitted, CRCs checked).
+#[cfg(test)]
+pub(crate) fn scan_for_tests(
+    tp: &TopicPartition,
+    fetched_at: i64,
+    data: kafka_protocol::messages::fetch_response::PartitionData,
+) -> plan::PartitionOutcome {
+    plan::scan_partition(
+        &Arc::from(tp.topic.as_str()),
+        fetched_at,
+        data,
+        IsolationLevel::ReadUncommitted,
+        true,
+    )
+}
+
 enum FetchDone {
     Fetch {
         broker: i32,
