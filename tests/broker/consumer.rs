@@ -300,13 +300,36 @@ pub(crate) fn throughput_trial(trials: &mut Vec<Trial>) {
             let cluster = ctx.cluster().await;
             let (topic, group) = (unique("tput"), unique("tput-g"));
             create_topic(&cluster, &topic, 6).await;
-            let body = "y".repeat(380);
+            // The benchmark's shape, roughly: ~400 B JSON value, a short key, 7 small headers.
+            let body = "y".repeat(340);
+            let mut headers = kafka_event_bus::protocol::Headers::new();
+            for h in [
+                "event_type",
+                "event_id",
+                "aggregate_id",
+                "aggregate_type",
+                "version",
+                "timestamp",
+                "traceparent",
+            ] {
+                headers.insert(h, "0123456789abcdef");
+            }
             for p in 0..6 {
                 for b in 0..67 {
-                    let values: Vec<String> = (0..500)
-                        .map(|i| format!("{{\"p\":{p},\"b\":{b},\"i\":{i},\"x\":\"{body}\"}}"))
-                        .collect();
-                    produce(&cluster, &topic, p, &values, Compression::None).await;
+                    let mut builder = kafka_event_bus::protocol::RecordBatchBuilder::new(Compression::None);
+                    for i in 0..500 {
+                        let value = format!("{{\"p\":{p},\"b\":{b},\"i\":{i},\"x\":\"{body}\"}}");
+                        let key = format!("agg-{}", i % 1000);
+                        builder
+                            .append(
+                                1_700_000_000_000,
+                                Some(key.as_bytes()),
+                                Some(value.as_bytes()),
+                                &headers,
+                            )
+                            .unwrap();
+                    }
+                    produce_batch(&cluster, &topic, p, builder.finish().unwrap()).await;
                 }
             }
             let total = 6 * 67 * 500;
