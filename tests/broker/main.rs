@@ -29,6 +29,7 @@ fn main() -> ExitCode {
     group::trials(&mut trials);
     consumer::trials(&mut trials);
     consumer::throughput_trial(&mut trials);
+    consumer::fault_trials(&mut trials);
 
     if args.list {
         return libtest_mimic::run(&args, trials).exit_code();
