@@ -273,7 +273,7 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(offsets, vec![(tp.clone(), 2)]);
-        listener.on_revoked(&[tp.clone()], false);
+        listener.on_revoked(std::slice::from_ref(&tp), false);
         assert!(matches!(
             rx.recv().await,
             Some(ConsumerEvent::Revoked { lost: false, .. })
@@ -299,7 +299,7 @@ mod tests {
         let offsets = listener.on_revoke(vec![tp.clone()], false).await;
         assert!(offsets.is_empty(), "nothing was done, nothing is committed");
         assert!(started.elapsed() >= Duration::from_millis(300));
-        listener.on_revoked(&[tp.clone()], false);
+        listener.on_revoked(std::slice::from_ref(&tp), false);
         // Still stuck after the revocation: it keeps counting against the poll timeout...
         let later = std::time::Instant::now() + Duration::from_secs(120);
         assert!(listener.last_progress(later) < later);
