@@ -14,7 +14,7 @@ use kafka_event_bus::{
 use libtest_mimic::Trial;
 
 use crate::{
-    group_support::{create_topic, eventually, fast_config, produce},
+    group_support::{create_topic, eventually, fast_config, produce, produce_batch},
     support::unique,
     trial,
 };
@@ -300,13 +300,36 @@ pub(crate) fn throughput_trial(trials: &mut Vec<Trial>) {
             let cluster = ctx.cluster().await;
             let (topic, group) = (unique("tput"), unique("tput-g"));
             create_topic(&cluster, &topic, 6).await;
-            let body = "y".repeat(380);
+            // The benchmark's shape, roughly: ~400 B JSON value, a short key, 7 small headers.
+            let body = "y".repeat(340);
+            let mut headers = kafka_event_bus::protocol::Headers::new();
+            for h in [
+                "event_type",
+                "event_id",
+                "aggregate_id",
+                "aggregate_type",
+                "version",
+                "timestamp",
+                "traceparent",
+            ] {
+                headers.insert(h, "0123456789abcdef");
+            }
             for p in 0..6 {
                 for b in 0..67 {
-                    let values: Vec<String> = (0..500)
-                        .map(|i| format!("{{\"p\":{p},\"b\":{b},\"i\":{i},\"x\":\"{body}\"}}"))
-                        .collect();
-                    produce(&cluster, &topic, p, &values, Compression::None).await;
+                    let mut builder = kafka_event_bus::protocol::RecordBatchBuilder::new(Compression::None);
+                    for i in 0..500 {
+                        let value = format!("{{\"p\":{p},\"b\":{b},\"i\":{i},\"x\":\"{body}\"}}");
+                        let key = format!("agg-{}", i % 1000);
+                        builder
+                            .append(
+                                1_700_000_000_000,
+                                Some(key.as_bytes()),
+                                Some(value.as_bytes()),
+                                &headers,
+                            )
+                            .unwrap();
+                    }
+                    produce_batch(&cluster, &topic, p, builder.finish().unwrap()).await;
                 }
             }
             let total = 6 * 67 * 500;
@@ -346,4 +369,66 @@ pub(crate) fn throughput_trial(trials: &mut Vec<Trial>) {
         })
         .with_ignored_flag(true),
     );
+}
+
+/// Connection loss and a coordinator that forgets the group: the broker is stopped and restarted
+/// (memory storage: it comes back empty). The consumer reconnects, rediscovers the coordinator, rejoins
+/// and reads the new log from the start.
+pub(crate) fn fault_trials(trials: &mut Vec<Trial>) {
+    trials.push(trial("consumer::survives_a_broker_restart", |_ctx| async move {
+        let mut broker = tokio::task::spawn_blocking(kafka_event_bus::testing::LocalBroker::start)
+            .await
+            .unwrap()
+            .unwrap();
+        let config = kafka_event_bus::client::ClientConfig::new(broker.bootstrap_servers())
+            .with_reconnect_deadline(Duration::from_secs(2))
+            .with_reconnect_backoff(Duration::from_millis(20), Duration::from_millis(200))
+            .with_request_timeout(Duration::from_secs(5));
+        let cluster = kafka_event_bus::client::Cluster::connect(config).await.unwrap();
+        let (topic, group) = (unique("restart-broker"), unique("restart-broker-g"));
+        create_topic(&cluster, &topic, 2).await;
+        for p in 0..2 {
+            let values: Vec<String> = (0..10).map(|i| format!("before-{p}-{i}")).collect();
+            produce(&cluster, &topic, p, &values, Compression::None).await;
+        }
+        let member = crate::group_support::TestMember::start(&cluster, fast_config(&group, &topic));
+        eventually("first records", WAIT, || member.records().len() >= 20).await;
+
+        tokio::task::block_in_place(|| broker.stop());
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        tokio::task::block_in_place(|| broker.restart()).unwrap();
+        let restarted = std::time::Instant::now();
+        create_topic(&cluster, &topic, 2).await;
+        for p in 0..2 {
+            let values: Vec<String> = (0..5).map(|i| format!("after-{p}-{i}")).collect();
+            produce(&cluster, &topic, p, &values, Compression::None).await;
+        }
+        eventually("records of the new log", Duration::from_secs(60), || {
+            member
+                .records()
+                .iter()
+                .filter(|(_, _, v)| v.starts_with("after-"))
+                .count()
+                >= 10
+        })
+        .await;
+        eprintln!(
+            "[broker restart] consuming again {:?} after the restart",
+            restarted.elapsed()
+        );
+        let after: Vec<_> = member
+            .records()
+            .into_iter()
+            .filter(|(_, _, v)| v.starts_with("after-"))
+            .collect();
+        let mut offsets: Vec<(i32, i64)> = after.iter().map(|(tp, o, _)| (tp.partition, *o)).collect();
+        offsets.sort_unstable();
+        offsets.dedup();
+        assert_eq!(
+            offsets.len(),
+            10,
+            "every new record, from offset 0 of the new log: {offsets:?}"
+        );
+        member.close().await;
+    }));
 }

@@ -48,7 +48,11 @@ pub(crate) async fn produce(
             )
             .unwrap();
     }
-    let batch = builder.finish().unwrap();
+    produce_batch(cluster, topic, partition, builder.finish().unwrap()).await;
+}
+
+/// Produces one encoded batch (acks=-1) through the leader.
+pub(crate) async fn produce_batch(cluster: &Cluster, topic: &str, partition: i32, batch: bytes::Bytes) {
     let request = ProduceRequest::default()
         .with_acks(-1)
         .with_timeout_ms(10_000)

@@ -48,6 +48,7 @@ fn main() -> ExitCode {
     consumer::trials(&mut trials);
     consumer::throughput_trial(&mut trials);
     dlq::trials(&mut trials);
+    consumer::fault_trials(&mut trials);
 
     if args.list {
         return libtest_mimic::run(&args, trials).exit_code();

@@ -114,8 +114,8 @@ impl RebalanceListener for Listener {
             if lost {
                 return Vec::new();
             }
-            let deadline = Instant::now() + shared.revoke_timeout;
-            while handles.iter().any(|h| h.has_work_in_flight()) && Instant::now() < deadline {
+            let deadline = tokio::time::Instant::now() + shared.revoke_timeout;
+            while handles.iter().any(|h| h.has_work_in_flight()) && tokio::time::Instant::now() < deadline {
                 tokio::time::sleep(REVOKE_POLL).await;
             }
             if let Some(h) = handles.iter().find(|h| h.has_work_in_flight()) {
@@ -186,5 +186,138 @@ impl RebalanceListener for Listener {
 
     fn on_fatal(&self, error: String) {
         let _ = self.0.events.send(ConsumerEvent::Fatal(error));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::{
+        client::fetcher::CompletedFetch,
+        protocol::{Compression, Headers, RecordBatchBuilder},
+    };
+
+    fn shared(revoke_timeout: Duration) -> (Arc<Shared>, mpsc::UnboundedReceiver<ConsumerEvent>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            fetch: Arc::new(FetchShared::new(2)),
+            partitions: Mutex::new(HashMap::new()),
+            zombies: Mutex::new(Vec::new()),
+            events: tx,
+            revoke_timeout,
+            reset: OffsetReset::Earliest,
+        });
+        (shared, rx)
+    }
+
+    /// Plays the fetcher: `n` records from offset 0 into the partition's sink.
+    fn deliver(shared: &Shared, tp: &TopicPartition, n: usize) {
+        let mut b = RecordBatchBuilder::new(Compression::None);
+        for i in 0..n {
+            b.append(0, None, Some(format!("v{i}").as_bytes()), &Headers::new())
+                .unwrap();
+        }
+        let bytes = b.finish().unwrap();
+        let mut state = shared.fetch.lock();
+        let (epoch, sink) = state.sinks.get(tp).cloned().unwrap();
+        let data =
+            kafka_protocol::messages::fetch_response::PartitionData::default().with_records(Some(bytes));
+        let crate::client::fetcher::ScanOutcome::Data {
+            chunk: Some(chunk),
+            next_offset,
+            ..
+        } = crate::client::fetcher::scan_for_tests(tp, 0, data)
+        else {
+            panic!("no chunk")
+        };
+        assert!(
+            state
+                .subscriptions
+                .advance(tp, epoch, 0, next_offset, (-1, -1), true)
+        );
+        sink.send(CompletedFetch { epoch, chunk }).unwrap();
+    }
+
+    async fn stream(rx: &mut mpsc::UnboundedReceiver<ConsumerEvent>) -> PartitionStream {
+        match rx.recv().await {
+            Some(ConsumerEvent::Assigned(mut s)) => s.remove(0),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn revocation_waits_for_in_flight_work_then_commits_only_what_is_done() {
+        let (shared, mut rx) = shared(Duration::from_secs(5));
+        let listener = Listener(Arc::clone(&shared));
+        let tp = TopicPartition::new("t", 0);
+        listener.on_assigned(vec![(tp.clone(), Some(0))]);
+        let mut s = stream(&mut rx).await;
+        deliver(&shared, &tp, 3);
+        assert_eq!(s.next().await.unwrap().offset, 0);
+        assert_eq!(s.next().await.unwrap().offset, 1);
+        s.mark_done(0);
+        assert_eq!(listener.pending_commits(), vec![(tp.clone(), 1)]);
+
+        let revoke = tokio::spawn(listener.on_revoke(vec![tp.clone()], false));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!revoke.is_finished(), "record 1 is still being handled");
+        assert!(
+            s.next().await.is_none(),
+            "the stream ends at once; record 2 is never handed out"
+        );
+        s.mark_done(1);
+        let offsets = tokio::time::timeout(Duration::from_secs(1), revoke)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(offsets, vec![(tp.clone(), 2)]);
+        listener.on_revoked(std::slice::from_ref(&tp), false);
+        assert!(matches!(
+            rx.recv().await,
+            Some(ConsumerEvent::Revoked { lost: false, .. })
+        ));
+        assert!(shared.partitions_lock().is_empty());
+    }
+
+    #[tokio::test]
+    async fn revocation_is_bounded_and_a_stuck_handler_counts_as_no_progress() {
+        let (shared, mut rx) = shared(Duration::from_millis(300));
+        let listener = Listener(Arc::clone(&shared));
+        let tp = TopicPartition::new("t", 0);
+        listener.on_assigned(vec![(tp.clone(), None)]);
+        let mut s = stream(&mut rx).await;
+        shared.fetch.lock().subscriptions.reset_to(&tp, 1, 0);
+        deliver(&shared, &tp, 2);
+        let stuck = s.next().await.unwrap();
+        let handed_out = std::time::Instant::now();
+        // Idle streams report "now"; a stream with work in flight reports its last activity.
+        assert!(listener.last_progress(handed_out + Duration::from_secs(60)) <= handed_out);
+
+        let started = tokio::time::Instant::now();
+        let offsets = listener.on_revoke(vec![tp.clone()], false).await;
+        assert!(offsets.is_empty(), "nothing was done, nothing is committed");
+        assert!(started.elapsed() >= Duration::from_millis(300));
+        listener.on_revoked(std::slice::from_ref(&tp), false);
+        // Still stuck after the revocation: it keeps counting against the poll timeout...
+        let later = std::time::Instant::now() + Duration::from_secs(120);
+        assert!(listener.last_progress(later) < later);
+        // ...until the handler finishes.
+        s.mark_done(stuck.offset);
+        assert_eq!(listener.last_progress(later), later);
+    }
+
+    #[tokio::test]
+    async fn lost_partitions_commit_nothing() {
+        let (shared, mut rx) = shared(Duration::from_secs(5));
+        let listener = Listener(Arc::clone(&shared));
+        let tp = TopicPartition::new("t", 0);
+        listener.on_assigned(vec![(tp.clone(), Some(0))]);
+        let mut s = stream(&mut rx).await;
+        deliver(&shared, &tp, 1);
+        s.next().await.unwrap();
+        s.mark_done(0);
+        assert!(listener.on_revoke(vec![tp.clone()], true).await.is_empty());
     }
 }

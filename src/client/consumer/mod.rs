@@ -234,8 +234,15 @@ impl Consumer {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidConfig`] for an empty group id, no topics or no assignor.
+    /// [`Error::InvalidConfig`] for an empty group id, no topics or no assignor, or when called
+    /// outside a tokio runtime.
     pub fn subscribe(cluster: &Cluster, config: ConsumerConfig) -> Result<Self, Error> {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return InvalidConfigSnafu {
+                reason: "Consumer::subscribe must be called inside a tokio runtime",
+            }
+            .fail();
+        };
         let reason = if config.group.group_id.is_empty() {
             Some("group_id is empty")
         } else if config.group.topics.is_empty() {
@@ -260,7 +267,7 @@ impl Consumer {
         });
         let stop_group = CancellationToken::new();
         let stop_fetcher = CancellationToken::new();
-        let driver = tokio::spawn(driver::run(
+        let driver = runtime.spawn(driver::run(
             cluster.clone(),
             DriverConfig {
                 member: config.group.clone(),
@@ -270,7 +277,7 @@ impl Consumer {
             Arc::new(Listener(Arc::clone(&shared))),
             stop_group.clone(),
         ));
-        let fetcher = tokio::spawn(fetcher::run(
+        let fetcher = runtime.spawn(fetcher::run(
             cluster.clone(),
             config.fetch,
             fetch,
@@ -355,5 +362,30 @@ impl Drop for Consumer {
         for handle in self.shared.partitions_lock().values() {
             handle.revoked.cancel();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send<T: Send + 'static>() {}
+
+    #[test]
+    fn handles_cross_tasks() {
+        assert_send::<Consumer>();
+        assert_send::<ConsumerEvent>();
+        assert_send::<PartitionStream>();
+        assert_send::<Progress>();
+    }
+
+    #[test]
+    fn config_defaults_follow_java() {
+        let c = ConsumerConfig::new("g", ["t"]);
+        assert_eq!(c.group.timeouts.session_timeout, Duration::from_secs(45));
+        assert_eq!(c.group.rebalance_timeout, Duration::from_secs(300));
+        assert_eq!(c.commit_interval, Duration::from_secs(5));
+        let c = c.with_max_poll_interval(Duration::from_secs(10));
+        assert_eq!(c.group.rebalance_timeout, Duration::from_secs(10));
     }
 }

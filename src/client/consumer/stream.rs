@@ -178,7 +178,7 @@ impl PartitionStream {
             state.subscriptions.consumed_chunk(&self.handle.tp, chunk.epoch);
         }
         self.fetch.wake.notify_one();
-        self.current = chunk.records.into_iter();
+        self.current = chunk.chunk.decode().into_iter();
     }
 
     async fn fill(&mut self) -> bool {

@@ -138,11 +138,11 @@ pub struct ConsumerRecord {
     pub headers: Headers,
 }
 
-/// Records fetched for one partition in one Fetch, in offset order.
+/// One partition's batches from one Fetch, decoded by whoever takes them.
 #[derive(Debug)]
 pub(crate) struct CompletedFetch {
     pub(crate) epoch: u64,
-    pub(crate) records: Vec<ConsumerRecord>,
+    pub(crate) chunk: plan::RawChunk,
 }
 
 /// Where fetched chunks of one partition go.
@@ -176,6 +176,25 @@ impl FetchShared {
     pub(crate) fn lock(&self) -> MutexGuard<'_, FetchState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+#[cfg(test)]
+pub(crate) use plan::PartitionOutcome as ScanOutcome;
+
+/// [`plan::scan_partition`] for the consumer's unit tests (read_uncommitted, CRCs checked).
+#[cfg(test)]
+pub(crate) fn scan_for_tests(
+    tp: &TopicPartition,
+    fetched_at: i64,
+    data: kafka_protocol::messages::fetch_response::PartitionData,
+) -> plan::PartitionOutcome {
+    plan::scan_partition(
+        &Arc::from(tp.topic.as_str()),
+        fetched_at,
+        data,
+        IsolationLevel::ReadUncommitted,
+        true,
+    )
 }
 
 enum FetchDone {
@@ -418,7 +437,7 @@ impl Fetcher {
                 let Some(target) = by_tp.remove(&(name.to_string(), data.partition_index)) else {
                     continue;
                 };
-                let outcome = plan::read_partition(
+                let outcome = plan::scan_partition(
                     &name,
                     target.offset,
                     data,
@@ -427,13 +446,13 @@ impl Fetcher {
                 );
                 match outcome {
                     PartitionOutcome::Data {
-                        records,
+                        chunk,
                         next_offset,
                         high_watermark,
                         last_stable_offset,
                     } => {
                         let mut state = self.shared.lock();
-                        let delivered = !records.is_empty();
+                        let delivered = chunk.is_some();
                         if state.subscriptions.advance(
                             &target.tp,
                             target.epoch,
@@ -441,13 +460,13 @@ impl Fetcher {
                             next_offset,
                             (high_watermark, last_stable_offset),
                             delivered,
-                        ) && delivered
+                        ) && let Some(chunk) = chunk
                         {
                             let sent = match state.sinks.get(&target.tp) {
                                 Some((epoch, sink)) if *epoch == target.epoch => sink
                                     .send(CompletedFetch {
                                         epoch: target.epoch,
-                                        records,
+                                        chunk,
                                     })
                                     .is_ok(),
                                 _ => false,

@@ -8,6 +8,7 @@ use std::{
     sync::Arc,
 };
 
+use bytes::Bytes;
 use kafka_protocol::messages::{
     FetchRequest, TopicName,
     fetch_request::{FetchPartition, FetchTopic},
@@ -19,7 +20,7 @@ use crate::{
     client::subscription::TopicPartition,
     protocol::{
         ServerError, StrBytes,
-        records::{DecodeOptions, RecordBatchDecoder},
+        records::{DecodeOptions, RecordBatchDecoder, TimestampType},
     },
 };
 
@@ -63,9 +64,9 @@ pub(crate) fn fetch_request(version: i16, config: &FetchConfig, targets: &[Fetch
 /// What one partition of a Fetch response says.
 #[derive(Debug)]
 pub(crate) enum PartitionOutcome {
-    /// Records (possibly none) and where the next fetch starts.
+    /// Raw batches (decoded later, by the application's task) and where the next fetch starts.
     Data {
-        records: Vec<ConsumerRecord>,
+        chunk: Option<RawChunk>,
         next_offset: i64,
         high_watermark: i64,
         last_stable_offset: i64,
@@ -74,9 +75,49 @@ pub(crate) enum PartitionOutcome {
     Error(ServerError),
 }
 
-/// Reads one partition's answer: decodes its batches, drops records before `fetched_at` (a compressed
-/// batch may start earlier), skips control batches and, under `read_committed`, aborted transactions.
-pub(crate) fn read_partition(
+/// One partition's fetched batches, not decoded yet: decoding (decompression, CRC, record parsing)
+/// happens in the task that takes the chunk, so the fetcher only walks batch headers and several
+/// partitions decode in parallel (Java's `CompletedFetch` is lazy the same way).
+#[derive(Debug)]
+pub(crate) struct RawChunk {
+    topic: Arc<str>,
+    partition: i32,
+    fetched_at: i64,
+    records: Bytes,
+    /// `(first_offset, producer_id)` of aborted transactions, sorted.
+    aborted: Vec<(i64, i64)>,
+    isolation: IsolationLevel,
+    check_crcs: bool,
+}
+
+/// The offset after the last complete batch in `records` (batch headers only; `None` if there is no
+/// complete batch). Layout: baseOffset i64 | batchLength i32 | leaderEpoch i32 | magic i8 | crc u32 |
+/// attributes i16 | lastOffsetDelta i32 | ...
+fn end_of_batches(records: &[u8]) -> Option<i64> {
+    let mut pos = 0usize;
+    let mut next = None;
+    loop {
+        let rest = records.get(pos..)?;
+        let (Some(base), Some(len)) = (rest.get(0..8), rest.get(8..12)) else {
+            return next;
+        };
+        let base = i64::from_be_bytes(base.try_into().ok()?);
+        let len = usize::try_from(i32::from_be_bytes(len.try_into().ok()?)).ok()?;
+        let Some(end) = pos.checked_add(12).and_then(|p| p.checked_add(len)) else {
+            return next;
+        };
+        if end > records.len() || len < 49 {
+            return next;
+        }
+        let delta = i32::from_be_bytes(rest.get(23..27)?.try_into().ok()?);
+        next = Some(base.saturating_add(i64::from(delta)).saturating_add(1));
+        pos = end;
+    }
+}
+
+/// Reads one partition's answer without decoding records: the error, or the raw chunk, the next
+/// position and the watermarks.
+pub(crate) fn scan_partition(
     topic: &Arc<str>,
     fetched_at: i64,
     data: PartitionData,
@@ -86,71 +127,96 @@ pub(crate) fn read_partition(
     if let Some(e) = ServerError::from_code(data.error_code, None) {
         return PartitionOutcome::Error(e);
     }
-    let read_committed = isolation == IsolationLevel::ReadCommitted;
-    let options = DecodeOptions {
-        skip_control_batches: !read_committed,
-        check_crcs,
-        ..DecodeOptions::default()
-    };
-    let mut aborted: Vec<(i64, i64)> = data
-        .aborted_transactions
-        .unwrap_or_default()
-        .into_iter()
-        .map(|a| (a.first_offset, a.producer_id.0))
-        .collect();
-    aborted.sort_unstable();
-    let mut aborted = aborted.into_iter().peekable();
-    let mut active_aborts: HashSet<i64> = HashSet::new();
-
-    let mut decoder = RecordBatchDecoder::new(data.records.unwrap_or_default(), options);
-    let mut records = Vec::new();
-    let mut next_offset = fetched_at;
-    for batch in decoder.by_ref() {
-        let batch = match batch {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::warn!(%topic, partition = data.partition_index, error = %e, "corrupt record batch; stopping here");
-                break;
-            }
-        };
-        next_offset = next_offset.max(batch.next_offset());
-        if read_committed {
-            while let Some((first, pid)) = aborted.next_if(|(first, _)| *first <= batch.last_offset()) {
-                let _ = first;
-                active_aborts.insert(pid);
-            }
-            if batch.is_control {
-                active_aborts.remove(&batch.producer_id);
-                continue;
-            }
-            if batch.is_transactional && active_aborts.contains(&batch.producer_id) {
-                continue;
-            }
+    let records = data.records.unwrap_or_default();
+    let next_offset = end_of_batches(&records).map_or(fetched_at, |n| n.max(fetched_at));
+    let chunk = (next_offset > fetched_at).then(|| {
+        let mut aborted: Vec<(i64, i64)> = data
+            .aborted_transactions
+            .unwrap_or_default()
+            .into_iter()
+            .map(|a| (a.first_offset, a.producer_id.0))
+            .collect();
+        aborted.sort_unstable();
+        RawChunk {
+            topic: Arc::clone(topic),
+            partition: data.partition_index,
+            fetched_at,
+            records,
+            aborted,
+            isolation,
+            check_crcs,
         }
-        for r in &batch.records {
-            let offset = batch.offset_of(r);
-            if offset < fetched_at {
-                continue;
-            }
-            records.push(ConsumerRecord {
-                topic: Arc::clone(topic),
-                partition: data.partition_index,
-                offset,
-                timestamp: batch.timestamp_of(r),
-                key: r.key.clone(),
-                value: r.value.clone(),
-                headers: r.headers.clone(),
-            });
-        }
-    }
-    if let Some(n) = decoder.next_offset() {
-        next_offset = next_offset.max(n);
-    }
+    });
     PartitionOutcome::Data {
-        records,
+        chunk,
         next_offset,
         high_watermark: data.high_watermark,
         last_stable_offset: data.last_stable_offset,
+    }
+}
+
+impl RawChunk {
+    /// Decodes the batches: drops records before the fetch offset (a compressed batch may start
+    /// earlier), skips control batches and, under `read_committed`, aborted transactions. A corrupt
+    /// batch ends the chunk (the records before it are kept).
+    pub(crate) fn decode(self) -> Vec<ConsumerRecord> {
+        let read_committed = self.isolation == IsolationLevel::ReadCommitted;
+        let options = DecodeOptions {
+            skip_control_batches: !read_committed,
+            check_crcs: self.check_crcs,
+            ..DecodeOptions::default()
+        };
+        let mut aborted = self.aborted.into_iter().peekable();
+        let mut active_aborts: HashSet<i64> = HashSet::new();
+        let mut records = Vec::new();
+        for batch in RecordBatchDecoder::new(self.records, options) {
+            let batch = match batch {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::warn!(topic = %self.topic, partition = self.partition, error = %e, "corrupt record batch; stopping here");
+                    break;
+                }
+            };
+            if read_committed {
+                while let Some((_, pid)) = aborted.next_if(|(first, _)| *first <= batch.last_offset()) {
+                    active_aborts.insert(pid);
+                }
+                if batch.is_control {
+                    active_aborts.remove(&batch.producer_id);
+                    continue;
+                }
+                if batch.is_transactional && active_aborts.contains(&batch.producer_id) {
+                    continue;
+                }
+            }
+            let (base_offset, base_ts, log_append) = (
+                batch.base_offset,
+                batch.base_timestamp,
+                batch.timestamp_type == TimestampType::LogAppendTime,
+            );
+            let max_ts = batch.max_timestamp;
+            records.reserve(batch.records.len());
+            for r in batch.records {
+                let offset = base_offset.saturating_add(i64::from(r.offset_delta));
+                if offset < self.fetched_at {
+                    continue;
+                }
+                records.push(ConsumerRecord {
+                    topic: Arc::clone(&self.topic),
+                    partition: self.partition,
+                    offset,
+                    timestamp: if log_append {
+                        max_ts
+                    } else {
+                        base_ts.saturating_add(r.timestamp_delta)
+                    },
+                    key: r.key,
+                    value: r.value,
+                    headers: r.headers,
+                });
+            }
+        }
+        records
     }
 }
 
@@ -215,19 +281,40 @@ mod tests {
         buf.freeze()
     }
 
-    fn values(outcome: &PartitionOutcome) -> Vec<(i64, String)> {
-        match outcome {
-            PartitionOutcome::Data { records, .. } => records
-                .iter()
-                .map(|r| {
-                    (
-                        r.offset,
-                        String::from_utf8(r.value.clone().unwrap().to_vec()).unwrap(),
-                    )
-                })
-                .collect(),
+    /// Scan, then decode (as the fetcher, then the stream, do).
+    fn read_partition(
+        topic: &Arc<str>,
+        fetched_at: i64,
+        data: PartitionData,
+        isolation: IsolationLevel,
+        check_crcs: bool,
+    ) -> (Vec<ConsumerRecord>, i64, i64) {
+        match scan_partition(topic, fetched_at, data, isolation, check_crcs) {
+            PartitionOutcome::Data {
+                chunk,
+                next_offset,
+                high_watermark,
+                ..
+            } => (
+                chunk.map(RawChunk::decode).unwrap_or_default(),
+                next_offset,
+                high_watermark,
+            ),
             PartitionOutcome::Error(e) => panic!("{e}"),
         }
+    }
+
+    fn values(outcome: &(Vec<ConsumerRecord>, i64, i64)) -> Vec<(i64, String)> {
+        outcome
+            .0
+            .iter()
+            .map(|r| {
+                (
+                    r.offset,
+                    String::from_utf8(r.value.clone().unwrap().to_vec()).unwrap(),
+                )
+            })
+            .collect()
     }
 
     #[test]
@@ -253,15 +340,7 @@ mod tests {
                 vec![(11, "b".into()), (12, "c".into()), (13, "d".into())],
                 "{compression:?}"
             );
-            let PartitionOutcome::Data {
-                next_offset,
-                high_watermark,
-                records,
-                ..
-            } = out
-            else {
-                unreachable!()
-            };
+            let (records, next_offset, high_watermark) = out;
             assert_eq!((next_offset, high_watermark), (14, 14));
             assert_eq!(records[0].headers.get_str("h"), Some("b"));
         }
@@ -315,10 +394,7 @@ mod tests {
                 (5, "plain".into())
             ]
         );
-        let PartitionOutcome::Data { next_offset, .. } = committed else {
-            unreachable!()
-        };
-        assert_eq!(next_offset, 6);
+        assert_eq!(committed.1, 6);
     }
 
     #[test]
@@ -337,10 +413,23 @@ mod tests {
             IsolationLevel::ReadUncommitted,
             true,
         );
-        assert!(
-            matches!(out, PartitionOutcome::Data { ref records, next_offset: 41, .. } if records.is_empty())
+        assert!(out.0.is_empty());
+        assert_eq!(out.1, 41);
+        // A batch cut short by the size limit is not counted.
+        let full = encode(&[
+            batch(0, &["a", "b"], Compression::None),
+            batch(2, &["c"], Compression::None),
+        ]);
+        let cut = full.slice(..full.len() - 5);
+        let out = read_partition(
+            &topic,
+            0,
+            PartitionData::default().with_records(Some(cut)),
+            IsolationLevel::ReadUncommitted,
+            true,
         );
-        let err = read_partition(
+        assert_eq!((out.0.len(), out.1), (2, 2));
+        let err = scan_partition(
             &topic,
             0,
             PartitionData::default().with_error_code(1),
