@@ -20,6 +20,8 @@ mod producer;
 mod read_back;
 mod sasl;
 mod sasl_proxy;
+mod spec_bugs;
+mod spec_bugs_more;
 mod support;
 mod tls;
 mod tls_proxy;
@@ -44,6 +46,7 @@ fn main() -> ExitCode {
     consumer::trials(&mut trials);
     consumer::throughput_trial(&mut trials);
     dlq::trials(&mut trials);
+    spec_bugs::trials(&mut trials);
 
     if args.list {
         return libtest_mimic::run(&args, trials).exit_code();

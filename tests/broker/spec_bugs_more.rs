@@ -1,0 +1,216 @@
+//! The rest of the spec §8 tests (see `spec_bugs`): lifecycle, poison headers and parallelism.
+
+use std::{
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use kafka_event_bus::{
+    bus::{EventBus, KafkaEventBus},
+    event::DomainEvent,
+};
+use libtest_mimic::Trial;
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use crate::{
+    bus::config,
+    spec_bugs::{
+        Gate, OrderCreated, count, is_already_consuming, order, raw_producer, raw_record, record_calls,
+        start, wait_until, warm_up,
+    },
+    support::unique,
+    trial,
+};
+
+/// Subscribes a handler that records calls and blocks on `gate` for the customer "slow".
+fn gated(bus: &KafkaEventBus, gate: &Gate) -> Arc<Mutex<Vec<String>>> {
+    let calls: Arc<Mutex<Vec<String>>> = Arc::default();
+    let (c, gate) = (Arc::clone(&calls), Arc::clone(gate));
+    bus.subscribe(move |e: Arc<DomainEvent<OrderCreated>>| {
+        let (c, gate) = (Arc::clone(&c), Arc::clone(&gate));
+        async move {
+            c.lock().unwrap().push(e.payload.customer_id.clone());
+            if e.payload.customer_id == "slow" {
+                gate.notified().await;
+            }
+            Ok(())
+        }
+    })
+    .unwrap();
+    calls
+}
+
+pub(crate) fn trials(trials: &mut Vec<Trial>) {
+    // §8.9: after cancellation `is_consuming` stays true, so a later start is refused or a no-op.
+    // Here the `start_consuming` future is dropped (a timeout around it, or a `select!`).
+    // BUG (still present): KafkaEventBus::start_consuming (src/bus/kafka/mod.rs) sets the `consuming`
+    // slot before awaiting the loop and clears it only after the loop returns; a dropped future never
+    // clears it, so `is_consuming()` stays true and every later start fails with AlreadyConsuming.
+    trials.push(
+        trial(
+            "spec_bugs::a_cancelled_consume_loop_does_not_stay_consuming",
+            |ctx| async move {
+                let prefix = unique("sb-cancel");
+                let bus = KafkaEventBus::new(config(ctx, &prefix, &prefix)).unwrap();
+                bus.connect().await.unwrap();
+                bus.ensure_topics(3, 1, 1).await.unwrap();
+                let cancelled = tokio::time::timeout(Duration::from_millis(500), bus.start_consuming()).await;
+                assert!(cancelled.is_err(), "start_consuming returned: {cancelled:?}");
+                assert!(!bus.is_consuming(), "still consuming after cancellation");
+                assert!(!bus.topic_info().unwrap().consuming);
+                match bus.start_consuming_in_background() {
+                    Ok(_) => {}
+                    Err(e) => panic!(
+                        "cannot start again: {e} (already consuming: {})",
+                        is_already_consuming(&e)
+                    ),
+                }
+                let calls = record_calls(&bus, |_, _| false);
+                warm_up(&bus).await;
+                bus.publish_event(order(Uuid::new_v4(), 1, "after-restart"))
+                    .await
+                    .unwrap();
+                wait_until("the restarted loop", Duration::from_secs(20), || {
+                    count(&calls, "after-restart") == 1
+                })
+                .await;
+                bus.shutdown(Duration::from_secs(10)).await.unwrap();
+            },
+        )
+        .with_ignored_flag(true),
+    );
+
+    // §8.9: `shutdown(0)` means "the default timeout" (30 s). Here 0 means now, even with a handler
+    // busy.
+    trials.push(trial(
+        "spec_bugs::shutdown_zero_returns_at_once",
+        |ctx| async move {
+            let prefix = unique("sb-zero");
+            let mut cfg = config(ctx, &prefix, &prefix);
+            cfg.shutdown_timeout = Duration::from_secs(30);
+            let bus = start(cfg, true).await;
+            let gate: Gate = Arc::new(Notify::new());
+            let calls = gated(&bus, &gate);
+            warm_up(&bus).await;
+            bus.publish_event(order(Uuid::new_v4(), 1, "slow")).await.unwrap();
+            wait_until("the slow handler", Duration::from_secs(20), || {
+                calls.lock().unwrap().iter().any(|c| c == "slow")
+            })
+            .await;
+            let started = Instant::now();
+            let result = bus.shutdown(Duration::ZERO).await;
+            let took = started.elapsed();
+            assert!(took < Duration::from_millis(500), "shutdown(0) took {took:?}");
+            assert!(
+                matches!(result, Err(kafka_event_bus::bus::Error::ShutdownTimeout { .. })),
+                "{result:?}"
+            );
+            gate.notify_one();
+        },
+    ));
+
+    // §8.11: a non-UTF-8 header value (retry_count, retry_after, traceparent) crashes the consume loop
+    // forever; `retry_after="inf"` sleeps forever while its offset is committed past; `retry_after` is
+    // wall-clock time (clock skew). Valid events carrying such headers are handled at once, in order,
+    // and later records of the partition are not held up.
+    trials.push(trial(
+        "spec_bugs::poison_retry_and_trace_headers_never_stall_valid_events",
+        |ctx| async move {
+            let prefix = unique("sb-headers");
+            let bus = start(config(ctx, &prefix, &prefix), true).await;
+            let calls = record_calls(&bus, |_, _| false);
+            warm_up(&bus).await;
+            let topic = format!("{prefix}.stream");
+            let key = Uuid::new_v4().to_string(); // one partition: a stall blocks what follows
+            let aggregate = Uuid::new_v4();
+            let far_future = format!("{}", time::OffsetDateTime::now_utc().unix_timestamp() + 1_000_000);
+            let poison: [&[(&str, &[u8])]; 4] = [
+                &[("retry_count", b"\xff\xfe"), ("traceparent", b"\xc3\x28")],
+                &[("retry_after", b"inf"), ("retry_count", b"1")],
+                &[
+                    ("retry_after", b"\xff"),
+                    ("baggage", b"\xff=\xff"),
+                    ("tracestate", b"\x80"),
+                ],
+                &[("retry_after", far_future.as_bytes()), ("retry_count", b"2")],
+            ];
+            let producer = raw_producer(ctx).await;
+            let mut records: Vec<_> = poison
+                .iter()
+                .enumerate()
+                .map(|(i, extra)| {
+                    raw_record(
+                        &topic,
+                        &key,
+                        order(aggregate, i as u64 + 1, &format!("p{i}")),
+                        extra,
+                    )
+                })
+                .collect();
+            records.push(raw_record(&topic, &key, order(aggregate, 5, "last"), &[]));
+            for r in producer.send_all(records).await {
+                r.unwrap();
+            }
+            let started = Instant::now();
+            wait_until("every event", Duration::from_secs(20), || {
+                count(&calls, "last") == 1
+            })
+            .await;
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "{:?}",
+                started.elapsed()
+            );
+            assert_eq!(*calls.lock().unwrap(), ["p0", "p1", "p2", "p3", "last"]);
+            bus.shutdown(Duration::from_secs(10)).await.unwrap();
+            let stats = bus.stats();
+            assert_eq!(
+                (
+                    stats.messages_sent_to_dlq,
+                    stats.handler_errors,
+                    stats.reconnections
+                ),
+                (0, 0, 0)
+            );
+            producer.close().await;
+        },
+    ));
+
+    // §8.13: one message at a time across all partitions, so one slow handler blocks everything. Here
+    // a handler blocked on one partition does not stop the others.
+    trials.push(trial(
+        "spec_bugs::a_slow_handler_blocks_only_its_partition",
+        |ctx| async move {
+            let prefix = unique("sb-parallel");
+            let bus = start(config(ctx, &prefix, &prefix), true).await;
+            let gate: Gate = Arc::new(Notify::new());
+            let calls = gated(&bus, &gate);
+            warm_up(&bus).await;
+            bus.publish_event(order(Uuid::new_v4(), 1, "slow")).await.unwrap();
+            wait_until("the slow handler", Duration::from_secs(20), || {
+                calls.lock().unwrap().iter().any(|c| c == "slow")
+            })
+            .await;
+            let others: Vec<_> = (0..30)
+                .map(|i| {
+                    order(Uuid::new_v4(), 1, &format!("other-{i}"))
+                        .into_any()
+                        .unwrap()
+                })
+                .collect();
+            bus.publish(others).await.unwrap();
+            // About two thirds of them are on the two other partitions.
+            wait_until("events of other partitions", Duration::from_secs(20), || {
+                calls.lock().unwrap().len() > 5
+            })
+            .await;
+            gate.notify_one();
+            wait_until("everything once released", Duration::from_secs(20), || {
+                calls.lock().unwrap().len() == 31
+            })
+            .await;
+            bus.shutdown(Duration::from_secs(10)).await.unwrap();
+        },
+    ));
+}
