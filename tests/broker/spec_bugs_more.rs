@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use crate::{
     bus::config,
+    fault_proxy::FaultyBroker,
     spec_bugs::{
         Gate, OrderCreated, count, is_already_consuming, order, raw_producer, raw_record, record_calls,
         start, wait_until, warm_up,
@@ -42,6 +43,57 @@ fn gated(bus: &KafkaEventBus, gate: &Gate) -> Arc<Mutex<Vec<String>>> {
 }
 
 pub(crate) fn trials(trials: &mut Vec<Trial>) {
+    // §8.10: the commit after a success sits inside the handler's error handling, so a commit failure
+    // re-publishes an already-handled record (a duplicate every group sees). Here the broker is gone
+    // right after a success, so the commit at shutdown fails: the record is not retried, counted as
+    // failed or dead-lettered (it can only come back by redelivery to this group: at least once).
+    trials.push(trial(
+        "spec_bugs::a_failed_commit_never_retries_or_republishes_a_handled_record",
+        |ctx| async move {
+            let mut broker = FaultyBroker::start().await;
+            let prefix = unique("sb-commit");
+            let mut cfg = config(ctx, &prefix, &prefix);
+            cfg.bootstrap_servers = broker.bootstrap.clone();
+            let first = KafkaEventBus::new(cfg.clone()).unwrap();
+            first.connect().await.unwrap();
+            first.ensure_topics(3, 1, 1).await.unwrap();
+            let consuming = first.start_consuming_in_background().unwrap();
+            let calls = record_calls(&first, |_, _| false);
+            warm_up(&first).await;
+            let event = order(Uuid::new_v4(), 1, "handled");
+            first.publish_event(event).await.unwrap();
+            wait_until("the handler", Duration::from_secs(20), || {
+                count(&calls, "handled") == 1
+            })
+            .await;
+            // The broker goes away before the done offset is committed: every commit attempt fails.
+            broker.broker.stop();
+            let started = Instant::now();
+            let closed = first.shutdown(Duration::from_secs(3)).await;
+            // The loop keeps trying to commit in the background (see the report); give it a moment.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            eprintln!(
+                "shutdown without a broker: {closed:?} after {:?}",
+                started.elapsed()
+            );
+            let stats = first.stats();
+            assert_eq!(count(&calls, "handled"), 1);
+            assert_eq!(
+                (
+                    stats.handler_errors,
+                    stats.events_processed_failed,
+                    stats.messages_sent_to_dlq
+                ),
+                (0, 0, 0)
+            );
+            assert_eq!(
+                stats.events_processed_success, 2,
+                "the warm-up and the handled record"
+            );
+            drop(consuming);
+        },
+    ));
+
     // §8.9: after cancellation `is_consuming` stays true, so a later start is refused or a no-op.
     // Here the `start_consuming` future is dropped (a timeout around it, or a `select!`).
     // BUG (still present): KafkaEventBus::start_consuming (src/bus/kafka/mod.rs) sets the `consuming`
