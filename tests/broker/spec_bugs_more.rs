@@ -229,6 +229,35 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
         },
     ));
 
+    // §8.12: `connect()` joins the consumer group, so a publish-only process holds partitions it never
+    // polls. Here a connected, publishing bus of the same group holds none: the consuming member gets
+    // every partition at once.
+    trials.push(trial(
+        "spec_bugs::a_publish_only_bus_holds_no_partitions",
+        |ctx| async move {
+            let prefix = unique("sb-pubonly");
+            let publisher = KafkaEventBus::new(config(ctx, &prefix, &prefix)).unwrap();
+            publisher.connect().await.unwrap();
+            publisher.ensure_topics(3, 1, 1).await.unwrap();
+            let consumer = start(config(ctx, &prefix, &prefix), true).await;
+            let calls = record_calls(&consumer, |_, _| false);
+            warm_up(&consumer).await;
+            let events: Vec<_> = (0..30)
+                .map(|i| order(Uuid::new_v4(), 1, &format!("e{i}")).into_any().unwrap())
+                .collect();
+            publisher.publish(events).await.unwrap();
+            wait_until(
+                "every event, from every partition",
+                Duration::from_secs(20),
+                || calls.lock().unwrap().len() == 30,
+            )
+            .await;
+            assert!(!publisher.is_consuming());
+            consumer.shutdown(Duration::from_secs(10)).await.unwrap();
+            publisher.shutdown(Duration::from_secs(10)).await.unwrap();
+        },
+    ));
+
     // §8.13: one message at a time across all partitions, so one slow handler blocks everything. Here
     // a handler blocked on one partition does not stop the others.
     trials.push(trial(
