@@ -258,6 +258,50 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
         },
     ));
 
+    // §8.9: after an error with auto_reconnect=False, `is_consuming` stays true. Here the loop fails for
+    // good (the group already runs a protocol this member does not share): it says why, reports
+    // `consuming = false`, and can be started again.
+    trials.push(trial(
+        "spec_bugs::a_failed_consume_loop_reports_not_consuming",
+        |ctx| async move {
+            use kafka_event_bus::client::{
+                consumer::{Consumer, ConsumerConfig, ConsumerEvent},
+                group::assignor::RoundRobinAssignor,
+            };
+            let prefix = unique("sb-fatal");
+            let bus = KafkaEventBus::new(config(ctx, &prefix, &prefix)).unwrap();
+            bus.connect().await.unwrap();
+            bus.ensure_topics(3, 1, 1).await.unwrap();
+            let cluster = ctx.cluster().await;
+            let other = ConsumerConfig::new(prefix.clone(), [format!("{prefix}.stream")])
+                .with_session_timeout(Duration::from_secs(6))
+                .with_heartbeat_interval(Duration::from_millis(500))
+                .with_assignors(vec![Arc::new(RoundRobinAssignor)]);
+            let mut other = Consumer::subscribe(&cluster, other).unwrap();
+            let assigned = tokio::time::timeout(Duration::from_secs(20), async {
+                loop {
+                    if let Some(ConsumerEvent::Assigned(_)) = other.next_event().await {
+                        break;
+                    }
+                }
+            })
+            .await;
+            assert!(assigned.is_ok(), "the round-robin member never got partitions");
+            let ended = tokio::time::timeout(Duration::from_secs(30), bus.start_consuming()).await;
+            eprintln!("start_consuming with an inconsistent protocol: {ended:?}");
+            let err = ended.expect("the loop did not fail").unwrap_err();
+            assert!(
+                matches!(err, kafka_event_bus::bus::Error::Consume { .. }),
+                "{err}"
+            );
+            assert!(!bus.is_consuming());
+            assert!(!bus.topic_info().unwrap().consuming);
+            other.close().await;
+            bus.start_consuming_in_background().unwrap();
+            bus.shutdown(Duration::from_secs(10)).await.unwrap();
+        },
+    ));
+
     // §8.13: one message at a time across all partitions, so one slow handler blocks everything. Here
     // a handler blocked on one partition does not stop the others.
     trials.push(trial(
