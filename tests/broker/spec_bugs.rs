@@ -1,7 +1,8 @@
 //! One test per eventsource-py bug (spec §8) that no other test already covers, each proving
 //! `KafkaEventBus` does not have it. `docs/spec-bugs.md` maps every §8 item to its test.
 //!
-//! A test that shows the bug is still present is registered as ignored (see `trials`), with a comment.
+//! A test that shows the bug is still present is registered as ignored, with a comment saying why
+//! (`spec_bugs_more.rs`: the cancelled consume loop).
 
 use std::{
     sync::{Arc, Mutex},
