@@ -21,6 +21,8 @@ mod producer;
 mod read_back;
 mod sasl;
 mod sasl_proxy;
+mod spec_bugs;
+mod spec_bugs_more;
 mod support;
 mod telemetry;
 mod tls;
@@ -49,6 +51,7 @@ fn main() -> ExitCode {
     consumer::throughput_trial(&mut trials);
     dlq::trials(&mut trials);
     consumer::fault_trials(&mut trials);
+    spec_bugs::trials(&mut trials);
 
     if args.list {
         return libtest_mimic::run(&args, trials).exit_code();

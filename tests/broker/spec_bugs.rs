@@ -1,0 +1,520 @@
+//! One test per eventsource-py bug (spec §8) that no other test already covers, each proving
+//! `KafkaEventBus` does not have it. `docs/spec-bugs.md` maps every §8 item to its test.
+//!
+//! A test that shows the bug is still present is registered as ignored, with a comment saying why
+//! (`spec_bugs_more.rs`: the cancelled consume loop).
+
+use std::{
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use kafka_event_bus::{
+    bus::{Error, EventBus, KafkaEventBus, KafkaEventBusConfig},
+    client::{
+        Cluster, NewTopic,
+        producer::{Producer, ProducerConfig, ProducerRecord},
+    },
+    event::{DomainEvent, Event},
+};
+use libtest_mimic::Trial;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Notify, mpsc};
+use uuid::Uuid;
+
+use crate::{
+    bus::config,
+    read_back::read_partition,
+    sasl_proxy, spec_bugs_more,
+    support::{Ctx, unique},
+    tls_proxy, trial,
+};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct OrderCreated {
+    pub(crate) customer_id: String,
+}
+
+impl Event for OrderCreated {
+    const EVENT_TYPE: &'static str = "OrderCreated";
+    const AGGREGATE_TYPE: &'static str = "Order";
+}
+
+/// A type the consuming groups of these tests never subscribe to.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct OrderShipped {
+    carrier: String,
+}
+
+impl Event for OrderShipped {
+    const EVENT_TYPE: &'static str = "OrderShipped";
+    const AGGREGATE_TYPE: &'static str = "Order";
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SpecWarmUp {}
+
+impl Event for SpecWarmUp {
+    const EVENT_TYPE: &'static str = "SpecWarmUp";
+    const AGGREGATE_TYPE: &'static str = "Test";
+}
+
+pub(crate) fn order(aggregate: Uuid, version: u64, customer: &str) -> DomainEvent<OrderCreated> {
+    DomainEvent::new(
+        aggregate,
+        version,
+        OrderCreated {
+            customer_id: customer.into(),
+        },
+    )
+}
+
+/// A connected bus consuming in the background. `dlq`: whether to create the DLQ topic too.
+pub(crate) async fn start(config: KafkaEventBusConfig, dlq: bool) -> KafkaEventBus {
+    let bus = KafkaEventBus::new(config).unwrap();
+    bus.connect().await.unwrap();
+    if dlq {
+        bus.ensure_topics(3, 1, 1).await.unwrap();
+    } else {
+        create_main_topic(&bus).await;
+    }
+    bus.start_consuming_in_background().unwrap();
+    bus
+}
+
+async fn create_main_topic(bus: &KafkaEventBus) {
+    let cluster = Cluster::connect(bus.config().client_config().unwrap())
+        .await
+        .unwrap();
+    cluster
+        .ensure_topics(&[NewTopic::new(bus.config().topic_name(), 3, 1)])
+        .await
+        .unwrap();
+}
+
+/// Waits until `bus` handles an event it published, i.e. it owns the partition of that event.
+pub(crate) async fn warm_up(bus: &KafkaEventBus) {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let id = bus
+        .subscribe(move |_: Arc<DomainEvent<SpecWarmUp>>| {
+            let _ = tx.send(());
+            std::future::ready(Ok(()))
+        })
+        .unwrap();
+    bus.publish_event(DomainEvent::new(Uuid::new_v4(), 1, SpecWarmUp {}))
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(30), rx.recv())
+        .await
+        .unwrap();
+    bus.unsubscribe(id);
+}
+
+/// Every customer id a handler saw, in call order (retries included).
+pub(crate) type Calls = Arc<Mutex<Vec<String>>>;
+
+/// Subscribes a handler that records each call and fails for the customers `fails` says.
+pub(crate) fn record_calls(
+    bus: &KafkaEventBus,
+    fails: impl Fn(&str, usize) -> bool + Send + Sync + 'static,
+) -> Calls {
+    let calls: Calls = Arc::default();
+    let c = Arc::clone(&calls);
+    bus.subscribe(move |e: Arc<DomainEvent<OrderCreated>>| {
+        let mut calls = c.lock().unwrap();
+        let customer = e.payload.customer_id.clone();
+        let before = calls.iter().filter(|c| **c == customer).count();
+        calls.push(customer.clone());
+        let fail = fails(&customer, before);
+        std::future::ready(if fail {
+            Err(format!("{customer} fails").into())
+        } else {
+            Ok(())
+        })
+    })
+    .unwrap();
+    calls
+}
+
+pub(crate) fn count(calls: &Calls, customer: &str) -> usize {
+    calls.lock().unwrap().iter().filter(|c| *c == customer).count()
+}
+
+pub(crate) async fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// How many records of `topic` (3 partitions) carry the `event_id` header `id`.
+async fn copies(ctx: &Ctx, topic: &str, id: Uuid) -> usize {
+    let cluster = ctx.cluster().await;
+    let id = id.to_string();
+    let mut n = 0;
+    for p in 0..3 {
+        n += read_partition(&cluster, topic, p)
+            .await
+            .iter()
+            .filter(|(_, r)| r.headers.get_str("event_id") == Some(id.as_str()))
+            .count();
+    }
+    n
+}
+
+pub(crate) fn trials(trials: &mut Vec<Trial>) {
+    // §8.1 (a message "left uncommitted" is committed by the next success) and §8.2 (commit before the
+    // DLQ record is acknowledged): the DLQ topic is missing, so the DLQ send fails. The record behind it
+    // must not be handled, and after a restart the failed record must come back.
+    trials.push(trial(
+        "spec_bugs::an_unacknowledged_dlq_record_is_never_committed_past",
+        |ctx| async move {
+            let prefix = unique("sb-unretained");
+            let mut cfg = config(ctx, &prefix, &prefix);
+            cfg.max_retries = 0;
+            let first = start(cfg.clone(), false).await;
+            let calls = record_calls(&first, |c, _| c == "doomed");
+            warm_up(&first).await;
+            let aggregate = Uuid::new_v4();
+            first
+                .publish(vec![
+                    order(aggregate, 1, "doomed").into_any().unwrap(),
+                    order(aggregate, 2, "next").into_any().unwrap(),
+                ])
+                .await
+                .unwrap();
+            wait_until("the doomed handler", Duration::from_secs(20), || {
+                count(&calls, "doomed") == 1
+            })
+            .await;
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            assert_eq!(count(&calls, "next"), 0, "handled past an unsettled record");
+            assert_eq!(first.stats().messages_sent_to_dlq, 0);
+            let started = Instant::now();
+            first.shutdown(Duration::from_secs(10)).await.unwrap();
+            assert!(
+                started.elapsed() < Duration::from_secs(2),
+                "{:?}",
+                started.elapsed()
+            );
+
+            // Restart with the DLQ in place: the doomed record is delivered again, then dead-lettered.
+            let second = KafkaEventBus::new(cfg).unwrap();
+            second.connect().await.unwrap();
+            second.ensure_topics(3, 1, 1).await.unwrap();
+            let again = record_calls(&second, |c, _| c == "doomed");
+            second.start_consuming_in_background().unwrap();
+            wait_until("next, on the restarted bus", Duration::from_secs(30), || {
+                count(&again, "next") == 1
+            })
+            .await;
+            assert_eq!(*again.lock().unwrap(), ["doomed", "next"]);
+            second.shutdown(Duration::from_secs(10)).await.unwrap();
+            assert_eq!(second.stats().messages_sent_to_dlq, 1);
+        },
+    ));
+
+    // §8.1 (a delayed retry is committed past) and §8.9 (stop waits on retry timers without a
+    // timeout): shut down while a record waits for its retry; the next record was not handled, shutdown
+    // is prompt, and a restarted consumer gets the record again.
+    trials.push(trial(
+        "spec_bugs::a_record_waiting_for_its_retry_is_not_committed_past_nor_holds_shutdown",
+        |ctx| async move {
+            let prefix = unique("sb-retry");
+            let mut cfg = config(ctx, &prefix, &prefix);
+            cfg.max_retries = 3;
+            cfg.retry_base_delay = Duration::from_secs(5);
+            cfg.retry_max_delay = Duration::from_secs(5);
+            let first = start(cfg.clone(), true).await;
+            let calls = record_calls(&first, |c, _| c == "flaky");
+            warm_up(&first).await;
+            let aggregate = Uuid::new_v4();
+            first
+                .publish(vec![
+                    order(aggregate, 1, "flaky").into_any().unwrap(),
+                    order(aggregate, 2, "next").into_any().unwrap(),
+                ])
+                .await
+                .unwrap();
+            wait_until("the first attempt", Duration::from_secs(20), || {
+                count(&calls, "flaky") == 1
+            })
+            .await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            assert_eq!(
+                count(&calls, "next"),
+                0,
+                "handled past a record waiting for its retry"
+            );
+            let started = Instant::now();
+            first.shutdown(Duration::from_secs(10)).await.unwrap();
+            assert!(
+                started.elapsed() < Duration::from_secs(2),
+                "shutdown waited for the retry: {:?}",
+                started.elapsed()
+            );
+
+            let second = start(cfg, true).await;
+            let again = record_calls(&second, |_, _| false);
+            wait_until(
+                "both records on the restarted bus",
+                Duration::from_secs(30),
+                || count(&again, "next") == 1,
+            )
+            .await;
+            assert_eq!(*again.lock().unwrap(), ["flaky", "next"]);
+            second.shutdown(Duration::from_secs(10)).await.unwrap();
+            assert_eq!(second.stats().messages_sent_to_dlq, 0);
+        },
+    ));
+
+    // §8.3: retries go through the shared main topic, so every other group gets a duplicate. Here group
+    // a retries twice; group b must see the event once and the topic must hold it once.
+    trials.push(trial(
+        "spec_bugs::retries_stay_in_place_and_never_reach_other_groups",
+        |ctx| async move {
+            let prefix = unique("sb-groups");
+            let a = start(config(ctx, &prefix, &unique("a")), true).await;
+            let b = start(config(ctx, &prefix, &unique("b")), true).await;
+            let a_calls = record_calls(&a, |_, before| before < 2);
+            let b_calls = record_calls(&b, |_, _| false);
+            warm_up(&a).await;
+            warm_up(&b).await;
+            let event = order(Uuid::new_v4(), 1, "retried");
+            let id = event.meta.event_id;
+            a.publish_event(event).await.unwrap();
+            wait_until(
+                "a to succeed on its third attempt",
+                Duration::from_secs(20),
+                || count(&a_calls, "retried") == 3,
+            )
+            .await;
+            wait_until("b", Duration::from_secs(20), || count(&b_calls, "retried") >= 1).await;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            assert_eq!(count(&b_calls, "retried"), 1, "b got a retry copy");
+            assert_eq!(count(&a_calls, "retried"), 3);
+            assert_eq!(copies(ctx, &format!("{prefix}.stream"), id).await, 1);
+            for bus in [&a, &b] {
+                bus.shutdown(Duration::from_secs(10)).await.unwrap();
+            }
+            assert_eq!(b.stats().handler_errors, 0);
+            assert_eq!(a.stats().handler_errors, 2);
+        },
+    ));
+
+    // §8.5: a group that subscribes to only some of the types on the topic must not dead-letter the
+    // others (they are counted as consumed and handled by nobody) nor stall behind them.
+    trials.push(trial(
+        "spec_bugs::types_nobody_subscribed_to_are_skipped_not_dead_lettered",
+        |ctx| async move {
+            let prefix = unique("sb-unknown");
+            let bus = start(config(ctx, &prefix, &prefix), true).await;
+            let calls = record_calls(&bus, |_, _| false);
+            warm_up(&bus).await;
+            let before = bus.stats();
+            let aggregate = Uuid::new_v4();
+            let shipped = DomainEvent::new(
+                aggregate,
+                1,
+                OrderShipped {
+                    carrier: "ups".into(),
+                },
+            );
+            bus.publish(vec![
+                shipped.into_any().unwrap(),
+                order(aggregate, 2, "after").into_any().unwrap(),
+            ])
+            .await
+            .unwrap();
+            wait_until("the event behind it", Duration::from_secs(20), || {
+                count(&calls, "after") == 1
+            })
+            .await;
+            bus.shutdown(Duration::from_secs(10)).await.unwrap();
+            let after = bus.stats();
+            assert_eq!(after.messages_sent_to_dlq, 0);
+            assert_eq!(after.events_processed_failed, 0);
+            assert_eq!(after.events_consumed - before.events_consumed, 2);
+            assert_eq!(
+                after.events_processed_success - before.events_processed_success,
+                2
+            );
+            let reader = KafkaEventBus::new(config(ctx, &prefix, &unique("r"))).unwrap();
+            reader.connect().await.unwrap();
+            assert_eq!(reader.get_dlq_message_count().await.unwrap(), 0);
+            reader.shutdown(Duration::from_secs(5)).await.unwrap();
+        },
+    ));
+
+    // §8.6: the rebalance listener is never attached (no commit on revoke, count stays 0). A second
+    // member joins right after the first handled a batch (well inside the 5 s commit interval): the
+    // first counts the rebalance, and the second gets none of the batch again.
+    trials.push(trial(
+        "spec_bugs::rebalances_are_counted_and_commit_what_was_handled",
+        |ctx| async move {
+            let prefix = unique("sb-rebalance");
+            let a = start(config(ctx, &prefix, &prefix), true).await;
+            let a_calls = record_calls(&a, |_, _| false);
+            warm_up(&a).await;
+            let batch: Vec<_> = (0..30)
+                .map(|i| {
+                    order(Uuid::new_v4(), 1, &format!("first-{i}"))
+                        .into_any()
+                        .unwrap()
+                })
+                .collect();
+            a.publish(batch).await.unwrap();
+            wait_until("a to handle the batch", Duration::from_secs(20), || {
+                a_calls.lock().unwrap().len() == 30
+            })
+            .await;
+            let joined = Instant::now();
+            let b = start(config(ctx, &prefix, &prefix), true).await;
+            let b_calls = record_calls(&b, |_, _| false);
+            wait_until("a to count the rebalance", Duration::from_secs(30), || {
+                a.stats().rebalance_count >= 1
+            })
+            .await;
+            eprintln!(
+                "rebalanced {:?} after the second member started",
+                joined.elapsed()
+            );
+            let batch: Vec<_> = (0..30)
+                .map(|i| {
+                    order(Uuid::new_v4(), 1, &format!("second-{i}"))
+                        .into_any()
+                        .unwrap()
+                })
+                .collect();
+            a.publish(batch).await.unwrap();
+            let second = |calls: &Calls| {
+                calls
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .filter(|c| c.starts_with("second-"))
+                    .count()
+            };
+            wait_until("the second batch", Duration::from_secs(30), || {
+                second(&a_calls) + second(&b_calls) >= 30
+            })
+            .await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            assert_eq!(second(&a_calls) + second(&b_calls), 30);
+            assert!(second(&b_calls) > 0, "b got no partition");
+            let redelivered: Vec<String> = b_calls
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|c| c.starts_with("first-"))
+                .cloned()
+                .collect();
+            assert!(redelivered.is_empty(), "not committed on revoke: {redelivered:?}");
+            for bus in [&a, &b] {
+                bus.shutdown(Duration::from_secs(10)).await.unwrap();
+            }
+        },
+    ));
+
+    // §8.7: SSL and SASL_SSL configs cannot connect, and the string acks "0"/"1" are refused. The
+    // whole bus (connect, publish, consume) over TLS with acks "1", and over SASL_SSL with acks "0".
+    trials.push(trial(
+        "spec_bugs::the_bus_runs_over_ssl_and_sasl_ssl_with_string_acks",
+        |_ctx| async move {
+            let broker = tls_proxy::start("server", false).await;
+            let prefix = unique("sb-ssl");
+            let cfg = KafkaEventBusConfig::builder()
+                .bootstrap_servers(broker.bootstrap.clone())
+                .topic_prefix(&prefix)
+                .consumer_group(&prefix)
+                .session_timeout_ms(6_000)
+                .heartbeat_interval_ms(500)
+                .security_protocol("SSL")
+                .ssl_cafile(tls_proxy::fixture("ca.pem"))
+                .acks("1")
+                .build()
+                .unwrap();
+            let bus = start(cfg, true).await;
+            let calls = record_calls(&bus, |_, _| false);
+            warm_up(&bus).await;
+            bus.publish_event(order(Uuid::new_v4(), 1, "over-tls"))
+                .await
+                .unwrap();
+            wait_until("the event over TLS", Duration::from_secs(20), || {
+                count(&calls, "over-tls") == 1
+            })
+            .await;
+            bus.shutdown(Duration::from_secs(10)).await.unwrap();
+
+            let broker = sasl_proxy::start(sasl_proxy::Options {
+                tls: true,
+                ..sasl_proxy::Options::default()
+            })
+            .await;
+            let prefix = unique("sb-sasl-ssl");
+            let cfg = KafkaEventBusConfig::builder()
+                .bootstrap_servers(broker.bootstrap.clone())
+                .topic_prefix(&prefix)
+                .security_protocol("SASL_SSL")
+                .sasl_mechanism("SCRAM-SHA-256")
+                .sasl_username(sasl_proxy::USER)
+                .sasl_password(sasl_proxy::PASSWORD)
+                .ssl_cafile(tls_proxy::fixture("ca.pem"))
+                .acks("0")
+                .build()
+                .unwrap();
+            let client = cfg.client_config().unwrap();
+            let bus = KafkaEventBus::new(cfg).unwrap();
+            bus.connect().await.unwrap();
+            bus.ensure_topics(1, 1, 1).await.unwrap();
+            let event = order(Uuid::new_v4(), 1, "over-sasl-ssl");
+            let id = event.meta.event_id.to_string();
+            bus.publish_event(event).await.unwrap();
+            bus.shutdown(Duration::from_secs(10)).await.unwrap();
+            let cluster = Cluster::connect(client).await.unwrap();
+            let records = read_partition(&cluster, &format!("{prefix}.stream"), 0).await;
+            assert_eq!(records.len(), 1);
+            assert_eq!(records[0].1.headers.get_str("event_id"), Some(id.as_str()));
+            assert!(
+                broker
+                    .counts
+                    .authenticated
+                    .load(std::sync::atomic::Ordering::SeqCst)
+                    > 0
+            );
+        },
+    ));
+
+    spec_bugs_more::trials(trials);
+}
+
+/// A raw producer on the shared broker.
+pub(crate) async fn raw_producer(ctx: &Ctx) -> Producer {
+    Producer::new(ctx.cluster().await, ProducerConfig::default()).unwrap()
+}
+
+/// `event` as the bus would write it, with `key` as the record key and `extra` headers after its own.
+pub(crate) fn raw_record(
+    topic: &str,
+    key: &str,
+    event: DomainEvent<OrderCreated>,
+    extra: &[(&str, &[u8])],
+) -> ProducerRecord {
+    let mut record = event.into_any().unwrap().to_record();
+    for (name, value) in extra {
+        record.headers.insert(*name, value.to_vec());
+    }
+    ProducerRecord::new(topic)
+        .with_key(key.to_owned())
+        .with_value(record.value)
+        .with_headers(record.headers)
+}
+
+/// Lets a test hold a handler until it says so.
+pub(crate) type Gate = Arc<Notify>;
+
+/// What a cancelled or failed consume loop leaves behind.
+pub(crate) fn is_already_consuming(e: &Error) -> bool {
+    matches!(e, Error::AlreadyConsuming)
+}
