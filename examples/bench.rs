@@ -7,6 +7,7 @@
 //!     [--batch-size B] [--linger-ms L] [--acks all] [--bootstrap HOST:PORT]
 //!     [--buffer-memory B] [--max-request-size B] [--max-in-flight N] [--idempotence true|false]
 //!     [--runtime multi|current] [--stream chunk|next] [--fetch-max-wait-ms MS] [--rate 2000]
+//!     [--max-partition-fetch-bytes B] [--max-buffered-fetches N]
 //!     [--fingerprint]
 //! ```
 //!
@@ -290,6 +291,8 @@ struct Tally {
     target: u64,
     handled: AtomicU64,
     failed: AtomicU64,
+    /// The most records one `next_chunk` returned (one partition's share of one Fetch).
+    largest_chunk: AtomicU64,
     first: OnceLock<Instant>,
     last: OnceLock<Instant>,
     done: Notify,
@@ -301,6 +304,7 @@ impl Tally {
             target,
             handled: AtomicU64::new(0),
             failed: AtomicU64::new(0),
+            largest_chunk: AtomicU64::new(0),
             first: OnceLock::new(),
             last: OnceLock::new(),
             done: Notify::new(),
@@ -354,6 +358,7 @@ async fn drain(mut stream: PartitionStream, tally: Arc<Tally>, chunked: bool) {
     let progress = stream.progress();
     if chunked {
         while let Some(records) = stream.next_chunk().await {
+            tally.largest_chunk.fetch_max(records.len() as u64, Ordering::Relaxed);
             let mut failed = 0;
             for record in &records {
                 failed += handle(record);
@@ -370,13 +375,20 @@ async fn drain(mut stream: PartitionStream, tally: Arc<Tally>, chunked: bool) {
     }
 }
 
-/// The raw consumer's fetch settings: the client's defaults, or `--fetch-max-wait-ms`.
-fn fetch_config(args: &Args) -> FetchConfig {
+/// The raw consumer's fetch settings: the client's defaults, or `--fetch-max-wait-ms`,
+/// `--max-partition-fetch-bytes`, `--max-buffered-fetches`.
+fn fetch_config(args: &Args) -> Result<FetchConfig, BoxError> {
     let mut fetch = FetchConfig::default();
     if let Some(ms) = args.fetch_max_wait_ms() {
         fetch.fetch_max_wait = Duration::from_millis(ms);
     }
-    fetch
+    if let Some(bytes) = parse_option(args, "max-partition-fetch-bytes")? {
+        fetch.max_partition_fetch_bytes = bytes;
+    }
+    if let Some(n) = parse_option(args, "max-buffered-fetches")? {
+        fetch.max_buffered_fetches = n;
+    }
+    Ok(fetch)
 }
 
 /// `--mode consume`: the raw consumer reads N records of `topic` in a fresh group.
@@ -385,7 +397,7 @@ async fn consume(args: &Args, cluster: &Cluster, topic: &str) -> Result<Measurem
     let config = ConsumerConfig::new(unique("bench.keb.consume"), [topic])
         .with_session_timeout(Duration::from_secs(6))
         .with_heartbeat_interval(Duration::from_secs(1))
-        .with_fetch(fetch_config(args));
+        .with_fetch(fetch_config(args)?);
     let chunked = args.option("stream") != Some("next");
     let tally = Tally::new(args.events);
     let subscribed = Instant::now();
@@ -434,6 +446,10 @@ async fn consume(args: &Args, cluster: &Cluster, topic: &str) -> Result<Measurem
         ),
         ("close_ms", close_ms),
         ("rebalances", f64::from(rebalances)),
+        (
+            "largest_chunk_records",
+            tally.largest_chunk.load(Ordering::Relaxed) as f64,
+        ),
     ])
 }
 
@@ -644,7 +660,7 @@ async fn latency_bus(args: &Args, setup: &Setup) -> Result<Measurements, BoxErro
 /// fetch max wait can be set (10 ms by default here).
 async fn latency_raw(args: &Args, setup: &Setup) -> Result<Measurements, BoxError> {
     let topic = setup.fresh_topic(args, "latency").await?;
-    let fetch = fetch_config(args);
+    let fetch = fetch_config(args)?;
     let fetch_max_wait_ms = fetch.fetch_max_wait.as_secs_f64() * 1e3;
     let config = ConsumerConfig::new(unique("bench.keb.latency"), [topic.as_str()])
         .with_session_timeout(Duration::from_secs(6))
