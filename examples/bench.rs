@@ -177,7 +177,10 @@ impl Setup {
     /// Creates a fresh topic `bench.keb.KIND.CODEC.PID.MS.stream` (a bus's topic name) and fetches its
     /// metadata.
     async fn fresh_topic(&self, args: &Args, kind: &str) -> Result<String, BoxError> {
-        let topic = format!("{}.stream", unique(&format!("bench.keb.{kind}.{}", args.compression)));
+        let topic = format!(
+            "{}.stream",
+            unique(&format!("bench.keb.{kind}.{}", args.compression))
+        );
         self.cluster
             .ensure_topics(&[NewTopic::new(&topic, args.partitions, 1)])
             .await?;
@@ -358,7 +361,9 @@ async fn drain(mut stream: PartitionStream, tally: Arc<Tally>, chunked: bool) {
     let progress = stream.progress();
     if chunked {
         while let Some(records) = stream.next_chunk().await {
-            tally.largest_chunk.fetch_max(records.len() as u64, Ordering::Relaxed);
+            tally
+                .largest_chunk
+                .fetch_max(records.len() as u64, Ordering::Relaxed);
             let mut failed = 0;
             for record in &records {
                 failed += handle(record);
@@ -436,10 +441,7 @@ async fn consume(args: &Args, cluster: &Cluster, topic: &str) -> Result<Measurem
     let close_ms = closing.elapsed().as_secs_f64() * 1e3;
     tally.check()?;
     Ok(vec![
-        (
-            "consume_events_per_s",
-            args.events as f64 / elapsed.as_secs_f64(),
-        ),
+        ("consume_events_per_s", args.events as f64 / elapsed.as_secs_f64()),
         (
             "join_ms",
             assigned_at.duration_since(subscribed).as_secs_f64() * 1e3,
@@ -477,11 +479,7 @@ order_events!(
 );
 
 /// Subscribes a typed handler for `E` that counts it (and fails the run on an empty sku).
-fn count<E: BusEvent>(
-    bus: &KafkaEventBus,
-    tally: &Arc<Tally>,
-    sku: fn(&E) -> &str,
-) -> Result<(), BoxError> {
+fn count<E: BusEvent>(bus: &KafkaEventBus, tally: &Arc<Tally>, sku: fn(&E) -> &str) -> Result<(), BoxError> {
     let tally = Arc::clone(tally);
     bus.subscribe(move |event: Arc<DomainEvent<E>>| {
         tally.add(1, u64::from(sku(&event.payload).is_empty()));

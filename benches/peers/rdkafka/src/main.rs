@@ -231,7 +231,9 @@ async fn run(args: &Args) -> Result<Measurements, BoxError> {
             .await
             .map(|events_per_s| vec![("publish_events_per_s", events_per_s)]),
         "consume" => match created {
-            Some(_) => publish(args, &bootstrap, topic).await.and_then(|_| consume(args, &bootstrap, topic)),
+            Some(_) => publish(args, &bootstrap, topic)
+                .await
+                .and_then(|_| consume(args, &bootstrap, topic)),
             None => consume(args, &bootstrap, topic),
         },
         "latency" => latency(args, &bootstrap, topic),
@@ -348,7 +350,10 @@ fn consume(args: &Args, bootstrap: &str, topic: &str) -> Result<Measurements, Bo
     }
     Ok(vec![
         ("consume_events_per_s", args.events as f64 / elapsed.as_secs_f64()),
-        ("join_ms", assigned_at.duration_since(subscribed).as_secs_f64() * 1e3),
+        (
+            "join_ms",
+            assigned_at.duration_since(subscribed).as_secs_f64() * 1e3,
+        ),
         ("close_ms", close_ms),
         ("rebalances", revoked as f64),
     ])
@@ -390,7 +395,9 @@ fn latency(args: &Args, bootstrap: &str, topic: &str) -> Result<Measurements, Bo
     };
     assigned.wait();
     let producer: BaseProducer<Counter> = config(args, bootstrap).create_with_context(Counter::default())?;
-    producer.client().fetch_metadata(Some(topic), Duration::from_secs(10))?;
+    producer
+        .client()
+        .fetch_metadata(Some(topic), Duration::from_secs(10))?;
     let mut workload = Workload::new();
     let started = Instant::now();
     let mut sent = 0;
@@ -420,7 +427,10 @@ fn latency(args: &Args, bootstrap: &str, topic: &str) -> Result<Measurements, Bo
     }
     let mut measurements = vec![("sent_per_s", sent_per_s)];
     measurements.extend(percentiles(&mut latencies));
-    measurements.push(("fetch_max_wait_ms", args.fetch_max_wait_ms().unwrap_or(500) as f64));
+    measurements.push((
+        "fetch_max_wait_ms",
+        args.fetch_max_wait_ms().unwrap_or(500) as f64,
+    ));
     Ok(measurements)
 }
 
