@@ -60,7 +60,8 @@ wasm:
 bench:
     cargo bench --bench encode
 
-# The publish benchmark (issue 4's bar): kafka-event-bus and rust-rdkafka (librdkafka built from source with
-# the system C compiler, outside the library's tree) on one local broker, none and gzip; JSON lines + ratios.
+# The peer benchmarks (issues 4, 5 and 7): publish, consume, the bus path and publish->handler latency of
+# kafka-event-bus and rust-rdkafka (librdkafka built from source with the system C compiler, outside the
+# library's tree) on one local broker, none and gzip; JSON lines + medians and ratios. RUNS=3 for medians.
 bench-peers events="200000" partitions="6":
     bash scripts/bench-peers.sh {{events}} {{partitions}}

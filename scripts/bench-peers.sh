@@ -1,17 +1,24 @@
 #!/usr/bin/env bash
-# The publish benchmark of issue 4: kafka-event-bus (examples/bench.rs) and rust-rdkafka
-# (benches/peers/rdkafka) publish the same workload to one broker, with no compression and with gzip.
-# Prints every JSON line, then the ratios kafka-event-bus / rust-rdkafka (medians when RUNS > 1) of
-# throughput, peak RSS and client CPU time per event (user + system, from each program's stderr).
+# The benchmarks of issues 4, 5 and 7: kafka-event-bus (examples/bench.rs) and rust-rdkafka
+# (benches/peers/rdkafka) on one broker, with no compression and with gzip:
+#   publish  both publish the same workload to fresh topics (kafka-event-bus's topic is kept for the next steps);
+#   consume  both read that topic back in fresh groups (raw Consumer / BaseConsumer), decoding every value;
+#   bus      kafka-event-bus's full bus path (decode into typed events, dispatch, commit) over the same topic;
+#   latency  publish -> handler latency at LATENCY_RATE events/s: the bus (which has no fetch-max-wait
+#            setting), the raw client with 10 ms fetch max wait, and rust-rdkafka with 10 ms.
+# Prints every JSON line, then medians and ratios kafka-event-bus / rust-rdkafka (throughput, peak RSS, client
+# CPU time per event from each program's stderr, latency percentiles).
 #
 #   scripts/bench-peers.sh [EVENTS] [PARTITIONS]
 #
 # Environment: KAFKA_BOOTSTRAP_SERVERS (use that broker instead of starting a local Tansu),
-# BENCH_PORT (the local broker's port, default 19392), RUNS (rounds, default 1; each round runs the two
+# BENCH_PORT (the local broker's port, default 19392), RUNS (rounds, default 1; each round runs the
 # clients one after the other, alternating which goes first), CODECS (default "none gzip"),
+# MODES (default "publish consume bus latency"), LATENCY_EVENTS (default 20000), LATENCY_RATE (default 2000),
 # RDKAFKA_API (base: BaseProducer and a delivery callback, librdkafka's fastest path, the default; or future:
-# FutureProducer, one future per record like kafka-event-bus's send), VERIFY=1 (read every topic back with a librdkafka consumer
-# and check it holds exactly the events sent: distinct, 7 headers, per-aggregate order).
+# FutureProducer, one future per record like kafka-event-bus's send), VERIFY=1 (read every published topic
+# back with a librdkafka consumer and check it holds exactly the events sent: distinct, 7 headers,
+# per-aggregate order).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,9 +26,13 @@ events=${1:-200000}
 partitions=${2:-6}
 runs=${RUNS:-1}
 codecs=${CODECS:-none gzip}
+modes=" ${MODES:-publish consume bus latency} "
+latency_events=${LATENCY_EVENTS:-20000}
+latency_rate=${LATENCY_RATE:-2000}
 api=${RDKAFKA_API:-base}
 port=${BENCH_PORT:-19392}
 export CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-1}
+has_mode() { [[ "$modes" == *" $1 "* ]]; }
 
 echo "building (release): examples/bench, examples/local_broker, benches/peers/rdkafka" >&2
 cargo build -q --release --example bench --example local_broker
@@ -50,47 +61,116 @@ if [ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then
     done
     export KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$port
 fi
-echo "broker: $KAFKA_BOOTSTRAP_SERVERS; $events events, $partitions partitions, $runs run(s), rdkafka api $api" >&2
+echo "broker: $KAFKA_BOOTSTRAP_SERVERS; $events events, $partitions partitions, $runs run(s), modes${modes% }, rdkafka api $api" >&2
 
-if [ "${VERIFY:-0}" = 1 ]; then export BENCH_KEEP_TOPIC=1; fi
 results=$(mktemp)
 log=$(mktemp)
+trap 'stop_broker; rm -f "$results" "$log"' EXIT
+# Runs one program (stderr to $log), prints its JSON line and records it with its CPU time per event.
+measure() {
+    local line cpu
+    line=$("$@" 2> "$log") || { cat "$log" >&2; exit 1; }
+    echo "$line"
+    cpu=$(grep -F '"cpu_us_per_event"' "$log" | tail -1 | sed -n 's/.*"cpu_us_per_event":\([0-9.]*\).*/\1/p' || true)
+    echo "${line%\}},\"cpu_us_per_event\":${cpu:-0}}" >> "$results"
+}
+# Runs "ours" and "peer" commands (the arrays ours_cmd and peer_cmd) in the round's order.
+both() {
+    local who
+    if [ $((run % 2)) -eq 1 ]; then order=(ours peer); else order=(peer ours); fi
+    for who in "${order[@]}"; do
+        if [ "$who" = ours ]; then measure "${ours_cmd[@]}"; else measure "${peer_cmd[@]}"; fi
+    done
+}
+
 for run in $(seq "$runs"); do
     for codec in $codecs; do
-        ours_cmd=("$ours" --events "$events" --partitions "$partitions" --compression "$codec")
-        peer_cmd=("$peer" --events "$events" --partitions "$partitions" --compression "$codec" --api "$api")
-        if [ $((run % 2)) -eq 1 ]; then order=(ours peer); else order=(peer ours); fi
-        for who in "${order[@]}"; do
-            if [ "$who" = ours ]; then line=$("${ours_cmd[@]}" 2> "$log"); else line=$("${peer_cmd[@]}" 2> "$log"); fi || { cat "$log" >&2; exit 1; }
-            echo "$line"
-            cpu=$(grep -F '"cpu_us_per_event"' "$log" | sed -n 's/.*"cpu_us_per_event":\([0-9.]*\).*/\1/p')
-            echo "${line%\}},\"cpu_us_per_event\":${cpu:-0}}" >> "$results"
-            if [ "${VERIFY:-0}" = 1 ]; then
-                "$peer" --events "$events" --partitions "$partitions" --verify "$(sed -n 's/^topic: //p' "$log")" >&2
+        common=(--events "$events" --partitions "$partitions" --compression "$codec")
+        topic=
+        if has_mode publish || has_mode consume || has_mode bus; then
+            # kafka-event-bus's topic is kept for the consume and bus runs (and named PREFIX.stream for the bus).
+            ours_cmd=(env BENCH_KEEP_TOPIC=1 "$ours" --mode publish "${common[@]}")
+            peer_cmd=("$peer" --mode publish "${common[@]}" --api "$api")
+            if [ "${VERIFY:-0}" = 1 ]; then peer_cmd=(env BENCH_KEEP_TOPIC=1 "${peer_cmd[@]}"); fi
+            if has_mode publish; then
+                if [ $((run % 2)) -eq 1 ]; then order=(ours peer); else order=(peer ours); fi
+                for who in "${order[@]}"; do
+                    if [ "$who" = ours ]; then measure "${ours_cmd[@]}"; topic=$(sed -n 's/^topic: //p' "$log");
+                    else measure "${peer_cmd[@]}"; fi
+                    if [ "${VERIFY:-0}" = 1 ]; then
+                        "$peer" "${common[@]}" --verify "$(sed -n 's/^topic: //p' "$log")" >&2
+                    fi
+                done
+            else
+                "${ours_cmd[@]}" > /dev/null 2> "$log" || { cat "$log" >&2; exit 1; }
+                topic=$(sed -n 's/^topic: //p' "$log")
             fi
-        done
+        fi
+        if has_mode consume; then
+            ours_cmd=("$ours" --mode consume --topic "$topic" "${common[@]}")
+            peer_cmd=("$peer" --mode consume --topic "$topic" "${common[@]}")
+            both
+        fi
+        if has_mode bus; then
+            measure "$ours" --mode bus --topic "$topic" "${common[@]}"
+        fi
+        if [ -n "$topic" ] && [ "${VERIFY:-0}" != 1 ]; then
+            "$ours" --mode delete --topic "$topic" "${common[@]}"
+        fi
     done
+    if has_mode latency; then
+        common=(--events "$latency_events" --partitions "$partitions" --compression none --rate "$latency_rate")
+        ours_cmd=("$ours" --mode latency "${common[@]}")
+        peer_cmd=("$peer" --mode latency "${common[@]}")
+        both
+        measure "$ours" --mode latency-raw "${common[@]}"
+    fi
 done
 
-# Medians per client and codec, and the ratios.
+# Medians per client, mode and codec, and the ratios.
 awk '
-    function field(name,   m) { if (match($0, "\"" name "\":\"?[^,\"}]*")) { m = substr($0, RSTART, RLENGTH); sub(/.*:"?/, "", m); return m } }
-    { c = field("client"); z = field("compression"); key = c SUBSEP z
-      n[key]++; eps[key, n[key]] = field("publish_events_per_s") + 0; rss[key, n[key]] = field("peak_rss_mb") + 0
-      cpu[key, n[key]] = field("cpu_us_per_event") + 0
-      if (!(z in seen)) { seen[z] = 1; codecs[++nc] = z } }
-    function median(arr, key, count,   i, j, t, v) {
-        for (i = 1; i <= count; i++) v[i] = arr[key, i]
-        for (i = 1; i <= count; i++) for (j = i + 1; j <= count; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
-        return count % 2 ? v[(count + 1) / 2] : (v[count / 2] + v[count / 2 + 1]) / 2
+    function field(name,   m) { if (match($0, "\"" name "\":\"?[^,\"}]*")) { m = substr($0, RSTART, RLENGTH); sub(/.*:"?/, "", m); return m } return "" }
+    {
+        key = field("client") SUBSEP field("mode") SUBSEP field("compression")
+        i = ++n[key]
+        split("publish_events_per_s consume_events_per_s bus_events_per_s p50_ms p99_ms max_ms peak_rss_mb cpu_us_per_event join_ms first_event_ms", names, " ")
+        for (f in names) { v = field(names[f]); if (v != "") val[key, names[f], i] = v + 0 }
+        z = field("compression"); if (!(z in seen)) { seen[z] = 1; codecs[++nc] = z }
+    }
+    function median(key, name,   count, i, j, t, v, m) {
+        count = n[key]; m = 0
+        for (i = 1; i <= count; i++) if ((key, name, i) in val) v[++m] = val[key, name, i]
+        if (!m) return 0
+        for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
+        return m % 2 ? v[(m + 1) / 2] : (v[m / 2] + v[m / 2 + 1]) / 2
+    }
+    function ratio(a, b) { return b ? a / b : 0 }
+    function compare(label, a, b, metric,   ea, eb, ra, rb, ca, cb) {
+        if (!n[a] || !n[b]) return
+        ea = median(a, metric); eb = median(b, metric); ra = median(a, "peak_rss_mb"); rb = median(b, "peak_rss_mb")
+        ca = median(a, "cpu_us_per_event"); cb = median(b, "cpu_us_per_event")
+        printf "%s: kafka-event-bus %.0f ev/s, rust-rdkafka %.0f ev/s, ratio %.2f; peak RSS %.1f / %.1f MiB (ratio %.2f)", label, ea, eb, ratio(ea, eb), ra, rb, ratio(ra, rb)
+        if (ca && cb) printf "; client CPU %.2f / %.2f us per event (ratio %.2f)", ca, cb, ratio(ca, cb)
+        printf "\n"
+    }
+    function latency(label, a, b,   pa, pb, qa, qb) {
+        if (!n[a] || !n[b]) return
+        pa = median(a, "p50_ms"); pb = median(b, "p50_ms"); qa = median(a, "p99_ms"); qb = median(b, "p99_ms")
+        printf "%s: p50 %.1f / %.1f ms, p99 %.1f / %.1f ms (p99 ratio %.2f); peak RSS %.1f / %.1f MiB\n", label, pa, pb, qa, qb, ratio(qa, qb), median(a, "peak_rss_mb"), median(b, "peak_rss_mb")
     }
     END {
+        o = "kafka-event-bus"; r = "rust-rdkafka"
         for (i = 1; i <= nc; i++) {
-            z = codecs[i]; a = "kafka-event-bus" SUBSEP z; b = "rust-rdkafka" SUBSEP z
-            if (!n[a] || !n[b]) continue
-            ea = median(eps, a, n[a]); eb = median(eps, b, n[b]); ra = median(rss, a, n[a]); rb = median(rss, b, n[b])
-            ca = median(cpu, a, n[a]); cb = median(cpu, b, n[b])
-            printf "%s: kafka-event-bus %.0f ev/s, rust-rdkafka %.0f ev/s, ratio %.2f; peak RSS %.1f / %.1f MiB (ratio %.2f); client CPU %.2f / %.2f us per event (ratio %.2f)\n", z, ea, eb, ea / eb, ra, rb, ra / rb, ca, cb, ca / cb
+            z = codecs[i]
+            compare("publish " z, o SUBSEP "publish" SUBSEP z, r SUBSEP "publish" SUBSEP z, "publish_events_per_s")
+            compare("consume " z, o SUBSEP "consume" SUBSEP z, r SUBSEP "consume" SUBSEP z, "consume_events_per_s")
+            if (n[o SUBSEP "bus" SUBSEP z] && n[r SUBSEP "consume" SUBSEP z]) {
+                a = o SUBSEP "bus" SUBSEP z; b = r SUBSEP "consume" SUBSEP z
+                printf "bus %s (vs rust-rdkafka consume): %.0f / %.0f ev/s, ratio %.2f; peak RSS %.1f / %.1f MiB (ratio %.2f)\n", z, median(a, "bus_events_per_s"), median(b, "consume_events_per_s"), ratio(median(a, "bus_events_per_s"), median(b, "consume_events_per_s")), median(a, "peak_rss_mb"), median(b, "peak_rss_mb"), ratio(median(a, "peak_rss_mb"), median(b, "peak_rss_mb"))
+            }
+            a = o SUBSEP "consume" SUBSEP z; b = r SUBSEP "consume" SUBSEP z
+            if (n[a] && n[b]) printf "join (subscribe -> first assignment) %s: %.0f / %.0f ms\n", z, median(a, "join_ms"), median(b, "join_ms")
         }
+        latency("latency bus (500 ms fetch wait, not settable) vs rust-rdkafka (10 ms)", o SUBSEP "latency" SUBSEP "none", r SUBSEP "latency" SUBSEP "none")
+        latency("latency raw client (10 ms) vs rust-rdkafka (10 ms)", o SUBSEP "latency-raw" SUBSEP "none", r SUBSEP "latency" SUBSEP "none")
     }' "$results"
-rm -f "$results" "$log"

@@ -1,8 +1,16 @@
-// The publish benchmark's workload and command line, shared by `examples/bench.rs` and its
-// rust-rdkafka peer (`benches/peers/rdkafka`), so both publish exactly the same events.
+// The benchmarks' workload, command line, JSON line and measurements, shared by `examples/bench.rs` and
+// its rust-rdkafka peer (`benches/peers/rdkafka`), so both publish exactly the same events and decode them
+// the same way.
 
 /// The command line shared by both benchmark programs.
 struct Args {
+    /// publish (default), consume, latency; kafka-event-bus also: bus, latency-raw, delete (drops `--topic`).
+    mode: String,
+    /// consume and bus: read this existing topic (kept by a publish run with `BENCH_KEEP_TOPIC`) instead
+    /// of publishing a fresh one first.
+    topic: Option<String>,
+    /// latency: events per second published.
+    rate: u64,
     events: u64,
     partitions: i32,
     compression: String,
@@ -17,6 +25,9 @@ struct Args {
 impl Args {
     fn parse() -> Result<Self, String> {
         let mut args = Self {
+            mode: "publish".into(),
+            topic: None,
+            rate: 2000,
             events: 200_000,
             partitions: 6,
             compression: "none".into(),
@@ -36,6 +47,9 @@ impl Args {
             let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
             let bad = |e: std::num::ParseIntError| format!("{flag} {value}: {e}");
             match flag.as_str() {
+                "--mode" => args.mode = value,
+                "--topic" => args.topic = Some(value),
+                "--rate" => args.rate = value.parse().map_err(bad)?,
                 "--events" => args.events = value.parse().map_err(bad)?,
                 "--partitions" => args.partitions = value.parse().map_err(bad)?,
                 "--compression" => args.compression = value,
@@ -47,8 +61,8 @@ impl Args {
                 other => return Err(format!("unexpected argument {other:?}")),
             }
         }
-        if args.events == 0 || args.partitions <= 0 {
-            return Err("--events and --partitions must be positive".into());
+        if args.events == 0 || args.partitions <= 0 || args.rate == 0 {
+            return Err("--events, --partitions and --rate must be positive".into());
         }
         Ok(args)
     }
@@ -67,17 +81,83 @@ impl Args {
         self.rest.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 
-    /// The JSON line both programs print.
-    fn report(&self, client: &str, events_per_s: f64) -> String {
-        format!(
-            r#"{{"client":"{client}","events":{},"partitions":{},"compression":"{}","publish_events_per_s":{:.0},"peak_rss_mb":{:.1}}}"#,
-            self.events,
-            self.partitions,
-            self.compression,
-            events_per_s,
-            peak_rss_mb()
-        )
+    /// The JSON line both programs print: the mode's measurements (`name`, value) between the common
+    /// fields and the peak RSS. Rates (`…_per_s`) are printed as integers, the rest with 2 decimals.
+    fn report(&self, client: &str, measurements: &[(&str, f64)]) -> String {
+        use std::fmt::Write as _;
+        let mut line = format!(
+            r#"{{"client":"{client}","mode":"{}","events":{},"partitions":{},"compression":"{}""#,
+            self.mode, self.events, self.partitions, self.compression,
+        );
+        for (name, value) in measurements {
+            let _ = if name.ends_with("_per_s") {
+                write!(line, r#","{name}":{value:.0}"#)
+            } else {
+                write!(line, r#","{name}":{value:.2}"#)
+            };
+        }
+        let _ = write!(line, r#","peak_rss_mb":{:.1}}}"#, peak_rss_mb());
+        line
     }
+
+    /// The fetch max wait of the consume and latency modes: `--fetch-max-wait-ms`, else 10 ms for latency
+    /// (the test broker answers an empty long-poll only after half of it) and each library's default
+    /// otherwise.
+    fn fetch_max_wait_ms(&self) -> Option<u64> {
+        self.option("fetch-max-wait-ms")
+            .and_then(|v| v.parse().ok())
+            .or(self.mode.starts_with("latency").then_some(10))
+    }
+}
+
+/// What a handler decodes from each record's value: the DomainEvent JSON with its order payload (owned
+/// strings, as a handler that keeps the event would hold them).
+#[derive(serde::Deserialize)]
+#[allow(dead_code)] // decoded to be paid for, not read
+struct DecodedEvent {
+    event_id: String,
+    event_type: String,
+    event_version: u32,
+    occurred_at: String,
+    aggregate_id: String,
+    aggregate_type: String,
+    aggregate_version: u64,
+    tenant_id: Option<String>,
+    actor_id: Option<String>,
+    correlation_id: Option<String>,
+    causation_id: Option<String>,
+    metadata: serde_json::Map<String, serde_json::Value>,
+    sku: String,
+    quantity: u32,
+}
+
+/// Decodes one record's value as a handler would; the aggregate version, to check order.
+fn decode_value(value: &[u8]) -> Result<u64, serde_json::Error> {
+    serde_json::from_slice::<DecodedEvent>(value).map(|e| e.aggregate_version)
+}
+
+/// Microseconds since the Unix epoch: the send time a latency probe carries.
+fn now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+/// The 50th and 99th percentiles and the maximum of latencies (ms), nearest-rank.
+fn percentiles(latencies: &mut [f64]) -> [(&'static str, f64); 3] {
+    latencies.sort_by(f64::total_cmp);
+    let rank = |q: f64| {
+        let n = latencies.len();
+        if n == 0 {
+            return 0.0;
+        }
+        latencies[((q * n as f64).ceil() as usize).clamp(1, n) - 1]
+    };
+    [
+        ("p50_ms", rank(0.50)),
+        ("p99_ms", rank(0.99)),
+        ("max_ms", rank(1.0)),
+    ]
 }
 
 // ---- The workload: keep identical in examples/bench.rs and benches/peers/rdkafka/src/workload.rs ----
@@ -237,6 +317,12 @@ fn fingerprint(events: u64) -> String {
         header_bytes as f64 / events as f64,
         events as f64 / secs
     )
+}
+
+/// Resets the peak resident memory (VmHWM) to the current RSS, so a consume run that published first
+/// reports the consuming part's peak (Linux: `echo 5 > /proc/self/clear_refs`).
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
 /// Peak resident memory of this process (VmHWM), in MiB.
