@@ -500,6 +500,14 @@ fn bus_config(args: &Args, bootstrap: &str, prefix: &str) -> Result<KafkaEventBu
         .max_retries(0)
         .build()?;
     config.compression_type = (args.compression != "none").then(|| args.compression.clone());
+    if let Some(ms) = args.fetch_max_wait_ms() {
+        config.fetch_max_wait = Duration::from_millis(ms);
+    }
+    // `--telemetry off` measures the bus with metrics and tracing disabled (the default is on).
+    if args.option("telemetry") == Some("off") {
+        config.enable_metrics = false;
+        config.enable_tracing = false;
+    }
     Ok(config)
 }
 
