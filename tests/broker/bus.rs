@@ -21,19 +21,10 @@ use uuid::Uuid;
 
 use crate::{
     read_back::read_partition,
+    support::OrderCreated,
     support::{Ctx, unique},
     trial,
 };
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct OrderCreated {
-    customer_id: String,
-}
-
-impl Event for OrderCreated {
-    const EVENT_TYPE: &'static str = "OrderCreated";
-    const AGGREGATE_TYPE: &'static str = "Order";
-}
 
 /// Used to wait until a fresh bus owns its partitions.
 #[derive(Debug, Clone, Serialize, Deserialize)]

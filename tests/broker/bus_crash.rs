@@ -10,23 +10,12 @@ use std::{
 
 use kafka_event_bus::{
     bus::{EventBus, KafkaEventBus},
-    event::{DomainEvent, Event},
+    event::DomainEvent,
 };
 use libtest_mimic::Trial;
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::{bus::config, support::unique, trial};
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct OrderCreated {
-    customer_id: String,
-}
-
-impl Event for OrderCreated {
-    const EVENT_TYPE: &'static str = "OrderCreated";
-    const AGGREGATE_TYPE: &'static str = "Order";
-}
+use crate::{bus::config, support::OrderCreated, support::unique, trial};
 
 /// `target/<profile>/examples/<name>`, built by `cargo test` alongside this binary.
 fn example(name: &str) -> PathBuf {

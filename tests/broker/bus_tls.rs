@@ -5,28 +5,18 @@ use std::{sync::Arc, time::Duration};
 
 use kafka_event_bus::{
     bus::{EventBus, KafkaEventBus, KafkaEventBusConfig},
-    event::{DomainEvent, Event},
+    event::DomainEvent,
 };
 use libtest_mimic::Trial;
-use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use crate::{
+    support::OrderCreated,
     support::unique,
     tls_proxy::{fixture, start},
     trial,
 };
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct OrderCreated {
-    customer_id: String,
-}
-
-impl Event for OrderCreated {
-    const EVENT_TYPE: &'static str = "OrderCreated";
-    const AGGREGATE_TYPE: &'static str = "Order";
-}
 
 async fn round_trip(mutual: bool) {
     let broker = start("server", mutual).await;

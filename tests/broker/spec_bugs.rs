@@ -26,19 +26,10 @@ use crate::{
     bus::config,
     read_back::read_partition,
     sasl_proxy, spec_bugs_more,
+    support::OrderCreated,
     support::{Ctx, unique},
     tls_proxy, trial,
 };
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct OrderCreated {
-    pub(crate) customer_id: String,
-}
-
-impl Event for OrderCreated {
-    const EVENT_TYPE: &'static str = "OrderCreated";
-    const AGGREGATE_TYPE: &'static str = "Order";
-}
 
 /// A type the consuming groups of these tests never subscribe to.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -17,10 +17,10 @@ use crate::{
     bus::config,
     fault_proxy::FaultyBroker,
     spec_bugs::{
-        Gate, OrderCreated, count, is_already_consuming, order, raw_producer, raw_record, record_calls,
-        start, wait_until, warm_up,
+        Gate, count, is_already_consuming, order, raw_producer, raw_record, record_calls, start, wait_until,
+        warm_up,
     },
-    support::unique,
+    support::{OrderCreated, unique},
     trial,
 };
 

@@ -90,3 +90,14 @@ pub(crate) fn unique(prefix: &str) -> String {
         N.fetch_add(1, Ordering::Relaxed)
     )
 }
+
+/// The event the bus tests publish (the seed's `OrderCreated`).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) struct OrderCreated {
+    pub(crate) customer_id: String,
+}
+
+impl kafka_event_bus::event::Event for OrderCreated {
+    const EVENT_TYPE: &'static str = "OrderCreated";
+    const AGGREGATE_TYPE: &'static str = "Order";
+}

@@ -13,7 +13,7 @@ use std::{
 
 use kafka_event_bus::{
     bus::{EventBus, KafkaEventBus},
-    event::{DomainEvent, Event},
+    event::DomainEvent,
     telemetry::Telemetry,
 };
 use libtest_mimic::Trial;
@@ -26,21 +26,10 @@ use opentelemetry_sdk::{
     metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider},
     trace::{InMemorySpanExporter, SdkTracerProvider},
 };
-use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use crate::{bus::config, support::unique, trial};
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct OrderCreated {
-    customer_id: String,
-}
-
-impl Event for OrderCreated {
-    const EVENT_TYPE: &'static str = "OrderCreated";
-    const AGGREGATE_TYPE: &'static str = "Order";
-}
+use crate::{bus::config, support::OrderCreated, support::unique, trial};
 
 fn has(attributes: &[KeyValue], key: &str, value: &str) -> bool {
     attributes
