@@ -147,6 +147,16 @@ pub(crate) fn parse_object(value: &[u8], event_type: &str) -> Result<Map<String,
 
 /// Decodes a JSON payload as `E`.
 pub(crate) fn decode<E: Event>(value: &[u8]) -> Result<super::DomainEvent<E>, Error> {
+    // Fast path: read the envelope fields and the payload straight from the bytes, without building a
+    // `Value` tree of the whole document. Anything unusual (a unit payload, `deny_unknown_fields`,
+    // duplicate keys, a field the payload rejects) falls back to the general path below, which gives
+    // the same result or the precise error.
+    if let Ok(envelope) = serde_json::from_slice::<FastEnvelope>(value)
+        && let Ok(meta) = meta_from(envelope.into_array(), E::EVENT_TYPE, Some(E::AGGREGATE_TYPE))
+        && let Ok(payload) = serde_json::from_slice::<E>(value)
+    {
+        return Ok(super::DomainEvent { meta, payload });
+    }
     let mut map = parse_object(value, E::EVENT_TYPE)?;
     let meta = take_meta(&mut map, E::EVENT_TYPE, Some(E::AGGREGATE_TYPE))?;
     let payload = decode_payload::<E>(map)?;
@@ -177,11 +187,6 @@ pub(crate) fn take_meta(
     name: &str,
     aggregate_type: Option<&str>,
 ) -> Result<EventMeta, Error> {
-    let bad = |field: &'static str, reason: String| Error::InvalidField {
-        event_type: name.to_owned(),
-        field,
-        reason,
-    };
     // One pass over the object takes the twelve envelope fields out (keeping the payload's order),
     // instead of twelve O(n) `shift_remove`s.
     let mut envelope: [Option<Value>; 12] = Default::default();
@@ -192,6 +197,20 @@ pub(crate) fn take_meta(
         }
         None => true,
     });
+    meta_from(envelope, name, aggregate_type)
+}
+
+/// Validates the envelope fields (in [`ENVELOPE_FIELDS`] order; `None` = absent) into an [`EventMeta`].
+fn meta_from(
+    mut envelope: [Option<Value>; 12],
+    name: &str,
+    aggregate_type: Option<&str>,
+) -> Result<EventMeta, Error> {
+    let bad = |field: &'static str, reason: String| Error::InvalidField {
+        event_type: name.to_owned(),
+        field,
+        reason,
+    };
     let mut take = |field: &str| {
         ENVELOPE_FIELDS
             .iter()
@@ -396,5 +415,59 @@ mod tests {
         ] {
             assert!(lax_version(&bad).is_err(), "{bad}");
         }
+    }
+}
+
+/// `Some(value)` for a present field, `null` included (absent fields default to `None`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    <Value as serde::Deserialize>::deserialize(d).map(Some)
+}
+
+/// The envelope fields of a document, read without the payload's (which serde skips).
+#[derive(serde::Deserialize)]
+struct FastEnvelope {
+    #[serde(default, deserialize_with = "present")]
+    event_id: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    event_type: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    event_version: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    occurred_at: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    aggregate_id: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    aggregate_type: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    aggregate_version: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    tenant_id: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    actor_id: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    correlation_id: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    causation_id: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    metadata: Option<Value>,
+}
+
+impl FastEnvelope {
+    /// The fields in [`ENVELOPE_FIELDS`] order.
+    fn into_array(self) -> [Option<Value>; 12] {
+        [
+            self.event_id,
+            self.event_type,
+            self.event_version,
+            self.occurred_at,
+            self.aggregate_id,
+            self.aggregate_type,
+            self.aggregate_version,
+            self.tenant_id,
+            self.actor_id,
+            self.correlation_id,
+            self.causation_id,
+            self.metadata,
+        ]
     }
 }
