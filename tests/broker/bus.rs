@@ -61,7 +61,7 @@ async fn start(config: KafkaEventBusConfig) -> KafkaEventBus {
 }
 
 /// Publishes a warm-up event and waits until this bus handles it.
-async fn warm_up(bus: &KafkaEventBus) {
+pub(crate) async fn warm_up(bus: &KafkaEventBus) {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let id = bus
         .subscribe(move |_: Arc<DomainEvent<WarmUp>>| {

@@ -19,7 +19,7 @@ use kafka_event_bus::{
 };
 use libtest_mimic::Trial;
 use serde::{Deserialize, Serialize};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::{
@@ -40,14 +40,6 @@ struct OrderShipped {
 impl Event for OrderShipped {
     const EVENT_TYPE: &'static str = "OrderShipped";
     const AGGREGATE_TYPE: &'static str = "Order";
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct SpecWarmUp {}
-
-impl Event for SpecWarmUp {
-    const EVENT_TYPE: &'static str = "SpecWarmUp";
-    const AGGREGATE_TYPE: &'static str = "Test";
 }
 
 pub(crate) fn order(aggregate: Uuid, version: u64, customer: &str) -> DomainEvent<OrderCreated> {
@@ -84,22 +76,7 @@ async fn create_main_topic(bus: &KafkaEventBus) {
 }
 
 /// Waits until `bus` handles an event it published, i.e. it owns the partition of that event.
-pub(crate) async fn warm_up(bus: &KafkaEventBus) {
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let id = bus
-        .subscribe(move |_: Arc<DomainEvent<SpecWarmUp>>| {
-            let _ = tx.send(());
-            std::future::ready(Ok(()))
-        })
-        .unwrap();
-    bus.publish_event(DomainEvent::new(Uuid::new_v4(), 1, SpecWarmUp {}))
-        .await
-        .unwrap();
-    tokio::time::timeout(Duration::from_secs(30), rx.recv())
-        .await
-        .unwrap();
-    bus.unsubscribe(id);
-}
+pub(crate) use crate::bus::warm_up;
 
 /// Every customer id a handler saw, in call order (retries included).
 pub(crate) type Calls = Arc<Mutex<Vec<String>>>;
