@@ -276,7 +276,7 @@ impl KafkaEventBus {
         let cluster = match Cluster::connect(client_config).await {
             Ok(cluster) => cluster,
             Err(e) => {
-                self.inner.telemetry.metrics().connection_error(error_kind(&e));
+                self.inner.telemetry.metrics().connection_error(e.kind());
                 return Err(Error::Cluster { source: e });
             }
         };
@@ -569,7 +569,7 @@ impl KafkaEventBus {
                     published += 1;
                 }
                 Err(e) => {
-                    let kind = error_kind(&e);
+                    let kind = e.kind();
                     span.failed(kind, &e);
                     telemetry.metrics().publish_error(&topic, event.type_name(), kind);
                     failed.push((event.meta().event_id, e));
@@ -589,32 +589,6 @@ impl KafkaEventBus {
             Err(Error::Publish { total, failed })
         }
     }
-}
-
-/// The variant name of an error, for `error.type` attributes (`DeliveryTimeout`, `Rejected`, ...).
-pub(crate) fn error_kind<E: std::fmt::Debug>(error: &E) -> &'static str {
-    let debug = format!("{error:?}");
-    let name = debug.split([' ', '{', '(']).next().unwrap_or("Error");
-    // Leak-free static names for the variants this crate has; anything else is "Error".
-    const KNOWN: &[&str] = &[
-        "DeliveryTimeout",
-        "Rejected",
-        "Connection",
-        "Cluster",
-        "UnknownTopic",
-        "UnknownPartition",
-        "RecordTooLarge",
-        "Encode",
-        "Closed",
-        "InvalidConfig",
-        "NoBrokerReachable",
-        "Server",
-        "Timeout",
-        "NoLeader",
-        "UnknownBroker",
-        "InvalidConfigError",
-    ];
-    KNOWN.iter().find(|k| **k == name).copied().unwrap_or("Error")
 }
 
 impl EventBus for KafkaEventBus {

@@ -26,7 +26,7 @@ use super::{
 use crate::{
     bus::{ErasedHandler, Error, HandlerError, PermanentError, handlers::run_isolated},
     client::{
-        consumer::{Consumer, ConsumerConfig, ConsumerEvent, ConsumerRecord, PartitionStream},
+        consumer::{Consumer, ConsumerConfig, ConsumerEvent, ConsumerRecord, PartitionStream, Progress},
         fetcher::FetchConfig,
         group::assignor::{Assignor, RangeAssignor, RoundRobinAssignor},
         subscription::OffsetReset,
@@ -209,11 +209,7 @@ async fn keyed_worker(
                     interrupted = true;
                     continue;
                 }
-                let progress_of = tracked.get_or_insert_with(|| PartitionProgress::new(record.offset));
-                progress_of.complete(record.offset);
-                if let Some(next) = progress_of.committable() {
-                    progress.mark_done(next - 1);
-                }
+                mark_settled(&mut tracked, &progress, record.offset);
                 lag.record(&inner, &stream, &record);
                 // The key's next record, if one waits; else the key is free.
                 let next = busy.get_mut(&record.key).and_then(VecDeque::pop_front);
@@ -250,9 +246,16 @@ async fn keyed_worker(
     }
     // Revoked: let the records already running settle (their offsets may still be committed).
     while let Some(Ok((record, Settled::Yes))) = running.join_next().await {
-        let progress_of = tracked.get_or_insert_with(|| PartitionProgress::new(record.offset));
-        progress_of.complete(record.offset);
-        if let Some(next) = progress_of.committable() {
+        mark_settled(&mut tracked, &progress, record.offset);
+    }
+}
+
+/// Records that `offset` (tracked when it was taken from the stream) is settled, and hands the consumer
+/// the new committable position when it moved.
+fn mark_settled(tracked: &mut Option<PartitionProgress>, progress: &Progress, offset: i64) {
+    if let Some(tracked) = tracked.as_mut() {
+        tracked.complete(offset);
+        if let Some(next) = tracked.committable() {
             progress.mark_done(next - 1);
         }
     }

@@ -110,6 +110,20 @@ impl Error {
         }
     }
 
+    /// The variant's name, for `error.type` attributes and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::InvalidConfig { .. } => "InvalidConfig",
+            Error::NoBrokerReachable { .. } => "NoBrokerReachable",
+            Error::Connection { .. } => "Connection",
+            Error::Server { .. } => "Server",
+            Error::UnknownTopic { .. } => "UnknownTopic",
+            Error::NoLeader { .. } => "NoLeader",
+            Error::UnknownBroker { .. } => "UnknownBroker",
+            Error::Timeout { .. } => "Timeout",
+        }
+    }
+
     /// The broker's error code, when this error is one.
     pub fn server_error(&self) -> Option<&ServerError> {
         match self {

@@ -98,6 +98,22 @@ pub enum Error {
 }
 
 impl Error {
+    /// The variant's name, for `error.type` attributes and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::InvalidConfig { .. } => "InvalidConfig",
+            Error::UnknownTopic { .. } => "UnknownTopic",
+            Error::UnknownPartition { .. } => "UnknownPartition",
+            Error::RecordTooLarge { .. } => "RecordTooLarge",
+            Error::Rejected { .. } => "Rejected",
+            Error::DeliveryTimeout { .. } => "DeliveryTimeout",
+            Error::Connection { .. } => "Connection",
+            Error::Cluster { .. } => "Cluster",
+            Error::Encode { .. } => "Encode",
+            Error::Closed => "Closed",
+        }
+    }
+
     /// Whether sending the record again later may succeed.
     pub fn is_retriable(&self) -> bool {
         match self {
