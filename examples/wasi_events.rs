@@ -51,7 +51,7 @@ async fn run() -> Result<(), Error> {
         println!(
             "header: {}={}",
             h.key,
-            String::from_utf8_lossy(h.value.as_deref().unwrap_or_default())
+            String::from_utf8_lossy(h.value.unwrap_or_default())
         );
     }
     println!("value: {json}");

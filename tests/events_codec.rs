@@ -106,7 +106,7 @@ fn optional_headers_only_when_set_and_actor_only_when_not_empty() {
         .with_tenant_id(Uuid::new_v4())
         .with_causation_id(Uuid::new_v4())
         .with_actor_id("");
-    let names: Vec<String> = e.meta.headers().iter().map(|h| h.key.clone()).collect();
+    let names: Vec<String> = e.meta.headers().iter().map(|h| h.key.to_owned()).collect();
     assert_eq!(names[7..], [header::TENANT_ID, header::CAUSATION_ID]);
     let e = e.with_actor_id("bob");
     assert_eq!(e.meta.headers().get_str(header::ACTOR_ID), Some("bob"));

@@ -450,12 +450,8 @@ fn retry_and_dlq_records_match_the_reference_consumer() {
         assert_eq!(ours.value, theirs.value, "{name}: value");
         if name == "malformed_json_is_a_deserialization_error" {
             // pydantic's and serde's parse-error texts differ; everything else is the same.
-            let strip = |h: &Headers| -> Headers {
-                h.iter()
-                    .filter(|x| x.key != "dlq_error_message")
-                    .cloned()
-                    .collect()
-            };
+            let strip =
+                |h: &Headers| -> Headers { h.iter().filter(|x| x.key != "dlq_error_message").collect() };
             assert_eq!(strip(&ours.headers), strip(&theirs.headers), "{name}");
             let msg = ours.headers.get_str("dlq_error_message").unwrap();
             assert!(msg.starts_with("Failed to deserialize OrderCreated: "), "{msg}");

@@ -94,7 +94,7 @@ pub const REPLAY_CONSUMER_GROUP: &str = "dlq_replay_consumer_group";
 pub fn replay_is_for(headers: &Headers, group: &str) -> bool {
     let mut targeted = false;
     for h in headers.iter().filter(|h| h.key == REPLAY_CONSUMER_GROUP) {
-        match h.value.as_deref().map(std::str::from_utf8) {
+        match h.value.map(std::str::from_utf8) {
             Some(Ok(target)) if !target.is_empty() => {
                 if target == group {
                     return true;
@@ -124,17 +124,14 @@ pub fn replay_is_for(headers: &Headers, group: &str) -> bool {
 /// dlq.insert("dlq_reason", "max_retries_exceeded");
 /// dlq.insert("dlq_consumer_group", "shipping");
 /// let replay = targeted_replay_headers(&dlq);
-/// let names: Vec<_> = replay.iter().map(|h| h.key.as_str()).collect();
+/// let names: Vec<_> = replay.iter().map(|h| h.key).collect();
 /// assert_eq!(names, ["event_type", "retry_count", "dlq_replay_count", REPLAY_CONSUMER_GROUP]);
 /// assert_eq!(replay.get_str(REPLAY_CONSUMER_GROUP), Some("shipping"));
 /// ```
 pub fn targeted_replay_headers(dlq_headers: &Headers) -> Headers {
     let mut out = replay_headers(dlq_headers);
     let group = dlq_headers
-        .iter()
-        .rev()
-        .find(|h| h.key == header::DLQ_CONSUMER_GROUP)
-        .and_then(|h| h.value.as_deref())
+        .get_last(header::DLQ_CONSUMER_GROUP)
         .and_then(|v| std::str::from_utf8(v).ok())
         .filter(|g| !g.is_empty());
     if let Some(group) = group {
@@ -202,12 +199,7 @@ mod tests {
         let out = targeted_replay_headers(&dlq);
         let pairs: Vec<(&str, Option<&str>)> = out
             .iter()
-            .map(|h| {
-                (
-                    h.key.as_str(),
-                    h.value.as_deref().and_then(|v| std::str::from_utf8(v).ok()),
-                )
-            })
+            .map(|h| (h.key, h.value.and_then(|v| std::str::from_utf8(v).ok())))
             .collect();
         assert_eq!(
             pairs,

@@ -214,10 +214,7 @@ impl DeadLetter {
     pub fn from_headers(headers: &Headers) -> Result<Self, Error> {
         let text = |name: &'static str| -> Result<&str, Error> {
             headers
-                .iter()
-                .rev()
-                .find(|h| h.key == name)
-                .and_then(|h| h.value.as_deref())
+                .get_last(name)
                 .and_then(|v| std::str::from_utf8(v).ok())
                 .ok_or(Error::MissingHeader { name })
         };

@@ -88,7 +88,7 @@ pub fn format_retry_after(value: f64) -> String {
 /// h.insert("event_type", "OrderCreated");
 /// h.insert("retry_count", "1");
 /// let retry = kafka_event_bus::dlq::retry_headers(&h, 2, 1714979291.5);
-/// let pairs: Vec<_> = retry.iter().map(|x| (x.key.as_str(), x.value.as_deref().unwrap())).collect();
+/// let pairs: Vec<_> = retry.iter().map(|x| (x.key, x.value.as_deref().unwrap())).collect();
 /// assert_eq!(pairs, [("event_type", &b"OrderCreated"[..]), ("retry_count", b"2"),
 ///                    ("retry_after", b"1714979291.5")]);
 /// ```
@@ -96,7 +96,6 @@ pub fn retry_headers(original: &Headers, retry_count: i64, retry_after: f64) -> 
     let mut out: Headers = original
         .iter()
         .filter(|h| h.key != header::RETRY_COUNT && h.key != header::RETRY_AFTER)
-        .cloned()
         .collect();
     out.insert(header::RETRY_COUNT, retry_count.to_string());
     out.insert(header::RETRY_AFTER, format_retry_after(retry_after));
@@ -118,7 +117,7 @@ pub fn retry_headers(original: &Headers, retry_count: i64, retry_after: f64) -> 
 /// h.insert("dlq_reason", "max_retries_exceeded");
 /// h.insert("dlq_replay_count", "1");
 /// let replay = kafka_event_bus::dlq::replay_headers(&h);
-/// let names: Vec<_> = replay.iter().map(|x| x.key.as_str()).collect();
+/// let names: Vec<_> = replay.iter().map(|x| x.key).collect();
 /// assert_eq!(names, ["event_type", "retry_count", "dlq_replay_count"]);
 /// assert_eq!(replay.get_str("retry_count"), Some("0"));
 /// assert_eq!(replay.get_str("dlq_replay_count"), Some("2"));
@@ -128,7 +127,6 @@ pub fn replay_headers(dlq_headers: &Headers) -> Headers {
     let mut out: Headers = dlq_headers
         .iter()
         .filter(|h| !h.key.starts_with(header::DLQ_PREFIX) && h.key != header::RETRY_COUNT)
-        .cloned()
         .collect();
     out.insert(header::RETRY_COUNT, "0");
     out.insert(header::DLQ_REPLAY_COUNT, next.to_string());

@@ -218,7 +218,7 @@ mod tests {
         assert_eq!(record.key, None);
         assert_eq!(record.value.as_deref(), Some(&b"\xff\x00"[..]));
         assert_eq!(record.partition, None);
-        let names: Vec<&str> = record.headers.iter().map(|h| h.key.as_str()).collect();
+        let names: Vec<&str> = record.headers.iter().map(|h| h.key).collect();
         assert_eq!(
             names,
             [

@@ -139,7 +139,7 @@ pub fn record_key(aggregate_id: &Uuid) -> Bytes {
 ///
 /// let meta = EventMeta::new("OrderCreated", "Order", uuid::Uuid::new_v4(), 3);
 /// let headers = publish_headers(&meta);
-/// let names: Vec<&str> = headers.iter().map(|h| h.key.as_str()).collect();
+/// let names: Vec<&str> = headers.iter().map(|h| h.key).collect();
 /// assert_eq!(names, ["event_id", "event_type", "aggregate_id", "aggregate_type", "aggregate_version",
 ///                    "occurred_at", "correlation_id"]);
 /// assert_eq!(headers.get_str("aggregate_version"), Some("3"));
@@ -188,9 +188,7 @@ pub fn publish_headers(meta: &EventMeta) -> Headers {
 /// ```
 pub fn event_type_header(headers: &Headers) -> Result<&str, Error> {
     let first = headers.iter().find(|h| h.key == header::EVENT_TYPE);
-    let value = first
-        .and_then(|h| h.value.as_deref())
-        .ok_or(Error::MissingEventType)?;
+    let value = first.and_then(|h| h.value).ok_or(Error::MissingEventType)?;
     let name = std::str::from_utf8(value).map_err(|_| Error::EventTypeNotUtf8)?;
     if name.is_empty() {
         return Err(Error::MissingEventType);

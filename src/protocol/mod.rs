@@ -29,7 +29,7 @@ mod versions;
 
 pub use api::ApiRequest;
 pub use error::{Error, ServerError};
-pub use headers::{Header, Headers};
+pub use headers::{Header, HeaderIter, HeaderRef, Headers};
 pub use records::{Compression, Record, RecordBatch, RecordBatchBuilder, RecordBatchDecoder};
 pub use versions::ApiVersionTable;
 

@@ -150,8 +150,8 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
             assert_eq!(e.replay_count, 0);
             assert_eq!(e.dead_letter().unwrap(), *d, "the nine dlq_* headers round-trip");
             // The original headers first, exactly (order, duplicates), then the nine.
-            let names: Vec<&str> = e.headers.iter().map(|h| h.key.as_str()).collect();
-            let original: Vec<&str> = headers.iter().map(|h| h.key.as_str()).collect();
+            let names: Vec<&str> = e.headers.iter().map(|h| h.key).collect();
+            let original: Vec<&str> = headers.iter().map(|h| h.key).collect();
             assert_eq!(names[..original.len()], original[..]);
             assert_eq!(names.len(), original.len() + 9);
             assert!(names[original.len()..].iter().all(|n| n.starts_with("dlq_")));
@@ -357,7 +357,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
         let pairs: Vec<(&str, &str)> = record
             .headers
             .iter()
-            .map(|h| (h.key.as_str(), std::str::from_utf8(h.value.as_deref().unwrap()).unwrap()))
+            .map(|h| (h.key, std::str::from_utf8(h.value.unwrap()).unwrap()))
             .collect();
         assert_eq!(
             pairs,
@@ -406,7 +406,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
         let dlq_names: Vec<&str> = record
             .headers
             .iter()
-            .map(|h| h.key.as_str())
+            .map(|h| h.key)
             .filter(|k| k.starts_with("dlq_"))
             .collect();
         assert_eq!(dlq_names, ["dlq_replay_count", REPLAY_CONSUMER_GROUP]);

@@ -51,7 +51,7 @@ async fn read_topic(cluster: &Cluster, topic: &str, partitions: i32) -> (HashMap
         for (_, record) in records {
             let seq: usize = record.headers.get_str("seq").unwrap().parse().unwrap();
             // Headers arrive as sent: order, duplicates and nulls.
-            let keys: Vec<&str> = record.headers.iter().map(|h| h.key.as_str()).collect();
+            let keys: Vec<&str> = record.headers.iter().map(|h| h.key).collect();
             assert_eq!(keys, ["event_type", "seq", "dup", "dup", "null"]);
             assert!(record.headers.contains_key("null") && record.headers.get("null").is_none());
             by_key.entry(record.key.unwrap()).or_default().push(seq);

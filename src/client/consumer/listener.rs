@@ -81,6 +81,7 @@ impl RebalanceListener for Listener {
                     handle,
                     rx,
                     current: Vec::new().into_iter(),
+                    batches: None,
                     fetch: Arc::clone(&shared.fetch),
                 });
             }

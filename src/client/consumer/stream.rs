@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::client::{
-    fetcher::{CompletedFetch, ConsumerRecord, FetchShared},
+    fetcher::{ChunkRecords, CompletedFetch, ConsumerRecord, FetchShared},
     subscription::TopicPartition,
 };
 
@@ -111,7 +111,10 @@ impl Progress {
 pub struct PartitionStream {
     pub(crate) handle: Arc<PartitionHandle>,
     pub(crate) rx: mpsc::UnboundedReceiver<CompletedFetch>,
+    /// The records of the batch being handed out.
     pub(crate) current: std::vec::IntoIter<ConsumerRecord>,
+    /// The rest of the chunk being handed out, decoded a batch at a time.
+    pub(crate) batches: Option<ChunkRecords>,
     pub(crate) fetch: Arc<FetchShared>,
 }
 
@@ -178,13 +181,20 @@ impl PartitionStream {
             state.subscriptions.consumed_chunk(&self.handle.tp, chunk.epoch);
         }
         self.fetch.wake.notify_one();
-        self.current = chunk.chunk.decode().into_iter();
+        self.batches = Some(chunk.chunk.records());
     }
 
     async fn fill(&mut self) -> bool {
         while self.current.as_slice().is_empty() {
             if self.handle.revoked.is_cancelled() {
                 return false;
+            }
+            if let Some(batches) = &mut self.batches {
+                match batches.next() {
+                    Some(records) => self.current = records.into_iter(),
+                    None => self.batches = None,
+                }
+                continue;
             }
             self.handle.touch();
             tokio::select! {
@@ -212,7 +222,8 @@ impl PartitionStream {
         Some(record)
     }
 
-    /// Every record already fetched (at least one), in order; `None` once revoked. Faster than
+    /// The next records already fetched (at least one; at most one record batch's worth, so a
+    /// compressed fetch is decompressed a batch at a time), in order; `None` once revoked. Faster than
     /// [`next`](Self::next) for handlers that take batches.
     pub async fn next_chunk(&mut self) -> Option<Vec<ConsumerRecord>> {
         if !self.fill().await {

@@ -21,6 +21,7 @@
 //! - The fetcher's connections are its own: long-polls never hold up other requests to the broker.
 
 mod plan;
+pub(crate) use plan::ChunkRecords;
 mod reset;
 
 use std::{

@@ -156,67 +156,102 @@ pub(crate) fn scan_partition(
 }
 
 impl RawChunk {
-    /// Decodes the batches: drops records before the fetch offset (a compressed batch may start
-    /// earlier), skips control batches and, under `read_committed`, aborted transactions. A corrupt
-    /// batch ends the chunk (the records before it are kept).
-    pub(crate) fn decode(self) -> Vec<ConsumerRecord> {
+    /// The chunk's records, decoded one batch at a time as they are asked for (a compressed chunk is
+    /// never decompressed all at once). See [`ChunkRecords`].
+    pub(crate) fn records(self) -> ChunkRecords {
         let read_committed = self.isolation == IsolationLevel::ReadCommitted;
         let options = DecodeOptions {
             skip_control_batches: !read_committed,
             check_crcs: self.check_crcs,
             ..DecodeOptions::default()
         };
-        let mut aborted = self.aborted.into_iter().peekable();
-        let mut active_aborts: HashSet<i64> = HashSet::new();
-        let mut records = Vec::new();
-        for batch in RecordBatchDecoder::new(self.records, options) {
-            let batch = match batch {
+        ChunkRecords {
+            decoder: RecordBatchDecoder::new(self.records, options),
+            aborted: self.aborted.into_iter().peekable(),
+            active_aborts: HashSet::new(),
+            read_committed,
+            topic: self.topic,
+            partition: self.partition,
+            fetched_at: self.fetched_at,
+        }
+    }
+
+    /// Every record of the chunk at once.
+    #[cfg(test)]
+    pub(crate) fn decode(self) -> Vec<ConsumerRecord> {
+        self.records().flatten().collect()
+    }
+}
+
+/// The records of a [`RawChunk`], one batch's worth per item: records before the fetch offset are
+/// dropped (a compressed batch may start earlier), control batches and, under `read_committed`, aborted
+/// transactions are skipped, and a corrupt batch ends the chunk (the records before it are kept).
+/// Items are never empty.
+#[derive(Debug)]
+pub(crate) struct ChunkRecords {
+    decoder: RecordBatchDecoder,
+    aborted: std::iter::Peekable<std::vec::IntoIter<(i64, i64)>>,
+    active_aborts: HashSet<i64>,
+    read_committed: bool,
+    topic: Arc<str>,
+    partition: i32,
+    fetched_at: i64,
+}
+
+impl Iterator for ChunkRecords {
+    type Item = Vec<ConsumerRecord>;
+
+    fn next(&mut self) -> Option<Vec<ConsumerRecord>> {
+        loop {
+            let batch = match self.decoder.next()? {
                 Ok(b) => b,
                 Err(e) => {
                     tracing::warn!(topic = %self.topic, partition = self.partition, error = %e, "corrupt record batch; stopping here");
-                    break;
+                    return None;
                 }
             };
-            if read_committed {
-                while let Some((_, pid)) = aborted.next_if(|(first, _)| *first <= batch.last_offset()) {
-                    active_aborts.insert(pid);
+            if self.read_committed {
+                while let Some((_, pid)) = self.aborted.next_if(|(first, _)| *first <= batch.last_offset()) {
+                    self.active_aborts.insert(pid);
                 }
                 if batch.is_control {
-                    active_aborts.remove(&batch.producer_id);
+                    self.active_aborts.remove(&batch.producer_id);
                     continue;
                 }
-                if batch.is_transactional && active_aborts.contains(&batch.producer_id) {
+                if batch.is_transactional && self.active_aborts.contains(&batch.producer_id) {
                     continue;
                 }
             }
-            let (base_offset, base_ts, log_append) = (
+            let (base_offset, base_ts, max_ts, log_append) = (
                 batch.base_offset,
                 batch.base_timestamp,
+                batch.max_timestamp,
                 batch.timestamp_type == TimestampType::LogAppendTime,
             );
-            let max_ts = batch.max_timestamp;
-            records.reserve(batch.records.len());
-            for r in batch.records {
-                let offset = base_offset.saturating_add(i64::from(r.offset_delta));
-                if offset < self.fetched_at {
-                    continue;
-                }
-                records.push(ConsumerRecord {
-                    topic: Arc::clone(&self.topic),
-                    partition: self.partition,
-                    offset,
-                    timestamp: if log_append {
-                        max_ts
-                    } else {
-                        base_ts.saturating_add(r.timestamp_delta)
-                    },
-                    key: r.key,
-                    value: r.value,
-                    headers: r.headers,
-                });
+            let records: Vec<ConsumerRecord> = batch
+                .records
+                .into_iter()
+                .filter_map(|r| {
+                    let offset = base_offset.saturating_add(i64::from(r.offset_delta));
+                    (offset >= self.fetched_at).then(|| ConsumerRecord {
+                        topic: Arc::clone(&self.topic),
+                        partition: self.partition,
+                        offset,
+                        timestamp: if log_append {
+                            max_ts
+                        } else {
+                            base_ts.saturating_add(r.timestamp_delta)
+                        },
+                        key: r.key,
+                        value: r.value,
+                        headers: r.headers,
+                    })
+                })
+                .collect();
+            if !records.is_empty() {
+                return Some(records);
             }
         }
-        records
     }
 }
 

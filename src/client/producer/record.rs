@@ -84,7 +84,7 @@ impl ProducerRecord {
         let headers: usize = self
             .headers
             .iter()
-            .map(|h| h.key.len() + 10 + h.value.as_ref().map_or(0, Bytes::len))
+            .map(|h| h.key.len() + 10 + h.value.map_or(0, <[u8]>::len))
             .sum();
         OVERHEAD + field(&self.key) + field(&self.value) + headers
     }

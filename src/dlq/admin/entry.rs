@@ -107,10 +107,7 @@ impl DlqEntry {
         headers: Headers,
     ) -> Self {
         let replay_count = headers
-            .iter()
-            .rev()
-            .find(|h| h.key == header::DLQ_REPLAY_COUNT)
-            .and_then(|h| h.value.as_deref())
+            .get_last(header::DLQ_REPLAY_COUNT)
             .and_then(|v| std::str::from_utf8(v).ok())
             .and_then(python_int)
             .and_then(|v| i64::try_from(v).ok())
@@ -145,13 +142,10 @@ impl DlqEntry {
 fn headers_as_dict<S: Serializer>(headers: &Headers, serializer: S) -> Result<S::Ok, S::Error> {
     let mut merged: Vec<(&str, Option<String>)> = Vec::with_capacity(headers.len());
     for h in headers.iter() {
-        let value = h
-            .value
-            .as_deref()
-            .map(|v| String::from_utf8_lossy(v).into_owned());
+        let value = h.value.map(|v| String::from_utf8_lossy(v).into_owned());
         match merged.iter_mut().find(|(k, _)| *k == h.key) {
             Some(slot) => slot.1 = value,
-            None => merged.push((h.key.as_str(), value)),
+            None => merged.push((h.key, value)),
         }
     }
     let mut map = serializer.serialize_map(Some(merged.len()))?;

@@ -362,19 +362,8 @@ fn decode_record(r: &mut Reader<'_>) -> Result<Record, &'static str> {
     let value = r.nullable_bytes().ok_or("bad value")?;
     let n = r.varint().ok_or("bad header count")?;
     let n = usize::try_from(n).map_err(|_| "negative header count")?;
-    let mut headers = Vec::with_capacity(n.min(r.remaining() / 2));
-    for _ in 0..n {
-        let key_len = r.varint().ok_or("bad header key length")?;
-        let key_len = usize::try_from(key_len).map_err(|_| "negative header key length")?;
-        let key = r.slice(key_len).ok_or("truncated header key")?;
-        // Java decodes header keys leniently (malformed UTF-8 becomes U+FFFD); so do we.
-        let key = match std::str::from_utf8(key) {
-            Ok(s) => s.to_owned(),
-            Err(_) => String::from_utf8_lossy(key).into_owned(),
-        };
-        let value = r.nullable_bytes().ok_or("bad header value")?;
-        headers.push(crate::protocol::Header { key, value });
-    }
+    let (headers, used) = Headers::decode(r.buffer(), r.position(), n).ok_or("bad header")?;
+    r.slice(used).ok_or("bad header")?;
     if r.position() - start != len {
         return Err("record length does not match its fields");
     }
@@ -383,7 +372,7 @@ fn decode_record(r: &mut Reader<'_>) -> Result<Record, &'static str> {
         timestamp_delta,
         key,
         value,
-        headers: headers.into_iter().collect::<Headers>(),
+        headers,
     })
 }
 

@@ -128,7 +128,7 @@ fn body_len(
     n += varint_len(wire_len(headers.len(), "header count")?);
     for h in headers {
         n += varint_len(wire_len(h.key.len(), "header key")?) + h.key.len();
-        n += field_len(h.value.as_deref(), "header value")?;
+        n += field_len(h.value, "header value")?;
     }
     Ok(n)
 }
@@ -181,7 +181,7 @@ fn put_record(
     for h in headers {
         put_varint(out, h.key.len() as i32);
         out.put_slice(h.key.as_bytes());
-        put_field(out, h.value.as_deref());
+        put_field(out, h.value);
     }
     Ok(total)
 }

@@ -72,7 +72,7 @@ fn kafka_protocol_reads_what_we_write() {
             let oh: Vec<(String, Option<Bytes>)> = o
                 .headers
                 .iter()
-                .map(|h| (h.key.clone(), h.value.clone()))
+                .map(|h| (h.key.to_owned(), h.value.map(Bytes::copy_from_slice)))
                 .collect();
             assert_eq!(th, oh, "{c}");
         }
@@ -197,11 +197,7 @@ fn kafka_python_batches_decode() {
                 v
             };
             assert_eq!(r.value.as_deref(), Some(&value[..]), "{c} {i}");
-            let headers: Vec<(&str, Option<&[u8]>)> = r
-                .headers
-                .iter()
-                .map(|h| (h.key.as_str(), h.value.as_deref()))
-                .collect();
+            let headers: Vec<(&str, Option<&[u8]>)> = r.headers.iter().map(|h| (h.key, h.value)).collect();
             let n = i.to_string();
             assert_eq!(
                 headers,

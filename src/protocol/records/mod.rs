@@ -46,7 +46,7 @@ mod compression;
 mod decode;
 mod encode;
 mod error;
-mod varint;
+pub(crate) mod varint;
 
 use bytes::Bytes;
 

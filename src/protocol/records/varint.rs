@@ -65,6 +65,20 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// A reader of `buf` from `pos` on; `None` if `pos` is past its end.
+    pub(crate) fn new_at(buf: &'a Bytes, pos: usize) -> Option<Self> {
+        (pos <= buf.len()).then_some(Self {
+            buf,
+            pos,
+            end: buf.len(),
+        })
+    }
+
+    /// The whole buffer this reads.
+    pub(crate) fn buffer(&self) -> &'a Bytes {
+        self.buf
+    }
+
     pub(crate) fn remaining(&self) -> usize {
         self.end - self.pos
     }
