@@ -178,7 +178,25 @@ impl Headers {
 
     /// The value of the first header named `key`, if it has one.
     pub fn get(&self, key: &str) -> Option<&[u8]> {
-        self.iter().find(|h| h.key == key).and_then(|h| h.value)
+        self.values_of(key).next().flatten()
+    }
+
+    /// The values of the headers named `key`, in order (compared as bytes: no UTF-8 check per header).
+    fn values_of<'a, 'k>(&'a self, key: &'k str) -> impl Iterator<Item = Option<&'a [u8]>> + use<'a, 'k> {
+        let key = key.as_bytes();
+        let (owned, wire) = match &self.wire {
+            Some(wire) => (None, Some(wire.raw_iter())),
+            None => (
+                Some(self.owned.iter().map(|h| (h.key.as_bytes(), h.value.as_deref()))),
+                None,
+            ),
+        };
+        owned
+            .into_iter()
+            .flatten()
+            .chain(wire.into_iter().flatten())
+            .filter(move |(k, _)| *k == key)
+            .map(|(_, v)| v)
     }
 
     /// The value of the last header named `key`, if it has one (a Python dict built from the headers
@@ -195,7 +213,7 @@ impl Headers {
     /// assert_eq!(headers.get_last("trace"), Some(&b"b"[..]));
     /// ```
     pub fn get_last(&self, key: &str) -> Option<&[u8]> {
-        self.iter().filter(|h| h.key == key).last().and_then(|h| h.value)
+        self.values_of(key).last().flatten()
     }
 
     /// The value of the first header named `key`, if it has one and it is UTF-8.
@@ -205,7 +223,7 @@ impl Headers {
 
     /// Whether a header named `key` is present (with or without a value).
     pub fn contains_key(&self, key: &str) -> bool {
-        self.iter().any(|h| h.key == key)
+        self.values_of(key).next().is_some()
     }
 
     /// How many headers there are (repeated keys count once each).
@@ -240,28 +258,43 @@ fn next_header<'a>(r: &mut Reader<'a>) -> Option<(&'a [u8], Option<&'a [u8]>)> {
 }
 
 impl Wire {
-    fn iter(&self) -> WireIter<'_> {
-        WireIter {
+    fn raw_iter(&self) -> RawIter<'_> {
+        RawIter {
             reader: Reader::new(&self.raw),
             left: self.count,
         }
     }
+
+    fn iter(&self) -> WireIter<'_> {
+        WireIter(self.raw_iter())
+    }
 }
 
-struct WireIter<'a> {
+/// Wire headers as key bytes and value bytes.
+struct RawIter<'a> {
     reader: Reader<'a>,
     left: usize,
 }
+
+impl<'a> Iterator for RawIter<'a> {
+    type Item = (&'a [u8], Option<&'a [u8]>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        next_header(&mut self.reader)
+    }
+}
+
+struct WireIter<'a>(RawIter<'a>);
 
 impl<'a> Iterator for WireIter<'a> {
     type Item = HeaderRef<'a>;
 
     fn next(&mut self) -> Option<HeaderRef<'a>> {
-        if self.left == 0 {
-            return None;
-        }
-        self.left -= 1;
-        let (key, value) = next_header(&mut self.reader)?;
+        let (key, value) = self.0.next()?;
         // Checked when decoded (`Headers::decode`), so the fallback is never taken.
         let key = std::str::from_utf8(key).unwrap_or_default();
         Some(HeaderRef { key, value })
@@ -304,7 +337,7 @@ impl<'a> Iterator for HeaderIter<'a> {
     fn size_hint(&self) -> (usize, Option<usize>) {
         match &self.0 {
             IterRepr::Owned(it) => it.size_hint(),
-            IterRepr::Wire(it) => (0, Some(it.left)),
+            IterRepr::Wire(it) => (0, Some(it.0.left)),
         }
     }
 }

@@ -150,7 +150,7 @@ impl Telemetry {
         match &self.tracing {
             Some(t) => {
                 let parent = ConsumeSpan::extract_parent(t, headers);
-                ConsumeSpan::start(t, &parent, record)
+                ConsumeSpan::start(t, parent, record)
             }
             None => ConsumeSpan::default(),
         }
@@ -243,11 +243,19 @@ impl TelemetryBuilder {
             BusMetrics::disabled()
         };
         let tracing = self.tracing.then(|| {
+            // Only the global tracer is probed: a tracer given explicitly is meant to record.
+            let (tracer, noop) = match self.tracer {
+                Some(tracer) => (tracer, false),
+                None => {
+                    let tracer = opentelemetry::global::tracer(TRACER_NAME);
+                    let noop = Tracing::is_noop(&tracer);
+                    (tracer, noop)
+                }
+            };
             Arc::new(Tracing {
-                tracer: self
-                    .tracer
-                    .unwrap_or_else(|| opentelemetry::global::tracer(TRACER_NAME)),
+                tracer,
                 propagator: self.propagator.unwrap_or_else(|| Box::new(W3cPropagator::new())),
+                noop,
             })
         });
         Telemetry { metrics, tracing }

@@ -73,6 +73,29 @@ pub mod attr {
 pub(crate) struct Tracing {
     pub(crate) tracer: BoxedTracer,
     pub(crate) propagator: Box<dyn TextMapPropagator + Send + Sync>,
+    /// The tracer is OpenTelemetry's no-op one (no SDK was installed when the telemetry was built): a
+    /// consumed record then only carries its trace context through to the handlers, without the cost of
+    /// building spans that record nothing.
+    pub(crate) noop: bool,
+}
+
+impl Tracing {
+    /// Whether `tracer` is the no-op tracer: it answers a span start with its parent's own span context,
+    /// where a real tracer makes a new span id. The probe's parent is not sampled, so an SDK with the
+    /// default (parent-based) sampler neither records nor exports the probe.
+    pub(crate) fn is_noop(tracer: &BoxedTracer) -> bool {
+        use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
+        let parent = SpanContext::new(
+            TraceId::from(0x0e7e_0b05_u128),
+            SpanId::from(0x0e7e_0b05_u64),
+            TraceFlags::default(),
+            true,
+            TraceState::default(),
+        );
+        let cx = Context::new().with_remote_span_context(parent.clone());
+        let probe = tracer.start_with_context("eventsource.telemetry.probe", &cx);
+        opentelemetry::trace::Span::span_context(&probe) == &parent
+    }
 }
 
 impl fmt::Debug for Tracing {
@@ -335,10 +358,20 @@ impl PublishSpan {
 pub struct ConsumeSpan {
     live: Option<Live>,
     event_type: String,
+    /// With the no-op tracer: the trace context of the record's headers, for the handlers.
+    carried: Option<Context>,
 }
 
 impl ConsumeSpan {
-    pub(crate) fn start(tracing: &Arc<Tracing>, parent: &Context, record: &RecordInfo<'_>) -> Self {
+    pub(crate) fn start(tracing: &Arc<Tracing>, parent: Context, record: &RecordInfo<'_>) -> Self {
+        if tracing.noop {
+            return Self {
+                live: None,
+                event_type: String::new(),
+                carried: parent.has_active_span().then_some(parent),
+            };
+        }
+        let parent = &parent;
         let sampling = vec![
             KeyValue::new(attr::MESSAGING_SYSTEM, "kafka"),
             KeyValue::new(attr::SEMCONV_DESTINATION_NAME, record.topic.to_owned()),
@@ -374,6 +407,7 @@ impl ConsumeSpan {
         Self {
             live: Some(live),
             event_type,
+            carried: None,
         }
     }
 
@@ -398,9 +432,10 @@ impl ConsumeSpan {
     }
 
     /// The context with this span active: make it current around the handlers, or parent other work.
-    /// `None` when tracing is off.
+    /// `None` when tracing is off. (With OpenTelemetry's no-op tracer, no span is made: this is the trace
+    /// context the record's headers carry, if any.)
     pub fn context(&self) -> Option<&Context> {
-        self.live.as_ref().map(|l| &l.cx)
+        self.live.as_ref().map(|l| &l.cx).or(self.carried.as_ref())
     }
 
     /// The INTERNAL span of one handler call on this record, `eventsource.event_bus.dispatch {handler}`,

@@ -1,10 +1,7 @@
 //! The bus's counters and timestamps, exact under concurrency (atomics), readable as eventsource-py's
 //! `get_stats_dict()`.
 
-use std::sync::{
-    Mutex, PoisonError,
-    atomic::{AtomicU64, Ordering},
-};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -64,7 +61,7 @@ fn iso<S: serde::Serializer>(t: &Option<OffsetDateTime>, s: S) -> Result<S::Ok, 
 }
 
 /// The live counters.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Stats {
     pub(crate) events_published: AtomicU64,
     pub(crate) events_consumed: AtomicU64,
@@ -75,24 +72,38 @@ pub(crate) struct Stats {
     pub(crate) reconnections: AtomicU64,
     pub(crate) rebalance_count: AtomicU64,
     pub(crate) events_dropped: AtomicU64,
-    times: Mutex<Times>,
+    /// The four timestamps, by [`Stamp`], as Unix nanoseconds ([`NEVER`] = not yet): a store per event
+    /// on the hot path, not a lock.
+    times: [AtomicI64; 4],
 }
 
-#[derive(Debug, Default, Clone, Copy)]
-struct Times {
-    last_publish_at: Option<OffsetDateTime>,
-    last_consume_at: Option<OffsetDateTime>,
-    last_error_at: Option<OffsetDateTime>,
-    connected_at: Option<OffsetDateTime>,
+impl Default for Stats {
+    fn default() -> Self {
+        Self {
+            events_published: AtomicU64::default(),
+            events_consumed: AtomicU64::default(),
+            events_processed_success: AtomicU64::default(),
+            events_processed_failed: AtomicU64::default(),
+            messages_sent_to_dlq: AtomicU64::default(),
+            handler_errors: AtomicU64::default(),
+            reconnections: AtomicU64::default(),
+            rebalance_count: AtomicU64::default(),
+            events_dropped: AtomicU64::default(),
+            times: std::array::from_fn(|_| AtomicI64::new(NEVER)),
+        }
+    }
 }
+
+/// A timestamp that was never set.
+const NEVER: i64 = i64::MIN;
 
 /// Which timestamp to set.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Stamp {
-    Publish,
-    Consume,
-    Error,
-    Connected,
+    Publish = 0,
+    Consume = 1,
+    Error = 2,
+    Connected = 3,
 }
 
 impl Stats {
@@ -101,19 +112,19 @@ impl Stats {
     }
 
     pub(crate) fn stamp(&self, which: Stamp) {
-        let now = Some(OffsetDateTime::now_utc());
-        let mut times = self.times.lock().unwrap_or_else(PoisonError::into_inner);
-        match which {
-            Stamp::Publish => times.last_publish_at = now,
-            Stamp::Consume => times.last_consume_at = now,
-            Stamp::Error => times.last_error_at = now,
-            Stamp::Connected => times.connected_at = now,
+        let now = i64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos()).unwrap_or(i64::MAX);
+        self.times[which as usize].store(now, Ordering::Relaxed);
+    }
+
+    fn time(&self, which: Stamp) -> Option<OffsetDateTime> {
+        match self.times[which as usize].load(Ordering::Relaxed) {
+            NEVER => None,
+            t => OffsetDateTime::from_unix_timestamp_nanos(i128::from(t)).ok(),
         }
     }
 
     pub(crate) fn snapshot(&self) -> BusStats {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        let times = *self.times.lock().unwrap_or_else(PoisonError::into_inner);
         BusStats {
             events_published: load(&self.events_published),
             events_consumed: load(&self.events_consumed),
@@ -124,10 +135,10 @@ impl Stats {
             reconnections: load(&self.reconnections),
             rebalance_count: load(&self.rebalance_count),
             events_dropped: load(&self.events_dropped),
-            last_publish_at: times.last_publish_at,
-            last_consume_at: times.last_consume_at,
-            last_error_at: times.last_error_at,
-            connected_at: times.connected_at,
+            last_publish_at: self.time(Stamp::Publish),
+            last_consume_at: self.time(Stamp::Consume),
+            last_error_at: self.time(Stamp::Error),
+            connected_at: self.time(Stamp::Connected),
         }
     }
 }

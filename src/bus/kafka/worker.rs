@@ -438,7 +438,11 @@ async fn run_handlers(
         let handler_span = span.map(|s| s.handler_span(handler.name(), &event.meta().event_id));
         let run = run_isolated(handler, event.clone());
         // The handler runs inside its INTERNAL span's context, so spans it starts are children.
-        let result = match handler_span.as_ref().and_then(|s| s.context()) {
+        let cx = handler_span
+            .as_ref()
+            .and_then(|s| s.context())
+            .or_else(|| span.and_then(ConsumeSpan::context));
+        let result = match cx {
             Some(cx) => run.with_context(cx.clone()).await,
             None => run.await,
         };

@@ -31,7 +31,17 @@ pub(crate) struct PartitionHandle {
     /// The application dropped the stream (and, with it, any work on it).
     pub(crate) dropped: AtomicBool,
     pub(crate) paused: AtomicBool,
-    pub(crate) last_activity: Mutex<Instant>,
+    /// The progress counters (`delivered`, `done`) as last seen, and when they last changed: the
+    /// consumer watches them for `max.poll.interval` instead of the hot path reading a clock.
+    pub(crate) observed: Mutex<Observed>,
+}
+
+/// See [`PartitionHandle::last_activity`].
+#[derive(Debug)]
+pub(crate) struct Observed {
+    at: Instant,
+    delivered: i64,
+    done: i64,
 }
 
 impl PartitionHandle {
@@ -44,16 +54,29 @@ impl PartitionHandle {
             revoked: CancellationToken::new(),
             dropped: AtomicBool::new(false),
             paused: AtomicBool::new(false),
-            last_activity: Mutex::new(Instant::now()),
+            observed: Mutex::new(Observed {
+                at: Instant::now(),
+                delivered: -1,
+                done: -1,
+            }),
         }
     }
 
-    pub(crate) fn touch(&self) {
-        *self.last_activity.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
-    }
-
-    pub(crate) fn last_activity(&self) -> Instant {
-        *self.last_activity.lock().unwrap_or_else(|p| p.into_inner())
+    /// When the application last made progress on this partition (took a record or marked one done),
+    /// as far as calls of this at `now` can tell: the first call that sees the counters moved dates the
+    /// progress to its `now`.
+    pub(crate) fn last_activity(&self, now: Instant) -> Instant {
+        let delivered = self.delivered.load(Ordering::Acquire);
+        let done = self.done.load(Ordering::Acquire);
+        let mut seen = self.observed.lock().unwrap_or_else(|p| p.into_inner());
+        if (seen.delivered, seen.done) != (delivered, done) {
+            *seen = Observed {
+                at: now,
+                delivered,
+                done,
+            };
+        }
+        seen.at
     }
 
     /// Records were handed out and not all marked done, and the stream is still alive.
@@ -88,7 +111,6 @@ impl Progress {
         self.handle
             .done
             .fetch_max(offset.saturating_add(1), Ordering::AcqRel);
-        self.handle.touch();
     }
 
     /// The next offset that will be committed (last done + 1), if anything was marked done.
@@ -196,7 +218,6 @@ impl PartitionStream {
                 }
                 continue;
             }
-            self.handle.touch();
             tokio::select! {
                 biased;
                 () = self.handle.revoked.cancelled() => return false,
@@ -218,7 +239,6 @@ impl PartitionStream {
         self.handle
             .delivered
             .store(record.offset.saturating_add(1), Ordering::Release);
-        self.handle.touch();
         Some(record)
     }
 
@@ -235,7 +255,6 @@ impl PartitionStream {
                 .delivered
                 .store(last.offset.saturating_add(1), Ordering::Release);
         }
-        self.handle.touch();
         Some(records)
     }
 }

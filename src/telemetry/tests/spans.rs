@@ -1,7 +1,11 @@
 //! The producer, consumer and handler spans: parentage through record headers, attributes, status.
 
 use opentelemetry::baggage::BaggageExt;
-use opentelemetry::trace::{SpanId, SpanKind, Status, TraceContextExt, TraceId, Tracer, TracerProvider};
+use opentelemetry::propagation::TextMapPropagator;
+use opentelemetry::trace::{
+    SpanContext, SpanId, SpanKind, Status, TraceContextExt, TraceFlags, TraceId, TraceState, Tracer,
+    TracerProvider,
+};
 use opentelemetry::{Context, KeyValue, Value};
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
 
@@ -436,4 +440,47 @@ fn without_an_sdk_no_trace_starts_but_an_incoming_one_passes_through() {
     span.inject(&mut out);
     span.acked(0, 1);
     assert_eq!(out.get_str("traceparent"), incoming.get_str("traceparent"));
+}
+
+#[test]
+fn the_noop_tracer_is_recognised_and_a_real_one_is_not() {
+    use opentelemetry::global::BoxedTracer;
+    // No SDK installed in unit tests: the global tracer is the no-op one.
+    assert!(crate::telemetry::spans::Tracing::is_noop(
+        &opentelemetry::global::tracer("probe-test")
+    ));
+    let h = TraceHarness::new();
+    let real = BoxedTracer::new(Box::new(h.provider.tracer("probe-test")));
+    assert!(!crate::telemetry::spans::Tracing::is_noop(&real));
+    // The probe's parent is not sampled: the SDK exported nothing.
+    assert!(h.exporter.get_finished_spans().unwrap().is_empty());
+}
+
+#[test]
+fn with_the_noop_tracer_a_record_still_carries_its_trace_context_to_the_handlers() {
+    let telemetry = Telemetry::builder().metrics(false).build();
+    let parent = SpanContext::new(
+        TraceId::from(7u128),
+        SpanId::from(9u64),
+        TraceFlags::SAMPLED,
+        true,
+        TraceState::default(),
+    );
+    let mut headers = Headers::new();
+    W3cPropagator::new().inject_context(
+        &Context::new().with_remote_span_context(parent.clone()),
+        &mut HeaderInjector(&mut headers),
+    );
+    let span = telemetry.consume_span(&record(None), &headers);
+    let cx = span.context().expect("the headers' context");
+    assert_eq!(cx.span().span_context(), &parent);
+    assert!(span.handler_span("h", &EVENT_ID).context().is_none());
+    span.succeeded();
+    // No trace headers: nothing to carry.
+    assert!(
+        telemetry
+            .consume_span(&record(None), &Headers::new())
+            .context()
+            .is_none()
+    );
 }
