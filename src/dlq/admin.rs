@@ -93,8 +93,8 @@ pub const REPLAY_CONSUMER_GROUP: &str = "dlq_replay_consumer_group";
 /// ```
 pub fn replay_is_for(headers: &Headers, group: &str) -> bool {
     let mut targeted = false;
-    for h in headers.iter().filter(|h| h.key == REPLAY_CONSUMER_GROUP) {
-        match h.value.map(std::str::from_utf8) {
+    for value in headers.get_all(REPLAY_CONSUMER_GROUP) {
+        match value.map(std::str::from_utf8) {
             Some(Ok(target)) if !target.is_empty() => {
                 if target == group {
                     return true;

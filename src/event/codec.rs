@@ -187,8 +187,7 @@ pub fn publish_headers(meta: &EventMeta) -> Headers {
 /// assert_eq!(event_type_header(&headers).unwrap(), "OrderCreated");
 /// ```
 pub fn event_type_header(headers: &Headers) -> Result<&str, Error> {
-    let first = headers.iter().find(|h| h.key == header::EVENT_TYPE);
-    let value = first.and_then(|h| h.value).ok_or(Error::MissingEventType)?;
+    let value = headers.get(header::EVENT_TYPE).ok_or(Error::MissingEventType)?;
     let name = std::str::from_utf8(value).map_err(|_| Error::EventTypeNotUtf8)?;
     if name.is_empty() {
         return Err(Error::MissingEventType);

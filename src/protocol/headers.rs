@@ -82,6 +82,8 @@ pub struct Headers {
 struct Wire {
     raw: Bytes,
     count: usize,
+    /// One bit per key present ([`key_bit`]): most lookups of an absent key end here.
+    keys: u64,
 }
 
 impl Headers {
@@ -103,10 +105,11 @@ impl Headers {
     /// Java client does); those headers are copied out.
     pub(crate) fn decode(buf: &Bytes, start: usize, count: usize) -> Option<(Self, usize)> {
         let mut r = Reader::new_at(buf, start)?;
-        let mut lossy = false;
+        let (mut lossy, mut keys) = (false, 0);
         for _ in 0..count {
             let (key, _) = next_header(&mut r)?;
             lossy |= std::str::from_utf8(key).is_err();
+            keys |= key_bit(key);
         }
         let used = r.position() - start;
         if count == 0 {
@@ -114,7 +117,7 @@ impl Headers {
         }
         let raw = buf.slice(start..start + used);
         if !lossy {
-            let wire = Some(Wire { raw, count });
+            let wire = Some(Wire { raw, count, keys });
             return Some((
                 Self {
                     owned: Vec::new(),
@@ -178,13 +181,27 @@ impl Headers {
 
     /// The value of the first header named `key`, if it has one.
     pub fn get(&self, key: &str) -> Option<&[u8]> {
-        self.values_of(key).next().flatten()
+        self.get_all(key).next().flatten()
     }
 
-    /// The values of the headers named `key`, in order (compared as bytes: no UTF-8 check per header).
-    fn values_of<'a, 'k>(&'a self, key: &'k str) -> impl Iterator<Item = Option<&'a [u8]>> + use<'a, 'k> {
+    /// The values of every header named `key`, in order (`None` for a null value).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use kafka_event_bus::protocol::Headers;
+    ///
+    /// let mut headers = Headers::new();
+    /// headers.insert("trace", "a");
+    /// headers.insert_null("trace");
+    /// let values: Vec<Option<&[u8]>> = headers.get_all("trace").collect();
+    /// assert_eq!(values, [Some(&b"a"[..]), None]);
+    /// ```
+    pub fn get_all<'a, 'k>(&'a self, key: &'k str) -> impl Iterator<Item = Option<&'a [u8]>> + use<'a, 'k> {
+        // Compared as bytes: no UTF-8 check per header.
         let key = key.as_bytes();
         let (owned, wire) = match &self.wire {
+            Some(wire) if wire.keys & key_bit(key) == 0 => (None, None),
             Some(wire) => (None, Some(wire.raw_iter())),
             None => (
                 Some(self.owned.iter().map(|h| (h.key.as_bytes(), h.value.as_deref()))),
@@ -213,7 +230,7 @@ impl Headers {
     /// assert_eq!(headers.get_last("trace"), Some(&b"b"[..]));
     /// ```
     pub fn get_last(&self, key: &str) -> Option<&[u8]> {
-        self.values_of(key).last().flatten()
+        self.get_all(key).last().flatten()
     }
 
     /// The value of the first header named `key`, if it has one and it is UTF-8.
@@ -223,7 +240,7 @@ impl Headers {
 
     /// Whether a header named `key` is present (with or without a value).
     pub fn contains_key(&self, key: &str) -> bool {
-        self.values_of(key).next().is_some()
+        self.get_all(key).next().is_some()
     }
 
     /// How many headers there are (repeated keys count once each).
@@ -243,6 +260,18 @@ impl Headers {
             None => IterRepr::Owned(self.owned.iter()),
         })
     }
+}
+
+/// A key's bit in [`Wire::keys`]: from its length and its first and last bytes.
+fn key_bit(key: &[u8]) -> u64 {
+    let (first, last) = (
+        key.first().copied().unwrap_or(0),
+        key.last().copied().unwrap_or(0),
+    );
+    let h = (key.len() as u64)
+        .wrapping_mul(0x9e37_79b9)
+        .wrapping_add(u64::from(first) << 8 | u64::from(last));
+    1 << (h.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 58)
 }
 
 /// The next header of a record-format header list: key bytes and value bytes (`None`: null).

@@ -45,7 +45,10 @@ pub(crate) fn split<'de, E: Deserialize<'de>>(
     value: &'de [u8],
 ) -> Result<(Envelope<'de>, E), serde_json::Error> {
     let mut envelope: Envelope<'de> = Default::default();
-    let mut de = serde_json::Deserializer::from_slice(value);
+    // One UTF-8 check of the whole document is cheaper than one per string; a document that is not
+    // UTF-8 is not JSON either (the general path names the error).
+    let text = std::str::from_utf8(value).map_err(|_| de::Error::custom("not UTF-8"))?;
+    let mut de = serde_json::Deserializer::from_str(text);
     let payload = E::deserialize(Splitter {
         inner: &mut de,
         envelope: &mut envelope,
