@@ -305,6 +305,12 @@ impl ErasedHandler {
         &self.name
     }
 
+    /// The name as a metric label (shared, not copied).
+    #[cfg(feature = "client")]
+    pub(crate) fn label(&self) -> Arc<str> {
+        Arc::clone(&self.name)
+    }
+
     /// Runs the handler on one event.
     pub fn call(&self, event: AnyEvent) -> BoxFuture<HandlerResult> {
         (self.call)(event)

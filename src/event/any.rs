@@ -5,6 +5,7 @@
 //! received, or as encoded once at construction); a typed `AnyEvent` downcasts without re-parsing.
 
 use std::any::{Any, TypeId};
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
@@ -32,7 +33,7 @@ enum Body {
 }
 
 struct Inner {
-    type_name: String,
+    type_name: Cow<'static, str>,
     json: Bytes,
     body: Body,
 }
@@ -79,12 +80,12 @@ impl AnyEvent {
     /// As [`DomainEvent::to_json`].
     pub fn from_arc<E: Event>(event: Arc<DomainEvent<E>>) -> Result<Self, Error> {
         let json = Bytes::from(event.to_json()?);
-        Ok(Self::typed(event, json, E::EVENT_TYPE.to_owned()))
+        Ok(Self::typed(event, json, E::EVENT_TYPE))
     }
 
-    pub(crate) fn typed<E: Event>(event: Arc<DomainEvent<E>>, json: Bytes, type_name: String) -> Self {
+    pub(crate) fn typed<E: Event>(event: Arc<DomainEvent<E>>, json: Bytes, type_name: &'static str) -> Self {
         Self(Arc::new(Inner {
-            type_name,
+            type_name: Cow::Borrowed(type_name),
             json,
             body: Body::Typed {
                 type_id: TypeId::of::<E>(),
@@ -122,7 +123,7 @@ impl AnyEvent {
         let mut map = json::parse_object(&value, &name)?;
         let meta = json::take_meta(&mut map, &name, None)?;
         Ok(Self(Arc::new(Inner {
-            type_name: name,
+            type_name: Cow::Owned(name),
             json: value,
             body: Body::Untyped(Box::new(meta)),
         })))
@@ -140,6 +141,15 @@ impl AnyEvent {
     /// `E::EVENT_TYPE` of a typed event. (The payload's own `event_type` is in [`meta`](Self::meta).)
     pub fn type_name(&self) -> &str {
         &self.0.type_name
+    }
+
+    /// [`type_name`](Self::type_name) as a metric label (a typed event's is static: no copy).
+    #[cfg(feature = "client")]
+    pub(crate) fn type_label(&self) -> opentelemetry::StringValue {
+        match &self.0.type_name {
+            Cow::Borrowed(name) => (*name).into(),
+            Cow::Owned(name) => name.clone().into(),
+        }
     }
 
     /// The JSON payload, exactly as received or encoded.
@@ -172,7 +182,7 @@ impl AnyEvent {
     pub fn downcast<E: Event>(&self) -> Result<Arc<DomainEvent<E>>, Error> {
         let mismatch = || Error::TypeMismatch {
             expected: E::EVENT_TYPE.to_owned(),
-            found: self.0.type_name.clone(),
+            found: self.0.type_name.to_string(),
         };
         match &self.0.body {
             Body::Typed { event, .. } => {

@@ -34,12 +34,12 @@ pub struct EventType {
     aggregate_type: &'static str,
     type_id: TypeId,
     rust_name: &'static str,
-    decode: fn(Bytes, &str) -> Result<AnyEvent, Error>,
+    decode: fn(Bytes, &'static str) -> Result<AnyEvent, Error>,
 }
 
-fn decode_as<E: Event>(value: Bytes, name: &str) -> Result<AnyEvent, Error> {
+fn decode_as<E: Event>(value: Bytes, name: &'static str) -> Result<AnyEvent, Error> {
     let event = DomainEvent::<E>::from_json(&value)?;
-    Ok(AnyEvent::typed(Arc::new(event), value, name.to_owned()))
+    Ok(AnyEvent::typed(Arc::new(event), value, name))
 }
 
 impl EventType {
@@ -220,6 +220,6 @@ impl EventRegistry {
         let ty = self.types.get(name).ok_or_else(|| Error::UnknownEventType {
             event_type: name.to_owned(),
         })?;
-        (ty.decode)(value.into(), name)
+        (ty.decode)(value.into(), ty.name)
     }
 }

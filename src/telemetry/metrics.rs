@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Counter, Histogram, Meter, ObservableGauge};
+use opentelemetry::{KeyValue, StringValue, Value};
 
 /// The name of the global meter the bus uses by default, as in eventsource-py.
 pub const METER_NAME: &str = "eventsource.bus.kafka";
@@ -278,14 +278,15 @@ impl BusMetrics {
     /// One record was published and acknowledged.
     pub fn published(&self, topic: &str, event_type: &str) {
         if let Some(m) = &self.inner {
-            m.published.add(1, &event_attrs(topic, event_type));
+            m.published
+                .add(1, &event_attrs(topic.to_owned(), event_type.to_owned()));
         }
     }
 
     /// One record failed to send or was not acknowledged.
     pub fn publish_error(&self, topic: &str, event_type: &str, error_type: &str) {
         if let Some(m) = &self.inner {
-            let [a, b, c] = event_attrs(topic, event_type);
+            let [a, b, c] = event_attrs(topic.to_owned(), event_type.to_owned());
             m.publish_errors.add(
                 1,
                 &[a, b, c, KeyValue::new(attr::ERROR_TYPE, error_type.to_owned())],
@@ -312,7 +313,15 @@ impl BusMetrics {
     }
 
     /// One record with an `event_type` header was processed.
-    pub fn consumed(&self, topic: &str, partition: i32, event_type: &str) {
+    ///
+    /// Labels on the consume path take anything that becomes a [`StringValue`]: a `&'static str`, a
+    /// `String`, or an `Arc<str>` (shared, not copied: what the bus passes, once per record).
+    pub fn consumed(
+        &self,
+        topic: impl Into<StringValue>,
+        partition: i32,
+        event_type: impl Into<StringValue>,
+    ) {
         if let Some(m) = &self.inner {
             let [a, b, c] = event_attrs(topic, event_type);
             m.consumed.add(
@@ -328,24 +337,32 @@ impl BusMetrics {
     }
 
     /// Processing one record (success, decode error or failure) took `elapsed`.
-    pub fn consume_duration(&self, topic: &str, elapsed: Duration) {
+    pub fn consume_duration(&self, topic: impl Into<StringValue>, elapsed: Duration) {
         if let Some(m) = &self.inner {
             m.consume_duration.record(
                 ms(elapsed),
-                &[KeyValue::new(attr::MESSAGING_DESTINATION, topic.to_owned())],
+                &[KeyValue::new(
+                    attr::MESSAGING_DESTINATION,
+                    Value::String(topic.into()),
+                )],
             );
         }
     }
 
     /// A handler succeeded.
-    pub fn handler_invocation(&self, handler: &str, event_type: &str) {
+    pub fn handler_invocation(&self, handler: impl Into<StringValue>, event_type: impl Into<StringValue>) {
         if let Some(m) = &self.inner {
             m.handler_invocations.add(1, &handler_attrs(handler, event_type));
         }
     }
 
     /// A handler failed with an error of type `error_type`.
-    pub fn handler_error(&self, handler: &str, event_type: &str, error_type: &str) {
+    pub fn handler_error(
+        &self,
+        handler: impl Into<StringValue>,
+        event_type: impl Into<StringValue>,
+        error_type: &str,
+    ) {
         if let Some(m) = &self.inner {
             let [a, b] = handler_attrs(handler, event_type);
             m.handler_errors
@@ -354,7 +371,12 @@ impl BusMetrics {
     }
 
     /// A handler call (either outcome) took `elapsed`.
-    pub fn handler_duration(&self, handler: &str, event_type: &str, elapsed: Duration) {
+    pub fn handler_duration(
+        &self,
+        handler: impl Into<StringValue>,
+        event_type: impl Into<StringValue>,
+        elapsed: Duration,
+    ) {
         if let Some(m) = &self.inner {
             m.handler_duration
                 .record(ms(elapsed), &handler_attrs(handler, event_type));
@@ -448,17 +470,17 @@ impl BusMetrics {
     }
 }
 
-fn event_attrs(topic: &str, event_type: &str) -> [KeyValue; 3] {
+fn event_attrs(topic: impl Into<StringValue>, event_type: impl Into<StringValue>) -> [KeyValue; 3] {
     [
         KeyValue::new(attr::MESSAGING_SYSTEM, "kafka"),
-        KeyValue::new(attr::MESSAGING_DESTINATION, topic.to_owned()),
-        KeyValue::new(attr::EVENT_TYPE, event_type.to_owned()),
+        KeyValue::new(attr::MESSAGING_DESTINATION, Value::String(topic.into())),
+        KeyValue::new(attr::EVENT_TYPE, Value::String(event_type.into())),
     ]
 }
 
-fn handler_attrs(handler: &str, event_type: &str) -> [KeyValue; 2] {
+fn handler_attrs(handler: impl Into<StringValue>, event_type: impl Into<StringValue>) -> [KeyValue; 2] {
     [
-        KeyValue::new(attr::HANDLER_NAME, handler.to_owned()),
-        KeyValue::new(attr::EVENT_TYPE, event_type.to_owned()),
+        KeyValue::new(attr::HANDLER_NAME, Value::String(handler.into())),
+        KeyValue::new(attr::EVENT_TYPE, Value::String(event_type.into())),
     ]
 }

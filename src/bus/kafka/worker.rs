@@ -158,12 +158,21 @@ async fn sequential_worker(
     let mut rng = Jitter::new();
     let mut lag = LagProbe::default();
     loop {
-        let record = tokio::select! {
-            biased;
-            () = stop.cancelled() => break,
-            record = stream.next() => match record {
-                Some(record) => record,
-                None => break, // revoked
+        // A record already fetched is taken without waiting (and without registering for `stop`).
+        let ready = if stop.is_cancelled() {
+            break;
+        } else {
+            stream.next_ready()
+        };
+        let record = match ready {
+            Some(record) => record,
+            None => tokio::select! {
+                biased;
+                () = stop.cancelled() => break,
+                record = stream.next() => match record {
+                    Some(record) => record,
+                    None => break, // revoked
+                },
             },
         };
         match settle(&inner, &connection, &record, &stop, &mut rng).await {
@@ -337,7 +346,7 @@ async fn settle(
             let settled = dead_letter(inner, connection, record, failure, stop).await;
             telemetry
                 .metrics()
-                .consume_duration(&record.topic, started.elapsed());
+                .consume_duration(Arc::clone(&record.topic), started.elapsed());
             return settled;
         }
     };
@@ -347,12 +356,12 @@ async fn settle(
     }
     telemetry
         .metrics()
-        .consumed(&record.topic, record.partition, event.type_name());
+        .consumed(Arc::clone(&record.topic), record.partition, event.type_label());
     let policy = retry_policy(inner);
     let mut pending = inner.handlers.handlers_for(&event);
     let mut retries = 0u32;
     let context = RecordContext {
-        topic: record.topic.to_string(),
+        topic: Arc::clone(&record.topic),
         partition: record.partition,
         offset: record.offset,
         timestamp: record.timestamp,
@@ -401,7 +410,7 @@ async fn settle(
     };
     telemetry
         .metrics()
-        .consume_duration(&record.topic, started.elapsed());
+        .consume_duration(Arc::clone(&record.topic), started.elapsed());
     settled
 }
 
@@ -446,17 +455,17 @@ async fn run_handlers(
             Some(cx) => run.with_context(cx.clone()).await,
             None => run.await,
         };
-        metrics.handler_duration(handler.name(), event.type_name(), started.elapsed());
+        metrics.handler_duration(handler.label(), event.type_label(), started.elapsed());
         match result {
             Ok(()) => {
-                metrics.handler_invocation(handler.name(), event.type_name());
+                metrics.handler_invocation(handler.label(), event.type_label());
                 if let Some(s) = handler_span {
                     s.succeeded();
                 }
             }
             Err(e) => {
                 Stats::add(&inner.stats.handler_errors, 1);
-                metrics.handler_error(handler.name(), event.type_name(), HANDLER_ERROR);
+                metrics.handler_error(handler.label(), event.type_label(), HANDLER_ERROR);
                 if let Some(s) = handler_span {
                     s.failed(HANDLER_ERROR, e.as_ref());
                 }
@@ -493,7 +502,7 @@ tokio::task_local! {
 #[non_exhaustive]
 pub struct RecordContext {
     /// The topic.
-    pub topic: String,
+    pub topic: Arc<str>,
     /// The partition.
     pub partition: i32,
     /// The record's offset.

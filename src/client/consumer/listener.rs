@@ -249,6 +249,25 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn next_ready_takes_only_what_was_fetched_and_nothing_after_a_revoke() {
+        let (shared, mut rx) = shared(Duration::from_secs(5));
+        let listener = Listener(Arc::clone(&shared));
+        let tp = TopicPartition::new("t", 0);
+        listener.on_assigned(vec![(tp.clone(), Some(0))]);
+        let mut s = stream(&mut rx).await;
+        assert!(s.next_ready().is_none(), "nothing fetched yet");
+        deliver(&shared, &tp, 3);
+        let offsets: Vec<i64> = (0..2).filter_map(|_| s.next_ready()).map(|r| r.offset).collect();
+        assert_eq!(offsets, [0, 1]);
+        assert_eq!(shared.partitions_lock()[&tp].delivered.load(Ordering::Acquire), 2);
+        s.handle.revoked.cancel();
+        assert!(
+            s.next_ready().is_none(),
+            "revoked: nothing more, though offset 2 was fetched"
+        );
+    }
+
+    #[tokio::test]
     async fn revocation_waits_for_in_flight_work_then_commits_only_what_is_done() {
         let (shared, mut rx) = shared(Duration::from_secs(5));
         let listener = Listener(Arc::clone(&shared));

@@ -232,14 +232,45 @@ impl PartitionStream {
 
     /// The next record; `None` once the partition is revoked (or the consumer closed).
     pub async fn next(&mut self) -> Option<ConsumerRecord> {
+        if let Some(record) = self.next_ready() {
+            return Some(record);
+        }
         if !self.fill().await {
             return None;
         }
         let record = self.current.next()?;
+        self.delivered(&record);
+        Some(record)
+    }
+
+    /// The next record if one was already fetched: [`next`](Self::next) without waiting. `None` if
+    /// nothing is buffered or the partition was revoked.
+    pub fn next_ready(&mut self) -> Option<ConsumerRecord> {
+        if self.handle.revoked.is_cancelled() {
+            return None;
+        }
+        loop {
+            if let Some(record) = self.current.next() {
+                self.delivered(&record);
+                return Some(record);
+            }
+            match &mut self.batches {
+                Some(batches) => match batches.next() {
+                    Some(records) => self.current = records.into_iter(),
+                    None => self.batches = None,
+                },
+                None => {
+                    let chunk = self.rx.try_recv().ok()?;
+                    self.take_chunk(chunk);
+                }
+            }
+        }
+    }
+
+    fn delivered(&self, record: &ConsumerRecord) {
         self.handle
             .delivered
             .store(record.offset.saturating_add(1), Ordering::Release);
-        Some(record)
     }
 
     /// The next records already fetched (at least one; at most one record batch's worth, so a
