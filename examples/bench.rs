@@ -2,12 +2,12 @@
 //! rust-rdkafka peer (`benches/peers/rdkafka`) on one broker.
 //!
 //! ```text
-//! cargo run --release --example bench -- [--mode publish|consume|bus|latency|latency-raw|delete]
+//! cargo run --release --example bench -- [--mode publish|consume|bus|slow-bus|latency|latency-raw|delete]
 //!     --events 200000 --partitions 6 --compression gzip [--topic NAME.stream]
 //!     [--batch-size B] [--linger-ms L] [--acks all] [--bootstrap HOST:PORT]
 //!     [--buffer-memory B] [--max-request-size B] [--max-in-flight N] [--idempotence true|false]
 //!     [--runtime multi|current] [--stream chunk|next] [--fetch-max-wait-ms MS] [--rate 2000]
-//!     [--max-partition-fetch-bytes B] [--max-buffered-fetches N]
+//!     [--max-partition-fetch-bytes B] [--max-buffered-fetches N] [--handler-ms MS] [--seconds S]
 //!     [--fingerprint]
 //! ```
 //!
@@ -28,6 +28,9 @@
 //!   process's bus consumer handles them; p50/p99/max publish→handler latency. The bus has no fetch
 //!   max wait setting (its consumer uses the client's 500 ms default); `latency-raw` measures the same
 //!   with the raw `Producer` and `Consumer` and a 10 ms fetch max wait (`--fetch-max-wait-ms`).
+//! - `slow-bus` (issue 7): the bus with handlers that take `--handler-ms` (default 2) per event reads
+//!   `--topic` for `--seconds` (default 10): `handled`, the topic's `backlog_mb`, and the peak RSS at half
+//!   time and at the end: memory stays bounded by the fetch buffers while the backlog waits in the broker.
 //! - `delete`: deletes `--topic`.
 //!
 //! Workload (the same as the rust-rdkafka peer's): ~405-byte DomainEvent JSON values, the 7 UTF-8
@@ -215,7 +218,7 @@ async fn run(args: &Args) -> Result<Measurements, BoxError> {
             setup.drop_topic(&topic).await?;
             Ok(vec![("publish_events_per_s", events_per_s)])
         }
-        "consume" | "bus" => {
+        "consume" | "bus" | "slow-bus" => {
             let (topic, created) = match &args.topic {
                 Some(topic) => (topic.clone(), false),
                 None => {
@@ -226,6 +229,8 @@ async fn run(args: &Args) -> Result<Measurements, BoxError> {
             };
             let measured = if args.mode == "bus" {
                 bus_consume(args, &setup.bootstrap, &topic).await
+            } else if args.mode == "slow-bus" {
+                slow_bus(args, &setup.bootstrap, &topic).await
             } else {
                 consume(args, &setup.cluster, &topic).await
             };
@@ -486,6 +491,68 @@ fn count<E: BusEvent>(bus: &KafkaEventBus, tally: &Arc<Tally>, sku: fn(&E) -> &s
         std::future::ready(Ok(()))
     })?;
     Ok(())
+}
+
+/// Subscribes a typed handler for `E` that takes `delay` per event, then counts it.
+fn count_slowly<E: BusEvent>(
+    bus: &KafkaEventBus,
+    tally: &Arc<Tally>,
+    delay: Duration,
+) -> Result<(), BoxError> {
+    let tally = Arc::clone(tally);
+    bus.subscribe(move |_: Arc<DomainEvent<E>>| {
+        let tally = Arc::clone(&tally);
+        async move {
+            tokio::time::sleep(delay).await;
+            tally.add(1, 0);
+            Ok(())
+        }
+    })?;
+    Ok(())
+}
+
+/// `--mode slow-bus`: the bus with handlers far slower than the fetcher (`--handler-ms`, default 2, per
+/// event, one at a time per partition) over the N events of `--topic` for `--seconds` (default 10):
+/// the peak RSS must stay bounded by the fetch buffers, not grow with the backlog (`backlog_mb`, the
+/// topic's value bytes, all of which the fetcher could have read in well under a second).
+async fn slow_bus(args: &Args, bootstrap: &str, topic: &str) -> Result<Measurements, BoxError> {
+    reset_peak_rss();
+    let prefix = topic
+        .strip_suffix(".stream")
+        .ok_or("--mode slow-bus reads a topic named PREFIX.stream")?;
+    let delay = Duration::from_millis(parse_option(args, "handler-ms")?.unwrap_or(2));
+    let seconds: u64 = parse_option(args, "seconds")?.unwrap_or(10);
+    let bus = KafkaEventBus::new(bus_config(args, bootstrap, prefix)?)?;
+    bus.connect().await?;
+    let tally = Tally::new(args.events);
+    count_slowly::<OrderPlaced>(&bus, &tally, delay)?;
+    count_slowly::<OrderItemAdded>(&bus, &tally, delay)?;
+    count_slowly::<OrderItemRemoved>(&bus, &tally, delay)?;
+    count_slowly::<OrderPaid>(&bus, &tally, delay)?;
+    count_slowly::<OrderShipped>(&bus, &tally, delay)?;
+    let consuming = bus.start_consuming_in_background()?;
+    let mut rss_at_half = 0.0;
+    for second in 0..seconds {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        if second + 1 == seconds / 2 {
+            rss_at_half = peak_rss_mb();
+        }
+    }
+    let handled = tally.handled.load(Ordering::Acquire);
+    bus.shutdown(Duration::from_secs(30)).await?;
+    consuming.wait().await?;
+    if handled == 0 || handled >= args.events {
+        return Err(format!("handled {handled} of {} events: not a slow run", args.events).into());
+    }
+    let mut workload = Workload::new();
+    let backlog: usize = (0..args.events).map(|_| workload.next_event().value.len()).sum();
+    Ok(vec![
+        ("handler_ms", delay.as_secs_f64() * 1e3),
+        ("seconds", seconds as f64),
+        ("handled", handled as f64),
+        ("backlog_mb", backlog as f64 / f64::from(1 << 20)),
+        ("peak_rss_mb_at_half_time", rss_at_half),
+    ])
 }
 
 /// A bus config for the benchmark: a fresh group, the test broker's short session timeout, no retries.

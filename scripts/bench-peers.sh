@@ -4,6 +4,7 @@
 #   publish  both publish the same workload to fresh topics (kafka-event-bus's topic is kept for the next steps);
 #   consume  both read that topic back in fresh groups (raw Consumer / BaseConsumer), decoding every value;
 #   bus      kafka-event-bus's full bus path (decode into typed events, dispatch, commit) over the same topic;
+#   slow     kafka-event-bus's bus with 2 ms handlers over the same topic for 10 s: peak RSS vs the backlog;
 #   latency  publish -> handler latency at LATENCY_RATE events/s: the bus (which has no fetch-max-wait
 #            setting), the raw client with 10 ms fetch max wait, and rust-rdkafka with 10 ms.
 # Prints every JSON line, then medians and ratios kafka-event-bus / rust-rdkafka (throughput, peak RSS, client
@@ -14,7 +15,7 @@
 # Environment: KAFKA_BOOTSTRAP_SERVERS (use that broker instead of starting a local Tansu),
 # BENCH_PORT (the local broker's port, default 19392), RUNS (rounds, default 1; each round runs the
 # clients one after the other, alternating which goes first), CODECS (default "none gzip"),
-# MODES (default "publish consume bus latency"), LATENCY_EVENTS (default 20000), LATENCY_RATE (default 2000),
+# MODES (default "publish consume bus slow latency"), LATENCY_EVENTS (default 20000), LATENCY_RATE (default 2000),
 # RDKAFKA_API (base: BaseProducer and a delivery callback, librdkafka's fastest path, the default; or future:
 # FutureProducer, one future per record like kafka-event-bus's send), VERIFY=1 (read every published topic
 # back with a librdkafka consumer and check it holds exactly the events sent: distinct, 7 headers,
@@ -26,7 +27,7 @@ events=${1:-200000}
 partitions=${2:-6}
 runs=${RUNS:-1}
 codecs=${CODECS:-none gzip}
-modes=" ${MODES:-publish consume bus latency} "
+modes=" ${MODES:-publish consume bus slow latency} "
 latency_events=${LATENCY_EVENTS:-20000}
 latency_rate=${LATENCY_RATE:-2000}
 api=${RDKAFKA_API:-base}
@@ -87,7 +88,7 @@ for run in $(seq "$runs"); do
     for codec in $codecs; do
         common=(--events "$events" --partitions "$partitions" --compression "$codec")
         topic=
-        if has_mode publish || has_mode consume || has_mode bus; then
+        if has_mode publish || has_mode consume || has_mode bus || has_mode slow; then
             # kafka-event-bus's topic is kept for the consume and bus runs (and named PREFIX.stream for the bus).
             ours_cmd=(env BENCH_KEEP_TOPIC=1 "$ours" --mode publish "${common[@]}")
             peer_cmd=("$peer" --mode publish "${common[@]}" --api "$api")
@@ -114,6 +115,11 @@ for run in $(seq "$runs"); do
         if has_mode bus; then
             measure "$ours" --mode bus --topic "$topic" "${common[@]}"
         fi
+        if has_mode slow; then
+            # No peer: the bus's memory with handlers far slower than the fetcher (the backlog stays in
+            # the broker; peak RSS is bounded by the fetch buffers, not by the backlog).
+            measure "$ours" --mode slow-bus --topic "$topic" "${common[@]}"
+        fi
         if [ -n "$topic" ] && [ "${VERIFY:-0}" != 1 ]; then
             "$ours" --mode delete --topic "$topic" "${common[@]}"
         fi
@@ -133,7 +139,7 @@ awk '
     {
         key = field("client") SUBSEP field("mode") SUBSEP field("compression")
         i = ++n[key]
-        split("publish_events_per_s consume_events_per_s bus_events_per_s p50_ms p99_ms max_ms peak_rss_mb cpu_us_per_event join_ms first_event_ms", names, " ")
+        split("publish_events_per_s consume_events_per_s bus_events_per_s p50_ms p99_ms max_ms peak_rss_mb cpu_us_per_event join_ms first_event_ms backlog_mb handled", names, " ")
         for (f in names) { v = field(names[f]); if (v != "") val[key, names[f], i] = v + 0 }
         z = field("compression"); if (!(z in seen)) { seen[z] = 1; codecs[++nc] = z }
     }
@@ -170,6 +176,8 @@ awk '
             }
             a = o SUBSEP "consume" SUBSEP z; b = r SUBSEP "consume" SUBSEP z
             if (n[a] && n[b]) printf "join (subscribe -> first assignment) %s: %.0f / %.0f ms\n", z, median(a, "join_ms"), median(b, "join_ms")
+            a = o SUBSEP "slow-bus" SUBSEP z
+            if (n[a]) printf "slow bus %s (2 ms handlers, 10 s): %.0f events handled, backlog %.1f MiB, peak RSS %.1f MiB\n", z, median(a, "handled"), median(a, "backlog_mb"), median(a, "peak_rss_mb")
         }
         latency("latency bus (500 ms fetch wait, not settable) vs rust-rdkafka (10 ms)", o SUBSEP "latency" SUBSEP "none", r SUBSEP "latency" SUBSEP "none")
         latency("latency raw client (10 ms) vs rust-rdkafka (10 ms)", o SUBSEP "latency-raw" SUBSEP "none", r SUBSEP "latency" SUBSEP "none")

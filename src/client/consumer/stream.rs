@@ -135,8 +135,9 @@ pub struct PartitionStream {
     pub(crate) rx: mpsc::UnboundedReceiver<CompletedFetch>,
     /// The records of the batch being handed out.
     pub(crate) current: std::vec::IntoIter<ConsumerRecord>,
-    /// The rest of the chunk being handed out, decoded a batch at a time.
-    pub(crate) batches: Option<ChunkRecords>,
+    /// The rest of the chunk being handed out (and its assignment epoch), decoded a batch at a time. It
+    /// counts against `max_buffered_fetches` until it is used up.
+    pub(crate) batches: Option<(u64, ChunkRecords)>,
     pub(crate) fetch: Arc<FetchShared>,
 }
 
@@ -198,12 +199,27 @@ impl PartitionStream {
     }
 
     fn take_chunk(&mut self, chunk: CompletedFetch) {
-        {
-            let mut state = self.fetch.lock();
-            state.subscriptions.consumed_chunk(&self.handle.tp, chunk.epoch);
+        self.batches = Some((chunk.epoch, chunk.chunk.records()));
+    }
+
+    /// Moves on to the next batch of the chunk being handed out. When the chunk is used up it stops
+    /// counting against `max_buffered_fetches` (so a chunk being worked through still bounds how much
+    /// more is fetched) and the fetcher is woken.
+    fn next_batch(&mut self) {
+        let Some((epoch, batches)) = &mut self.batches else {
+            return;
+        };
+        if let Some(records) = batches.next() {
+            self.current = records.into_iter();
+            return;
         }
+        let epoch = *epoch;
+        self.batches = None;
+        self.fetch
+            .lock()
+            .subscriptions
+            .consumed_chunk(&self.handle.tp, epoch);
         self.fetch.wake.notify_one();
-        self.batches = Some(chunk.chunk.records());
     }
 
     async fn fill(&mut self) -> bool {
@@ -211,11 +227,8 @@ impl PartitionStream {
             if self.handle.revoked.is_cancelled() {
                 return false;
             }
-            if let Some(batches) = &mut self.batches {
-                match batches.next() {
-                    Some(records) => self.current = records.into_iter(),
-                    None => self.batches = None,
-                }
+            if self.batches.is_some() {
+                self.next_batch();
                 continue;
             }
             tokio::select! {
@@ -254,15 +267,11 @@ impl PartitionStream {
                 self.delivered(&record);
                 return Some(record);
             }
-            match &mut self.batches {
-                Some(batches) => match batches.next() {
-                    Some(records) => self.current = records.into_iter(),
-                    None => self.batches = None,
-                },
-                None => {
-                    let chunk = self.rx.try_recv().ok()?;
-                    self.take_chunk(chunk);
-                }
+            if self.batches.is_some() {
+                self.next_batch();
+            } else {
+                let chunk = self.rx.try_recv().ok()?;
+                self.take_chunk(chunk);
             }
         }
     }

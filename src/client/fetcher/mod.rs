@@ -96,8 +96,9 @@ pub struct FetchConfig {
     pub auto_offset_reset: OffsetReset,
     /// `check.crcs`.
     pub check_crcs: bool,
-    /// How many fetched chunks may wait for the application per partition before it stops being
-    /// fetched (memory bound: about this many × `max_partition_fetch_bytes` per partition).
+    /// How many fetched chunks per partition may be waiting for the application or being worked
+    /// through by it before the partition stops being fetched (memory bound: about this many ×
+    /// `max_partition_fetch_bytes` per partition; 2 keeps one fetch ahead of the application).
     pub max_buffered_fetches: usize,
     /// The pause before retrying a broker whose Fetch failed.
     pub retry_backoff: Duration,
