@@ -3,19 +3,17 @@
 
 use std::{
     any::TypeId,
+    collections::HashMap,
     panic::AssertUnwindSafe,
     sync::{
-        PoisonError, RwLock,
+        Arc, PoisonError, RwLock,
         atomic::{AtomicU64, Ordering},
     },
     task::Poll,
 };
 
 use super::{BoxFuture, ErasedHandler, Error, HandlerError, HandlerResult, SubscriptionId, Target};
-use crate::{
-    event::{self, AnyEvent, EventRegistry},
-    protocol::Headers,
-};
+use crate::event::{AnyEvent, EventRegistry};
 
 struct Sub {
     id: SubscriptionId,
@@ -31,6 +29,76 @@ pub(crate) struct HandlerTable {
     registry: RwLock<EventRegistry>,
     subs: RwLock<Vec<Sub>>,
     next_id: AtomicU64,
+    /// What the consume path reads: rebuilt on every change, which bumps `generation`.
+    snapshot: RwLock<Arc<Snapshot>>,
+    generation: AtomicU64,
+}
+
+/// The subscriptions as of one generation, arranged for dispatch.
+#[derive(Default)]
+pub(crate) struct Snapshot {
+    #[cfg_attr(not(feature = "client"), allow(dead_code))]
+    registry: EventRegistry,
+    /// Per registered type: its handlers, then the wildcards.
+    by_type: HashMap<TypeId, Vec<ErasedHandler>>,
+    wildcards: Vec<ErasedHandler>,
+}
+
+impl Snapshot {
+    /// A copy whose handlers have their own names (see [`ErasedHandler::with_own_name`]).
+    #[cfg(feature = "client")]
+    fn localized(&self) -> Self {
+        let own = |handlers: &Vec<ErasedHandler>| handlers.iter().map(ErasedHandler::with_own_name).collect();
+        Self {
+            registry: self.registry.clone(),
+            by_type: self.by_type.iter().map(|(t, h)| (*t, own(h))).collect(),
+            wildcards: own(&self.wildcards),
+        }
+    }
+
+    /// The handlers of `event`: its type's, then the wildcards.
+    pub(crate) fn handlers_for(&self, event: &AnyEvent) -> &[ErasedHandler] {
+        event
+            .type_id()
+            .and_then(|t| self.by_type.get(&t))
+            .unwrap_or(&self.wildcards)
+    }
+
+    /// Decodes a consumed record: a registered type becomes its typed event; an event of a type this bus
+    /// does not know (no typed subscription) becomes an untyped [`AnyEvent`] that wildcard handlers
+    /// receive, as long as its envelope is valid. Bad headers, bad JSON and bad envelopes are errors.
+    #[cfg(feature = "client")]
+    pub(crate) fn decode(
+        &self,
+        headers: &crate::protocol::Headers,
+        value: bytes::Bytes,
+    ) -> Result<AnyEvent, crate::event::Error> {
+        match self.registry.decode(headers, value.clone()) {
+            Err(crate::event::Error::UnknownEventType { .. }) => AnyEvent::decode_untyped(headers, value),
+            other => other,
+        }
+    }
+}
+
+/// A consumer's copy of the table's [`Snapshot`], refreshed when the table changes: the per-record
+/// lookups take no lock and touch no shared counter.
+#[cfg(feature = "client")]
+pub(crate) struct HandlerView {
+    generation: u64,
+    snapshot: Arc<Snapshot>,
+}
+
+#[cfg(feature = "client")]
+impl HandlerView {
+    /// The current snapshot of `table`.
+    pub(crate) fn current<'a>(&'a mut self, table: &HandlerTable) -> &'a Arc<Snapshot> {
+        let generation = table.generation.load(Ordering::Acquire);
+        if generation != self.generation {
+            self.snapshot = Arc::new(table.snapshot().localized());
+            self.generation = generation;
+        }
+        &self.snapshot
+    }
 }
 
 impl HandlerTable {
@@ -48,10 +116,9 @@ impl HandlerTable {
             Target::All => None,
         };
         let id = SubscriptionId(self.next_id.fetch_add(1, Ordering::Relaxed));
-        self.subs
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(Sub { id, type_id, handler });
+        let mut subs = self.subs.write().unwrap_or_else(PoisonError::into_inner);
+        subs.push(Sub { id, type_id, handler });
+        self.rebuild(&subs);
         Ok(id)
     }
 
@@ -60,7 +127,49 @@ impl HandlerTable {
         let mut subs = self.subs.write().unwrap_or_else(PoisonError::into_inner);
         let before = subs.len();
         subs.retain(|s| s.id != id);
+        self.rebuild(&subs);
         subs.len() != before
+    }
+
+    /// Publishes a new snapshot of `subs` (called with the `subs` write lock held, so rebuilds are in
+    /// order).
+    fn rebuild(&self, subs: &[Sub]) {
+        let registry = self.registry();
+        let wildcards: Vec<ErasedHandler> = subs
+            .iter()
+            .filter(|s| s.type_id.is_none())
+            .map(|s| s.handler.clone())
+            .collect();
+        let mut by_type: HashMap<TypeId, Vec<ErasedHandler>> = HashMap::new();
+        for s in subs {
+            if let Some(t) = s.type_id {
+                by_type.entry(t).or_default().push(s.handler.clone());
+            }
+        }
+        for handlers in by_type.values_mut() {
+            handlers.extend(wildcards.iter().cloned());
+        }
+        let snapshot = Arc::new(Snapshot {
+            registry,
+            by_type,
+            wildcards,
+        });
+        *self.snapshot.write().unwrap_or_else(PoisonError::into_inner) = snapshot;
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// The current snapshot.
+    pub(crate) fn snapshot(&self) -> Arc<Snapshot> {
+        Arc::clone(&self.snapshot.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// A view that follows this table (see [`HandlerView`]).
+    #[cfg(feature = "client")]
+    pub(crate) fn view(&self) -> HandlerView {
+        HandlerView {
+            generation: self.generation.load(Ordering::Acquire),
+            snapshot: Arc::new(self.snapshot().localized()),
+        }
     }
 
     /// How many subscriptions there are.
@@ -78,27 +187,7 @@ impl HandlerTable {
 
     /// The handlers of `event`: its type's, then the wildcards.
     pub(crate) fn handlers_for(&self, event: &AnyEvent) -> Vec<ErasedHandler> {
-        let subs = self.subs.read().unwrap_or_else(PoisonError::into_inner);
-        let typed = subs
-            .iter()
-            .filter(|s| s.type_id.is_some() && s.type_id == event.type_id());
-        let wildcard = subs.iter().filter(|s| s.type_id.is_none());
-        typed.chain(wildcard).map(|s| s.handler.clone()).collect()
-    }
-
-    /// Decodes a consumed record: a registered type becomes its typed event; an event of a type this bus
-    /// does not know (no typed subscription) becomes an untyped [`AnyEvent`] that wildcard handlers
-    /// receive, as long as its envelope is valid. Bad headers, bad JSON and bad envelopes are errors.
-    pub(crate) fn decode(&self, headers: &Headers, value: bytes::Bytes) -> Result<AnyEvent, event::Error> {
-        let decoded = self
-            .registry
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .decode(headers, value.clone());
-        match decoded {
-            Err(event::Error::UnknownEventType { .. }) => AnyEvent::decode_untyped(headers, value),
-            other => other,
-        }
+        self.snapshot().handlers_for(event).to_vec()
     }
 
     /// An untyped event (decoded from bytes elsewhere) of a registered type becomes typed, so typed
@@ -139,4 +228,53 @@ pub(crate) async fn run_isolated(handler: &ErasedHandler, event: AnyEvent) -> Ha
         }
     })
     .await
+}
+
+#[cfg(all(test, feature = "client"))]
+mod tests {
+    use super::*;
+    use crate::event::{DomainEvent, Event};
+
+    #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+    struct Pinged {
+        n: u32,
+    }
+
+    impl Event for Pinged {
+        const EVENT_TYPE: &'static str = "Pinged";
+        const AGGREGATE_TYPE: &'static str = "Ping";
+    }
+
+    fn names(handlers: &[ErasedHandler]) -> Vec<&str> {
+        handlers.iter().map(ErasedHandler::name).collect()
+    }
+
+    #[test]
+    fn a_view_follows_subscriptions_typed_first_then_wildcards() {
+        let table = HandlerTable::default();
+        let mut view = table.view();
+        let event =
+            AnyEvent::from_arc(Arc::new(DomainEvent::new(uuid::Uuid::nil(), 1, Pinged { n: 1 }))).unwrap();
+        assert!(view.current(&table).handlers_for(&event).is_empty());
+
+        let all = table
+            .add(Target::All, ErasedHandler::new("audit", |_| async { Ok(()) }))
+            .unwrap();
+        let typed = ErasedHandler::typed::<Pinged, _, _>("on_ping", |_| async { Ok(()) });
+        table
+            .add(Target::Type(crate::event::EventType::of::<Pinged>()), typed)
+            .unwrap();
+        assert_eq!(
+            names(view.current(&table).handlers_for(&event)),
+            ["on_ping", "audit"]
+        );
+
+        assert!(table.remove(all));
+        assert_eq!(names(view.current(&table).handlers_for(&event)), ["on_ping"]);
+        // The view's handlers have names of their own.
+        let shared = table.snapshot();
+        let ours = &view.current(&table).handlers_for(&event)[0];
+        let theirs = &shared.handlers_for(&event)[0];
+        assert!(!Arc::ptr_eq(&ours.label(), &theirs.label()));
+    }
 }

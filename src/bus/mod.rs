@@ -311,6 +311,16 @@ impl ErasedHandler {
         Arc::clone(&self.name)
     }
 
+    /// The same handler with its own copy of the name, for a consumer that labels every call with it
+    /// (so the name's reference count is not shared with other consumers).
+    #[cfg(feature = "client")]
+    pub(crate) fn with_own_name(&self) -> Self {
+        Self {
+            name: Arc::from(&*self.name),
+            call: Arc::clone(&self.call),
+        }
+    }
+
     /// Runs the handler on one event.
     pub fn call(&self, event: AnyEvent) -> BoxFuture<HandlerResult> {
         (self.call)(event)

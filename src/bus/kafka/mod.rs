@@ -34,7 +34,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 pub use stats::BusStats;
-use stats::{Stamp, Stats};
+use stats::{Counter, Stamp, Stats};
 pub use worker::RecordContext;
 
 use super::{
@@ -482,7 +482,7 @@ impl KafkaEventBus {
                         () = stop.cancelled() => break Ok(()),
                         () = tokio::time::sleep(backoff) => {}
                     }
-                    Stats::add(&self.inner.stats.reconnections, 1);
+                    self.inner.stats.add(Counter::Reconnections, 1);
                     self.inner.telemetry.metrics().reconnection();
                     backoff = (backoff * 2).min(Duration::from_secs(60));
                 }
@@ -576,7 +576,7 @@ impl KafkaEventBus {
                 }
             }
         }
-        Stats::add(&self.inner.stats.events_published, published);
+        self.inner.stats.add(Counter::EventsPublished, published);
         if published > 0 {
             self.inner.stats.stamp(Stamp::Publish);
         }

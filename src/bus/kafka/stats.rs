@@ -1,7 +1,7 @@
 //! The bus's counters and timestamps, exact under concurrency (atomics), readable as eventsource-py's
 //! `get_stats_dict()`.
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -60,42 +60,60 @@ fn iso<S: serde::Serializer>(t: &Option<OffsetDateTime>, s: S) -> Result<S::Ok, 
     }
 }
 
-/// The live counters.
+/// The live counters and timestamps, sharded by thread: the consume path of every partition worker adds
+/// to them per record, so one shared cache line would bounce between cores on every event. A snapshot
+/// sums the counters and takes the latest of each timestamp.
 #[derive(Debug)]
 pub(crate) struct Stats {
-    pub(crate) events_published: AtomicU64,
-    pub(crate) events_consumed: AtomicU64,
-    pub(crate) events_processed_success: AtomicU64,
-    pub(crate) events_processed_failed: AtomicU64,
-    pub(crate) messages_sent_to_dlq: AtomicU64,
-    pub(crate) handler_errors: AtomicU64,
-    pub(crate) reconnections: AtomicU64,
-    pub(crate) rebalance_count: AtomicU64,
-    pub(crate) events_dropped: AtomicU64,
-    /// The four timestamps, by [`Stamp`], as Unix nanoseconds ([`NEVER`] = not yet): a store per event
-    /// on the hot path, not a lock.
+    shards: [Shard; SHARDS],
+}
+
+const SHARDS: usize = 8;
+
+/// One thread's share, on its own cache lines.
+#[derive(Debug)]
+#[repr(align(128))]
+struct Shard {
+    counters: [AtomicU64; COUNTERS],
+    /// By [`Stamp`], as Unix nanoseconds ([`NEVER`] = not yet).
     times: [AtomicI64; 4],
+}
+
+impl Default for Shard {
+    fn default() -> Self {
+        Self {
+            counters: std::array::from_fn(|_| AtomicU64::new(0)),
+            times: std::array::from_fn(|_| AtomicI64::new(NEVER)),
+        }
+    }
 }
 
 impl Default for Stats {
     fn default() -> Self {
         Self {
-            events_published: AtomicU64::default(),
-            events_consumed: AtomicU64::default(),
-            events_processed_success: AtomicU64::default(),
-            events_processed_failed: AtomicU64::default(),
-            messages_sent_to_dlq: AtomicU64::default(),
-            handler_errors: AtomicU64::default(),
-            reconnections: AtomicU64::default(),
-            rebalance_count: AtomicU64::default(),
-            events_dropped: AtomicU64::default(),
-            times: std::array::from_fn(|_| AtomicI64::new(NEVER)),
+            shards: std::array::from_fn(|_| Shard::default()),
         }
     }
 }
 
 /// A timestamp that was never set.
 const NEVER: i64 = i64::MIN;
+
+const COUNTERS: usize = 9;
+
+/// Which counter to add to.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Counter {
+    EventsPublished = 0,
+    EventsConsumed = 1,
+    EventsProcessedSuccess = 2,
+    EventsProcessedFailed = 3,
+    MessagesSentToDlq = 4,
+    HandlerErrors = 5,
+    Reconnections = 6,
+    RebalanceCount = 7,
+    EventsDropped = 8,
+}
 
 /// Which timestamp to set.
 #[derive(Debug, Clone, Copy)]
@@ -106,39 +124,94 @@ pub(crate) enum Stamp {
     Connected = 3,
 }
 
+/// The calling thread's shard.
+fn shard_index() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static SHARD: usize = NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS;
+    }
+    SHARD.with(|s| *s)
+}
+
 impl Stats {
-    pub(crate) fn add(counter: &AtomicU64, n: u64) {
-        counter.fetch_add(n, Ordering::Relaxed);
+    fn shard(&self) -> &Shard {
+        &self.shards[shard_index()]
+    }
+
+    pub(crate) fn add(&self, counter: Counter, n: u64) {
+        self.shard().counters[counter as usize].fetch_add(n, Ordering::Relaxed);
     }
 
     pub(crate) fn stamp(&self, which: Stamp) {
         let now = i64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos()).unwrap_or(i64::MAX);
-        self.times[which as usize].store(now, Ordering::Relaxed);
+        self.shard().times[which as usize].store(now, Ordering::Relaxed);
+    }
+
+    fn count(&self, counter: Counter) -> u64 {
+        self.shards
+            .iter()
+            .map(|s| s.counters[counter as usize].load(Ordering::Relaxed))
+            .fold(0, u64::wrapping_add)
     }
 
     fn time(&self, which: Stamp) -> Option<OffsetDateTime> {
-        match self.times[which as usize].load(Ordering::Relaxed) {
+        let latest = self
+            .shards
+            .iter()
+            .map(|s| s.times[which as usize].load(Ordering::Relaxed))
+            .max()
+            .unwrap_or(NEVER);
+        match latest {
             NEVER => None,
             t => OffsetDateTime::from_unix_timestamp_nanos(i128::from(t)).ok(),
         }
     }
 
     pub(crate) fn snapshot(&self) -> BusStats {
-        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         BusStats {
-            events_published: load(&self.events_published),
-            events_consumed: load(&self.events_consumed),
-            events_processed_success: load(&self.events_processed_success),
-            events_processed_failed: load(&self.events_processed_failed),
-            messages_sent_to_dlq: load(&self.messages_sent_to_dlq),
-            handler_errors: load(&self.handler_errors),
-            reconnections: load(&self.reconnections),
-            rebalance_count: load(&self.rebalance_count),
-            events_dropped: load(&self.events_dropped),
+            events_published: self.count(Counter::EventsPublished),
+            events_consumed: self.count(Counter::EventsConsumed),
+            events_processed_success: self.count(Counter::EventsProcessedSuccess),
+            events_processed_failed: self.count(Counter::EventsProcessedFailed),
+            messages_sent_to_dlq: self.count(Counter::MessagesSentToDlq),
+            handler_errors: self.count(Counter::HandlerErrors),
+            reconnections: self.count(Counter::Reconnections),
+            rebalance_count: self.count(Counter::RebalanceCount),
+            events_dropped: self.count(Counter::EventsDropped),
             last_publish_at: self.time(Stamp::Publish),
             last_consume_at: self.time(Stamp::Consume),
             last_error_at: self.time(Stamp::Error),
             connected_at: self.time(Stamp::Connected),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_from_many_threads_add_up_and_the_latest_stamp_wins() {
+        let stats = Stats::default();
+        std::thread::scope(|s| {
+            for _ in 0..12 {
+                s.spawn(|| {
+                    for _ in 0..1000 {
+                        stats.add(Counter::EventsConsumed, 1);
+                    }
+                    stats.add(Counter::HandlerErrors, 2);
+                    stats.stamp(Stamp::Consume);
+                });
+            }
+        });
+        let before = OffsetDateTime::now_utc();
+        stats.stamp(Stamp::Consume);
+        let snap = stats.snapshot();
+        assert_eq!(
+            (snap.events_consumed, snap.handler_errors, snap.events_published),
+            (12_000, 24, 0)
+        );
+        assert!(snap.last_consume_at.is_some_and(|t| t >= before));
+        assert_eq!((snap.last_publish_at, snap.connected_at), (None, None));
     }
 }

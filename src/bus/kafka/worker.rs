@@ -5,6 +5,7 @@
 //! dropped). Only then is the record marked done, so the consumer commits nothing that is unsettled.
 
 use std::{
+    borrow::Cow,
     collections::{HashMap, VecDeque},
     hash::{BuildHasher, RandomState},
     sync::Arc,
@@ -21,10 +22,13 @@ use tracing::{debug, error, info, warn};
 
 use super::{
     Connection, Inner,
-    stats::{Stamp, Stats},
+    stats::{Counter, Stamp},
 };
 use crate::{
-    bus::{ErasedHandler, Error, HandlerError, PermanentError, handlers::run_isolated},
+    bus::{
+        ErasedHandler, Error, HandlerError, PermanentError,
+        handlers::{Snapshot, run_isolated},
+    },
     client::{
         consumer::{Consumer, ConsumerConfig, ConsumerEvent, ConsumerRecord, PartitionStream, Progress},
         fetcher::FetchConfig,
@@ -72,7 +76,7 @@ pub(super) async fn consume(
                     }
                 }
                 Some(ConsumerEvent::Revoked { partitions, lost }) => {
-                    Stats::add(&inner.stats.rebalance_count, 1);
+                    inner.stats.add(Counter::RebalanceCount, 1);
                     let metrics = inner.telemetry.metrics();
                     metrics.rebalance(&inner.config.consumer_group);
                     for tp in &partitions {
@@ -155,6 +159,7 @@ async fn sequential_worker(
     stop: CancellationToken,
 ) {
     let progress = stream.progress();
+    let mut handlers = inner.handlers.view();
     let mut rng = Jitter::new();
     let mut lag = LagProbe::default();
     loop {
@@ -175,7 +180,8 @@ async fn sequential_worker(
                 },
             },
         };
-        match settle(&inner, &connection, &record, &stop, &mut rng).await {
+        let handlers = handlers.current(&inner.handlers);
+        match settle(&inner, handlers, &connection, &record, &stop, &mut rng).await {
             Settled::Yes => progress.mark_done(record.offset),
             Settled::Interrupted => break,
         }
@@ -199,10 +205,12 @@ async fn keyed_worker(
     let mut busy: HashMap<Option<Bytes>, VecDeque<ConsumerRecord>> = HashMap::new();
     let mut waiting = 0usize;
     let mut running: JoinSet<(ConsumerRecord, Settled)> = JoinSet::new();
-    let spawn = |running: &mut JoinSet<(ConsumerRecord, Settled)>, record: ConsumerRecord| {
+    let mut view = inner.handlers.view();
+    let mut spawn = |running: &mut JoinSet<(ConsumerRecord, Settled)>, record: ConsumerRecord| {
         let (inner, connection, stop) = (Arc::clone(&inner), connection.clone(), stop.clone());
+        let handlers = Arc::clone(view.current(&inner.handlers));
         running.spawn(async move {
-            let settled = settle(&inner, &connection, &record, &stop, &mut Jitter::new()).await;
+            let settled = settle(&inner, &handlers, &connection, &record, &stop, &mut Jitter::new()).await;
             (record, settled)
         });
     };
@@ -289,6 +297,7 @@ impl LagProbe {
 
 async fn settle(
     inner: &Inner,
+    handlers: &Snapshot,
     connection: &Connection,
     record: &ConsumerRecord,
     stop: &CancellationToken,
@@ -305,7 +314,7 @@ async fn settle(
         );
         return Settled::Yes;
     }
-    Stats::add(&stats.events_consumed, 1);
+    stats.add(Counter::EventsConsumed, 1);
     stats.stamp(Stamp::Consume);
     // A CONSUMER span for every record with an event_type header, child of the publisher's span.
     let span = record
@@ -323,7 +332,7 @@ async fn settle(
             telemetry.consume_span(&info, &record.headers)
         });
     let decoded = match &record.value {
-        Some(value) => inner.handlers.decode(&record.headers, value.clone()),
+        Some(value) => handlers.decode(&record.headers, value.clone()),
         None => Err(crate::event::Error::MissingEventType),
     };
     let event = match decoded {
@@ -332,7 +341,7 @@ async fn settle(
             // Unlike eventsource-py, a record without an event_type header is dead-lettered too: no
             // record is ever dropped silently.
             warn!(topic = %record.topic, partition = record.partition, offset = record.offset, error = %e, "undecodable record");
-            Stats::add(&stats.events_processed_failed, 1);
+            stats.add(Counter::EventsProcessedFailed, 1);
             stats.stamp(Stamp::Error);
             if let Some(span) = span {
                 span.failed(e.reference_error_type(), &e);
@@ -358,7 +367,7 @@ async fn settle(
         .metrics()
         .consumed(Arc::clone(&record.topic), record.partition, event.type_label());
     let policy = retry_policy(inner);
-    let mut pending = inner.handlers.handlers_for(&event);
+    let mut pending = Cow::Borrowed(handlers.handlers_for(&event));
     let mut retries = 0u32;
     let context = RecordContext {
         topic: Arc::clone(&record.topic),
@@ -376,7 +385,7 @@ async fn settle(
             .scope(context, run_handlers(inner, &pending, &event, span.as_ref()))
             .await;
         if failures.is_empty() {
-            Stats::add(&stats.events_processed_success, 1);
+            stats.add(Counter::EventsProcessedSuccess, 1);
             if let Some(span) = span {
                 span.succeeded();
             }
@@ -387,7 +396,7 @@ async fn settle(
             .iter()
             .any(|(_, e)| e.downcast_ref::<PermanentError>().is_some());
         if permanent || !policy.should_retry(retries) {
-            Stats::add(&stats.events_processed_failed, 1);
+            stats.add(Counter::EventsProcessedFailed, 1);
             stats.stamp(Stamp::Error);
             let failure = Failure::from_handlers(&failures, retries);
             if let Some(span) = span {
@@ -406,7 +415,7 @@ async fn settle(
         }
         retries += 1;
         // Only the handlers that failed run again.
-        pending = failures.into_iter().map(|(handler, _)| handler).collect();
+        pending = Cow::Owned(failures.into_iter().map(|(handler, _)| handler).collect());
     };
     telemetry
         .metrics()
@@ -464,7 +473,7 @@ async fn run_handlers(
                 }
             }
             Err(e) => {
-                Stats::add(&inner.stats.handler_errors, 1);
+                inner.stats.add(Counter::HandlerErrors, 1);
                 metrics.handler_error(handler.label(), event.type_label(), HANDLER_ERROR);
                 if let Some(s) = handler_span {
                     s.failed(HANDLER_ERROR, e.as_ref());
@@ -566,7 +575,7 @@ async fn dead_letter(
             reason = %failure.reason, error = %failure.message,
             "enable_dlq is off: the record is skipped (counted in events_dropped)"
         );
-        Stats::add(&inner.stats.events_dropped, 1);
+        inner.stats.add(Counter::EventsDropped, 1);
         return Settled::Yes;
     }
     let letter = DeadLetter {
@@ -586,7 +595,7 @@ async fn dead_letter(
         // Only an acknowledged DLQ record settles the original: until then it stays uncommitted.
         match sink.send_record(record, &letter).await {
             Ok(meta) => {
-                Stats::add(&inner.stats.messages_sent_to_dlq, 1);
+                inner.stats.add(Counter::MessagesSentToDlq, 1);
                 inner
                     .telemetry
                     .metrics()

@@ -138,7 +138,9 @@ pub(crate) fn scan_partition(
             .collect();
         aborted.sort_unstable();
         RawChunk {
-            topic: Arc::clone(topic),
+            // A copy per chunk: its records' reference counts then stay with the partition's worker
+            // instead of one count every partition's records touch.
+            topic: Arc::from(&**topic),
             partition: data.partition_index,
             fetched_at,
             records,
