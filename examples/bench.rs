@@ -25,9 +25,9 @@
 //!   `bus_events_per_s` from the first handled event to the N-th (the bus tells no assignment time);
 //!   `first_event_ms` from `start_consuming` to the first handled event.
 //! - `latency` (issue 7): publishes N events at `--rate` per second through the bus while the same
-//!   process's bus consumer handles them; p50/p99/max publish→handler latency. The bus has no fetch
-//!   max wait setting (its consumer uses the client's 500 ms default); `latency-raw` measures the same
-//!   with the raw `Producer` and `Consumer` and a 10 ms fetch max wait (`--fetch-max-wait-ms`).
+//!   process's bus consumer handles them; p50/p99/max publish→handler latency, with a 10 ms fetch max
+//!   wait (`--fetch-max-wait-ms`); `latency-raw` measures the same with the raw `Producer` and
+//!   `Consumer`.
 //! - `slow-bus` (issue 7): the bus with handlers that take `--handler-ms` (default 2) per event reads
 //!   `--topic` for `--seconds` (default 10): `handled`, the topic's `backlog_mb`, and the peak RSS at half
 //!   time and at the end: memory stays bounded by the fetch buffers while the backlog waits in the broker.

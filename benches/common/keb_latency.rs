@@ -59,7 +59,9 @@ async fn latency_report(
 /// `--mode latency`: N probes published through the bus at `--rate`, handled by the same bus.
 async fn latency_bus(args: &Args, setup: &Setup) -> Result<Measurements, BoxError> {
     let prefix = unique("bench.keb.latency");
-    let bus = KafkaEventBus::new(bus_config(args, &setup.bootstrap, &prefix)?)?;
+    let config = bus_config(args, &setup.bootstrap, &prefix)?;
+    let fetch_max_wait_ms = config.fetch_max_wait.as_secs_f64() * 1e3;
+    let bus = KafkaEventBus::new(config)?;
     bus.connect().await?;
     bus.ensure_topics(args.partitions, 1, 1).await?;
     let (latencies, done) = (Latencies::default(), Arc::new(Notify::new()));
@@ -105,8 +107,7 @@ async fn latency_bus(args: &Args, setup: &Setup) -> Result<Measurements, BoxErro
         Ok(())
     })
     .await?;
-    // The bus's consumer keeps the client's default fetch max wait: it has no setting for it.
-    let measured = latency_report(&latencies, &done, sent_per_s, 500.0).await;
+    let measured = latency_report(&latencies, &done, sent_per_s, fetch_max_wait_ms).await;
     bus.shutdown(Duration::from_secs(30)).await?;
     consuming.wait().await?;
     setup.drop_topic(&format!("{prefix}.stream")).await?;
