@@ -107,6 +107,12 @@ pub struct KafkaEventBusConfig {
     /// Whether exhausted and undecodable messages go to the DLQ topic (else they are logged and
     /// dropped). Default `true`.
     pub enable_dlq: bool,
+    /// What happens to a valid event of a type this bus has no typed subscription for when no wildcard
+    /// handler takes it either: `false` (the default) consumes and counts it with no handler, so a group
+    /// may subscribe to only some of a topic's types; `true` sends it to the DLQ as eventsource-py does
+    /// (`deserialization_error`, "Unknown event type: X"; needs `enable_dlq`, else it is logged and
+    /// counted in `events_dropped`).
+    pub dead_letter_unknown_types: bool,
     /// The DLQ topic is `"{topic_prefix}.stream{dlq_topic_suffix}"`. Default `".dlq"`.
     pub dlq_topic_suffix: String,
     /// The group used when the DLQ is read with a consumer group. Default `None`.
@@ -170,6 +176,7 @@ impl Default for KafkaEventBusConfig {
             retry_max_delay: Duration::from_secs(60),
             retry_jitter: 0.1,
             enable_dlq: true,
+            dead_letter_unknown_types: false,
             dlq_topic_suffix: crate::event::DEFAULT_DLQ_SUFFIX.into(),
             dlq_consumer_group: None,
             dlq_max_replay_attempts: 3,
@@ -330,6 +337,7 @@ impl fmt::Debug for KafkaEventBusConfig {
             .field("retry_max_delay", &self.retry_max_delay)
             .field("retry_jitter", &self.retry_jitter)
             .field("enable_dlq", &self.enable_dlq)
+            .field("dead_letter_unknown_types", &self.dead_letter_unknown_types)
             .field("dlq_topic_suffix", &self.dlq_topic_suffix)
             .field("dlq_consumer_group", &self.dlq_consumer_group)
             .field("dlq_max_replay_attempts", &self.dlq_max_replay_attempts)
@@ -424,6 +432,7 @@ impl KafkaEventBusConfigBuilder {
         value retry_max_delay: Duration;
         value retry_jitter: f64;
         value enable_dlq: bool;
+        value dead_letter_unknown_types: bool;
         string dlq_topic_suffix: String;
         some dlq_consumer_group: String;
         value dlq_max_replay_attempts: u32;

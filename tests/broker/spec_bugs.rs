@@ -315,6 +315,57 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
         },
     ));
 
+    // The other unknown-type policy (issue 7): `dead_letter_unknown_types` sends them to the DLQ the way
+    // eventsource-py does, and the partition goes on.
+    trials.push(trial(
+        "spec_bugs::unknown_types_are_dead_lettered_when_asked",
+        |ctx| async move {
+            let prefix = unique("sb-unknown-dlq");
+            let mut cfg = config(ctx, &prefix, &prefix);
+            cfg.dead_letter_unknown_types = true;
+            let bus = start(cfg, true).await;
+            let calls = record_calls(&bus, |_, _| false);
+            warm_up(&bus).await;
+            let before = bus.stats();
+            let aggregate = Uuid::new_v4();
+            let shipped = DomainEvent::new(
+                aggregate,
+                1,
+                OrderShipped {
+                    carrier: "ups".into(),
+                },
+            );
+            bus.publish(vec![
+                shipped.into_any().unwrap(),
+                order(aggregate, 2, "after").into_any().unwrap(),
+            ])
+            .await
+            .unwrap();
+            wait_until("the event behind it", Duration::from_secs(20), || {
+                count(&calls, "after") == 1
+            })
+            .await;
+            wait_until("the DLQ record", Duration::from_secs(20), || {
+                bus.stats().messages_sent_to_dlq > before.messages_sent_to_dlq
+            })
+            .await;
+            let entries = bus.get_dlq_messages(10, Duration::from_secs(5)).await.unwrap();
+            assert_eq!(entries.len(), 1);
+            let letter = entries[0].dead_letter().unwrap();
+            assert_eq!(letter.reason.as_str(), "deserialization_error");
+            assert_eq!(letter.error_type, "DeserializationError");
+            assert_eq!(letter.error_message, "Unknown event type: OrderShipped");
+            assert_eq!(entries[0].headers.get_str("event_type"), Some("OrderShipped"));
+            bus.shutdown(Duration::from_secs(10)).await.unwrap();
+            let after = bus.stats();
+            assert_eq!(after.events_processed_failed - before.events_processed_failed, 1);
+            assert_eq!(
+                after.events_processed_success - before.events_processed_success,
+                1
+            );
+        },
+    ));
+
     // §8.6: the rebalance listener is never attached (no commit on revoke, count stays 0). A second
     // member joins right after the first handled a batch (well inside the 5 s commit interval): the
     // first counts the rebalance, and the second gets none of the batch again.

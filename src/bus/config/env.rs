@@ -16,7 +16,7 @@ impl KafkaEventBusConfig {
     ///
     /// assert!(KafkaEventBusConfig::ENV_VARIABLES.contains(&"KAFKA_SASL_PASSWORD"));
     /// ```
-    pub const ENV_VARIABLES: [&'static str; 33] = [
+    pub const ENV_VARIABLES: [&'static str; 34] = [
         "KAFKA_BOOTSTRAP_SERVERS",
         "KAFKA_TOPIC_PREFIX",
         "KAFKA_CONSUMER_GROUP",
@@ -36,6 +36,7 @@ impl KafkaEventBusConfig {
         "KAFKA_RETRY_MAX_DELAY",
         "KAFKA_RETRY_JITTER",
         "KAFKA_ENABLE_DLQ",
+        "KAFKA_DEAD_LETTER_UNKNOWN_TYPES",
         "KAFKA_DLQ_TOPIC_SUFFIX",
         "KAFKA_DLQ_CONSUMER_GROUP",
         "KAFKA_DLQ_MAX_REPLAY_ATTEMPTS",
@@ -140,7 +141,7 @@ impl KafkaEventBusConfig {
     /// `KAFKA_HEARTBEAT_INTERVAL_MS`, `KAFKA_MAX_POLL_INTERVAL_MS`, `KAFKA_FETCH_MAX_BYTES`,
     /// `KAFKA_MAX_PARTITION_FETCH_BYTES`, `KAFKA_MAX_RETRIES`, `KAFKA_RETRY_BASE_DELAY`,
     /// `KAFKA_RETRY_MAX_DELAY` (seconds, decimals allowed), `KAFKA_RETRY_JITTER`, `KAFKA_ENABLE_DLQ`,
-    /// `KAFKA_DLQ_TOPIC_SUFFIX`, `KAFKA_DLQ_CONSUMER_GROUP`, `KAFKA_DLQ_MAX_REPLAY_ATTEMPTS`,
+    /// `KAFKA_DEAD_LETTER_UNKNOWN_TYPES`, `KAFKA_DLQ_TOPIC_SUFFIX`, `KAFKA_DLQ_CONSUMER_GROUP`, `KAFKA_DLQ_MAX_REPLAY_ATTEMPTS`,
     /// `KAFKA_SSL_CERTFILE`, `KAFKA_SSL_KEYFILE`, `KAFKA_SSL_CHECK_HOSTNAME`, `KAFKA_ENABLE_TRACING`,
     /// `KAFKA_ENABLE_METRICS` (booleans: true/false, 1/0, yes/no, on/off) and `KAFKA_SHUTDOWN_TIMEOUT`
     /// (seconds). Unset or empty variables keep the default; values are trimmed.
@@ -211,6 +212,10 @@ impl KafkaEventBusConfig {
         env.seconds("KAFKA_RETRY_MAX_DELAY", &mut c.retry_max_delay)?;
         env.number("KAFKA_RETRY_JITTER", &mut c.retry_jitter)?;
         env.boolean("KAFKA_ENABLE_DLQ", &mut c.enable_dlq)?;
+        env.boolean(
+            "KAFKA_DEAD_LETTER_UNKNOWN_TYPES",
+            &mut c.dead_letter_unknown_types,
+        )?;
         env.string("KAFKA_DLQ_TOPIC_SUFFIX", &mut c.dlq_topic_suffix);
         env.optional("KAFKA_DLQ_CONSUMER_GROUP", &mut c.dlq_consumer_group);
         env.number("KAFKA_DLQ_MAX_REPLAY_ATTEMPTS", &mut c.dlq_max_replay_attempts)?;

@@ -52,6 +52,10 @@ fn defaults_are_the_references() {
     assert_eq!(c.retry_max_delay, Duration::from_secs(60));
     assert_eq!(c.retry_jitter, 0.1);
     assert!(c.enable_dlq);
+    assert!(
+        !c.dead_letter_unknown_types,
+        "unknown types are skipped by default"
+    );
     assert_eq!(c.dlq_topic_suffix, ".dlq");
     assert_eq!(c.dlq_consumer_group, None);
     assert_eq!(c.dlq_max_replay_attempts, 3);
@@ -511,6 +515,7 @@ fn from_env_reads_the_rest_and_keeps_defaults_for_unset_or_empty() {
         ("KAFKA_RETRY_MAX_DELAY", "10"),
         ("KAFKA_RETRY_JITTER", "0"),
         ("KAFKA_ENABLE_DLQ", "false"),
+        ("KAFKA_DEAD_LETTER_UNKNOWN_TYPES", "yes"),
         ("KAFKA_DLQ_TOPIC_SUFFIX", "-dead"),
         ("KAFKA_DLQ_CONSUMER_GROUP", "dlq-readers"),
         ("KAFKA_DLQ_MAX_REPLAY_ATTEMPTS", "5"),
@@ -543,6 +548,7 @@ fn from_env_reads_the_rest_and_keeps_defaults_for_unset_or_empty() {
     assert_eq!(c.retry_max_delay, Duration::from_secs(10));
     assert_eq!(c.retry_jitter, 0.0);
     assert!(!c.enable_dlq && !c.ssl_check_hostname && !c.enable_tracing && !c.enable_metrics);
+    assert!(c.dead_letter_unknown_types);
     assert_eq!(c.dlq_topic_name(), "events.stream-dead");
     assert_eq!(c.dlq_consumer_group.as_deref(), Some("dlq-readers"));
     assert_eq!(c.dlq_max_replay_attempts, 5);

@@ -335,6 +335,18 @@ async fn settle(
         Some(value) => handlers.decode(&record.headers, value.clone()),
         None => Err(crate::event::Error::MissingEventType),
     };
+    // `dead_letter_unknown_types`: an event of a type with no typed subscription that no wildcard
+    // takes either is, for this group, an unknown type (eventsource-py's policy).
+    let decoded = decoded.and_then(|event| {
+        let unknown = event.type_id().is_none() && handlers.handlers_for(&event).is_empty();
+        if unknown && inner.config.dead_letter_unknown_types {
+            Err(crate::event::Error::UnknownEventType {
+                event_type: event.type_name().to_owned(),
+            })
+        } else {
+            Ok(event)
+        }
+    });
     let event = match decoded {
         Ok(event) => event,
         Err(e) => {
