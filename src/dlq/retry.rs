@@ -88,7 +88,7 @@ pub fn format_retry_after(value: f64) -> String {
 /// h.insert("event_type", "OrderCreated");
 /// h.insert("retry_count", "1");
 /// let retry = kafka_event_bus::dlq::retry_headers(&h, 2, 1714979291.5);
-/// let pairs: Vec<_> = retry.iter().map(|x| (x.key, x.value.as_deref().unwrap())).collect();
+/// let pairs: Vec<_> = retry.iter().map(|x| (x.key, x.value.unwrap())).collect();
 /// assert_eq!(pairs, [("event_type", &b"OrderCreated"[..]), ("retry_count", b"2"),
 ///                    ("retry_after", b"1714979291.5")]);
 /// ```
