@@ -291,9 +291,7 @@ impl PartitionStream {
         }
         let records: Vec<ConsumerRecord> = std::mem::take(&mut self.current).collect();
         if let Some(last) = records.last() {
-            self.handle
-                .delivered
-                .store(last.offset.saturating_add(1), Ordering::Release);
+            self.delivered(last);
         }
         Some(records)
     }

@@ -337,16 +337,9 @@ fn lax_uuid(v: &Field<'_>) -> Result<Uuid, String> {
 /// A version: an integer >= 1, also accepted as an integral float, a decimal string or a boolean.
 fn lax_version(v: &Field<'_>) -> Result<u64, String> {
     const INVALID: &str = "Input should be a valid integer";
-    let v = match v {
-        Field::Str(s) => {
-            return version_at_least_one(
-                python_int(s).ok_or_else(|| format!("{INVALID}, unable to parse string"))?,
-            );
-        }
-        Field::Value(v) => v,
-    };
-    let n: i128 = match v {
-        Value::Number(n) => {
+    let n: i128 = match (v.as_str(), v) {
+        (Some(s), _) => python_int(s).ok_or_else(|| format!("{INVALID}, unable to parse string"))?,
+        (None, Field::Value(Value::Number(n))) => {
             if let Some(u) = n.as_u64() {
                 i128::from(u)
             } else if let Some(i) = n.as_i64() {
@@ -362,15 +355,9 @@ fn lax_version(v: &Field<'_>) -> Result<u64, String> {
                 f as i128
             }
         }
-        Value::String(s) => python_int(s).ok_or_else(|| format!("{INVALID}, unable to parse string"))?,
-        Value::Bool(b) => i128::from(*b),
-        other => return Err(format!("{INVALID}, not {}", kind(other))),
+        (None, Field::Value(Value::Bool(b))) => i128::from(*b),
+        (None, other) => return Err(format!("{INVALID}, not {}", field_kind(other))),
     };
-    version_at_least_one(n)
-}
-
-fn version_at_least_one(n: i128) -> Result<u64, String> {
-    const INVALID: &str = "Input should be a valid integer";
     if n < 1 {
         return Err("Input should be greater than or equal to 1".into());
     }
