@@ -26,14 +26,16 @@ use std::{
 };
 
 use bytes::{Bytes, BytesMut};
+
 use kafka_protocol::{messages::ApiVersionsRequest, protocol::StrBytes};
 use tokio::{
-    io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader, BufWriter, ReadHalf, WriteHalf},
+    io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter, ReadHalf, WriteHalf},
     sync::{mpsc, oneshot},
     task::AbortHandle,
 };
 use tracing::{debug, trace};
 
+use self::recv_buffers::RecvBuffers;
 use super::{
     error::Error,
     transport::{BoxStream, Stream},
@@ -317,6 +319,7 @@ impl Drop for Messenger {
 
 async fn read_loop<S: Stream>(read: ReadHalf<S>, shared: Arc<Shared>, max_response_size: usize) {
     let mut read = BufReader::with_capacity(IO_BUFFER, read);
+    let buffers = RecvBuffers::new(RecvBuffers::IDLE);
     let cause = loop {
         let mut prefix = [0u8; frame::SIZE_PREFIX];
         if let Err(e) = read.read_exact(&mut prefix).await {
@@ -331,7 +334,7 @@ async fn read_loop<S: Stream>(read: ReadHalf<S>, shared: Arc<Shared>, max_respon
                 };
             }
         };
-        let buf = match read_body(&mut read, len).await {
+        let buf = match buffers.read(&mut read, len).await {
             Ok(buf) => buf,
             Err(e) => break io_error(&shared.broker, e),
         };
@@ -350,44 +353,11 @@ async fn read_loop<S: Stream>(read: ReadHalf<S>, shared: Arc<Shared>, max_respon
         };
         match waiter {
             // A send error means the caller went away between our lookup and now: same as no waiter.
-            Some(tx) => drop(tx.send(buf.freeze())),
+            Some(tx) => drop(tx.send(buf)),
             None => debug!(broker = %shared.broker, id, "discarding a response nobody waits for"),
         }
     };
     shared.poison(cause);
-}
-
-/// Reads a response body of `len` bytes straight into a buffer of its own (no zeroing first).
-///
-/// On glibc, a large response (a fetch: megabytes) is given a capacity above glibc's largest dynamic
-/// mmap threshold (32 MiB), so it is always a mapping of its own that goes back to the system when the
-/// last record pointing into it is dropped. Buffers sized to fit would instead raise that threshold as
-/// they are freed, after which glibc serves them from its heap and keeps up to twice the threshold of
-/// freed memory there: after a burst of fetches a consumer's resident memory would stay at its peak.
-/// Only the `len` bytes read count as resident; the rest of the capacity is never touched.
-async fn read_body<R: AsyncRead + Unpin>(read: &mut R, len: usize) -> std::io::Result<BytesMut> {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    let capacity = {
-        /// Responses at least this large get their own mapping.
-        const LARGE: usize = 1 << 20;
-        /// Above glibc's `DEFAULT_MMAP_THRESHOLD_MAX` on 64-bit targets.
-        const MAPPED: usize = (32 << 20) + 4096;
-        if (LARGE..MAPPED).contains(&len) {
-            MAPPED
-        } else {
-            len
-        }
-    };
-    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-    let capacity = len;
-    let mut buf = BytesMut::with_capacity(capacity);
-    let mut body = read.take(u64::try_from(len).unwrap_or(u64::MAX));
-    while buf.len() < len {
-        if body.read_buf(&mut buf).await? == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-    }
-    Ok(buf)
 }
 
 async fn write_loop<S: Stream>(write: WriteHalf<S>, mut queue: mpsc::Receiver<Bytes>, shared: Arc<Shared>) {
@@ -430,5 +400,6 @@ fn io_error(broker: &str, e: std::io::Error) -> Error {
     }
 }
 
+mod recv_buffers;
 #[cfg(test)]
 mod tests;
