@@ -13,7 +13,7 @@ use serde::{
 };
 use serde_json::Value;
 
-use super::ENVELOPE_FIELDS;
+use super::envelope_index;
 
 /// An envelope field's value: a string (borrowed from the input when it can be) or any other JSON value.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,7 +37,7 @@ impl Field<'_> {
     }
 }
 
-/// The envelope fields in [`ENVELOPE_FIELDS`] order (`None`: absent).
+/// The envelope fields in [`super::ENVELOPE_FIELDS`] order (`None`: absent).
 pub(crate) type Envelope<'a> = [Option<Field<'a>>; 12];
 
 /// Reads `value` (a JSON object) once: the envelope fields into the returned array, the rest as `E`.
@@ -119,7 +119,7 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for PayloadFields<'_, 'de, A> {
 
     fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, A::Error> {
         while let Some(key) = self.map.next_key_seed(KeySeed)? {
-            match ENVELOPE_FIELDS.iter().position(|f| *f == key) {
+            match envelope_index(&key) {
                 Some(i) => {
                     let slot = self
                         .envelope
