@@ -14,9 +14,9 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{Error, Event, EventMeta, timefmt};
-use split::{Envelope, Field};
+use scan::{Envelope, Field};
 
-mod split;
+mod scan;
 
 /// The envelope's JSON field names, in eventsource-py's order.
 pub const ENVELOPE_FIELDS: [&str; 12] = [
@@ -92,7 +92,7 @@ fn field_kind(f: &Field<'_>) -> &'static str {
 /// The field as an owned string, or itself if it is not a string.
 fn string(f: Field<'_>) -> Result<String, Field<'_>> {
     match f {
-        Field::Str(s) => Ok(s.into_owned()),
+        Field::Str(s) => Ok(s.to_owned()),
         Field::Value(Value::String(s)) => Ok(s),
         other => Err(other),
     }
@@ -183,11 +183,12 @@ pub(crate) fn parse_object(value: &[u8], event_type: &str) -> Result<Map<String,
 
 /// Decodes a JSON payload as `E`.
 pub(crate) fn decode<E: Event>(value: &[u8]) -> Result<super::DomainEvent<E>, Error> {
-    // Fast path: read the envelope fields and the payload straight from the bytes, without building a
-    // `Value` tree of the whole document. Anything unusual (a unit payload, `deny_unknown_fields`,
-    // duplicate keys, a field the payload rejects) falls back to the general path below, which gives
-    // the same result or the precise error.
-    if let Ok((envelope, payload)) = split::split::<E>(value)
+    // Fast path: one pass over the bytes for the envelope fields, the payload read from its own fields'
+    // text, no `Value` tree of the whole document. Anything unusual (an escape in a key or an envelope
+    // string, a unit payload, `deny_unknown_fields`, a repeated field, a field the payload rejects,
+    // invalid JSON) falls back to the general path below, which gives the same result or the precise
+    // error.
+    if let Some((envelope, payload)) = scan::scan::<E>(value)
         && let Ok(meta) = meta_from(envelope, E::EVENT_TYPE, Some(E::AGGREGATE_TYPE))
     {
         return Ok(super::DomainEvent { meta, payload });
@@ -543,10 +544,92 @@ mod tests {
             (e.payload.order_id.as_str(), e.meta.actor_id.as_deref()),
             ("o\"2", Some("a\nb"))
         );
-        let (envelope, _) = split::split::<Placed>(docs[0].as_bytes()).unwrap();
+        let (envelope, _) = scan::scan::<Placed>(docs[0].as_bytes()).unwrap();
         assert!(
-            matches!(&envelope[0], Some(Field::Str(std::borrow::Cow::Borrowed(_)))),
+            matches!(&envelope[0], Some(Field::Str(_))),
             "strings are borrowed"
         );
+    }
+
+    /// Decodes `doc` by both paths and checks they agree: the same event (up to the values both
+    /// generate when a field is absent: a new event id, "now") or the same error.
+    fn assert_paths_agree(doc: &[u8]) {
+        let fast = decode::<Placed>(doc);
+        let slow = general(doc);
+        match (fast, slow) {
+            (Ok(a), Ok(mut b)) => {
+                let map = parse_object(doc, "Placed").unwrap();
+                if !map.contains_key("event_id") {
+                    b.meta.event_id = a.meta.event_id;
+                    if !map.contains_key("correlation_id") {
+                        b.meta.correlation_id = a.meta.correlation_id;
+                    }
+                }
+                if !map.contains_key("occurred_at") {
+                    b.meta.occurred_at = a.meta.occurred_at;
+                }
+                assert_eq!(
+                    (&a.meta, &a.payload),
+                    (&b.meta, &b.payload),
+                    "{}",
+                    String::from_utf8_lossy(doc)
+                );
+            }
+            (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "{}", String::from_utf8_lossy(doc)),
+            (fast, slow) => panic!("{}: {fast:?} vs {slow:?}", String::from_utf8_lossy(doc)),
+        }
+    }
+
+    #[test]
+    fn the_paths_agree_on_mutated_documents() {
+        let id = "0b6a3e6e-9d7c-4c31-8a0e-6f1f2a8d9c01";
+        let bases = [
+            // The shape eventsource-py writes.
+            format!(
+                r#"{{"event_id":"{id}","event_type":"Placed","event_version":1,"occurred_at":"2024-05-06T07:08:09.123456Z","aggregate_id":"{id}","aggregate_type":"Order","aggregate_version":12,"tenant_id":null,"actor_id":"user-1","correlation_id":"{id}","causation_id":null,"metadata":{{}},"order_id":"o-1","total":1.5,"tags":["a","b\"c"]}}"#
+            ),
+            format!(
+                r#"{{"event_id":"{id}","aggregate_id":"{id}","event_version":"2","aggregate_version":3.0,"occurred_at":1714979291.5,"metadata":{{"a":[1,{{"b":null}}]}},"order_id":"o","total":0,"tags":["x"]}}"#
+            ),
+            format!(
+                " {{ \"aggregate_id\" : \"{id}\" , \"tenant_id\":\"{id}\",\"order_id\":\"\\u00e9 é\",\"total\":-1e2 }} "
+            ),
+        ];
+        const ALPHABET: &[u8] = b"{}[]\":,\\ \t\n0123456789-.+eEnultrfasx\x01";
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        for base in &bases {
+            assert_paths_agree(base.as_bytes());
+        }
+        let (mut fast, mut valid) = (0, 0);
+        for _ in 0..20_000 {
+            let mut doc = bases[next(bases.len())].as_bytes().to_vec();
+            for _ in 0..=next(3) {
+                let at = next(doc.len() + 1);
+                match next(4) {
+                    0 if at < doc.len() => doc[at] = ALPHABET[next(ALPHABET.len())],
+                    1 => doc.insert(at, ALPHABET[next(ALPHABET.len())]),
+                    2 if at < doc.len() => {
+                        doc.remove(at);
+                    }
+                    _ => {
+                        let end = (at + next(12)).min(doc.len());
+                        let copy = doc[at..end].to_vec();
+                        doc.splice(at..at, copy);
+                    }
+                }
+            }
+            assert_paths_agree(&doc);
+            let ok = general(&doc).is_ok();
+            valid += usize::from(ok);
+            fast += usize::from(ok && scan::scan::<Placed>(&doc).is_some());
+        }
+        // Both outcomes are exercised: documents the fast path takes, and ones it leaves.
+        assert!(fast > 1_000 && valid > fast, "{fast} fast, {valid} valid");
     }
 }
