@@ -13,6 +13,8 @@
 //! # Invariants
 //!
 //! - At most one Fetch per broker is in flight, and a partition is in at most one of them.
+//! - Each Fetch lists its partitions starting from a different one (`plan::rotate`): a broker that
+//!   fills its response budget in request order still serves every partition in turn.
 //! - A partition is fetched only while fetchable (assigned, positioned, not paused, not revoking, fewer
 //!   than `max_buffered_fetches` chunks waiting for the application): a slow or paused partition stops
 //!   being fetched, so its memory stays bounded while the others keep flowing.
@@ -231,6 +233,7 @@ pub(crate) async fn run(
         backoff: HashMap::new(),
         refreshing: false,
         tasks: JoinSet::new(),
+        turn: 0,
     };
     loop {
         let now = Instant::now();
@@ -266,6 +269,8 @@ struct Fetcher {
     backoff: HashMap<i32, Instant>,
     refreshing: bool,
     tasks: JoinSet<FetchDone>,
+    /// How many Fetches were sent: where the next one's partition list starts.
+    turn: usize,
 }
 
 impl Fetcher {
@@ -344,10 +349,12 @@ impl Fetcher {
         if !leaderless.is_empty() {
             self.refresh_metadata();
         }
-        for (broker, targets) in plan {
+        for (broker, mut targets) in plan {
             if self.busy.contains(&broker) || self.backoff.contains_key(&broker) {
                 continue;
             }
+            plan::rotate(&mut targets, self.turn);
+            self.turn = self.turn.wrapping_add(1);
             let Some(conn) = self.connection(broker) else {
                 self.refresh_metadata();
                 continue;

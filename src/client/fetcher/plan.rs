@@ -32,16 +32,19 @@ pub(crate) struct FetchTarget {
     pub(crate) epoch: u64,
 }
 
-/// Builds the Fetch for one broker covering `targets`.
+/// Builds the Fetch for one broker covering `targets`, in their order (topics in order of first
+/// appearance).
 pub(crate) fn fetch_request(version: i16, config: &FetchConfig, targets: &[FetchTarget]) -> FetchRequest {
-    let mut topics: BTreeMap<&str, Vec<FetchPartition>> = BTreeMap::new();
+    let mut topics: Vec<(&str, Vec<FetchPartition>)> = Vec::new();
     for t in targets {
-        topics.entry(t.tp.topic.as_str()).or_default().push(
-            FetchPartition::default()
-                .with_partition(t.tp.partition)
-                .with_fetch_offset(t.offset)
-                .with_partition_max_bytes(config.max_partition_fetch_bytes),
-        );
+        let partition = FetchPartition::default()
+            .with_partition(t.tp.partition)
+            .with_fetch_offset(t.offset)
+            .with_partition_max_bytes(config.max_partition_fetch_bytes);
+        match topics.iter_mut().find(|(name, _)| *name == t.tp.topic) {
+            Some((_, partitions)) => partitions.push(partition),
+            None => topics.push((t.tp.topic.as_str(), vec![partition])),
+        }
     }
     let _ = version;
     FetchRequest::default()
@@ -254,6 +257,16 @@ impl Iterator for ChunkRecords {
                 return Some(records);
             }
         }
+    }
+}
+
+/// Lists `targets` starting from the `turn`-th (modulo their number). A broker fills a response's byte
+/// budget in request order, so Fetches that start from a different partition each time serve every
+/// partition in turn instead of the first ones first (librdkafka rotates its fetch list the same way;
+/// Java moves the partitions that returned data to the end).
+pub(crate) fn rotate(targets: &mut [FetchTarget], turn: usize) {
+    if !targets.is_empty() {
+        targets.rotate_left(turn % targets.len());
     }
 }
 
@@ -506,5 +519,32 @@ mod tests {
         let (plan, leaderless) = by_leader(targets, |tp| (tp.topic == "a").then_some(3));
         assert_eq!(plan[&3].len(), 2);
         assert_eq!(leaderless.len(), 1);
+    }
+
+    #[test]
+    fn fetches_start_from_each_partition_in_turn() {
+        let target = |topic: &str, partition| FetchTarget {
+            tp: TopicPartition::new(topic, partition),
+            offset: 7,
+            epoch: 1,
+        };
+        let all = vec![target("b", 0), target("b", 1), target("a", 0), target("b", 2)];
+        let config = FetchConfig::default();
+        let order = |turn| {
+            let mut targets = all.clone();
+            rotate(&mut targets, turn);
+            fetch_request(12, &config, &targets)
+                .topics
+                .iter()
+                .flat_map(|t| t.partitions.iter().map(|p| (t.topic.0.to_string(), p.partition)))
+                .collect::<Vec<_>>()
+        };
+        let first: Vec<_> = (0..4).map(|turn| order(turn)[0].clone()).collect();
+        let name = |t: &str, p| (t.to_owned(), p);
+        assert_eq!(first, [name("b", 0), name("b", 1), name("a", 0), name("b", 2)]);
+        // Partitions of one topic stay together, topics in order of first appearance.
+        assert_eq!(order(1), [name("b", 1), name("b", 2), name("b", 0), name("a", 0)]);
+        assert_eq!(order(4), order(0));
+        rotate(&mut [], 3);
     }
 }
