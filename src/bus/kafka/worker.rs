@@ -378,7 +378,6 @@ async fn settle(
     telemetry
         .metrics()
         .consumed(Arc::clone(&record.topic), record.partition, event.type_label());
-    let policy = retry_policy(inner);
     let mut pending = Cow::Borrowed(handlers.handlers_for(&event));
     let mut retries = 0u32;
     let context = RecordContext {
@@ -393,7 +392,7 @@ async fn settle(
             retries,
             ..context.clone()
         };
-        let failures = CURRENT
+        let (failures, ended) = CURRENT
             .scope(context, run_handlers(inner, &pending, &event, span.as_ref()))
             .await;
         if failures.is_empty() {
@@ -401,12 +400,17 @@ async fn settle(
             if let Some(span) = span {
                 span.succeeded();
             }
-            break Settled::Yes;
+            telemetry
+                .metrics()
+                .consume_duration(Arc::clone(&record.topic), ended.duration_since(started));
+            return Settled::Yes;
         }
         // A permanent failure (see `PermanentError`) is not retried: it goes to the DLQ at once.
         let permanent = failures
             .iter()
             .any(|(_, e)| e.downcast_ref::<PermanentError>().is_some());
+        // Built only when something failed (the config was validated when the bus was built).
+        let policy = retry_policy(inner);
         if permanent || !policy.should_retry(retries) {
             stats.add(Counter::EventsProcessedFailed, 1);
             stats.stamp(Stamp::Error);
@@ -455,16 +459,18 @@ fn retry_policy(inner: &Inner) -> RetryPolicy {
     })
 }
 
+/// Runs `handlers` one after the other; returns the ones that failed and when the last one ended (one
+/// clock read per handler: each one's end is the next one's start).
 async fn run_handlers(
     inner: &Inner,
     handlers: &[ErasedHandler],
     event: &AnyEvent,
     span: Option<&ConsumeSpan>,
-) -> Vec<(ErasedHandler, HandlerError)> {
+) -> (Vec<(ErasedHandler, HandlerError)>, std::time::Instant) {
     let metrics = inner.telemetry.metrics();
     let mut failures = Vec::new();
+    let mut started = std::time::Instant::now();
     for handler in handlers {
-        let started = std::time::Instant::now();
         let handler_span = span.map(|s| s.handler_span(handler.name(), &event.meta().event_id));
         let run = run_isolated(handler, event.clone());
         // The handler runs inside its INTERNAL span's context, so spans it starts are children.
@@ -476,7 +482,9 @@ async fn run_handlers(
             Some(cx) => run.with_context(cx.clone()).await,
             None => run.await,
         };
-        metrics.handler_duration(handler.label(), event.type_label(), started.elapsed());
+        let ended = std::time::Instant::now();
+        metrics.handler_duration(handler.label(), event.type_label(), ended.duration_since(started));
+        started = ended;
         match result {
             Ok(()) => {
                 metrics.handler_invocation(handler.label(), event.type_label());
@@ -495,7 +503,7 @@ async fn run_handlers(
             }
         }
     }
-    failures
+    (failures, started)
 }
 
 tokio::task_local! {
