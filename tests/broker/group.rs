@@ -273,6 +273,49 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
         },
     ));
 
+    // What a static member does on its side runs on Tansu too: it sends no LeaveGroup when it closes,
+    // so its partitions stay where they are (no rebalance of the others) until its session times out,
+    // where a dynamic member's LeaveGroup hands them over at once (`leave_hands_everything_to_the_survivor`).
+    trials.push(trial(
+        "group::static_member_close_keeps_its_partitions_until_the_session_expires",
+        |ctx| async move {
+            let cluster = ctx.cluster().await;
+            let (topic, group) = (unique("static-close"), unique("static-close-g"));
+            create_topic(&cluster, &topic, PARTITIONS).await;
+            let a = TestMember::start(
+                &cluster,
+                fast_config(&group, &topic).with_group_instance_id("worker-a"),
+            );
+            let b = TestMember::start(&cluster, fast_config(&group, &topic));
+            eventually("split", WAIT, || {
+                a.assignment().len() == 3 && b.assignment().len() == 3
+            })
+            .await;
+            let b_events = b.event_counts();
+            let closed = std::time::Instant::now();
+            a.close().await;
+            // Several heartbeats of b's (every 500 ms) within a's 6 s session.
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            assert_eq!(
+                b.event_counts(),
+                b_events,
+                "no rebalance while the closed static member's session lasts"
+            );
+            assert_eq!(b.assignment().len(), 3);
+            eventually("survivor owns all after the session expired", WAIT, || {
+                b.assignment().len() == PARTITIONS as usize
+            })
+            .await;
+            let after = closed.elapsed();
+            eprintln!("[static close] survivor took over {after:?} after the close (6 s session)");
+            assert!(
+                after >= Duration::from_secs(5),
+                "not before the session timed out: {after:?}"
+            );
+            b.close().await;
+        },
+    ));
+
     // Tansu (the local test broker) does not implement static-member replacement: a restarted static
     // member gets a new member id, the dead one stays leader, and SyncGroup answers
     // REBALANCE_IN_PROGRESS until the test times out. Run against a real Kafka with
