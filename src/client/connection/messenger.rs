@@ -29,7 +29,7 @@ use bytes::{Bytes, BytesMut};
 
 use kafka_protocol::{messages::ApiVersionsRequest, protocol::StrBytes};
 use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter, ReadHalf, WriteHalf},
+    io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, BufWriter, ReadHalf, WriteHalf},
     sync::{mpsc, oneshot},
     task::AbortHandle,
 };
@@ -321,8 +321,17 @@ async fn read_loop<S: Stream>(read: ReadHalf<S>, shared: Arc<Shared>, max_respon
     let mut read = BufReader::with_capacity(IO_BUFFER, read);
     let buffers = RecvBuffers::new(RecvBuffers::IDLE);
     let cause = loop {
+        // Wait for the next response (`fill_buf` is cancel-safe), unmapping a spare buffer that goes
+        // unused for too long meanwhile.
+        let ready = tokio::select! {
+            ready = read.fill_buf() => ready.map(|_| ()),
+            never = buffers.expire_idle() => match never {},
+        };
         let mut prefix = [0u8; frame::SIZE_PREFIX];
-        if let Err(e) = read.read_exact(&mut prefix).await {
+        if let Err(e) = match ready {
+            Ok(()) => read.read_exact(&mut prefix).await.map(|_| ()),
+            Err(e) => Err(e),
+        } {
             break io_error(&shared.broker, e);
         }
         let len = match frame::frame_len(prefix, max_response_size) {

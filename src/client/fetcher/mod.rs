@@ -233,7 +233,7 @@ pub(crate) async fn run(
         backoff: HashMap::new(),
         refreshing: false,
         tasks: JoinSet::new(),
-        turn: 0,
+        turns: HashMap::new(),
     };
     loop {
         let now = Instant::now();
@@ -269,8 +269,8 @@ struct Fetcher {
     backoff: HashMap<i32, Instant>,
     refreshing: bool,
     tasks: JoinSet<FetchDone>,
-    /// How many Fetches were sent: where the next one's partition list starts.
-    turn: usize,
+    /// How many Fetches were sent to each broker: where its next one's partition list starts.
+    turns: HashMap<i32, usize>,
 }
 
 impl Fetcher {
@@ -353,8 +353,9 @@ impl Fetcher {
             if self.busy.contains(&broker) || self.backoff.contains_key(&broker) {
                 continue;
             }
-            plan::rotate(&mut targets, self.turn);
-            self.turn = self.turn.wrapping_add(1);
+            let turn = self.turns.entry(broker).or_default();
+            plan::rotate(&mut targets, *turn);
+            *turn = turn.wrapping_add(1);
             let Some(conn) = self.connection(broker) else {
                 self.refresh_metadata();
                 continue;

@@ -14,27 +14,56 @@
 //!
 //! - A mapping is written again only after every [`Bytes`] pointing into it is gone: it comes back only
 //!   through the drop of the owner that [`Bytes::from_owner`] drops with its last reference.
-//! - At most one spare per connection; a mapping returned while there is one is unmapped. The spare's
-//!   resident memory is bounded by the largest response it held.
-//! - A spare that has not been used for [`RecvBuffers::IDLE`] is unmapped (checked on every response),
-//!   and so is one returned after the connection closed.
+//! - At most one spare per connection; a mapping returned while there is one is unmapped, and so is one
+//!   returned after the connection closed.
+//! - A mapping keeps resident every page it was ever written to (its *touched* bytes), so a response is
+//!   read into the spare only if it is at least half as large as the spare's touched bytes: whatever
+//!   the application keeps of a response pins at most twice the response's size.
+//! - A spare unused for [`RecvBuffers::IDLE`] is unmapped, whether or not more responses come
+//!   ([`RecvBuffers::expire_idle`] runs while the connection waits for one).
 
 use std::{
-    sync::{Arc, Mutex, Weak},
-    time::{Duration, Instant},
+    convert::Infallible,
+    sync::{Arc, Mutex, MutexGuard, Weak},
+    time::Duration,
 };
 
 use bytes::{Bytes, BytesMut};
 use memmap2::{MmapMut, MmapOptions};
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::{
+    io::{AsyncRead, AsyncReadExt},
+    sync::Notify,
+    time::Instant,
+};
 
-/// The spare mapping and when it came back.
-type Slot = Mutex<Option<(MmapMut, Instant)>>;
+/// A mapping waiting for the next large response.
+#[derive(Debug)]
+struct Spare {
+    map: MmapMut,
+    /// The most bytes of it ever written (all resident).
+    touched: usize,
+    /// When it came back.
+    since: Instant,
+}
+
+/// What the connection and its mappings' owners share.
+#[derive(Debug, Default)]
+struct Home {
+    spare: Mutex<Option<Spare>>,
+    /// A mapping came back (wakes [`RecvBuffers::expire_idle`]).
+    returned: Notify,
+}
+
+impl Home {
+    fn spare(&self) -> MutexGuard<'_, Option<Spare>> {
+        self.spare.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
 
 /// One connection's response buffers: see the module docs.
 #[derive(Debug)]
 pub(super) struct RecvBuffers {
-    spare: Arc<Slot>,
+    home: Arc<Home>,
     idle: Duration,
 }
 
@@ -49,7 +78,7 @@ impl RecvBuffers {
 
     pub(super) fn new(idle: Duration) -> Self {
         Self {
-            spare: Arc::default(),
+            home: Arc::default(),
             idle,
         }
     }
@@ -60,14 +89,13 @@ impl RecvBuffers {
         read: &mut R,
         len: usize,
     ) -> std::io::Result<Bytes> {
-        let spare = self.take_spare(len);
         if len < Self::LARGE {
             return read_to_heap(read, len).await;
         }
-        let mut map = match spare {
-            Some(map) => map,
+        let (mut map, touched) = match self.take_spare(len) {
+            Some(spare) => (spare.map, spare.touched.max(len)),
             None => match MmapOptions::new().len(len.max(Self::MAPPING)).map_anon() {
-                Ok(map) => map,
+                Ok(map) => (map, len),
                 // No address space for a mapping: the heap still works.
                 Err(_) => return read_to_heap(read, len).await,
             },
@@ -76,30 +104,49 @@ impl RecvBuffers {
         Ok(Bytes::from_owner(Recycled {
             map: Some(map),
             len,
-            home: Arc::downgrade(&self.spare),
+            touched,
+            home: Arc::downgrade(&self.home),
         }))
     }
 
-    /// The spare, if `len` is large and fits it. A spare too small for a large response is unmapped (the
-    /// response's mapping takes its place), and so is one idle for longer than `idle`.
-    fn take_spare(&self, len: usize) -> Option<MmapMut> {
-        let map = {
-            let mut slot = self.spare.lock().unwrap_or_else(|p| p.into_inner());
-            let (map, since) = slot.take()?;
-            if len < Self::LARGE && since.elapsed() < self.idle {
-                *slot = Some((map, since));
-                return None;
+    /// The spare, if it can take a response of `len` bytes (see the module docs). An unsuitable one is
+    /// unmapped: the response's own mapping takes its place when it comes back.
+    fn take_spare(&self, len: usize) -> Option<Spare> {
+        let spare = self.home.spare().take()?;
+        (spare.map.len() >= len && spare.touched <= len.saturating_mul(2)).then_some(spare)
+    }
+
+    /// Unmaps the spare once it has gone unused for the idle time; never returns. The connection runs it
+    /// while it waits for the next response (it is cancel-safe: dropping it loses nothing).
+    pub(super) async fn expire_idle(&self) -> Infallible {
+        loop {
+            let since = self.home.spare().as_ref().map(|s| s.since);
+            match since {
+                None => self.home.returned.notified().await,
+                Some(since) => {
+                    tokio::time::sleep_until(since + self.idle).await;
+                    let expired = {
+                        let mut slot = self.home.spare();
+                        if slot.as_ref().is_some_and(|s| s.since == since) {
+                            slot.take()
+                        } else {
+                            None
+                        }
+                    };
+                    drop(expired); // unmapped outside the lock
+                }
             }
-            map
-        };
-        // Unmapped here, outside the lock, unless it is used.
-        (len >= Self::LARGE && map.len() >= len).then_some(map)
+        }
     }
 
     #[cfg(test)]
     fn spare_len(&self) -> Option<usize> {
-        let slot = self.spare.lock().unwrap_or_else(|p| p.into_inner());
-        slot.as_ref().map(|(map, _)| map.len())
+        self.home.spare().as_ref().map(|s| s.map.len())
+    }
+
+    #[cfg(test)]
+    fn spare_touched(&self) -> Option<usize> {
+        self.home.spare().as_ref().map(|s| s.touched)
     }
 }
 
@@ -120,7 +167,8 @@ async fn read_to_heap<R: AsyncRead + Unpin>(read: &mut R, len: usize) -> std::io
 struct Recycled {
     map: Option<MmapMut>,
     len: usize,
-    home: Weak<Slot>,
+    touched: usize,
+    home: Weak<Home>,
 }
 
 impl AsRef<[u8]> for Recycled {
@@ -134,9 +182,22 @@ impl Drop for Recycled {
         let (Some(map), Some(home)) = (self.map.take(), self.home.upgrade()) else {
             return;
         };
-        let mut slot = home.lock().unwrap_or_else(|p| p.into_inner());
-        if slot.is_none() {
-            *slot = Some((map, Instant::now()));
+        let kept = {
+            let mut slot = home.spare();
+            if slot.is_none() {
+                *slot = Some(Spare {
+                    map,
+                    touched: self.touched,
+                    since: Instant::now(),
+                });
+                None
+            } else {
+                Some(map)
+            }
+        };
+        match kept {
+            None => home.returned.notify_one(),
+            Some(map) => drop(map), // unmapped outside the lock
         }
     }
 }
@@ -154,6 +215,11 @@ mod tests {
     async fn read(buffers: &RecvBuffers, data: &[u8]) -> Bytes {
         let mut reader = data;
         buffers.read(&mut reader, data.len()).await.unwrap()
+    }
+
+    /// `ptr - offset`, as an address (never dereferenced).
+    fn back_by(ptr: *const u8, offset: usize) -> *const u8 {
+        ptr.wrapping_sub(offset)
     }
 
     #[tokio::test]
@@ -189,7 +255,7 @@ mod tests {
         assert_eq!(buffers.spare_len(), None);
 
         // While it is held, another large response gets a mapping of its own.
-        let third = body(2 * RecvBuffers::LARGE, 3);
+        let third = body(RecvBuffers::LARGE + 2, 3);
         let c = read(&buffers, &third).await;
         assert_eq!(c, third);
         assert_ne!(c.as_ptr(), b.as_ptr());
@@ -200,42 +266,82 @@ mod tests {
         assert_eq!(buffers.spare_len(), Some(RecvBuffers::MAPPING));
     }
 
-    /// `ptr - offset`, as an address (never dereferenced).
-    fn back_by(ptr: *const u8, offset: usize) -> *const u8 {
-        ptr.wrapping_sub(offset)
+    #[tokio::test]
+    async fn a_spare_is_reused_only_by_a_response_at_least_half_its_touched_size() {
+        let buffers = RecvBuffers::new(RecvBuffers::IDLE);
+        let big = read(&buffers, &body(4 * RecvBuffers::LARGE, 4)).await;
+        let at = big.as_ptr();
+        drop(big);
+        assert_eq!(buffers.spare_touched(), Some(4 * RecvBuffers::LARGE));
+        // Half the touched size: reused (and it still keeps the 4 MiB resident).
+        let half = read(&buffers, &body(2 * RecvBuffers::LARGE, 5)).await;
+        assert_eq!(half.as_ptr(), at);
+        drop(half);
+        assert_eq!(buffers.spare_touched(), Some(4 * RecvBuffers::LARGE));
+        // Less than half of what the mapping keeps resident: a fresh mapping instead, so a small
+        // response the application holds on to does not pin the big one's pages.
+        let small = body(RecvBuffers::LARGE, 6);
+        let kept = read(&buffers, &small).await;
+        assert_eq!(kept, small);
+        assert_eq!(buffers.spare_len(), None, "the unsuitable spare was unmapped");
+        drop(kept);
+        assert_eq!(
+            buffers.spare_touched(),
+            Some(RecvBuffers::LARGE),
+            "a fresh mapping came back"
+        );
     }
 
     #[tokio::test]
     async fn a_response_larger_than_the_spare_gets_a_mapping_to_fit() {
         let buffers = RecvBuffers::new(RecvBuffers::IDLE);
-        let big = body(RecvBuffers::MAPPING + 3, 4);
-        drop(read(&buffers, &big).await);
+        drop(read(&buffers, &body(RecvBuffers::LARGE, 7)).await);
+        let big = body(RecvBuffers::MAPPING + 3, 8);
+        let b = read(&buffers, &big).await;
+        assert_eq!(b, big);
+        drop(b);
         assert_eq!(buffers.spare_len(), Some(RecvBuffers::MAPPING + 3));
-        let small = body(RecvBuffers::LARGE, 5);
-        assert_eq!(read(&buffers, &small).await, small);
     }
 
-    #[tokio::test]
-    async fn an_idle_spare_is_unmapped_and_none_outlives_the_connection() {
-        let buffers = RecvBuffers::new(Duration::ZERO);
-        drop(read(&buffers, &body(RecvBuffers::LARGE, 6)).await);
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_spare_is_unmapped_even_if_no_response_comes() {
+        let buffers = RecvBuffers::new(Duration::from_secs(30));
+        let held = read(&buffers, &body(RecvBuffers::LARGE, 9)).await;
+        let expiry = buffers.expire_idle();
+        tokio::pin!(expiry);
+        // No spare yet: the expiry waits for one.
+        assert!(
+            tokio::time::timeout(Duration::from_secs(60), &mut expiry)
+                .await
+                .is_err()
+        );
+        drop(held); // comes back, and wakes the expiry
         assert!(buffers.spare_len().is_some());
-        // Any later response notices the spare has been idle too long.
-        read(&buffers, &body(10, 7)).await;
-        assert_eq!(buffers.spare_len(), None);
-
-        let held = read(&buffers, &body(RecvBuffers::LARGE, 8)).await;
-        drop(buffers);
-        drop(held); // its mapping has no connection to go back to: unmapped, no panic
+        assert!(
+            tokio::time::timeout(Duration::from_secs(29), &mut expiry)
+                .await
+                .is_err()
+        );
+        assert!(buffers.spare_len().is_some(), "not before the idle time");
+        assert!(
+            tokio::time::timeout(Duration::from_secs(2), &mut expiry)
+                .await
+                .is_err()
+        );
+        assert_eq!(buffers.spare_len(), None, "unmapped after the idle time");
     }
 
     #[tokio::test]
-    async fn a_response_cut_short_fails_and_leaves_no_spare() {
+    async fn no_mapping_outlives_the_connection_and_a_cut_short_response_leaves_no_spare() {
         let buffers = RecvBuffers::new(RecvBuffers::IDLE);
-        let data = body(RecvBuffers::LARGE, 9);
+        let data = body(RecvBuffers::LARGE, 10);
         let mut reader = &data[..data.len() - 1];
         let err = buffers.read(&mut reader, data.len()).await.unwrap_err();
         assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof);
         assert_eq!(buffers.spare_len(), None);
+
+        let held = read(&buffers, &data).await;
+        drop(buffers);
+        drop(held); // its mapping has no connection to go back to: unmapped, no panic
     }
 }
