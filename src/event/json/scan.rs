@@ -1,19 +1,18 @@
-//! One hand-written pass over an event document: the twelve envelope fields are set aside (strings
-//! borrowed from the input), and the other fields are copied as text into a smaller document that the
-//! payload type is read from.
+//! One hand-written pass over an event document: the envelope fields in their usual forms (strings
+//! without escapes, `null`, `{}`, small integers) are set aside directly, strings borrowed from the
+//! input; everything else is copied as text into a smaller document that serde_json parses into a map,
+//! which the caller then treats exactly as the general path treats the whole document.
 //!
-//! This is the fast path of [`super::decode`]. It takes the shape eventsource-py writes (an object whose
-//! keys and envelope strings have no escapes) and gives up, returning `None`, on anything else: not an
-//! object, an escape in a key or an envelope string, a repeated envelope field, a payload its type
-//! rejects, invalid JSON. The caller then takes the general path, which gives the same result or the
-//! precise error.
+//! This is the fast path of [`super::decode`]. It gives up, returning `None`, on a document that is not
+//! an object, a repeated envelope field, or anything serde_json rejects in the smaller document; the
+//! caller then takes the general path, which gives the same result or the precise error.
 //!
-//! Only the structure is checked here; serde_json checks every value. The payload document is the
-//! input's payload fields verbatim, so it is valid JSON only if each of their values is, and every
-//! non-string envelope value is parsed by serde_json from its own text: a document accepted here is
-//! one serde_json accepts, and it decodes to the same values.
+//! Why the results are the same: the smaller document is the input minus the entries set aside, with
+//! every other key and value verbatim, at the same nesting depth; the structure around them (braces,
+//! colons, commas, whitespace) is checked here as strictly as JSON defines it, and the entries set aside
+//! are valid JSON whose values are what serde_json would read. So the input is valid exactly when the
+//! smaller document is, and parsing it gives the general path's map minus the entries set aside.
 
-use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use super::envelope_index;
@@ -43,9 +42,10 @@ impl Field<'_> {
 /// The envelope fields in [`super::ENVELOPE_FIELDS`] order (`None`: absent).
 pub(crate) type Envelope<'a> = [Option<Field<'a>>; 12];
 
-/// Reads `value` (a JSON object) once: the envelope fields into `envelope` (empty on entry), the rest as
-/// `E`. `None`: not the usual shape, or not valid (see the module docs); `envelope` is then unspecified.
-pub(crate) fn scan<'a, E: DeserializeOwned>(value: &'a [u8], envelope: &mut Envelope<'a>) -> Option<E> {
+/// Reads `value` (a JSON object) once: the envelope fields in their usual forms into `envelope` (empty
+/// on entry), every other entry into the returned map (see the module docs). `None`: not an object, a
+/// repeated envelope field, or not valid JSON; `envelope` is then unspecified.
+pub(crate) fn scan<'a>(value: &'a [u8], envelope: &mut Envelope<'a>) -> Option<Map<String, Value>> {
     // One UTF-8 check of the whole document is cheaper than one per string.
     let text = std::str::from_utf8(value).ok()?;
     let mut s = Scanner {
@@ -53,35 +53,35 @@ pub(crate) fn scan<'a, E: DeserializeOwned>(value: &'a [u8], envelope: &mut Enve
         bytes: value,
         pos: 0,
     };
-    let mut payload = String::with_capacity(value.len());
-    payload.push('{');
+    let mut rest = String::with_capacity(value.len());
+    rest.push('{');
     s.whitespace();
     s.eat(b'{')?;
     s.whitespace();
     if s.eat(b'}').is_none() {
         loop {
-            let key = s.plain_string()?;
+            let key = s.string_text()?;
             s.whitespace();
             s.eat(b':')?;
             s.whitespace();
-            match envelope_index(key) {
+            let set_aside = match plain_contents(key).and_then(envelope_index) {
                 Some(i) => {
                     let slot = envelope.get_mut(i)?;
                     if slot.is_some() {
                         return None;
                     }
-                    s.envelope_value(slot)?;
+                    s.usual_value(slot)?
                 }
-                None => {
-                    let value = s.value_text()?;
-                    if payload.len() > 1 {
-                        payload.push(',');
-                    }
-                    payload.push('"');
-                    payload.push_str(key);
-                    payload.push_str("\":");
-                    payload.push_str(value);
+                None => false,
+            };
+            if !set_aside {
+                let value = s.value_text()?;
+                if rest.len() > 1 {
+                    rest.push(',');
                 }
+                rest.push_str(key);
+                rest.push(':');
+                rest.push_str(value);
             }
             s.whitespace();
             if s.eat(b',').is_some() {
@@ -96,8 +96,19 @@ pub(crate) fn scan<'a, E: DeserializeOwned>(value: &'a [u8], envelope: &mut Enve
     if s.pos != value.len() {
         return None;
     }
-    payload.push('}');
-    serde_json::from_str(&payload).ok()
+    rest.push('}');
+    serde_json::from_str(&rest).ok()
+}
+
+/// The contents of a string token (quotes included) if it has no escapes and no control characters
+/// (which JSON forbids raw): then they are the string's value.
+fn plain_contents(token: &str) -> Option<&str> {
+    let inner = token.get(1..token.len().checked_sub(1)?)?;
+    // No early exit: this vectorizes.
+    let bad = inner
+        .bytes()
+        .fold(false, |bad, b| bad | (b == b'\\') | (b < 0x20));
+    (!bad).then_some(inner)
 }
 
 struct Scanner<'a> {
@@ -121,41 +132,39 @@ impl<'a> Scanner<'a> {
         (self.peek()? == byte).then(|| self.pos += 1)
     }
 
-    /// A string without escapes (or control characters, which JSON forbids raw): its contents.
-    #[inline]
-    fn plain_string(&mut self) -> Option<&'a str> {
-        self.eat(b'"')?;
+    /// The token of the string starting here, quotes included (structure only).
+    fn string_text(&mut self) -> Option<&'a str> {
         let start = self.pos;
-        let len = memchr::memchr(b'"', self.bytes.get(start..)?)?;
-        let raw = &self.bytes[start..start + len];
-        // No early exit: this vectorizes.
-        if raw.iter().fold(false, |bad, &b| bad | (b == b'\\') | (b < 0x20)) {
-            return None;
-        }
+        self.skip_string()?;
         // Quotes are ASCII, so both ends are character boundaries.
-        let contents = self.text.get(start..start + len)?;
-        self.pos = start + len + 1;
-        Some(contents)
+        self.text.get(start..self.pos)
     }
 
-    /// An envelope field's value, into `slot` (written in place: the value is not returned through
-    /// the stack): a plain string borrowed, the common scalars directly, anything else parsed by
-    /// serde_json from its text.
+    /// An envelope field's value in one of its usual forms, into `slot` (written in place, not returned
+    /// through the stack): a string without escapes (borrowed), `null`, `{}`, or a small integer.
+    /// `Some(false)`: another form, left where it is for serde_json.
     #[inline]
-    fn envelope_value(&mut self, slot: &mut Option<Field<'a>>) -> Option<()> {
+    fn usual_value(&mut self, slot: &mut Option<Field<'a>>) -> Option<bool> {
+        let start = self.pos;
         if self.peek()? == b'"' {
-            *slot = Some(Field::Str(self.plain_string()?));
-            return Some(());
+            if let Some(contents) = plain_contents(self.string_text()?) {
+                *slot = Some(Field::Str(contents));
+                return Some(true);
+            }
+        } else {
+            let value = match self.value_text()? {
+                "null" => Some(Value::Null),
+                "{}" => Some(Value::Object(Map::new())),
+                digits if is_small_natural(digits) => digits.parse::<u64>().ok().map(Value::from),
+                _ => None,
+            };
+            if let Some(value) = value {
+                *slot = Some(Field::Value(value));
+                return Some(true);
+            }
         }
-        let text = self.value_text()?;
-        let value = match text {
-            "null" => Value::Null,
-            "{}" => Value::Object(Map::new()),
-            digits if is_small_natural(digits) => Value::from(digits.parse::<u64>().ok()?),
-            other => serde_json::from_str(other).ok()?,
-        };
-        *slot = Some(Field::Value(value));
-        Some(())
+        self.pos = start;
+        Some(false)
     }
 
     /// The text of the value starting here (structure only: strings, brackets and scalar extents).
@@ -179,14 +188,12 @@ impl<'a> Scanner<'a> {
     fn skip_string(&mut self) -> Option<()> {
         self.eat(b'"')?;
         loop {
-            match self.peek()? {
-                b'"' => {
-                    self.pos += 1;
-                    return Some(());
-                }
-                b'\\' => self.pos += 2,
-                _ => self.pos += 1,
+            let at = self.pos + memchr::memchr2(b'"', b'\\', self.bytes.get(self.pos..)?)?;
+            if self.bytes[at] == b'"' {
+                self.pos = at + 1;
+                return Some(());
             }
+            self.pos = at + 2;
         }
     }
 
@@ -223,64 +230,84 @@ fn is_small_natural(text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::json::ENVELOPE_FIELDS;
 
-    #[derive(Debug, PartialEq, serde::Deserialize)]
-    struct Payload {
-        sku: String,
-        #[serde(default)]
-        n: Option<serde_json::Value>,
-    }
-
-    fn scanned(doc: &str) -> Option<(Envelope<'_>, Payload)> {
+    fn scanned(doc: &str) -> Option<(Envelope<'_>, Map<String, Value>)> {
         let mut envelope = Envelope::default();
-        let payload = scan::<Payload>(doc.as_bytes(), &mut envelope)?;
-        Some((envelope, payload))
+        let rest = scan(doc.as_bytes(), &mut envelope)?;
+        Some((envelope, rest))
     }
 
-    #[test]
-    fn envelope_strings_are_borrowed_and_scalars_read_directly() {
-        let doc = r#"{"event_id":"e","event_version":7,"tenant_id":null,"metadata":{},"sku":"a\"b","n":[1,{"x":"]"}],"aggregate_version":1.0}"#;
-        let (envelope, payload) = scanned(doc).unwrap();
-        assert!(matches!(envelope[0], Some(Field::Str("e"))));
-        assert_eq!(envelope[2], Some(Field::Value(Value::from(7u64))));
-        assert_eq!(envelope[7], Some(Field::Value(Value::Null)));
-        assert_eq!(envelope[11], Some(Field::Value(Value::Object(Map::new()))));
-        assert_eq!(envelope[6], Some(Field::Value(serde_json::json!(1.0))));
-        assert_eq!(envelope[1], None);
-        assert_eq!(payload.sku, "a\"b");
-        assert_eq!(payload.n, Some(serde_json::json!([1, {"x": "]"}])));
-    }
-
-    #[test]
-    fn numbers_read_as_serde_json_reads_them() {
-        for n in [
-            "0",
-            "7",
-            "18446744073709551615",
-            "18446744073709551616",
-            "-3",
-            "1e3",
-            "2.50",
-            "01",
-            "-0",
-        ] {
-            let doc = format!(r#"{{"event_version":{n},"sku":"s"}}"#);
-            let expected = serde_json::from_str::<Value>(n).ok();
-            let got = scanned(&doc).map(|(e, _)| e[2].clone());
-            assert_eq!(got, expected.map(|v| Some(Field::Value(v))), "{n}");
+    fn as_value(field: &Field<'_>) -> Value {
+        match field {
+            Field::Str(s) => Value::String((*s).to_owned()),
+            Field::Value(v) => v.clone(),
         }
     }
 
     #[test]
-    fn unusual_or_invalid_documents_are_left_to_the_general_path() {
-        for doc in [
-            r#"{"even\u0074_id":"e","sku":"s"}"#,           // escape in a key
-            r#"{"actor_id":"a\nb","sku":"s"}"#,             // escape in an envelope string
-            "{\"actor_id\":\"a\u{1}b\",\"sku\":\"s\"}",     // raw control character
-            r#"{"event_id":"e","event_id":"e","sku":"s"}"#, // repeated envelope field
-            r#"{"sku":"s","sku":"t"}"#,                     // repeated payload field (serde refuses)
-            r#"{"sku":1}"#,                                 // payload type mismatch
-            r#"[1]"#,
+    fn usual_envelope_forms_are_set_aside_and_the_rest_parsed() {
+        let doc = r#"{"event_id":"e","event_version":7,"tenant_id":null,"metadata":{},"sku":"a\"b","n":[1,{"x":"]"}],"aggregate_version":1.0,"actor_id":"a\nb","even\u0074_type":"T"}"#;
+        let (envelope, rest) = scanned(doc).unwrap();
+        assert!(matches!(envelope[0], Some(Field::Str("e"))), "borrowed");
+        assert_eq!(envelope[2], Some(Field::Value(Value::from(7u64))));
+        assert_eq!(envelope[7], Some(Field::Value(Value::Null)));
+        assert_eq!(envelope[11], Some(Field::Value(Value::Object(Map::new()))));
+        // A float, an escaped string and an escaped key are left to serde_json.
+        assert_eq!((&envelope[6], &envelope[8], &envelope[1]), (&None, &None, &None));
+        let expected = serde_json::json!({
+            "sku": "a\"b", "n": [1, {"x": "]"}], "aggregate_version": 1.0, "actor_id": "a\nb", "event_type": "T"
+        });
+        assert_eq!(Value::Object(rest.clone()), expected);
+        assert_eq!(
+            rest.keys().collect::<Vec<_>>(),
+            ["sku", "n", "aggregate_version", "actor_id", "event_type"],
+            "in document order"
+        );
+    }
+
+    /// Set-aside fields plus the rest are serde_json's map of the whole document, entry for entry.
+    #[test]
+    fn the_parts_make_up_what_serde_json_reads() {
+        let docs = [
+            r#"{"event_id":"e","sku":"s"}"#,
+            " {\n\t\"sku\" : \"s\" ,\r\"metadata\" : { } , \"event_version\" : 12 } ",
+            r#"{"aggregate_version":18446744073709551615,"event_version":18446744073709551616,"tenant_id":-0}"#,
+            r#"{"causation_id":"\u00e9","correlation_id":"é","x":{"event_id":"nested"},"":1}"#,
+            r#"{"sku":"s","sku":"t","metadata":{"a":[1,{"b":null}]}}"#,
+            r#"{}"#,
+        ];
+        for doc in docs {
+            let full: Map<String, Value> = serde_json::from_str(doc).unwrap();
+            let (envelope, rest) = scanned(doc).unwrap_or_else(|| panic!("{doc}"));
+            let mut rebuilt = rest.clone();
+            for (field, name) in envelope.iter().zip(ENVELOPE_FIELDS) {
+                if let Some(field) = field {
+                    assert!(!rest.contains_key(name), "{doc}: {name} twice");
+                    rebuilt.insert(name.to_owned(), as_value(field));
+                }
+            }
+            assert_eq!(rebuilt, full, "{doc}");
+            let full_rest: Vec<_> = full.iter().filter(|(k, _)| rest.contains_key(*k)).collect();
+            assert_eq!(rest.iter().collect::<Vec<_>>(), full_rest, "{doc}: order");
+        }
+    }
+
+    #[test]
+    fn what_serde_json_refuses_is_refused_and_so_is_a_repeated_envelope_field() {
+        let deep = format!(r#"{{"x":{}1{}}}"#, "[".repeat(127), "]".repeat(127));
+        let deep_metadata = format!(
+            r#"{{"metadata":{{"a":{}1{}}}}}"#,
+            "[".repeat(126),
+            "]".repeat(126)
+        );
+        let invalid = [
+            "{\"actor_id\":\"a\u{1}b\",\"sku\":\"s\"}", // raw control character
+            r#"{"sku":"s","x":1e400}"#,                 // out of range, in a field no type reads
+            r#"{"sku":"s","x":"\ud800"}"#,              // lone surrogate
+            r#"{"sku":"s","x":["\udfff"]}"#,
+            deep.as_str(), // deeper than serde_json's limit
+            deep_metadata.as_str(),
             r#"{"sku":"s"} x"#,
             r#"{"sku":"s",}"#,
             r#"{"sku":"s" "n":1}"#,
@@ -291,23 +318,23 @@ mod tests {
             r#"{"sku":"s","metadata":{"a":}}"#,
             r#"{"sku":"s""#,
             r#"{"sku""#,
+            r#"{"sku":"s\"#,
             "",
-        ] {
+        ];
+        for doc in invalid {
+            assert!(
+                serde_json::from_str::<Value>(doc).is_err(),
+                "serde_json accepts {doc}"
+            );
             assert!(scanned(doc).is_none(), "{doc}");
         }
         assert!(
-            scan::<Payload>(b"{\"sku\":\"\xff\"}", &mut Envelope::default()).is_none(),
+            scan(b"{\"sku\":\"\xff\"}", &mut Envelope::default()).is_none(),
             "not UTF-8"
         );
-    }
-
-    #[test]
-    fn whitespace_and_empty_objects_are_json() {
-        let (envelope, payload) = scanned(" {\n\t\"sku\" : \"s\" ,\r\"metadata\" : { } } ").unwrap();
-        assert_eq!(payload.sku, "s");
-        assert_eq!(envelope[11], Some(Field::Value(Value::Object(Map::new()))));
-        #[derive(Debug, serde::Deserialize)]
-        struct Nothing {}
-        assert!(scan::<Nothing>(b" { } ", &mut Envelope::default()).is_some());
+        // Valid JSON, but for the general path to decide: not an object (its error names that), and a
+        // repeated envelope field (the last value wins there).
+        assert!(scanned("[1]").is_none());
+        assert!(scanned(r#"{"event_id":"e","event_id":"f"}"#).is_none());
     }
 }
