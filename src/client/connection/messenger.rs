@@ -26,7 +26,6 @@ use std::{
 };
 
 use bytes::{Bytes, BytesMut};
-
 use kafka_protocol::{messages::ApiVersionsRequest, protocol::StrBytes};
 use tokio::{
     io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, BufWriter, ReadHalf, WriteHalf},
@@ -327,11 +326,11 @@ async fn read_loop<S: Stream>(read: ReadHalf<S>, shared: Arc<Shared>, max_respon
             ready = read.fill_buf() => ready.map(|_| ()),
             never = buffers.expire_idle() => match never {},
         };
+        if let Err(e) = ready {
+            break io_error(&shared.broker, e);
+        }
         let mut prefix = [0u8; frame::SIZE_PREFIX];
-        if let Err(e) = match ready {
-            Ok(()) => read.read_exact(&mut prefix).await.map(|_| ()),
-            Err(e) => Err(e),
-        } {
+        if let Err(e) = read.read_exact(&mut prefix).await {
             break io_error(&shared.broker, e);
         }
         let len = match frame::frame_len(prefix, max_response_size) {

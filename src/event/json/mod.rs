@@ -195,7 +195,7 @@ pub(crate) fn decode<E: Event>(value: &[u8]) -> Result<super::DomainEvent<E>, Er
     let mut envelope: Envelope<'_> = Default::default();
     if let Some(mut rest) = scan::scan(value, &mut envelope)
         && take_envelope(&mut rest, &mut envelope)
-        && let Ok(meta) = meta_from(&mut envelope, E::EVENT_TYPE, Some(E::AGGREGATE_TYPE))
+        && let Ok(meta) = meta_from(envelope, E::EVENT_TYPE, Some(E::AGGREGATE_TYPE))
         && let Ok(payload) = decode_payload::<E>(rest)
     {
         return Ok(super::DomainEvent { meta, payload });
@@ -231,8 +231,8 @@ pub(crate) fn take_meta(
     aggregate_type: Option<&str>,
 ) -> Result<EventMeta, Error> {
     let mut envelope: Envelope<'_> = Default::default();
-    take_envelope(map, &mut envelope);
-    meta_from(&mut envelope, name, aggregate_type)
+    take_envelope(map, &mut envelope); // empty before: nothing can clash
+    meta_from(envelope, name, aggregate_type)
 }
 
 /// Moves the envelope fields of `map` into `envelope` in one pass (keeping the payload's order, instead of
@@ -251,83 +251,89 @@ fn take_envelope(map: &mut Map<String, Value>, envelope: &mut Envelope<'_>) -> b
 }
 
 /// Validates the envelope fields (in [`ENVELOPE_FIELDS`] order; `None` = absent) into an [`EventMeta`].
-fn meta_from(
-    envelope: &mut Envelope<'_>,
-    name: &str,
-    aggregate_type: Option<&str>,
-) -> Result<EventMeta, Error> {
+fn meta_from(envelope: Envelope<'_>, name: &str, aggregate_type: Option<&str>) -> Result<EventMeta, Error> {
     let bad = |field: &'static str, reason: String| Error::InvalidField {
         event_type: name.to_owned(),
         field,
         reason,
     };
-    let mut take = |field: &str| envelope_index(field).and_then(|i| envelope[i].take());
+    let text = |field: &'static str, v: Field<'_>| {
+        string(v).map_err(|v| {
+            bad(
+                field,
+                format!("Input should be a valid string, not {}", field_kind(&v)),
+            )
+        })
+    };
+    let not_null = |f: &Field<'_>| !f.is_null();
+    // In `ENVELOPE_FIELDS` order.
+    let [
+        event_id,
+        event_type,
+        event_version,
+        occurred_at,
+        aggregate_id,
+        aggregate_type_field,
+        aggregate_version,
+        tenant_id,
+        actor_id,
+        correlation_id,
+        causation_id,
+        metadata,
+    ] = envelope;
 
-    let event_id = match take("event_id") {
+    let event_id = match event_id {
         None => Uuid::new_v4(),
         Some(v) => lax_uuid(&v).map_err(|r| bad("event_id", r))?,
     };
-    let event_type = match take("event_type").map(string) {
+    let event_type = match event_type.map(|v| text("event_type", v)).transpose()? {
         None => name.to_owned(),
-        Some(Ok(s)) if s.is_empty() => name.to_owned(),
-        Some(Ok(s)) => s,
-        Some(Err(v)) => {
-            return Err(bad(
-                "event_type",
-                format!("Input should be a valid string, not {}", field_kind(&v)),
-            ));
-        }
+        Some(s) if s.is_empty() => name.to_owned(),
+        Some(s) => s,
     };
-    let event_version = match take("event_version") {
+    let event_version = match event_version {
         None => 1,
         Some(v) => lax_version(&v).map_err(|r| bad("event_version", r))?,
     };
-    let occurred_at = match take("occurred_at") {
+    let occurred_at = match occurred_at {
         None => timefmt::truncate_to_micros(OffsetDateTime::now_utc()),
         Some(v) => lax_datetime(&v).map_err(|r| bad("occurred_at", r))?,
     };
-    let aggregate_id = match take("aggregate_id") {
+    let aggregate_id = match aggregate_id {
         None => return Err(bad("aggregate_id", "Field required".into())),
         Some(v) => lax_uuid(&v).map_err(|r| bad("aggregate_id", r))?,
     };
-    let aggregate_type = match (take("aggregate_type").map(string), aggregate_type) {
-        (Some(Ok(s)), _) => s,
+    let aggregate_type = match (
+        aggregate_type_field
+            .map(|v| text("aggregate_type", v))
+            .transpose()?,
+        aggregate_type,
+    ) {
+        (Some(s), _) => s,
         (None, Some(default)) => default.to_owned(),
         (None, None) => return Err(bad("aggregate_type", "Field required".into())),
-        (Some(Err(v)), _) => {
-            return Err(bad(
-                "aggregate_type",
-                format!("Input should be a valid string, not {}", field_kind(&v)),
-            ));
-        }
     };
-    let aggregate_version = match take("aggregate_version") {
+    let aggregate_version = match aggregate_version {
         None => 1,
         Some(v) => lax_version(&v).map_err(|r| bad("aggregate_version", r))?,
     };
-    let tenant_id = match take("tenant_id").filter(|f| !f.is_null()) {
+    let tenant_id = match tenant_id.filter(not_null) {
         None => None,
         Some(v) => Some(lax_uuid(&v).map_err(|r| bad("tenant_id", r))?),
     };
-    let actor_id = match take("actor_id").filter(|f| !f.is_null()).map(string) {
-        None => None,
-        Some(Ok(s)) => Some(s),
-        Some(Err(v)) => {
-            return Err(bad(
-                "actor_id",
-                format!("Input should be a valid string, not {}", field_kind(&v)),
-            ));
-        }
-    };
-    let correlation_id = match take("correlation_id") {
+    let actor_id = actor_id
+        .filter(not_null)
+        .map(|v| text("actor_id", v))
+        .transpose()?;
+    let correlation_id = match correlation_id {
         None => event_id,
         Some(v) => lax_uuid(&v).map_err(|r| bad("correlation_id", r))?,
     };
-    let causation_id = match take("causation_id").filter(|f| !f.is_null()) {
+    let causation_id = match causation_id.filter(not_null) {
         None => None,
         Some(v) => Some(lax_uuid(&v).map_err(|r| bad("causation_id", r))?),
     };
-    let metadata = match take("metadata") {
+    let metadata = match metadata {
         None => Map::new(),
         Some(Field::Value(Value::Object(m))) => m,
         Some(v) => {

@@ -48,11 +48,7 @@ pub(crate) type Envelope<'a> = [Option<Field<'a>>; 12];
 pub(crate) fn scan<'a>(value: &'a [u8], envelope: &mut Envelope<'a>) -> Option<Map<String, Value>> {
     // One UTF-8 check of the whole document is cheaper than one per string.
     let text = std::str::from_utf8(value).ok()?;
-    let mut s = Scanner {
-        text,
-        bytes: value,
-        pos: 0,
-    };
+    let mut s = Scanner { text, pos: 0 };
     let mut rest = String::with_capacity(value.len());
     rest.push('{');
     s.whitespace();
@@ -93,7 +89,7 @@ pub(crate) fn scan<'a>(value: &'a [u8], envelope: &mut Envelope<'a>) -> Option<M
         }
     }
     s.whitespace();
-    if s.pos != value.len() {
+    if s.pos != text.len() {
         return None;
     }
     rest.push('}');
@@ -113,13 +109,12 @@ fn plain_contents(token: &str) -> Option<&str> {
 
 struct Scanner<'a> {
     text: &'a str,
-    bytes: &'a [u8],
     pos: usize,
 }
 
 impl<'a> Scanner<'a> {
     fn peek(&self) -> Option<u8> {
-        self.bytes.get(self.pos).copied()
+        self.text.as_bytes().get(self.pos).copied()
     }
 
     fn whitespace(&mut self) {
@@ -188,8 +183,9 @@ impl<'a> Scanner<'a> {
     fn skip_string(&mut self) -> Option<()> {
         self.eat(b'"')?;
         loop {
-            let at = self.pos + memchr::memchr2(b'"', b'\\', self.bytes.get(self.pos..)?)?;
-            if self.bytes[at] == b'"' {
+            let bytes = self.text.as_bytes();
+            let at = self.pos + memchr::memchr2(b'"', b'\\', bytes.get(self.pos..)?)?;
+            if bytes[at] == b'"' {
                 self.pos = at + 1;
                 return Some(());
             }
