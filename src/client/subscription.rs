@@ -227,6 +227,21 @@ impl SubscriptionState {
         }
     }
 
+    /// Whether `tp` has records past its position, as far as its last fetch told: `Some(true)` while
+    /// the position is below the end that fetch reported (the high watermark, or the last stable offset
+    /// for `read_committed`), `Some(false)` once it reached it, `None` before a fetch reported an end.
+    /// The fetcher long-polls only partitions at `Some(false)`, on a connection of their own, so records
+    /// known to be waiting never wait behind a long poll.
+    pub fn has_records_to_fetch(&self, tp: &TopicPartition, read_committed: bool) -> Option<bool> {
+        let p = self.partitions.get(tp)?;
+        let end = if read_committed {
+            p.last_stable_offset.or(p.high_watermark)
+        } else {
+            p.high_watermark
+        };
+        Some(p.position? < end?)
+    }
+
     /// How far `tp`'s position is behind its high watermark.
     pub fn lag(&self, tp: &TopicPartition) -> Option<i64> {
         let p = self.partitions.get(tp)?;
@@ -280,5 +295,40 @@ mod tests {
         s.mark_revoking(&tp(0));
         assert!(s.fetchable().is_empty());
         assert!(!s.advance(&tp(0), e, 7, 9, (9, 9), true));
+    }
+
+    #[test]
+    fn records_wait_while_the_position_is_below_the_end_the_last_fetch_reported() {
+        let mut s = SubscriptionState::new(2);
+        let e = s.assign(tp(0), Some(0), None);
+        assert_eq!(s.has_records_to_fetch(&tp(0), false), None, "no fetch yet");
+        assert!(s.advance(&tp(0), e, 0, 10, (30, 20), true));
+        assert_eq!(s.has_records_to_fetch(&tp(0), false), Some(true), "10 < 30");
+        assert!(s.advance(&tp(0), e, 10, 20, (30, 20), true));
+        assert_eq!(s.has_records_to_fetch(&tp(0), false), Some(true));
+        assert_eq!(
+            s.has_records_to_fetch(&tp(0), true),
+            Some(false),
+            "at the last stable offset"
+        );
+        assert!(s.advance(&tp(0), e, 20, 30, (30, 30), true));
+        assert_eq!(
+            s.has_records_to_fetch(&tp(0), false),
+            Some(false),
+            "at the high watermark"
+        );
+        // A long poll came back with some of the new records.
+        assert!(s.advance(&tp(0), e, 30, 35, (40, 40), true));
+        assert_eq!(s.has_records_to_fetch(&tp(0), false), Some(true));
+        // Without a last stable offset, read_committed goes by the high watermark.
+        let e1 = s.assign(tp(1), Some(0), None);
+        assert!(s.advance(&tp(1), e1, 0, 5, (5, -1), true));
+        assert_eq!(s.has_records_to_fetch(&tp(1), true), Some(false));
+        // A reassignment or a reset forgets the end.
+        s.request_reset(&tp(0), e, OffsetReset::Earliest);
+        assert_eq!(s.has_records_to_fetch(&tp(0), false), None);
+        s.assign(tp(1), Some(5), None);
+        assert_eq!(s.has_records_to_fetch(&tp(1), false), None);
+        assert_eq!(s.has_records_to_fetch(&tp(2), false), None, "not assigned");
     }
 }

@@ -164,6 +164,63 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
     ));
 
     trials.push(trial(
+        "consumer::records_waiting_never_wait_behind_an_idle_partitions_long_poll",
+        |ctx| async move {
+            let cluster = ctx.cluster().await;
+            let (topic, group) = (unique("lanes"), unique("lanes-g"));
+            create_topic(&cluster, &topic, 2).await;
+            // A backlog of 40 batches of 100 records of ~1 KB on partition 0; partition 1 stays empty.
+            let payload = "x".repeat(1000);
+            for b in 0..40 {
+                let values: Vec<String> = (0..100).map(|i| format!("{b}-{i}-{payload}")).collect();
+                produce(&cluster, &topic, 0, &values, Compression::None).await;
+            }
+            let long_poll = Duration::from_secs(10);
+            let mut config = fast_config(&group, &topic);
+            config.fetch.fetch_max_wait = long_poll;
+            config.fetch.max_buffered_fetches = 1;
+            let mut consumer = Consumer::subscribe(&cluster, config).unwrap();
+            let mut streams = assigned(&mut consumer).await;
+            let idle = streams.pop().unwrap();
+            let mut backlog = streams.pop().unwrap();
+            let tp = backlog.topic_partition().clone();
+            assert_eq!(tp.partition, 0);
+            // Both partitions start without a known end; the empty one must not hold the first look
+            // at the other for its long poll. Then partition 0's buffer fills while nobody reads, so
+            // the fetcher's next Fetch can only be the idle partition's long poll.
+            let first = eventually("a chunk buffered", long_poll / 2, || {
+                consumer.buffered_chunks(&tp) == 1
+            })
+            .await;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            // Each chunk taken makes room for the next; with one Fetch per broker the next one would
+            // leave only when the idle partition's 10 s long poll ends.
+            let started = std::time::Instant::now();
+            let (mut read, mut chunks) = (0, 0);
+            while read < 4000 {
+                let chunk = tokio::time::timeout(long_poll / 2, backlog.next_chunk())
+                    .await
+                    .expect("the next chunk before the idle partition's long poll ends")
+                    .unwrap();
+                read += chunk.len();
+                chunks += 1;
+            }
+            eprintln!(
+                "[lanes] first chunk after {first:?}; 4000 records in {chunks} chunks in {:?} (long poll {long_poll:?})",
+                started.elapsed()
+            );
+            assert!(chunks >= 3, "the backlog took several fetches ({chunks} chunks)");
+            assert!(
+                started.elapsed() < long_poll,
+                "{:?}: a chunk waited for the long poll",
+                started.elapsed()
+            );
+            drop((idle, backlog, streams));
+            consumer.close().await;
+        },
+    ));
+
+    trials.push(trial(
         "consumer::latest_reset_skips_existing_records_multi_record_batches",
         |ctx| async move {
             let cluster = ctx.cluster().await;

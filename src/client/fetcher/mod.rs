@@ -1,8 +1,8 @@
-//! The multi-partition fetcher: one Fetch per broker covering every fetchable partition that broker
-//! leads, decoded into per-partition chunks of records.
+//! The multi-partition fetcher: per broker, one Fetch for the fetchable partitions it leads that have
+//! records waiting and one long poll for those that are caught up, decoded into per-partition chunks.
 //!
 //! ```text
-//!  SubscriptionState::fetchable ──by leader──▶ one Fetch per broker (own connection, long-poll)
+//!  SubscriptionState::fetchable ──by leader, lane──▶ one Fetch per broker and lane (own connections)
 //!          ▲ advance(position, watermarks)            │ decode (4 codecs, control/aborted skipped)
 //!          └──────────────────────────────────────────┴──▶ per-partition sink (CompletedFetch)
 //! ```
@@ -12,7 +12,11 @@
 //!
 //! # Invariants
 //!
-//! - At most one Fetch per broker is in flight, and a partition is in at most one of them.
+//! - A broker gets at most two Fetches in flight, one per lane, each on its own connection: the *data*
+//!   lane fetches the partitions known to have records past their position, the *poll* lane long-polls
+//!   the caught-up ones (`plan::Lane`). A partition with records waiting never waits behind a long poll
+//!   (with one Fetch per broker, a partition whose buffer was full when an idle sibling's long poll left
+//!   waited up to `fetch_max_wait` each time its buffer drained). A partition is in at most one Fetch.
 //! - Each Fetch lists its partitions starting from a different one (`plan::rotate`): a broker that
 //!   fills its response budget in request order still serves every partition in turn.
 //! - A partition is fetched only while fetchable (assigned, positioned, not paused, not revoking, fewer
@@ -47,7 +51,7 @@ use crate::{
     },
     protocol::{Headers, ResponseError},
 };
-use plan::{FetchTarget, PartitionOutcome};
+use plan::{FetchTarget, Lane, PartitionOutcome};
 
 /// `isolation.level`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -204,6 +208,7 @@ pub(crate) fn scan_for_tests(
 enum FetchDone {
     Fetch {
         broker: i32,
+        lane: Lane,
         targets: Vec<FetchTarget>,
         result: Result<kafka_protocol::messages::FetchResponse, String>,
     },
@@ -262,21 +267,23 @@ struct Fetcher {
     cluster: Cluster,
     config: Arc<FetchConfig>,
     shared: Arc<FetchShared>,
-    connections: HashMap<i32, Arc<BrokerConnection>>,
-    busy: HashSet<i32>,
+    /// One connection per broker and lane.
+    connections: HashMap<(i32, Lane), Arc<BrokerConnection>>,
+    /// The brokers' lanes with a Fetch in flight.
+    busy: HashSet<(i32, Lane)>,
     in_flight: HashSet<TopicPartition>,
     resetting: HashSet<TopicPartition>,
     backoff: HashMap<i32, Instant>,
     refreshing: bool,
     tasks: JoinSet<FetchDone>,
-    /// How many Fetches were sent to each broker: where its next one's partition list starts.
-    turns: HashMap<i32, usize>,
+    /// How many Fetches were sent to each broker's lane: where its next one's partition list starts.
+    turns: HashMap<(i32, Lane), usize>,
 }
 
 impl Fetcher {
-    fn connection(&mut self, broker: i32) -> Option<Arc<BrokerConnection>> {
+    fn connection(&mut self, broker: i32, lane: Lane) -> Option<Arc<BrokerConnection>> {
         let address = self.cluster.metadata().brokers.get(&broker)?.address();
-        let conn = self.connections.entry(broker).or_insert_with(|| {
+        let conn = self.connections.entry((broker, lane)).or_insert_with(|| {
             Arc::new(BrokerConnection::new(
                 address.clone(),
                 Arc::new(self.cluster.config().clone()),
@@ -320,12 +327,25 @@ impl Fetcher {
 
     fn plan(&mut self, now: Instant) {
         self.backoff.retain(|_, until| *until > now);
+        let read_committed = self.config.isolation_level == IsolationLevel::ReadCommitted;
+        // Partitions whose end no fetch reported yet.
+        let mut unknown = HashSet::new();
         let (fetchable, resets) = {
             let state = self.shared.lock();
-            (
-                state.subscriptions.fetchable(),
-                state.subscriptions.needing_reset(),
-            )
+            let subscriptions = &state.subscriptions;
+            let fetchable: Vec<(FetchTarget, Lane)> = subscriptions
+                .fetchable()
+                .into_iter()
+                .filter(|(tp, ..)| !self.in_flight.contains(tp))
+                .map(|(tp, offset, epoch)| {
+                    let known = subscriptions.has_records_to_fetch(&tp, read_committed);
+                    if known.is_none() {
+                        unknown.insert(tp.clone());
+                    }
+                    (FetchTarget { tp, offset, epoch }, Lane::of(known))
+                })
+                .collect();
+            (fetchable, subscriptions.needing_reset())
         };
         for (tp, reset, epoch) in resets {
             if self.resetting.insert(tp.clone()) {
@@ -337,32 +357,34 @@ impl Fetcher {
                 });
             }
         }
-        let targets: Vec<FetchTarget> = fetchable
-            .into_iter()
-            .filter(|(tp, ..)| !self.in_flight.contains(tp))
-            .map(|(tp, offset, epoch)| FetchTarget { tp, offset, epoch })
-            .collect();
         let metadata = self.cluster.metadata();
-        let (plan, leaderless) = plan::by_leader(targets, |tp| {
+        let (plan, leaderless) = plan::by_leader(fetchable, |tp| {
             metadata.topics.get(&tp.topic)?.partition(tp.partition)?.leader
         });
         if !leaderless.is_empty() {
             self.refresh_metadata();
         }
-        for (broker, mut targets) in plan {
-            if self.busy.contains(&broker) || self.backoff.contains_key(&broker) {
+        for ((broker, lane), mut targets) in plan {
+            if self.busy.contains(&(broker, lane)) || self.backoff.contains_key(&broker) {
                 continue;
             }
-            let turn = self.turns.entry(broker).or_default();
+            let turn = self.turns.entry((broker, lane)).or_default();
             plan::rotate(&mut targets, *turn);
             *turn = turn.wrapping_add(1);
-            let Some(conn) = self.connection(broker) else {
+            let Some(conn) = self.connection(broker, lane) else {
                 self.refresh_metadata();
                 continue;
             };
-            self.busy.insert(broker);
+            self.busy.insert((broker, lane));
             self.in_flight.extend(targets.iter().map(|t| t.tp.clone()));
-            let config = Arc::clone(&self.config);
+            let config = if targets.iter().any(|t| unknown.contains(&t.tp)) {
+                Arc::new(FetchConfig {
+                    fetch_max_wait: self.config.fetch_max_wait.min(plan::FIRST_LOOK_MAX_WAIT),
+                    ..FetchConfig::clone(&self.config)
+                })
+            } else {
+                Arc::clone(&self.config)
+            };
             self.tasks.spawn(async move {
                 let result = async {
                     let messenger = conn.messenger().await.map_err(|e| e.to_string())?;
@@ -379,6 +401,7 @@ impl Fetcher {
                 .await;
                 FetchDone::Fetch {
                     broker,
+                    lane,
                     targets,
                     result,
                 }
@@ -404,10 +427,11 @@ impl Fetcher {
             }
             FetchDone::Fetch {
                 broker,
+                lane,
                 targets,
                 result,
             } => {
-                self.busy.remove(&broker);
+                self.busy.remove(&(broker, lane));
                 for t in &targets {
                     self.in_flight.remove(&t.tp);
                 }

@@ -6,6 +6,7 @@
 use std::{
     collections::{BTreeMap, HashSet},
     sync::Arc,
+    time::Duration,
 };
 
 use bytes::Bytes;
@@ -270,16 +271,45 @@ pub(crate) fn rotate(targets: &mut [FetchTarget], turn: usize) {
     }
 }
 
-/// Groups fetchable partitions by leader; partitions without a known leader come back separately.
+/// Which of a broker's two fetch connections a partition is fetched on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) enum Lane {
+    /// Partitions known to have records past their position: the broker answers at once.
+    Data,
+    /// Partitions that were caught up at their last fetch: a long poll (`fetch_max_wait`) for new
+    /// records. Its own connection, so a partition of the data lane never waits behind it.
+    Poll,
+}
+
+impl Lane {
+    /// The lane of a partition given whether its last fetch left records to fetch (`None`: no fetch has
+    /// told yet, see [`FIRST_LOOK_MAX_WAIT`]).
+    pub(crate) fn of(has_records_to_fetch: Option<bool>) -> Self {
+        match has_records_to_fetch {
+            Some(false) => Self::Poll,
+            Some(true) | None => Self::Data,
+        }
+    }
+}
+
+/// The longest a data-lane Fetch waits when it holds a partition no fetch has reported an end for yet
+/// (just assigned or reset): it may be caught up, and should not hold the lane for `fetch_max_wait`.
+pub(crate) const FIRST_LOOK_MAX_WAIT: Duration = Duration::from_millis(100);
+
+/// The Fetches to send: the partitions of each (leader, lane).
+pub(crate) type Plan = BTreeMap<(i32, Lane), Vec<FetchTarget>>;
+
+/// Groups fetchable partitions by the Fetch they go in: one per leader and lane. Partitions without a
+/// known leader come back separately.
 pub(crate) fn by_leader(
-    fetchable: Vec<FetchTarget>,
+    fetchable: Vec<(FetchTarget, Lane)>,
     leader_of: impl Fn(&TopicPartition) -> Option<i32>,
-) -> (BTreeMap<i32, Vec<FetchTarget>>, Vec<FetchTarget>) {
-    let mut plan: BTreeMap<i32, Vec<FetchTarget>> = BTreeMap::new();
+) -> (Plan, Vec<FetchTarget>) {
+    let mut plan = Plan::new();
     let mut leaderless = Vec::new();
-    for t in fetchable {
+    for (t, lane) in fetchable {
         match leader_of(&t.tp) {
-            Some(leader) => plan.entry(leader).or_default().push(t),
+            Some(leader) => plan.entry((leader, lane)).or_default().push(t),
             None => leaderless.push(t),
         }
     }
@@ -516,8 +546,12 @@ mod tests {
             assert_eq!(r.topics[0].partitions.len(), 2);
             assert_eq!(r.topics[0].partitions[1].fetch_offset, 9);
         }
-        let (plan, leaderless) = by_leader(targets, |tp| (tp.topic == "a").then_some(3));
-        assert_eq!(plan[&3].len(), 2);
+        let lanes = [Lane::Data, Lane::Poll, Lane::Data];
+        let (plan, leaderless) = by_leader(targets.into_iter().zip(lanes).collect(), |tp| {
+            (tp.topic == "a").then_some(3)
+        });
+        assert_eq!(plan[&(3, Lane::Data)].len(), 2);
+        assert!(!plan.contains_key(&(3, Lane::Poll)), "b-1 (polled) has no leader");
         assert_eq!(leaderless.len(), 1);
     }
 
