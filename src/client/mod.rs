@@ -3,7 +3,8 @@
 //! - [`connection`]: one broker socket; framing, ApiVersions, pipelined requests, reconnects.
 //! - [`cluster`]: bootstrap, metadata, one shared connection per broker, admin operations.
 //! - [`group`]: consumer groups: membership, assignors, committed offsets.
-//! - [`fetcher`]: one Fetch per broker for every fetchable partition, decoded into record chunks.
+//! - [`fetcher`]: per broker, one Fetch for partitions with records waiting and one long poll for
+//!   caught-up ones, decoded into record chunks.
 //! - [`consumer`]: group + fetcher as per-partition record streams with done-offset commits.
 //! - [`subscription`]: assigned partitions and their fetch positions (Java's `SubscriptionState`).
 //! - [`producer`]: partitioning, batching and sending records.
