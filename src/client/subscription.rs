@@ -51,6 +51,18 @@ pub struct PartitionState {
     pub high_watermark: Option<i64>,
     /// The last stable offset from the last fetch.
     pub last_stable_offset: Option<i64>,
+    /// A fetch answered for the partition since it was last positioned, paused or held back by a full
+    /// buffer: the watermarks above still say whether records wait past the position.
+    pub end_is_current: bool,
+}
+
+impl PartitionState {
+    /// The watermarks belong to a position that no longer holds (a reset, or a log truncated under it).
+    fn forget_end(&mut self) {
+        self.high_watermark = None;
+        self.last_stable_offset = None;
+        self.end_is_current = false;
+    }
 }
 
 /// The assignment and per-partition fetch state.
@@ -103,6 +115,7 @@ impl SubscriptionState {
             committed: position,
             high_watermark: None,
             last_stable_offset: None,
+            end_is_current: false,
         };
         self.partitions.insert(tp, state);
         epoch
@@ -134,6 +147,7 @@ impl SubscriptionState {
     pub fn pause(&mut self, tp: &TopicPartition) {
         if let Some(p) = self.partitions.get_mut(tp) {
             p.paused = true;
+            p.end_is_current = false;
         }
     }
 
@@ -168,6 +182,7 @@ impl SubscriptionState {
             Some(p) if p.epoch == epoch && p.reset.is_some() => {
                 p.position = Some(position);
                 p.reset = None;
+                p.forget_end();
                 true
             }
             _ => false,
@@ -179,6 +194,7 @@ impl SubscriptionState {
         if let Some(p) = self.partitions.get_mut(tp).filter(|p| p.epoch == epoch) {
             p.position = None;
             p.reset = Some(reset);
+            p.forget_end();
         }
     }
 
@@ -210,7 +226,22 @@ impl SubscriptionState {
         if delivered {
             p.buffered += 1;
         }
+        // Held back by a full buffer, the partition is not fetched for a while: records may arrive
+        // meanwhile, so its end must be looked at again before it is long-polled.
+        p.end_is_current = p.buffered < self.max_buffered;
         true
+    }
+
+    /// A Fetch of `tp` at `fetched_at` (epoch `epoch`) came back without it (a broker may leave out a
+    /// partition it has nothing for): its end is as current as it will get, so it is long-polled next
+    /// rather than looked at again.
+    pub fn unanswered(&mut self, tp: &TopicPartition, epoch: u64, fetched_at: i64) {
+        if let Some(p) = self.partitions.get_mut(tp)
+            && p.epoch == epoch
+            && p.position == Some(fetched_at)
+        {
+            p.end_is_current = true;
+        }
     }
 
     /// The application took one chunk of `tp` (epoch `epoch`).
@@ -227,19 +258,26 @@ impl SubscriptionState {
         }
     }
 
-    /// Whether `tp` has records past its position, as far as its last fetch told: `Some(true)` while
-    /// the position is below the end that fetch reported (the high watermark, or the last stable offset
-    /// for `read_committed`), `Some(false)` once it reached it, `None` before a fetch reported an end.
-    /// The fetcher long-polls only partitions at `Some(false)`, on a connection of their own, so records
-    /// known to be waiting never wait behind a long poll.
+    /// Whether `tp` has records past its position, as far as fetches told: `Some(true)` while the
+    /// position is below the end the last fetch reported (the high watermark, or the last stable offset
+    /// for `read_committed`; ends only grow), `Some(false)` when it reached it and that is still current
+    /// (see [`PartitionState::end_is_current`]), `None` when it must be looked at again: just positioned,
+    /// reset, resumed, or held back by a full buffer at its end. The fetcher long-polls only partitions
+    /// at `Some(false)`, on a connection of their own, and looks at `None` with a short wait, so records
+    /// waiting never wait behind a long poll.
     pub fn has_records_to_fetch(&self, tp: &TopicPartition, read_committed: bool) -> Option<bool> {
         let p = self.partitions.get(tp)?;
+        let position = p.position?;
         let end = if read_committed {
             p.last_stable_offset.or(p.high_watermark)
         } else {
             p.high_watermark
         };
-        Some(p.position? < end?)
+        match end {
+            Some(end) if position < end => Some(true),
+            _ if p.end_is_current => Some(false),
+            _ => None,
+        }
     }
 
     /// How far `tp`'s position is behind its high watermark.
@@ -298,13 +336,14 @@ mod tests {
     }
 
     #[test]
-    fn records_wait_while_the_position_is_below_the_end_the_last_fetch_reported() {
+    fn records_wait_below_the_reported_end_and_a_stale_end_is_looked_at_again() {
         let mut s = SubscriptionState::new(2);
         let e = s.assign(tp(0), Some(0), None);
         assert_eq!(s.has_records_to_fetch(&tp(0), false), None, "no fetch yet");
         assert!(s.advance(&tp(0), e, 0, 10, (30, 20), true));
         assert_eq!(s.has_records_to_fetch(&tp(0), false), Some(true), "10 < 30");
-        assert!(s.advance(&tp(0), e, 10, 20, (30, 20), true));
+        s.consumed_chunk(&tp(0), e);
+        assert!(s.advance(&tp(0), e, 10, 20, (30, 20), false));
         assert_eq!(s.has_records_to_fetch(&tp(0), false), Some(true));
         assert_eq!(
             s.has_records_to_fetch(&tp(0), true),
@@ -318,15 +357,46 @@ mod tests {
             "at the high watermark"
         );
         // A long poll came back with some of the new records.
+        s.consumed_chunk(&tp(0), e);
         assert!(s.advance(&tp(0), e, 30, 35, (40, 40), true));
         assert_eq!(s.has_records_to_fetch(&tp(0), false), Some(true));
+        // Reaching the end with the buffer now full: not fetched for a while, so the end goes stale.
+        assert!(s.advance(&tp(0), e, 35, 40, (40, 40), true));
+        assert_eq!(s.get(&tp(0)).map(|p| p.buffered), Some(2));
+        assert_eq!(s.has_records_to_fetch(&tp(0), false), None, "look again");
+        s.consumed_chunk(&tp(0), e);
+        assert!(
+            s.advance(&tp(0), e, 40, 40, (40, 40), false),
+            "looked at: nothing new"
+        );
+        assert_eq!(s.has_records_to_fetch(&tp(0), false), Some(false));
+        // Paused and resumed: look again.
+        s.pause(&tp(0));
+        s.resume(&tp(0));
+        assert_eq!(s.has_records_to_fetch(&tp(0), false), None);
+        // A broker that leaves the partition out of its answer: long-poll it rather than look again.
+        s.unanswered(&tp(0), e, 39);
+        assert_eq!(
+            s.has_records_to_fetch(&tp(0), false),
+            None,
+            "not at that position"
+        );
+        s.unanswered(&tp(0), e, 40);
+        assert_eq!(s.has_records_to_fetch(&tp(0), false), Some(false));
         // Without a last stable offset, read_committed goes by the high watermark.
         let e1 = s.assign(tp(1), Some(0), None);
         assert!(s.advance(&tp(1), e1, 0, 5, (5, -1), true));
         assert_eq!(s.has_records_to_fetch(&tp(1), true), Some(false));
-        // A reassignment or a reset forgets the end.
-        s.request_reset(&tp(0), e, OffsetReset::Earliest);
+        // A reset forgets the end, also once the new position is set: the log may have been
+        // truncated under the old one. So does a reassignment.
+        s.request_reset(&tp(0), e, OffsetReset::Latest);
         assert_eq!(s.has_records_to_fetch(&tp(0), false), None);
+        assert!(s.reset_to(&tp(0), e, 12));
+        assert_eq!(
+            s.has_records_to_fetch(&tp(0), false),
+            None,
+            "12 < the old 40 says nothing"
+        );
         s.assign(tp(1), Some(5), None);
         assert_eq!(s.has_records_to_fetch(&tp(1), false), None);
         assert_eq!(s.has_records_to_fetch(&tp(2), false), None, "not assigned");

@@ -309,10 +309,17 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
             let after = bus.stats();
             assert_eq!(after.messages_sent_to_dlq, 0);
             assert_eq!(after.events_processed_failed, 0);
-            assert_eq!(after.events_consumed - before.events_consumed, 2);
+            // Both records are consumed and count as processed. A rebalance (rare on a busy test
+            // broker) may legitimately redeliver what was not committed yet, the warm-up included.
+            let consumed = after.events_consumed - before.events_consumed;
+            let rebalanced = after.rebalance_count > before.rebalance_count;
+            assert!(
+                consumed == 2 || (rebalanced && consumed > 2),
+                "{consumed} consumed; before {before:?}, after {after:?}"
+            );
             assert_eq!(
                 after.events_processed_success - before.events_processed_success,
-                2
+                consumed
             );
             let reader = KafkaEventBus::new(config(ctx, &prefix, &unique("r"))).unwrap();
             reader.connect().await.unwrap();

@@ -16,7 +16,11 @@
 //!   lane fetches the partitions known to have records past their position, the *poll* lane long-polls
 //!   the caught-up ones (`plan::Lane`). A partition with records waiting never waits behind a long poll
 //!   (with one Fetch per broker, a partition whose buffer was full when an idle sibling's long poll left
-//!   waited up to `fetch_max_wait` each time its buffer drained). A partition is in at most one Fetch.
+//!   waited up to `fetch_max_wait` each time its buffer drained). A partition whose end is not current
+//!   (just positioned, resumed, or held back at its end by a full buffer) is looked at on the data lane
+//!   with at most `plan::LOOK_MAX_WAIT` of wait. A partition that catches up while the poll lane's long
+//!   poll is in flight joins the next one, as with Java's one Fetch per broker. A partition is in at
+//!   most one Fetch.
 //! - Each Fetch lists its partitions starting from a different one (`plan::rotate`): a broker that
 //!   fills its response budget in request order still serves every partition in turn.
 //! - A partition is fetched only while fetchable (assigned, positioned, not paused, not revoking, fewer
@@ -328,7 +332,7 @@ impl Fetcher {
     fn plan(&mut self, now: Instant) {
         self.backoff.retain(|_, until| *until > now);
         let read_committed = self.config.isolation_level == IsolationLevel::ReadCommitted;
-        // Partitions whose end no fetch reported yet.
+        // Partitions to look at again (their end is not current).
         let mut unknown = HashSet::new();
         let (fetchable, resets) = {
             let state = self.shared.lock();
@@ -379,7 +383,7 @@ impl Fetcher {
             self.in_flight.extend(targets.iter().map(|t| t.tp.clone()));
             let config = if targets.iter().any(|t| unknown.contains(&t.tp)) {
                 Arc::new(FetchConfig {
-                    fetch_max_wait: self.config.fetch_max_wait.min(plan::FIRST_LOOK_MAX_WAIT),
+                    fetch_max_wait: self.config.fetch_max_wait.min(plan::LOOK_MAX_WAIT),
                     ..FetchConfig::clone(&self.config)
                 })
             } else {
@@ -525,6 +529,15 @@ impl Fetcher {
                         }
                     },
                 }
+            }
+        }
+        // Partitions the broker left out of its answer.
+        if !by_tp.is_empty() {
+            let mut state = self.shared.lock();
+            for target in by_tp.values() {
+                state
+                    .subscriptions
+                    .unanswered(&target.tp, target.epoch, target.offset);
             }
         }
         if needs_metadata {

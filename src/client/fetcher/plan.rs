@@ -282,8 +282,8 @@ pub(crate) enum Lane {
 }
 
 impl Lane {
-    /// The lane of a partition given whether its last fetch left records to fetch (`None`: no fetch has
-    /// told yet, see [`FIRST_LOOK_MAX_WAIT`]).
+    /// The lane of a partition given whether it has records to fetch (`None`: to be looked at again, with
+    /// at most [`LOOK_MAX_WAIT`] of wait).
     pub(crate) fn of(has_records_to_fetch: Option<bool>) -> Self {
         match has_records_to_fetch {
             Some(false) => Self::Poll,
@@ -292,9 +292,10 @@ impl Lane {
     }
 }
 
-/// The longest a data-lane Fetch waits when it holds a partition no fetch has reported an end for yet
-/// (just assigned or reset): it may be caught up, and should not hold the lane for `fetch_max_wait`.
-pub(crate) const FIRST_LOOK_MAX_WAIT: Duration = Duration::from_millis(100);
+/// The longest a data-lane Fetch waits when it holds a partition whose end is not current (just
+/// assigned, reset or resumed, or held back at its end by a full buffer): it may be caught up, and must
+/// not hold the lane for `fetch_max_wait`. Not zero: Tansu answers a zero wait before reading anything.
+pub(crate) const LOOK_MAX_WAIT: Duration = Duration::from_millis(10);
 
 /// The Fetches to send: the partitions of each (leader, lane).
 pub(crate) type Plan = BTreeMap<(i32, Lane), Vec<FetchTarget>>;
