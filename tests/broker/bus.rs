@@ -60,7 +60,8 @@ async fn start(config: KafkaEventBusConfig) -> KafkaEventBus {
     bus
 }
 
-/// Publishes a warm-up event and waits until this bus handles it.
+/// Publishes a warm-up event and waits until this bus handled it and counted it (the handler runs before
+/// the outcome is counted, so tests that compare stats before and after start from a settled count).
 pub(crate) async fn warm_up(bus: &KafkaEventBus) {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let id = bus
@@ -75,6 +76,15 @@ pub(crate) async fn warm_up(bus: &KafkaEventBus) {
     tokio::time::timeout(Duration::from_secs(30), rx.recv())
         .await
         .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let s = bus.stats();
+        if s.events_processed_success + s.events_processed_failed >= s.events_consumed {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the warm-up was never counted: {s:?}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     bus.unsubscribe(id);
 }
 
