@@ -52,6 +52,55 @@ async fn next(stream: &mut PartitionStream) -> Option<kafka_event_bus::client::c
         .expect("a record within 10 s")
 }
 
+/// The long poll of the lane trials: far longer than anything they wait for.
+const LONG_POLL: Duration = Duration::from_secs(10);
+
+/// 100 records of ~1 KB, tagged with `batch`.
+fn kilobyte_records(batch: usize) -> Vec<String> {
+    let payload = "x".repeat(1000);
+    (0..100).map(|i| format!("{batch}-{i}-{payload}")).collect()
+}
+
+/// A 2-partition topic with `batches` of [`kilobyte_records`] on partition 0 and none on partition 1,
+/// and a consumer of it with one-chunk buffers and a [`LONG_POLL`]: (consumer, partition 0, partition 1).
+async fn beside_an_idle_partition(
+    cluster: &kafka_event_bus::client::Cluster,
+    name: &str,
+    batches: std::ops::Range<usize>,
+) -> (Consumer, PartitionStream, PartitionStream) {
+    let (topic, group) = (unique(name), unique(&format!("{name}-g")));
+    create_topic(cluster, &topic, 2).await;
+    for b in batches {
+        produce(cluster, &topic, 0, &kilobyte_records(b), Compression::None).await;
+    }
+    let mut config = fast_config(&group, &topic);
+    config.fetch.fetch_max_wait = LONG_POLL;
+    config.fetch.max_buffered_fetches = 1;
+    let mut consumer = Consumer::subscribe(cluster, config).unwrap();
+    let mut streams = assigned(&mut consumer).await;
+    let idle = streams.pop().unwrap();
+    let busy = streams.pop().unwrap();
+    assert_eq!(busy.topic_partition().partition, 0);
+    (consumer, busy, idle)
+}
+
+/// Reads `records` from `stream`, each chunk within half the [`LONG_POLL`] and all of them within it:
+/// no chunk waited for a long poll. Returns how long it took.
+async fn read_before_the_long_poll_ends(stream: &mut PartitionStream, records: usize) -> Duration {
+    let started = std::time::Instant::now();
+    let mut read = 0;
+    while read < records {
+        let chunk = tokio::time::timeout(LONG_POLL / 2, stream.next_chunk())
+            .await
+            .expect("the next chunk before the idle partition's long poll ends")
+            .unwrap();
+        read += chunk.len();
+    }
+    let took = started.elapsed();
+    assert!(took < LONG_POLL, "{took:?}: a chunk waited for the long poll");
+    took
+}
+
 pub(crate) fn trials(trials: &mut Vec<Trial>) {
     trials.push(trial(
         "consumer::every_codec_round_trips_with_headers",
@@ -167,56 +216,27 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
         "consumer::records_waiting_never_wait_behind_an_idle_partitions_long_poll",
         |ctx| async move {
             let cluster = ctx.cluster().await;
-            let (topic, group) = (unique("lanes"), unique("lanes-g"));
-            create_topic(&cluster, &topic, 2).await;
-            // A backlog of 40 batches of 100 records of ~1 KB on partition 0; partition 1 stays empty.
-            let payload = "x".repeat(1000);
-            for b in 0..40 {
-                let values: Vec<String> = (0..100).map(|i| format!("{b}-{i}-{payload}")).collect();
-                produce(&cluster, &topic, 0, &values, Compression::None).await;
-            }
-            let long_poll = Duration::from_secs(10);
-            let mut config = fast_config(&group, &topic);
-            config.fetch.fetch_max_wait = long_poll;
-            config.fetch.max_buffered_fetches = 1;
-            let mut consumer = Consumer::subscribe(&cluster, config).unwrap();
-            let mut streams = assigned(&mut consumer).await;
-            let idle = streams.pop().unwrap();
-            let mut backlog = streams.pop().unwrap();
+            // A backlog of 40 batches on partition 0; partition 1 stays empty.
+            let (consumer, mut backlog, idle) = beside_an_idle_partition(&cluster, "lanes", 0..40).await;
             let tp = backlog.topic_partition().clone();
-            assert_eq!(tp.partition, 0);
             // Both partitions start without a known end; the empty one must not hold the first look
             // at the other for its long poll. Then partition 0's buffer fills while nobody reads, so
             // the fetcher's next Fetch can only be the idle partition's long poll.
-            let first = eventually("a chunk buffered", long_poll / 2, || {
+            let first = eventually("a chunk buffered", LONG_POLL / 2, || {
                 consumer.buffered_chunks(&tp) == 1
             })
             .await;
             tokio::time::sleep(Duration::from_millis(500)).await;
             let held_at = consumer.position(&tp).unwrap();
-            assert!(held_at < 4000, "records are left to fetch after the first ({held_at})");
+            assert!(
+                held_at < 4000,
+                "records are left to fetch after the first ({held_at})"
+            );
             // Each chunk taken makes room for the next; with one Fetch per broker the next one would
             // leave only when the idle partition's 10 s long poll ends.
-            let started = std::time::Instant::now();
-            let (mut read, mut chunks) = (0, 0);
-            while read < 4000 {
-                let chunk = tokio::time::timeout(long_poll / 2, backlog.next_chunk())
-                    .await
-                    .expect("the next chunk before the idle partition's long poll ends")
-                    .unwrap();
-                read += chunk.len();
-                chunks += 1;
-            }
-            eprintln!(
-                "[lanes] first chunk after {first:?}; 4000 records in {chunks} chunks in {:?} (long poll {long_poll:?})",
-                started.elapsed()
-            );
-            assert!(
-                started.elapsed() < long_poll,
-                "{:?}: a chunk waited for the long poll",
-                started.elapsed()
-            );
-            drop((idle, backlog, streams));
+            let took = read_before_the_long_poll_ends(&mut backlog, 4000).await;
+            eprintln!("[lanes] first chunk after {first:?}; 4000 records in {took:?}");
+            drop((idle, backlog));
             consumer.close().await;
         },
     ));
@@ -225,45 +245,23 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
         "consumer::records_that_arrive_while_a_full_buffer_waits_are_fetched_once_it_drains",
         |ctx| async move {
             let cluster = ctx.cluster().await;
-            let (topic, group) = (unique("refill"), unique("refill-g"));
-            create_topic(&cluster, &topic, 2).await;
-            let payload = "x".repeat(1000);
-            let batch =
-                |b: usize| -> Vec<String> { (0..100).map(|i| format!("{b}-{i}-{payload}")).collect() };
-            produce(&cluster, &topic, 0, &batch(0), Compression::None).await;
-            let long_poll = Duration::from_secs(10);
-            let mut config = fast_config(&group, &topic);
-            config.fetch.fetch_max_wait = long_poll;
-            config.fetch.max_buffered_fetches = 1;
-            let mut consumer = Consumer::subscribe(&cluster, config).unwrap();
-            let mut streams = assigned(&mut consumer).await;
-            let idle = streams.pop().unwrap();
-            let mut refilled = streams.pop().unwrap();
+            let (consumer, mut refilled, idle) = beside_an_idle_partition(&cluster, "refill", 0..1).await;
             let tp = refilled.topic_partition().clone();
             // Partition 0 is fetched to its end and its one-chunk buffer is full; partition 1 (empty)
             // sits in a 10 s long poll. Then partition 0 gets 4,000 more records.
-            eventually("partition 0 at its end", long_poll / 2, || {
+            eventually("partition 0 at its end", LONG_POLL / 2, || {
                 consumer.position(&tp) == Some(100) && consumer.buffered_chunks(&tp) == 1
             })
             .await;
             tokio::time::sleep(Duration::from_millis(500)).await;
             for b in 1..=40 {
-                produce(&cluster, &topic, 0, &batch(b), Compression::None).await;
+                produce(&cluster, &tp.topic, 0, &kilobyte_records(b), Compression::None).await;
             }
             // Its end as last fetched is stale: once the buffer drains, it must be looked at again, not
             // put behind the idle partition's long poll.
-            let started = std::time::Instant::now();
-            let mut read = 0;
-            while read < 4100 {
-                let chunk = tokio::time::timeout(long_poll / 2, refilled.next_chunk())
-                    .await
-                    .expect("the next chunk before the idle partition's long poll ends")
-                    .unwrap();
-                read += chunk.len();
-            }
-            eprintln!("[refill] 4,000 new records in {:?}", started.elapsed());
-            assert!(started.elapsed() < long_poll);
-            drop((idle, refilled, streams));
+            let took = read_before_the_long_poll_ends(&mut refilled, 4100).await;
+            eprintln!("[refill] the first 100 and 4,000 new records in {took:?}");
+            drop((idle, refilled));
             consumer.close().await;
         },
     ));
