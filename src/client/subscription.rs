@@ -43,7 +43,7 @@ pub struct PartitionState {
     pub paused: bool,
     /// Being revoked: never fetched again.
     pub revoking: bool,
-    /// Fetched chunks handed to the application and not yet taken.
+    /// Fetched chunks handed to the application and not yet worked through.
     pub buffered: usize,
     /// The last offset committed for the group (the next offset to read).
     pub committed: Option<i64>,
@@ -51,8 +51,8 @@ pub struct PartitionState {
     pub high_watermark: Option<i64>,
     /// The last stable offset from the last fetch.
     pub last_stable_offset: Option<i64>,
-    /// A fetch answered for the partition since it was last positioned, paused or held back by a full
-    /// buffer: the watermarks above still say whether records wait past the position.
+    /// A fetch answered for the partition since it was last positioned, paused, held back by a full
+    /// buffer or failed: the watermarks above still say whether records wait past the position.
     pub end_is_current: bool,
 }
 
@@ -155,6 +155,8 @@ impl SubscriptionState {
     pub fn resume(&mut self, tp: &TopicPartition) {
         if let Some(p) = self.partitions.get_mut(tp) {
             p.paused = false;
+            // A Fetch that came back while it was paused may have made the end current again.
+            p.end_is_current = false;
         }
     }
 
@@ -226,19 +228,29 @@ impl SubscriptionState {
         if delivered {
             p.buffered += 1;
         }
-        // Held back by a full buffer, the partition is not fetched for a while: records may arrive
-        // meanwhile, so its end must be looked at again before it is long-polled.
-        p.end_is_current = p.buffered < self.max_buffered;
+        // Held back by a full buffer (or paused), the partition is not fetched for a while: records may
+        // arrive meanwhile, so its end must be looked at again before it is long-polled.
+        p.end_is_current = !p.paused && p.buffered < self.max_buffered;
         true
     }
 
+    /// A Fetch of `tp` (epoch `epoch`) failed, for the partition or as a whole (an error code, a
+    /// leader that moved, a lost connection): whatever arrived meanwhile is unknown, so its end is
+    /// looked at again before it is long-polled (on the leader the next metadata names).
+    pub fn fetch_failed(&mut self, tp: &TopicPartition, epoch: u64) {
+        if let Some(p) = self.partitions.get_mut(tp).filter(|p| p.epoch == epoch) {
+            p.forget_end();
+        }
+    }
+
     /// A Fetch of `tp` at `fetched_at` (epoch `epoch`) came back without it (a broker may leave out a
-    /// partition it has nothing for): its end is as current as it will get, so it is long-polled next
-    /// rather than looked at again.
+    /// partition it has nothing for; Kafka answers every partition of a full fetch): its end is as
+    /// current as it will get, so it is long-polled next rather than looked at again.
     pub fn unanswered(&mut self, tp: &TopicPartition, epoch: u64, fetched_at: i64) {
         if let Some(p) = self.partitions.get_mut(tp)
             && p.epoch == epoch
             && p.position == Some(fetched_at)
+            && !p.paused
         {
             p.end_is_current = true;
         }
@@ -260,11 +272,12 @@ impl SubscriptionState {
 
     /// Whether `tp` has records past its position, as far as fetches told: `Some(true)` while the
     /// position is below the end the last fetch reported (the high watermark, or the last stable offset
-    /// for `read_committed`; ends only grow), `Some(false)` when it reached it and that is still current
-    /// (see [`PartitionState::end_is_current`]), `None` when it must be looked at again: just positioned,
-    /// reset, resumed, or held back by a full buffer at its end. The fetcher long-polls only partitions
-    /// at `Some(false)`, on a connection of their own, and looks at `None` with a short wait, so records
-    /// waiting never wait behind a long poll.
+    /// for `read_committed`; an end moves down only when a log is truncated, which the next fetch
+    /// reports), `Some(false)` when it reached it and that is still current (see
+    /// [`PartitionState::end_is_current`]), `None` when it must be looked at again: just positioned,
+    /// reset, resumed, after a failed fetch, or held back by a full buffer at its end. The fetcher
+    /// long-polls only partitions at `Some(false)`, on a connection of their own, and looks at `None`
+    /// with a short wait, so records known to wait do not wait behind a long poll.
     pub fn has_records_to_fetch(&self, tp: &TopicPartition, read_committed: bool) -> Option<bool> {
         let p = self.partitions.get(tp)?;
         let position = p.position?;
@@ -370,9 +383,22 @@ mod tests {
             "looked at: nothing new"
         );
         assert_eq!(s.has_records_to_fetch(&tp(0), false), Some(false));
-        // Paused and resumed: look again.
+        // Paused and resumed: look again, also when a Fetch in flight came back while it was paused.
         s.pause(&tp(0));
         s.resume(&tp(0));
+        assert_eq!(s.has_records_to_fetch(&tp(0), false), None);
+        assert!(s.advance(&tp(0), e, 40, 40, (40, 40), false));
+        s.pause(&tp(0));
+        assert!(
+            s.advance(&tp(0), e, 40, 40, (40, 40), false),
+            "the long poll came back"
+        );
+        s.resume(&tp(0));
+        assert_eq!(s.has_records_to_fetch(&tp(0), false), None);
+        // A failed fetch (an error code, a moved leader, a lost connection): look again.
+        assert!(s.advance(&tp(0), e, 40, 40, (40, 40), false));
+        assert_eq!(s.has_records_to_fetch(&tp(0), false), Some(false));
+        s.fetch_failed(&tp(0), e);
         assert_eq!(s.has_records_to_fetch(&tp(0), false), None);
         // A broker that leaves the partition out of its answer: long-poll it rather than look again.
         s.unanswered(&tp(0), e, 39);

@@ -319,7 +319,7 @@ impl Consumer {
             .and_then(|p| p.committed)
     }
 
-    /// How many fetched chunks of `tp` wait, not yet taken by its stream.
+    /// How many fetched chunks of `tp` its stream has not worked through yet.
     pub fn buffered_chunks(&self, tp: &TopicPartition) -> usize {
         self.shared
             .fetch

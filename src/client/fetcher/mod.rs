@@ -14,11 +14,12 @@
 //!
 //! - A broker gets at most two Fetches in flight, one per lane, each on its own connection: the *data*
 //!   lane fetches the partitions known to have records past their position, the *poll* lane long-polls
-//!   the caught-up ones (`plan::Lane`). A partition with records waiting never waits behind a long poll
-//!   (with one Fetch per broker, a partition whose buffer was full when an idle sibling's long poll left
-//!   waited up to `fetch_max_wait` each time its buffer drained). A partition whose end is not current
-//!   (just positioned, resumed, or held back at its end by a full buffer) is looked at on the data lane
-//!   with at most `plan::LOOK_MAX_WAIT` of wait. A partition that catches up while the poll lane's long
+//!   the caught-up ones (`plan::Lane`). A partition with records known to wait does not wait behind a
+//!   long poll (with one Fetch per broker, a partition whose buffer was full when an idle sibling's long
+//!   poll left waited up to `fetch_max_wait` each time its buffer drained). A partition whose end is not
+//!   current (just positioned, resumed, after a failed fetch, or held back at its end by a full buffer)
+//!   is looked at on the data lane with at most `plan::LOOK_MAX_WAIT` of wait. (A data-lane Fetch can
+//!   still wait when `fetch_min_bytes` is above what is there, or briefly after a leader moved.) A partition that catches up while the poll lane's long
 //!   poll is in flight joins the next one, as with Java's one Fetch per broker. A partition is in at
 //!   most one Fetch.
 //! - Each Fetch lists its partitions starting from a different one (`plan::rotate`): a broker that
@@ -443,12 +444,22 @@ impl Fetcher {
                     Ok(response) => self.deliver(broker, targets, response),
                     Err(e) => {
                         tracing::debug!(broker, error = %e, "fetch failed; backing off");
+                        self.failed(&targets);
                         self.backoff
                             .insert(broker, Instant::now() + self.config.retry_backoff);
                         self.refresh_metadata();
                     }
                 }
             }
+        }
+    }
+
+    /// The Fetch of `targets` failed: their ends are looked at again once fetched (see
+    /// [`SubscriptionState::fetch_failed`](crate::client::subscription::SubscriptionState::fetch_failed)).
+    fn failed(&self, targets: &[FetchTarget]) {
+        let mut state = self.shared.lock();
+        for t in targets {
+            state.subscriptions.fetch_failed(&t.tp, t.epoch);
         }
     }
 
@@ -462,6 +473,7 @@ impl Fetcher {
             tracing::debug!(broker, error = %e, "fetch rejected; backing off");
             self.backoff
                 .insert(broker, Instant::now() + self.config.retry_backoff);
+            self.failed(&targets);
             return;
         }
         let mut by_tp: HashMap<(String, i32), FetchTarget> = targets
@@ -525,6 +537,7 @@ impl Fetcher {
                         }
                         _ => {
                             tracing::debug!(tp = %target.tp, error = %e, "partition fetch error");
+                            self.failed(std::slice::from_ref(&target));
                             needs_metadata = true;
                         }
                     },
