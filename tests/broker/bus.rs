@@ -20,6 +20,7 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use crate::{
+    group_support::eventually,
     read_back::read_partition,
     support::OrderCreated,
     support::{Ctx, unique},
@@ -76,15 +77,11 @@ pub(crate) async fn warm_up(bus: &KafkaEventBus) {
     tokio::time::timeout(Duration::from_secs(30), rx.recv())
         .await
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    eventually("the warm-up counted", Duration::from_secs(10), || {
         let s = bus.stats();
-        if s.events_processed_success + s.events_processed_failed >= s.events_consumed {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the warm-up was never counted: {s:?}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+        s.events_processed_success + s.events_processed_failed >= s.events_consumed
+    })
+    .await;
     bus.unsubscribe(id);
 }
 

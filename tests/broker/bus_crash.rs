@@ -5,7 +5,7 @@ use std::{
     collections::HashSet,
     path::PathBuf,
     process::{Child, Command, Stdio},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use kafka_event_bus::{
@@ -15,7 +15,7 @@ use kafka_event_bus::{
 use libtest_mimic::Trial;
 use uuid::Uuid;
 
-use crate::{bus::config, support::OrderCreated, support::unique, trial};
+use crate::{bus::config, group_support::eventually, support::OrderCreated, support::unique, trial};
 
 /// `target/<profile>/examples/<name>`, built by `cargo test` alongside this binary.
 fn example(name: &str) -> PathBuf {
@@ -51,14 +51,6 @@ fn handled(files: &[&PathBuf]) -> HashSet<String> {
         .collect()
 }
 
-async fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 pub(crate) fn trials(trials: &mut Vec<Trial>) {
     trials.push(trial("bus::a_killed_consumer_loses_nothing", |ctx| async move {
         let prefix = unique("crash");
@@ -81,7 +73,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
         std::fs::create_dir_all(&dir).unwrap();
         let (first, second) = (dir.join("first.txt"), dir.join("second.txt"));
         let mut consumer = spawn_consumer(&ctx.bootstrap, &prefix, &first);
-        wait_until(
+        eventually(
             "the first consumer to handle some events",
             Duration::from_secs(60),
             || handled(&[&first]).len() >= 50,
@@ -92,7 +84,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
         let before_restart = handled(&[&first]).len();
 
         let mut consumer = spawn_consumer(&ctx.bootstrap, &prefix, &second);
-        wait_until("every event to be handled", Duration::from_secs(90), || {
+        eventually("every event to be handled", Duration::from_secs(90), || {
             handled(&[&first, &second]).is_superset(&published)
         })
         .await;

@@ -226,7 +226,7 @@ pub(crate) async fn eventually(what: &str, timeout: Duration, mut check: impl Fn
             start.elapsed() < timeout,
             "timed out after {timeout:?} waiting for {what}"
         );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     start.elapsed()
 }

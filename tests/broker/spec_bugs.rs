@@ -24,6 +24,7 @@ use uuid::Uuid;
 
 use crate::{
     bus::config,
+    group_support::eventually,
     read_back::read_partition,
     sasl_proxy, spec_bugs_more,
     support::OrderCreated,
@@ -108,14 +109,6 @@ pub(crate) fn count(calls: &Calls, customer: &str) -> usize {
     calls.lock().unwrap().iter().filter(|c| *c == customer).count()
 }
 
-pub(crate) async fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// Publishes an `OrderShipped` (a type `bus` has no subscription for) and then, for the same aggregate,
 /// an `OrderCreated` for customer "after"; returns once the latter was handled (nothing stalled).
 async fn publish_unknown_type_then_handled_event(bus: &KafkaEventBus, calls: &Calls) {
@@ -133,7 +126,7 @@ async fn publish_unknown_type_then_handled_event(bus: &KafkaEventBus, calls: &Ca
     ])
     .await
     .unwrap();
-    wait_until("the event behind it", Duration::from_secs(20), || {
+    eventually("the event behind it", Duration::from_secs(20), || {
         count(calls, "after") == 1
     })
     .await;
@@ -175,7 +168,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
                 ])
                 .await
                 .unwrap();
-            wait_until("the doomed handler", Duration::from_secs(20), || {
+            eventually("the doomed handler", Duration::from_secs(20), || {
                 count(&calls, "doomed") == 1
             })
             .await;
@@ -196,7 +189,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
             second.ensure_topics(3, 1, 1).await.unwrap();
             let again = record_calls(&second, |c, _| c == "doomed");
             second.start_consuming_in_background().unwrap();
-            wait_until("next, on the restarted bus", Duration::from_secs(30), || {
+            eventually("next, on the restarted bus", Duration::from_secs(30), || {
                 count(&again, "next") == 1
             })
             .await;
@@ -228,7 +221,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
                 ])
                 .await
                 .unwrap();
-            wait_until("the first attempt", Duration::from_secs(20), || {
+            eventually("the first attempt", Duration::from_secs(20), || {
                 count(&calls, "flaky") == 1
             })
             .await;
@@ -248,7 +241,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
 
             let second = start(cfg, true).await;
             let again = record_calls(&second, |_, _| false);
-            wait_until(
+            eventually(
                 "both records on the restarted bus",
                 Duration::from_secs(30),
                 || count(&again, "next") == 1,
@@ -275,13 +268,13 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
             let event = order(Uuid::new_v4(), 1, "retried");
             let id = event.meta.event_id;
             a.publish_event(event).await.unwrap();
-            wait_until(
+            eventually(
                 "a to succeed on its third attempt",
                 Duration::from_secs(20),
                 || count(&a_calls, "retried") == 3,
             )
             .await;
-            wait_until("b", Duration::from_secs(20), || count(&b_calls, "retried") >= 1).await;
+            eventually("b", Duration::from_secs(20), || count(&b_calls, "retried") >= 1).await;
             tokio::time::sleep(Duration::from_millis(500)).await;
             assert_eq!(count(&b_calls, "retried"), 1, "b got a retry copy");
             assert_eq!(count(&a_calls, "retried"), 3);
@@ -341,7 +334,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
             warm_up(&bus).await;
             let before = bus.stats();
             publish_unknown_type_then_handled_event(&bus, &calls).await;
-            wait_until("the DLQ record", Duration::from_secs(20), || {
+            eventually("the DLQ record", Duration::from_secs(20), || {
                 bus.stats().messages_sent_to_dlq > before.messages_sent_to_dlq
             })
             .await;
@@ -380,14 +373,14 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
                 })
                 .collect();
             a.publish(batch).await.unwrap();
-            wait_until("a to handle the batch", Duration::from_secs(20), || {
+            eventually("a to handle the batch", Duration::from_secs(20), || {
                 a_calls.lock().unwrap().len() == 30
             })
             .await;
             let joined = Instant::now();
             let b = start(config(ctx, &prefix, &prefix), true).await;
             let b_calls = record_calls(&b, |_, _| false);
-            wait_until("a to count the rebalance", Duration::from_secs(30), || {
+            eventually("a to count the rebalance", Duration::from_secs(30), || {
                 a.stats().rebalance_count >= 1
             })
             .await;
@@ -411,7 +404,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
                     .filter(|c| c.starts_with("second-"))
                     .count()
             };
-            wait_until("the second batch", Duration::from_secs(30), || {
+            eventually("the second batch", Duration::from_secs(30), || {
                 second(&a_calls) + second(&b_calls) >= 30
             })
             .await;
@@ -456,7 +449,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
             bus.publish_event(order(Uuid::new_v4(), 1, "over-tls"))
                 .await
                 .unwrap();
-            wait_until("the event over TLS", Duration::from_secs(20), || {
+            eventually("the event over TLS", Duration::from_secs(20), || {
                 count(&calls, "over-tls") == 1
             })
             .await;

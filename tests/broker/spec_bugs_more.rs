@@ -16,9 +16,9 @@ use uuid::Uuid;
 use crate::{
     bus::config,
     fault_proxy::FaultyBroker,
+    group_support::eventually,
     spec_bugs::{
-        Gate, count, is_already_consuming, order, raw_producer, raw_record, record_calls, start, wait_until,
-        warm_up,
+        Gate, count, is_already_consuming, order, raw_producer, raw_record, record_calls, start, warm_up,
     },
     support::{OrderCreated, unique},
     trial,
@@ -62,7 +62,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
             warm_up(&first).await;
             let event = order(Uuid::new_v4(), 1, "handled");
             first.publish_event(event).await.unwrap();
-            wait_until("the handler", Duration::from_secs(20), || {
+            eventually("the handler", Duration::from_secs(20), || {
                 count(&calls, "handled") == 1
             })
             .await;
@@ -120,7 +120,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
             bus.publish_event(order(Uuid::new_v4(), 1, "after-restart"))
                 .await
                 .unwrap();
-            wait_until("the restarted loop", Duration::from_secs(20), || {
+            eventually("the restarted loop", Duration::from_secs(20), || {
                 count(&calls, "after-restart") == 1
             })
             .await;
@@ -141,7 +141,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
             let calls = gated(&bus, &gate);
             warm_up(&bus).await;
             bus.publish_event(order(Uuid::new_v4(), 1, "slow")).await.unwrap();
-            wait_until("the slow handler", Duration::from_secs(20), || {
+            eventually("the slow handler", Duration::from_secs(20), || {
                 calls.lock().unwrap().iter().any(|c| c == "slow")
             })
             .await;
@@ -200,7 +200,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
                 r.unwrap();
             }
             let started = Instant::now();
-            wait_until("every event", Duration::from_secs(20), || {
+            eventually("every event", Duration::from_secs(20), || {
                 count(&calls, "last") == 1
             })
             .await;
@@ -241,7 +241,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
                 .map(|i| order(Uuid::new_v4(), 1, &format!("e{i}")).into_any().unwrap())
                 .collect();
             publisher.publish(events).await.unwrap();
-            wait_until(
+            eventually(
                 "every event, from every partition",
                 Duration::from_secs(20),
                 || calls.lock().unwrap().len() == 30,
@@ -286,7 +286,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
             .await;
             assert!(assigned.is_ok(), "the cooperative member never got partitions");
             let consuming = bus.start_consuming_in_background().unwrap();
-            wait_until("a counted reconnection", Duration::from_secs(30), || {
+            eventually("a counted reconnection", Duration::from_secs(30), || {
                 bus.stats().reconnections >= 1
             })
             .await;
@@ -312,7 +312,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
             let calls = gated(&bus, &gate);
             warm_up(&bus).await;
             bus.publish_event(order(Uuid::new_v4(), 1, "slow")).await.unwrap();
-            wait_until("the slow handler", Duration::from_secs(20), || {
+            eventually("the slow handler", Duration::from_secs(20), || {
                 calls.lock().unwrap().iter().any(|c| c == "slow")
             })
             .await;
@@ -325,12 +325,12 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
                 .collect();
             bus.publish(others).await.unwrap();
             // About two thirds of them are on the two other partitions.
-            wait_until("events of other partitions", Duration::from_secs(20), || {
+            eventually("events of other partitions", Duration::from_secs(20), || {
                 calls.lock().unwrap().len() > 5
             })
             .await;
             gate.notify_one();
-            wait_until("everything once released", Duration::from_secs(20), || {
+            eventually("everything once released", Duration::from_secs(20), || {
                 calls.lock().unwrap().len() == 31
             })
             .await;
