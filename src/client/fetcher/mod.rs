@@ -19,9 +19,9 @@
 //!   poll left waited up to `fetch_max_wait` each time its buffer drained). A partition whose end is not
 //!   current (just positioned, resumed, after a failed fetch, or held back at its end by a full buffer)
 //!   is looked at on the data lane with at most `plan::LOOK_MAX_WAIT` of wait. (A data-lane Fetch can
-//!   still wait when `fetch_min_bytes` is above what is there, or briefly after a leader moved.) A partition that catches up while the poll lane's long
-//!   poll is in flight joins the next one, as with Java's one Fetch per broker. A partition is in at
-//!   most one Fetch.
+//!   still wait when `fetch_min_bytes` is above what is there, or briefly after a leader moved.) A
+//!   partition that catches up while the poll lane's long poll is in flight joins the next one, as with
+//!   Java's one Fetch per broker. A partition is in at most one Fetch.
 //! - Each Fetch lists its partitions starting from a different one (`plan::rotate`): a broker that
 //!   fills its response budget in request order still serves every partition in turn.
 //! - A partition is fetched only while fetchable (assigned, positioned, not paused, not revoking, fewer

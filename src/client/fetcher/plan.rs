@@ -293,8 +293,9 @@ impl Lane {
 }
 
 /// The longest a data-lane Fetch waits when it holds a partition whose end is not current (just
-/// assigned, reset or resumed, or held back at its end by a full buffer): it may be caught up, and must
-/// not hold the lane for `fetch_max_wait`. Not zero: Tansu answers a zero wait before reading anything.
+/// assigned, reset or resumed, after a failed fetch, or held back at its end by a full buffer): it may
+/// be caught up, and must not hold the lane for `fetch_max_wait`. Not zero: Tansu answers a zero wait
+/// before reading anything.
 pub(crate) const LOOK_MAX_WAIT: Duration = Duration::from_millis(10);
 
 /// The Fetches to send: the partitions of each (leader, lane).
