@@ -8,10 +8,13 @@ use super::{
     ConfigError, KafkaEventBusConfig,
     validate::{ProducerSnafu, TlsSnafu},
 };
-use crate::client::{
-    ClientConfig,
-    connection::{SaslConfig, SaslMechanism, TlsConfig},
-    producer::{Acks, ProducerConfig},
+use crate::{
+    client::{
+        ClientConfig,
+        connection::{SaslConfig, SaslMechanism, TlsConfig},
+        producer::{Acks, ProducerConfig},
+    },
+    dlq::DlqAdminConfig,
 };
 
 impl KafkaEventBusConfig {
@@ -167,6 +170,26 @@ impl KafkaEventBusConfig {
             .with_linger(self.linger());
         config.validate().context(ProducerSnafu)?;
         Ok(config)
+    }
+
+    /// What the DLQ admin needs: the main topic (replays go there), the DLQ topic (`dlq_topic_name`),
+    /// and `dlq_max_replay_attempts`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use kafka_event_bus::bus::KafkaEventBusConfig;
+    ///
+    /// let bus = KafkaEventBusConfig::builder().topic_prefix("orders").build()?;
+    /// let admin = bus.dlq_admin_config();
+    /// assert_eq!(admin.topic, "orders.stream");
+    /// assert_eq!(admin.dlq_topic, "orders.stream.dlq");
+    /// assert_eq!(admin.max_replay_attempts, 3);
+    /// # Ok::<(), kafka_event_bus::bus::ConfigError>(())
+    /// ```
+    pub fn dlq_admin_config(&self) -> DlqAdminConfig {
+        DlqAdminConfig::new(self.topic_name(), self.dlq_topic_name())
+            .with_max_replay_attempts(self.dlq_max_replay_attempts)
     }
 }
 

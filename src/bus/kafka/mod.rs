@@ -46,7 +46,7 @@ use crate::{
         Cluster, NewTopic, TopicCreation,
         producer::{Producer, ProducerRecord, RecordMetadata},
     },
-    dlq::{DlqAdmin, DlqAdminConfig, DlqEntry},
+    dlq::{DlqAdmin, DlqEntry},
     event::AnyEvent,
     telemetry::{EventInfo, Telemetry},
 };
@@ -394,7 +394,7 @@ impl KafkaEventBus {
         Ok(DlqAdmin::new(
             connection.cluster,
             connection.producer,
-            DlqAdminConfig::from_bus_config(&self.inner.config),
+            self.inner.config.dlq_admin_config(),
         ))
     }
 
