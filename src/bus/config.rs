@@ -95,8 +95,8 @@ pub struct KafkaEventBusConfig {
     pub fetch_max_bytes: usize,
     /// The most bytes one partition may contribute to a fetch response. Default 1048576.
     pub max_partition_fetch_bytes: usize,
-    /// How often a failed delivery is re-published before it goes to the DLQ; 0 sends it straight
-    /// there. Default 3.
+    /// How often a failed delivery is retried (in place, by the partition's worker) before it goes to
+    /// the DLQ; 0 sends it straight there. Default 3.
     pub max_retries: u32,
     /// The first retry delay; it doubles per attempt. Default 1 s.
     pub retry_base_delay: Duration,
@@ -115,7 +115,8 @@ pub struct KafkaEventBusConfig {
     pub dead_letter_unknown_types: bool,
     /// The DLQ topic is `"{topic_prefix}.stream{dlq_topic_suffix}"`. Default `".dlq"`.
     pub dlq_topic_suffix: String,
-    /// The group used when the DLQ is read with a consumer group. Default `None`.
+    /// Accepted for compatibility with eventsource-py's config and never read: DLQ reads never join a
+    /// consumer group. Default `None`.
     pub dlq_consumer_group: Option<String>,
     /// A DLQ message replayed this many times is not replayed again unless forced. Default 3.
     pub dlq_max_replay_attempts: u32,
