@@ -1,7 +1,7 @@
 //! The crate's top-level modules form layers, and dependencies only point down:
 //!
 //! ```text
-//! telemetry (a leaf any layer may use)
+//! telemetry (a leaf any layer above protocol may use)
 //! protocol ← client ← event · dlq ← dispatch ← bus ← testing
 //! ```
 //!
@@ -19,7 +19,7 @@ use std::{
 /// Each top-level module and the modules it may use.
 const LAYERS: &[(&str, &[&str])] = &[
     ("telemetry", &[]),
-    ("protocol", &["telemetry"]),
+    ("protocol", &[]),
     ("client", &["protocol", "telemetry"]),
     ("event", &["protocol", "telemetry"]),
     ("dlq", &["protocol", "telemetry", "event", "client"]),
