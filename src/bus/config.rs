@@ -1,5 +1,5 @@
 //! [`KafkaEventBusConfig`]: every setting of eventsource-py's `KafkaEventBusConfig`, with the same
-//! names, defaults and meaning, plus the checks the reference lacks.
+//! names, defaults and meaning, plus the checks eventsource-py lacks.
 //!
 //! Owns the config struct, its builder ([`KafkaEventBusConfigBuilder`]), validation
 //! ([`ConfigError`], in `config/validate.rs`), `from_env` (`config/env.rs`) and the conversions into the
@@ -9,19 +9,19 @@
 //! `client_config` and the host name for the default `consumer_name`.
 //!
 //! Invariants:
-//! - Fields are plain values, as in the reference, so a config can be read from anywhere (environment,
+//! - Fields are plain values, as in eventsource-py, so a config can be read from anywhere (environment,
 //!   files) and checked in one place: [`KafkaEventBusConfig::validate`]. The conversions validate first.
-//! - `Debug` (and every log line) shows `sasl_password` and `ssl_keyfile` as `"***"`, as the reference's
+//! - `Debug` (and every log line) shows `sasl_password` and `ssl_keyfile` as `"***"`, as eventsource-py's
 //!   `get_sanitized_config` does.
 //!
-//! Deliberate differences from the reference (spec §6, §8):
-//! - SSL and SASL_SSL connect (the reference's fail at `connect()`), and `acks` "0"/"1" work.
-//! - `ssl_check_hostname = false` still verifies the certificate chain (the reference turned all
+//! Deliberate differences from eventsource-py (see `docs/spec-bugs.md`):
+//! - SSL and SASL_SSL connect (eventsource-py's fail at `connect()`), and `acks` "0"/"1" work.
+//! - `ssl_check_hostname = false` still verifies the certificate chain (eventsource-py turned all
 //!   verification off); only the name check is skipped.
 //! - The retry settings are checked with the rest, not when the bus is built; `consumer_name` becomes
-//!   the client id of every connection (the reference left the producer on aiokafka's default).
+//!   the client id of every connection (eventsource-py left the producer on aiokafka's default).
 //! - SASL settings under PLAINTEXT or SSL, and SSL files under a non-SSL protocol, are ignored with a
-//!   warning (the reference passed them on silently).
+//!   warning (eventsource-py passed them on silently).
 
 mod env;
 mod validate;
@@ -71,7 +71,7 @@ pub struct KafkaEventBusConfig {
     /// `"default"`.
     pub consumer_group: String,
     /// The client id of every connection. Default `"{hostname}-{8 random hex digits}"`, drawn when the
-    /// config is created (as the reference's `__post_init__` does).
+    /// config is created (as eventsource-py's `__post_init__` does).
     pub consumer_name: String,
     /// Producer acknowledgements: `"0"`, `"1"` or `"all"` (`"-1"` is `"all"`). Default `"all"`.
     pub acks: String,
@@ -272,7 +272,7 @@ impl KafkaEventBusConfig {
         Duration::from_millis(self.linger_ms)
     }
 
-    /// Logs the reference's warnings (and ours) for settings that work but deserve attention:
+    /// Logs eventsource-py's warnings (and ours) for settings that work but deserve attention:
     /// PLAINTEXT, SASL without TLS, hostname checks off, settings the protocol ignores. Called by
     /// [`KafkaEventBusConfigBuilder::build`] and [`from_env`](Self::from_env).
     pub fn log_warnings(&self) {

@@ -7,7 +7,7 @@
 //! Invariants: the DLQ record has the original key and value bytes unchanged (null stays null) and the
 //! original headers in their order, duplicates and nulls included, followed by the nine `dlq_*` headers;
 //! [`DlqSink::send`] returns `Ok` only after the broker acknowledged that record, so the caller may then
-//! commit the original offset. eventsource-py commits after a mere buffer hand-off (spec §8.2); this
+//! commit the original offset. eventsource-py commits after a mere buffer hand-off (eventsource-py bug 2 in `docs/spec-bugs.md`); this
 //! does not.
 
 use bytes::Bytes;

@@ -109,7 +109,7 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         Ok(())
     }
 
-    /// Seconds as a decimal number (`"1.5"`), as the reference's float fields.
+    /// Seconds as a decimal number (`"1.5"`), as eventsource-py's float fields.
     fn seconds(&self, name: &str, into: &mut Duration) -> Result<(), ConfigError> {
         if let Some(v) = self.get(name) {
             *into = v

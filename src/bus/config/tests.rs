@@ -93,7 +93,7 @@ fn security_protocol_must_be_one_of_four() {
         err(&c),
         "Invalid security_protocol: TLS. Must be one of: {'PLAINTEXT', 'SSL', 'SASL_PLAINTEXT', 'SASL_SSL'}"
     );
-    // Case-sensitive, as the reference.
+    // Case-sensitive, as eventsource-py.
     c.security_protocol = "ssl".into();
     assert!(matches!(
         c.validate(),
@@ -177,7 +177,7 @@ fn mtls_needs_both_files_under_ssl_protocols() {
         c.ssl_certfile = Some("client.pem".into());
         c.validate().unwrap();
     }
-    // Under a non-SSL protocol the files are ignored (with a warning), as in the reference.
+    // Under a non-SSL protocol the files are ignored (with a warning), as in eventsource-py.
     let mut c = config();
     c.ssl_certfile = Some("client.pem".into());
     c.validate().unwrap();

@@ -1,4 +1,4 @@
-//! [`KafkaEventBusConfig::validate`]: the reference's security rules with its messages, in its order,
+//! [`KafkaEventBusConfig::validate`]: eventsource-py's security rules with its messages, in its order,
 //! then the checks it lacks.
 
 use std::{fmt, str::FromStr, time::Duration};
@@ -178,7 +178,7 @@ pub enum SecurityProtocol {
 }
 
 impl SecurityProtocol {
-    /// Every protocol, in the reference's order.
+    /// Every protocol, in eventsource-py's order.
     pub const ALL: [SecurityProtocol; 4] = [Self::Plaintext, Self::Ssl, Self::SaslPlaintext, Self::SaslSsl];
 
     /// Kafka's name.
@@ -211,7 +211,7 @@ impl fmt::Display for SecurityProtocol {
 impl FromStr for SecurityProtocol {
     type Err = ConfigError;
 
-    /// Exact, case-sensitive names, as the reference checks them.
+    /// Exact, case-sensitive names, as eventsource-py checks them.
     fn from_str(s: &str) -> Result<Self, ConfigError> {
         Self::ALL
             .into_iter()
@@ -263,8 +263,8 @@ fn out_of_range(field: &'static str, value: impl fmt::Display, expected: &'stati
 }
 
 impl KafkaEventBusConfig {
-    /// Checks every setting: first the reference's security rules, in its order and with its messages
-    /// (§6 of the spec), then what it does not check (names, acks, compression, offset reset, timeouts,
+    /// Checks every setting: first eventsource-py's security rules, in its order and with its messages,
+    /// then what it does not check (names, acks, compression, offset reset, timeouts,
     /// sizes, retries).
     ///
     /// # Errors

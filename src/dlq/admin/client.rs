@@ -50,7 +50,7 @@ pub struct DlqAdminConfig {
 
 impl DlqAdminConfig {
     /// Replays go to `topic`, dead letters are read from `dlq_topic`; 3 replay attempts (the
-    /// reference's default), [`DEFAULT_READ_TIMEOUT`].
+    /// eventsource-py's default), [`DEFAULT_READ_TIMEOUT`].
     pub fn new(topic: impl Into<String>, dlq_topic: impl Into<String>) -> Self {
         Self {
             topic: topic.into(),
@@ -74,7 +74,7 @@ impl DlqAdminConfig {
 }
 
 /// The operator's handle on the DLQ: eventsource-py's `get_dlq_messages`, `get_dlq_message_count` and
-/// `replay_dlq_message`, without their bugs (spec §8.2, §8.3, §8.8).
+/// `replay_dlq_message`, without their bugs (eventsource-py bug 2, 3, 8 in `docs/spec-bugs.md`).
 ///
 /// Reads never join a consumer group and never commit: each partition is read from its leader with
 /// plain Fetch requests, from the log start to the high watermark.
