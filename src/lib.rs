@@ -65,6 +65,17 @@ pub mod client;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub mod prelude;
+
+// What handler code and services name most, at the root. Everything else stays in its module.
+#[cfg(feature = "client")]
+pub use bus::{BusStats, KafkaEventBus, RecordContext};
+pub use bus::{
+    EventBus, Handler, HandlerError, HandlerResult, InMemoryEventBus, KafkaEventBusConfig, PermanentError,
+    Subscriber,
+};
+pub use event::{AnyEvent, DomainEvent, Event, EventMeta};
+
 // The user guide (`docs/guide.md`), rendered as this module's page; its Rust snippets run as doc tests.
 // Only in documentation and doc-test builds: it has no items. The snippets use the Kafka bus, hence
 // `client`.
