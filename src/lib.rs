@@ -28,8 +28,9 @@
 //!   and the JSON payload, byte for byte. No I/O.
 //! - [`dlq`]: dead-letter, retry and replay headers as pure functions (eventsource-py's `dlq_*`,
 //!   `retry_count`, `retry_after`, `dlq_replay_count`) and, with `client`, the DLQ sink and admin.
-//! - [`dispatch`]: per-partition ordered dispatch to handlers, settling each record (handled, retried,
-//!   or dead-lettered) before its offset may be committed.
+//! - [`dispatch`]: handlers and subscriptions, retries, commit progress and (with `client`) the consume
+//!   loop with one ordered worker per partition, settling each record (handled, or dead-lettered and
+//!   acknowledged) before its offset may be committed.
 //! - [`bus`]: the [`bus::EventBus`] trait handler code depends on, [`bus::InMemoryEventBus`], the Kafka
 //!   bus and its config, and (feature `testing`) a conformance suite any bus can run.
 //! - `testing` (feature `testing`): a throwaway local broker for integration tests and examples.
