@@ -7,7 +7,10 @@ the versions they may be null in, their tag (tagged fields of flexible versions)
 are kept only to make errors and the table readable; the walker needs the types and versions.
 
 Usage: python3 scripts/gen_response_schemas.py KAFKA_MESSAGE_DIR > src/protocol/guard/schemas.rs
-then `cargo fmt`. The guard's tests prove the table against kafka-protocol's own decoders.
+(the module is not rustfmt-formatted). The guard's tests prove the table against kafka-protocol's
+own decoders and encoders. The committed table was made from apache/kafka's trunk of October 2024
+(4.0 in development, before the oldest versions were removed), which covers every version in the
+client's ranges; a definition set that lacks one makes those tests fail.
 """
 
 import json
