@@ -13,6 +13,7 @@ mod bus_tls;
 mod config_tls;
 mod connection;
 mod consumer;
+mod corrupt_batch;
 mod dlq;
 mod fault_proxy;
 mod group;
@@ -52,6 +53,7 @@ fn main() -> ExitCode {
     dlq::trials(&mut trials);
     consumer::fault_trials(&mut trials);
     spec_bugs::trials(&mut trials);
+    corrupt_batch::trials(&mut trials);
 
     if args.list {
         return libtest_mimic::run(&args, trials).exit_code();
