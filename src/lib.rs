@@ -20,6 +20,10 @@
 //!   and the JSON payload, byte for byte. No I/O.
 //! - [`dlq`]: dead-letter, retry and replay headers as pure functions (eventsource-py's `dlq_*`,
 //!   `retry_count`, `retry_after`, `dlq_replay_count`). No I/O.
+//! - [`dispatch`]: handlers and subscriptions, retries, commit progress and (with `client`) the consume
+//!   loop with one ordered worker per partition, settling each record (handled, or dead-lettered and
+//!   acknowledged) before its offset may be committed. Uses `client`, `event` and `dlq`; `bus` builds
+//!   on it.
 //! - [`bus`]: the [`bus::EventBus`] trait handler code depends on, [`bus::InMemoryEventBus`], and (feature
 //!   `testing`) a conformance suite any bus can run.
 //! - `client` (feature `client`, on by default): everything that opens a socket.

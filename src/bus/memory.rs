@@ -14,10 +14,8 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::{
-    ErasedHandler, Error, EventBus, SubscriptionId, Target,
-    handlers::{HandlerTable, run_isolated},
-};
+use super::{ErasedHandler, Error, EventBus, SubscriptionId, Target};
+use crate::dispatch::{HandlerTable, run_isolated};
 use crate::event::{AnyEvent, DomainEvent, Event, EventRegistry};
 
 /// How many published events [`InMemoryEventBus::published_events`] keeps (the oldest are dropped).
@@ -241,7 +239,10 @@ impl EventBus for InMemoryEventBus {
     }
 
     fn add_handler(&self, target: Target, handler: ErasedHandler) -> Result<SubscriptionId, Error> {
-        self.shared.handlers.add(target, handler)
+        self.shared
+            .handlers
+            .add(target, handler)
+            .map_err(|source| Error::Subscribe { source })
     }
 
     fn unsubscribe(&self, id: SubscriptionId) -> bool {

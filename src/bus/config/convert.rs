@@ -1,17 +1,26 @@
 //! From [`KafkaEventBusConfig`] to the client's settings: [`ClientConfig`] (bootstrap, client id, TLS,
-//! SASL) and [`ProducerConfig`]. Both validate first, so a config that converts is a config that
-//! validates.
+//! SASL), [`ProducerConfig`], the consumer's [`ConsumerConfig`] and the dispatcher's `DispatchConfig`.
+//! All validate first, so a config that converts is a config that validates.
 
 use snafu::ResultExt as _;
 
+use std::sync::Arc;
+
 use super::{
     ConfigError, KafkaEventBusConfig,
-    validate::{ProducerSnafu, TlsSnafu},
+    validate::{ProducerSnafu, TlsSnafu, out_of_range},
 };
-use crate::client::{
-    ClientConfig,
-    connection::{SaslConfig, SaslMechanism, TlsConfig},
-    producer::{Acks, ProducerConfig},
+use crate::{
+    client::{
+        ClientConfig,
+        connection::{SaslConfig, SaslMechanism, TlsConfig},
+        consumer::ConsumerConfig,
+        fetcher::FetchConfig,
+        group::assignor::{Assignor, RangeAssignor, RoundRobinAssignor},
+        producer::{Acks, ProducerConfig},
+        subscription::OffsetReset,
+    },
+    dispatch::{DispatchConfig, RetryPolicy},
 };
 
 impl KafkaEventBusConfig {
@@ -167,6 +176,62 @@ impl KafkaEventBusConfig {
             .with_linger(self.linger());
         config.validate().context(ProducerSnafu)?;
         Ok(config)
+    }
+
+    /// The consumer's settings: the group, the main topic, session and poll timeouts, fetch sizes, the
+    /// offset reset, static membership, and the range and round-robin assignors. A revocation may wait
+    /// `shutdown_timeout` for the handlers still running.
+    pub(crate) fn consumer_config(&self) -> Result<ConsumerConfig, ConfigError> {
+        self.validate()?;
+        let reset = match self.offset_reset()? {
+            super::OffsetReset::Latest => OffsetReset::Latest,
+            _ => OffsetReset::Earliest,
+        };
+        let fetch = FetchConfig {
+            fetch_max_wait: self.fetch_max_wait,
+            fetch_max_bytes: i32::try_from(self.fetch_max_bytes).unwrap_or(i32::MAX),
+            max_partition_fetch_bytes: i32::try_from(self.max_partition_fetch_bytes).unwrap_or(i32::MAX),
+            auto_offset_reset: reset,
+            ..FetchConfig::default()
+        };
+        // Range first (the Java default), round-robin too: aiokafka (eventsource-py) members only speak
+        // round-robin, so a mixed Rust/Python group agrees on it.
+        let assignors: Vec<Arc<dyn Assignor>> = vec![Arc::new(RangeAssignor), Arc::new(RoundRobinAssignor)];
+        let mut consumer = ConsumerConfig::new(self.consumer_group.clone(), [self.topic_name()])
+            .with_assignors(assignors)
+            .with_session_timeout(self.session_timeout())
+            .with_heartbeat_interval(self.heartbeat_interval())
+            .with_max_poll_interval(self.max_poll_interval())
+            .with_fetch(fetch)
+            .with_auto_offset_reset(reset);
+        consumer.revoke_timeout = self.shutdown_timeout;
+        if let Some(id) = &self.group_instance_id {
+            consumer = consumer.with_group_instance_id(id.clone());
+        }
+        Ok(consumer)
+    }
+
+    /// The dispatcher's settings: the retry policy (built once, here), the DLQ, the unknown-type policy
+    /// and the per-partition concurrency.
+    pub(crate) fn dispatch_config(&self) -> Result<DispatchConfig, ConfigError> {
+        self.validate()?;
+        let retry = RetryPolicy::new(
+            self.max_retries,
+            self.retry_base_delay,
+            self.retry_max_delay,
+            self.retry_jitter,
+        )
+        .map_err(|e| out_of_range("retry_base_delay", e, "a valid retry policy"))?;
+        Ok(DispatchConfig {
+            consumer_group: self.consumer_group.clone(),
+            topic: self.topic_name(),
+            retry,
+            enable_dlq: self.enable_dlq,
+            dlq_topic: self.dlq_topic_name(),
+            dead_letter_unknown_types: self.dead_letter_unknown_types,
+            max_in_flight_per_partition: self.max_in_flight_per_partition,
+            drain_timeout: self.shutdown_timeout,
+        })
     }
 }
 

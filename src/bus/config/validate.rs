@@ -254,7 +254,11 @@ const SASL_MECHANISMS: [&str; 3] = ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"];
 /// The wire carries timeouts and sizes as int32.
 const I32_MAX: u64 = i32::MAX as u64;
 
-fn out_of_range(field: &'static str, value: impl fmt::Display, expected: &'static str) -> ConfigError {
+pub(super) fn out_of_range(
+    field: &'static str,
+    value: impl fmt::Display,
+    expected: &'static str,
+) -> ConfigError {
     ConfigError::OutOfRange {
         field,
         value: value.to_string(),

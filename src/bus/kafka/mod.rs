@@ -18,9 +18,6 @@
 //! - Shutdown order: stop taking records, let in-flight handlers finish (bounded), commit, leave the
 //!   group, flush the producer.
 
-mod stats;
-mod worker;
-
 use std::{
     future::Future,
     sync::{Arc, Mutex, PoisonError},
@@ -33,20 +30,20 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-pub use stats::BusStats;
-use stats::{Counter, Stamp, Stats};
-pub use worker::RecordContext;
-
 use super::{
-    ClusterSnafu, ConfigSnafu, ErasedHandler, Error, EventBus, KafkaEventBusConfig, SubscriptionId, Target,
-    handlers::HandlerTable,
+    BusStats, ClusterSnafu, ConfigSnafu, ErasedHandler, Error, EventBus, KafkaEventBusConfig, SubscriptionId,
+    Target,
 };
 use crate::{
     client::{
         Cluster, NewTopic, TopicCreation,
         producer::{Producer, ProducerRecord, RecordMetadata},
     },
-    dlq::{DlqAdmin, DlqAdminConfig, DlqEntry},
+    dispatch::{
+        Dispatcher, HandlerTable,
+        stats::{Counter, Stamp, Stats},
+    },
+    dlq::{DlqAdmin, DlqAdminConfig, DlqEntry, DlqSink},
     event::AnyEvent,
     telemetry::{EventInfo, Telemetry},
 };
@@ -92,8 +89,8 @@ pub struct KafkaEventBus {
 #[derive(Debug)]
 pub(crate) struct Inner {
     pub(crate) config: KafkaEventBusConfig,
-    pub(crate) handlers: HandlerTable,
-    pub(crate) stats: Stats,
+    pub(crate) handlers: Arc<HandlerTable>,
+    pub(crate) stats: Arc<Stats>,
     pub(crate) telemetry: Telemetry,
     /// Bounds background publishes in flight (eventsource-py's `max_background_tasks`).
     background: Arc<tokio::sync::Semaphore>,
@@ -106,14 +103,6 @@ pub(crate) struct Inner {
 pub(crate) struct Connection {
     pub(crate) cluster: Cluster,
     pub(crate) producer: Producer,
-}
-
-impl std::fmt::Debug for HandlerTable {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HandlerTable")
-            .field("subscriptions", &self.len())
-            .finish()
-    }
 }
 
 /// What [`KafkaEventBus::topic_info`] reports.
@@ -197,8 +186,8 @@ impl KafkaEventBus {
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
-                handlers: HandlerTable::default(),
-                stats: Stats::default(),
+                handlers: Arc::default(),
+                stats: Arc::default(),
                 telemetry,
                 background: Arc::new(tokio::sync::Semaphore::new(MAX_BACKGROUND_TASKS)),
                 connection: Mutex::new(None),
@@ -473,7 +462,7 @@ impl KafkaEventBus {
         // `reconnections`; only a configuration error, or shutdown, ends the loop.
         let mut backoff = Duration::from_secs(1);
         let result = loop {
-            let result = worker::consume(Arc::clone(&self.inner), connection.clone(), stop.clone()).await;
+            let result = self.consume_once(&connection, stop.clone()).await;
             match result {
                 Err(Error::Consume { reason }) if !stop.is_cancelled() => {
                     warn!(%reason, ?backoff, "consuming failed; rejoining after a backoff");
@@ -493,6 +482,24 @@ impl KafkaEventBus {
             warn!(error = %e, "consuming stopped");
         }
         result
+    }
+
+    /// One run of the consume loop, with the dispatcher's settings built from the config.
+    async fn consume_once(&self, connection: &Connection, stop: CancellationToken) -> Result<(), Error> {
+        let config = &self.inner.config;
+        let consumer = config.consumer_config().context(ConfigSnafu)?;
+        let dispatcher = Dispatcher {
+            config: config.dispatch_config().context(ConfigSnafu)?,
+            handlers: Arc::clone(&self.inner.handlers),
+            stats: Arc::clone(&self.inner.stats),
+            telemetry: self.inner.telemetry.clone(),
+            dlq: DlqSink::new(connection.producer.clone(), config.dlq_topic_name()),
+        };
+        crate::dispatch::consume(Arc::new(dispatcher), &connection.cluster, consumer, stop)
+            .await
+            .map_err(|failed| Error::Consume {
+                reason: failed.reason,
+            })
     }
 
     /// [`start_consuming`](Self::start_consuming) on a background task.
@@ -623,7 +630,10 @@ impl EventBus for KafkaEventBus {
     }
 
     fn add_handler(&self, target: Target, handler: ErasedHandler) -> Result<SubscriptionId, Error> {
-        self.inner.handlers.add(target, handler)
+        self.inner
+            .handlers
+            .add(target, handler)
+            .map_err(|source| Error::Subscribe { source })
     }
 
     fn unsubscribe(&self, id: SubscriptionId) -> bool {
