@@ -39,6 +39,9 @@ pub struct BusStats {
     /// Undecodable or failed records skipped without a DLQ because `enable_dlq` is off (each is logged
     /// at ERROR with its coordinates).
     pub events_dropped: u64,
+    /// Record batches of the main topic that could not be decoded, also when fetched a second time
+    /// (each dead-lettered, or the partition stopped at it: see `corrupt_batch_policy`).
+    pub corrupt_batches: u64,
     /// When the last publish was acknowledged.
     #[serde(serialize_with = "iso")]
     pub last_publish_at: Option<OffsetDateTime>,
@@ -99,7 +102,7 @@ impl Default for Stats {
 /// A timestamp that was never set.
 const NEVER: i64 = i64::MIN;
 
-const COUNTERS: usize = 9;
+const COUNTERS: usize = 10;
 
 /// Which counter to add to.
 #[derive(Debug, Clone, Copy)]
@@ -113,6 +116,7 @@ pub(crate) enum Counter {
     Reconnections = 6,
     RebalanceCount = 7,
     EventsDropped = 8,
+    CorruptBatches = 9,
 }
 
 /// Which timestamp to set.
@@ -178,6 +182,7 @@ impl Stats {
             reconnections: self.count(Counter::Reconnections),
             rebalance_count: self.count(Counter::RebalanceCount),
             events_dropped: self.count(Counter::EventsDropped),
+            corrupt_batches: self.count(Counter::CorruptBatches),
             last_publish_at: self.time(Stamp::Publish),
             last_consume_at: self.time(Stamp::Consume),
             last_error_at: self.time(Stamp::Error),

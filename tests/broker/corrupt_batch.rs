@@ -3,22 +3,29 @@
 //! then D (valid). Nothing past B may be handed out or committed until B is passed, and B's
 //! neighbours are never lost.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use bytes::{Bytes, BytesMut};
 use kafka_event_bus::{
+    bus::{EventBus, KafkaEventBus},
     client::{
         Cluster,
         consumer::{Consumer, ConsumerEvent, PartitionStream},
         subscription::TopicPartition,
     },
+    dlq::{DLQ_ORIGINAL_LAST_OFFSET, DeadLetter, DlqReason},
+    event::DomainEvent,
     protocol::{Compression, Headers, RecordBatchBuilder},
 };
 use libtest_mimic::Trial;
+use tokio::sync::mpsc;
+use uuid::Uuid;
 
 use crate::{
+    bus::{config, warm_up},
     group_support::{create_topic, eventually, fast_config, produce_batch},
-    support::unique,
+    read_back::read_partition,
+    support::{OrderCreated, unique},
     trial,
 };
 
@@ -39,6 +46,98 @@ pub(crate) fn batch(tag: &str) -> Bytes {
             .unwrap();
     }
     builder.finish().unwrap()
+}
+
+/// A batch of three `OrderCreated` events for customers `"{tag}-0"`..`"{tag}-2"`, one aggregate.
+fn event_batch(tag: &str) -> Bytes {
+    let aggregate = Uuid::new_v4();
+    let mut builder = RecordBatchBuilder::new(Compression::None);
+    for i in 0..3 {
+        let event = DomainEvent::new(
+            aggregate,
+            i + 1,
+            OrderCreated {
+                customer_id: format!("{tag}-{i}"),
+            },
+        );
+        let record = event.into_any().unwrap().to_record();
+        builder
+            .append(
+                1_700_000_000_000,
+                Some(&record.key),
+                Some(&record.value),
+                &record.headers,
+            )
+            .unwrap();
+    }
+    builder.finish().unwrap()
+}
+
+/// `batch` with one bit of its last byte but one flipped (a record's bytes): the CRC no longer matches.
+fn flipped(batch: &Bytes) -> Bytes {
+    let mut bytes = BytesMut::from(&batch[..]);
+    let at = bytes.len() - 2;
+    bytes[at] ^= 0x01;
+    bytes.freeze()
+}
+
+/// A bus on a fresh prefix (`corrupt_batch_policy` = `policy`) with a handler recording customer ids,
+/// warmed up; then A, B (corrupt), C produced to partition 0 of its topic, and D once A was handled.
+/// Returns the bus, the ids handled within `settle` after D, partition 0's offset before A, and the
+/// bytes of B as sent.
+async fn bus_over_a_corrupt_batch(
+    ctx: &'static crate::support::Ctx,
+    name: &str,
+    policy: &str,
+    settle: Duration,
+) -> (KafkaEventBus, String, Vec<String>, i64, Bytes) {
+    let prefix = unique(name);
+    let mut cfg = config(ctx, &prefix, &prefix);
+    cfg.corrupt_batch_policy = policy.into();
+    let bus = KafkaEventBus::new(cfg).unwrap();
+    bus.connect().await.unwrap();
+    bus.ensure_topics(1, 1, 1).await.unwrap();
+    bus.start_consuming_in_background().unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    bus.subscribe(move |e: Arc<DomainEvent<OrderCreated>>| {
+        let _ = tx.send(e.payload.customer_id.clone());
+        std::future::ready(Ok(()))
+    })
+    .unwrap();
+    warm_up(&bus).await;
+    let cluster = ctx.cluster().await;
+    let topic = format!("{prefix}.stream");
+    let start = read_partition(&cluster, &topic, 0).await.len() as i64;
+    let b = flipped(&event_batch("B"));
+    produce_batch(&cluster, &topic, 0, event_batch("A")).await;
+    produce_batch(&cluster, &topic, 0, b.clone()).await;
+    produce_batch(&cluster, &topic, 0, event_batch("C")).await;
+    let mut handled = Vec::new();
+    while handled.len() < 3 {
+        let id = tokio::time::timeout(WAIT, rx.recv()).await.unwrap().unwrap();
+        handled.push(id);
+    }
+    produce_batch(&cluster, &topic, 0, event_batch("D")).await;
+    let until = tokio::time::Instant::now() + settle;
+    while let Ok(Some(id)) = tokio::time::timeout_at(until, rx.recv()).await {
+        handled.push(id);
+    }
+    (bus, topic, handled, start, b)
+}
+
+/// The offset the group `group` committed for partition 0 of `topic`, as a new member of it sees it.
+async fn committed(ctx: &'static crate::support::Ctx, group: &str, topic: &str) -> Option<i64> {
+    let cluster = ctx.cluster().await;
+    let mut consumer = Consumer::subscribe(&cluster, fast_config(group, topic)).unwrap();
+    let _stream = assigned(&mut consumer).await;
+    let at = consumer.committed(&TopicPartition::new(topic, 0));
+    drop(_stream);
+    consumer.close().await;
+    at
+}
+
+fn ids(tag: &str) -> Vec<String> {
+    (0..3).map(|i| format!("{tag}-{i}")).collect()
 }
 
 /// [`batch`] with one bit of its last record flipped: the stored CRC no longer matches.
@@ -150,6 +249,64 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
             let tp = TopicPartition::new(topic.as_str(), 0);
             eventually("D committed", WAIT, || consumer.committed(&tp) == Some(12)).await;
             consumer.close().await;
+        },
+    ));
+    trials.push(trial(
+        "corrupt_batch::the_bus_dead_letters_a_corrupt_batch_and_handles_its_neighbours",
+        |ctx| async move {
+            let (bus, topic, handled, start, b) =
+                bus_over_a_corrupt_batch(ctx, "corrupt-bus", "dead_letter", Duration::from_secs(3)).await;
+            assert_eq!(handled, [ids("A"), ids("C"), ids("D")].concat());
+            let prefix = topic.trim_end_matches(".stream").to_owned();
+            bus.shutdown(Duration::from_secs(10)).await.unwrap();
+            let stats = bus.stats();
+            assert_eq!(
+                (stats.corrupt_batches, stats.messages_sent_to_dlq),
+                (1, 1),
+                "{stats:?}"
+            );
+            let cluster = ctx.cluster().await;
+            let dlq = read_partition(&cluster, &format!("{topic}.dlq"), 0).await;
+            assert_eq!(dlq.len(), 1);
+            let record = &dlq[0].1;
+            let letter = DeadLetter::from_headers(&record.headers).unwrap();
+            assert_eq!(letter.reason, DlqReason::CorruptBatch);
+            assert_eq!(letter.error_type, "CrcMismatch");
+            assert_eq!(
+                (letter.original_partition, letter.original_offset),
+                (0, start + 3)
+            );
+            assert_eq!(
+                record.headers.get_str(DLQ_ORIGINAL_LAST_OFFSET),
+                Some((start + 5).to_string().as_str())
+            );
+            assert!(letter.error_message.contains("CRC"), "{}", letter.error_message);
+            let value = record.value.clone().unwrap();
+            assert_eq!(value.len(), b.len());
+            assert_eq!(
+                value[12..],
+                b[12..],
+                "the batch as stored (its base offset set by the broker)"
+            );
+            assert_eq!(committed(ctx, &prefix, &topic).await, Some(start + 12), "after D");
+        },
+    ));
+    trials.push(trial(
+        "corrupt_batch::the_bus_stops_at_a_corrupt_batch_with_the_stop_policy",
+        |ctx| async move {
+            let (bus, topic, handled, start, _) =
+                bus_over_a_corrupt_batch(ctx, "corrupt-stop-bus", "stop", Duration::from_secs(3)).await;
+            // The first three handled are A's; nothing after B.
+            assert_eq!(handled, ids("A"));
+            let prefix = topic.trim_end_matches(".stream").to_owned();
+            bus.shutdown(Duration::from_secs(10)).await.unwrap();
+            let stats = bus.stats();
+            assert_eq!(
+                (stats.corrupt_batches, stats.messages_sent_to_dlq),
+                (1, 0),
+                "{stats:?}"
+            );
+            assert_eq!(committed(ctx, &prefix, &topic).await, Some(start + 3), "at B");
         },
     ));
 }

@@ -552,7 +552,7 @@ impl Fetcher {
                     } => {
                         let watermarks = (high_watermark, last_stable_offset);
                         match (chunk, bad) {
-                            (None, Some(bad)) => self.bad_batch_at_position(&name, &target, watermarks, bad),
+                            (None, Some(bad)) => self.bad_batch_at_position(&name, &target, watermarks, *bad),
                             (chunk, bad) => {
                                 let mut state = self.shared.lock();
                                 let delivered = chunk.is_some();

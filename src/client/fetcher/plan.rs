@@ -75,7 +75,7 @@ pub(crate) enum PartitionOutcome {
         next_offset: i64,
         high_watermark: i64,
         last_stable_offset: i64,
-        bad: Option<BadBatch>,
+        bad: Option<Box<BadBatch>>,
     },
     /// The broker's error for this partition.
     Error(ServerError),
@@ -109,7 +109,7 @@ pub(crate) struct RawChunk {
     isolation: IsolationLevel,
     max_uncompressed_batch_bytes: usize,
     /// The error to hand out after the records, and the offset past the failed batch.
-    failure: Option<(Error, i64)>,
+    failure: Option<Box<(Error, i64)>>,
 }
 
 /// The result of walking a partition's batches by their headers.
@@ -286,7 +286,7 @@ pub(crate) fn scan_partition(
         next_offset,
         high_watermark: data.high_watermark,
         last_stable_offset: data.last_stable_offset,
-        bad: walk.bad,
+        bad: walk.bad.map(Box::new),
     }
 }
 
@@ -301,7 +301,7 @@ impl RawChunk {
             aborted: Vec::new(),
             isolation: IsolationLevel::ReadUncommitted,
             max_uncompressed_batch_bytes: 0,
-            failure: Some((bad.error, bad.past)),
+            failure: Some(Box::new((bad.error, bad.past))),
         }
     }
 
@@ -357,7 +357,7 @@ pub(crate) struct ChunkRecords {
     topic: Arc<str>,
     partition: i32,
     fetched_at: i64,
-    failure: Option<(Error, i64)>,
+    failure: Option<Box<(Error, i64)>>,
     failed: Option<Failed>,
 }
 
@@ -403,7 +403,7 @@ impl Iterator for ChunkRecords {
                 Some(Ok(b)) => b,
                 Some(Err(e)) => return Some(Err(self.decode_failed(e))),
                 None => {
-                    let (error, past) = self.failure.take()?;
+                    let (error, past) = *self.failure.take()?;
                     self.failed = Some(Failed::AtFetch(past));
                     return Some(Err(error));
                 }
@@ -722,7 +722,7 @@ mod tests {
         hw: i64,
         records: Bytes,
         check_crcs: bool,
-    ) -> (Option<RawChunk>, i64, Option<BadBatch>) {
+    ) -> (Option<RawChunk>, i64, Option<Box<BadBatch>>) {
         let config = FetchConfig {
             check_crcs,
             ..FetchConfig::default()

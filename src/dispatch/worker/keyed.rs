@@ -11,7 +11,7 @@ use bytes::Bytes;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::{Settled, lag::LagProbe, settle::settle};
+use super::{Settled, corrupt::settle_corrupt, lag::LagProbe, settle::settle};
 use crate::{
     client::{
         consumer::{ConsumerRecord, PartitionStream, Progress},
@@ -66,8 +66,17 @@ pub(super) async fn run(dispatcher: Arc<Dispatcher>, mut stream: PartitionStream
                     }
                 }
             }
-            record = stream.next(), if room && !interrupted => {
-                let Some(record) = record else { break }; // revoked
+            record = stream.try_next(), if room && !interrupted => {
+                let record = match record {
+                    Some(Ok(record)) => record,
+                    Some(Err(e)) => {
+                        if settle_corrupt(&dispatcher, &mut stream, e, &stop).await == Settled::Interrupted {
+                            interrupted = true;
+                        }
+                        continue;
+                    }
+                    None => break, // revoked
+                };
                 tracked.get_or_insert_with(|| PartitionProgress::new(record.offset)).track(record.offset);
                 match busy.get_mut(&record.key) {
                     Some(queue) => {

@@ -9,8 +9,10 @@
 //! - `settle`: decode, run the handlers, retry in place, dead-letter.
 //! - `invoke`: one pass over a record's handlers, with spans and metrics.
 //! - `dead_letter`: the DLQ hand-off and what a record that fails becomes there.
+//! - `corrupt`: a record batch that cannot be decoded (`corrupt_batch_policy`).
 //! - `lag`: the consumer-lag gauge.
 
+mod corrupt;
 mod dead_letter;
 mod invoke;
 mod keyed;

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use super::{Settled, lag::LagProbe, settle::settle};
+use super::{Settled, corrupt::settle_corrupt, lag::LagProbe, settle::settle};
 use crate::{client::consumer::PartitionStream, client::producer::SplitMix64, dispatch::Dispatcher};
 
 pub(super) async fn run(dispatcher: Arc<Dispatcher>, mut stream: PartitionStream, stop: CancellationToken) {
@@ -24,8 +24,12 @@ pub(super) async fn run(dispatcher: Arc<Dispatcher>, mut stream: PartitionStream
             None => tokio::select! {
                 biased;
                 () = stop.cancelled() => break,
-                record = stream.next() => match record {
-                    Some(record) => record,
+                record = stream.try_next() => match record {
+                    Some(Ok(record)) => record,
+                    Some(Err(e)) => match settle_corrupt(&dispatcher, &mut stream, e, &stop).await {
+                        Settled::Yes => continue,
+                        Settled::Interrupted => break,
+                    },
                     None => break, // revoked
                 },
             },
