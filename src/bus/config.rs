@@ -30,7 +30,7 @@ use std::{fmt, path::PathBuf, time::Duration};
 
 use tracing::warn;
 
-pub use validate::{ConfigError, OffsetReset, SecurityProtocol};
+pub use validate::{ConfigError, CorruptBatchPolicy, OffsetReset, SecurityProtocol};
 
 /// Settings of the Kafka event bus: where the cluster is, topic and group names, producer and
 /// consumer tuning, retries and the dead-letter queue, and security.
@@ -113,6 +113,18 @@ pub struct KafkaEventBusConfig {
     /// (`deserialization_error`, "Unknown event type: X"; needs `enable_dlq`, else it is logged and
     /// counted in `events_dropped`).
     pub dead_letter_unknown_types: bool,
+    /// What happens to a record batch of the main topic that cannot be decoded (CRC mismatch, unknown
+    /// codec, failed decompression, a batch decompressing past `max_uncompressed_batch_bytes`, malformed
+    /// records, an old message format), also when fetched a second time: `"dead_letter"` (the default)
+    /// sends one DLQ record per batch (`corrupt_batch`, the batch's bytes as value) and goes on after it
+    /// once the DLQ acknowledged it; `"stop"` stops the partition at the batch with an ERROR log (the
+    /// committed offset stays before it, as Java's consumer with `check.crcs`). With `enable_dlq` off the
+    /// partition stops too. Either way the batch is counted (`corrupt_batches`, the
+    /// `kafka.eventbus.batches.corrupt` metric).
+    pub corrupt_batch_policy: String,
+    /// The most bytes one compressed batch may decompress to; a larger one cannot be decoded (see
+    /// `corrupt_batch_policy`). Default 134217728 (128 MiB).
+    pub max_uncompressed_batch_bytes: usize,
     /// The DLQ topic is `"{topic_prefix}.stream{dlq_topic_suffix}"`. Default `".dlq"`.
     pub dlq_topic_suffix: String,
     /// Accepted for compatibility with eventsource-py's config and never read: DLQ reads never join a
@@ -178,6 +190,8 @@ impl Default for KafkaEventBusConfig {
             retry_jitter: 0.1,
             enable_dlq: true,
             dead_letter_unknown_types: false,
+            corrupt_batch_policy: "dead_letter".into(),
+            max_uncompressed_batch_bytes: 128 << 20,
             dlq_topic_suffix: crate::event::DEFAULT_DLQ_SUFFIX.into(),
             dlq_consumer_group: None,
             dlq_max_replay_attempts: 3,
@@ -339,6 +353,8 @@ impl fmt::Debug for KafkaEventBusConfig {
             .field("retry_jitter", &self.retry_jitter)
             .field("enable_dlq", &self.enable_dlq)
             .field("dead_letter_unknown_types", &self.dead_letter_unknown_types)
+            .field("corrupt_batch_policy", &self.corrupt_batch_policy)
+            .field("max_uncompressed_batch_bytes", &self.max_uncompressed_batch_bytes)
             .field("dlq_topic_suffix", &self.dlq_topic_suffix)
             .field("dlq_consumer_group", &self.dlq_consumer_group)
             .field("dlq_max_replay_attempts", &self.dlq_max_replay_attempts)
@@ -434,6 +450,8 @@ impl KafkaEventBusConfigBuilder {
         value retry_jitter: f64;
         value enable_dlq: bool;
         value dead_letter_unknown_types: bool;
+        string corrupt_batch_policy: String;
+        value max_uncompressed_batch_bytes: usize;
         string dlq_topic_suffix: String;
         some dlq_consumer_group: String;
         value dlq_max_replay_attempts: u32;

@@ -59,7 +59,8 @@ mod kafka;
 mod memory;
 
 pub use config::{
-    ConfigError, KafkaEventBusConfig, KafkaEventBusConfigBuilder, OffsetReset, SecurityProtocol,
+    ConfigError, CorruptBatchPolicy, KafkaEventBusConfig, KafkaEventBusConfigBuilder, OffsetReset,
+    SecurityProtocol,
 };
 #[cfg(feature = "client")]
 pub use kafka::{ConsumeHandle, KafkaEventBus, MAX_BACKGROUND_TASKS, TopicInfo};

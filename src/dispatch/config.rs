@@ -20,8 +20,19 @@ pub(crate) struct DispatchConfig {
     pub(crate) dlq_topic: String,
     /// Whether an event no handler takes is dead-lettered as an unknown type.
     pub(crate) dead_letter_unknown_types: bool,
+    /// What a record batch that cannot be decoded becomes.
+    pub(crate) corrupt_batches: CorruptBatches,
     /// How many records of one partition may be handled at once (1: in order).
     pub(crate) max_in_flight_per_partition: usize,
     /// How long stopping may wait for the handlers still running.
     pub(crate) drain_timeout: Duration,
+}
+
+/// What the workers do with a record batch that cannot be decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CorruptBatches {
+    /// Dead-letter it (its bytes), then go on after it.
+    DeadLetter,
+    /// Stop the partition at it.
+    Stop,
 }

@@ -49,7 +49,7 @@ pub use retry::{RetryPolicy, RetryPolicyError};
 pub(crate) use table::HandlerTable;
 
 #[cfg(feature = "client")]
-pub(crate) use config::DispatchConfig;
+pub(crate) use config::{CorruptBatches, DispatchConfig};
 #[cfg(feature = "client")]
 pub(crate) use consume::consume;
 #[cfg(feature = "client")]

@@ -45,6 +45,9 @@ pub struct BusStats {
     /// Partition workers that died outside a handler (a panic in the worker's own code): each paused
     /// its partition, with the record it held uncommitted.
     pub worker_failures: u64,
+    /// Record batches of the main topic that could not be decoded, also when fetched a second time
+    /// (each dead-lettered, or the partition stopped at it: see `corrupt_batch_policy`).
+    pub corrupt_batches: u64,
     /// When the last publish was acknowledged.
     #[serde(serialize_with = "iso")]
     pub last_publish_at: Option<OffsetDateTime>,
@@ -105,7 +108,7 @@ impl Default for Stats {
 /// A timestamp that was never set.
 const NEVER: i64 = i64::MIN;
 
-const COUNTERS: usize = 11;
+const COUNTERS: usize = 12;
 
 /// Which counter to add to.
 #[derive(Debug, Clone, Copy)]
@@ -121,6 +124,7 @@ pub(crate) enum Counter {
     EventsDropped = 8,
     DeadLetterFailures = 9,
     WorkerFailures = 10,
+    CorruptBatches = 11,
 }
 
 /// Which timestamp to set.
@@ -188,6 +192,7 @@ impl Stats {
             events_dropped: self.count(Counter::EventsDropped),
             dead_letter_failures: self.count(Counter::DeadLetterFailures),
             worker_failures: self.count(Counter::WorkerFailures),
+            corrupt_batches: self.count(Counter::CorruptBatches),
             last_publish_at: self.time(Stamp::Publish),
             last_consume_at: self.time(Stamp::Consume),
             last_error_at: self.time(Stamp::Error),

@@ -24,8 +24,8 @@ pub use admin::{AdminError, DEFAULT_READ_TIMEOUT, DlqAdmin, DlqAdminConfig};
 pub use admin::{DlqEntry, DlqPayload, REPLAY_CONSUMER_GROUP, replay_is_for, targeted_replay_headers};
 
 pub use record::{
-    DeadLetter, DlqReason, Error, HANDLER_DISPATCH_ERROR, MAX_ERROR_MESSAGE_CHARS, dispatch_failure_message,
-    truncate_error_message,
+    DLQ_ORIGINAL_LAST_OFFSET, DeadLetter, DlqReason, Error, HANDLER_DISPATCH_ERROR, MAX_ERROR_MESSAGE_CHARS,
+    dispatch_failure_message, truncate_error_message,
 };
 pub use retry::{
     format_retry_after, replay_count, replay_headers, retry_after, retry_count, retry_due, retry_headers,

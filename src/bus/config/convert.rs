@@ -20,7 +20,7 @@ use crate::{
         producer::{Acks, ProducerConfig},
         subscription::OffsetReset,
     },
-    dispatch::{DispatchConfig, RetryPolicy},
+    dispatch::{CorruptBatches, DispatchConfig, RetryPolicy},
     dlq::DlqAdminConfig,
 };
 
@@ -213,6 +213,7 @@ impl KafkaEventBusConfig {
             fetch_max_bytes: i32::try_from(self.fetch_max_bytes).unwrap_or(i32::MAX),
             max_partition_fetch_bytes: i32::try_from(self.max_partition_fetch_bytes).unwrap_or(i32::MAX),
             auto_offset_reset: reset,
+            max_uncompressed_batch_bytes: self.max_uncompressed_batch_bytes,
             ..FetchConfig::default()
         };
         // Range first (the Java default), round-robin too: aiokafka (eventsource-py) members only speak
@@ -250,6 +251,10 @@ impl KafkaEventBusConfig {
             enable_dlq: self.enable_dlq,
             dlq_topic: self.dlq_topic_name(),
             dead_letter_unknown_types: self.dead_letter_unknown_types,
+            corrupt_batches: match self.corrupt_batches()? {
+                super::CorruptBatchPolicy::DeadLetter if self.enable_dlq => CorruptBatches::DeadLetter,
+                _ => CorruptBatches::Stop,
+            },
             max_in_flight_per_partition: self.max_in_flight_per_partition,
             drain_timeout: self.shutdown_timeout,
         })

@@ -11,7 +11,9 @@ use bytes::Bytes;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::{Ended, Settled, halt::bounded, injected_fault, lag::LagProbe, settle::settle};
+use super::{
+    Ended, Settled, corrupt::settle_corrupt, halt::bounded, injected_fault, lag::LagProbe, settle::settle,
+};
 use crate::{
     client::{
         consumer::{ConsumerRecord, PartitionStream, Progress},
@@ -88,8 +90,19 @@ pub(super) async fn run(
                     }
                 }
             }
-            record = stream.next(), if room && ended.is_none() => {
-                let Some(record) = record else { ended = Some(Ended::Halted); continue }; // revoked
+            record = stream.try_next(), if room && ended.is_none() => {
+                let record = match record {
+                    Some(Ok(record)) => record,
+                    Some(Err(e)) => {
+                        match settle_corrupt(dispatcher, stream, e, halt).await {
+                            Settled::Yes => {}
+                            Settled::Interrupted => { ended.get_or_insert(Ended::Halted); }
+                            Settled::Stuck => ended = Some(Ended::Stuck),
+                        }
+                        continue;
+                    }
+                    None => { ended = Some(Ended::Halted); continue } // revoked
+                };
                 injected_fault(&record.topic);
                 tracked.get_or_insert_with(|| PartitionProgress::new(record.offset)).track(record.offset);
                 match busy.get_mut(&record.key) {

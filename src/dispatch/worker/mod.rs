@@ -19,8 +19,10 @@
 //! - `invoke`: one pass over a record's handlers, with spans and metrics.
 //! - `dead_letter`: the DLQ hand-off and what a record that fails becomes there.
 //! - `halt`: when a worker must stop, and how long a running handler may go on.
+//! - `corrupt`: a record batch that cannot be decoded (`corrupt_batch_policy`).
 //! - `lag`: the consumer-lag gauge.
 
+mod corrupt;
 mod dead_letter;
 mod halt;
 mod invoke;

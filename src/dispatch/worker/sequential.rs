@@ -2,7 +2,9 @@
 
 use tokio_util::sync::CancellationToken;
 
-use super::{Ended, Settled, halt::bounded, injected_fault, lag::LagProbe, settle::settle};
+use super::{
+    Ended, Settled, corrupt::settle_corrupt, halt::bounded, injected_fault, lag::LagProbe, settle::settle,
+};
 use crate::{client::consumer::PartitionStream, client::producer::SplitMix64, dispatch::Dispatcher};
 
 pub(super) async fn run(
@@ -26,8 +28,13 @@ pub(super) async fn run(
             None => tokio::select! {
                 biased;
                 () = halt.cancelled() => return Ended::Halted,
-                record = stream.next() => match record {
-                    Some(record) => record,
+                record = stream.try_next() => match record {
+                    Some(Ok(record)) => record,
+                    Some(Err(e)) => match settle_corrupt(dispatcher, stream, e, halt).await {
+                        Settled::Yes => continue,
+                        Settled::Interrupted => return Ended::Halted,
+                        Settled::Stuck => return Ended::Stuck,
+                    },
                     None => return Ended::Halted, // revoked
                 },
             },
