@@ -34,8 +34,10 @@ use crate::protocol::ServerError;
 pub(crate) use authenticate::authenticate;
 pub(crate) use scram::ScramClient;
 
-/// Why SASL authentication failed. None is retriable: the credentials, the mechanism or the broker's
-/// settings must change first. The password is never part of an error.
+/// Why SASL authentication failed. Only [`ClosedDuringAuthentication`](Self::ClosedDuringAuthentication)
+/// is retriable (a broker restarting mid-exchange looks like that); for every other error the
+/// credentials, the mechanism or the broker's settings must change first. The password is never part of
+/// an error.
 ///
 /// It reaches callers inside
 /// [`connection::Error::Authentication`](crate::client::connection::Error::Authentication), which names
@@ -126,9 +128,11 @@ pub enum Error {
 }
 
 impl Error {
-    /// Always `false`: authentication errors do not go away by retrying the same exchange.
+    /// Whether a new connection may succeed: only when the broker closed the connection mid-exchange
+    /// (a restart, a dropped link, or a broker that answers wrong credentials by hanging up, in which
+    /// case retrying ends at the reconnect deadline). Refusals do not go away by retrying.
     pub fn is_retriable(&self) -> bool {
-        false
+        matches!(self, Error::ClosedDuringAuthentication)
     }
 }
 
