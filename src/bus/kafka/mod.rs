@@ -654,6 +654,7 @@ impl EventBus for KafkaEventBus {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .take();
+            inner.telemetry.metrics().set_connected(false);
             if let Some(connection) = connection {
                 let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
                 if tokio::time::timeout(remaining, connection.producer.close())
