@@ -694,6 +694,7 @@ impl EventBus for KafkaEventBus {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .take();
+            inner.telemetry.metrics().set_connected(false);
             if let Some(connection) = connection {
                 let producer = connection.producer;
                 let closing = tokio::spawn(async move { producer.close().await });
