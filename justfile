@@ -65,3 +65,8 @@ bench:
 # library's tree) on one local broker, none and gzip; JSON lines + medians and ratios. RUNS=3 for medians.
 bench-peers events="200000" partitions="6":
     bash scripts/bench-peers.sh {{events}} {{partitions}}
+
+# N full consumer-group rebalance storms (issue 19), member logs kept when one fails.
+storm N="10":
+    cargo build --example consume
+    STORM_RUNS={{N}} cargo test --test broker -- --include-ignored --nocapture group::storm_full

@@ -18,6 +18,8 @@ mod dispatch;
 mod dlq;
 mod fault_proxy;
 mod group;
+mod group_liveness;
+mod group_storm;
 mod group_support;
 mod producer;
 mod read_back;
@@ -43,6 +45,8 @@ fn main() -> ExitCode {
     tls::trials(&mut trials);
     producer::trials(&mut trials);
     group::trials(&mut trials);
+    group_storm::trials(&mut trials);
+    group_liveness::trials(&mut trials);
     config_tls::trials(&mut trials);
     sasl::trials(&mut trials);
     bus::trials(&mut trials);
