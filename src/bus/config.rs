@@ -148,6 +148,12 @@ pub struct KafkaEventBusConfig {
     pub ssl_keyfile: Option<PathBuf>,
     /// Whether the broker's certificate must name the host connected to. Default `true`.
     pub ssl_check_hostname: bool,
+    /// Ready TLS settings for the SSL protocols (aiokafka's `ssl_context`): when set, they are used as
+    /// they are and `ssl_cafile`, `ssl_certfile`, `ssl_keyfile` and `ssl_check_hostname` are ignored.
+    /// [`TlsConfig::from_rustls`](crate::client::connection::TlsConfig::from_rustls) takes a rustls
+    /// `ClientConfig` built on any crypto provider. Default `None`.
+    #[cfg(feature = "client")]
+    pub ssl_context: Option<crate::client::connection::TlsConfig>,
     /// Whether the bus records traces. Default `true`.
     pub enable_tracing: bool,
     /// Whether the bus records metrics. Default `true`.
@@ -203,6 +209,8 @@ impl Default for KafkaEventBusConfig {
             ssl_certfile: None,
             ssl_keyfile: None,
             ssl_check_hostname: true,
+            #[cfg(feature = "client")]
+            ssl_context: None,
             enable_tracing: true,
             enable_metrics: true,
             shutdown_timeout: Duration::from_secs(30),
@@ -372,6 +380,7 @@ impl fmt::Debug for KafkaEventBusConfig {
             .field("max_in_flight_per_partition", &self.max_in_flight_per_partition)
             .field("group_instance_id", &self.group_instance_id)
             .field("fetch_max_wait", &self.fetch_max_wait)
+            .field("ssl_context", &self.ssl_context_for_debug())
             .finish()
     }
 }
@@ -428,7 +437,27 @@ macro_rules! setters {
     };
 }
 
+impl KafkaEventBusConfig {
+    #[cfg(feature = "client")]
+    fn ssl_context_for_debug(&self) -> Option<&dyn fmt::Debug> {
+        self.ssl_context.as_ref().map(|tls| tls as &dyn fmt::Debug)
+    }
+
+    #[cfg(not(feature = "client"))]
+    fn ssl_context_for_debug(&self) -> Option<&dyn fmt::Debug> {
+        None
+    }
+}
+
 impl KafkaEventBusConfigBuilder {
+    /// Sets [`ssl_context`](KafkaEventBusConfig::ssl_context): TLS settings built in code, used as
+    /// they are under the SSL protocols.
+    #[cfg(feature = "client")]
+    pub fn ssl_context(mut self, tls: crate::client::connection::TlsConfig) -> Self {
+        self.config.ssl_context = Some(tls);
+        self
+    }
+
     setters! {
         string bootstrap_servers: String;
         string topic_prefix: String;

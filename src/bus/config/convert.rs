@@ -30,8 +30,8 @@ impl KafkaEventBusConfig {
     /// `ssl_certfile` + `ssl_keyfile` for mTLS; `ssl_check_hostname`), and SASL for SASL_PLAINTEXT and
     /// SASL_SSL.
     ///
-    /// To use a `rustls::ClientConfig` of your own (another crypto provider, custom verification),
-    /// replace [`ClientConfig::tls`] with [`TlsConfig::from_rustls`].
+    /// To use a `rustls::ClientConfig` of your own (another crypto provider, custom verification), set
+    /// [`ssl_context`](Self::ssl_context) to [`TlsConfig::from_rustls`].
     ///
     /// # Errors
     ///
@@ -72,13 +72,13 @@ impl KafkaEventBusConfig {
         Ok(config)
     }
 
-    /// The TLS settings from `ssl_cafile`, `ssl_certfile`, `ssl_keyfile` and `ssl_check_hostname`,
-    /// whatever the protocol.
+    /// [`ssl_context`](Self::ssl_context) when set, else the TLS settings from `ssl_cafile`,
+    /// `ssl_certfile`, `ssl_keyfile` and `ssl_check_hostname`, whatever the protocol.
     ///
     /// # Errors
     ///
-    /// [`ConfigError::Tls`] for a file that cannot be read or parsed, or a key that does not match
-    /// the certificate.
+    /// [`ConfigError::Tls`] for a file that cannot be read or parsed, a key that does not match
+    /// the certificate, or no crypto provider usable on this machine.
     ///
     /// # Example
     ///
@@ -95,6 +95,9 @@ impl KafkaEventBusConfig {
     /// # Ok::<(), ConfigError>(())
     /// ```
     pub fn tls_config(&self) -> Result<TlsConfig, ConfigError> {
+        if let Some(tls) = &self.ssl_context {
+            return Ok(tls.clone());
+        }
         let mut tls = TlsConfig::builder().check_hostname(self.ssl_check_hostname);
         if let Some(ca) = &self.ssl_cafile {
             tls = tls.ca_file(ca);
@@ -329,6 +332,21 @@ mod tests {
         // Validation comes first: a half mTLS pair never reaches the file system.
         c.ssl_keyfile = None;
         assert!(matches!(c.client_config(), Err(ConfigError::SslKeyfileRequired)));
+    }
+
+    #[test]
+    fn a_ready_ssl_context_is_used_as_it_is_instead_of_the_files() {
+        let ready = TlsConfig::builder().ca_file(fixture("ca.pem")).build().unwrap();
+        let mut c = config();
+        c.security_protocol = "SSL".into();
+        c.ssl_cafile = Some("/nonexistent/ca.pem".into());
+        c.ssl_context = Some(ready.clone());
+        let client = c.client_config().unwrap();
+        assert_eq!(client.tls.as_ref(), Some(&ready));
+        assert!(format!("{c:?}").contains("ssl_context: Some(TlsConfig"));
+        // Under PLAINTEXT it is not used at all.
+        c.security_protocol = "PLAINTEXT".into();
+        assert!(c.client_config().unwrap().tls.is_none());
     }
 
     #[test]
