@@ -49,7 +49,7 @@ pub fn tansu_binary() -> Result<PathBuf, Error> {
 }
 
 /// `target/` of the running build, else the system's temporary directory.
-fn install_root() -> PathBuf {
+pub(super) fn install_root() -> PathBuf {
     if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
         return PathBuf::from(dir);
     }
@@ -93,7 +93,7 @@ fn install(dir: &Path) -> Result<(), Error> {
     }
 }
 
-fn run(command: &mut Command, dir: &Path) -> Result<(), Error> {
+pub(super) fn run(command: &mut Command, dir: &Path) -> Result<(), Error> {
     let output = command.output().map_err(|e| Error::Install {
         dir: dir.to_owned(),
         message: format!("{command:?}: {e}"),

@@ -15,10 +15,13 @@ mod connection;
 mod consumer;
 mod dlq;
 mod fault_proxy;
+mod faults_freeze;
+mod faults_support;
 mod group;
 mod group_support;
 mod producer;
 mod read_back;
+mod read_idle;
 mod sasl;
 mod sasl_proxy;
 mod spec_bugs;
@@ -52,6 +55,7 @@ fn main() -> ExitCode {
     dlq::trials(&mut trials);
     consumer::fault_trials(&mut trials);
     spec_bugs::trials(&mut trials);
+    faults_freeze::trials(&mut trials);
 
     if args.list {
         return libtest_mimic::run(&args, trials).exit_code();
