@@ -16,6 +16,7 @@ mod consumer;
 mod dlq;
 mod fault_proxy;
 mod faults_freeze;
+mod faults_restart;
 mod faults_support;
 mod group;
 mod group_support;
@@ -56,6 +57,7 @@ fn main() -> ExitCode {
     consumer::fault_trials(&mut trials);
     spec_bugs::trials(&mut trials);
     faults_freeze::trials(&mut trials);
+    faults_restart::trials(&mut trials);
 
     if args.list {
         return libtest_mimic::run(&args, trials).exit_code();
