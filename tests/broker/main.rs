@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod admin;
+mod blackhole_proxy;
 mod bus;
 mod bus_crash;
 mod bus_tls;
@@ -15,6 +16,7 @@ mod connection;
 mod consumer;
 mod dlq;
 mod fault_proxy;
+mod faults_blackhole;
 mod faults_freeze;
 mod faults_restart;
 mod faults_support;
@@ -58,6 +60,7 @@ fn main() -> ExitCode {
     spec_bugs::trials(&mut trials);
     faults_freeze::trials(&mut trials);
     faults_restart::trials(&mut trials);
+    faults_blackhole::trials(&mut trials);
 
     if args.list {
         return libtest_mimic::run(&args, trials).exit_code();
