@@ -23,7 +23,7 @@ const WATCHDOG: &str = r#""$1" broker --listener-url "tcp://127.0.0.1:$2" --adve
 pid=$!
 echo "$pid"
 read _ignored
-kill "$pid" 2>/dev/null
+kill -s "$6" "$pid" 2>/dev/null
 wait "$pid""#;
 
 /// A Tansu broker with in-memory storage on `127.0.0.1:<port>`, stopped on drop.
@@ -47,6 +47,9 @@ pub struct LocalBroker {
     storage: String,
     /// Extra environment for the broker process (the S3 endpoint and credentials of persistent storage).
     env: Vec<(&'static str, String)>,
+    /// The signal the watchdog stops the broker with: `TERM`, or `KILL` for one whose graceful shutdown
+    /// may wait on its storage (which may be gone when the owning process died).
+    stop_signal: &'static str,
     process: Option<Process>,
 }
 
@@ -87,15 +90,23 @@ impl LocalBroker {
     }
 
     fn launch(port: u16, advertised_port: u16) -> Result<Self, Error> {
-        Self::launch_on(port, advertised_port, "memory://tansu/".into(), Vec::new())
+        Self::launch_on(
+            port,
+            advertised_port,
+            "memory://tansu/".into(),
+            Vec::new(),
+            "TERM",
+        )
     }
 
-    /// Starts a broker on `port` with the given `--storage-engine` and extra environment.
+    /// Starts a broker on `port` with the given `--storage-engine`, extra environment, and the signal that
+    /// stops it.
     pub(crate) fn launch_on(
         port: u16,
         advertised_port: u16,
         storage: String,
         env: Vec<(&'static str, String)>,
+        stop_signal: &'static str,
     ) -> Result<Self, Error> {
         let log = std::env::temp_dir().join(format!("kafka-event-bus-tansu-{port}.log"));
         let mut broker = Self {
@@ -105,6 +116,7 @@ impl LocalBroker {
             log,
             storage,
             env,
+            stop_signal,
             process: None,
         };
         broker.spawn()?;
@@ -122,6 +134,7 @@ impl LocalBroker {
             .arg(&self.log)
             .arg(self.advertised_port.to_string())
             .arg(&self.storage)
+            .arg(self.stop_signal)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

@@ -70,6 +70,8 @@ impl PersistentBroker {
             advertised_port.unwrap_or(port),
             format!("s3://{BUCKET}/"),
             env,
+            // Its graceful shutdown waits on the S3 server, which may be gone when the owner died.
+            "KILL",
         )?;
         Ok(Self { broker, s3 })
     }

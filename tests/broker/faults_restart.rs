@@ -236,11 +236,10 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
                 .collect();
             let poison_calls: u32 = poison.iter().map(|id| ledger[*id].calls).sum();
             let mut in_dlq = HashSet::new();
-            for p in 0..1 {
-                for (_, r) in read_until_idle(&cluster, &dlq_topic, p, Duration::from_secs(2)).await {
-                    if let Some(id) = r.headers.get_str("event_id") {
-                        in_dlq.insert(id.to_owned());
-                    }
+            // The DLQ topic has one partition.
+            for (_, r) in read_until_idle(&cluster, &dlq_topic, 0, Duration::from_secs(2)).await {
+                if let Some(id) = r.headers.get_str("event_id") {
+                    in_dlq.insert(id.to_owned());
                 }
             }
             let poison_in_dlq = poison.iter().filter(|id| in_dlq.contains(**id)).count();
