@@ -10,6 +10,7 @@ use std::{
 
 use kafka_event_bus::{
     bus::{EventBus, KafkaEventBus},
+    client::{ClientConfig, Cluster},
     event::DomainEvent,
 };
 use libtest_mimic::Trial;
@@ -54,6 +55,50 @@ fn handled(seen: &Seen, phase: &str) -> usize {
 }
 
 pub(crate) fn trials(trials: &mut Vec<Trial>) {
+    // The proxy itself: silent while blackholed, and afterwards new connections work at once. It shows
+    // that the trial below fails on the client, not on its fault injector.
+    trials.push(fault_trial(
+        "faults::the_blackhole_proxy_silences_old_links_and_serves_new_ones",
+        |_ctx| async move {
+            let proxy = BlackholeProxy::start().await;
+            let config = || {
+                ClientConfig::new(&proxy.bootstrap)
+                    .with_client_id("faults-blackhole-proxy")
+                    .with_request_timeout(Duration::from_secs(1))
+                    .with_connect_timeout(Duration::from_secs(1))
+                    .with_reconnect_deadline(Duration::from_secs(3))
+            };
+            let old = Cluster::connect(config()).await.unwrap();
+            old.refresh_metadata().await.unwrap();
+            proxy.blackhole();
+            let started = Instant::now();
+            let through_blackhole = old.refresh_metadata().await;
+            let failed_after = started.elapsed();
+            assert!(through_blackhole.is_err(), "nothing passes a blackhole");
+            assert!(
+                failed_after >= Duration::from_millis(900),
+                "the request timed out rather than seeing a reset or EOF: {failed_after:?}"
+            );
+            proxy.resume();
+            let resumed_at = Instant::now();
+            let fresh = Cluster::connect(config()).await.unwrap();
+            fresh.refresh_metadata().await.unwrap();
+            let fresh_after = resumed_at.elapsed();
+            assert!(fresh_after < Duration::from_secs(2), "{fresh_after:?}");
+            let old_then = tokio::time::timeout(Duration::from_secs(5), old.refresh_metadata()).await;
+            eprintln!(
+                "faults::blackhole_proxy: through the blackhole, refresh_metadata failed after {failed_after:?} \
+                 ({:?}); a new cluster worked {fresh_after:?} after resume; the old one then: {}",
+                through_blackhole.err().map(|e| e.to_string()),
+                match old_then {
+                    Ok(Ok(_)) => "recovered".to_owned(),
+                    Ok(Err(e)) => format!("failed: {e}"),
+                    Err(_) => "no answer in 5 s".to_owned(),
+                }
+            );
+        },
+    ));
+
     // Ignored until a request timeout closes its connection: today the timed-out connection stays in use,
     // so nothing recovers until the OS gives up on it (about 15 minutes). With that fix in, run it with
     // `cargo test --test broker -- --include-ignored faults::a_blackholed`.
