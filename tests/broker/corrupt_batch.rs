@@ -309,4 +309,31 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
             assert_eq!(committed(ctx, &prefix, &topic).await, Some(start + 3), "at B");
         },
     ));
+    trials.push(trial(
+        "corrupt_batch::fetches_fit_in_the_largest_response_the_connection_takes",
+        |ctx| async move {
+            // fetch_max_bytes (50 MiB by default) above max_response_size: a Fetch asking for it got a
+            // response the connection refused, and the same Fetch again, forever.
+            let mut client = ctx.config();
+            client.max_response_size = 256 << 10;
+            let cluster = Cluster::connect(client).await.unwrap();
+            let (topic, group) = (unique("small-frames"), unique("small-frames-g"));
+            create_topic(&cluster, &topic, 1).await;
+            let payload = "x".repeat(1000);
+            for b in 0..20 {
+                let values: Vec<String> = (0..50).map(|i| format!("{b}-{i}-{payload}")).collect();
+                crate::group_support::produce(&cluster, &topic, 0, &values, Compression::None).await;
+            }
+            let mut consumer = Consumer::subscribe(&cluster, fast_config(&group, &topic)).unwrap();
+            let mut stream = assigned(&mut consumer).await;
+            for offset in 0..1000 {
+                let r = tokio::time::timeout(Duration::from_secs(15), stream.next())
+                    .await
+                    .expect("records keep coming")
+                    .unwrap();
+                assert_eq!(r.offset, offset);
+            }
+            consumer.close().await;
+        },
+    ));
 }
