@@ -30,6 +30,14 @@
 //! - A result is delivered only if the partition's epoch and position still match what was fetched
 //!   (no stale records after a revoke, reassignment or reset).
 //! - The fetcher's connections are its own: long-polls never hold up other requests to the broker.
+//! - The position passes a batch only after its frame, magic and (with `check_crcs`) CRC were checked
+//!   (`plan::walk`); it moves over a batch no further than the next batch's base offset or the high
+//!   watermark, whatever its `lastOffsetDelta` claims. A batch that fails is fetched once more after
+//!   `retry_backoff`; failing again, the partition stops at it (`SubscriptionState::stop_at_batch`):
+//!   its stream hands out an [`Error`] and nothing is fetched until the application passes it. A batch
+//!   that decodes badly later (decompression, records) stops the stream the same way.
+//! - A Fetch asks for no more than the connection's `max_response_size` takes, and half as much per
+//!   response that was still too large (`Fetcher::response_too_large`).
 
 mod error;
 mod plan;
