@@ -373,4 +373,39 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
             bus.shutdown(Duration::from_secs(10)).await.unwrap();
         },
     ));
+
+    trials.push(trial(
+        "dispatch::a_permanent_error_has_its_own_reason_and_a_replay_is_published",
+        |ctx| async move {
+            let prefix = unique("dp-permanent");
+            let bus = start(config(ctx, &prefix, &prefix), true).await;
+            bus.subscribe(|event: Arc<DomainEvent<OrderCreated>>| {
+                std::future::ready(if event.payload.customer_id == "bad" {
+                    Err(kafka_event_bus::bus::PermanentError::new("invalid order").into())
+                } else {
+                    Ok(())
+                })
+            })
+            .unwrap();
+            warm_up(&bus).await;
+            bus.publish_event(order(Uuid::new_v4(), 1, "bad")).await.unwrap();
+            eventually("the DLQ record", Duration::from_secs(20), || {
+                bus.stats().messages_sent_to_dlq == 1
+            })
+            .await;
+            let entries = bus.get_dlq_messages(10, Duration::from_secs(5)).await.unwrap();
+            let letter = entries[0].dead_letter().unwrap();
+            assert_eq!(letter.reason.as_str(), "permanent_error");
+            let published = bus.stats().events_published;
+            bus.replay_dlq_message(entries[0].partition, entries[0].offset, false)
+                .await
+                .unwrap();
+            assert_eq!(
+                bus.stats().events_published,
+                published + 1,
+                "the replay was not counted"
+            );
+            bus.shutdown(Duration::from_secs(10)).await.unwrap();
+        },
+    ));
 }
