@@ -73,6 +73,9 @@ bench-peers events="200000" partitions="6":
 fuzz seconds="60" targets="responses frames record_batches event_json":
     #!/usr/bin/env bash
     set -euo pipefail
+    # Seeds for the responses target: every API and version, rich and empty (from the guard's tests).
+    KAFKA_EVENT_BUS_FUZZ_SEEDS="$PWD/fuzz/corpus/responses" \
+        cargo test -q --lib protocol::guard::tests::write_fuzz_seeds
     cd fuzz
     export RUSTFLAGS="--cfg fuzzing -Cdebug-assertions -Coverflow-checks -Cpasses=sancov-module \
         -Cllvm-args=-sanitizer-coverage-level=4 -Cllvm-args=-sanitizer-coverage-inline-8bit-counters \
