@@ -5,14 +5,14 @@
 //! before reading an element, so a four-byte count of `0xFFFFFFFF` would ask for hundreds of gigabytes
 //! and abort the process. The guard walks the body along a description of its layout
 //! ([`schemas`], generated from Kafka's message definitions) and rejects, with
-//! [`Error::Malformed`](super::Error::Malformed), any frame where
+//! [`Error::Malformed`], any frame where
 //!
 //! - an array announces more elements than the bytes left could hold (each element's smallest
 //!   encoding is known from the layout),
 //! - a string, bytes or record-set length runs past the end of the frame, or is negative,
 //! - a null appears where the version does not allow one,
 //! - a known tagged field does not fill exactly the size its header announces,
-//! - or bytes are left over after the last field ([`Error::TrailingBytes`](super::Error::TrailingBytes)).
+//! - or bytes are left over after the last field ([`Error::TrailingBytes`]).
 //!
 //! A frame that passes holds every element its counts announce, so decoding it allocates at most a
 //! small multiple of the frame's own size (the in-memory size of a decoded element over its smallest
