@@ -13,9 +13,13 @@ mod bus_tls;
 mod config_tls;
 mod connection;
 mod consumer;
+mod corrupt_batch;
+mod dispatch;
 mod dlq;
 mod fault_proxy;
 mod group;
+mod group_liveness;
+mod group_storm;
 mod group_support;
 mod producer;
 mod read_back;
@@ -41,6 +45,8 @@ fn main() -> ExitCode {
     tls::trials(&mut trials);
     producer::trials(&mut trials);
     group::trials(&mut trials);
+    group_storm::trials(&mut trials);
+    group_liveness::trials(&mut trials);
     config_tls::trials(&mut trials);
     sasl::trials(&mut trials);
     bus::trials(&mut trials);
@@ -52,6 +58,8 @@ fn main() -> ExitCode {
     dlq::trials(&mut trials);
     consumer::fault_trials(&mut trials);
     spec_bugs::trials(&mut trials);
+    dispatch::trials(&mut trials);
+    corrupt_batch::trials(&mut trials);
 
     if args.list {
         return libtest_mimic::run(&args, trials).exit_code();

@@ -163,7 +163,7 @@ pub enum Mechanism {
 }
 
 impl Mechanism {
-    /// Every mechanism, in the order the reference lists them.
+    /// Every mechanism, in the order eventsource-py lists them.
     pub const ALL: [Mechanism; 3] = [Self::Plain, Self::ScramSha256, Self::ScramSha512];
 
     /// The name sent in SaslHandshake and used in Kafka configuration.
