@@ -9,12 +9,14 @@ use std::{
 };
 
 use kafka_event_bus::client::{
+    ClientConfig, Cluster,
     consumer::{Consumer, ConsumerEvent},
     subscription::TopicPartition,
 };
 use libtest_mimic::Trial;
 
 use crate::{
+    fault_proxy::FaultyBroker,
     group_support::{TestMember, create_topic, eventually, fast_config, produce_all},
     support::unique,
     trial,
@@ -137,6 +139,48 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
                 took < Duration::from_secs(3),
                 "close took {took:?} while the coordinator held the join"
             );
+        },
+    ));
+
+    trials.push(trial(
+        "group::a_close_commit_cut_off_from_the_coordinator_is_retried",
+        |_ctx| async move {
+            let broker = FaultyBroker::start().await;
+            let cluster = Cluster::connect(ClientConfig::new(&broker.bootstrap))
+                .await
+                .unwrap();
+            let (topic, group) = (unique("close-cut"), unique("close-cut-g"));
+            create_topic(&cluster, &topic, 2).await;
+            produce_all(&cluster, &topic, 2, 10, "v").await;
+            // No periodic commit: only the close commits what was handled.
+            let config = fast_config(&group, &topic).with_commit_interval(Duration::from_secs(3600));
+            let member = TestMember::start(&cluster, config.clone());
+            eventually("every record handled", Duration::from_secs(30), || {
+                member.records().len() == 20
+            })
+            .await;
+            // The close's OffsetCommit is held in the proxy, then every connection is cut: the commit
+            // never reaches the broker and fails with a transport error.
+            broker.freeze(true);
+            let closing = tokio::spawn(member.close());
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            assert!(broker.cut() > 0, "no connection to cut");
+            broker.freeze(false);
+            tokio::time::timeout(Duration::from_secs(20), closing)
+                .await
+                .expect("close to return")
+                .unwrap();
+            // The close commit landed: the next member of the group starts after the last record.
+            let next = Consumer::subscribe(&cluster, config).unwrap();
+            eventually("the next member's assignment", Duration::from_secs(30), || {
+                next.assignment().len() == 2
+            })
+            .await;
+            for p in 0..2 {
+                let tp = TopicPartition::new(&topic, p);
+                assert_eq!(next.committed(&tp), Some(10), "{tp:?}: the close commit was lost");
+            }
+            next.close().await;
         },
     ));
 }
