@@ -183,4 +183,49 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
             next.close().await;
         },
     ));
+
+    trials.push(trial(
+        "group::a_saturated_runtime_does_not_starve_heartbeats",
+        |ctx| async move {
+            let bootstrap = ctx.bootstrap.clone();
+            // The members live on a runtime of their own, whose two workers the test then blocks for
+            // longer than the session timeout, as a burst of CPU-bound handlers would.
+            tokio::task::spawn_blocking(move || {
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                runtime.block_on(async move {
+                    let cluster = Cluster::connect(ClientConfig::new(&bootstrap)).await.unwrap();
+                    let (topic, group) = (unique("busy"), unique("busy-g"));
+                    create_topic(&cluster, &topic, 2).await;
+                    let a = TestMember::start(&cluster, fast_config(&group, &topic));
+                    let b = TestMember::start(&cluster, fast_config(&group, &topic));
+                    eventually("one partition each", Duration::from_secs(30), || {
+                        a.assignment().len() == 1 && b.assignment().len() == 1
+                    })
+                    .await;
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    let before = (a.event_counts(), b.event_counts());
+                    let hogs: Vec<_> = (0..2)
+                        .map(|_| tokio::spawn(async { std::thread::sleep(Duration::from_secs(9)) }))
+                        .collect();
+                    for hog in hogs {
+                        hog.await.unwrap();
+                    }
+                    tokio::time::sleep(Duration::from_secs(4)).await;
+                    assert_eq!(
+                        (a.event_counts(), b.event_counts()),
+                        before,
+                        "a member was evicted while its runtime was busy: (assigned, revoked) events changed"
+                    );
+                    a.close().await;
+                    b.close().await;
+                });
+            })
+            .await
+            .unwrap();
+        },
+    ));
 }

@@ -17,8 +17,10 @@
 //! - Offsets are committed only from [`RebalanceListener::pending_commits`] and
 //!   [`RebalanceListener::on_revoke`]: what the application reported done.
 //! - A revocation completes (and the member may rejoin or leave) only after the listener returned and
-//!   the revoked partitions' offsets were committed (or the commit failed).
+//!   the revoked partitions' offsets were committed (or the commit failed for good: fenced, or still
+//!   failing `request_timeout` after the first attempt; retriable failures are retried meanwhile).
 //! - Shutdown: close the member (revoke and commit everything), LeaveGroup (dynamic members), return.
+//!   LeaveGroup during a held JoinGroup/SyncGroup drops it and goes on a new connection.
 
 use std::{
     collections::BTreeMap,
