@@ -55,6 +55,11 @@ pure:
     readelf -l "{{target}}/{{musl}}/debug/examples/quickstart" | grep -q INTERP && { echo 'not statically linked'; exit 1; } || echo 'static binary: no program interpreter'
     "{{target}}/{{musl}}/debug/examples/quickstart"
 
+# Other Linux targets and CPUs (aarch64 and i686 musl static, riscv64, armv7; x86_64 without AVX2), C-free,
+# run end to end against a local broker, plaintext and TLS, natively or under qemu (installs what it needs).
+cross:
+    bash .ci/cross.sh
+
 # The core (events, codec, in-memory bus; no sockets) for wasm32-wasip1, run under wasmtime.
 wasm:
     bash .ci/wasi.sh
