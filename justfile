@@ -55,6 +55,10 @@ pure:
     readelf -l "{{target}}/{{musl}}/debug/examples/quickstart" | grep -q INTERP && { echo 'not statically linked'; exit 1; } || echo 'static binary: no program interpreter'
     "{{target}}/{{musl}}/debug/examples/quickstart"
 
+# Other Linux targets and CPUs, C-free, end to end plaintext and TLS, native or under qemu (README: Platforms).
+cross:
+    bash .ci/cross.sh
+
 # The core (events, codec, in-memory bus; no sockets) for wasm32-wasip1, run under wasmtime.
 wasm:
     bash .ci/wasi.sh

@@ -218,7 +218,10 @@ impl TlsConfigBuilder {
                 })?;
             builder
                 .dangerous()
-                .with_custom_certificate_verifier(Arc::new(AnyName { inner, provider }))
+                .with_custom_certificate_verifier(Arc::new(AnyName {
+                    inner,
+                    provider: Arc::clone(&provider),
+                }))
         };
         let config = match &self.client_cert {
             None => builder.with_no_client_auth(),
@@ -229,6 +232,8 @@ impl TlsConfigBuilder {
                     path: key.clone(),
                     message: e.to_string(),
                 })?;
+                check_key_matches(&provider, &chain, &key)
+                    .map_err(|source| TlsConfigError::Rustls { source })?;
                 builder
                     .with_client_auth_cert(chain, key)
                     .map_err(|source| TlsConfigError::Rustls { source })?
@@ -279,6 +284,44 @@ fn load_certs(path: &PathBuf, what: &'static str) -> Result<Vec<CertificateDer<'
         return Err(pem_error("no certificate in the file".into()));
     }
     Ok(certs)
+}
+
+/// Checks that `key` belongs to the first certificate of `chain` when the provider's key cannot say its
+/// public key (rustls then skips its own check, and a mismatch would only show at the handshake): signs
+/// a message with the key and verifies it with the certificate.
+fn check_key_matches(
+    provider: &CryptoProvider,
+    chain: &[CertificateDer<'static>],
+    key: &PrivateKeyDer<'static>,
+) -> Result<(), rustls::Error> {
+    let signing = provider.key_provider.load_private_key(key.clone_key())?;
+    if signing.public_key().is_some() {
+        return Ok(()); // rustls compares it with the certificate itself
+    }
+    let mapping = provider.signature_verification_algorithms.mapping;
+    let schemes: Vec<SignatureScheme> = mapping.iter().map(|(scheme, _)| *scheme).collect();
+    let signer = signing
+        .choose_scheme(&schemes)
+        .ok_or(rustls::Error::InconsistentKeys(
+            rustls::InconsistentKeys::KeyMismatch,
+        ))?;
+    let message = b"kafka-event-bus: does this key match its certificate?";
+    let signature = signer.sign(message)?;
+    let cert = chain.first().ok_or(rustls::Error::NoCertificatesPresented)?;
+    let cert = webpki::EndEntityCert::try_from(cert)
+        .map_err(|e| rustls::Error::General(format!("cannot parse the client certificate: {e}")))?;
+    let verified = mapping
+        .iter()
+        .filter(|(scheme, _)| *scheme == signer.scheme())
+        .flat_map(|(_, algorithms)| algorithms.iter())
+        .any(|algorithm| cert.verify_signature(*algorithm, message, &signature).is_ok());
+    if verified {
+        Ok(())
+    } else {
+        Err(rustls::Error::InconsistentKeys(
+            rustls::InconsistentKeys::KeyMismatch,
+        ))
+    }
 }
 
 /// Verifies the chain like WebPKI does, but accepts a certificate issued for another name
@@ -425,6 +468,29 @@ mod tests {
         let client = TlsConfig::builder().ca_file(fixture("ca.pem")).build().unwrap();
         assert_eq!(client.provider(), Some(TlsProvider::ProcessDefault));
         handshake(&client).unwrap();
+    }
+
+    #[test]
+    fn a_client_key_that_does_not_match_its_certificate_is_refused_by_every_provider() {
+        for provider in TlsProvider::PREFERENCE {
+            if provider.unusable().is_some() {
+                continue;
+            }
+            let built = |key: &str| {
+                TlsConfig::builder()
+                    .ca_file(fixture("ca.pem"))
+                    .client_cert(fixture("client.pem"), fixture(key))
+                    .provider(provider)
+                    .build()
+            };
+            assert!(built("client.key").is_ok(), "{provider}");
+            match built("server.key") {
+                Err(TlsConfigError::Rustls {
+                    source: rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch),
+                }) => {}
+                other => panic!("{provider}: {other:?}"),
+            }
+        }
     }
 
     #[test]
