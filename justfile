@@ -66,13 +66,13 @@ bench:
 bench-peers events="200000" partitions="6":
     bash scripts/bench-peers.sh {{events}} {{partitions}}
 
-# The fault trials (issue 15): the persistent broker (Tansu on a local S3 server) killed -9 and restarted
-# mid-consume and frozen mid-publish, a blackholed link. About two minutes; the first run installs the S3
-# server (PyPI moto[server]) under target/.
+# The persistent broker (Tansu on a local S3 server) killed -9 and frozen, a blackholed link; the first
+# run installs the S3 server (PyPI moto[server]) under target/.
+# The fault trials (issue 15, about a minute on two cores).
 faults:
     KAFKA_EVENT_BUS_FAULTS=1 cargo test --test broker -- faults::
 
-# The soak (issue 15): one bus publishes and consumes at RATE events/s for SECONDS; RSS, tasks and sockets
-# at start, half time and end as one JSON line.
+# One bus publishes and consumes at RATE events/s; RSS, tasks and sockets at start, quarters and end.
+# The soak (issue 15): SECONDS of steady load, one JSON line.
 soak seconds="600" rate="500":
     cargo run --release --example bench -- --mode soak --seconds {{seconds}} --rate {{rate}} --partitions 3
