@@ -2,6 +2,8 @@
 
 musl := "x86_64-unknown-linux-musl"
 port := env_var_or_default("KAFKA_PORT", "9092")
+# Where cargo builds (CARGO_TARGET_DIR when set), asked of cargo.
+target := `bash scripts/target-dir.sh`
 
 # List the recipes.
 default:
@@ -12,20 +14,21 @@ broker-up:
     #!/usr/bin/env bash
     set -euo pipefail
     cargo build -q --example local_broker
-    nohup target/debug/examples/local_broker --port {{port}} > target/local-broker.log 2>&1 &
-    echo $! > target/local-broker.pid
+    nohup "{{target}}/debug/examples/local_broker" --port {{port}} > "{{target}}/local-broker.log" 2>&1 &
+    echo $! > "{{target}}/local-broker.pid"
     for _ in $(seq 100); do
         if (exec 3<>/dev/tcp/127.0.0.1/{{port}}) 2>/dev/null; then
             echo "broker up: export KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:{{port}}"; exit 0
         fi
         sleep 0.1
     done
-    cat target/local-broker.log; exit 1
+    cat "{{target}}/local-broker.log"; exit 1
 
 # Stop the broker started by broker-up.
 broker-down:
     #!/usr/bin/env bash
-    if [ -f target/local-broker.pid ]; then kill "$(cat target/local-broker.pid)" 2>/dev/null || true; rm -f target/local-broker.pid; fi
+    pid="{{target}}/local-broker.pid"
+    if [ -f "$pid" ]; then kill "$(cat "$pid")" 2>/dev/null || true; rm -f "$pid"; fi
 
 # The quick start, end to end (on a throwaway broker unless KAFKA_BOOTSTRAP_SERVERS is set).
 demo:
@@ -49,8 +52,8 @@ pure:
     CC=/bin/false CXX=/bin/false CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_LINKER=rust-lld \
         CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS="-C link-self-contained=yes" \
         cargo build --example quickstart --target {{musl}}
-    readelf -l target/{{musl}}/debug/examples/quickstart | grep -q INTERP && { echo 'not statically linked'; exit 1; } || echo 'static binary: no program interpreter'
-    target/{{musl}}/debug/examples/quickstart
+    readelf -l "{{target}}/{{musl}}/debug/examples/quickstart" | grep -q INTERP && { echo 'not statically linked'; exit 1; } || echo 'static binary: no program interpreter'
+    "{{target}}/{{musl}}/debug/examples/quickstart"
 
 # The core (events, codec, in-memory bus; no sockets) for wasm32-wasip1, run under wasmtime.
 wasm:
@@ -65,6 +68,11 @@ bench:
 # library's tree) on one local broker, none and gzip; JSON lines + medians and ratios. RUNS=3 for medians.
 bench-peers events="200000" partitions="6":
     bash scripts/bench-peers.sh {{events}} {{partitions}}
+
+# N full consumer-group rebalance storms (issue 19), member logs kept when one fails.
+storm N="10":
+    cargo build --example consume
+    STORM_RUNS={{N}} cargo test --test broker -- --include-ignored --nocapture group::storm_full
 
 # The persistent broker (Tansu on a local S3 server) killed -9 and frozen, a blackholed link; the first
 # run installs the S3 server (PyPI moto[server]) under target/.

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Builds examples/wasi_events.rs for wasm32-wasip1 with the core only (no `client` feature, no sockets, no C
 # compiler) and runs it under wasmtime (the PyPI wheel, driven from Python), checking its output.
-# Installs what it needs: the rustup target and a venv under target/ with wasmtime.
+# Installs what it needs: the rustup target and a venv with wasmtime in cargo's target directory
+# (CARGO_TARGET_DIR when set).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-1}"
 rustup target add wasm32-wasip1 >/dev/null
 
-venv=target/wasi-venv
+target="$(bash scripts/target-dir.sh)"
+venv="$target/wasi-venv"
 if [[ ! -x "$venv/bin/python" ]]; then
   python3 -m venv "$venv"
 fi
@@ -16,7 +18,7 @@ fi
   || "$venv/bin/pip" install --quiet --disable-pip-version-check 'wasmtime>=20'
 
 CC=/bin/false cargo build --example wasi_events --no-default-features --target wasm32-wasip1
-wasm=target/wasm32-wasip1/debug/examples/wasi_events.wasm
+wasm="$target/wasm32-wasip1/debug/examples/wasi_events.wasm"
 
 out="$(mktemp)"; err="$(mktemp)"
 trap 'rm -f "$out" "$err"' EXIT

@@ -6,7 +6,8 @@
 //!
 //! With `--out`, every handled event appends one line, `event_id partition offset`, flushed at once (so
 //! a killed process loses none). With `--fail-every K`, every K-th event's handler fails once (to see
-//! the retries). Settings come from `KAFKA_*` variables.
+//! the retries). Settings come from `KAFKA_*` variables; `RUST_LOG` (e.g.
+//! `kafka_event_bus::client::group=debug`) logs to stderr.
 
 mod common;
 
@@ -29,6 +30,7 @@ use kafka_event_bus::{
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
+    common::log::init();
     let args = args();
     let fail_every: u64 = arg(&args, "fail-every", 0)?;
     let out = match args.get("out") {

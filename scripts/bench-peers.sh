@@ -38,8 +38,9 @@ has_mode() { [[ "$modes" == *" $1 "* ]]; }
 echo "building (release): examples/bench, examples/local_broker, benches/peers/rdkafka" >&2
 cargo build -q --release --example bench --example local_broker
 cargo build -q --release --manifest-path benches/peers/rdkafka/Cargo.toml
-ours=target/release/examples/bench
-peer=benches/peers/rdkafka/target/release/bench-peer-rdkafka
+target="$(bash scripts/target-dir.sh)"   # CARGO_TARGET_DIR when set
+ours="$target/release/examples/bench"
+peer="$(bash scripts/target-dir.sh --manifest-path benches/peers/rdkafka/Cargo.toml)/release/bench-peer-rdkafka"
 
 # Both programs include benches/common/workload.rs; check they also generate the same bytes.
 if [ "$("$ours" --fingerprint --events "$events" | sed 's/,"generate.*//')" != \
@@ -53,11 +54,11 @@ stop_broker() {
 }
 trap stop_broker EXIT
 if [ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then
-    target/release/examples/local_broker --port "$port" > target/bench-broker.log 2>&1 &
+    "$target/release/examples/local_broker" --port "$port" > "$target/bench-broker.log" 2>&1 &
     broker_pid=$!
     for _ in $(seq 600); do
         if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
-        if ! kill -0 "$broker_pid" 2>/dev/null; then cat target/bench-broker.log >&2; exit 1; fi
+        if ! kill -0 "$broker_pid" 2>/dev/null; then cat "$target/bench-broker.log" >&2; exit 1; fi
         sleep 0.1
     done
     export KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$port

@@ -7,32 +7,37 @@
 //!
 //! # Layout
 //!
-//! The module tree reads as the data path; each layer uses only the layers above it in this list.
+//! The module tree reads as the data path, from the wire up; each layer uses only the layers before it
+//! in this list (`tests/module_layers.rs` checks it from the source).
 //!
-//! - [`telemetry`]: a leaf any layer may use. OpenTelemetry metrics (eventsource-py's fifteen
-//!   `kafka.eventbus.*` instruments), the producer, consumer and handler spans, and W3C trace-context
-//!   propagation through record headers.
 //! - [`protocol`]: bytes and versions. Request framing, API-version negotiation, record headers, the
 //!   record-batch v2 codec with gzip, snappy, lz4 and zstd (all pure Rust), and the error kinds of the
 //!   wire. No I/O.
-//! - [`event`]: typed domain events ([`event::Event`], [`event::DomainEvent`], [`event::AnyEvent`]), the
-//!   [`event::EventRegistry`], and eventsource-py's wire format: topic names, record key, publish headers
-//!   and the JSON payload, byte for byte. No I/O.
-//! - [`dlq`]: dead-letter, retry and replay headers as pure functions (eventsource-py's `dlq_*`,
-//!   `retry_count`, `retry_after`, `dlq_replay_count`). No I/O.
-//! - [`bus`]: the [`bus::EventBus`] trait handler code depends on, [`bus::InMemoryEventBus`], and (feature
-//!   `testing`) a conformance suite any bus can run.
 //! - `client` (feature `client`, on by default): everything that opens a socket.
-//!   - `client::connection`: one broker socket. TCP connect with a timeout, the ApiVersions handshake,
-//!     and a multiplexed messenger that pipelines many requests on one connection, matched by
-//!     correlation id.
+//!   - `client::connection`: one broker socket. TCP connect with a timeout, TLS (rustls) and SASL, the
+//!     ApiVersions handshake, and a multiplexed messenger that pipelines many requests on one
+//!     connection, matched by correlation id.
 //!   - `client::cluster`: bootstrap, the metadata cache, one shared connection per broker, and the
 //!     admin operations (create, delete and describe topics).
 //!   - `client::producer`: partitioner (Java's murmur2), accumulator (per-partition batches, linger,
 //!     a bounded buffer), sender (acks, retries, idempotence).
-//!   - `client::group`: the consumer embedded protocol and the range, round-robin and
-//!     cooperative-sticky assignors.
+//!   - `client::group`, `client::fetcher`, `client::consumer`: the consumer group protocol (range,
+//!     round-robin and cooperative-sticky assignors), fetching, and the consumer that ties them.
+//! - [`event`]: typed domain events ([`event::Event`], [`event::DomainEvent`], [`event::AnyEvent`]), the
+//!   [`event::EventRegistry`], and eventsource-py's wire format: topic names, record key, publish headers
+//!   and the JSON payload, byte for byte. No I/O.
+//! - [`dlq`]: dead-letter, retry and replay headers as pure functions (eventsource-py's `dlq_*`,
+//!   `retry_count`, `retry_after`, `dlq_replay_count`) and, with `client`, the DLQ sink and admin.
+//! - [`dispatch`]: handlers and subscriptions, retries, commit progress and (with `client`) the consume
+//!   loop with one ordered worker per partition, settling each record (handled, or dead-lettered and
+//!   acknowledged) before its offset may be committed.
+//! - [`bus`]: the [`bus::EventBus`] trait handler code depends on, [`bus::InMemoryEventBus`], the Kafka
+//!   bus and its config, and (feature `testing`) a conformance suite any bus can run.
 //! - `testing` (feature `testing`): a throwaway local broker for integration tests and examples.
+//!
+//! [`telemetry`] is a leaf any layer above `protocol` may use: OpenTelemetry metrics (eventsource-py's
+//! fifteen `kafka.eventbus.*` instruments), the producer, consumer and handler spans, and W3C
+//! trace-context propagation through record headers.
 //!
 //! # Features
 //!
@@ -60,6 +65,17 @@ pub mod client;
 
 #[cfg(feature = "testing")]
 pub mod testing;
+
+pub mod prelude;
+
+// What handler code and services name most, at the root. Everything else stays in its module.
+#[cfg(feature = "client")]
+pub use bus::{BusStats, KafkaEventBus, RecordContext};
+pub use bus::{
+    EventBus, Handler, HandlerError, HandlerResult, InMemoryEventBus, KafkaEventBusConfig, PermanentError,
+    Subscriber,
+};
+pub use event::{AnyEvent, DomainEvent, Event, EventMeta};
 
 // The user guide (`docs/guide.md`), rendered as this module's page; its Rust snippets run as doc tests.
 // Only in documentation and doc-test builds: it has no items. The snippets use the Kafka bus, hence

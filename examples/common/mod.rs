@@ -3,6 +3,8 @@
 
 #![allow(dead_code, reason = "each example uses part of this module")]
 
+pub(crate) mod log;
+
 use std::{collections::HashMap, error::Error};
 
 use kafka_event_bus::{bus::KafkaEventBusConfig, event::Event, testing::TestBroker};

@@ -1,5 +1,5 @@
 //! [`KafkaEventBusConfig`]: every setting of eventsource-py's `KafkaEventBusConfig`, with the same
-//! names, defaults and meaning, plus the checks the reference lacks.
+//! names, defaults and meaning, plus the checks eventsource-py lacks.
 //!
 //! Owns the config struct, its builder ([`KafkaEventBusConfigBuilder`]), validation
 //! ([`ConfigError`], in `config/validate.rs`), `from_env` (`config/env.rs`) and the conversions into the
@@ -9,19 +9,19 @@
 //! `client_config` and the host name for the default `consumer_name`.
 //!
 //! Invariants:
-//! - Fields are plain values, as in the reference, so a config can be read from anywhere (environment,
+//! - Fields are plain values, as in eventsource-py, so a config can be read from anywhere (environment,
 //!   files) and checked in one place: [`KafkaEventBusConfig::validate`]. The conversions validate first.
-//! - `Debug` (and every log line) shows `sasl_password` and `ssl_keyfile` as `"***"`, as the reference's
+//! - `Debug` (and every log line) shows `sasl_password` and `ssl_keyfile` as `"***"`, as eventsource-py's
 //!   `get_sanitized_config` does.
 //!
-//! Deliberate differences from the reference (spec §6, §8):
-//! - SSL and SASL_SSL connect (the reference's fail at `connect()`), and `acks` "0"/"1" work.
-//! - `ssl_check_hostname = false` still verifies the certificate chain (the reference turned all
+//! Deliberate differences from eventsource-py (see `docs/spec-bugs.md`):
+//! - SSL and SASL_SSL connect (eventsource-py's fail at `connect()`), and `acks` "0"/"1" work.
+//! - `ssl_check_hostname = false` still verifies the certificate chain (eventsource-py turned all
 //!   verification off); only the name check is skipped.
 //! - The retry settings are checked with the rest, not when the bus is built; `consumer_name` becomes
-//!   the client id of every connection (the reference left the producer on aiokafka's default).
+//!   the client id of every connection (eventsource-py left the producer on aiokafka's default).
 //! - SASL settings under PLAINTEXT or SSL, and SSL files under a non-SSL protocol, are ignored with a
-//!   warning (the reference passed them on silently).
+//!   warning (eventsource-py passed them on silently).
 
 mod env;
 mod validate;
@@ -30,7 +30,7 @@ use std::{fmt, path::PathBuf, time::Duration};
 
 use tracing::warn;
 
-pub use validate::{ConfigError, OffsetReset, SecurityProtocol};
+pub use validate::{ConfigError, CorruptBatchPolicy, OffsetReset, SecurityProtocol};
 
 /// Settings of the Kafka event bus: where the cluster is, topic and group names, producer and
 /// consumer tuning, retries and the dead-letter queue, and security.
@@ -71,7 +71,7 @@ pub struct KafkaEventBusConfig {
     /// `"default"`.
     pub consumer_group: String,
     /// The client id of every connection. Default `"{hostname}-{8 random hex digits}"`, drawn when the
-    /// config is created (as the reference's `__post_init__` does).
+    /// config is created (as eventsource-py's `__post_init__` does).
     pub consumer_name: String,
     /// Producer acknowledgements: `"0"`, `"1"` or `"all"` (`"-1"` is `"all"`). Default `"all"`.
     pub acks: String,
@@ -95,8 +95,8 @@ pub struct KafkaEventBusConfig {
     pub fetch_max_bytes: usize,
     /// The most bytes one partition may contribute to a fetch response. Default 1048576.
     pub max_partition_fetch_bytes: usize,
-    /// How often a failed delivery is re-published before it goes to the DLQ; 0 sends it straight
-    /// there. Default 3.
+    /// How often a failed delivery is retried (in place, by the partition's worker) before it goes to
+    /// the DLQ; 0 sends it straight there. Default 3.
     pub max_retries: u32,
     /// The first retry delay; it doubles per attempt. Default 1 s.
     pub retry_base_delay: Duration,
@@ -113,9 +113,22 @@ pub struct KafkaEventBusConfig {
     /// (`deserialization_error`, "Unknown event type: X"; needs `enable_dlq`, else it is logged and
     /// counted in `events_dropped`).
     pub dead_letter_unknown_types: bool,
+    /// What happens to a record batch of the main topic that cannot be decoded (CRC mismatch, unknown
+    /// codec, failed decompression, a batch decompressing past `max_uncompressed_batch_bytes`, malformed
+    /// records, an old message format), also when fetched a second time: `"dead_letter"` (the default)
+    /// sends one DLQ record per batch (`corrupt_batch`, the batch's bytes as value) and goes on after it
+    /// once the DLQ acknowledged it; `"stop"` stops the partition at the batch with an ERROR log (the
+    /// committed offset stays before it, as Java's consumer with `check.crcs`). With `enable_dlq` off the
+    /// partition stops too. Either way the batch is counted (`corrupt_batches`, the
+    /// `kafka.eventbus.batches.corrupt` metric).
+    pub corrupt_batch_policy: String,
+    /// The most bytes one compressed batch may decompress to; a larger one cannot be decoded (see
+    /// `corrupt_batch_policy`). Default 134217728 (128 MiB).
+    pub max_uncompressed_batch_bytes: usize,
     /// The DLQ topic is `"{topic_prefix}.stream{dlq_topic_suffix}"`. Default `".dlq"`.
     pub dlq_topic_suffix: String,
-    /// The group used when the DLQ is read with a consumer group. Default `None`.
+    /// Accepted for compatibility with eventsource-py's config and never read: DLQ reads never join a
+    /// consumer group. Default `None`.
     pub dlq_consumer_group: Option<String>,
     /// A DLQ message replayed this many times is not replayed again unless forced. Default 3.
     pub dlq_max_replay_attempts: u32,
@@ -135,6 +148,12 @@ pub struct KafkaEventBusConfig {
     pub ssl_keyfile: Option<PathBuf>,
     /// Whether the broker's certificate must name the host connected to. Default `true`.
     pub ssl_check_hostname: bool,
+    /// Ready TLS settings for the SSL protocols (aiokafka's `ssl_context`): when set, they are used as
+    /// they are and `ssl_cafile`, `ssl_certfile`, `ssl_keyfile` and `ssl_check_hostname` are ignored.
+    /// [`TlsConfig::from_rustls`](crate::client::connection::TlsConfig::from_rustls) takes a rustls
+    /// `ClientConfig` built on any crypto provider. Default `None`.
+    #[cfg(feature = "client")]
+    pub ssl_context: Option<crate::client::connection::TlsConfig>,
     /// Whether the bus records traces. Default `true`.
     pub enable_tracing: bool,
     /// Whether the bus records metrics. Default `true`.
@@ -177,6 +196,8 @@ impl Default for KafkaEventBusConfig {
             retry_jitter: 0.1,
             enable_dlq: true,
             dead_letter_unknown_types: false,
+            corrupt_batch_policy: "dead_letter".into(),
+            max_uncompressed_batch_bytes: 128 << 20,
             dlq_topic_suffix: crate::event::DEFAULT_DLQ_SUFFIX.into(),
             dlq_consumer_group: None,
             dlq_max_replay_attempts: 3,
@@ -188,6 +209,8 @@ impl Default for KafkaEventBusConfig {
             ssl_certfile: None,
             ssl_keyfile: None,
             ssl_check_hostname: true,
+            #[cfg(feature = "client")]
+            ssl_context: None,
             enable_tracing: true,
             enable_metrics: true,
             shutdown_timeout: Duration::from_secs(30),
@@ -271,7 +294,7 @@ impl KafkaEventBusConfig {
         Duration::from_millis(self.linger_ms)
     }
 
-    /// Logs the reference's warnings (and ours) for settings that work but deserve attention:
+    /// Logs eventsource-py's warnings (and ours) for settings that work but deserve attention:
     /// PLAINTEXT, SASL without TLS, hostname checks off, settings the protocol ignores. Called by
     /// [`KafkaEventBusConfigBuilder::build`] and [`from_env`](Self::from_env).
     pub fn log_warnings(&self) {
@@ -338,6 +361,8 @@ impl fmt::Debug for KafkaEventBusConfig {
             .field("retry_jitter", &self.retry_jitter)
             .field("enable_dlq", &self.enable_dlq)
             .field("dead_letter_unknown_types", &self.dead_letter_unknown_types)
+            .field("corrupt_batch_policy", &self.corrupt_batch_policy)
+            .field("max_uncompressed_batch_bytes", &self.max_uncompressed_batch_bytes)
             .field("dlq_topic_suffix", &self.dlq_topic_suffix)
             .field("dlq_consumer_group", &self.dlq_consumer_group)
             .field("dlq_max_replay_attempts", &self.dlq_max_replay_attempts)
@@ -355,6 +380,7 @@ impl fmt::Debug for KafkaEventBusConfig {
             .field("max_in_flight_per_partition", &self.max_in_flight_per_partition)
             .field("group_instance_id", &self.group_instance_id)
             .field("fetch_max_wait", &self.fetch_max_wait)
+            .field("ssl_context", &self.ssl_context_for_debug())
             .finish()
     }
 }
@@ -411,7 +437,27 @@ macro_rules! setters {
     };
 }
 
+impl KafkaEventBusConfig {
+    #[cfg(feature = "client")]
+    fn ssl_context_for_debug(&self) -> Option<&dyn fmt::Debug> {
+        self.ssl_context.as_ref().map(|tls| tls as &dyn fmt::Debug)
+    }
+
+    #[cfg(not(feature = "client"))]
+    fn ssl_context_for_debug(&self) -> Option<&dyn fmt::Debug> {
+        None
+    }
+}
+
 impl KafkaEventBusConfigBuilder {
+    /// Sets [`ssl_context`](KafkaEventBusConfig::ssl_context): TLS settings built in code, used as
+    /// they are under the SSL protocols.
+    #[cfg(feature = "client")]
+    pub fn ssl_context(mut self, tls: crate::client::connection::TlsConfig) -> Self {
+        self.config.ssl_context = Some(tls);
+        self
+    }
+
     setters! {
         string bootstrap_servers: String;
         string topic_prefix: String;
@@ -433,6 +479,8 @@ impl KafkaEventBusConfigBuilder {
         value retry_jitter: f64;
         value enable_dlq: bool;
         value dead_letter_unknown_types: bool;
+        string corrupt_batch_policy: String;
+        value max_uncompressed_batch_bytes: usize;
         string dlq_topic_suffix: String;
         some dlq_consumer_group: String;
         value dlq_max_replay_attempts: u32;

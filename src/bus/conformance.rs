@@ -459,7 +459,7 @@ macro_rules! cases {
     };
 }
 
-/// The nine cases, by name, in the reference's order (for a custom test harness).
+/// The nine cases, by name, in eventsource-py's order (for a custom test harness).
 pub fn cases<F: BusFactory>() -> Vec<(&'static str, Case<F>)> {
     cases![
         publish_and_subscribe_roundtrip,

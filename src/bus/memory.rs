@@ -14,10 +14,8 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::{
-    ErasedHandler, Error, EventBus, SubscriptionId, Target,
-    handlers::{HandlerTable, run_isolated},
-};
+use super::{ErasedHandler, Error, EventBus, SubscriptionId, Target};
+use crate::dispatch::{HandlerTable, run_isolated};
 use crate::event::{AnyEvent, DomainEvent, Event, EventRegistry};
 
 /// How many published events [`InMemoryEventBus::published_events`] keeps (the oldest are dropped).
@@ -216,8 +214,10 @@ impl EventBus for InMemoryEventBus {
 
     fn publish_background(&self, events: Vec<AnyEvent>) -> impl Future<Output = Result<(), Error>> + Send {
         let queued = (|| {
-            self.check_open()?;
+            // Checked under the queue's lock, which shutdown takes too: a publish either is queued
+            // before the shutdown takes the queue (and is drained) or is refused.
             let mut background = lock(&self.shared.background);
+            self.check_open()?;
             if background.is_none() {
                 let runtime = tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
                 let (tx, mut rx) = mpsc::unbounded_channel::<Vec<AnyEvent>>();
@@ -241,7 +241,10 @@ impl EventBus for InMemoryEventBus {
     }
 
     fn add_handler(&self, target: Target, handler: ErasedHandler) -> Result<SubscriptionId, Error> {
-        self.shared.handlers.add(target, handler)
+        self.shared
+            .handlers
+            .add(target, handler)
+            .map_err(|source| Error::Subscribe { source })
     }
 
     fn unsubscribe(&self, id: SubscriptionId) -> bool {
@@ -249,8 +252,11 @@ impl EventBus for InMemoryEventBus {
     }
 
     fn shutdown(&self, timeout: Duration) -> impl Future<Output = Result<(), Error>> + Send {
-        self.shared.closed.store(true, Ordering::Release);
-        let background = lock(&self.shared.background).take();
+        let background = {
+            let mut queue = lock(&self.shared.background);
+            self.shared.closed.store(true, Ordering::Release);
+            queue.take()
+        };
         async move {
             let Some(Background { tx, mut worker }) = background else {
                 return Ok(());

@@ -54,6 +54,12 @@ pub struct PartitionState {
     /// A fetch answered for the partition since it was last positioned, paused, held back by a full
     /// buffer or failed: the watermarks above still say whether records wait past the position.
     pub end_is_current: bool,
+    /// The base offset of a batch that failed its checks once: it is fetched once more before the
+    /// partition stops at it.
+    pub bad_batch: Option<i64>,
+    /// Stopped at the position by a batch that failed its checks twice: not fetched until the
+    /// application passes it; fetching then goes on at this offset.
+    pub stopped: Option<i64>,
 }
 
 impl PartitionState {
@@ -116,6 +122,8 @@ impl SubscriptionState {
             high_watermark: None,
             last_stable_offset: None,
             end_is_current: false,
+            bad_batch: None,
+            stopped: None,
         };
         self.partitions.insert(tp, state);
         epoch
@@ -164,7 +172,9 @@ impl SubscriptionState {
     pub fn fetchable(&self) -> Vec<(TopicPartition, i64, u64)> {
         self.partitions
             .iter()
-            .filter(|(_, p)| !p.paused && !p.revoking && p.buffered < self.max_buffered)
+            .filter(|(_, p)| {
+                !p.paused && !p.revoking && p.stopped.is_none() && p.buffered < self.max_buffered
+            })
             .filter_map(|(tp, p)| p.position.map(|pos| (tp.clone(), pos, p.epoch)))
             .collect()
     }
@@ -219,6 +229,9 @@ impl SubscriptionState {
             return false;
         }
         p.position = Some(next.max(fetched_at));
+        if p.bad_batch.is_some_and(|at| at < next) {
+            p.bad_batch = None;
+        }
         if watermarks.0 >= 0 {
             p.high_watermark = Some(watermarks.0);
         }
@@ -232,6 +245,50 @@ impl SubscriptionState {
         // arrive meanwhile, so its end must be looked at again before it is long-polled.
         p.end_is_current = !p.paused && p.buffered < self.max_buffered;
         true
+    }
+
+    /// The batch at `at` of `tp` (epoch `epoch`) failed its checks: returns whether it had already
+    /// (then the partition is to stop at it), else remembers it.
+    pub fn note_bad_batch(&mut self, tp: &TopicPartition, epoch: u64, at: i64) -> bool {
+        let Some(p) = self.partitions.get_mut(tp).filter(|p| p.epoch == epoch) else {
+            return false;
+        };
+        let again = p.bad_batch == Some(at);
+        p.bad_batch = Some(at);
+        again
+    }
+
+    /// Stops `tp` (fetched at `fetched_at`, epoch `epoch`) at its position, where a batch failed its
+    /// checks twice: one chunk (the error) goes to the application, and the partition is not fetched
+    /// again until [`pass_stopped_batch`](Self::pass_stopped_batch), which moves it to `past`.
+    /// Returns `false` (and changes nothing) when the result is stale.
+    pub fn stop_at_batch(
+        &mut self,
+        tp: &TopicPartition,
+        epoch: u64,
+        fetched_at: i64,
+        watermarks: (i64, i64),
+        past: i64,
+    ) -> bool {
+        if !self.advance(tp, epoch, fetched_at, fetched_at, watermarks, true) {
+            return false;
+        }
+        if let Some(p) = self.partitions.get_mut(tp) {
+            p.stopped = Some(past.max(fetched_at));
+            p.end_is_current = false;
+        }
+        true
+    }
+
+    /// The application passed the batch `tp` (epoch `epoch`) stopped at: fetching goes on after it.
+    /// Returns the new position, `None` if the partition was not stopped (or the epoch is stale).
+    pub fn pass_stopped_batch(&mut self, tp: &TopicPartition, epoch: u64) -> Option<i64> {
+        let p = self.partitions.get_mut(tp).filter(|p| p.epoch == epoch)?;
+        let past = p.stopped.take()?;
+        p.position = Some(past);
+        p.bad_batch = None;
+        p.forget_end();
+        Some(past)
     }
 
     /// A Fetch of `tp` (epoch `epoch`) failed, for the partition or as a whole (an error code, a

@@ -10,7 +10,7 @@
 //! - Reads never join a group and never commit, so listing the DLQ changes nothing.
 //! - [`DlqAdmin::messages`] reads each partition only up to the high watermark it saw when the call
 //!   started, so it never waits for records that do not exist (eventsource-py hangs unless more than
-//!   `limit` exist, spec §8.8), and it is bounded by its timeout in any case.
+//!   `limit` exist, eventsource-py bug 8 in `docs/spec-bugs.md`), and it is bounded by its timeout in any case.
 //! - The log end always comes from a Fetch response's high watermark, never from ListOffsets(latest),
 //!   which Tansu gets wrong after multi-record batches.
 //! - A replay returns only after the broker acknowledged the republished record.
@@ -40,7 +40,7 @@ use crate::protocol::Headers;
 /// # Replay targeting
 ///
 /// eventsource-py republishes a replayed DLQ record to the main topic, where **every** consumer group
-/// handles it again, although only the group that dead-lettered it failed (spec §3.6, §8.3). Here a
+/// handles it again, although only the group that dead-lettered it failed (eventsource-py bug 3 in `docs/spec-bugs.md`). Here a
 /// replay carries one more header, [`REPLAY_CONSUMER_GROUP`] (`dlq_replay_consumer_group`), whose value
 /// is the DLQ record's `dlq_consumer_group`: the group that gave up on it. A consumer of group `g` calls
 /// [`replay_is_for`]`(headers, g)` on every record and, when it says `false`, skips the record and

@@ -33,7 +33,14 @@ pub enum DlqReason {
     DeserializationError,
     /// A retry could not be re-published.
     RepublishFailed,
+    /// A record batch could not be decoded: the DLQ record's value is the batch's bytes (not an
+    /// event), and [`DLQ_ORIGINAL_LAST_OFFSET`] names the batch's last offset.
+    CorruptBatch,
 }
+
+/// The header a `corrupt_batch` DLQ record adds: the batch's last offset (`dlq_original_offset` is its
+/// first), as the batch's header claims it.
+pub const DLQ_ORIGINAL_LAST_OFFSET: &str = "dlq_original_last_offset";
 
 impl DlqReason {
     /// The header text.
@@ -42,6 +49,7 @@ impl DlqReason {
             Self::MaxRetriesExceeded => "max_retries_exceeded",
             Self::DeserializationError => "deserialization_error",
             Self::RepublishFailed => "republish_failed",
+            Self::CorruptBatch => "corrupt_batch",
         }
     }
 }
@@ -59,6 +67,7 @@ impl std::str::FromStr for DlqReason {
             "max_retries_exceeded" => Ok(Self::MaxRetriesExceeded),
             "deserialization_error" => Ok(Self::DeserializationError),
             "republish_failed" => Ok(Self::RepublishFailed),
+            "corrupt_batch" => Ok(Self::CorruptBatch),
             other => Err(Error::InvalidHeader {
                 name: header::DLQ_REASON,
                 value: other.to_owned(),

@@ -7,7 +7,7 @@
 //! Invariants: the DLQ record has the original key and value bytes unchanged (null stays null) and the
 //! original headers in their order, duplicates and nulls included, followed by the nine `dlq_*` headers;
 //! [`DlqSink::send`] returns `Ok` only after the broker acknowledged that record, so the caller may then
-//! commit the original offset. eventsource-py commits after a mere buffer hand-off (spec §8.2); this
+//! commit the original offset. eventsource-py commits after a mere buffer hand-off (eventsource-py bug 2 in `docs/spec-bugs.md`); this
 //! does not.
 
 use bytes::Bytes;
@@ -62,6 +62,13 @@ impl SinkError {
     pub fn is_retriable(&self) -> bool {
         match self {
             SinkError::Send { source, .. } => source.is_retriable(),
+        }
+    }
+
+    /// The producer error's kind (`"UnknownTopic"`, `"RecordTooLarge"`, ...), for metrics and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SinkError::Send { source, .. } => source.kind(),
         }
     }
 }

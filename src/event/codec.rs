@@ -1,7 +1,7 @@
 //! The Kafka side of an event: topic names, the record key, the header names and the publish headers.
 //!
 //! Owns what eventsource-py puts around the JSON payload. Uses [`crate::protocol::Headers`] and
-//! [`super::timefmt`]. Invariants: headers come out in the reference's order with its text forms, and
+//! [`super::timefmt`]. Invariants: headers come out in eventsource-py's order with its text forms, and
 //! optional headers only when set; reading a header never panics on any bytes.
 
 use bytes::Bytes;

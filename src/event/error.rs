@@ -6,8 +6,8 @@ use snafu::Snafu;
 ///
 /// The decode errors mirror what eventsource-py's consumer does with a record: a missing `event_type`
 /// header is dropped ([`should_dead_letter`](Self::should_dead_letter) is `false`), every other decode
-/// failure is a `DeserializationError` that goes straight to the DLQ. Their messages match the
-/// reference's (`Unknown event type: X`, `Failed to deserialize X: …`) so DLQ records read the same.
+/// failure is a `DeserializationError` that goes straight to the DLQ. Their messages match
+/// eventsource-py's (`Unknown event type: X`, `Failed to deserialize X: …`) so DLQ records read the same.
 ///
 /// # Example
 ///
@@ -31,7 +31,7 @@ pub enum Error {
     #[snafu(display("Message missing event_type header"))]
     MissingEventType,
 
-    /// The `event_type` header is not UTF-8 (the reference crashes its consume loop on this one; here
+    /// The `event_type` header is not UTF-8 (eventsource-py crashes its consume loop on this one; here
     /// it is a deserialization error like any other).
     #[snafu(display("event_type header is not valid UTF-8"))]
     EventTypeNotUtf8,

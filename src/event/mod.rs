@@ -65,6 +65,7 @@ mod error;
 mod json;
 mod registry;
 pub(crate) mod timefmt;
+mod trace_context;
 
 pub use any::AnyEvent;
 pub use codec::{

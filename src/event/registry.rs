@@ -212,7 +212,7 @@ impl EventRegistry {
     ///
     /// # Errors
     ///
-    /// [`Error::MissingEventType`] (the reference drops such records), [`Error::EventTypeNotUtf8`],
+    /// [`Error::MissingEventType`] (eventsource-py drops such records), [`Error::EventTypeNotUtf8`],
     /// [`Error::UnknownEventType`], or a JSON error of [`DomainEvent::from_json`]; see
     /// [`Error::should_dead_letter`].
     pub fn decode(&self, headers: &Headers, value: impl Into<Bytes>) -> Result<AnyEvent, Error> {

@@ -5,6 +5,8 @@ use std::fmt;
 use kafka_protocol::{error::ResponseError, messages::ApiKey, protocol::VersionRange};
 use snafu::Snafu;
 
+use super::guard::Violation;
+
 /// A boxed error from the message codec (`kafka_protocol` reports with `anyhow`).
 pub(crate) type CodecError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -33,6 +35,22 @@ pub enum Error {
         version: i16,
         /// What the codec said.
         source: CodecError,
+    },
+    /// A response whose counts or lengths do not fit in its own frame (or that is otherwise not laid
+    /// out as its version says), rejected before decoding so that no count on the wire can make the
+    /// client reserve memory the frame does not back.
+    #[snafu(display("malformed {api:?} v{version} response at byte {offset} ({field}): {violation}"))]
+    Malformed {
+        /// The API.
+        api: ApiKey,
+        /// The version of the request.
+        version: i16,
+        /// The offset in the response body (after the header) where the walk stopped.
+        offset: usize,
+        /// The field being read.
+        field: &'static str,
+        /// What was wrong.
+        violation: Violation,
     },
     /// A response decoded cleanly but left bytes over: the two sides disagree on the version's layout.
     #[snafu(display("{api:?} v{version} response has {remaining} unread bytes"))]

@@ -17,6 +17,7 @@ use snafu::{ResultExt, ensure};
 use super::{
     ApiRequest, Error,
     error::{DecodeSnafu, EncodeSnafu, ShortFrameSnafu, TrailingBytesSnafu},
+    guard,
 };
 
 /// The size of the length prefix.
@@ -101,13 +102,16 @@ pub fn correlation_id(frame: &[u8]) -> Result<i32, Error> {
 ///
 /// # Errors
 ///
-/// [`Error::Decode`] when the bytes do not parse, [`Error::TrailingBytes`] when they parse but bytes are
+/// [`Error::Malformed`] when a count or length does not fit the frame (checked before anything is
+/// decoded, so no count can make decoding reserve memory the frame does not back), [`Error::Decode`]
+/// when the bytes do not parse, [`Error::TrailingBytes`] when they parse but bytes are
 /// left over (both sides disagree on the layout of that version).
 pub fn decode_response<R: ApiRequest>(mut frame: Bytes, version: i16) -> Result<R::Response, Error> {
     let api = R::KEY;
     ResponseHeader::decode(&mut frame, R::Response::header_version(version))
         .map_err(Into::into)
         .context(DecodeSnafu { api, version })?;
+    guard::check_response(api, version, &frame)?;
     let response = R::Response::decode(&mut frame, version)
         .map_err(Into::into)
         .context(DecodeSnafu { api, version })?;

@@ -431,23 +431,6 @@ impl<'a> IntoIterator for &'a Headers {
     }
 }
 
-/// Record headers carry trace context: `telemetry` reads and writes `traceparent`, `tracestate` and
-/// `baggage` through this.
-impl crate::telemetry::HeaderCarrier for Headers {
-    fn text(&self, key: &str) -> Option<&str> {
-        self.get_str(key)
-    }
-
-    fn keys(&self) -> Vec<&str> {
-        self.iter().map(|h| h.key).collect()
-    }
-
-    fn set_text(&mut self, key: &str, value: String) {
-        self.remove(key);
-        self.insert(key, value);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use bytes::{BufMut, BytesMut};

@@ -9,7 +9,8 @@
 //! - [`ApiVersionTable`]: the broker's supported versions from ApiVersions, and the choice of the highest
 //!   version both sides support, per API.
 //! - [`frame`]: size-prefixed request frames with the right header version (flexible or not), and
-//!   response decoding that rejects trailing bytes (a sign of a version mismatch).
+//!   response decoding that rejects trailing bytes (a sign of a version mismatch) and, before decoding,
+//!   any count or length the frame does not back.
 //! - [`Headers`]: record headers as the wire has them: ordered, duplicates kept, null values kept.
 //! - [`records`]: record batches (format v2): [`RecordBatchBuilder`] for producing, [`RecordBatchDecoder`]
 //!   for fetched bytes, and the four compression codecs ([`Compression`]).
@@ -19,16 +20,30 @@
 //! - A request is only ever encoded at a version inside both its [`ApiRequest::VERSIONS`] and the
 //!   broker's advertised range.
 //! - Decoding never panics on untrusted input: every failure is an [`Error`].
+//! - Decoding a response never allocates more than a small multiple of the response frame's size,
+//!   whatever its counts say. `kafka_protocol` sizes each array from the count on the wire before it
+//!   reads an element, so before it runs, [`frame::decode_response`] walks the body along a layout of
+//!   that API and version (generated from Kafka's message definitions) and checks every count and
+//!   length against the bytes left: an array may announce no more elements than the rest of the frame
+//!   can hold at their smallest encoding. A frame that fails is [`Error::Malformed`] (API, version,
+//!   field, offset, [`Violation`]); nothing of it is decoded. A frame that passes
+//!   holds every element its counts announce, so each array's reservation is backed by its elements'
+//!   bytes: at most (in-memory size ÷ smallest wire size) × frame, per level of nesting. Record sets
+//!   inside Fetch responses are opaque bytes at this step; [`RecordBatchDecoder`] bounds its own.
+//! - A size prefix is checked against the configured maximum before its frame is read
+//!   ([`frame::frame_len`]).
 
 mod api;
 mod error;
 pub mod frame;
+mod guard;
 mod headers;
 pub mod records;
 mod versions;
 
 pub use api::ApiRequest;
 pub use error::{Error, ServerError};
+pub use guard::Violation;
 pub use headers::{Header, HeaderIter, HeaderRef, Headers};
 pub use records::{Compression, Record, RecordBatch, RecordBatchBuilder, RecordBatchDecoder};
 pub use versions::ApiVersionTable;

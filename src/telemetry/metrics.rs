@@ -45,6 +45,8 @@ pub mod names {
     pub const RECONNECTIONS: &str = "kafka.eventbus.reconnections";
     /// Counter, `rebalances`: each rebalance (never fires in eventsource-py; it does here).
     pub const REBALANCES: &str = "kafka.eventbus.rebalances";
+    /// Counter, `batches`: record batches that could not be decoded (not eventsource-py's).
+    pub const CORRUPT_BATCHES: &str = "kafka.eventbus.batches.corrupt";
     /// Observable gauge, `connections`: 1 connected, 0 not.
     pub const CONNECTIONS_ACTIVE: &str = "kafka.eventbus.connections.active";
     /// Observable gauge, `messages`: per assigned partition, `max(0, high watermark - position)`.
@@ -105,6 +107,7 @@ struct Instruments {
     connection_errors: Counter<u64>,
     reconnections: Counter<u64>,
     rebalances: Counter<u64>,
+    corrupt_batches: Counter<u64>,
     // Kept so the callbacks live as long as the bus's metrics.
     _connections_active: ObservableGauge<i64>,
     _consumer_lag: ObservableGauge<i64>,
@@ -252,6 +255,11 @@ impl BusMetrics {
             ),
             reconnections: counter(names::RECONNECTIONS, "reconnections", "Reconnect attempts"),
             rebalances: counter(names::REBALANCES, "rebalances", "Consumer group rebalances"),
+            corrupt_batches: counter(
+                names::CORRUPT_BATCHES,
+                "batches",
+                "Record batches that could not be decoded",
+            ),
             _connections_active: connections_active,
             _consumer_lag: consumer_lag,
             state,
@@ -408,6 +416,21 @@ impl BusMetrics {
     pub fn reconnection(&self) {
         if let Some(m) = &self.inner {
             m.reconnections.add(1, &[]);
+        }
+    }
+
+    /// A record batch of `topic`/`partition` could not be decoded; `error_type` names why
+    /// (`CrcMismatch`, `Decompress`, ...).
+    pub fn corrupt_batch(&self, topic: &str, partition: i32, error_type: &str) {
+        if let Some(m) = &self.inner {
+            m.corrupt_batches.add(
+                1,
+                &[
+                    KeyValue::new(attr::MESSAGING_DESTINATION, topic.to_owned()),
+                    KeyValue::new(attr::MESSAGING_KAFKA_PARTITION, i64::from(partition)),
+                    KeyValue::new(attr::ERROR_TYPE, error_type.to_owned()),
+                ],
+            );
         }
     }
 

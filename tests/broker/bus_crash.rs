@@ -18,7 +18,7 @@ use uuid::Uuid;
 use crate::{bus::config, group_support::eventually, support::OrderCreated, support::unique, trial};
 
 /// `target/<profile>/examples/<name>`, built by `cargo test` alongside this binary.
-fn example(name: &str) -> PathBuf {
+pub(crate) fn example(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     exe.parent()
         .unwrap()

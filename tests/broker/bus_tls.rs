@@ -1,10 +1,12 @@
 //! The whole bus over TLS and mTLS: publish, group join, consume and commit through the TLS-terminating
-//! proxy, configured the eventsource-py way (`security_protocol = "SSL"` and the `ssl_*` files).
+//! proxy, configured the eventsource-py way (`security_protocol = "SSL"` and the `ssl_*` files), or with
+//! ready TLS settings (`ssl_context`) on each crypto provider usable here.
 
 use std::{sync::Arc, time::Duration};
 
 use kafka_event_bus::{
     bus::{EventBus, KafkaEventBus, KafkaEventBusConfig},
+    client::connection::{TlsConfig, TlsProvider},
     event::DomainEvent,
 };
 use libtest_mimic::Trial;
@@ -18,7 +20,17 @@ use crate::{
     trial,
 };
 
-async fn round_trip(mutual: bool) {
+/// How the bus gets its TLS settings.
+#[derive(Clone, Copy)]
+enum Settings {
+    /// `ssl_cafile`, plus `ssl_certfile` and `ssl_keyfile` when mutual.
+    Files { mutual: bool },
+    /// `ssl_context` built in code on this provider, no `ssl_*` file.
+    Ready(TlsProvider),
+}
+
+async fn round_trip(settings: Settings) {
+    let mutual = matches!(settings, Settings::Files { mutual: true });
     let broker = start("server", mutual).await;
     let prefix = unique("bustls");
     let mut builder = KafkaEventBusConfig::builder()
@@ -27,12 +39,24 @@ async fn round_trip(mutual: bool) {
         .consumer_group(prefix.clone())
         .session_timeout_ms(6_000)
         .heartbeat_interval_ms(500)
-        .security_protocol("SSL")
-        .ssl_cafile(fixture("ca.pem"));
-    if mutual {
-        builder = builder
-            .ssl_certfile(fixture("client.pem"))
-            .ssl_keyfile(fixture("client.key"));
+        .security_protocol("SSL");
+    match settings {
+        Settings::Files { mutual } => {
+            builder = builder.ssl_cafile(fixture("ca.pem"));
+            if mutual {
+                builder = builder
+                    .ssl_certfile(fixture("client.pem"))
+                    .ssl_keyfile(fixture("client.key"));
+            }
+        }
+        Settings::Ready(provider) => {
+            let tls = TlsConfig::builder()
+                .ca_file(fixture("ca.pem"))
+                .provider(provider)
+                .build()
+                .unwrap();
+            builder = builder.ssl_context(tls);
+        }
     }
     let bus = KafkaEventBus::new(builder.build().unwrap()).unwrap();
     bus.connect().await.unwrap();
@@ -72,9 +96,16 @@ async fn round_trip(mutual: bool) {
 
 pub(crate) fn trials(trials: &mut Vec<Trial>) {
     trials.push(trial("bus_tls::publish_join_and_consume_over_tls", |_ctx| {
-        round_trip(false)
+        round_trip(Settings::Files { mutual: false })
     }));
     trials.push(trial("bus_tls::publish_join_and_consume_over_mtls", |_ctx| {
-        round_trip(true)
+        round_trip(Settings::Files { mutual: true })
     }));
+    // Each provider this machine can run, through a ready `ssl_context` (the files are not set).
+    for provider in [TlsProvider::Graviola, TlsProvider::RustCrypto] {
+        if provider.unusable().is_none() {
+            let name = format!("bus_tls::publish_join_and_consume_with_a_ready_{provider}_ssl_context");
+            trials.push(trial(&name, move |_ctx| round_trip(Settings::Ready(provider))));
+        }
+    }
 }

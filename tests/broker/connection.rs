@@ -1,13 +1,17 @@
 //! The connection layer against a real broker: negotiation, pipelining, bad addresses, a broker that
 //! dies or freezes mid-test.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use kafka_event_bus::{
     client::{
-        ClientConfig, Cluster,
+        ClientConfig, Cluster, NewTopic,
         cluster::Error as ClusterError,
         connection::{BrokerConnection, Error},
+        producer::{Producer, ProducerConfig, ProducerRecord},
     },
     protocol::{ApiKey, ApiRequest, StrBytes},
     testing::LocalBroker,
@@ -18,7 +22,7 @@ use kafka_protocol::messages::{
 };
 use libtest_mimic::Trial;
 
-use crate::{support::unique, trial};
+use crate::{fault_proxy::FaultyBroker, support::unique, trial};
 
 pub(crate) fn trials(trials: &mut Vec<Trial>) {
     trials.push(trial(
@@ -234,10 +238,91 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
             );
             assert!(err.is_retriable());
 
-            // Once it thaws, the late answer is discarded and new requests work on the same connection.
+            // The timed-out connection was closed; once the broker thaws, the next request reconnects.
             broker.resume();
             let response = connection.request(&request).await.unwrap();
             assert!(!response.brokers.is_empty());
+        },
+    ));
+
+    trials.push(trial(
+        "connection::a_blackholed_link_is_replaced_after_the_request_timeout",
+        |_ctx| async move {
+            let broker = FaultyBroker::start().await;
+            let request_timeout = Duration::from_secs(2);
+            let config = ClientConfig::new(&broker.bootstrap)
+                .with_request_timeout(request_timeout)
+                .with_connect_timeout(Duration::from_secs(2))
+                .with_reconnect_backoff(Duration::from_millis(50), Duration::from_millis(500))
+                .with_reconnect_deadline(Duration::from_secs(60));
+            let cluster = Cluster::connect(config).await.unwrap();
+            let topic = unique("blackhole");
+            cluster
+                .ensure_topics(&[NewTopic::new(&topic, 1, 1)])
+                .await
+                .unwrap();
+            // The producer waits its request timeout plus 5 s for a Produce answer.
+            let producer_timeout = Duration::from_secs(1);
+            let producer = Producer::new(
+                cluster.clone(),
+                ProducerConfig::default()
+                    .with_linger(Duration::from_millis(1))
+                    .with_request_timeout(producer_timeout)
+                    .with_retry_backoff(Duration::from_millis(50))
+                    .with_delivery_timeout(Duration::from_secs(120)),
+            )
+            .unwrap();
+            let record = |i: usize| {
+                ProducerRecord::new(&topic)
+                    .with_key("k")
+                    .with_value(i.to_string())
+            };
+            producer.send_and_wait(record(0)).await.unwrap();
+            let (leader, connection) = cluster.leader(&topic, 0).await.unwrap();
+            let metadata = MetadataRequest::default().with_topics(Some(vec![]));
+            connection.request(&metadata).await.unwrap();
+
+            // The link goes silent (sockets stay open): requests on it and connects through it hang.
+            broker.blackhole();
+            let delivery = producer.send(record(1)).await.unwrap();
+            let refresh = tokio::spawn({
+                let cluster = cluster.clone();
+                async move { cluster.refresh_metadata().await }
+            });
+            tokio::time::sleep(Duration::from_secs(4)).await;
+            broker.forward();
+            let healed = Instant::now();
+
+            // Worst case: an attempt that started just before the link healed waits out its timeout,
+            // then the backoff and a fresh connect.
+            let bound = producer_timeout + Duration::from_secs(5) + Duration::from_secs(4);
+            let written = tokio::time::timeout(bound, delivery)
+                .await
+                .expect("the producer kept using the dead connection")
+                .unwrap();
+            assert_eq!(written.offset, 1);
+            let produce_recovery = healed.elapsed();
+            let refreshed = tokio::time::timeout(bound, refresh)
+                .await
+                .expect("metadata kept going to the dead connection")
+                .unwrap()
+                .unwrap();
+            assert!(refreshed.brokers.contains_key(&leader));
+            let metadata_recovery = healed.elapsed();
+            let answered = tokio::time::timeout(
+                request_timeout * 2 + Duration::from_secs(4),
+                connection.request(&metadata),
+            )
+            .await
+            .expect("the leader connection was not replaced")
+            .unwrap();
+            assert!(!answered.brokers.is_empty());
+            eprintln!(
+                "recovered after the link healed: produce in {produce_recovery:?}, metadata in \
+                 {metadata_recovery:?}, a request on the leader connection in {:?}",
+                healed.elapsed()
+            );
+            producer.close().await;
         },
     ));
 }

@@ -181,7 +181,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
         );
         assert_eq!(by_offset(2).payload, None);
 
-        // Serialized with the reference's keys, headers as a dict (last value wins).
+        // Serialized with eventsource-py's keys, headers as a dict (last value wins).
         let json = serde_json::to_value(by_offset(0)).unwrap();
         let keys: Vec<&str> = json.as_object().unwrap().keys().map(String::as_str).collect();
         assert_eq!(

@@ -1,17 +1,32 @@
 //! A TCP proxy in front of a local broker that can cut every connection on demand: the fault injector
 //! for "connection lost mid-stream" tests. The broker advertises the proxy's port, so every connection
 //! the client opens (bootstrap and leaders) goes through it.
+//!
+//! It can also *blackhole* the link: the connections open at that moment, and those opened while it
+//! lasts, stop forwarding for good but stay open (a NAT that forgot the flows, a host that vanished);
+//! after [`FaultyBroker::forward`] new connections work again.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{
+    Arc, Mutex,
+    atomic::{AtomicBool, Ordering},
+};
 
 use kafka_event_bus::testing::LocalBroker;
-use tokio::{net::TcpListener, task::AbortHandle};
+use tokio::{
+    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
+    net::TcpListener,
+    sync::watch,
+    task::AbortHandle,
+};
 
 pub(crate) struct FaultyBroker {
     pub(crate) bootstrap: String,
     pub(crate) broker: LocalBroker,
     connections: Arc<Mutex<Vec<AbortHandle>>>,
     accept: AbortHandle,
+    /// One per connection: `true` silences it for good.
+    silencers: Arc<Mutex<Vec<watch::Sender<bool>>>>,
+    blackholed: Arc<AtomicBool>,
 }
 
 impl FaultyBroker {
@@ -25,17 +40,27 @@ impl FaultyBroker {
         let upstream = format!("127.0.0.1:{}", broker.port());
         let connections: Arc<Mutex<Vec<AbortHandle>>> = Arc::default();
         let registry = Arc::clone(&connections);
+        let silencers: Arc<Mutex<Vec<watch::Sender<bool>>>> = Arc::default();
+        let blackholed = Arc::new(AtomicBool::new(false));
+        let (silencer_registry, blackholed_now) = (Arc::clone(&silencers), Arc::clone(&blackholed));
         let accept = tokio::spawn(async move {
             loop {
-                let Ok((mut client, _)) = listener.accept().await else {
+                let Ok((client, _)) = listener.accept().await else {
                     return;
                 };
                 let upstream = upstream.clone();
+                let (silencer, silent) = watch::channel(blackholed_now.load(Ordering::SeqCst));
+                silencer_registry.lock().unwrap().push(silencer);
                 let task = tokio::spawn(async move {
-                    let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await else {
+                    let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
                         return;
                     };
-                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    let (client_read, client_write) = client.into_split();
+                    let (server_read, server_write) = server.into_split();
+                    tokio::join!(
+                        pump(client_read, server_write, silent.clone()),
+                        pump(server_read, client_write, silent),
+                    );
                 });
                 registry.lock().unwrap().push(task.abort_handle());
             }
@@ -46,7 +71,23 @@ impl FaultyBroker {
             broker,
             connections,
             accept,
+            silencers,
+            blackholed,
         }
+    }
+
+    /// Stops forwarding on every open connection for good, and on every connection accepted until
+    /// [`forward`](Self::forward), without closing any: the client sees a silent link, not a reset.
+    pub(crate) fn blackhole(&self) {
+        self.blackholed.store(true, Ordering::SeqCst);
+        for silencer in self.silencers.lock().unwrap().iter() {
+            let _ = silencer.send(true);
+        }
+    }
+
+    /// Connections accepted from now on forward again; the silenced ones stay silent.
+    pub(crate) fn forward(&self) {
+        self.blackholed.store(false, Ordering::SeqCst);
     }
 
     /// Drops every open connection (both directions, mid-request or not); new ones are accepted.
@@ -65,4 +106,34 @@ impl Drop for FaultyBroker {
         self.accept.abort();
         self.cut();
     }
+}
+
+/// Copies `from` to `to` until EOF, or, once `silent` turns true, holds everything and never returns.
+// A byte pump forwards whatever arrives; it does not parse frames, so short reads are what it wants.
+#[allow(clippy::disallowed_methods)]
+async fn pump(
+    mut from: impl AsyncRead + Unpin,
+    mut to: impl AsyncWrite + Unpin,
+    mut silent: watch::Receiver<bool>,
+) {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let read = tokio::select! {
+            read = from.read(&mut buf) => Some(read),
+            silenced = silent.wait_for(|s| *s) => {
+                drop(silenced);
+                None
+            }
+        };
+        let silenced = *silent.borrow();
+        let n = match read {
+            Some(Ok(n)) if n > 0 && !silenced => n,
+            None | Some(Ok(_)) if silenced => return std::future::pending().await,
+            _ => break,
+        };
+        if to.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown().await;
 }

@@ -52,6 +52,9 @@ pub(crate) struct Options {
     pub(crate) tls: bool,
     /// The mechanisms it enables.
     pub(crate) mechanisms: &'static [&'static str],
+    /// How many connections, first come, it closes at their first SaslAuthenticate whatever the
+    /// credentials (a broker restarting mid-exchange).
+    pub(crate) hang_up_first: usize,
 }
 
 impl Default for Options {
@@ -60,6 +63,7 @@ impl Default for Options {
             on_wrong: OnWrongPassword::Refuse,
             tls: false,
             mechanisms: ALL_MECHANISMS,
+            hang_up_first: 0,
         }
     }
 }
@@ -122,14 +126,15 @@ pub(crate) async fn start(options: Options) -> SaslBroker {
     let acceptor = options.tls.then(tls_acceptor);
     let proxy = tokio::spawn(async move {
         while let Ok((client, _)) = listener.accept().await {
-            proxy_counts.connections.fetch_add(1, Ordering::SeqCst);
+            let index = proxy_counts.connections.fetch_add(1, Ordering::SeqCst);
+            let hang_up = index < options.hang_up_first;
             let (upstream, counts, acceptor) =
                 (upstream.clone(), Arc::clone(&proxy_counts), acceptor.clone());
             tokio::spawn(async move {
                 let _ = match acceptor {
-                    None => serve(client, &upstream, options, &counts).await,
+                    None => serve(client, &upstream, options, hang_up, &counts).await,
                     Some(acceptor) => match acceptor.accept(client).await {
-                        Ok(tls) => serve(tls, &upstream, options, &counts).await,
+                        Ok(tls) => serve(tls, &upstream, options, hang_up, &counts).await,
                         Err(e) => Err(e),
                     },
                 };
@@ -201,6 +206,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     mut client: S,
     upstream: &str,
     options: Options,
+    hang_up: bool,
     counts: &Counts,
 ) -> std::io::Result<()> {
     let mut broker = TcpStream::connect(upstream).await?;
@@ -234,6 +240,9 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
                 respond(&mut client, id, version, &response).await?;
             }
             Ok(ApiKey::SaslAuthenticate) => {
+                if hang_up {
+                    return Ok(());
+                }
                 let request = SaslAuthenticateRequest::decode(&mut body, version).unwrap();
                 let (answer, next) = authenticate(
                     std::mem::replace(&mut exchange, Exchange::Start),

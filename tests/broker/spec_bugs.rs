@@ -1,5 +1,5 @@
-//! One test per eventsource-py bug (spec §8) that no other test already covers, each proving
-//! `KafkaEventBus` does not have it. `docs/spec-bugs.md` maps every §8 item to its test.
+//! One test per eventsource-py bug that no other test already covers, each proving
+//! `KafkaEventBus` does not have it. `docs/spec-bugs.md` maps every bug to its test.
 //!
 //! A test that shows the bug is still present is registered as ignored, with a comment saying why
 //! (`spec_bugs_more.rs`: the cancelled consume loop).
@@ -148,7 +148,7 @@ async fn copies(ctx: &Ctx, topic: &str, id: Uuid) -> usize {
 }
 
 pub(crate) fn trials(trials: &mut Vec<Trial>) {
-    // §8.1 (a message "left uncommitted" is committed by the next success) and §8.2 (commit before the
+    // eventsource-py bugs 1 (a message "left uncommitted" is committed by the next success) and 2 (commit before the
     // DLQ record is acknowledged): the DLQ topic is missing, so the DLQ send fails. The record behind it
     // must not be handled, and after a restart the failed record must come back.
     trials.push(trial(
@@ -199,7 +199,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
         },
     ));
 
-    // §8.1 (a delayed retry is committed past) and §8.9 (stop waits on retry timers without a
+    // eventsource-py bugs 1 (a delayed retry is committed past) and 9 (stop waits on retry timers without a
     // timeout): shut down while a record waits for its retry; the next record was not handled, shutdown
     // is prompt, and a restarted consumer gets the record again.
     trials.push(trial(
@@ -253,7 +253,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
         },
     ));
 
-    // §8.3: retries go through the shared main topic, so every other group gets a duplicate. Here group
+    // eventsource-py bug 3: retries go through the shared main topic, so every other group gets a duplicate. Here group
     // a retries twice; group b must see the event once and the topic must hold it once.
     trials.push(trial(
         "spec_bugs::retries_stay_in_place_and_never_reach_other_groups",
@@ -287,7 +287,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
         },
     ));
 
-    // §8.5: a group that subscribes to only some of the types on the topic must not dead-letter the
+    // eventsource-py bug 5: a group that subscribes to only some of the types on the topic must not dead-letter the
     // others (they are counted as consumed and handled by nobody) nor stall behind them.
     trials.push(trial(
         "spec_bugs::types_nobody_subscribed_to_are_skipped_not_dead_lettered",
@@ -355,7 +355,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
         },
     ));
 
-    // §8.6: the rebalance listener is never attached (no commit on revoke, count stays 0). A second
+    // eventsource-py bug 6: the rebalance listener is never attached (no commit on revoke, count stays 0). A second
     // member joins right after the first handled a batch (well inside the 5 s commit interval): the
     // first counts the rebalance, and the second gets none of the batch again.
     trials.push(trial(
@@ -425,7 +425,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
         },
     ));
 
-    // §8.7: SSL and SASL_SSL configs cannot connect, and the string acks "0"/"1" are refused. The
+    // eventsource-py bug 7: SSL and SASL_SSL configs cannot connect, and the string acks "0"/"1" are refused. The
     // whole bus (connect, publish, consume) over TLS with acks "1", and over SASL_SSL with acks "0".
     trials.push(trial(
         "spec_bugs::the_bus_runs_over_ssl_and_sasl_ssl_with_string_acks",

@@ -1,4 +1,4 @@
-//! The rest of the spec §8 tests (see `spec_bugs`): lifecycle, poison headers and parallelism.
+//! The rest of the eventsource-py bug tests (see `spec_bugs`): lifecycle, poison headers and parallelism.
 
 use std::{
     sync::{Arc, Mutex},
@@ -43,7 +43,7 @@ fn gated(bus: &KafkaEventBus, gate: &Gate) -> Arc<Mutex<Vec<String>>> {
 }
 
 pub(crate) fn trials(trials: &mut Vec<Trial>) {
-    // §8.10: the commit after a success sits inside the handler's error handling, so a commit failure
+    // eventsource-py bug 10: the commit after a success sits inside the handler's error handling, so a commit failure
     // re-publishes an already-handled record (a duplicate every group sees). Here the broker is gone
     // right after a success, so the commit at shutdown fails: the record is not retried, counted as
     // failed or dead-lettered (it can only come back by redelivery to this group: at least once).
@@ -94,7 +94,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
         },
     ));
 
-    // §8.9: after cancellation `is_consuming` stays true, so a later start is refused or a no-op.
+    // eventsource-py bug 9: after cancellation `is_consuming` stays true, so a later start is refused or a no-op.
     // Here the `start_consuming` future is dropped (a timeout around it, or a `select!`); a drop guard
     // in `KafkaEventBus::start_consuming` clears the flag however the loop ends.
     trials.push(trial(
@@ -128,7 +128,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
         },
     ));
 
-    // §8.9: `shutdown(0)` means "the default timeout" (30 s). Here 0 means now, even with a handler
+    // eventsource-py bug 9: `shutdown(0)` means "the default timeout" (30 s). Here 0 means now, even with a handler
     // busy.
     trials.push(trial(
         "spec_bugs::shutdown_zero_returns_at_once",
@@ -157,7 +157,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
         },
     ));
 
-    // §8.11: a non-UTF-8 header value (retry_count, retry_after, traceparent) crashes the consume loop
+    // eventsource-py bug 11: a non-UTF-8 header value (retry_count, retry_after, traceparent) crashes the consume loop
     // forever; `retry_after="inf"` sleeps forever while its offset is committed past; `retry_after` is
     // wall-clock time (clock skew). Valid events carrying such headers are handled at once, in order,
     // and later records of the partition are not held up.
@@ -224,7 +224,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
         },
     ));
 
-    // §8.12: `connect()` joins the consumer group, so a publish-only process holds partitions it never
+    // eventsource-py bug 12: `connect()` joins the consumer group, so a publish-only process holds partitions it never
     // polls. Here a connected, publishing bus of the same group holds none: the consuming member gets
     // every partition at once.
     trials.push(trial(
@@ -253,7 +253,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
         },
     ));
 
-    // §8.9: after an error with auto_reconnect=False, `is_consuming` stays true (and with it, the loop
+    // eventsource-py bug 9: after an error with auto_reconnect=False, `is_consuming` stays true (and with it, the loop
     // re-raises and is dead while claiming to consume). Here the group is held by a member whose only
     // protocol (cooperative-sticky) this bus does not offer, so every join fails: the loop keeps
     // rejoining with backoff, counts `reconnections`, says it is still consuming, and reports
@@ -301,7 +301,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
         },
     ));
 
-    // §8.13: one message at a time across all partitions, so one slow handler blocks everything. Here
+    // eventsource-py bug 13: one message at a time across all partitions, so one slow handler blocks everything. Here
     // a handler blocked on one partition does not stop the others.
     trials.push(trial(
         "spec_bugs::a_slow_handler_blocks_only_its_partition",

@@ -53,11 +53,20 @@ where
     F: FnOnce(&'static Ctx) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send,
 {
+    run_for(TEST_TIMEOUT, test)
+}
+
+/// [`run`] with a time limit of its own (for opt-in long runs).
+pub(crate) fn run_for<F, Fut>(limit: Duration, test: F) -> Result<(), Failed>
+where
+    F: FnOnce(&'static Ctx) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
     let ctx = CTX.get().ok_or("the broker context was not initialised")?;
     let handle = ctx.runtime.spawn(async move {
-        tokio::time::timeout(TEST_TIMEOUT, test(ctx))
+        tokio::time::timeout(limit, test(ctx))
             .await
-            .map_err(|_| format!("timed out after {TEST_TIMEOUT:?}"))
+            .map_err(|_| format!("timed out after {limit:?}"))
     });
     match ctx.runtime.block_on(handle) {
         Ok(Ok(())) => Ok(()),

@@ -23,7 +23,10 @@ use opentelemetry::{
     trace::{SpanKind, Status},
 };
 use opentelemetry_sdk::{
-    metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider},
+    metrics::{
+        InMemoryMetricExporter, PeriodicReader, SdkMeterProvider,
+        data::{AggregatedMetrics, MetricData},
+    },
     trace::{InMemorySpanExporter, SdkTracerProvider},
 };
 use tokio::sync::mpsc;
@@ -149,6 +152,49 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
             ] {
                 assert!(names.contains(name), "{name} missing from {names:?}");
             }
+        },
+    ));
+
+    trials.push(trial(
+        "telemetry::connections_active_is_cleared_on_close",
+        |ctx| async move {
+            let metrics = InMemoryMetricExporter::default();
+            let meter_provider = SdkMeterProvider::builder()
+                .with_reader(PeriodicReader::builder(metrics.clone()).build())
+                .build();
+            let prefix = unique("otel-active");
+            let telemetry = Telemetry::builder()
+                .meter(meter_provider.meter("eventsource.bus.kafka"))
+                .tracing(false)
+                .consumer_group(prefix.clone())
+                .build();
+            let active = || {
+                metrics.reset();
+                meter_provider.force_flush().unwrap();
+                let mut values = Vec::new();
+                for rm in metrics.get_finished_metrics().unwrap() {
+                    for sm in rm.scope_metrics() {
+                        for m in sm.metrics() {
+                            if m.name() == "kafka.eventbus.connections.active"
+                                && let AggregatedMetrics::I64(MetricData::Gauge(gauge)) = m.data()
+                            {
+                                values.extend(gauge.data_points().map(|p| p.value()));
+                            }
+                        }
+                    }
+                }
+                values
+            };
+            let bus = KafkaEventBus::with_telemetry(config(ctx, &prefix, &prefix), telemetry).unwrap();
+            assert_eq!(active(), [0], "before connect");
+            bus.connect().await.unwrap();
+            assert_eq!(active(), [1], "connected");
+            bus.close().await.unwrap();
+            // The bus is closed but still alive (not dropped): the gauge must say so.
+            assert!(!bus.is_connected());
+            assert_eq!(active(), [0], "closed");
+            drop(bus);
+            assert_eq!(active(), [0], "dropped");
         },
     ));
 }

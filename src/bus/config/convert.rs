@@ -1,17 +1,27 @@
 //! From [`KafkaEventBusConfig`] to the client's settings: [`ClientConfig`] (bootstrap, client id, TLS,
-//! SASL) and [`ProducerConfig`]. Both validate first, so a config that converts is a config that
-//! validates.
+//! SASL), [`ProducerConfig`], the consumer's [`ConsumerConfig`] and the dispatcher's `DispatchConfig`.
+//! All validate first, so a config that converts is a config that validates.
 
 use snafu::ResultExt as _;
 
+use std::sync::Arc;
+
 use super::{
     ConfigError, KafkaEventBusConfig,
-    validate::{ProducerSnafu, TlsSnafu},
+    validate::{ProducerSnafu, TlsSnafu, out_of_range},
 };
-use crate::client::{
-    ClientConfig,
-    connection::{SaslConfig, SaslMechanism, TlsConfig},
-    producer::{Acks, ProducerConfig},
+use crate::{
+    client::{
+        ClientConfig,
+        connection::{SaslConfig, SaslMechanism, TlsConfig},
+        consumer::ConsumerConfig,
+        fetcher::FetchConfig,
+        group::assignor::{Assignor, RangeAssignor, RoundRobinAssignor},
+        producer::{Acks, ProducerConfig},
+        subscription::OffsetReset,
+    },
+    dispatch::{CorruptBatches, DispatchConfig, RetryPolicy},
+    dlq::DlqAdminConfig,
 };
 
 impl KafkaEventBusConfig {
@@ -20,8 +30,8 @@ impl KafkaEventBusConfig {
     /// `ssl_certfile` + `ssl_keyfile` for mTLS; `ssl_check_hostname`), and SASL for SASL_PLAINTEXT and
     /// SASL_SSL.
     ///
-    /// To use a `rustls::ClientConfig` of your own (another crypto provider, custom verification),
-    /// replace [`ClientConfig::tls`] with [`TlsConfig::from_rustls`].
+    /// To use a `rustls::ClientConfig` of your own (another crypto provider, custom verification), set
+    /// [`ssl_context`](Self::ssl_context) to [`TlsConfig::from_rustls`].
     ///
     /// # Errors
     ///
@@ -62,13 +72,13 @@ impl KafkaEventBusConfig {
         Ok(config)
     }
 
-    /// The TLS settings from `ssl_cafile`, `ssl_certfile`, `ssl_keyfile` and `ssl_check_hostname`,
-    /// whatever the protocol.
+    /// [`ssl_context`](Self::ssl_context) when set, else the TLS settings from `ssl_cafile`,
+    /// `ssl_certfile`, `ssl_keyfile` and `ssl_check_hostname`, whatever the protocol.
     ///
     /// # Errors
     ///
-    /// [`ConfigError::Tls`] for a file that cannot be read or parsed, or a key that does not match
-    /// the certificate.
+    /// [`ConfigError::Tls`] for a file that cannot be read or parsed, a key that does not match
+    /// the certificate, or no crypto provider usable on this machine.
     ///
     /// # Example
     ///
@@ -85,6 +95,9 @@ impl KafkaEventBusConfig {
     /// # Ok::<(), ConfigError>(())
     /// ```
     pub fn tls_config(&self) -> Result<TlsConfig, ConfigError> {
+        if let Some(tls) = &self.ssl_context {
+            return Ok(tls.clone());
+        }
         let mut tls = TlsConfig::builder().check_hostname(self.ssl_check_hostname);
         if let Some(ca) = &self.ssl_cafile {
             tls = tls.ca_file(ca);
@@ -168,6 +181,87 @@ impl KafkaEventBusConfig {
         config.validate().context(ProducerSnafu)?;
         Ok(config)
     }
+
+    /// What the DLQ admin needs: the main topic (replays go there), the DLQ topic (`dlq_topic_name`),
+    /// and `dlq_max_replay_attempts`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use kafka_event_bus::bus::KafkaEventBusConfig;
+    ///
+    /// let bus = KafkaEventBusConfig::builder().topic_prefix("orders").build()?;
+    /// let admin = bus.dlq_admin_config();
+    /// assert_eq!(admin.topic, "orders.stream");
+    /// assert_eq!(admin.dlq_topic, "orders.stream.dlq");
+    /// assert_eq!(admin.max_replay_attempts, 3);
+    /// # Ok::<(), kafka_event_bus::bus::ConfigError>(())
+    /// ```
+    pub fn dlq_admin_config(&self) -> DlqAdminConfig {
+        DlqAdminConfig::new(self.topic_name(), self.dlq_topic_name())
+            .with_max_replay_attempts(self.dlq_max_replay_attempts)
+    }
+
+    /// The consumer's settings: the group, the main topic, session and poll timeouts, fetch sizes, the
+    /// offset reset, static membership, and the range and round-robin assignors. A revocation may wait
+    /// `shutdown_timeout` for the handlers still running.
+    pub(crate) fn consumer_config(&self) -> Result<ConsumerConfig, ConfigError> {
+        self.validate()?;
+        let reset = match self.offset_reset()? {
+            super::OffsetReset::Latest => OffsetReset::Latest,
+            _ => OffsetReset::Earliest,
+        };
+        let fetch = FetchConfig {
+            fetch_max_wait: self.fetch_max_wait,
+            fetch_max_bytes: i32::try_from(self.fetch_max_bytes).unwrap_or(i32::MAX),
+            max_partition_fetch_bytes: i32::try_from(self.max_partition_fetch_bytes).unwrap_or(i32::MAX),
+            auto_offset_reset: reset,
+            max_uncompressed_batch_bytes: self.max_uncompressed_batch_bytes,
+            ..FetchConfig::default()
+        };
+        // Range first (the Java default), round-robin too: aiokafka (eventsource-py) members only speak
+        // round-robin, so a mixed Rust/Python group agrees on it.
+        let assignors: Vec<Arc<dyn Assignor>> = vec![Arc::new(RangeAssignor), Arc::new(RoundRobinAssignor)];
+        let mut consumer = ConsumerConfig::new(self.consumer_group.clone(), [self.topic_name()])
+            .with_assignors(assignors)
+            .with_session_timeout(self.session_timeout())
+            .with_heartbeat_interval(self.heartbeat_interval())
+            .with_max_poll_interval(self.max_poll_interval())
+            .with_fetch(fetch)
+            .with_auto_offset_reset(reset);
+        consumer.revoke_timeout = self.shutdown_timeout;
+        if let Some(id) = &self.group_instance_id {
+            consumer = consumer.with_group_instance_id(id.clone());
+        }
+        Ok(consumer)
+    }
+
+    /// The dispatcher's settings: the retry policy (built once, here), the DLQ, the unknown-type policy
+    /// and the per-partition concurrency.
+    pub(crate) fn dispatch_config(&self) -> Result<DispatchConfig, ConfigError> {
+        self.validate()?;
+        let retry = RetryPolicy::new(
+            self.max_retries,
+            self.retry_base_delay,
+            self.retry_max_delay,
+            self.retry_jitter,
+        )
+        .map_err(|e| out_of_range("retry_base_delay", e, "a valid retry policy"))?;
+        Ok(DispatchConfig {
+            consumer_group: self.consumer_group.clone(),
+            topic: self.topic_name(),
+            retry,
+            enable_dlq: self.enable_dlq,
+            dlq_topic: self.dlq_topic_name(),
+            dead_letter_unknown_types: self.dead_letter_unknown_types,
+            corrupt_batches: match self.corrupt_batches()? {
+                super::CorruptBatchPolicy::DeadLetter if self.enable_dlq => CorruptBatches::DeadLetter,
+                _ => CorruptBatches::Stop,
+            },
+            max_in_flight_per_partition: self.max_in_flight_per_partition,
+            drain_timeout: self.shutdown_timeout,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -238,6 +332,21 @@ mod tests {
         // Validation comes first: a half mTLS pair never reaches the file system.
         c.ssl_keyfile = None;
         assert!(matches!(c.client_config(), Err(ConfigError::SslKeyfileRequired)));
+    }
+
+    #[test]
+    fn a_ready_ssl_context_is_used_as_it_is_instead_of_the_files() {
+        let ready = TlsConfig::builder().ca_file(fixture("ca.pem")).build().unwrap();
+        let mut c = config();
+        c.security_protocol = "SSL".into();
+        c.ssl_cafile = Some("/nonexistent/ca.pem".into());
+        c.ssl_context = Some(ready.clone());
+        let client = c.client_config().unwrap();
+        assert_eq!(client.tls.as_ref(), Some(&ready));
+        assert!(format!("{c:?}").contains("ssl_context: Some(TlsConfig"));
+        // Under PLAINTEXT it is not used at all.
+        c.security_protocol = "PLAINTEXT".into();
+        assert!(c.client_config().unwrap().tls.is_none());
     }
 
     #[test]

@@ -16,7 +16,7 @@ impl KafkaEventBusConfig {
     ///
     /// assert!(KafkaEventBusConfig::ENV_VARIABLES.contains(&"KAFKA_SASL_PASSWORD"));
     /// ```
-    pub const ENV_VARIABLES: [&'static str; 34] = [
+    pub const ENV_VARIABLES: [&'static str; 36] = [
         "KAFKA_BOOTSTRAP_SERVERS",
         "KAFKA_TOPIC_PREFIX",
         "KAFKA_CONSUMER_GROUP",
@@ -37,6 +37,8 @@ impl KafkaEventBusConfig {
         "KAFKA_RETRY_JITTER",
         "KAFKA_ENABLE_DLQ",
         "KAFKA_DEAD_LETTER_UNKNOWN_TYPES",
+        "KAFKA_CORRUPT_BATCH_POLICY",
+        "KAFKA_MAX_UNCOMPRESSED_BATCH_BYTES",
         "KAFKA_DLQ_TOPIC_SUFFIX",
         "KAFKA_DLQ_CONSUMER_GROUP",
         "KAFKA_DLQ_MAX_REPLAY_ATTEMPTS",
@@ -109,7 +111,7 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         Ok(())
     }
 
-    /// Seconds as a decimal number (`"1.5"`), as the reference's float fields.
+    /// Seconds as a decimal number (`"1.5"`), as eventsource-py's float fields.
     fn seconds(&self, name: &str, into: &mut Duration) -> Result<(), ConfigError> {
         if let Some(v) = self.get(name) {
             *into = v
@@ -215,6 +217,11 @@ impl KafkaEventBusConfig {
         env.boolean(
             "KAFKA_DEAD_LETTER_UNKNOWN_TYPES",
             &mut c.dead_letter_unknown_types,
+        )?;
+        env.string("KAFKA_CORRUPT_BATCH_POLICY", &mut c.corrupt_batch_policy);
+        env.number(
+            "KAFKA_MAX_UNCOMPRESSED_BATCH_BYTES",
+            &mut c.max_uncompressed_batch_bytes,
         )?;
         env.string("KAFKA_DLQ_TOPIC_SUFFIX", &mut c.dlq_topic_suffix);
         env.optional("KAFKA_DLQ_CONSUMER_GROUP", &mut c.dlq_consumer_group);

@@ -93,7 +93,7 @@ fn security_protocol_must_be_one_of_four() {
         err(&c),
         "Invalid security_protocol: TLS. Must be one of: {'PLAINTEXT', 'SSL', 'SASL_PLAINTEXT', 'SASL_SSL'}"
     );
-    // Case-sensitive, as the reference.
+    // Case-sensitive, as eventsource-py.
     c.security_protocol = "ssl".into();
     assert!(matches!(
         c.validate(),
@@ -177,7 +177,7 @@ fn mtls_needs_both_files_under_ssl_protocols() {
         c.ssl_certfile = Some("client.pem".into());
         c.validate().unwrap();
     }
-    // Under a non-SSL protocol the files are ignored (with a warning), as in the reference.
+    // Under a non-SSL protocol the files are ignored (with a warning), as in eventsource-py.
     let mut c = config();
     c.ssl_certfile = Some("client.pem".into());
     c.validate().unwrap();
@@ -628,4 +628,41 @@ fn per_partition_concurrency_and_fetch_wait_are_checked() {
     let mut c = config();
     c.fetch_max_wait = Duration::from_secs(u64::MAX / 2);
     assert!(err(&c).contains("fetch_max_wait"), "{}", err(&c));
+}
+
+#[test]
+fn corrupt_batch_policy_and_decompression_limit_are_settings() {
+    let c = config();
+    assert_eq!(c.corrupt_batches().unwrap(), CorruptBatchPolicy::DeadLetter);
+    assert_eq!(c.max_uncompressed_batch_bytes, 128 << 20);
+    let c = from(&[
+        ("KAFKA_CORRUPT_BATCH_POLICY", "stop"),
+        ("KAFKA_MAX_UNCOMPRESSED_BATCH_BYTES", "1048576"),
+    ])
+    .unwrap();
+    assert_eq!(c.corrupt_batches().unwrap(), CorruptBatchPolicy::Stop);
+    assert_eq!(
+        c.consumer_config().unwrap().fetch.max_uncompressed_batch_bytes,
+        1 << 20
+    );
+    let mut c = config();
+    c.corrupt_batch_policy = "skip".into();
+    assert_eq!(
+        err(&c),
+        "Invalid corrupt_batch_policy: skip. Must be one of: {'dead_letter', 'stop'}"
+    );
+    let mut c = config();
+    c.max_uncompressed_batch_bytes = 0;
+    assert!(err(&c).contains("max_uncompressed_batch_bytes"), "{}", err(&c));
+    // With the DLQ off, a corrupt batch stops its partition whatever the policy.
+    let mut c = config();
+    c.enable_dlq = false;
+    assert_eq!(
+        c.dispatch_config().unwrap().corrupt_batches,
+        crate::dispatch::CorruptBatches::Stop
+    );
+    assert_eq!(
+        config().dispatch_config().unwrap().corrupt_batches,
+        crate::dispatch::CorruptBatches::DeadLetter
+    );
 }

@@ -1,4 +1,4 @@
-//! [`KafkaEventBusConfig::validate`]: the reference's security rules with its messages, in its order,
+//! [`KafkaEventBusConfig::validate`]: eventsource-py's security rules with its messages, in its order,
 //! then the checks it lacks.
 
 use std::{fmt, str::FromStr, time::Duration};
@@ -102,6 +102,12 @@ pub enum ConfigError {
         /// What was configured.
         value: String,
     },
+    /// `corrupt_batch_policy` is not dead_letter or stop.
+    #[snafu(display("Invalid corrupt_batch_policy: {value}. Must be one of: {{'dead_letter', 'stop'}}"))]
+    InvalidCorruptBatchPolicy {
+        /// What was configured.
+        value: String,
+    },
     /// A number outside what works (or what the wire can carry).
     #[snafu(display("Invalid {field}: {value}. Must be {expected}"))]
     OutOfRange {
@@ -178,7 +184,7 @@ pub enum SecurityProtocol {
 }
 
 impl SecurityProtocol {
-    /// Every protocol, in the reference's order.
+    /// Every protocol, in eventsource-py's order.
     pub const ALL: [SecurityProtocol; 4] = [Self::Plaintext, Self::Ssl, Self::SaslPlaintext, Self::SaslSsl];
 
     /// Kafka's name.
@@ -211,7 +217,7 @@ impl fmt::Display for SecurityProtocol {
 impl FromStr for SecurityProtocol {
     type Err = ConfigError;
 
-    /// Exact, case-sensitive names, as the reference checks them.
+    /// Exact, case-sensitive names, as eventsource-py checks them.
     fn from_str(s: &str) -> Result<Self, ConfigError> {
         Self::ALL
             .into_iter()
@@ -250,11 +256,46 @@ impl FromStr for OffsetReset {
     }
 }
 
+/// `corrupt_batch_policy`, parsed: what the bus does with a record batch that cannot be decoded.
+///
+/// ```
+/// use kafka_event_bus::bus::CorruptBatchPolicy;
+///
+/// assert_eq!("stop".parse::<CorruptBatchPolicy>().unwrap(), CorruptBatchPolicy::Stop);
+/// assert!("skip".parse::<CorruptBatchPolicy>().is_err());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum CorruptBatchPolicy {
+    /// One DLQ record per batch (its bytes, reason `corrupt_batch`); the partition goes on after it
+    /// once the DLQ acknowledged it. Stops instead when the DLQ is disabled.
+    #[default]
+    DeadLetter,
+    /// The partition stops at the batch (ERROR log); the committed offset stays before it.
+    Stop,
+}
+
+impl FromStr for CorruptBatchPolicy {
+    type Err = ConfigError;
+
+    fn from_str(s: &str) -> Result<Self, ConfigError> {
+        match s {
+            "dead_letter" => Ok(Self::DeadLetter),
+            "stop" => Ok(Self::Stop),
+            _ => Err(ConfigError::InvalidCorruptBatchPolicy { value: s.to_owned() }),
+        }
+    }
+}
+
 const SASL_MECHANISMS: [&str; 3] = ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"];
 /// The wire carries timeouts and sizes as int32.
 const I32_MAX: u64 = i32::MAX as u64;
 
-fn out_of_range(field: &'static str, value: impl fmt::Display, expected: &'static str) -> ConfigError {
+pub(super) fn out_of_range(
+    field: &'static str,
+    value: impl fmt::Display,
+    expected: &'static str,
+) -> ConfigError {
     ConfigError::OutOfRange {
         field,
         value: value.to_string(),
@@ -263,8 +304,8 @@ fn out_of_range(field: &'static str, value: impl fmt::Display, expected: &'stati
 }
 
 impl KafkaEventBusConfig {
-    /// Checks every setting: first the reference's security rules, in its order and with its messages
-    /// (§6 of the spec), then what it does not check (names, acks, compression, offset reset, timeouts,
+    /// Checks every setting: first eventsource-py's security rules, in its order and with its messages,
+    /// then what it does not check (names, acks, compression, offset reset, timeouts,
     /// sizes, retries).
     ///
     /// # Errors
@@ -314,6 +355,15 @@ impl KafkaEventBusConfig {
     /// [`ConfigError::InvalidOffsetReset`].
     pub fn offset_reset(&self) -> Result<OffsetReset, ConfigError> {
         self.auto_offset_reset.parse()
+    }
+
+    /// The parsed [`corrupt_batch_policy`](Self::corrupt_batch_policy).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidCorruptBatchPolicy`].
+    pub fn corrupt_batches(&self) -> Result<CorruptBatchPolicy, ConfigError> {
+        self.corrupt_batch_policy.parse()
     }
 
     /// The parsed [`compression_type`](Self::compression_type); `None` and `"none"` are
@@ -436,6 +486,10 @@ impl KafkaEventBusConfig {
 
     fn validate_consumer(&self) -> Result<(), ConfigError> {
         self.offset_reset()?;
+        self.corrupt_batches()?;
+        if self.max_uncompressed_batch_bytes == 0 {
+            return Err(out_of_range("max_uncompressed_batch_bytes", 0, "at least 1"));
+        }
         for (field, value) in [
             ("session_timeout_ms", self.session_timeout_ms),
             ("heartbeat_interval_ms", self.heartbeat_interval_ms),

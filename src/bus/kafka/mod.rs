@@ -18,9 +18,6 @@
 //! - Shutdown order: stop taking records, let in-flight handlers finish (bounded), commit, leave the
 //!   group, flush the producer.
 
-mod stats;
-mod worker;
-
 use std::{
     future::Future,
     sync::{Arc, Mutex, PoisonError},
@@ -30,23 +27,23 @@ use std::{
 use serde::Serialize;
 use snafu::ResultExt;
 use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::{info, warn};
 
-pub use stats::BusStats;
-use stats::{Counter, Stamp, Stats};
-pub use worker::RecordContext;
-
 use super::{
-    ClusterSnafu, ConfigSnafu, ErasedHandler, Error, EventBus, KafkaEventBusConfig, SubscriptionId, Target,
-    handlers::HandlerTable,
+    BusStats, ClusterSnafu, ConfigSnafu, ErasedHandler, Error, EventBus, KafkaEventBusConfig, SubscriptionId,
+    Target,
 };
 use crate::{
     client::{
         Cluster, NewTopic, TopicCreation,
         producer::{Producer, ProducerRecord, RecordMetadata},
     },
-    dlq::{DlqAdmin, DlqAdminConfig, DlqEntry},
+    dispatch::{
+        Dispatcher, HandlerTable, StopDeadline,
+        stats::{Counter, Stamp, Stats},
+    },
+    dlq::{DlqAdmin, DlqEntry, DlqSink},
     event::AnyEvent,
     telemetry::{EventInfo, Telemetry},
 };
@@ -92,11 +89,15 @@ pub struct KafkaEventBus {
 #[derive(Debug)]
 pub(crate) struct Inner {
     pub(crate) config: KafkaEventBusConfig,
-    pub(crate) handlers: HandlerTable,
-    pub(crate) stats: Stats,
+    pub(crate) handlers: Arc<HandlerTable>,
+    pub(crate) stats: Arc<Stats>,
     pub(crate) telemetry: Telemetry,
     /// Bounds background publishes in flight (eventsource-py's `max_background_tasks`).
     background: Arc<tokio::sync::Semaphore>,
+    /// The background publishes in flight, which shutdown drains.
+    background_tasks: TaskTracker,
+    /// Set by shutdown: the consume loop and its workers must be done by then.
+    deadline: Arc<StopDeadline>,
     connection: Mutex<Option<Connection>>,
     consuming: Mutex<Option<CancellationToken>>,
     shut_down: CancellationToken,
@@ -106,14 +107,6 @@ pub(crate) struct Inner {
 pub(crate) struct Connection {
     pub(crate) cluster: Cluster,
     pub(crate) producer: Producer,
-}
-
-impl std::fmt::Debug for HandlerTable {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HandlerTable")
-            .field("subscriptions", &self.len())
-            .finish()
-    }
 }
 
 /// What [`KafkaEventBus::topic_info`] reports.
@@ -197,10 +190,12 @@ impl KafkaEventBus {
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
-                handlers: HandlerTable::default(),
-                stats: Stats::default(),
+                handlers: Arc::default(),
+                stats: Arc::default(),
                 telemetry,
                 background: Arc::new(tokio::sync::Semaphore::new(MAX_BACKGROUND_TASKS)),
+                background_tasks: TaskTracker::new(),
+                deadline: Arc::default(),
                 connection: Mutex::new(None),
                 consuming: Mutex::new(None),
                 shut_down: CancellationToken::new(),
@@ -394,7 +389,7 @@ impl KafkaEventBus {
         Ok(DlqAdmin::new(
             connection.cluster,
             connection.producer,
-            DlqAdminConfig::from_bus_config(&self.inner.config),
+            self.inner.config.dlq_admin_config(),
         ))
     }
 
@@ -473,7 +468,7 @@ impl KafkaEventBus {
         // `reconnections`; only a configuration error, or shutdown, ends the loop.
         let mut backoff = Duration::from_secs(1);
         let result = loop {
-            let result = worker::consume(Arc::clone(&self.inner), connection.clone(), stop.clone()).await;
+            let result = self.consume_once(&connection, stop.clone()).await;
             match result {
                 Err(Error::Consume { reason }) if !stop.is_cancelled() => {
                     warn!(%reason, ?backoff, "consuming failed; rejoining after a backoff");
@@ -493,6 +488,25 @@ impl KafkaEventBus {
             warn!(error = %e, "consuming stopped");
         }
         result
+    }
+
+    /// One run of the consume loop, with the dispatcher's settings built from the config.
+    async fn consume_once(&self, connection: &Connection, stop: CancellationToken) -> Result<(), Error> {
+        let config = &self.inner.config;
+        let consumer = config.consumer_config().context(ConfigSnafu)?;
+        let dispatcher = Dispatcher {
+            config: config.dispatch_config().context(ConfigSnafu)?,
+            handlers: Arc::clone(&self.inner.handlers),
+            stats: Arc::clone(&self.inner.stats),
+            telemetry: self.inner.telemetry.clone(),
+            dlq: DlqSink::new(connection.producer.clone(), config.dlq_topic_name()),
+            deadline: Arc::clone(&self.inner.deadline),
+        };
+        crate::dispatch::consume(Arc::new(dispatcher), &connection.cluster, consumer, stop)
+            .await
+            .map_err(|failed| Error::Consume {
+                reason: failed.reason,
+            })
     }
 
     /// [`start_consuming`](Self::start_consuming) on a background task.
@@ -527,6 +541,12 @@ impl KafkaEventBus {
 
     async fn publish_records(&self, events: Vec<AnyEvent>) -> Result<(), Error> {
         let connection = self.connected()?;
+        self.publish_on(&connection, events).await
+    }
+
+    /// Publishes `events` with `connection`'s producer (a background publish keeps the connection it
+    /// was queued with, so a shutdown that began meanwhile still lets it finish).
+    async fn publish_on(&self, connection: &Connection, events: Vec<AnyEvent>) -> Result<(), Error> {
         if events.is_empty() {
             return Ok(());
         }
@@ -604,40 +624,54 @@ impl EventBus for KafkaEventBus {
     /// inline (and so waits), as eventsource-py does.
     fn publish_background(&self, events: Vec<AnyEvent>) -> impl Future<Output = Result<(), Error>> + Send {
         let bus = self.clone();
-        let checked = self.connected().map(|_| ());
+        let checked = self.connected();
         async move {
-            checked?;
+            let connection = checked?;
             match Arc::clone(&bus.inner.background).try_acquire_owned() {
                 Ok(permit) => {
-                    tokio::spawn(async move {
-                        if let Err(e) = bus.publish_records(events).await {
+                    let tasks = bus.inner.background_tasks.clone();
+                    tasks.spawn(async move {
+                        if let Err(e) = bus.publish_on(&connection, events).await {
                             warn!(error = %e, "background publish failed");
                         }
                         drop(permit);
                     });
                     Ok(())
                 }
-                Err(_) => bus.publish_records(events).await,
+                Err(_) => bus.publish_on(&connection, events).await,
             }
         }
     }
 
     fn add_handler(&self, target: Target, handler: ErasedHandler) -> Result<SubscriptionId, Error> {
-        self.inner.handlers.add(target, handler)
+        self.inner
+            .handlers
+            .add(target, handler)
+            .map_err(|source| Error::Subscribe { source })
     }
 
     fn unsubscribe(&self, id: SubscriptionId) -> bool {
         self.inner.handlers.remove(id)
     }
 
-    /// Stops consuming (in-flight handlers finish, bounded by `timeout`), commits, leaves the group,
-    /// flushes the producer and closes the bus. An idle consumer shuts down at once.
+    /// Stops consuming, drains background publishes, flushes and closes the producer, all within one
+    /// deadline, `timeout` from now: handlers still running may finish while time is left (their records
+    /// stay uncommitted otherwise), what is done is committed and the group left, background publishes
+    /// complete, and the producer sends what it holds. An idle bus shuts down at once.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ShutdownTimeout`] when the deadline passed first; the producer is closed anyway (what it
+    /// had not sent by then is failed).
     fn shutdown(&self, timeout: Duration) -> impl Future<Output = Result<(), Error>> + Send {
         let inner = Arc::clone(&self.inner);
         async move {
-            inner.shut_down.cancel();
             let deadline = tokio::time::Instant::now() + timeout;
-            // The consume loop sees the cancellation, drains its workers and leaves the group.
+            inner.deadline.set(deadline);
+            inner.shut_down.cancel();
+            let mut in_time = true;
+            // The consume loop sees the cancellation, drains its workers and leaves the group, all
+            // bounded by the deadline.
             while inner
                 .consuming
                 .lock()
@@ -645,26 +679,39 @@ impl EventBus for KafkaEventBus {
                 .is_some()
             {
                 if tokio::time::Instant::now() >= deadline {
-                    return Err(Error::ShutdownTimeout { timeout });
+                    in_time = false;
+                    break;
                 }
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
+            // Background publishes queued before the shutdown still go out.
+            inner.background_tasks.close();
+            in_time &= tokio::time::timeout_at(deadline, inner.background_tasks.wait())
+                .await
+                .is_ok();
             let connection = inner
                 .connection
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .take();
+            inner.telemetry.metrics().set_connected(false);
             if let Some(connection) = connection {
-                let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-                if tokio::time::timeout(remaining, connection.producer.close())
-                    .await
-                    .is_err()
-                {
-                    return Err(Error::ShutdownTimeout { timeout });
-                }
+                let producer = connection.producer;
+                let closing = tokio::spawn(async move { producer.close().await });
+                // Past the deadline the close goes on in the background: new records are refused at
+                // once, and what is buffered fails within its delivery timeout.
+                in_time &= tokio::time::timeout_at(deadline, closing).await.is_ok();
             }
-            info!("event bus shut down");
-            Ok(())
+            let metrics = inner.telemetry.metrics();
+            metrics.clear_lag();
+            metrics.set_connected(false);
+            if in_time {
+                info!("event bus shut down");
+                Ok(())
+            } else {
+                warn!(?timeout, "event bus shut down past its deadline");
+                Err(Error::ShutdownTimeout { timeout })
+            }
         }
     }
 }

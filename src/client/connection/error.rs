@@ -60,9 +60,10 @@ pub enum Error {
         /// The last attempt's error.
         last: Box<Error>,
     },
-    /// The TLS handshake failed: the broker's certificate was not trusted or not valid for its name, a
-    /// client certificate was required but not given or refused, or the connection broke mid-handshake
-    /// (only the last is retriable).
+    /// TLS failed: the broker's certificate was not trusted or not valid for its name, a client
+    /// certificate was required but not given or refused, the two sides share no protocol version or
+    /// cipher suite (none of these is retriable), or the connection broke or carried a corrupt record
+    /// (retriable).
     #[snafu(display("TLS handshake with broker {broker} failed: {source}"))]
     Tls {
         /// The broker.
@@ -85,8 +86,9 @@ pub enum Error {
         /// The socket error.
         source: Arc<std::io::Error>,
     },
-    /// No response arrived within the request timeout. The connection stays open; a late response is
-    /// discarded.
+    /// No response arrived within the request timeout. The connection is closed (the link may be dead
+    /// without TCP knowing it), failing the other requests in flight on it with this same error; the
+    /// next request reconnects.
     #[snafu(display("{api:?} request to broker {broker} timed out after {timeout:?}"))]
     RequestTimeout {
         /// The broker.
@@ -96,6 +98,18 @@ pub enum Error {
         /// The limit that was hit.
         timeout: Duration,
     },
+    /// The broker answered with a correlation id that no request in flight on the connection carries (an
+    /// answer to nothing, or a second answer to one request). The answer is not handed to anyone; the
+    /// connection is dropped and the requests in flight on it fail with this error (retriable).
+    #[snafu(display(
+        "broker {broker} answered correlation id {correlation_id}, which no request in flight has"
+    ))]
+    UnexpectedCorrelationId {
+        /// The broker.
+        broker: String,
+        /// The correlation id of the response.
+        correlation_id: i32,
+    },
     /// The connection was closed on this side (the client was dropped or shut down).
     #[snafu(display("the connection to broker {broker} was closed by the client"))]
     Closed {
@@ -103,7 +117,9 @@ pub enum Error {
         broker: String,
     },
     /// The bytes on the wire were not what the protocol allows: a version mismatch, a corrupt frame, or
-    /// a broker speaking something other than Kafka. The connection is dropped.
+    /// a broker speaking something other than Kafka. The connection is dropped. A response that did not
+    /// decode is retriable on a new connection (within the caller's deadline); no common version of an
+    /// API, or a request that cannot be encoded, is not.
     #[snafu(display("protocol error with broker {broker}: {source}"))]
     Protocol {
         /// The broker.
@@ -112,8 +128,9 @@ pub enum Error {
         source: Arc<protocol::Error>,
     },
     /// SASL authentication failed: the broker refused the mechanism or the credentials, closed the
-    /// connection mid-exchange (how Tansu answers a wrong password), or failed SCRAM's check of the
-    /// server. Not retriable; the password is never shown.
+    /// connection mid-exchange (how Tansu answers a wrong password, and what a broker restart looks
+    /// like), or failed SCRAM's check of the server. Only the closed connection is retriable; the
+    /// password is never shown.
     #[snafu(display(
         "SASL {mechanism} authentication as user {username:?} with broker {broker} failed: {source}"
     ))]
@@ -158,16 +175,22 @@ impl Error {
             | Error::ConnectTimeout { .. }
             | Error::Disconnected { .. }
             | Error::Io { .. }
-            | Error::RequestTimeout { .. } => true,
+            | Error::RequestTimeout { .. }
+            | Error::UnexpectedCorrelationId { .. } => true,
             Error::Handshake { source, .. } => source.is_retriable(),
-            // rustls reports certificate and protocol failures as InvalidData; anything else is the
-            // socket failing mid-handshake.
-            Error::Tls { source, .. } => source.kind() != std::io::ErrorKind::InvalidData,
-            Error::InvalidAddress { .. }
-            | Error::ReconnectDeadline { .. }
-            | Error::Closed { .. }
-            | Error::Protocol { .. }
-            | Error::Authentication { .. } => false,
+            Error::Tls { source, .. } => tls_is_retriable(source),
+            // A response that did not decode may be a corrupt stream: a new connection may do better.
+            // Encoding and version negotiation fail the same way every time.
+            Error::Protocol { source, .. } => !matches!(
+                **source,
+                protocol::Error::Encode { .. } | protocol::Error::UnsupportedVersion { .. }
+            ),
+            // A broker that restarts (or drops the link) mid-exchange closes the connection; a broker
+            // that refuses the credentials answers with an error code.
+            Error::Authentication { source, .. } => {
+                matches!(source, SaslError::ClosedDuringAuthentication)
+            }
+            Error::InvalidAddress { .. } | Error::ReconnectDeadline { .. } | Error::Closed { .. } => false,
         }
     }
 
@@ -183,6 +206,7 @@ impl Error {
             | Error::Io { broker, .. }
             | Error::RequestTimeout { broker, .. }
             | Error::Closed { broker }
+            | Error::UnexpectedCorrelationId { broker, .. }
             | Error::Protocol { broker, .. }
             | Error::Handshake { broker, .. }
             | Error::Authentication { broker, .. }
@@ -190,3 +214,35 @@ impl Error {
         }
     }
 }
+
+/// Whether a TLS failure may go away on a new connection: the socket failing, or a record corrupted on
+/// the way (rustls reports those as `InvalidData` too), but not a certificate, a refused client
+/// certificate or a protocol version or cipher suite the two sides do not share.
+fn tls_is_retriable(error: &std::io::Error) -> bool {
+    use rustls::{AlertDescription as Alert, Error as Tls};
+    if error.kind() != std::io::ErrorKind::InvalidData {
+        return true;
+    }
+    let Some(tls) = error.get_ref().and_then(|e| e.downcast_ref::<Tls>()) else {
+        // InvalidData that is not rustls' own: a corrupt stream, not a refusal.
+        return true;
+    };
+    match tls {
+        Tls::InvalidMessage(_) | Tls::DecryptError | Tls::PeerSentOversizedRecord => true,
+        Tls::AlertReceived(alert) => matches!(
+            alert,
+            Alert::CloseNotify
+                | Alert::UnexpectedMessage
+                | Alert::BadRecordMac
+                | Alert::RecordOverflow
+                | Alert::DecodeError
+                | Alert::DecryptError
+                | Alert::InternalError
+                | Alert::UserCanceled
+        ),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests;

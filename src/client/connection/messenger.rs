@@ -10,17 +10,24 @@
 //! Invariants:
 //! - A frame is written whole or not at all: requests hand finished frames to the writer task, so a
 //!   caller that is cancelled mid-request can never leave half a frame on the socket.
-//! - A caller that gives up (timeout, drop) removes its waiter; the response, when it comes, is read
-//!   and discarded, and the stream stays in sync.
+//! - A caller that is dropped before its answer leaves its correlation id *abandoned*: the response,
+//!   when it comes, is read and discarded, and the stream stays in sync.
+//! - Every response must answer a request in flight: a correlation id that is neither waited for nor
+//!   abandoned (an answer to nothing, or a second answer to one request) poisons the connection with
+//!   [`Error::UnexpectedCorrelationId`] instead of being handed to anyone.
+//! - A request that times out poisons the connection, as Java's client disconnects on a timed-out
+//!   in-flight request: a link that went silent (a dead host, a NAT that forgot the flow) is replaced on
+//!   the next request instead of failing requests until TCP gives up. A response that does not decode
+//!   poisons it too (the stream can no longer be trusted).
 //! - When the socket fails (EOF, reset, garbage), the messenger is *poisoned*: every request in flight
-//!   and every later request fails at once with the same retriable error. A poisoned messenger is never
-//!   reused; [`BrokerConnection`](super::BrokerConnection) replaces it.
+//!   and every later request fails at once with the same retriable error, and the socket is closed. A
+//!   poisoned messenger is never reused; [`BrokerConnection`](super::BrokerConnection) replaces it.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, VecDeque},
     sync::{
         Arc, Mutex,
-        atomic::{AtomicI32, Ordering},
+        atomic::{AtomicBool, AtomicI32, Ordering},
     },
     time::Duration,
 };
@@ -32,6 +39,7 @@ use tokio::{
     sync::{mpsc, oneshot},
     task::AbortHandle,
 };
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, trace};
 
 use self::recv_buffers::RecvBuffers;
@@ -45,6 +53,9 @@ use crate::protocol::{self, ApiRequest, ApiVersionTable, ServerError, frame};
 const WRITE_QUEUE: usize = 256;
 /// Read and write buffer sizes: small frames are batched into one syscall.
 const IO_BUFFER: usize = 64 * 1024;
+/// How many abandoned correlation ids a connection remembers; past this the oldest is forgotten (its
+/// late answer, if it ever comes, then drops the connection instead of growing the list).
+const MAX_ABANDONED: usize = 1024;
 
 /// A connected, version-negotiated broker connection that pipelines requests.
 ///
@@ -68,12 +79,50 @@ struct Shared {
     broker: String,
     next_id: AtomicI32,
     state: Mutex<State>,
+    /// Cancelled when the connection is poisoned: the reader and writer tasks stop and the socket
+    /// closes, even while the broker sends nothing.
+    closed: CancellationToken,
 }
 
 #[derive(Debug)]
 enum State {
-    Open(HashMap<i32, oneshot::Sender<Bytes>>),
+    Open(InFlight),
     Poisoned(Error),
+}
+
+/// The correlation ids a response may carry on an open connection.
+#[derive(Debug, Default)]
+struct InFlight {
+    /// Requests whose caller waits for the answer.
+    waiting: HashMap<i32, oneshot::Sender<Bytes>>,
+    /// Requests that were sent but whose caller went away, oldest first: their answers are discarded.
+    abandoned: VecDeque<i32>,
+}
+
+impl InFlight {
+    fn knows(&self, id: i32) -> bool {
+        self.waiting.contains_key(&id) || self.abandoned.contains(&id)
+    }
+
+    fn abandon(&mut self, id: i32) {
+        if self.waiting.remove(&id).is_some() {
+            self.abandoned.push_back(id);
+            if self.abandoned.len() > MAX_ABANDONED {
+                self.abandoned.pop_front();
+            }
+        }
+    }
+
+    /// Where the response with correlation id `id` goes: `Some(Some(tx))` to a waiting caller,
+    /// `Some(None)` nowhere (abandoned), `None` if no request in flight has the id.
+    fn route(&mut self, id: i32) -> Option<Option<oneshot::Sender<Bytes>>> {
+        if let Some(tx) = self.waiting.remove(&id) {
+            return Some(Some(tx));
+        }
+        let position = self.abandoned.iter().position(|&a| a == id)?;
+        self.abandoned.remove(position);
+        Some(None)
+    }
 }
 
 impl Shared {
@@ -83,13 +132,16 @@ impl Shared {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Fails every waiter (by dropping its sender) and every later request with `cause`.
+    /// Fails every waiter (by dropping its sender) and every later request with `cause`, and closes
+    /// the socket.
     fn poison(&self, cause: Error) {
         let mut state = self.lock();
-        if let State::Open(waiters) = &mut *state {
-            debug!(broker = %self.broker, error = %cause, in_flight = waiters.len(), "connection poisoned");
+        if let State::Open(in_flight) = &mut *state {
+            debug!(broker = %self.broker, error = %cause, in_flight = in_flight.waiting.len(), "connection poisoned");
             *state = State::Poisoned(cause);
         }
+        drop(state);
+        self.closed.cancel();
     }
 
     fn poisoned(&self) -> Option<Error> {
@@ -100,19 +152,26 @@ impl Shared {
     }
 }
 
-/// Removes a waiter that will never be answered (timeout or a dropped caller).
+/// Settles a waiter whose caller stops waiting before the answer (timeout or a dropped caller): a
+/// request never queued for the socket is forgotten, one that was queued is abandoned.
 struct Waiter<'a> {
     shared: &'a Shared,
     id: i32,
     armed: bool,
+    /// The frame was handed to the writer task, so the broker may answer it.
+    queued: AtomicBool,
 }
 
 impl Drop for Waiter<'_> {
     fn drop(&mut self) {
         if self.armed
-            && let State::Open(waiters) = &mut *self.shared.lock()
+            && let State::Open(in_flight) = &mut *self.shared.lock()
         {
-            waiters.remove(&self.id);
+            if self.queued.load(Ordering::Relaxed) {
+                in_flight.abandon(self.id);
+            } else {
+                in_flight.waiting.remove(&self.id);
+            }
         }
     }
 }
@@ -134,11 +193,19 @@ impl Messenger {
         let shared = Arc::new(Shared {
             broker: broker.clone(),
             next_id: AtomicI32::new(0),
-            state: Mutex::new(State::Open(HashMap::new())),
+            state: Mutex::new(State::Open(InFlight::default())),
+            closed: CancellationToken::new(),
         });
         let (frames, queue) = mpsc::channel(WRITE_QUEUE);
-        let reader = tokio::spawn(read_loop(read, Arc::clone(&shared), max_response_size));
-        let writer = tokio::spawn(write_loop(write, queue, Arc::clone(&shared)));
+        // Poisoning stops both tasks wherever they wait; dropping both halves closes the socket.
+        let reader = tokio::spawn(until_closed(
+            Arc::clone(&shared),
+            read_loop(read, Arc::clone(&shared), max_response_size),
+        ));
+        let writer = tokio::spawn(until_closed(
+            Arc::clone(&shared),
+            write_loop(write, queue, Arc::clone(&shared)),
+        ));
         let mut messenger = Self {
             broker,
             client_id,
@@ -158,12 +225,11 @@ impl Messenger {
         let request = ApiVersionsRequest::default()
             .with_client_software_name(StrBytes::from_static_str("kafka-event-bus"))
             .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
-        let response = match self.send_at(&request, 3, timeout).await {
+        // A broker without v3 may answer in a layout the v3 decoder rejects: that is not a broken stream.
+        let v3 = self.exchange(&request, 3, timeout).await?;
+        let response = match frame::decode_response::<ApiVersionsRequest>(v3, 3) {
             Ok(response) if response.error_code == 0 => response,
-            Ok(_) | Err(Error::Protocol { .. }) => {
-                self.send_at(&ApiVersionsRequest::default(), 0, timeout).await?
-            }
-            Err(e) => return Err(e),
+            Ok(_) | Err(_) => self.send_at(&ApiVersionsRequest::default(), 0, timeout).await?,
         };
         if let Some(source) = ServerError::from_code(response.error_code, None) {
             return Err(Error::Handshake {
@@ -205,9 +271,11 @@ impl Messenger {
     ///
     /// # Errors
     ///
-    /// [`Error::RequestTimeout`] if no answer comes in time (the connection stays usable),
-    /// [`Error::Disconnected`] or [`Error::Io`] if the connection fails, [`Error::Protocol`] if the
-    /// response does not decode.
+    /// [`Error::RequestTimeout`] if no answer comes in time (the connection is then closed, failing the
+    /// other requests in flight on it with the same error), [`Error::Disconnected`] or [`Error::Io`] if
+    /// the connection fails, [`Error::Protocol`] if the response does not decode (the connection is
+    /// closed too), [`Error::UnexpectedCorrelationId`] if the broker answered a request that is not in
+    /// flight.
     pub async fn request<R: ApiRequest>(&self, request: &R) -> Result<R::Response, Error> {
         self.request_with_timeout(request, self.request_timeout).await
     }
@@ -235,12 +303,22 @@ impl Messenger {
     /// As [`request`](Self::request), except that no timeout applies.
     pub async fn send_oneway<R: ApiRequest>(&self, request: &R) -> Result<(), Error> {
         let version = self.version_for::<R>()?;
-        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let id = match &*self.shared.lock() {
+            State::Open(in_flight) => self.next_id(in_flight),
+            State::Poisoned(e) => return Err(e.clone()),
+        };
         let frame = self.encode(id, version, request)?;
-        if let Some(e) = self.shared.poisoned() {
-            return Err(e);
-        }
         self.frames.send(frame).await.map_err(|_| self.closed_error())
+    }
+
+    /// A correlation id no request in flight carries (ids wrap after 2³² requests).
+    fn next_id(&self, in_flight: &InFlight) -> i32 {
+        loop {
+            let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
+            if !in_flight.knows(id) {
+                return id;
+            }
+        }
     }
 
     async fn send_at<R: ApiRequest>(
@@ -249,38 +327,59 @@ impl Messenger {
         version: i16,
         timeout: Duration,
     ) -> Result<R::Response, Error> {
-        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
-        let frame = self.encode(id, version, request)?;
+        let response = self.exchange(request, version, timeout).await?;
+        frame::decode_response::<R>(response, version).map_err(|e| {
+            let e = self.protocol_error(e);
+            self.shared.poison(e.clone());
+            e
+        })
+    }
+
+    /// Sends `request` and waits for the raw response frame. A timeout poisons the connection.
+    async fn exchange<R: ApiRequest>(
+        &self,
+        request: &R,
+        version: i16,
+        timeout: Duration,
+    ) -> Result<Bytes, Error> {
         let (tx, rx) = oneshot::channel();
-        match &mut *self.shared.lock() {
-            State::Open(waiters) => {
-                waiters.insert(id, tx);
+        let id = match &mut *self.shared.lock() {
+            State::Open(in_flight) => {
+                let id = self.next_id(in_flight);
+                in_flight.waiting.insert(id, tx);
+                id
             }
             State::Poisoned(e) => return Err(e.clone()),
-        }
+        };
         let mut waiter = Waiter {
             shared: &self.shared,
             id,
             armed: true,
+            queued: AtomicBool::new(false),
         };
+        let frame = self.encode(id, version, request)?;
         trace!(broker = %self.broker, api = ?R::KEY, version, id, "request");
         let exchange = async {
             self.frames.send(frame).await.map_err(|_| self.closed_error())?;
+            waiter.queued.store(true, Ordering::Relaxed);
             rx.await.map_err(|_| self.closed_error())
         };
         let response = match tokio::time::timeout(timeout, exchange).await {
             Ok(Ok(response)) => response,
             Ok(Err(e)) => return Err(e),
             Err(_) => {
-                return Err(Error::RequestTimeout {
+                let e = Error::RequestTimeout {
                     broker: self.broker.clone(),
                     api: R::KEY,
                     timeout,
-                });
+                };
+                // The link may be dead without TCP knowing: drop it, the next request reconnects.
+                self.shared.poison(e.clone());
+                return Err(e);
             }
         };
         waiter.armed = false;
-        frame::decode_response::<R>(response, version).map_err(|e| self.protocol_error(e))
+        Ok(response)
     }
 
     fn encode<R: ApiRequest>(&self, id: i32, version: i16, request: &R) -> Result<Bytes, Error> {
@@ -313,6 +412,14 @@ impl Drop for Messenger {
         for task in &self.tasks {
             task.abort();
         }
+    }
+}
+
+/// Runs `task` until it ends or the connection is poisoned.
+async fn until_closed(shared: Arc<Shared>, task: impl Future<Output = ()>) {
+    tokio::select! {
+        () = task => {}
+        () = shared.closed.cancelled() => {}
     }
 }
 
@@ -355,14 +462,20 @@ async fn read_loop<S: Stream>(read: ReadHalf<S>, shared: Arc<Shared>, max_respon
                 };
             }
         };
-        let waiter = match &mut *shared.lock() {
-            State::Open(waiters) => waiters.remove(&id),
+        let route = match &mut *shared.lock() {
+            State::Open(in_flight) => in_flight.route(id),
             State::Poisoned(_) => return,
         };
-        match waiter {
-            // A send error means the caller went away between our lookup and now: same as no waiter.
-            Some(tx) => drop(tx.send(buf)),
-            None => debug!(broker = %shared.broker, id, "discarding a response nobody waits for"),
+        match route {
+            // A send error means the caller went away between our lookup and now: same as abandoned.
+            Some(Some(tx)) => drop(tx.send(buf)),
+            Some(None) => debug!(broker = %shared.broker, id, "discarding a response nobody waits for"),
+            None => {
+                break Error::UnexpectedCorrelationId {
+                    broker: shared.broker.clone(),
+                    correlation_id: id,
+                };
+            }
         }
     };
     shared.poison(cause);

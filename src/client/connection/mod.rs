@@ -5,8 +5,8 @@
 //! - [`BrokerConnection`]: the long-lived handle to one broker. It owns at most one messenger, opens it
 //!   on first use and replaces it after it is poisoned, with backoff and a deadline.
 //!
-//! - [`TlsConfig`]: TLS on rustls with the pure-Rust graviola crypto provider (or a rustls config of
-//!   your own).
+//! - [`TlsConfig`]: TLS on rustls with a pure-Rust crypto provider chosen at run time ([`TlsProvider`]:
+//!   graviola or RustCrypto), the application's process-wide one, or a rustls config of your own.
 //! - SASL ([`SaslMechanism`]: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512): every new connection authenticates
 //!   right after the ApiVersions handshake when [`ClientConfig::sasl`](crate::client::ClientConfig::sasl)
 //!   is set, so bootstrap, broker and coordinator connections alike.
@@ -24,5 +24,5 @@ pub use broker::BrokerConnection;
 pub use error::Error;
 pub use messenger::Messenger;
 pub use sasl::{Error as SaslError, Mechanism as SaslMechanism, SaslConfig};
-pub use tls::{TlsConfig, TlsConfigBuilder, TlsConfigError};
+pub use tls::{TlsConfig, TlsConfigBuilder, TlsConfigError, TlsProvider};
 pub(crate) use transport::split_host_port;

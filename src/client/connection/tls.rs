@@ -1,8 +1,10 @@
-//! TLS for broker connections: rustls on a pure-Rust crypto provider (graviola), never ring or aws-lc.
+//! TLS for broker connections: rustls on a pure-Rust crypto provider, never ring or aws-lc unless the
+//! application installs one.
 //!
 //! [`TlsConfig`] is built either from files (a CA bundle, and for mTLS a client certificate and key, all
 //! PEM) or from a `rustls::ClientConfig` the user built with a provider of their choice. With no CA file
-//! the system's trust store is used.
+//! the system's trust store is used. The crypto provider is chosen at run time ([`TlsProvider`]): the
+//! application's process-wide one, else graviola where the CPU has what it needs, else RustCrypto.
 
 use std::{fmt, path::PathBuf, sync::Arc};
 
@@ -18,7 +20,11 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime, pem:
 use snafu::Snafu;
 use tokio::net::TcpStream;
 use tokio_rustls::{TlsConnector, client::TlsStream};
-use tracing::warn;
+use tracing::{debug, warn};
+
+pub use provider::TlsProvider;
+
+mod provider;
 
 /// A TLS settings error: a file that cannot be read or parsed, or an inconsistent combination.
 #[derive(Debug, Snafu)]
@@ -40,6 +46,21 @@ pub enum TlsConfigError {
         /// rustls' error.
         source: rustls::Error,
     },
+    /// No crypto provider can run here: none was built in (features `tls-graviola`, `tls-rustcrypto`),
+    /// none was installed process-wide, or the CPU lacks what the built-in one needs.
+    #[snafu(display("no usable TLS crypto provider ({reasons})"))]
+    NoProvider {
+        /// Why each provider was passed over.
+        reasons: String,
+    },
+    /// The provider asked for with [`TlsConfigBuilder::provider`] cannot run here.
+    #[snafu(display("the {provider} TLS crypto provider is unusable: {reason}"))]
+    ProviderUnavailable {
+        /// The provider asked for.
+        provider: TlsProvider,
+        /// Why it cannot run (not built in, a CPU without the instructions it needs...).
+        reason: String,
+    },
 }
 
 /// How to secure broker connections with TLS.
@@ -59,6 +80,7 @@ pub enum TlsConfigError {
 #[derive(Clone)]
 pub struct TlsConfig {
     rustls: Arc<RustlsConfig>,
+    provider: Option<TlsProvider>,
 }
 
 impl TlsConfig {
@@ -69,12 +91,20 @@ impl TlsConfig {
 
     /// Uses a `rustls::ClientConfig` built elsewhere (another crypto provider, custom verification...).
     pub fn from_rustls(config: Arc<RustlsConfig>) -> Self {
-        Self { rustls: config }
+        Self {
+            rustls: config,
+            provider: None,
+        }
     }
 
     /// The rustls configuration in use.
     pub fn rustls(&self) -> &Arc<RustlsConfig> {
         &self.rustls
+    }
+
+    /// The crypto provider [`TlsConfigBuilder::build`] chose; `None` for [`from_rustls`](Self::from_rustls).
+    pub fn provider(&self) -> Option<TlsProvider> {
+        self.provider
     }
 
     /// Runs the TLS handshake on `stream`, checking the certificate against `host`.
@@ -91,21 +121,33 @@ impl TlsConfig {
     }
 }
 
+/// Two settings are equal when they share one rustls configuration (clones of one another).
+impl PartialEq for TlsConfig {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.rustls, &other.rustls) && self.provider == other.provider
+    }
+}
+
+impl Eq for TlsConfig {}
+
 impl fmt::Debug for TlsConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Never print key material.
         f.debug_struct("TlsConfig")
             .field("client_auth", &self.rustls.client_auth_cert_resolver.has_certs())
+            .field("provider", &self.provider)
             .finish_non_exhaustive()
     }
 }
 
-/// Builds a [`TlsConfig`] from PEM files, on the graviola crypto provider.
+/// Builds a [`TlsConfig`] from PEM files, on the first usable crypto provider ([`TlsProvider::detect`])
+/// unless one is named with [`provider`](Self::provider).
 #[derive(Debug, Clone)]
 pub struct TlsConfigBuilder {
     ca_file: Option<PathBuf>,
     client_cert: Option<(PathBuf, PathBuf)>,
     check_hostname: bool,
+    provider: Option<TlsProvider>,
 }
 
 impl Default for TlsConfigBuilder {
@@ -114,6 +156,7 @@ impl Default for TlsConfigBuilder {
             ca_file: None,
             client_cert: None,
             check_hostname: true,
+            provider: None,
         }
     }
 }
@@ -138,14 +181,26 @@ impl TlsConfigBuilder {
         self
     }
 
-    /// Loads the files and builds the configuration.
+    /// Uses this crypto provider instead of the first usable one.
+    pub fn provider(mut self, provider: TlsProvider) -> Self {
+        self.provider = Some(provider);
+        self
+    }
+
+    /// Picks the crypto provider, loads the files and builds the configuration.
     ///
     /// # Errors
     ///
-    /// [`TlsConfigError::Pem`] for a missing or malformed file, [`TlsConfigError::Rustls`] when rustls
-    /// refuses the combination (for instance a key that does not match the certificate).
+    /// [`TlsConfigError::NoProvider`] or [`TlsConfigError::ProviderUnavailable`] when no crypto provider
+    /// can run here, [`TlsConfigError::Pem`] for a missing or malformed file, [`TlsConfigError::Rustls`]
+    /// when rustls refuses the combination (for instance a key that does not match the certificate).
     pub fn build(self) -> Result<TlsConfig, TlsConfigError> {
-        let provider = Arc::new(rustls_graviola::default_provider());
+        let chosen = match self.provider {
+            Some(provider) => provider,
+            None => TlsProvider::detect()?,
+        };
+        let provider = chosen.crypto_provider()?;
+        debug!(provider = %chosen, "TLS crypto provider");
         let roots = Arc::new(self.roots()?);
         let builder = RustlsConfig::builder_with_provider(Arc::clone(&provider))
             .with_safe_default_protocol_versions()
@@ -181,6 +236,7 @@ impl TlsConfigBuilder {
         };
         Ok(TlsConfig {
             rustls: Arc::new(config),
+            provider: Some(chosen),
         })
     }
 
@@ -286,5 +342,96 @@ impl ServerCertVerifier for AnyName {
         self.provider
             .signature_verification_algorithms
             .supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use rustls::{ClientConnection, ServerConfig, ServerConnection};
+
+    use super::*;
+
+    fn fixture(name: &str) -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/tls")
+            .join(name)
+    }
+
+    /// Runs a TLS handshake in memory between `client` and a server presenting the test certificate
+    /// on the same crypto provider, then sends one message each way.
+    fn handshake(client: &TlsConfig) -> Result<(), rustls::Error> {
+        let chain = CertificateDer::pem_file_iter(fixture("server.pem"))
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key = PrivateKeyDer::from_pem_file(fixture("server.key")).unwrap();
+        let server = ServerConfig::builder_with_provider(Arc::clone(client.rustls().crypto_provider()))
+            .with_safe_default_protocol_versions()?
+            .with_no_client_auth()
+            .with_single_cert(chain, key)?;
+        let name = ServerName::try_from("localhost").unwrap();
+        let mut c = ClientConnection::new(Arc::clone(client.rustls()), name)?;
+        let mut s = ServerConnection::new(Arc::new(server))?;
+        let mut wire = Vec::new();
+        for _ in 0..10 {
+            while c.wants_write() {
+                c.write_tls(&mut wire).unwrap();
+            }
+            s.read_tls(&mut wire.as_slice()).unwrap();
+            wire.clear();
+            s.process_new_packets()?;
+            while s.wants_write() {
+                s.write_tls(&mut wire).unwrap();
+            }
+            c.read_tls(&mut wire.as_slice()).unwrap();
+            wire.clear();
+            c.process_new_packets()?;
+            if !c.is_handshaking() && !s.is_handshaking() {
+                return Ok(());
+            }
+        }
+        Err(rustls::Error::General("the handshake did not finish".into()))
+    }
+
+    #[test]
+    fn every_usable_provider_completes_a_handshake_and_is_reported() {
+        for provider in TlsProvider::PREFERENCE {
+            let built = TlsConfig::builder()
+                .ca_file(fixture("ca.pem"))
+                .provider(provider)
+                .build();
+            match (provider.unusable(), built) {
+                (None, Ok(client)) => {
+                    assert_eq!(client.provider(), Some(provider));
+                    handshake(&client).unwrap();
+                }
+                (Some(_), Err(TlsConfigError::ProviderUnavailable { provider: p, .. })) => {
+                    assert_eq!(p, provider);
+                }
+                (reason, built) => panic!("{provider}: {reason:?} but {built:?}"),
+            }
+        }
+    }
+
+    #[cfg(feature = "tls-rustcrypto")]
+    #[test]
+    fn a_provider_the_application_installed_comes_first() {
+        // Installing is process-wide and once only: every TLS test in this process may see it, which
+        // they all accept (it is RustCrypto, usable everywhere).
+        let _ = CryptoProvider::install_default(rustls_rustcrypto::provider());
+        assert_eq!(TlsProvider::detect().ok(), Some(TlsProvider::ProcessDefault));
+        let client = TlsConfig::builder().ca_file(fixture("ca.pem")).build().unwrap();
+        assert_eq!(client.provider(), Some(TlsProvider::ProcessDefault));
+        handshake(&client).unwrap();
+    }
+
+    #[test]
+    fn the_default_provider_completes_a_handshake_on_this_cpu() {
+        // On a CPU without graviola's instructions (QEMU's default model, pre-Haswell x86_64) this
+        // must pick another provider rather than panic inside graviola.
+        let client = TlsConfig::builder().ca_file(fixture("ca.pem")).build().unwrap();
+        handshake(&client).unwrap();
     }
 }

@@ -12,6 +12,15 @@ use tokio::{
 
 use super::error::{ConnectSnafu, Error, ResolveSnafu};
 
+/// Idle time before the first keepalive probe. A request timeout already closes a connection that goes
+/// silent while a request waits; keepalive finds the ones that die while idle (a NAT or firewall
+/// forgetting the flow, a host that vanished) so the next request does not go into the void.
+pub(crate) const KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
+/// Time between unanswered keepalive probes.
+pub(crate) const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+/// Unanswered probes before the kernel declares the connection dead (about a minute in all).
+pub(crate) const KEEPALIVE_PROBES: u32 = 3;
+
 /// A byte stream to a broker (plain TCP today; TLS wraps the same trait).
 pub(crate) trait Stream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Stream for T {}
@@ -76,7 +85,29 @@ pub(crate) async fn connect_tcp(address: &str, timeout: Duration) -> Result<TcpS
         .set_nodelay(true)
         .map_err(Arc::new)
         .context(ConnectSnafu { broker: address })?;
+    set_keepalive(&stream)
+        .map_err(Arc::new)
+        .context(ConnectSnafu { broker: address })?;
     Ok(stream)
+}
+
+/// Turns TCP keepalive on with [`KEEPALIVE_IDLE`], [`KEEPALIVE_INTERVAL`] and [`KEEPALIVE_PROBES`] (where
+/// the platform lets them be set; elsewhere its defaults apply).
+fn set_keepalive(stream: &TcpStream) -> std::io::Result<()> {
+    let keepalive = socket2::TcpKeepalive::new().with_time(KEEPALIVE_IDLE);
+    #[cfg(any(
+        target_os = "linux",
+        target_os = "android",
+        target_os = "macos",
+        target_os = "ios",
+        target_os = "freebsd",
+        target_os = "netbsd",
+        target_os = "windows",
+    ))]
+    let keepalive = keepalive
+        .with_interval(KEEPALIVE_INTERVAL)
+        .with_retries(KEEPALIVE_PROBES);
+    socket2::SockRef::from(stream).set_tcp_keepalive(&keepalive)
 }
 
 #[cfg(test)]
@@ -101,6 +132,21 @@ mod tests {
             let err = split_host_port(bad).unwrap_err();
             assert!(matches!(err, Error::InvalidAddress { .. }), "{bad}: {err}");
             assert!(!err.is_retriable());
+        }
+    }
+
+    #[tokio::test]
+    async fn sockets_probe_idle_connections() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let stream = connect_tcp(&address, Duration::from_secs(5)).await.unwrap();
+        let socket = socket2::SockRef::from(&stream);
+        assert!(socket.keepalive().unwrap(), "keepalive is off");
+        #[cfg(target_os = "linux")]
+        {
+            assert_eq!(socket.tcp_keepalive_time().unwrap(), KEEPALIVE_IDLE);
+            assert_eq!(socket.tcp_keepalive_interval().unwrap(), KEEPALIVE_INTERVAL);
+            assert_eq!(socket.tcp_keepalive_retries().unwrap(), KEEPALIVE_PROBES);
         }
     }
 

@@ -83,6 +83,8 @@ impl RebalanceListener for Listener {
                     current: Vec::new().into_iter(),
                     batches: None,
                     fetch: Arc::clone(&shared.fetch),
+                    failure: None,
+                    stopped: false,
                 });
             }
         }

@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::client::{
-    fetcher::{ChunkRecords, CompletedFetch, ConsumerRecord, FetchShared},
+    fetcher::{self, ChunkRecords, CompletedFetch, ConsumerRecord, Failed, FetchShared},
     subscription::TopicPartition,
 };
 
@@ -121,6 +121,16 @@ impl Progress {
 
 /// The records of one assigned partition, in offset order; ends when the partition is revoked.
 ///
+/// # A batch that cannot be decoded
+///
+/// A record batch that fails to decode (also when fetched a second time) stops the stream at it:
+/// [`try_next`](Self::try_next) returns the [`fetcher::Error`] once, with the batch's bytes, and then
+/// waits (until the partition is revoked) unless the application passes the batch with
+/// [`skip_failed_batch`](Self::skip_failed_batch), for instance once it has stored the bytes elsewhere.
+/// Nothing after the batch is handed out before that, so no offset past it can be marked done: the
+/// committed offset stays at the batch. [`next`](Self::next), [`next_ready`](Self::next_ready) and
+/// [`next_chunk`](Self::next_chunk) do not pass it either: they log the error and stop there.
+///
 /// # Cancel safety
 ///
 /// [`next`](Self::next) and [`next_chunk`](Self::next_chunk) are cancel-safe: a record is handed out
@@ -139,6 +149,20 @@ pub struct PartitionStream {
     /// counts against `max_buffered_fetches` until it is used up.
     pub(crate) batches: Option<(u64, ChunkRecords)>,
     pub(crate) fetch: Arc<FetchShared>,
+    /// The error of the batch the stream stopped at, until handed out.
+    pub(crate) failure: Option<fetcher::Error>,
+    /// Stopped at a failed batch (its error handed out) until it is passed.
+    pub(crate) stopped: bool,
+}
+
+/// What [`PartitionStream::fill`] found.
+enum Fill {
+    /// Records are ready.
+    Ready,
+    /// A batch failed: its error is in `failure`.
+    Failed,
+    /// Revoked, or the consumer stopped.
+    Ended,
 }
 
 impl PartitionStream {
@@ -162,6 +186,11 @@ impl PartitionStream {
     /// Whether the partition was revoked (the stream yields nothing more).
     pub fn is_revoked(&self) -> bool {
         self.handle.revoked.is_cancelled()
+    }
+
+    /// A token cancelled when the partition is revoked, for work on it that must stop then.
+    pub(crate) fn revocation(&self) -> CancellationToken {
+        self.handle.revoked.clone()
     }
 
     /// Stops fetching this partition (records already fetched are still delivered).
@@ -202,16 +231,23 @@ impl PartitionStream {
         self.batches = Some((chunk.epoch, chunk.chunk.records()));
     }
 
-    /// Moves on to the next batch of the chunk being handed out. When the chunk is used up it stops
-    /// counting against `max_buffered_fetches` (so a chunk being worked through still bounds how much
-    /// more is fetched) and the fetcher is woken.
+    /// Moves on to the next batch of the chunk being handed out (or to its error). When the chunk is
+    /// used up it stops counting against `max_buffered_fetches` (so a chunk being worked through still
+    /// bounds how much more is fetched) and the fetcher is woken.
     fn next_batch(&mut self) {
         let Some((epoch, batches)) = &mut self.batches else {
             return;
         };
-        if let Some(records) = batches.next() {
-            self.current = records.into_iter();
-            return;
+        match batches.next() {
+            Some(Ok(records)) => {
+                self.current = records.into_iter();
+                return;
+            }
+            Some(Err(e)) => {
+                self.failure = Some(e);
+                return;
+            }
+            None => {}
         }
         let epoch = *epoch;
         self.batches = None;
@@ -222,10 +258,20 @@ impl PartitionStream {
         self.fetch.wake.notify_one();
     }
 
-    async fn fill(&mut self) -> bool {
-        while self.current.as_slice().is_empty() {
+    async fn fill(&mut self) -> Fill {
+        loop {
             if self.handle.revoked.is_cancelled() {
-                return false;
+                return Fill::Ended;
+            }
+            if !self.current.as_slice().is_empty() {
+                return Fill::Ready;
+            }
+            if self.failure.is_some() {
+                return Fill::Failed;
+            }
+            if self.stopped {
+                self.handle.revoked.cancelled().await;
+                return Fill::Ended;
             }
             if self.batches.is_some() {
                 self.next_batch();
@@ -233,31 +279,94 @@ impl PartitionStream {
             }
             tokio::select! {
                 biased;
-                () = self.handle.revoked.cancelled() => return false,
+                () = self.handle.revoked.cancelled() => return Fill::Ended,
                 chunk = self.rx.recv() => match chunk {
                     Some(chunk) => self.take_chunk(chunk),
-                    None => return false,
+                    None => return Fill::Ended,
                 },
             }
         }
-        !self.handle.revoked.is_cancelled()
     }
 
-    /// The next record; `None` once the partition is revoked (or the consumer closed).
-    pub async fn next(&mut self) -> Option<ConsumerRecord> {
+    /// Hands out the failed batch's error and stops there.
+    fn fail(&mut self) -> Option<fetcher::Error> {
+        let error = self.failure.take()?;
+        self.stopped = true;
+        Some(error)
+    }
+
+    /// The next record, or the error of a batch that cannot be decoded (see the type's docs: the
+    /// stream then stops at that batch until [`skip_failed_batch`](Self::skip_failed_batch)); `None`
+    /// once the partition is revoked (or the consumer closed).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe, like [`next`](Self::next).
+    pub async fn try_next(&mut self) -> Option<Result<ConsumerRecord, fetcher::Error>> {
         if let Some(record) = self.next_ready() {
-            return Some(record);
+            return Some(Ok(record));
         }
-        if !self.fill().await {
-            return None;
+        match self.fill().await {
+            Fill::Ready => {
+                let record = self.current.next()?;
+                self.delivered(&record);
+                Some(Ok(record))
+            }
+            Fill::Failed => self.fail().map(Err),
+            Fill::Ended => None,
         }
-        let record = self.current.next()?;
-        self.delivered(&record);
-        Some(record)
+    }
+
+    /// Passes the batch the stream stopped at (after [`try_next`](Self::try_next) returned its error):
+    /// the records after it are handed out next. Returns `false` if the stream was not stopped.
+    ///
+    /// Marks nothing done: the offsets of the batch are passed by the committed offset once a record
+    /// after it is marked done.
+    pub fn skip_failed_batch(&mut self) -> bool {
+        if !self.stopped && self.failure.take().is_none() {
+            return false;
+        }
+        self.stopped = false;
+        let Some((epoch, batches)) = &mut self.batches else {
+            return false;
+        };
+        if let Some(Failed::AtFetch(_)) = batches.pass_failed() {
+            let epoch = *epoch;
+            let position = self
+                .fetch
+                .lock()
+                .subscriptions
+                .pass_stopped_batch(&self.handle.tp, epoch);
+            tracing::debug!(tp = %self.handle.tp, ?position, "passed a failed record batch");
+            self.fetch.wake.notify_one();
+        }
+        true
+    }
+
+    /// Logs the error that stops the stream (for the methods that hand out records only).
+    fn stop_with_log(&mut self) {
+        if let Some(error) = self.fail() {
+            tracing::error!(tp = %self.handle.tp, %error, "record batch cannot be decoded; the partition stops at it");
+        }
+    }
+
+    /// The next record; `None` once the partition is revoked (or the consumer closed). A batch that
+    /// cannot be decoded stops the stream at it with an error log (see the type's docs; use
+    /// [`try_next`](Self::try_next) to handle it).
+    pub async fn next(&mut self) -> Option<ConsumerRecord> {
+        loop {
+            match self.try_next().await? {
+                Ok(record) => return Some(record),
+                Err(error) => {
+                    tracing::error!(tp = %self.handle.tp, %error, "record batch cannot be decoded; the partition stops at it");
+                }
+            }
+        }
     }
 
     /// The next record if one was already fetched: [`next`](Self::next) without waiting. `None` if
-    /// nothing is buffered or the partition was revoked.
+    /// nothing is buffered, the partition was revoked, or the stream is at a batch that cannot be
+    /// decoded ([`try_next`](Self::try_next) hands out its error).
     pub fn next_ready(&mut self) -> Option<ConsumerRecord> {
         if self.handle.revoked.is_cancelled() {
             return None;
@@ -266,6 +375,9 @@ impl PartitionStream {
             if let Some(record) = self.current.next() {
                 self.delivered(&record);
                 return Some(record);
+            }
+            if self.failure.is_some() || self.stopped {
+                return None;
             }
             if self.batches.is_some() {
                 self.next_batch();
@@ -284,10 +396,15 @@ impl PartitionStream {
 
     /// The next records already fetched (at least one; at most one record batch's worth, so a
     /// compressed fetch is decompressed a batch at a time), in order; `None` once revoked. Faster than
-    /// [`next`](Self::next) for handlers that take batches.
+    /// [`next`](Self::next) for handlers that take batches. Stops at a batch that cannot be decoded,
+    /// like [`next`](Self::next).
     pub async fn next_chunk(&mut self) -> Option<Vec<ConsumerRecord>> {
-        if !self.fill().await {
-            return None;
+        loop {
+            match self.fill().await {
+                Fill::Ready => break,
+                Fill::Failed => self.stop_with_log(),
+                Fill::Ended => return None,
+            }
         }
         let records: Vec<ConsumerRecord> = std::mem::take(&mut self.current).collect();
         if let Some(last) = records.last() {

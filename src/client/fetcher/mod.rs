@@ -31,8 +31,10 @@
 //!   (no stale records after a revoke, reassignment or reset).
 //! - The fetcher's connections are its own: long-polls never hold up other requests to the broker.
 
+mod error;
 mod plan;
-pub(crate) use plan::ChunkRecords;
+pub use error::Error;
+pub(crate) use plan::{ChunkRecords, Failed};
 mod reset;
 
 use std::{
@@ -111,8 +113,12 @@ pub struct FetchConfig {
     /// through by it before the partition stops being fetched (memory bound: about this many ×
     /// `max_partition_fetch_bytes` per partition; 2 keeps one fetch ahead of the application).
     pub max_buffered_fetches: usize,
-    /// The pause before retrying a broker whose Fetch failed.
+    /// The pause before retrying a broker whose Fetch failed, and before fetching a batch again that
+    /// failed its checks once.
     pub retry_backoff: Duration,
+    /// The most bytes one compressed batch may decompress to: a batch past it fails to decode
+    /// ([`Error::CorruptBatch`]) instead of taking the memory. Default 128 MiB.
+    pub max_uncompressed_batch_bytes: usize,
 }
 
 impl Default for FetchConfig {
@@ -127,6 +133,7 @@ impl Default for FetchConfig {
             check_crcs: true,
             max_buffered_fetches: 2,
             retry_backoff: Duration::from_millis(100),
+            max_uncompressed_batch_bytes: 128 << 20,
         }
     }
 }
@@ -205,8 +212,7 @@ pub(crate) fn scan_for_tests(
         &Arc::from(tp.topic.as_str()),
         fetched_at,
         data,
-        IsolationLevel::ReadUncommitted,
-        true,
+        &FetchConfig::default(),
     )
 }
 
@@ -225,6 +231,22 @@ enum FetchDone {
     Metadata,
 }
 
+/// Hands `chunk` to `target`'s stream, or (no stream of that assignment) forgets it.
+fn send(state: &mut FetchState, target: &FetchTarget, chunk: plan::RawChunk) {
+    let sent = match state.sinks.get(&target.tp) {
+        Some((epoch, sink)) if *epoch == target.epoch => sink
+            .send(CompletedFetch {
+                epoch: target.epoch,
+                chunk,
+            })
+            .is_ok(),
+        _ => false,
+    };
+    if !sent {
+        state.subscriptions.consumed_chunk(&target.tp, target.epoch);
+    }
+}
+
 /// Runs the fetcher until `shutdown`.
 pub(crate) async fn run(
     cluster: Cluster,
@@ -241,6 +263,7 @@ pub(crate) async fn run(
         in_flight: HashSet::new(),
         resetting: HashSet::new(),
         backoff: HashMap::new(),
+        held: HashMap::new(),
         refreshing: false,
         tasks: JoinSet::new(),
         turns: HashMap::new(),
@@ -251,6 +274,7 @@ pub(crate) async fn run(
         let wake_at = f
             .backoff
             .values()
+            .chain(f.held.values())
             .min()
             .copied()
             .unwrap_or(now + Duration::from_secs(1));
@@ -279,6 +303,8 @@ struct Fetcher {
     in_flight: HashSet<TopicPartition>,
     resetting: HashSet<TopicPartition>,
     backoff: HashMap<i32, Instant>,
+    /// Partitions not fetched before the time given (a batch at their position failed its checks once).
+    held: HashMap<TopicPartition, Instant>,
     refreshing: bool,
     tasks: JoinSet<FetchDone>,
     /// How many Fetches were sent to each broker's lane: where its next one's partition list starts.
@@ -332,6 +358,7 @@ impl Fetcher {
 
     fn plan(&mut self, now: Instant) {
         self.backoff.retain(|_, until| *until > now);
+        self.held.retain(|_, until| *until > now);
         let read_committed = self.config.isolation_level == IsolationLevel::ReadCommitted;
         // Partitions to look at again (their end is not current).
         let mut unknown = HashSet::new();
@@ -341,7 +368,7 @@ impl Fetcher {
             let fetchable: Vec<(FetchTarget, Lane)> = subscriptions
                 .fetchable()
                 .into_iter()
-                .filter(|(tp, ..)| !self.in_flight.contains(tp))
+                .filter(|(tp, ..)| !self.in_flight.contains(tp) && !self.held.contains_key(tp))
                 .map(|(tp, offset, epoch)| {
                     let known = subscriptions.has_records_to_fetch(&tp, read_committed);
                     if known.is_none() {
@@ -463,6 +490,33 @@ impl Fetcher {
         }
     }
 
+    /// The batch at `target`'s position failed its checks. The first time, it is fetched again after
+    /// `retry_backoff` (bytes damaged on the way may arrive intact); the second, the partition stops at
+    /// it: its stream gets the error and nothing is fetched until the application passes it.
+    fn bad_batch_at_position(
+        &mut self,
+        topic: &Arc<str>,
+        target: &FetchTarget,
+        watermarks: (i64, i64),
+        bad: plan::BadBatch,
+    ) {
+        let mut state = self.shared.lock();
+        let subscriptions = &mut state.subscriptions;
+        if !subscriptions.note_bad_batch(&target.tp, target.epoch, bad.base_offset) {
+            tracing::warn!(tp = %target.tp, offset = bad.base_offset, error = %bad.error, "record batch failed its checks; fetching it again");
+            subscriptions.fetch_failed(&target.tp, target.epoch);
+            self.held
+                .insert(target.tp.clone(), Instant::now() + self.config.retry_backoff);
+            return;
+        }
+        let past = bad.past;
+        if subscriptions.stop_at_batch(&target.tp, target.epoch, target.offset, watermarks, past) {
+            tracing::error!(tp = %target.tp, offset = bad.base_offset, error = %bad.error, "record batch failed its checks twice; the partition stops at it");
+            let chunk = plan::RawChunk::failed(topic, target.tp.partition, target.offset, bad);
+            send(&mut state, target, chunk);
+        }
+    }
+
     fn deliver(
         &mut self,
         broker: i32,
@@ -487,53 +541,61 @@ impl Fetcher {
                 let Some(target) = by_tp.remove(&(name.to_string(), data.partition_index)) else {
                     continue;
                 };
-                let outcome = plan::scan_partition(
-                    &name,
-                    target.offset,
-                    data,
-                    self.config.isolation_level,
-                    self.config.check_crcs,
-                );
+                let outcome = plan::scan_partition(&name, target.offset, data, &self.config);
                 match outcome {
                     PartitionOutcome::Data {
                         chunk,
                         next_offset,
                         high_watermark,
                         last_stable_offset,
+                        bad,
                     } => {
-                        let mut state = self.shared.lock();
-                        let delivered = chunk.is_some();
-                        if state.subscriptions.advance(
-                            &target.tp,
-                            target.epoch,
-                            target.offset,
-                            next_offset,
-                            (high_watermark, last_stable_offset),
-                            delivered,
-                        ) && let Some(chunk) = chunk
-                        {
-                            let sent = match state.sinks.get(&target.tp) {
-                                Some((epoch, sink)) if *epoch == target.epoch => sink
-                                    .send(CompletedFetch {
-                                        epoch: target.epoch,
-                                        chunk,
-                                    })
-                                    .is_ok(),
-                                _ => false,
-                            };
-                            if !sent {
-                                state.subscriptions.consumed_chunk(&target.tp, target.epoch);
+                        let watermarks = (high_watermark, last_stable_offset);
+                        match (chunk, bad) {
+                            (None, Some(bad)) => self.bad_batch_at_position(&name, &target, watermarks, *bad),
+                            (chunk, bad) => {
+                                let mut state = self.shared.lock();
+                                let delivered = chunk.is_some();
+                                let current = state.subscriptions.advance(
+                                    &target.tp,
+                                    target.epoch,
+                                    target.offset,
+                                    next_offset,
+                                    watermarks,
+                                    delivered,
+                                );
+                                if current {
+                                    if let Some(bad) = bad {
+                                        // Stopped before it: the next Fetch starts at it, and is its second.
+                                        tracing::warn!(tp = %target.tp, offset = bad.base_offset, error = %bad.error, "record batch failed its checks; fetching it again");
+                                        state.subscriptions.note_bad_batch(
+                                            &target.tp,
+                                            target.epoch,
+                                            bad.base_offset,
+                                        );
+                                    }
+                                    if let Some(chunk) = chunk {
+                                        send(&mut state, &target, chunk);
+                                    }
+                                }
                             }
                         }
                     }
                     PartitionOutcome::Error(e) => match e.code {
                         ResponseError::OffsetOutOfRange => {
-                            tracing::info!(tp = %target.tp, offset = target.offset, "offset out of range; resetting");
-                            self.shared.lock().subscriptions.request_reset(
-                                &target.tp,
-                                target.epoch,
-                                self.config.auto_offset_reset,
-                            );
+                            let mut state = self.shared.lock();
+                            let at_position = state
+                                .subscriptions
+                                .get(&target.tp)
+                                .is_some_and(|p| p.position == Some(target.offset));
+                            if at_position {
+                                tracing::info!(tp = %target.tp, offset = target.offset, "offset out of range; resetting");
+                                state.subscriptions.request_reset(
+                                    &target.tp,
+                                    target.epoch,
+                                    self.config.auto_offset_reset,
+                                );
+                            }
                         }
                         _ => {
                             tracing::debug!(tp = %target.tp, error = %e, "partition fetch error");

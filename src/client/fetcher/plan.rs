@@ -16,12 +16,12 @@ use kafka_protocol::messages::{
     fetch_response::PartitionData,
 };
 
-use super::{ConsumerRecord, FetchConfig, IsolationLevel};
+use super::{ConsumerRecord, Error, FetchConfig, IsolationLevel};
 use crate::{
     client::subscription::TopicPartition,
     protocol::{
         ServerError, StrBytes,
-        records::{DecodeOptions, RecordBatchDecoder, TimestampType},
+        records::{CheckedBatch, DecodeOptions, RecordBatchDecoder, TimestampType, check_batch},
     },
 };
 
@@ -68,20 +68,36 @@ pub(crate) fn fetch_request(version: i16, config: &FetchConfig, targets: &[Fetch
 /// What one partition of a Fetch response says.
 #[derive(Debug)]
 pub(crate) enum PartitionOutcome {
-    /// Raw batches (decoded later, by the application's task) and where the next fetch starts.
+    /// Raw batches (decoded later, by the application's task), where the next fetch starts, the
+    /// watermarks, and the batch that stopped the walk if one did (the next fetch then starts at it).
     Data {
         chunk: Option<RawChunk>,
         next_offset: i64,
         high_watermark: i64,
         last_stable_offset: i64,
+        bad: Option<Box<BadBatch>>,
     },
     /// The broker's error for this partition.
     Error(ServerError),
 }
 
-/// One partition's fetched batches, not decoded yet: decoding (decompression, CRC, record parsing)
-/// happens in the task that takes the chunk, so the fetcher only walks batch headers and several
-/// partitions decode in parallel (Java's `CompletedFetch` is lazy the same way).
+/// A batch that cannot be handed out: its frame, header or CRC is broken, or it came back cut short
+/// while first in the answer.
+#[derive(Debug)]
+pub(crate) struct BadBatch {
+    /// Where it starts.
+    pub(crate) base_offset: i64,
+    /// Where fetching goes on once the application has passed it: the next batch's base offset when
+    /// the answer shows one, else the batch's own claim, never beyond the high watermark and at least
+    /// one past its base.
+    pub(crate) past: i64,
+    pub(crate) error: Error,
+}
+
+/// One partition's fetched batches, not decoded yet: decoding (decompression, record parsing)
+/// happens in the task that takes the chunk, so the fetcher only walks and checks batch headers (and
+/// CRCs) and several partitions decode in parallel (Java's `CompletedFetch` is lazy the same way).
+/// A chunk may instead carry the error that stops its partition (see [`RawChunk::failed`]).
 #[derive(Debug)]
 pub(crate) struct RawChunk {
     topic: Arc<str>,
@@ -91,48 +107,159 @@ pub(crate) struct RawChunk {
     /// `(first_offset, producer_id)` of aborted transactions, sorted.
     aborted: Vec<(i64, i64)>,
     isolation: IsolationLevel,
-    check_crcs: bool,
+    max_uncompressed_batch_bytes: usize,
+    /// The error to hand out after the records, and the offset past the failed batch.
+    failure: Option<Box<(Error, i64)>>,
 }
 
-/// The offset after the last complete batch in `records` (batch headers only; `None` if there is no
-/// complete batch). Layout: baseOffset i64 | batchLength i32 | leaderEpoch i32 | magic i8 | crc u32 |
-/// attributes i16 | lastOffsetDelta i32 | ...
-fn end_of_batches(records: &[u8]) -> Option<i64> {
+/// The result of walking a partition's batches by their headers.
+struct Walk {
+    /// The bytes of the sound batches at the start.
+    sound: usize,
+    /// The offset after the last sound batch.
+    next: Option<i64>,
+    bad: Option<BadBatch>,
+}
+
+/// The offset after a batch at `base` whose header claims `delta`, bounded by what is known for sure:
+/// the base of a batch after it (`following`) and the high watermark.
+fn bounded_next(base: i64, delta: i32, following: Option<i64>, high_watermark: i64) -> i64 {
+    let mut next = base.saturating_add(i64::from(delta.max(0))).saturating_add(1);
+    if let Some(f) = following.filter(|&f| f > base) {
+        next = next.min(f);
+    }
+    if high_watermark > base {
+        next = next.min(high_watermark);
+    }
+    next.max(base.saturating_add(1))
+}
+
+fn read_i64(b: &[u8], at: usize) -> Option<i64> {
+    Some(i64::from_be_bytes(
+        b.get(at..at.checked_add(8)?)?.try_into().ok()?,
+    ))
+}
+
+fn read_i32(b: &[u8], at: usize) -> Option<i32> {
+    Some(i32::from_be_bytes(
+        b.get(at..at.checked_add(4)?)?.try_into().ok()?,
+    ))
+}
+
+/// baseOffset + batchLength: the bytes before what `batchLength` counts.
+const LOG_OVERHEAD: usize = 12;
+
+/// Walks the batches of `records` by their headers, checking each one's frame, magic, last offset
+/// delta and (with `check_crcs`) CRC, up to the first that fails or the end. A batch cut short at the
+/// end is left for the next fetch, unless it is the first (then it is a [`BadBatch`]: the broker sends
+/// the first batch whole, so it will not come back whole by fetching again).
+fn walk(records: &Bytes, tp: (&str, i32), high_watermark: i64, check_crcs: bool, limit: i32) -> Walk {
+    let (topic, partition) = tp;
     let mut pos = 0usize;
     let mut next = None;
-    loop {
-        let rest = records.get(pos..)?;
-        let (Some(base), Some(len)) = (rest.get(0..8), rest.get(8..12)) else {
-            return next;
+    let mut last_sound: Option<(i64, i32)> = None;
+    let mut bad = None;
+    while let (Some(rest), Some(base)) = (records.get(pos..), read_i64(records, pos)) {
+        let Some(length) = read_i32(rest, 8) else {
+            break;
         };
-        let base = i64::from_be_bytes(base.try_into().ok()?);
-        let len = usize::try_from(i32::from_be_bytes(len.try_into().ok()?)).ok()?;
-        let Some(end) = pos.checked_add(12).and_then(|p| p.checked_add(len)) else {
-            return next;
+        let end = usize::try_from(length)
+            .ok()
+            .and_then(|l| pos.checked_add(LOG_OVERHEAD)?.checked_add(l));
+        let frame = match end {
+            Some(end) if end <= records.len() => records.slice(pos..end),
+            Some(_) if pos > 0 => break,
+            Some(_) => {
+                bad = Some(BadBatch {
+                    base_offset: base,
+                    past: bounded_next(base, read_i32(rest, 23).unwrap_or(0), None, high_watermark),
+                    error: Error::BatchTooLarge {
+                        topic: topic.to_owned(),
+                        partition,
+                        base_offset: base,
+                        size: u64::try_from(length)
+                            .unwrap_or(0)
+                            .saturating_add(LOG_OVERHEAD as u64),
+                        received: rest.len(),
+                        limit,
+                    },
+                });
+                break;
+            }
+            // A negative length: nothing after it can be delimited.
+            None => records.slice(pos..),
         };
-        if end > records.len() || len < 49 {
-            return next;
+        let frame_end = pos.saturating_add(frame.len());
+        match check_batch(&frame, check_crcs) {
+            Ok(CheckedBatch {
+                base_offset,
+                last_offset_delta,
+            }) => {
+                last_sound = Some((base_offset, last_offset_delta));
+                pos = frame_end;
+            }
+            Err(source) => {
+                let following = read_i64(records, frame_end);
+                let delta = frame
+                    .get(16)
+                    .filter(|&&magic| magic == 2)
+                    .and_then(|_| read_i32(&frame, 23))
+                    .unwrap_or(0);
+                let past = bounded_next(base, delta, following, high_watermark);
+                bad = Some(BadBatch {
+                    base_offset: base,
+                    past,
+                    error: Error::CorruptBatch {
+                        topic: topic.to_owned(),
+                        partition,
+                        base_offset: base,
+                        last_offset: past.saturating_sub(1),
+                        batch: frame,
+                        source,
+                    },
+                });
+                break;
+            }
         }
-        let delta = i32::from_be_bytes(rest.get(23..27)?.try_into().ok()?);
-        next = Some(base.saturating_add(i64::from(delta)).saturating_add(1));
-        pos = end;
+    }
+    if let Some((base, delta)) = last_sound {
+        let following = bad
+            .as_ref()
+            .map(|b| b.base_offset)
+            .or_else(|| read_i64(records, pos));
+        next = Some(bounded_next(base, delta, following, high_watermark));
+    }
+    Walk {
+        sound: pos,
+        next,
+        bad,
     }
 }
 
-/// Reads one partition's answer without decoding records: the error, or the raw chunk, the next
-/// position and the watermarks.
+/// Reads one partition's answer without decoding records: the error, or the sound batches as a raw
+/// chunk, the next position, the watermarks and the batch that stopped the walk, if any.
 pub(crate) fn scan_partition(
     topic: &Arc<str>,
     fetched_at: i64,
     data: PartitionData,
-    isolation: IsolationLevel,
-    check_crcs: bool,
+    config: &FetchConfig,
 ) -> PartitionOutcome {
     if let Some(e) = ServerError::from_code(data.error_code, None) {
         return PartitionOutcome::Error(e);
     }
     let records = data.records.unwrap_or_default();
-    let next_offset = end_of_batches(&records).map_or(fetched_at, |n| n.max(fetched_at));
+    let walk = walk(
+        &records,
+        (topic, data.partition_index),
+        data.high_watermark,
+        config.check_crcs,
+        config.max_partition_fetch_bytes,
+    );
+    let next_offset = match &walk.bad {
+        Some(bad) if walk.sound > 0 => bad.base_offset.max(fetched_at),
+        Some(_) => fetched_at,
+        None => walk.next.map_or(fetched_at, |n| n.max(fetched_at)),
+    };
     let chunk = (next_offset > fetched_at).then(|| {
         let mut aborted: Vec<(i64, i64)> = data
             .aborted_transactions
@@ -147,10 +274,11 @@ pub(crate) fn scan_partition(
             topic: Arc::from(&**topic),
             partition: data.partition_index,
             fetched_at,
-            records,
+            records: records.slice(..walk.sound),
             aborted,
-            isolation,
-            check_crcs,
+            isolation: config.isolation_level,
+            max_uncompressed_batch_bytes: config.max_uncompressed_batch_bytes,
+            failure: None,
         }
     });
     PartitionOutcome::Data {
@@ -158,18 +286,34 @@ pub(crate) fn scan_partition(
         next_offset,
         high_watermark: data.high_watermark,
         last_stable_offset: data.last_stable_offset,
+        bad: walk.bad.map(Box::new),
     }
 }
 
 impl RawChunk {
+    /// A chunk of no records that hands out `bad`'s error: the partition stops at it.
+    pub(crate) fn failed(topic: &Arc<str>, partition: i32, fetched_at: i64, bad: BadBatch) -> Self {
+        Self {
+            topic: Arc::from(&**topic),
+            partition,
+            fetched_at,
+            records: Bytes::new(),
+            aborted: Vec::new(),
+            isolation: IsolationLevel::ReadUncommitted,
+            max_uncompressed_batch_bytes: 0,
+            failure: Some(Box::new((bad.error, bad.past))),
+        }
+    }
+
     /// The chunk's records, decoded one batch at a time as they are asked for (a compressed chunk is
     /// never decompressed all at once). See [`ChunkRecords`].
     pub(crate) fn records(self) -> ChunkRecords {
         let read_committed = self.isolation == IsolationLevel::ReadCommitted;
         let options = DecodeOptions {
             skip_control_batches: !read_committed,
-            check_crcs: self.check_crcs,
-            ..DecodeOptions::default()
+            // Checked when the chunk was fetched.
+            check_crcs: false,
+            max_uncompressed_batch_bytes: self.max_uncompressed_batch_bytes,
         };
         ChunkRecords {
             decoder: RecordBatchDecoder::new(self.records, options),
@@ -179,20 +323,31 @@ impl RawChunk {
             topic: self.topic,
             partition: self.partition,
             fetched_at: self.fetched_at,
+            failure: self.failure,
+            failed: None,
         }
     }
 
-    /// Every record of the chunk at once.
+    /// Every record of the chunk at once (up to a failure).
     #[cfg(test)]
     pub(crate) fn decode(self) -> Vec<ConsumerRecord> {
-        self.records().flatten().collect()
+        self.records().map_while(Result::ok).flatten().collect()
     }
+}
+
+/// Where a [`ChunkRecords`] stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Failed {
+    /// A batch of the chunk failed to decode: the chunk goes on after it once passed.
+    InChunk,
+    /// The fetcher stopped the partition at a batch: fetching goes on at this offset once passed.
+    AtFetch(i64),
 }
 
 /// The records of a [`RawChunk`], one batch's worth per item: records before the fetch offset are
 /// dropped (a compressed batch may start earlier), control batches and, under `read_committed`, aborted
-/// transactions are skipped, and a corrupt batch ends the chunk (the records before it are kept).
-/// Items are never empty.
+/// transactions are skipped. A batch that fails to decode is an error item, after which the iteration
+/// stops until [`ChunkRecords::pass_failed`]. Items are never empty.
 #[derive(Debug)]
 pub(crate) struct ChunkRecords {
     decoder: RecordBatchDecoder,
@@ -202,18 +357,55 @@ pub(crate) struct ChunkRecords {
     topic: Arc<str>,
     partition: i32,
     fetched_at: i64,
+    failure: Option<Box<(Error, i64)>>,
+    failed: Option<Failed>,
+}
+
+impl ChunkRecords {
+    /// Goes on after the failed batch; returns where it failed, `None` if nothing failed.
+    pub(crate) fn pass_failed(&mut self) -> Option<Failed> {
+        let failed = self.failed.take()?;
+        if failed == Failed::InChunk {
+            self.decoder.resume();
+        }
+        Some(failed)
+    }
+
+    fn decode_failed(&mut self, source: crate::protocol::records::Error) -> Error {
+        let batch = self.decoder.last_batch();
+        let base_offset = source_base(&batch);
+        let delta = read_i32(&batch, 23).unwrap_or(0).max(0);
+        self.failed = Some(Failed::InChunk);
+        Error::CorruptBatch {
+            topic: self.topic.to_string(),
+            partition: self.partition,
+            base_offset,
+            last_offset: base_offset.saturating_add(i64::from(delta)),
+            batch,
+            source,
+        }
+    }
+}
+
+fn source_base(batch: &[u8]) -> i64 {
+    read_i64(batch, 0).unwrap_or(-1)
 }
 
 impl Iterator for ChunkRecords {
-    type Item = Vec<ConsumerRecord>;
+    type Item = Result<Vec<ConsumerRecord>, Error>;
 
-    fn next(&mut self) -> Option<Vec<ConsumerRecord>> {
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed.is_some() {
+            return None;
+        }
         loop {
-            let batch = match self.decoder.next()? {
-                Ok(b) => b,
-                Err(e) => {
-                    tracing::warn!(topic = %self.topic, partition = self.partition, error = %e, "corrupt record batch; stopping here");
-                    return None;
+            let batch = match self.decoder.next() {
+                Some(Ok(b)) => b,
+                Some(Err(e)) => return Some(Err(self.decode_failed(e))),
+                None => {
+                    let (error, past) = *self.failure.take()?;
+                    self.failed = Some(Failed::AtFetch(past));
+                    return Some(Err(error));
                 }
             };
             if self.read_committed {
@@ -255,7 +447,7 @@ impl Iterator for ChunkRecords {
                 })
                 .collect();
             if !records.is_empty() {
-                return Some(records);
+                return Some(Ok(records));
             }
         }
     }
@@ -371,7 +563,12 @@ mod tests {
         isolation: IsolationLevel,
         check_crcs: bool,
     ) -> (Vec<ConsumerRecord>, i64, i64) {
-        match scan_partition(topic, fetched_at, data, isolation, check_crcs) {
+        let config = FetchConfig {
+            isolation_level: isolation,
+            check_crcs,
+            ..FetchConfig::default()
+        };
+        match scan_partition(topic, fetched_at, data, &config) {
             PartitionOutcome::Data {
                 chunk,
                 next_offset,
@@ -515,10 +712,143 @@ mod tests {
             &topic,
             0,
             PartitionData::default().with_error_code(1),
-            IsolationLevel::ReadUncommitted,
-            true,
+            &FetchConfig::default(),
         );
         assert!(matches!(err, PartitionOutcome::Error(_)));
+    }
+
+    fn scan(
+        fetched_at: i64,
+        hw: i64,
+        records: Bytes,
+        check_crcs: bool,
+    ) -> (Option<RawChunk>, i64, Option<Box<BadBatch>>) {
+        let config = FetchConfig {
+            check_crcs,
+            ..FetchConfig::default()
+        };
+        let data = PartitionData::default()
+            .with_high_watermark(hw)
+            .with_records(Some(records));
+        match scan_partition(&Arc::from("t"), fetched_at, data, &config) {
+            PartitionOutcome::Data {
+                chunk,
+                next_offset,
+                bad,
+                ..
+            } => (chunk, next_offset, bad),
+            PartitionOutcome::Error(e) => panic!("{e}"),
+        }
+    }
+
+    /// `bytes` with the byte at `at` xor `mask`.
+    fn flip(bytes: &Bytes, at: usize, mask: u8) -> Bytes {
+        let mut b = BytesMut::from(&bytes[..]);
+        b[at] ^= mask;
+        b.freeze()
+    }
+
+    #[test]
+    fn a_corrupt_batch_stops_the_position_at_it_and_keeps_its_neighbours() {
+        let a = encode(&[batch(0, &["a0", "a1"], Compression::None)]);
+        let b = encode(&[batch(2, &["b0", "b1"], Compression::None)]);
+        let c = encode(&[batch(4, &["c0"], Compression::Gzip)]);
+        let bad_b = flip(&b, b.len() - 2, 1);
+        let all = [a.clone(), bad_b.clone(), c.clone()].concat();
+        let (chunk, next, bad) = scan(0, 5, Bytes::from(all.clone()), true);
+        let records = chunk.unwrap().decode();
+        assert_eq!(records.iter().map(|r| r.offset).collect::<Vec<_>>(), [0, 1]);
+        assert_eq!(next, 2, "the position stops at B");
+        let bad = bad.unwrap();
+        assert_eq!((bad.base_offset, bad.past), (2, 4));
+        assert!(
+            matches!(&bad.error, Error::CorruptBatch { source, batch, .. } if source.is_retriable() && *batch == bad_b),
+            "{:?}",
+            bad.error
+        );
+        // Fetched at B: nothing to hand out, the position stays.
+        let (chunk, next, bad) = scan(2, 5, Bytes::from(all[a.len()..].to_vec()), true);
+        assert!(chunk.is_none());
+        assert_eq!((next, bad.map(|b| b.past)), (2, Some(4)));
+        // A flipped lastOffsetDelta fails the CRC too; with CRCs off it moves the position no further
+        // than the batches after it or the high watermark say.
+        let jumpy = flip(&a, 26, 0x40);
+        let (_, next, bad) = scan(0, 5, Bytes::from([jumpy.clone(), c.clone()].concat()), true);
+        assert_eq!((next, bad.map(|b| b.base_offset)), (0, Some(0)));
+        let (_, next, _) = scan(0, 5, Bytes::from([jumpy.clone(), c.clone()].concat()), false);
+        assert_eq!(next, 5, "C's end, not A's claim");
+        let (_, next, _) = scan(0, 2, jumpy, false);
+        assert_eq!(next, 2, "bounded by the high watermark");
+    }
+
+    #[test]
+    fn a_first_batch_cut_short_or_in_an_old_format_is_reported_not_refetched_quietly() {
+        let big = encode(&[batch(7, &["x", "y", "z"], Compression::None)]);
+        let (chunk, next, bad) = scan(7, 10, big.slice(..big.len() - 1), true);
+        assert!(chunk.is_none());
+        assert_eq!(next, 7);
+        let bad = bad.unwrap();
+        assert!(
+            matches!(bad.error, Error::BatchTooLarge { base_offset: 7, size, received, .. } if size == big.len() as u64 && received == big.len() - 1),
+            "{:?}",
+            bad.error
+        );
+        // After a whole batch, a cut one is left for the next fetch.
+        let two = [encode(&[batch(0, &["a"], Compression::None)]), big.clone()].concat();
+        let (chunk, next, bad) = scan(0, 10, Bytes::from(two[..two.len() - 1].to_vec()), true);
+        assert!(chunk.is_some() && bad.is_none());
+        assert_eq!(next, 1);
+        // A magic 1 message set (offset, size, crc, magic, ...): the old format is an error.
+        let mut old = BytesMut::new();
+        old.extend_from_slice(&5i64.to_be_bytes());
+        old.extend_from_slice(&14i32.to_be_bytes());
+        old.extend_from_slice(&[0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        let (_, next, bad) = scan(5, 6, old.freeze(), true);
+        assert_eq!(next, 5);
+        assert!(matches!(
+            bad.unwrap().error,
+            Error::CorruptBatch {
+                source: crate::protocol::records::Error::UnsupportedMagic { magic: 1, .. },
+                ..
+            }
+        ));
+        // A negative batch length.
+        let mut negative = BytesMut::from(&big[..]);
+        negative[8..12].copy_from_slice(&(-3i32).to_be_bytes());
+        let (_, next, bad) = scan(7, 10, negative.freeze(), true);
+        assert_eq!((next, bad.map(|b| b.past)), (7, Some(10)));
+    }
+
+    #[test]
+    fn a_batch_that_fails_to_decompress_is_an_error_item_and_the_chunk_goes_on_after_it() {
+        let a = encode(&[batch(0, &["a"], Compression::None)]);
+        let c = encode(&[batch(2, &["c"], Compression::None)]);
+        // B: a gzip batch whose compressed records are garbage, with a correct CRC.
+        let mut b = BytesMut::from(&encode(&[batch(1, &["b"], Compression::Gzip)])[..]);
+        let end = b.len();
+        b[61..end].fill(0x5a);
+        let crc = crc32c::crc32c(&b[21..]);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        let b = b.freeze();
+        let (chunk, next, bad) = scan(0, 3, Bytes::from([a, b.clone(), c].concat()), true);
+        assert!(bad.is_none(), "the header and CRC are sound");
+        assert_eq!(next, 3);
+        let mut records = chunk.unwrap().records();
+        assert_eq!(records.next().unwrap().unwrap()[0].offset, 0);
+        match records.next() {
+            Some(Err(Error::CorruptBatch {
+                base_offset: 1,
+                last_offset: 1,
+                batch,
+                ..
+            })) => assert_eq!(batch, b),
+            other => panic!("{other:?}"),
+        }
+        assert!(records.next().is_none(), "stopped at B until it is passed");
+        assert_eq!(records.pass_failed(), Some(Failed::InChunk));
+        assert_eq!(records.next().unwrap().unwrap()[0].offset, 2);
+        assert!(records.next().is_none());
+        assert_eq!(records.pass_failed(), None);
     }
 
     #[test]

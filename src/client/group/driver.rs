@@ -28,7 +28,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tokio::task::JoinSet;
+use tokio::task::{AbortHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use super::{
@@ -36,8 +36,12 @@ use super::{
     coordinator::{self, CoordinatorConnection},
     member::{Failure, GroupRequest, LeaveReason, Member, MemberConfig, MemberEvent},
     offsets,
+    waits::Waits,
 };
 use crate::client::Cluster;
+
+/// How much longer than the rebalance timeout a JoinGroup may wait for its answer (Java's margin).
+const JOIN_MARGIN: Duration = Duration::from_secs(5);
 
 /// A boxed, sendable future (what [`RebalanceListener::on_revoke`] returns).
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -112,6 +116,8 @@ pub(crate) async fn run(
         listener,
         coordinator: None,
         tasks: JoinSet::new(),
+        waits: Waits::default(),
+        rebalance_request: None,
         commits_in_flight: 0,
         next_commit: Instant::now(),
     };
@@ -129,10 +135,13 @@ pub(crate) async fn run(
             // Revocation commits and LeaveGroup are done by now; what is left (a JoinGroup the
             // coordinator is holding, a heartbeat) no longer matters.
             driver.tasks.abort_all();
+            driver.waits.clear();
             break;
         }
+        driver.waits.report(&driver.config.member.group_id, now);
         let deadline = [
             driver.member.poll_timeout(),
+            driver.waits.next_report(),
             Some(driver.next_commit),
             Some(now + Duration::from_secs(1)),
         ]
@@ -141,9 +150,14 @@ pub(crate) async fn run(
         .min()
         .unwrap_or(now);
         tokio::select! {
-            Some(done) = driver.tasks.join_next() => {
-                if let Ok(done) = done {
-                    driver.complete(Instant::now(), done);
+            Some(done) = driver.tasks.join_next_with_id() => {
+                let now = Instant::now();
+                match done {
+                    Ok((id, done)) => {
+                        driver.waits.ended(id, &driver.config.member.group_id, now);
+                        driver.complete(now, done);
+                    }
+                    Err(e) => driver.waits.ended(e.id(), &driver.config.member.group_id, now),
                 }
             }
             () = tokio::time::sleep_until(deadline.into()) => {}
@@ -163,11 +177,31 @@ struct Driver {
     listener: Arc<dyn RebalanceListener>,
     coordinator: Option<CoordinatorConnection>,
     tasks: JoinSet<Completion>,
+    waits: Waits,
+    /// The JoinGroup or SyncGroup in flight, if any.
+    rebalance_request: Option<AbortHandle>,
     commits_in_flight: usize,
     next_commit: Instant,
 }
 
 impl Driver {
+    /// Runs `task` beside the others, remembering what it waits for (to log long waits).
+    fn spawn(
+        &mut self,
+        what: &'static str,
+        to_coordinator: bool,
+        task: impl Future<Output = Completion> + Send + 'static,
+    ) -> AbortHandle {
+        let coordinator = self
+            .coordinator
+            .as_ref()
+            .map(|c| c.node_id)
+            .filter(|_| to_coordinator);
+        let handle = self.tasks.spawn(task);
+        self.waits.started(handle.id(), what, coordinator, Instant::now());
+        handle
+    }
+
     /// Drains the member's events and requests, and commits when due.
     fn step(&mut self, now: Instant) {
         self.sync_coordinator();
@@ -224,7 +258,7 @@ impl Driver {
             MemberEvent::Revoke { partitions, lost } => {
                 tracing::info!(group = %self.config.member.group_id, revoked = ?partitions, lost, "revoking");
                 let revoke = self.listener.on_revoke(partitions.clone(), lost);
-                self.tasks.spawn(async move {
+                self.spawn("revocation (workers finishing)", false, async move {
                     let offsets = revoke.await;
                     Completion::Revoked {
                         partitions,
@@ -242,7 +276,7 @@ impl Driver {
         let coordinator = self.coordinator.clone();
         let group = self.config.member.group_id.clone();
         let timeout = self.config.request_timeout;
-        self.tasks.spawn(async move {
+        self.spawn("OffsetFetch", true, async move {
             tokio::time::sleep(delay).await;
             let result = match coordinator {
                 Some(c) => offsets::fetch_committed(&c, &group, &added, timeout).await,
@@ -270,7 +304,7 @@ impl Driver {
         };
         self.commits_in_flight += 1;
         let config = Arc::clone(&self.config);
-        self.tasks.spawn(async move {
+        self.spawn("OffsetCommit", true, async move {
             let result = offsets::commit(
                 &coordinator,
                 &config.member,
@@ -292,7 +326,7 @@ impl Driver {
         let timeout = config.request_timeout;
         if let GroupRequest::FindCoordinator = request {
             let cluster = self.cluster.clone();
-            self.tasks.spawn(async move {
+            self.spawn("FindCoordinator", false, async move {
                 let group = config.member.group_id.as_str();
                 let result = cluster
                     .request_any_with(|v| coordinator::find_coordinator(v, group))
@@ -305,7 +339,7 @@ impl Driver {
         }
         if let GroupRequest::Metadata { topics } = request {
             let cluster = self.cluster.clone();
-            self.tasks.spawn(async move {
+            self.spawn("Metadata", false, async move {
                 let names: Vec<&str> = topics.iter().map(String::as_str).collect();
                 let result = cluster
                     .refresh_topics(&names)
@@ -335,7 +369,7 @@ impl Driver {
                 GroupRequest::Heartbeat { .. } => Completion::Heartbeat(Err(lost())),
                 _ => Completion::Leave,
             };
-            self.tasks.spawn(async move { done });
+            self.spawn("nothing (no coordinator)", false, async move { done });
             return;
         };
         match request {
@@ -344,9 +378,11 @@ impl Driver {
                 protocols,
                 reason,
             } => {
+                tracing::debug!(group = %config.member.group_id, coordinator = c.node_id, member = %member_id, reason, "JoinGroup sent");
                 // The coordinator holds JoinGroup until every member rejoined: up to the rebalance timeout.
-                let join_timeout = config.member.rebalance_timeout + timeout;
-                self.tasks.spawn(async move {
+                // Past it (plus a margin, as Java does) the member rediscovers the coordinator and rejoins.
+                let join_timeout = config.member.rebalance_timeout + JOIN_MARGIN;
+                self.rebalance_request = Some(self.spawn("JoinGroup", true, async move {
                     let m = &config.member;
                     Completion::Join(
                         c.send(
@@ -355,14 +391,17 @@ impl Driver {
                         )
                         .await,
                     )
-                });
+                }));
             }
             GroupRequest::SyncGroup {
                 generation,
                 assignments,
             } => {
-                let sync_timeout = config.member.rebalance_timeout + timeout;
-                self.tasks.spawn(async move {
+                tracing::debug!(group = %config.member.group_id, coordinator = c.node_id, generation = generation.generation_id, leader = !assignments.is_empty(), "SyncGroup sent");
+                // Like every request but JoinGroup (Java): a SyncGroup the coordinator never answers ends
+                // in rediscovery and a rejoin, not in a wait as long as the rebalance timeout.
+                let sync_timeout = timeout;
+                self.rebalance_request = Some(self.spawn("SyncGroup", true, async move {
                     let m = &config.member;
                     Completion::Sync(
                         c.send(
@@ -371,16 +410,29 @@ impl Driver {
                         )
                         .await,
                     )
-                });
+                }));
             }
             GroupRequest::Heartbeat { generation } => {
-                self.tasks.spawn(async move {
+                self.spawn("Heartbeat", true, async move {
                     let m = &config.member;
                     Completion::Heartbeat(c.send(|_| coordinator::heartbeat(m, &generation), timeout).await)
                 });
             }
             GroupRequest::LeaveGroup { member_id, reason } => {
-                self.tasks.spawn(async move {
+                let c = match self.rebalance_request.take().filter(|r| !r.is_finished()) {
+                    // Leaving while the coordinator holds this member's JoinGroup or SyncGroup: a broker
+                    // answers a connection's requests in order, so LeaveGroup goes on a new connection,
+                    // and the held request is dropped.
+                    Some(held) => {
+                        held.abort();
+                        tracing::debug!(group = %config.member.group_id, "leaving during a rebalance: the held request is dropped");
+                        let fresh = CoordinatorConnection::new(c.node_id, c.address(), self.cluster.config());
+                        self.coordinator = Some(fresh.clone());
+                        fresh
+                    }
+                    None => c,
+                };
+                self.spawn("LeaveGroup", true, async move {
                     let m = &config.member;
                     let result = c
                         .send(|v| coordinator::leave_group(v, m, &member_id, reason), timeout)
@@ -411,7 +463,18 @@ impl Driver {
                 }
                 self.member.handle_sync(now, r)
             }
-            Completion::Heartbeat(r) => self.member.handle_heartbeat(now, r),
+            Completion::Heartbeat(r) => {
+                match &r {
+                    Ok(r) if r.error_code != 0 => {
+                        tracing::debug!(group = %self.config.member.group_id, error = r.error_code, "Heartbeat answered");
+                    }
+                    Err(e) => {
+                        tracing::debug!(group = %self.config.member.group_id, error = ?e, "Heartbeat failed")
+                    }
+                    Ok(_) => {}
+                }
+                self.member.handle_heartbeat(now, r)
+            }
             Completion::Leave => self.member.handle_leave(now),
             Completion::Fetched {
                 added,

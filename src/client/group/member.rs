@@ -483,11 +483,12 @@ impl Member {
         if self.closed {
             return None;
         }
-        // Heartbeats run beside everything else while STABLE (also while revoking).
+        // Heartbeats run beside everything else while STABLE, also once a rejoin is due and while the
+        // consumer revokes (as Java's heartbeat thread does until JoinGroup goes out): a revocation
+        // slower than the session timeout must not get the member evicted and its commit refused.
         if self.state == MemberState::Stable
             && self.coordinator.is_some()
             && self.heartbeat.should_heartbeat(now)
-            && self.rejoin.is_none()
             && let Some(generation) = self.generation.clone()
         {
             self.heartbeat.sent(now);
@@ -799,7 +800,7 @@ impl Member {
             tracing::debug!(group = %self.config.group_id, reason, "rejoin needed");
             self.rejoin = Some(reason.to_owned());
         }
-        // Heartbeats stop; the state stays STABLE (so revocation can still commit with the current
+        // The state stays STABLE (heartbeats go on, and revocation can still commit with the current
         // generation) until poll_request sends JoinGroup, after revoking if eager.
     }
 

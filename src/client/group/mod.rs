@@ -4,6 +4,7 @@
 //! - [`member`]: one member's join/sync/heartbeat state machine, without I/O ([`Member`]).
 //! - `heartbeat`: the member's timers ([`HeartbeatConfig`]).
 //! - `coordinator`, `offsets`: the group requests on the wire, OffsetFetch and OffsetCommit.
+//! - `waits`: what the driver waits for and since when (long waits are logged).
 //! - `driver`: the task that drives a [`Member`] over the coordinator's own connection and reports to
 //!   a [`RebalanceListener`] (the consumer).
 //!
@@ -16,6 +17,7 @@ pub(crate) mod driver;
 mod heartbeat;
 pub mod member;
 mod offsets;
+mod waits;
 
 pub use driver::{BoxFuture, RebalanceListener};
 pub use heartbeat::HeartbeatConfig;

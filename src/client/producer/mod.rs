@@ -32,6 +32,7 @@ use std::{
 
 pub use config::{Acks, ProducerConfig};
 pub use error::Error;
+pub(crate) use partitioner::SplitMix64;
 pub use record::{ProducerRecord, RecordMetadata};
 use tokio::task::JoinHandle;
 

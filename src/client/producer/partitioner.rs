@@ -230,11 +230,17 @@ impl Partitioner {
     }
 }
 
-/// A tiny non-cryptographic generator (SplitMix64): unkeyed placement only needs to be spread out.
+/// A tiny non-cryptographic generator (SplitMix64): unkeyed placement and retry jitter only need to be
+/// spread out.
 #[derive(Debug, Clone)]
-struct SplitMix64(u64);
+pub(crate) struct SplitMix64(u64);
 
 impl SplitMix64 {
+    /// A generator seeded from the process's random hasher keys and the clock.
+    pub(crate) fn from_entropy() -> Self {
+        Self(RandomState::new().hash_one(std::time::Instant::now()))
+    }
+
     fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
@@ -248,6 +254,11 @@ impl SplitMix64 {
         #[allow(clippy::cast_possible_truncation)]
         let r = (self.next() % (n.max(1) as u64)) as usize;
         r
+    }
+
+    /// A number in `[0, 1)`.
+    pub(crate) fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
     }
 }
 

@@ -10,7 +10,6 @@ use super::entry::DlqEntry;
 use super::error::{AdminError, MetadataSnafu, ReplaySnafu};
 use super::read::{self, Fetched, INITIAL_FETCH_BYTES, MAX_FETCH_BYTES, ReadRecord, retrying};
 use super::targeted_replay_headers;
-use crate::bus::KafkaEventBusConfig;
 use crate::client::cluster::{self, Cluster};
 use crate::client::producer::{Producer, ProducerRecord, RecordMetadata};
 use crate::dlq::replay_count;
@@ -28,18 +27,13 @@ const TIMEOUT_GRACE: Duration = Duration::from_millis(50);
 /// # Example
 ///
 /// ```
-/// use kafka_event_bus::bus::KafkaEventBusConfig;
 /// use kafka_event_bus::dlq::DlqAdminConfig;
 ///
-/// let bus = KafkaEventBusConfig::builder().topic_prefix("orders").build()?;
-/// let admin = DlqAdminConfig::from_bus_config(&bus);
-/// assert_eq!(admin.topic, "orders.stream");
-/// assert_eq!(admin.dlq_topic, "orders.stream.dlq");
+/// let admin = DlqAdminConfig::new("a.stream", "a.stream.dlq");
 /// assert_eq!(admin.max_replay_attempts, 3);
 ///
 /// let custom = DlqAdminConfig::new("a.stream", "a.stream.dlq").with_max_replay_attempts(1);
 /// assert_eq!(custom.max_replay_attempts, 1);
-/// # Ok::<(), kafka_event_bus::bus::ConfigError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -56,7 +50,7 @@ pub struct DlqAdminConfig {
 
 impl DlqAdminConfig {
     /// Replays go to `topic`, dead letters are read from `dlq_topic`; 3 replay attempts (the
-    /// reference's default), [`DEFAULT_READ_TIMEOUT`].
+    /// eventsource-py's default), [`DEFAULT_READ_TIMEOUT`].
     pub fn new(topic: impl Into<String>, dlq_topic: impl Into<String>) -> Self {
         Self {
             topic: topic.into(),
@@ -64,12 +58,6 @@ impl DlqAdminConfig {
             max_replay_attempts: 3,
             read_timeout: DEFAULT_READ_TIMEOUT,
         }
-    }
-
-    /// The bus's topics and `dlq_max_replay_attempts`.
-    pub fn from_bus_config(config: &KafkaEventBusConfig) -> Self {
-        Self::new(config.topic_name(), config.dlq_topic_name())
-            .with_max_replay_attempts(config.dlq_max_replay_attempts)
     }
 
     /// Sets [`max_replay_attempts`](Self::max_replay_attempts).
@@ -86,7 +74,7 @@ impl DlqAdminConfig {
 }
 
 /// The operator's handle on the DLQ: eventsource-py's `get_dlq_messages`, `get_dlq_message_count` and
-/// `replay_dlq_message`, without their bugs (spec §8.2, §8.3, §8.8).
+/// `replay_dlq_message`, without their bugs (eventsource-py bug 2, 3, 8 in `docs/spec-bugs.md`).
 ///
 /// Reads never join a consumer group and never commit: each partition is read from its leader with
 /// plain Fetch requests, from the log start to the high watermark.

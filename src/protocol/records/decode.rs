@@ -133,6 +133,10 @@ pub struct RecordBatchDecoder {
     options: DecodeOptions,
     next_offset: Option<i64>,
     done: bool,
+    /// The bytes of the batch being read (or that last failed): `(start, end)` in `buf`.
+    last: (usize, usize),
+    /// The last error left `pos` after a batch whose bounds were sound: [`Self::resume`] may go on.
+    resumable: bool,
 }
 
 impl RecordBatchDecoder {
@@ -144,7 +148,25 @@ impl RecordBatchDecoder {
             options,
             next_offset: None,
             done: false,
+            last: (0, 0),
+            resumable: false,
         }
+    }
+
+    /// The bytes of the batch last yielded or last failed (empty before the first).
+    pub(crate) fn last_batch(&self) -> Bytes {
+        self.buf.slice(self.last.0..self.last.1)
+    }
+
+    /// After an error: goes on with the batch after the failed one, when the failed batch's bounds
+    /// were sound (its records failed to decode, not its frame or CRC). Returns whether it did.
+    pub(crate) fn resume(&mut self) -> bool {
+        let resumed = self.done && self.resumable;
+        if resumed {
+            self.done = false;
+            self.resumable = false;
+        }
+        resumed
     }
 
     /// The offset after the last complete batch read so far, yielded or skipped: where the next fetch
@@ -192,17 +214,8 @@ impl RecordBatchDecoder {
                 return Ok(None);
             };
             let batch = self.buf.slice(self.pos..end);
-            let header = BatchHeader::parse(&batch, base_offset)?;
-            if self.options.check_crcs {
-                let computed = crc32c::crc32c(batch.get(21..).unwrap_or_default());
-                if computed != header.crc {
-                    return Err(Error::CrcMismatch {
-                        base_offset,
-                        stored: header.crc,
-                        computed,
-                    });
-                }
-            }
+            self.last = (self.pos, end);
+            let header = verified_header(&batch, base_offset, self.options.check_crcs)?;
             self.pos = end;
             self.next_offset = Some(
                 base_offset
@@ -212,6 +225,7 @@ impl RecordBatchDecoder {
             if header.is_control() && self.options.skip_control_batches {
                 continue;
             }
+            self.resumable = true;
             return header
                 .into_batch(batch.slice(BATCH_HEADER_LEN..), base_offset, &self.options)
                 .map(Some);
@@ -227,7 +241,10 @@ impl Iterator for RecordBatchDecoder {
             return None;
         }
         match self.next_batch() {
-            Ok(Some(batch)) => Some(Ok(batch)),
+            Ok(Some(batch)) => {
+                self.resumable = false;
+                Some(Ok(batch))
+            }
             Ok(None) => {
                 self.done = true;
                 None
@@ -238,6 +255,54 @@ impl Iterator for RecordBatchDecoder {
             }
         }
     }
+}
+
+/// The header of one whole batch (`batch`: base offset to the end of its records), checked: magic 2,
+/// a length that holds the header and, with `check_crcs`, the CRC-32C. The records are not looked at.
+fn verified_header(batch: &[u8], base_offset: i64, check_crcs: bool) -> Result<BatchHeader, Error> {
+    let header = BatchHeader::parse(batch, base_offset)?;
+    if check_crcs {
+        let computed = crc32c::crc32c(batch.get(21..).unwrap_or_default());
+        if computed != header.crc {
+            return Err(Error::CrcMismatch {
+                base_offset,
+                stored: header.crc,
+                computed,
+            });
+        }
+    }
+    Ok(header)
+}
+
+/// What [`check_batch`] found sound in a batch's frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CheckedBatch {
+    /// The base offset.
+    pub(crate) base_offset: i64,
+    /// The last offset delta, as the header says.
+    pub(crate) last_offset_delta: i32,
+}
+
+/// Checks one whole batch (`batch`: from its base offset to the end of its records, exactly its
+/// `batchLength` + 12 bytes) without decoding its records: see [`verified_header`].
+pub(crate) fn check_batch(batch: &[u8], check_crcs: bool) -> Result<CheckedBatch, Error> {
+    let base_offset = i64::from_be_bytes(be(batch, 0));
+    let length = i32::from_be_bytes(be(batch, 8));
+    if usize::try_from(length)
+        .ok()
+        .filter(|&l| l >= BATCH_HEADER_LEN - LOG_OVERHEAD)
+        .is_none()
+    {
+        return match batch.get(16).map(|&m| m as i8) {
+            Some(magic) if magic != 2 && length >= 0 => Err(Error::UnsupportedMagic { base_offset, magic }),
+            _ => Err(Error::BatchLength { base_offset, length }),
+        };
+    }
+    let header = verified_header(batch, base_offset, check_crcs)?;
+    Ok(CheckedBatch {
+        base_offset,
+        last_offset_delta: header.last_offset_delta,
+    })
 }
 
 impl std::iter::FusedIterator for RecordBatchDecoder {}

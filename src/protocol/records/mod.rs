@@ -51,6 +51,7 @@ pub(crate) mod varint;
 use bytes::Bytes;
 
 pub use compression::Compression;
+pub(crate) use decode::{CheckedBatch, check_batch};
 pub use decode::{DecodeOptions, RecordBatchDecoder, decode_batches};
 pub use encode::{RecordBatchBuilder, rewrite_producer_state};
 pub use error::Error;

@@ -182,9 +182,14 @@ async fn pipelined_responses_reach_their_callers_in_any_order() {
 }
 
 #[tokio::test]
-async fn a_timed_out_request_leaves_the_connection_usable() {
+async fn a_timed_out_request_closes_the_connection() {
     let (messenger, mut peer) = connect(Duration::from_millis(100)).await;
-    let err = messenger.request(&MetadataRequest::default()).await.unwrap_err();
+    let request = MetadataRequest::default();
+    let (slow, timed_out) = tokio::join!(
+        messenger.request_with_timeout(&request, Duration::from_secs(30)),
+        messenger.request(&request)
+    );
+    let err = timed_out.unwrap_err();
     assert!(
         matches!(
             err,
@@ -196,17 +201,87 @@ async fn a_timed_out_request_leaves_the_connection_usable() {
         "{err}"
     );
     assert!(err.is_retriable());
-    // The late answer to the first request must be discarded, not handed to the second.
-    let (late, _) = peer.read_request().await.unwrap();
-    let second = async { messenger.request(&MetadataRequest::default()).await };
+    // The other request in flight on the silent link fails with it, and so does every later one.
+    let slow = slow.unwrap_err();
+    assert!(matches!(slow, Error::RequestTimeout { .. }), "{slow}");
+    assert!(messenger.is_poisoned());
+    let later = messenger.request(&MetadataRequest::default()).await.unwrap_err();
+    assert!(matches!(later, Error::RequestTimeout { .. }), "{later}");
+    // The socket is closed: the peer reads the two requests, then end of stream.
+    assert!(peer.read_request().await.is_some());
+    assert!(peer.read_request().await.is_some());
+    let eof = tokio::time::timeout(Duration::from_secs(5), peer.read_request()).await;
+    assert!(matches!(eof, Ok(None)), "the client kept the socket open");
+}
+
+#[tokio::test]
+async fn a_response_to_no_request_in_flight_poisons_the_connection() {
+    let (messenger, mut peer) = connect(Duration::from_secs(5)).await;
     let broker = async {
-        peer.respond(late.correlation_id, 12, &tagged_metadata(1)).await;
         let (header, _) = peer.read_request().await.unwrap();
-        peer.respond(header.correlation_id, 12, &tagged_metadata(2)).await;
+        // Another request's answer (an id this connection never sent) arrives first.
+        peer.respond(header.correlation_id + 1000, 12, &tagged_metadata(9))
+            .await;
+        peer.respond(header.correlation_id, 12, &tagged_metadata(1)).await;
+        peer
     };
-    let (second, ()) = tokio::join!(second, broker);
-    assert_eq!(second.unwrap().throttle_time_ms, 2);
-    assert!(!messenger.is_poisoned());
+    let request = MetadataRequest::default();
+    let (result, _peer) = tokio::join!(messenger.request(&request), broker);
+    let err = result.unwrap_err();
+    assert!(
+        matches!(err, Error::UnexpectedCorrelationId { correlation_id, .. } if correlation_id >= 1000),
+        "{err}"
+    );
+    assert!(err.is_retriable());
+    assert!(messenger.is_poisoned());
+}
+
+#[tokio::test]
+async fn a_second_answer_to_one_request_poisons_the_connection() {
+    let (messenger, mut peer) = connect(Duration::from_secs(5)).await;
+    let request = MetadataRequest::default();
+    let broker = async {
+        let (header, _) = peer.read_request().await.unwrap();
+        peer.respond(header.correlation_id, 12, &tagged_metadata(1)).await;
+        peer.respond(header.correlation_id, 12, &tagged_metadata(2)).await;
+        header.correlation_id
+    };
+    let (first, id) = tokio::join!(messenger.request(&request), broker);
+    assert_eq!(first.unwrap().throttle_time_ms, 1);
+    // The replayed answer must not reach the next caller.
+    let second = tokio::time::timeout(Duration::from_secs(5), messenger.request(&request))
+        .await
+        .unwrap();
+    let err = second.unwrap_err();
+    assert!(
+        matches!(err, Error::UnexpectedCorrelationId { correlation_id, .. } if correlation_id == id),
+        "{err}"
+    );
+    assert!(messenger.is_poisoned());
+}
+
+#[tokio::test]
+async fn a_response_that_does_not_decode_poisons_the_connection() {
+    let (messenger, mut peer) = connect(Duration::from_secs(5)).await;
+    let broker = async {
+        let (header, _) = peer.read_request().await.unwrap();
+        // The right correlation id, then a body cut short.
+        let mut frame = BytesMut::new();
+        frame.put_i32(6);
+        frame.put_i32(header.correlation_id);
+        frame.put_u16(0xffff);
+        peer.io.write_all(&frame).await.unwrap();
+        peer
+    };
+    let request = MetadataRequest::default();
+    let (result, _peer) = tokio::join!(messenger.request(&request), broker);
+    let err = result.unwrap_err();
+    assert!(matches!(err, Error::Protocol { .. }), "{err}");
+    assert!(
+        err.is_retriable(),
+        "a decode failure is retriable on a new connection"
+    );
+    assert!(messenger.is_poisoned());
 }
 
 #[tokio::test]

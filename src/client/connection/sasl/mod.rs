@@ -22,6 +22,7 @@
 //! - `Debug` output never contains the password or key material.
 
 mod authenticate;
+mod password;
 mod scram;
 
 use std::fmt;
@@ -32,10 +33,13 @@ use snafu::Snafu;
 use crate::protocol::ServerError;
 
 pub(crate) use authenticate::authenticate;
+pub(crate) use password::Password;
 pub(crate) use scram::ScramClient;
 
-/// Why SASL authentication failed. None is retriable: the credentials, the mechanism or the broker's
-/// settings must change first. The password is never part of an error.
+/// Why SASL authentication failed. Only [`ClosedDuringAuthentication`](Self::ClosedDuringAuthentication)
+/// is retriable (a broker restarting mid-exchange looks like that); for every other error the
+/// credentials, the mechanism or the broker's settings must change first. The password is never part of
+/// an error.
 ///
 /// It reaches callers inside
 /// [`connection::Error::Authentication`](crate::client::connection::Error::Authentication), which names
@@ -126,9 +130,11 @@ pub enum Error {
 }
 
 impl Error {
-    /// Always `false`: authentication errors do not go away by retrying the same exchange.
+    /// Whether a new connection may succeed: only when the broker closed the connection mid-exchange
+    /// (a restart, a dropped link, or a broker that answers wrong credentials by hanging up, in which
+    /// case retrying ends at the reconnect deadline). Refusals do not go away by retrying.
     pub fn is_retriable(&self) -> bool {
-        false
+        matches!(self, Error::ClosedDuringAuthentication)
     }
 }
 
@@ -157,7 +163,7 @@ pub enum Mechanism {
 }
 
 impl Mechanism {
-    /// Every mechanism, in the order the reference lists them.
+    /// Every mechanism, in the order eventsource-py lists them.
     pub const ALL: [Mechanism; 3] = [Self::Plain, Self::ScramSha256, Self::ScramSha512];
 
     /// The name sent in SaslHandshake and used in Kafka configuration.
@@ -192,7 +198,8 @@ impl FromStr for Mechanism {
 
 /// SASL credentials for every broker connection (`security_protocol` SASL_PLAINTEXT or SASL_SSL).
 ///
-/// `Debug` shows the mechanism and the user, never the password.
+/// `Debug` shows the mechanism and the user, never the password. The password is overwritten with
+/// zeros when the last copy of the configuration is dropped.
 ///
 /// # Example
 ///
@@ -212,8 +219,11 @@ pub struct SaslConfig {
     pub mechanism: Mechanism,
     /// The user name.
     pub username: String,
-    password: String,
+    password: Password,
 }
+
+// Every field that holds a secret wipes itself on drop.
+impl zeroize::ZeroizeOnDrop for SaslConfig {}
 
 impl SaslConfig {
     /// Credentials for `mechanism`.
@@ -221,13 +231,13 @@ impl SaslConfig {
         Self {
             mechanism,
             username: username.into(),
-            password: password.into(),
+            password: Password::new(password.into()),
         }
     }
 
     /// The password (kept out of `Debug`).
     pub fn password(&self) -> &str {
-        &self.password
+        self.password.as_str()
     }
 }
 
@@ -236,7 +246,7 @@ impl fmt::Debug for SaslConfig {
         f.debug_struct("SaslConfig")
             .field("mechanism", &self.mechanism)
             .field("username", &self.username)
-            .field("password", &"***")
+            .field("password", &self.password)
             .finish()
     }
 }
@@ -275,8 +285,8 @@ impl fmt::Debug for Step {
 pub(crate) enum SaslClient {
     /// PLAIN: one message, then done when the broker accepts it.
     Plain {
-        /// The initial response (holds the password).
-        initial: Vec<u8>,
+        /// The initial response (holds the password; wiped on drop).
+        initial: zeroize::Zeroizing<Vec<u8>>,
         /// Whether the initial response was taken.
         sent: bool,
     },
@@ -293,7 +303,7 @@ impl SaslClient {
     pub(crate) fn new(mechanism: Mechanism, username: &str, password: &str) -> Result<Self, Error> {
         Ok(match mechanism {
             Mechanism::Plain => Self::Plain {
-                initial: plain_initial_response(username, password),
+                initial: zeroize::Zeroizing::new(plain_initial_response(username, password)),
                 sent: false,
             },
             Mechanism::ScramSha256 | Mechanism::ScramSha512 => {
@@ -315,7 +325,7 @@ impl SaslClient {
         match self {
             Self::Plain { initial, sent } => {
                 *sent = true;
-                initial.clone()
+                initial.to_vec()
             }
             Self::Scram(s) => s.client_first(),
         }

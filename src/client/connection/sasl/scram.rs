@@ -9,7 +9,8 @@
 //! - The steps run in order: `client_first`, `handle_server_first`, `handle_server_final`; anything
 //!   else is [`Error::OutOfOrder`].
 //! - Success requires the server signature to verify; the comparison is constant-time.
-//! - The password is dropped once the salted password is derived, and neither is ever printed.
+//! - The password is wiped once the salted password is derived, the salted password once the keys are
+//!   derived, and neither is ever printed.
 
 use std::fmt;
 
@@ -18,7 +19,9 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256, Sha512};
 
-use super::{Error, Mechanism, Step};
+use zeroize::Zeroize;
+
+use super::{Error, Mechanism, Password, Step};
 
 /// Kafka's minimum SCRAM iteration count (`ScramMechanism.minIterations`).
 const MIN_ITERATIONS: u32 = 4096;
@@ -44,7 +47,7 @@ enum State {
 pub(crate) struct ScramClient {
     mechanism: Mechanism,
     username: String,
-    password: String,
+    password: Password,
     client_nonce: String,
     state: State,
 }
@@ -74,7 +77,7 @@ impl ScramClient {
         Self {
             mechanism,
             username: username.to_owned(),
-            password: password.to_owned(),
+            password: Password::new(password.to_owned()),
             client_nonce: nonce.to_owned(),
             state: State::Initial,
         }
@@ -150,13 +153,13 @@ impl ScramClient {
         let auth_message = format!("{},{},{}", self.first_bare(), text, final_without_proof);
         let keys = Keys::derive(
             self.mechanism,
-            self.password.as_bytes(),
+            self.password.as_str().as_bytes(),
             &salt,
             iterations,
             auth_message.as_bytes(),
         );
         // The password is no longer needed.
-        self.password.clear();
+        self.password.zeroize();
         self.state = State::ClientFinalSent {
             server_signature: keys.server_signature,
         };
@@ -265,6 +268,8 @@ impl Keys {
             .collect();
         let server_key = hmac_of::<D>(&salted, b"Server Key");
         let server_signature = hmac_of::<D>(&server_key, auth);
+        // The salted password is as good as the password for this salt: wipe it.
+        salted.zeroize();
         Self {
             client_proof,
             server_signature,

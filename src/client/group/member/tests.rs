@@ -443,3 +443,48 @@ fn join_errors_rejoin_or_rediscover() {
         Some(GroupRequest::FindCoordinator)
     );
 }
+
+#[test]
+fn heartbeats_go_on_while_revoking_so_a_slow_revocation_keeps_membership() {
+    let t0 = Instant::now();
+    let mut m = stable_follower(false, vec![tp(0), tp(1)], t0);
+    let t1 = t0 + Duration::from_secs(1);
+    assert!(matches!(m.poll_request(t1), Some(GroupRequest::Heartbeat { .. })));
+    m.handle_heartbeat(
+        t1,
+        Ok(HeartbeatResponse::default().with_error_code(ResponseError::RebalanceInProgress.code())),
+    );
+    assert_eq!(m.poll_request(t1), None);
+    assert!(matches!(events(&mut m)[..], [MemberEvent::Revoke { .. }]));
+    // The revocation takes longer than the session timeout: the member keeps heartbeating all along.
+    let mut at = t1;
+    for _ in 0..10 {
+        at += Duration::from_secs(1);
+        assert!(
+            m.poll_timeout().is_some_and(|t| t <= at),
+            "a heartbeat timer runs while revoking"
+        );
+        m.handle_timeout(at);
+        assert!(
+            matches!(m.poll_request(at), Some(GroupRequest::Heartbeat { .. })),
+            "heartbeat while revoking at +{:?}",
+            at - t1
+        );
+        m.handle_heartbeat(
+            at,
+            Ok(HeartbeatResponse::default().with_error_code(ResponseError::RebalanceInProgress.code())),
+        );
+        assert_eq!(
+            m.poll_request(at),
+            None,
+            "no JoinGroup before the revocation ends"
+        );
+    }
+    assert!(
+        m.generation().is_some(),
+        "the revoke commit still has its generation"
+    );
+    m.handle_revoked(at);
+    let (id, _) = join_request(&mut m, at);
+    assert_eq!(id, "me");
+}

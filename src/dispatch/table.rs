@@ -1,18 +1,16 @@
-//! The subscriptions of a bus: which handlers an event goes to, shared by every [`EventBus`](super::EventBus)
-//! implementation, and running one handler with its errors and panics contained.
+//! The subscriptions of a bus: which handlers an event goes to, shared by every
+//! [`EventBus`](crate::bus::EventBus) implementation and read by the partition workers without a lock.
 
 use std::{
     any::TypeId,
     collections::HashMap,
-    panic::AssertUnwindSafe,
     sync::{
         Arc, PoisonError, RwLock,
         atomic::{AtomicU64, Ordering},
     },
-    task::Poll,
 };
 
-use super::{BoxFuture, ErasedHandler, Error, HandlerError, HandlerResult, SubscriptionId, Target};
+use super::{ErasedHandler, SubscriptionId, Target};
 use crate::event::{AnyEvent, EventRegistry};
 
 struct Sub {
@@ -102,15 +100,19 @@ impl HandlerView {
 }
 
 impl HandlerTable {
-    /// Registers `handler` for `target` (and the target's type with the registry).
-    pub(crate) fn add(&self, target: Target, handler: ErasedHandler) -> Result<SubscriptionId, Error> {
+    /// Registers `handler` for `target` (and the target's type with the registry); refused when another
+    /// Rust type has the target's event type name.
+    pub(crate) fn add(
+        &self,
+        target: Target,
+        handler: ErasedHandler,
+    ) -> Result<SubscriptionId, crate::event::Error> {
         let type_id = match target {
             Target::Type(ty) => {
                 self.registry
                     .write()
                     .unwrap_or_else(PoisonError::into_inner)
-                    .register_type(ty)
-                    .map_err(|source| Error::Subscribe { source })?;
+                    .register_type(ty)?;
                 Some(ty.type_id())
             }
             Target::All => None,
@@ -213,21 +215,12 @@ impl HandlerTable {
     }
 }
 
-/// Runs a handler, turning a panic (where panics unwind) into an error.
-pub(crate) async fn run_isolated(handler: &ErasedHandler, event: AnyEvent) -> HandlerResult {
-    let panicked = |_| -> HandlerError { format!("handler {} panicked", handler.name()).into() };
-    let mut fut: BoxFuture<HandlerResult> =
-        match std::panic::catch_unwind(AssertUnwindSafe(|| handler.call(event))) {
-            Ok(fut) => fut,
-            Err(payload) => return Err(panicked(payload)),
-        };
-    std::future::poll_fn(move |cx| {
-        match std::panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
-            Ok(poll) => poll,
-            Err(payload) => Poll::Ready(Err(panicked(payload))),
-        }
-    })
-    .await
+impl std::fmt::Debug for HandlerTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HandlerTable")
+            .field("subscriptions", &self.len())
+            .finish()
+    }
 }
 
 #[cfg(all(test, feature = "client"))]

@@ -1,0 +1,90 @@
+//! The consume loop: joins the group and runs one worker per assigned partition until stopped.
+
+use std::{sync::Arc, time::Duration};
+
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tracing::{debug, info, warn};
+
+use super::{Dispatcher, stats::Counter, worker::partition_worker};
+use crate::client::{
+    Cluster,
+    consumer::{Consumer, ConsumerConfig, ConsumerEvent},
+};
+
+/// How long a worker may take to exit after its grace period ended (dropping its stream and work).
+const WORKER_EXIT: Duration = Duration::from_millis(100);
+
+/// Why consuming stopped when it was not asked to: the group membership failed for good, or the
+/// consumer could not be started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ConsumeFailed {
+    pub(crate) reason: String,
+}
+
+/// Consumes with `config` until `stop` is cancelled or the consumer fails; then lets the workers finish
+/// the records they hold (bounded by the drain timeout), commits what is done and leaves the group.
+pub(crate) async fn consume(
+    dispatcher: Arc<Dispatcher>,
+    cluster: &Cluster,
+    config: ConsumerConfig,
+    stop: CancellationToken,
+) -> Result<(), ConsumeFailed> {
+    let mut consumer = Consumer::subscribe(cluster, config).map_err(|e| ConsumeFailed {
+        reason: e.to_string(),
+    })?;
+    let settings = &dispatcher.config;
+    info!(group = %settings.consumer_group, topic = %settings.topic, "consuming");
+    let workers = TaskTracker::new();
+    let stop_workers = CancellationToken::new();
+    let result = loop {
+        tokio::select! {
+            () = stop.cancelled() => break Ok(()),
+            event = consumer.next_event() => match event {
+                Some(ConsumerEvent::Assigned(streams)) => {
+                    for stream in streams {
+                        let tp = stream.topic_partition().clone();
+                        debug!(?tp, "partition assigned");
+                        workers.spawn(partition_worker(Arc::clone(&dispatcher), stream, stop_workers.clone()));
+                    }
+                }
+                Some(ConsumerEvent::Revoked { partitions, lost }) => {
+                    dispatcher.stats.add(Counter::RebalanceCount, 1);
+                    let metrics = dispatcher.telemetry.metrics();
+                    metrics.rebalance(&settings.consumer_group);
+                    for tp in &partitions {
+                        metrics.remove_lag(&tp.topic, tp.partition);
+                    }
+                    info!(?partitions, lost, "partitions revoked");
+                }
+                Some(ConsumerEvent::Left(reason)) => warn!(?reason, "left the group"),
+                Some(ConsumerEvent::Fatal(reason)) => {
+                    dispatcher.telemetry.metrics().connection_error("Fatal");
+                    break Err(ConsumeFailed { reason });
+                }
+                None => break Err(ConsumeFailed { reason: "the consumer stopped".into() }),
+            }
+        }
+    };
+    // Workers finish the record they hold (each within the grace period), then stop; the consumer then
+    // commits what is done and leaves. A shutdown's deadline bounds all of it.
+    stop_workers.cancel();
+    workers.close();
+    if tokio::time::timeout(dispatcher.grace() + WORKER_EXIT, workers.wait())
+        .await
+        .is_err()
+    {
+        warn!("handlers still running at shutdown; their records stay uncommitted");
+    }
+    let closing = consumer.close();
+    match dispatcher.deadline.get() {
+        Some(deadline) => {
+            if tokio::time::timeout_at(deadline, closing).await.is_err() {
+                warn!("the shutdown deadline passed while leaving the group");
+            }
+        }
+        None => closing.await,
+    }
+    dispatcher.telemetry.metrics().clear_lag();
+    info!(group = %settings.consumer_group, "stopped consuming");
+    result
+}

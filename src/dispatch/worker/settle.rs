@@ -1,0 +1,169 @@
+//! Settling one record: decode it, run its handlers, retry the failed ones in place, and dead-letter
+//! what still fails (or does not decode).
+
+use std::{borrow::Cow, sync::Arc};
+
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use super::{
+    Settled,
+    dead_letter::{Failure, dead_letter},
+    invoke::run_handlers,
+};
+use crate::{
+    client::{consumer::ConsumerRecord, producer::SplitMix64},
+    dispatch::{
+        Dispatcher, PermanentError, RecordContext,
+        stats::{Counter, Stamp},
+        table::Snapshot,
+    },
+    dlq::{DlqReason, replay_is_for},
+    telemetry::RecordInfo,
+};
+
+/// Settles `record`: handled, dead-lettered, interrupted by `halt` during a retry sleep or DLQ retry,
+/// or stuck (its dead letter refused for good).
+pub(super) async fn settle(
+    dispatcher: &Dispatcher,
+    handlers: &Snapshot,
+    record: &ConsumerRecord,
+    halt: &CancellationToken,
+    rng: &mut SplitMix64,
+) -> Settled {
+    let started = std::time::Instant::now();
+    let config = &dispatcher.config;
+    let telemetry = &dispatcher.telemetry;
+    let stats = &dispatcher.stats;
+    if !replay_is_for(&record.headers, &config.consumer_group) {
+        // A DLQ replay for the group that dead-lettered it: this group handled the event already.
+        debug!(
+            offset = record.offset,
+            "skipping a replay meant for another consumer group"
+        );
+        return Settled::Yes;
+    }
+    stats.add(Counter::EventsConsumed, 1);
+    stats.stamp(Stamp::Consume);
+    // A CONSUMER span for every record with an event_type header, child of the publisher's span.
+    let span = record
+        .headers
+        .get_str(crate::event::header::EVENT_TYPE)
+        .map(|event_type| {
+            let info = RecordInfo {
+                topic: &record.topic,
+                partition: record.partition,
+                offset: record.offset,
+                consumer_group: &config.consumer_group,
+                key: record.key.as_deref(),
+                event_type,
+            };
+            telemetry.consume_span(&info, &record.headers)
+        });
+    let decoded = match &record.value {
+        Some(value) => handlers.decode(&record.headers, value.clone()),
+        None => Err(crate::event::Error::MissingEventType),
+    };
+    // `dead_letter_unknown_types`: an event of a type with no typed subscription that no wildcard
+    // takes either is, for this group, an unknown type (eventsource-py's policy).
+    let decoded = decoded.and_then(|event| {
+        let unknown = event.type_id().is_none() && handlers.handlers_for(&event).is_empty();
+        if unknown && config.dead_letter_unknown_types {
+            Err(crate::event::Error::UnknownEventType {
+                event_type: event.type_name().to_owned(),
+            })
+        } else {
+            Ok(event)
+        }
+    });
+    let event = match decoded {
+        Ok(event) => event,
+        Err(e) => {
+            // Unlike eventsource-py, a record without an event_type header is dead-lettered too: no
+            // record is ever dropped silently.
+            warn!(topic = %record.topic, partition = record.partition, offset = record.offset, error = %e, "undecodable record");
+            stats.add(Counter::EventsProcessedFailed, 1);
+            stats.stamp(Stamp::Error);
+            if let Some(span) = span {
+                span.failed(e.reference_error_type(), &e);
+            }
+            let failure = Failure {
+                reason: DlqReason::DeserializationError,
+                error_type: e.reference_error_type().to_owned(),
+                message: e.to_string(),
+                retries: 0,
+            };
+            let settled = dead_letter(dispatcher, record, failure, halt).await;
+            telemetry
+                .metrics()
+                .consume_duration(Arc::clone(&record.topic), started.elapsed());
+            return settled;
+        }
+    };
+    let meta = event.meta();
+    if let Some(span) = &span {
+        span.decoded(&meta.event_id, &meta.aggregate_id, &meta.aggregate_type);
+    }
+    telemetry
+        .metrics()
+        .consumed(Arc::clone(&record.topic), record.partition, event.type_label());
+    let mut pending = Cow::Borrowed(handlers.handlers_for(&event));
+    let mut retries = 0u32;
+    let context = RecordContext {
+        topic: Arc::clone(&record.topic),
+        partition: record.partition,
+        offset: record.offset,
+        timestamp: record.timestamp,
+        retries: 0,
+    };
+    let policy = &config.retry;
+    let settled = loop {
+        let context = RecordContext {
+            retries,
+            ..context.clone()
+        };
+        let (failures, ended) = context
+            .scope(run_handlers(dispatcher, &pending, &event, span.as_ref()))
+            .await;
+        if failures.is_empty() {
+            stats.add(Counter::EventsProcessedSuccess, 1);
+            if let Some(span) = span {
+                span.succeeded();
+            }
+            telemetry
+                .metrics()
+                .consume_duration(Arc::clone(&record.topic), ended.duration_since(started));
+            return Settled::Yes;
+        }
+        // A permanent failure (see `PermanentError`) is not retried: it goes to the DLQ at once.
+        let permanent = failures
+            .iter()
+            .any(|(_, e)| e.downcast_ref::<PermanentError>().is_some());
+        if permanent || !policy.should_retry(retries) {
+            stats.add(Counter::EventsProcessedFailed, 1);
+            stats.stamp(Stamp::Error);
+            let failure = Failure::from_handlers(&failures, retries);
+            if let Some(span) = span {
+                span.failed(&failure.error_type, failures[0].1.as_ref());
+            }
+            break dead_letter(dispatcher, record, failure, halt).await;
+        }
+        let delay = policy.delay(retries, rng.unit());
+        warn!(
+            event_id = %meta.event_id, event_type = event.type_name(), attempt = retries + 1,
+            failed = failures.len(), ?delay, "handlers failed; retrying in place"
+        );
+        // A halt (stop or revocation) ends the wait at once: the record stays uncommitted.
+        tokio::select! {
+            () = halt.cancelled() => break Settled::Interrupted,
+            () = tokio::time::sleep(delay) => {}
+        }
+        retries += 1;
+        // Only the handlers that failed run again.
+        pending = Cow::Owned(failures.into_iter().map(|(handler, _)| handler).collect());
+    };
+    telemetry
+        .metrics()
+        .consume_duration(Arc::clone(&record.topic), started.elapsed());
+    settled
+}

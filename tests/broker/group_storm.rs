@@ -1,0 +1,356 @@
+//! A rebalance storm: members of one group (`consume` example processes) handle a stream of events while,
+//! every `STORM_EVERY_MS`, one of them is killed (SIGKILL, every third time SIGINT) and a new one started.
+//! After the storm the live members must be consuming again within the bound, and every event is handled
+//! (at least once; duplicates are counted).
+//!
+//! The short storm runs with the other trials. `just storm N` runs N full storms (60,000 events at 3,000/s,
+//! a kill every 2 s for 20 s); the `STORM_*` variables below change any of it. Each member logs its group
+//! transitions (`RUST_LOG`) to `member-K.log` in the storm's directory, kept when a storm fails.
+
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use kafka_event_bus::{
+    bus::{EventBus, KafkaEventBus},
+    event::DomainEvent,
+};
+use libtest_mimic::Trial;
+use uuid::Uuid;
+
+use crate::{
+    bus::config,
+    bus_crash::example,
+    support::{Ctx, OrderCreated, unique},
+    trial,
+};
+
+/// One storm's shape.
+#[derive(Debug, Clone)]
+pub(crate) struct Storm {
+    events: usize,
+    rate: usize,
+    members: usize,
+    kills: usize,
+    every: Duration,
+    /// How long after the last kill every event must be handled.
+    bound: Duration,
+    seed: u64,
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+impl Storm {
+    /// The storm of `cargo test`: 3 kills, 6,000 events.
+    fn short() -> Self {
+        Self {
+            events: 6_000,
+            rate: 1_000,
+            members: 3,
+            kills: 3,
+            every: Duration::from_secs(2),
+            bound: Duration::from_secs(20),
+            seed: seed(),
+        }
+    }
+
+    /// The storm of issue 19, or what the `STORM_*` variables say.
+    fn from_env() -> Self {
+        Self {
+            events: env_or("STORM_EVENTS", 60_000),
+            rate: env_or("STORM_RATE", 3_000),
+            members: env_or("STORM_MEMBERS", 3),
+            kills: env_or("STORM_KILLS", 10),
+            every: Duration::from_millis(env_or("STORM_EVERY_MS", 2_000)),
+            bound: Duration::from_secs(env_or("STORM_BOUND_S", 20)),
+            seed: env_or("STORM_SEED", seed()),
+        }
+    }
+}
+
+fn seed() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(1, |d| d.as_nanos() as u64)
+        | 1
+}
+
+/// xorshift64: which member dies next.
+fn next(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
+struct Member {
+    n: usize,
+    child: Child,
+    out: PathBuf,
+}
+
+impl Drop for Member {
+    /// A storm that fails or times out leaves no member behind.
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn spawn(bootstrap: &str, prefix: &str, dir: &Path, n: usize) -> Member {
+    let out = dir.join(format!("member-{n}.txt"));
+    let log = std::fs::File::create(dir.join(format!("member-{n}.log"))).unwrap();
+    let child = Command::new(example("consume"))
+        .args(["--prefix", prefix, "--group", prefix, "--out"])
+        .arg(&out)
+        .env("KAFKA_BOOTSTRAP_SERVERS", bootstrap)
+        .env("KAFKA_SESSION_TIMEOUT_MS", "6000")
+        .env("KAFKA_HEARTBEAT_INTERVAL_MS", "1000")
+        .env(
+            "RUST_LOG",
+            std::env::var("STORM_LOG").unwrap_or_else(|_| "info,kafka_event_bus::client::group=debug".into()),
+        )
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    eprintln!("storm: member {n} started (pid {})", child.id());
+    Member { n, child, out }
+}
+
+fn signal(pid: u32, name: &str) {
+    let _ = Command::new("kill")
+        .args([format!("-{name}"), pid.to_string()])
+        .status();
+}
+
+/// How often each event id was handled, over every output file in `dir`.
+fn handled(dir: &Path) -> HashMap<String, usize> {
+    let mut out = HashMap::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "txt") {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            for id in text.lines().filter_map(|l| l.split(' ').next()) {
+                *out.entry(id.to_owned()).or_insert(0) += 1;
+            }
+        }
+    }
+    out
+}
+
+/// What one storm measured.
+#[derive(Debug)]
+pub(crate) struct StormOutcome {
+    /// From the last kill until every event was handled.
+    pub(crate) recovery: Duration,
+    pub(crate) handled: usize,
+    pub(crate) duplicates: usize,
+}
+
+/// Runs one storm and asserts it recovered within its bound with every event handled.
+pub(crate) async fn storm(ctx: &Ctx, storm: Storm) -> StormOutcome {
+    let prefix = unique("storm");
+    let dir = std::env::temp_dir().join(&prefix);
+    std::fs::create_dir_all(&dir).unwrap();
+    eprintln!("storm: {storm:?} in {}", dir.display());
+    let bus = KafkaEventBus::new(config(ctx, &prefix, &prefix)).unwrap();
+    bus.connect().await.unwrap();
+    bus.ensure_topics(6, 1, 1).await.unwrap();
+
+    let mut members: Vec<Member> = Vec::new();
+    let mut started = 0;
+    for _ in 0..storm.members {
+        members.push(spawn(&ctx.bootstrap, &prefix, &dir, started));
+        started += 1;
+    }
+
+    // The stream: `rate` events a second in ten slices.
+    let (events, rate) = (storm.events, storm.rate.max(10));
+    // Every published id with when its publish returned.
+    let log: Arc<Mutex<Vec<(String, Instant)>>> = Arc::default();
+    let publisher = {
+        let (bus, log) = (bus.clone(), Arc::clone(&log));
+        tokio::spawn(async move {
+            let mut ids = Vec::with_capacity(events);
+            let slice = (rate / 10).max(1);
+            let mut tick = tokio::time::interval(Duration::from_millis(100));
+            while ids.len() < events {
+                tick.tick().await;
+                let batch: Vec<_> = (0..slice.min(events - ids.len()))
+                    .map(|i| {
+                        let e = OrderCreated {
+                            customer_id: format!("c{i}"),
+                        };
+                        DomainEvent::new(Uuid::new_v4(), 1, e).into_any().unwrap()
+                    })
+                    .collect();
+                let batch_ids: Vec<String> = batch.iter().map(|e| e.meta().event_id.to_string()).collect();
+                bus.publish(batch).await.unwrap();
+                let at = Instant::now();
+                log.lock()
+                    .unwrap()
+                    .extend(batch_ids.iter().map(|id| (id.clone(), at)));
+                ids.extend(batch_ids);
+            }
+            ids
+        })
+    };
+
+    let mut stopping: Vec<Member> = Vec::new();
+    let mut rng = storm.seed;
+    let mut last_kill = Instant::now();
+    for k in 0..storm.kills {
+        tokio::time::sleep(storm.every).await;
+        let victim = members.remove((next(&mut rng) % members.len() as u64) as usize);
+        let pid = victim.child.id();
+        if (k + 1) % 3 == 0 {
+            eprintln!("storm: SIGINT member {} (pid {pid})", victim.n);
+            signal(pid, "INT");
+            stopping.push(victim);
+        } else {
+            eprintln!("storm: SIGKILL member {} (pid {pid})", victim.n);
+            drop(victim);
+        }
+        last_kill = Instant::now();
+        members.push(spawn(&ctx.bootstrap, &prefix, &dir, started));
+        started += 1;
+    }
+
+    // Recovered: every event published before the last kill is handled (the stream goes on meanwhile).
+    let before_last_kill: Vec<String> = log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, at)| *at <= last_kill)
+        .map(|(id, _)| id.clone())
+        .collect();
+    let deadline = last_kill + storm.bound.max(Duration::from_secs(60));
+    let recovery = loop {
+        let seen = handled(&dir);
+        if before_last_kill.iter().all(|id| seen.contains_key(id)) {
+            break last_kill.elapsed();
+        }
+        if Instant::now() > deadline {
+            break Duration::MAX;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let published = publisher.await.unwrap();
+    let publish_end = last_kill.elapsed();
+    let all_handled = eventually_all(&dir, &published, Duration::from_secs(60)).await;
+    let seen = handled(&dir);
+    let missing = published.iter().filter(|id| !seen.contains_key(*id)).count();
+    let duplicates: usize = seen.values().map(|n| n - 1).sum();
+    let alive: Vec<usize> = members.iter().map(|m| m.n).collect();
+
+    for m in &members {
+        signal(m.child.id(), "INT");
+    }
+    for mut m in members {
+        let lines = std::fs::read_to_string(&m.out).map_or(0, |t| t.lines().count());
+        eprintln!("storm: member {} handled {lines}", m.n);
+        wait_or_kill(&mut m.child, Duration::from_secs(40));
+    }
+    for mut m in stopping {
+        wait_or_kill(&mut m.child, Duration::from_secs(40));
+    }
+    bus.shutdown(Duration::from_secs(5)).await.unwrap();
+
+    let outcome = StormOutcome {
+        recovery,
+        handled: published.len() - missing,
+        duplicates,
+    };
+    eprintln!(
+        "storm: seed {} recovery {:?} ({} events published before the last kill; publishing ended \
+         {publish_end:?} after it, everything handled {all_handled:?} after that); handled {} of {}, \
+         {} duplicates; survivors {alive:?}",
+        storm.seed,
+        outcome.recovery,
+        before_last_kill.len(),
+        outcome.handled,
+        published.len(),
+        outcome.duplicates
+    );
+    assert_eq!(
+        missing,
+        0,
+        "{missing} events never handled; member logs in {}",
+        dir.display()
+    );
+    assert!(
+        recovery <= storm.bound,
+        "the group took {recovery:?} after the last kill to handle everything (bound {:?}); logs in {}",
+        storm.bound,
+        dir.display()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    outcome
+}
+
+/// Waits until every id in `published` is handled; how long that took.
+async fn eventually_all(dir: &Path, published: &[String], timeout: Duration) -> Duration {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        let seen = handled(dir);
+        if published.iter().all(|id| seen.contains_key(id)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    start.elapsed()
+}
+
+fn wait_or_kill(child: &mut Child, timeout: Duration) {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+pub(crate) fn trials(trials: &mut Vec<Trial>) {
+    trials.push(trial(
+        "group::storm_short_recovers_and_handles_everything",
+        |ctx| async move {
+            storm(ctx, Storm::short()).await;
+        },
+    ));
+    // `just storm N`: N full storms, one after the other (ignored otherwise: minutes each).
+    let runs: usize = env_or("STORM_RUNS", 1);
+    trials.push(
+        Trial::test("group::storm_full", move || {
+            crate::support::run_for(Duration::from_secs(300) * runs as u32, move |ctx| async move {
+                let mut recoveries = Vec::new();
+                for run in 0..runs {
+                    eprintln!("storm: run {} of {runs}", run + 1);
+                    recoveries.push(storm(ctx, Storm::from_env()).await.recovery);
+                }
+                recoveries.sort();
+                eprintln!(
+                    "storm: {runs} runs green; recovery min {:?} median {:?} max {:?}",
+                    recoveries[0],
+                    recoveries[runs / 2],
+                    recoveries[runs - 1]
+                );
+            })
+        })
+        .with_ignored_flag(std::env::var_os("STORM_RUNS").is_none()),
+    );
+}
