@@ -78,14 +78,14 @@ storm N="10":
     cargo build --example consume
     STORM_RUNS={{N}} cargo test --test broker -- --include-ignored --nocapture group::storm_full
 
-# The fault trials (issue 15): the persistent broker (Tansu on a local S3 server) killed -9 and restarted
-# mid-consume and frozen mid-publish, a blackholed link. About two minutes; the first run installs the S3
-# server (PyPI moto[server]) under target/.
+# The fault trials, about a minute on two cores: the persistent broker (Tansu on a local S3 server)
+# killed -9 and frozen, a blackholed link. The first run installs the S3 server (PyPI moto[server]) under
+# the target directory.
 faults:
     KAFKA_EVENT_BUS_FAULTS=1 cargo test --test broker -- faults::
 
-# The soak (issue 15): one bus publishes and consumes at RATE events/s for SECONDS; RSS, tasks and sockets
-# at start, half time and end as one JSON line.
+# The soak: one bus publishes and consumes at RATE events/s for SECONDS; RSS, tasks and sockets at start,
+# quarters and end, as one JSON line.
 soak seconds="600" rate="500":
     cargo run --release --example bench -- --mode soak --seconds {{seconds}} --rate {{rate}} --partitions 3
 

@@ -33,8 +33,8 @@
 //!   time and at the end: memory stays bounded by the fetch buffers while the backlog waits in the broker.
 //! - `soak` (issue 15): a bus publishes at `--rate` per second (default 2000) for `--seconds` (default
 //!   600) while the same process's bus consumer handles the events, then waits until all were handled:
-//!   RSS at start, half time and end (its peak is the report's `peak_rss_mb`, VmHWM reset at the start); the runtime's alive tasks
-//!   (tokio's `num_alive_tasks`) and the bus's `background_task_count` at start and end and the tasks'
+//!   RSS at start, each quarter and end (its peak is the report's `peak_rss_mb`, VmHWM reset at the
+//!   start); the runtime's alive tasks (tokio's `num_alive_tasks`) and the bus's `background_task_count` at start and end and the tasks'
 //!   peak; open sockets (`/proc/self/fd`) at start and end and their peak. A bus that leaks shows RSS,
 //!   tasks or sockets growing with the duration.
 //! - `delete`: deletes `--topic`.
@@ -668,7 +668,7 @@ fn open_sockets() -> usize {
 }
 
 /// `--mode soak`: publish and consume at `--rate` for `--seconds` (default 600) through one bus; the
-/// footprint at start, half time and end.
+/// footprint at start, each quarter and end.
 async fn soak(args: &Args, setup: &Setup) -> Result<Measurements, BoxError> {
     let seconds: u64 = parse_option(args, "seconds")?.unwrap_or(600);
     let prefix = unique("bench.keb.soak");
@@ -706,6 +706,7 @@ async fn soak(args: &Args, setup: &Setup) -> Result<Measurements, BoxError> {
     reset_peak_rss();
     let start = Footprint::now(&bus);
     let (mut half, mut peak_tasks, mut peak_sockets) = (start, start.tasks, start.sockets);
+    let (mut first_quarter, mut third_quarter) = (start, start);
     let (mut published, mut failed) = (0_u64, 0_u64);
     let started = Instant::now();
     let duration = Duration::from_secs(seconds);
@@ -729,8 +730,15 @@ async fn soak(args: &Args, setup: &Setup) -> Result<Measurements, BoxError> {
             let now = Footprint::now(&bus);
             peak_tasks = peak_tasks.max(now.tasks);
             peak_sockets = peak_sockets.max(now.sockets);
-            if started.elapsed() <= duration / 2 {
+            let elapsed = started.elapsed();
+            if elapsed <= duration / 4 {
+                first_quarter = now;
+            }
+            if elapsed <= duration / 2 {
                 half = now;
+            }
+            if elapsed <= duration * 3 / 4 {
+                third_quarter = now;
             }
         }
     }
@@ -756,7 +764,9 @@ async fn soak(args: &Args, setup: &Setup) -> Result<Measurements, BoxError> {
         ("handled", handled as f64),
         ("drain_ms", drain_ms),
         ("rss_mb_start", start.rss_mb),
+        ("rss_mb_q1", first_quarter.rss_mb),
         ("rss_mb_half", half.rss_mb),
+        ("rss_mb_q3", third_quarter.rss_mb),
         ("rss_mb_end", end.rss_mb),
         ("tasks_start", start.tasks as f64),
         ("tasks_half", half.tasks as f64),

@@ -18,7 +18,8 @@ const BUCKET: &str = "tansu";
 /// rest survive a `kill -9` and a restart, and consumer groups resume; but a restart while records are
 /// being written can lose some acknowledged writes, and its high watermarks can lag what a fetch returns.
 /// So kill it only while nothing is being written (use [`freeze`](Self::freeze) for faults during
-/// writes), and count what a topic holds by reading until it is idle, not up to the watermark.
+/// writes), and count what a topic holds by reading until it is idle, not up to the watermark. SCRAM
+/// users created on it do not survive a restart (that needs Tansu's sqlite or postgres storage).
 ///
 /// # Example
 ///

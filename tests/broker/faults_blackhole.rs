@@ -99,8 +99,10 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
         },
     ));
 
-    // Ignored until a request timeout closes its connection: today the timed-out connection stays in use,
-    // so nothing recovers until the OS gives up on it (about 15 minutes). With that fix in, run it with
+    // Ignored: it fails on the consuming side. Since a request timeout closes its connection, the publish
+    // made during the blackhole is acknowledged about 30 s after forwarding resumes (within the bound),
+    // but the bus's consumer had still not handled those events 55 s after it, with no reconnection and
+    // no rebalance counted: a fetch or group path still waits on a silent connection. Run it with
     // `cargo test --test broker -- --include-ignored faults::a_blackholed`.
     trials.push(
         fault_trial(
@@ -147,13 +149,29 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
                     .expect("the publish recovers within the request timeout plus backoff")
                     .unwrap();
                 published.unwrap();
-                eventually(
-                    "the events published during the blackhole",
-                    RECOVERY_BOUND.saturating_sub(resumed_at.elapsed()),
-                    || handled(&seen, "during") == PER_PHASE,
-                )
+                // Measured past the bound (up to 55 s) so that a failure says by how much.
+                let consumed = tokio::time::timeout(Duration::from_secs(55).saturating_sub(resumed_at.elapsed()), async {
+                    while handled(&seen, "during") < PER_PHASE {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                })
                 .await;
-                let consumed_at = Instant::now();
+                let consumed_after = resumed_at.elapsed();
+                let stats = bus.stats();
+                eprintln!(
+                    "faults::blackhole: blackholed {BLACKHOLED_FOR:?}; publish acknowledged {:?} after forwarding resumed; \
+                     events published during the blackhole {} {consumed_after:?} after it; {} reconnections, {} rebalances",
+                    published_at - resumed_at,
+                    if consumed.is_ok() { "all consumed" } else { "not all consumed" },
+                    stats.reconnections,
+                    stats.rebalance_count,
+                );
+                assert!(
+                    consumed.is_ok() && consumed_after <= RECOVERY_BOUND,
+                    "consuming recovered {consumed_after:?} after forwarding resumed (bound {RECOVERY_BOUND:?}; \
+                     all consumed: {})",
+                    consumed.is_ok()
+                );
 
                 let after = Instant::now();
                 bus.publish(events("after")).await.unwrap();
@@ -165,11 +183,8 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
                 bus.shutdown(Duration::from_secs(10)).await.unwrap();
                 let duplicates: u32 = seen.lock().unwrap().values().map(|n| n - 1).sum();
                 eprintln!(
-                    "faults::blackhole: {} events, 0 lost, {duplicates} handled twice; blackholed {BLACKHOLED_FOR:?}; \
-                     publish acknowledged {:?} and consumed {:?} after forwarding resumed; then publish→handled {after_latency:?}",
+                    "faults::blackhole: {} events, 0 lost, {duplicates} handled twice; then publish→handled {after_latency:?}",
                     3 * PER_PHASE,
-                    published_at - resumed_at,
-                    consumed_at - resumed_at,
                 );
             },
         )

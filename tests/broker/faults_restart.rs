@@ -1,6 +1,7 @@
 //! The persistent broker killed (`kill -9`) and restarted while a bus consumes with handlers, retries
 //! and DLQ writes in flight. Everything is published (and acknowledged) first, so the kill meets no
-//! producer write but the bus's own DLQ writes and commits. Every event is handled at least once, and
+//! producer write but the bus's own DLQ writes and commits (the kill comes right after a handler gave up
+//! on an event, as the bus starts writing it to the DLQ). Every event is handled at least once, and
 //! the group's committed offsets, sampled before the kill and all through the recovery, never pass an
 //! event that was not settled (handled, or given up on after its last retry).
 
@@ -134,8 +135,11 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
 
             let ledger: Ledger = Arc::default();
             let l = Arc::clone(&ledger);
+            // Told when an always-failing event fails its last retry: its DLQ write comes next.
+            let (gave_up_tx, mut gave_up) = tokio::sync::mpsc::unbounded_channel();
             bus.subscribe(move |e: Arc<DomainEvent<OrderCreated>>| {
                 let l = Arc::clone(&l);
+                let gave_up_tx = gave_up_tx.clone();
                 async move {
                     tokio::time::sleep(HANDLER_TIME).await;
                     let customer = &e.payload.customer_id;
@@ -144,6 +148,9 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
                     h.calls += 1;
                     let fail = customer.starts_with("poison") || (customer.starts_with("flaky") && h.calls == 1);
                     if fail {
+                        if customer.starts_with("poison") && h.calls > MAX_RETRIES {
+                            let _ = gave_up_tx.send(());
+                        }
                         Err(format!("{customer} fails").into())
                     } else {
                         h.ok += 1;
@@ -169,6 +176,12 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
             let before = committed(&cluster, &group, &topic, PARTITIONS).await.unwrap();
             check_committed(&before, &offsets, &ledger, "before the kill");
 
+            // Kill right after a handler gave up on an event, so that its DLQ write is in flight.
+            while gave_up.try_recv().is_ok() {}
+            tokio::time::timeout(Duration::from_secs(20), gave_up.recv())
+                .await
+                .expect("an event given up on")
+                .unwrap();
             broker.kill();
             let killed_at = Instant::now();
             let settled_at_kill = settled_count(&ledger);
@@ -235,9 +248,10 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
                 .map(|(_, id, _)| id.as_str())
                 .collect();
             let poison_calls: u32 = poison.iter().map(|id| ledger[*id].calls).sum();
-            let mut in_dlq = HashSet::new();
+            let (mut in_dlq, mut dlq_records) = (HashSet::new(), 0);
             // The DLQ topic has one partition.
             for (_, r) in read_until_idle(&cluster, &dlq_topic, 0, Duration::from_secs(2)).await {
+                dlq_records += 1;
                 if let Some(id) = r.headers.get_str("event_id") {
                     in_dlq.insert(id.to_owned());
                 }
@@ -247,7 +261,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
                 "faults::restart: {EVENTS} events ({} poison), 0 lost; {settled_at_kill} settled at the kill; \
                  down {:?}; first handler call {:?} after the restart, all settled {all_settled_after:?} after it; \
                  {redelivered_ok} handled twice or more; poison handler calls {poison_calls} (minimum {}); \
-                 DLQ holds {poison_in_dlq} of {} poison events; {samples} commit samples checked",
+                 DLQ holds {poison_in_dlq} of {} poison events in {dlq_records} records; {samples} commit samples checked",
                 poison.len(),
                 restarted_at - killed_at,
                 first_call_after,
