@@ -122,7 +122,8 @@ impl Drop for Instruments {
     }
 }
 
-/// The bus's metrics: the fifteen instruments of eventsource-py, or nothing when metrics are disabled.
+/// The bus's metrics: the fifteen instruments of eventsource-py and `batches.corrupt`, or nothing when
+/// metrics are disabled.
 ///
 /// Cloning is cheap (an `Arc`). Every method is a no-op on [`BusMetrics::disabled`].
 ///

@@ -50,8 +50,13 @@ pub(crate) fn batch(tag: &str) -> Bytes {
 
 /// A batch of three `OrderCreated` events for customers `"{tag}-0"`..`"{tag}-2"`, one aggregate.
 fn event_batch(tag: &str) -> Bytes {
+    event_batch_in(tag, Compression::None)
+}
+
+/// [`event_batch`] compressed with `compression`.
+fn event_batch_in(tag: &str, compression: Compression) -> Bytes {
     let aggregate = Uuid::new_v4();
-    let mut builder = RecordBatchBuilder::new(Compression::None);
+    let mut builder = RecordBatchBuilder::new(compression);
     for i in 0..3 {
         let event = DomainEvent::new(
             aggregate,
@@ -81,6 +86,17 @@ fn flipped(batch: &Bytes) -> Bytes {
     bytes.freeze()
 }
 
+/// A gzip [`event_batch`] whose compressed records are garbage, with a CRC that matches: it passes the
+/// fetcher's checks and fails to decompress.
+fn undecompressable(tag: &str) -> Bytes {
+    let mut bytes = BytesMut::from(&event_batch_in(tag, Compression::Gzip)[..]);
+    let end = bytes.len();
+    bytes[61..end].fill(0x5a);
+    let crc = crc32c::crc32c(&bytes[21..]);
+    bytes[17..21].copy_from_slice(&crc.to_be_bytes());
+    bytes.freeze()
+}
+
 /// A bus on a fresh prefix (`corrupt_batch_policy` = `policy`) with a handler recording customer ids,
 /// warmed up; then A, B (corrupt), C produced to partition 0 of its topic, and D once A was handled.
 /// Returns the bus, the ids handled within `settle` after D, partition 0's offset before A, and the
@@ -90,6 +106,18 @@ async fn bus_over_a_corrupt_batch(
     name: &str,
     (policy, in_flight): (&str, usize),
     settle: Duration,
+) -> (KafkaEventBus, String, Vec<String>, i64, Bytes) {
+    let b = flipped(&event_batch("B"));
+    bus_over_a_bad_batch(ctx, name, (policy, in_flight), settle, b).await
+}
+
+/// [`bus_over_a_corrupt_batch`] with `b` as B.
+async fn bus_over_a_bad_batch(
+    ctx: &'static crate::support::Ctx,
+    name: &str,
+    (policy, in_flight): (&str, usize),
+    settle: Duration,
+    b: Bytes,
 ) -> (KafkaEventBus, String, Vec<String>, i64, Bytes) {
     let prefix = unique(name);
     let mut cfg = config(ctx, &prefix, &prefix);
@@ -109,7 +137,6 @@ async fn bus_over_a_corrupt_batch(
     let cluster = ctx.cluster().await;
     let topic = format!("{prefix}.stream");
     let start = read_partition(&cluster, &topic, 0).await.len() as i64;
-    let b = flipped(&event_batch("B"));
     produce_batch(&cluster, &topic, 0, event_batch("A")).await;
     produce_batch(&cluster, &topic, 0, b.clone()).await;
     produce_batch(&cluster, &topic, 0, event_batch("C")).await;
@@ -355,6 +382,38 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
                 (1, 1),
                 "{stats:?}"
             );
+            assert_eq!(committed(ctx, &prefix, &topic).await, Some(start + 12), "after D");
+        },
+    ));
+    trials.push(trial(
+        "corrupt_batch::a_batch_that_fails_to_decompress_is_dead_lettered_and_its_neighbours_handled",
+        |ctx| async move {
+            let (bus, topic, handled, start, b) = bus_over_a_bad_batch(
+                ctx,
+                "undecompressable",
+                ("dead_letter", 1),
+                Duration::from_secs(3),
+                undecompressable("B"),
+            )
+            .await;
+            assert_eq!(handled, [ids("A"), ids("C"), ids("D")].concat());
+            let prefix = topic.trim_end_matches(".stream").to_owned();
+            bus.shutdown(Duration::from_secs(10)).await.unwrap();
+            let stats = bus.stats();
+            assert_eq!(
+                (stats.corrupt_batches, stats.messages_sent_to_dlq),
+                (1, 1),
+                "{stats:?}"
+            );
+            let cluster = ctx.cluster().await;
+            let dlq = read_partition(&cluster, &format!("{topic}.dlq"), 0).await;
+            let letter = DeadLetter::from_headers(&dlq[0].1.headers).unwrap();
+            assert_eq!(
+                (letter.reason, letter.error_type.as_str()),
+                (DlqReason::CorruptBatch, "Decompress")
+            );
+            assert_eq!(letter.original_offset, start + 3);
+            assert_eq!(dlq[0].1.value.as_ref().map(Bytes::len), Some(b.len()));
             assert_eq!(committed(ctx, &prefix, &topic).await, Some(start + 12), "after D");
         },
     ));

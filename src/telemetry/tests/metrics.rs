@@ -154,6 +154,7 @@ fn every_instrument_has_its_name_kind_unit_attributes_and_value() {
     m.reconnection();
     m.reconnection();
     m.rebalance("billing");
+    m.corrupt_batch("orders.stream", 2, "CrcMismatch");
     m.set_connected(true);
     m.set_lag("orders.stream", 2, 120, 100);
 
@@ -183,13 +184,15 @@ fn every_instrument_has_its_name_kind_unit_attributes_and_value() {
             expect(&[("error.type", s("ConnectionError"))]), 1.0, None),
         (names::RECONNECTIONS, Kind::Counter, "reconnections", "u64", expect(&[]), 2.0, None),
         (names::REBALANCES, Kind::Counter, "rebalances", "u64", expect(&[group()]), 1.0, None),
+        (names::CORRUPT_BATCHES, Kind::Counter, "batches", "u64",
+            expect(&[topic(), partition(), ("error.type", s("CrcMismatch"))]), 1.0, None),
         (names::CONNECTIONS_ACTIVE, Kind::Gauge, "connections", "i64", expect(&[group()]), 1.0, None),
         (names::CONSUMER_LAG, Kind::Gauge, "messages", "i64", expect(&[partition(), group(), topic()]), 20.0, None),
     ];
-    assert_eq!(table.len(), 15);
+    assert_eq!(table.len(), 16);
 
     let got = h.collect();
-    assert_eq!(got.len(), 15, "instruments: {:?}", got.keys().collect::<Vec<_>>());
+    assert_eq!(got.len(), 16, "instruments: {:?}", got.keys().collect::<Vec<_>>());
     for (name, kind, unit, number, attributes, value, sum) in table {
         let metric = got.get(name).unwrap_or_else(|| panic!("{name} not exported"));
         assert_eq!(metric.unit, unit, "{name}");
