@@ -214,10 +214,8 @@ impl EventBus for InMemoryEventBus {
 
     fn publish_background(&self, events: Vec<AnyEvent>) -> impl Future<Output = Result<(), Error>> + Send {
         let queued = (|| {
-            // Checked under the queue's lock, which shutdown takes too: a publish either is queued
-            // before the shutdown takes the queue (and is drained) or is refused.
-            let mut background = lock(&self.shared.background);
             self.check_open()?;
+            let mut background = lock(&self.shared.background);
             if background.is_none() {
                 let runtime = tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
                 let (tx, mut rx) = mpsc::unbounded_channel::<Vec<AnyEvent>>();
@@ -252,11 +250,8 @@ impl EventBus for InMemoryEventBus {
     }
 
     fn shutdown(&self, timeout: Duration) -> impl Future<Output = Result<(), Error>> + Send {
-        let background = {
-            let mut queue = lock(&self.shared.background);
-            self.shared.closed.store(true, Ordering::Release);
-            queue.take()
-        };
+        self.shared.closed.store(true, Ordering::Release);
+        let background = lock(&self.shared.background).take();
         async move {
             let Some(Background { tx, mut worker }) = background else {
                 return Ok(());

@@ -266,7 +266,9 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
             let prefix = unique("dp-shutdown");
             let mut cfg = config(ctx, &prefix, &prefix);
             cfg.shutdown_timeout = Duration::from_secs(20);
-            let bus = start(cfg, false).await;
+            let bus = KafkaEventBus::new(cfg).unwrap();
+            bus.connect().await.unwrap();
+            bus.ensure_topics(3, 1, 1).await.unwrap();
             let entered = Arc::new(tokio::sync::Notify::new());
             let e = Arc::clone(&entered);
             bus.subscribe(move |event: Arc<DomainEvent<OrderCreated>>| {
@@ -282,6 +284,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
                 }
             })
             .unwrap();
+            let consuming = bus.start_consuming_in_background().unwrap();
             warm_up(&bus).await;
             bus.publish_event(order(Uuid::new_v4(), 1, "stuck"))
                 .await
@@ -298,6 +301,11 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
             let took = started.elapsed();
             eprintln!("shutdown(3 s) with a stuck handler: {result:?} after {took:?}");
             assert!(took < Duration::from_millis(4_500), "shutdown(3 s) took {took:?}");
+            // The consume loop kept the same deadline: it ends with the shutdown, not a drain later.
+            tokio::time::timeout(Duration::from_millis(1_500), consuming.wait())
+                .await
+                .expect("the consume loop outlived the shutdown's deadline")
+                .unwrap();
             // Every background publish made before the shutdown reached the topic.
             let cluster = ctx.cluster().await;
             let mut published = 0;
