@@ -110,6 +110,22 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
     ));
 
     trials.push(trial(
+        "dispatch::a_missing_dlq_topic_pauses_a_keyed_partition_too",
+        |ctx| async move {
+            let prefix = unique("dp-nodlq-keyed");
+            let mut cfg = dlq_config(ctx, &prefix);
+            cfg.max_in_flight_per_partition = 4;
+            let bus = start(cfg, false).await;
+            let calls = record_calls(&bus, |c, _| c == "poison");
+            warm_up(&bus).await;
+            let aggregate = Uuid::new_v4();
+            bus.publish_event(order(aggregate, 1, "poison")).await.unwrap();
+            assert_paused_not_poisoned(&bus, &calls, aggregate, "poison").await;
+            bus.shutdown(Duration::from_secs(10)).await.unwrap();
+        },
+    ));
+
+    trials.push(trial(
         "dispatch::a_dead_letter_too_large_pauses_the_partition_not_the_group",
         |ctx| async move {
             let prefix = unique("dp-big");
