@@ -1,6 +1,12 @@
 //! A handle to one broker that (re)connects on demand.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU32, Ordering},
+    },
+    time::Duration,
+};
 
 use backon::{ExponentialBuilder, Retryable};
 use tracing::{debug, warn};
@@ -8,12 +14,16 @@ use tracing::{debug, warn};
 use super::{Error, Messenger, transport, transport::BoxStream};
 use crate::{client::ClientConfig, protocol::ApiRequest};
 
+/// How many new connections are tried after a handshake whose answer did not decode.
+const MAX_PROTOCOL_RETRIES: u32 = 1;
+
 /// One broker, shared by everything that talks to it: requests are pipelined on a single connection,
 /// which is opened on first use and reopened after it fails.
 ///
 /// Reconnecting backs off exponentially (with jitter) from [`ClientConfig::reconnect_backoff`] to
 /// [`ClientConfig::reconnect_backoff_max`] and gives up after [`ClientConfig::reconnect_deadline`], so
-/// no request waits forever for a broker that is gone.
+/// no request waits forever for a broker that is gone. A handshake answer that does not decode
+/// ([`Error::Protocol`]) is retried on one new connection only, then returned as it is.
 ///
 /// # Example
 ///
@@ -95,9 +105,18 @@ impl BrokerConnection {
             .with_jitter()
             .without_max_times();
         let mut last = None;
+        // A broker whose answers do not decode may have sent one corrupt frame, or may never speak our
+        // protocol: one new connection is tried, then its error is returned as it is.
+        let protocol_failures = AtomicU32::new(0);
         let attempts = (|| self.connect())
             .retry(backoff)
-            .when(Error::is_retriable)
+            .when(|e: &Error| {
+                let protocol = matches!(e, Error::Protocol { .. });
+                if protocol && protocol_failures.fetch_add(1, Ordering::Relaxed) >= MAX_PROTOCOL_RETRIES {
+                    return false;
+                }
+                e.is_retriable()
+            })
             .notify(|e: &Error, delay: Duration| {
                 debug!(broker = %self.address, error = %e, ?delay, "reconnecting");
                 last = Some(e.clone());
@@ -202,3 +221,6 @@ impl BrokerConnection {
         self.current.lock().unwrap_or_else(|p| p.into_inner()).take();
     }
 }
+
+#[cfg(test)]
+mod tests;
