@@ -1,6 +1,6 @@
 //! The consume loop: joins the group and runs one worker per assigned partition until stopped.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::{debug, info, warn};
@@ -10,6 +10,9 @@ use crate::client::{
     Cluster,
     consumer::{Consumer, ConsumerConfig, ConsumerEvent},
 };
+
+/// How long a worker may take to exit after its grace period ended (dropping its stream and work).
+const WORKER_EXIT: Duration = Duration::from_millis(100);
 
 /// Why consuming stopped when it was not asked to: the group membership failed for good, or the
 /// consumer could not be started.
@@ -62,16 +65,26 @@ pub(crate) async fn consume(
             }
         }
     };
-    // Workers finish the record they hold, then stop; the consumer then commits what is done and leaves.
+    // Workers finish the record they hold (each within the grace period), then stop; the consumer then
+    // commits what is done and leaves. A shutdown's deadline bounds all of it.
     stop_workers.cancel();
     workers.close();
-    if tokio::time::timeout(settings.drain_timeout, workers.wait())
+    if tokio::time::timeout(dispatcher.grace() + WORKER_EXIT, workers.wait())
         .await
         .is_err()
     {
         warn!("handlers still running at shutdown; their records stay uncommitted");
     }
-    consumer.close().await;
+    let closing = consumer.close();
+    match dispatcher.deadline.get() {
+        Some(deadline) => {
+            if tokio::time::timeout_at(deadline, closing).await.is_err() {
+                warn!("the shutdown deadline passed while leaving the group");
+            }
+        }
+        None => closing.await,
+    }
+    dispatcher.telemetry.metrics().clear_lag();
     info!(group = %settings.consumer_group, "stopped consuming");
     result
 }

@@ -1,8 +1,8 @@
 //! [`Dispatcher`]: what every partition worker of one consume loop shares.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
-use super::{DispatchConfig, HandlerTable, stats::Stats};
+use super::{DispatchConfig, HandlerTable, deadline::StopDeadline, stats::Stats};
 use crate::{dlq::DlqSink, telemetry::Telemetry};
 
 /// The settings, subscriptions, counters, telemetry and DLQ sink the workers share.
@@ -14,4 +14,14 @@ pub(crate) struct Dispatcher {
     pub(crate) telemetry: Telemetry,
     /// Where dead letters go (acknowledged before the original is marked done).
     pub(crate) dlq: DlqSink,
+    /// Set by a shutdown: stopping must be done by then.
+    pub(crate) deadline: Arc<StopDeadline>,
+}
+
+impl Dispatcher {
+    /// How long a handler still running when its worker is told to stop may go on: the drain timeout
+    /// (the consumer's revoke timeout), or less when a shutdown's deadline is nearer.
+    pub(crate) fn grace(&self) -> Duration {
+        self.deadline.remaining(self.config.drain_timeout)
+    }
 }

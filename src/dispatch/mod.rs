@@ -30,7 +30,11 @@ mod consume;
 #[cfg(feature = "client")]
 mod context;
 #[cfg(feature = "client")]
+mod deadline;
+#[cfg(feature = "client")]
 mod dispatcher;
+#[cfg(feature = "testing")]
+mod fault;
 #[cfg(feature = "client")]
 pub(crate) mod stats;
 #[cfg(feature = "client")]
@@ -51,6 +55,10 @@ pub(crate) use consume::consume;
 #[cfg(feature = "client")]
 pub use context::RecordContext;
 #[cfg(feature = "client")]
+pub(crate) use deadline::StopDeadline;
+#[cfg(feature = "client")]
 pub(crate) use dispatcher::Dispatcher;
+#[cfg(feature = "testing")]
+pub use fault::inject_worker_panic;
 #[cfg(feature = "client")]
 pub use stats::BusStats;

@@ -39,6 +39,12 @@ pub struct BusStats {
     /// Undecodable or failed records skipped without a DLQ because `enable_dlq` is off (each is logged
     /// at ERROR with its coordinates).
     pub events_dropped: u64,
+    /// Records that could not be dead-lettered for good (the DLQ topic is missing or forbidden, the
+    /// record is too large for it): each paused its partition, with the record uncommitted.
+    pub dead_letter_failures: u64,
+    /// Partition workers that died outside a handler (a panic in the worker's own code): each paused
+    /// its partition, with the record it held uncommitted.
+    pub worker_failures: u64,
     /// Record batches of the main topic that could not be decoded, also when fetched a second time
     /// (each dead-lettered, or the partition stopped at it: see `corrupt_batch_policy`).
     pub corrupt_batches: u64,
@@ -102,7 +108,7 @@ impl Default for Stats {
 /// A timestamp that was never set.
 const NEVER: i64 = i64::MIN;
 
-const COUNTERS: usize = 10;
+const COUNTERS: usize = 12;
 
 /// Which counter to add to.
 #[derive(Debug, Clone, Copy)]
@@ -116,7 +122,9 @@ pub(crate) enum Counter {
     Reconnections = 6,
     RebalanceCount = 7,
     EventsDropped = 8,
-    CorruptBatches = 9,
+    DeadLetterFailures = 9,
+    WorkerFailures = 10,
+    CorruptBatches = 11,
 }
 
 /// Which timestamp to set.
@@ -182,6 +190,8 @@ impl Stats {
             reconnections: self.count(Counter::Reconnections),
             rebalance_count: self.count(Counter::RebalanceCount),
             events_dropped: self.count(Counter::EventsDropped),
+            dead_letter_failures: self.count(Counter::DeadLetterFailures),
+            worker_failures: self.count(Counter::WorkerFailures),
             corrupt_batches: self.count(Counter::CorruptBatches),
             last_publish_at: self.time(Stamp::Publish),
             last_consume_at: self.time(Stamp::Consume),

@@ -33,6 +33,9 @@ pub enum DlqReason {
     DeserializationError,
     /// A retry could not be re-published.
     RepublishFailed,
+    /// A handler said retrying cannot help (`PermanentError`): dead-lettered on the first failure.
+    /// Not one of eventsource-py's three reasons; it reads the other three as before.
+    PermanentError,
     /// A record batch could not be decoded: the DLQ record's value is the batch's bytes (not an
     /// event), and [`DLQ_ORIGINAL_LAST_OFFSET`] names the batch's last offset.
     CorruptBatch,
@@ -49,6 +52,7 @@ impl DlqReason {
             Self::MaxRetriesExceeded => "max_retries_exceeded",
             Self::DeserializationError => "deserialization_error",
             Self::RepublishFailed => "republish_failed",
+            Self::PermanentError => "permanent_error",
             Self::CorruptBatch => "corrupt_batch",
         }
     }
@@ -67,6 +71,7 @@ impl std::str::FromStr for DlqReason {
             "max_retries_exceeded" => Ok(Self::MaxRetriesExceeded),
             "deserialization_error" => Ok(Self::DeserializationError),
             "republish_failed" => Ok(Self::RepublishFailed),
+            "permanent_error" => Ok(Self::PermanentError),
             "corrupt_batch" => Ok(Self::CorruptBatch),
             other => Err(Error::InvalidHeader {
                 name: header::DLQ_REASON,

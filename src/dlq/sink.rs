@@ -64,6 +64,13 @@ impl SinkError {
             SinkError::Send { source, .. } => source.is_retriable(),
         }
     }
+
+    /// The producer error's kind (`"UnknownTopic"`, `"RecordTooLarge"`, ...), for metrics and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SinkError::Send { source, .. } => source.kind(),
+        }
+    }
 }
 
 /// Writes dead letters to the DLQ topic and waits for the broker's acknowledgement.

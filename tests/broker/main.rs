@@ -14,6 +14,7 @@ mod config_tls;
 mod connection;
 mod consumer;
 mod corrupt_batch;
+mod dispatch;
 mod dlq;
 mod fault_proxy;
 mod group;
@@ -54,6 +55,7 @@ fn main() -> ExitCode {
     consumer::fault_trials(&mut trials);
     spec_bugs::trials(&mut trials);
     corrupt_batch::trials(&mut trials);
+    dispatch::trials(&mut trials);
 
     if args.list {
         return libtest_mimic::run(&args, trials).exit_code();

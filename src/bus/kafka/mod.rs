@@ -27,7 +27,7 @@ use std::{
 use serde::Serialize;
 use snafu::ResultExt;
 use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::{info, warn};
 
 use super::{
@@ -40,7 +40,7 @@ use crate::{
         producer::{Producer, ProducerRecord, RecordMetadata},
     },
     dispatch::{
-        Dispatcher, HandlerTable,
+        Dispatcher, HandlerTable, StopDeadline,
         stats::{Counter, Stamp, Stats},
     },
     dlq::{DlqAdmin, DlqAdminConfig, DlqEntry, DlqSink},
@@ -94,6 +94,10 @@ pub(crate) struct Inner {
     pub(crate) telemetry: Telemetry,
     /// Bounds background publishes in flight (eventsource-py's `max_background_tasks`).
     background: Arc<tokio::sync::Semaphore>,
+    /// The background publishes in flight, which shutdown drains.
+    background_tasks: TaskTracker,
+    /// Set by shutdown: the consume loop and its workers must be done by then.
+    deadline: Arc<StopDeadline>,
     connection: Mutex<Option<Connection>>,
     consuming: Mutex<Option<CancellationToken>>,
     shut_down: CancellationToken,
@@ -190,6 +194,8 @@ impl KafkaEventBus {
                 stats: Arc::default(),
                 telemetry,
                 background: Arc::new(tokio::sync::Semaphore::new(MAX_BACKGROUND_TASKS)),
+                background_tasks: TaskTracker::new(),
+                deadline: Arc::default(),
                 connection: Mutex::new(None),
                 consuming: Mutex::new(None),
                 shut_down: CancellationToken::new(),
@@ -416,7 +422,8 @@ impl KafkaEventBus {
     /// Republishes the DLQ record at `partition`/`offset` to the main topic (without its `dlq_*`
     /// headers, `retry_count=0`, `dlq_replay_count` + 1) and returns once the broker acknowledged it.
     /// Refused past `dlq_max_replay_attempts` unless `force`. Only the consumer group that
-    /// dead-lettered the event handles the replay; other groups skip it.
+    /// dead-lettered the event handles the replay; other groups skip it. A replay counts in
+    /// `events_published`.
     ///
     /// # Errors
     ///
@@ -427,10 +434,15 @@ impl KafkaEventBus {
         offset: i64,
         force: bool,
     ) -> Result<RecordMetadata, Error> {
-        self.dlq_admin()?
+        let written = self
+            .dlq_admin()?
             .replay(partition, offset, force)
             .await
-            .map_err(|e| Error::Dlq { source: Box::new(e) })
+            .map_err(|e| Error::Dlq { source: Box::new(e) })?;
+        // A replay is a publish to the main topic.
+        self.inner.stats.add(Counter::EventsPublished, 1);
+        self.inner.stats.stamp(Stamp::Publish);
+        Ok(written)
     }
 
     /// Joins the consumer group and dispatches events to the subscribed handlers until
@@ -494,6 +506,7 @@ impl KafkaEventBus {
             stats: Arc::clone(&self.inner.stats),
             telemetry: self.inner.telemetry.clone(),
             dlq: DlqSink::new(connection.producer.clone(), config.dlq_topic_name()),
+            deadline: Arc::clone(&self.inner.deadline),
         };
         crate::dispatch::consume(Arc::new(dispatcher), &connection.cluster, consumer, stop)
             .await
@@ -534,6 +547,12 @@ impl KafkaEventBus {
 
     async fn publish_records(&self, events: Vec<AnyEvent>) -> Result<(), Error> {
         let connection = self.connected()?;
+        self.publish_on(&connection, events).await
+    }
+
+    /// Publishes `events` with `connection`'s producer (a background publish keeps the connection it
+    /// was queued with, so a shutdown that began meanwhile still lets it finish).
+    async fn publish_on(&self, connection: &Connection, events: Vec<AnyEvent>) -> Result<(), Error> {
         if events.is_empty() {
             return Ok(());
         }
@@ -611,20 +630,21 @@ impl EventBus for KafkaEventBus {
     /// inline (and so waits), as eventsource-py does.
     fn publish_background(&self, events: Vec<AnyEvent>) -> impl Future<Output = Result<(), Error>> + Send {
         let bus = self.clone();
-        let checked = self.connected().map(|_| ());
+        let checked = self.connected();
         async move {
-            checked?;
+            let connection = checked?;
             match Arc::clone(&bus.inner.background).try_acquire_owned() {
                 Ok(permit) => {
-                    tokio::spawn(async move {
-                        if let Err(e) = bus.publish_records(events).await {
+                    let tasks = bus.inner.background_tasks.clone();
+                    tasks.spawn(async move {
+                        if let Err(e) = bus.publish_on(&connection, events).await {
                             warn!(error = %e, "background publish failed");
                         }
                         drop(permit);
                     });
                     Ok(())
                 }
-                Err(_) => bus.publish_records(events).await,
+                Err(_) => bus.publish_on(&connection, events).await,
             }
         }
     }
@@ -640,14 +660,24 @@ impl EventBus for KafkaEventBus {
         self.inner.handlers.remove(id)
     }
 
-    /// Stops consuming (in-flight handlers finish, bounded by `timeout`), commits, leaves the group,
-    /// flushes the producer and closes the bus. An idle consumer shuts down at once.
+    /// Stops consuming, drains background publishes, flushes and closes the producer, all within one
+    /// deadline, `timeout` from now: handlers still running may finish while time is left (their records
+    /// stay uncommitted otherwise), what is done is committed and the group left, background publishes
+    /// complete, and the producer sends what it holds. An idle bus shuts down at once.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ShutdownTimeout`] when the deadline passed first; the producer is closed anyway (what it
+    /// had not sent by then is failed).
     fn shutdown(&self, timeout: Duration) -> impl Future<Output = Result<(), Error>> + Send {
         let inner = Arc::clone(&self.inner);
         async move {
-            inner.shut_down.cancel();
             let deadline = tokio::time::Instant::now() + timeout;
-            // The consume loop sees the cancellation, drains its workers and leaves the group.
+            inner.deadline.set(deadline);
+            inner.shut_down.cancel();
+            let mut in_time = true;
+            // The consume loop sees the cancellation, drains its workers and leaves the group, all
+            // bounded by the deadline.
             while inner
                 .consuming
                 .lock()
@@ -655,26 +685,38 @@ impl EventBus for KafkaEventBus {
                 .is_some()
             {
                 if tokio::time::Instant::now() >= deadline {
-                    return Err(Error::ShutdownTimeout { timeout });
+                    in_time = false;
+                    break;
                 }
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
+            // Background publishes queued before the shutdown still go out.
+            inner.background_tasks.close();
+            in_time &= tokio::time::timeout_at(deadline, inner.background_tasks.wait())
+                .await
+                .is_ok();
             let connection = inner
                 .connection
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .take();
             if let Some(connection) = connection {
-                let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-                if tokio::time::timeout(remaining, connection.producer.close())
-                    .await
-                    .is_err()
-                {
-                    return Err(Error::ShutdownTimeout { timeout });
-                }
+                let producer = connection.producer;
+                let closing = tokio::spawn(async move { producer.close().await });
+                // Past the deadline the close goes on in the background: new records are refused at
+                // once, and what is buffered fails within its delivery timeout.
+                in_time &= tokio::time::timeout_at(deadline, closing).await.is_ok();
             }
-            info!("event bus shut down");
-            Ok(())
+            let metrics = inner.telemetry.metrics();
+            metrics.clear_lag();
+            metrics.set_connected(false);
+            if in_time {
+                info!("event bus shut down");
+                Ok(())
+            } else {
+                warn!(?timeout, "event bus shut down past its deadline");
+                Err(Error::ShutdownTimeout { timeout })
+            }
         }
     }
 }

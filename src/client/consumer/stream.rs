@@ -188,6 +188,11 @@ impl PartitionStream {
         self.handle.revoked.is_cancelled()
     }
 
+    /// A token cancelled when the partition is revoked, for work on it that must stop then.
+    pub(crate) fn revocation(&self) -> CancellationToken {
+        self.handle.revoked.clone()
+    }
+
     /// Stops fetching this partition (records already fetched are still delivered).
     pub fn pause(&self) {
         self.handle.paused.store(true, Ordering::Release);

@@ -22,7 +22,12 @@ pub(super) struct Failure {
 }
 
 impl Failure {
-    pub(super) fn from_handlers(failures: &[(ErasedHandler, HandlerError)], retries: u32) -> Self {
+    /// What failed handlers make of a record: `permanent` when one said retrying cannot help.
+    pub(super) fn from_handlers(
+        failures: &[(ErasedHandler, HandlerError)],
+        retries: u32,
+        permanent: bool,
+    ) -> Self {
         let (error_type, message) = match failures {
             [(_, e)] => (HANDLER_ERROR.to_owned(), e.to_string()),
             many => {
@@ -34,7 +39,11 @@ impl Failure {
             }
         };
         Self {
-            reason: DlqReason::MaxRetriesExceeded,
+            reason: if permanent {
+                DlqReason::PermanentError
+            } else {
+                DlqReason::MaxRetriesExceeded
+            },
             error_type,
             message,
             retries,
@@ -42,13 +51,20 @@ impl Failure {
     }
 }
 
-/// Sends the record to the DLQ and waits for the broker's acknowledgement, retrying until it comes (or
-/// shutdown interrupts, leaving the record uncommitted).
+/// Sends the record to the DLQ and waits for the broker's acknowledgement.
+///
+/// - Acknowledged: [`Settled::Yes`].
+/// - A retriable failure (a timeout, a leader change, a broker restart) is retried with backoff (100 ms
+///   doubling to 10 s) until it is acknowledged or `halt` is cancelled ([`Settled::Interrupted`]).
+/// - A failure retrying cannot fix (the DLQ topic is missing or forbidden, the DLQ record is larger than
+///   the producer's `max_request_size`, for instance a ~1 MiB record with its nine `dlq_*` headers):
+///   logged at ERROR, counted in `dead_letter_failures` and in the `publish.errors` metric of the DLQ
+///   topic, and [`Settled::Stuck`]: the record stays uncommitted and its partition pauses.
 pub(super) async fn dead_letter(
     dispatcher: &Dispatcher,
     record: &ConsumerRecord,
     failure: Failure,
-    stop: &CancellationToken,
+    halt: &CancellationToken,
 ) -> Settled {
     let config = &dispatcher.config;
     if !config.enable_dlq {
@@ -74,7 +90,13 @@ pub(super) async fn dead_letter(
     let mut backoff = Duration::from_millis(100);
     loop {
         // Only an acknowledged DLQ record settles the original: until then it stays uncommitted.
-        match dispatcher.dlq.send_record(record, &letter).await {
+        let sent = tokio::select! {
+            biased;
+            sent = dispatcher.dlq.send_record(record, &letter) => sent,
+            // A send that outlives the halt is abandoned: the record stays uncommitted.
+            () = cancelled_after_grace(dispatcher, halt) => return Settled::Interrupted,
+        };
+        match sent {
             Ok(meta) => {
                 dispatcher.stats.add(Counter::MessagesSentToDlq, 1);
                 dispatcher
@@ -88,14 +110,42 @@ pub(super) async fn dead_letter(
                 );
                 return Settled::Yes;
             }
-            Err(e) => {
-                error!(offset = record.offset, error = %e, ?backoff, "cannot send to the DLQ; retrying (the record stays uncommitted)");
+            Err(_) if halt.is_cancelled() => return Settled::Interrupted,
+            Err(e) if e.is_retriable() => {
+                error!(
+                    topic = %record.topic, partition = record.partition, offset = record.offset,
+                    error = %e, ?backoff, "cannot send to the DLQ; retrying (the record stays uncommitted)"
+                );
                 tokio::select! {
-                    () = stop.cancelled() => return Settled::Interrupted,
+                    () = halt.cancelled() => return Settled::Interrupted,
                     () = tokio::time::sleep(backoff) => {}
                 }
                 backoff = (backoff * 2).min(Duration::from_secs(10));
             }
+            Err(e) => {
+                dispatcher.stats.add(Counter::DeadLetterFailures, 1);
+                let event_type = record
+                    .headers
+                    .get_str(crate::event::header::EVENT_TYPE)
+                    .unwrap_or("unknown");
+                dispatcher
+                    .telemetry
+                    .metrics()
+                    .publish_error(&config.dlq_topic, event_type, e.kind());
+                error!(
+                    topic = %record.topic, partition = record.partition, offset = record.offset,
+                    dlq_topic = %config.dlq_topic, error = %e,
+                    "the DLQ refused the record for good; it stays uncommitted and its partition pauses \
+                     (counted in dead_letter_failures)"
+                );
+                return Settled::Stuck;
+            }
         }
     }
+}
+
+/// Resolves once `halt` was cancelled and the dispatcher's grace period has passed since.
+async fn cancelled_after_grace(dispatcher: &Dispatcher, halt: &CancellationToken) {
+    halt.cancelled().await;
+    tokio::time::sleep(dispatcher.grace()).await;
 }

@@ -11,16 +11,41 @@ use bytes::Bytes;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::{Settled, corrupt::settle_corrupt, lag::LagProbe, settle::settle};
+use super::{
+    Ended, Settled, corrupt::settle_corrupt, halt::bounded, injected_fault, lag::LagProbe, settle::settle,
+};
 use crate::{
     client::{
         consumer::{ConsumerRecord, PartitionStream, Progress},
         producer::SplitMix64,
     },
-    dispatch::{Dispatcher, PartitionProgress},
+    dispatch::{Dispatcher, PartitionProgress, table::Snapshot},
 };
 
-pub(super) async fn run(dispatcher: Arc<Dispatcher>, mut stream: PartitionStream, stop: CancellationToken) {
+type Running = JoinSet<(ConsumerRecord, Settled)>;
+
+/// Settles `record` on its own task, bounded once `halt` is cancelled.
+fn spawn(
+    running: &mut Running,
+    dispatcher: &Arc<Dispatcher>,
+    handlers: Arc<Snapshot>,
+    record: ConsumerRecord,
+    halt: &CancellationToken,
+) {
+    let (dispatcher, halt) = (Arc::clone(dispatcher), halt.clone());
+    running.spawn(async move {
+        let mut rng = SplitMix64::from_entropy();
+        let settling = settle(&dispatcher, &handlers, &record, &halt, &mut rng);
+        let settled = bounded(&dispatcher, settling, &halt, record.offset).await;
+        (record, settled)
+    });
+}
+
+pub(super) async fn run(
+    dispatcher: &Arc<Dispatcher>,
+    stream: &mut PartitionStream,
+    halt: &CancellationToken,
+) -> Ended {
     let limit = dispatcher.config.max_in_flight_per_partition;
     let progress = stream.progress();
     let mut tracked: Option<PartitionProgress> = None;
@@ -28,37 +53,36 @@ pub(super) async fn run(dispatcher: Arc<Dispatcher>, mut stream: PartitionStream
     // Keys with a record running; each with the records of that key waiting behind it.
     let mut busy: HashMap<Option<Bytes>, VecDeque<ConsumerRecord>> = HashMap::new();
     let mut waiting = 0usize;
-    let mut running: JoinSet<(ConsumerRecord, Settled)> = JoinSet::new();
+    let mut running = Running::new();
     let mut view = dispatcher.handlers.view();
-    let mut spawn = |running: &mut JoinSet<(ConsumerRecord, Settled)>, record: ConsumerRecord| {
-        let (dispatcher, stop) = (Arc::clone(&dispatcher), stop.clone());
-        let handlers = Arc::clone(view.current(&dispatcher.handlers));
-        running.spawn(async move {
-            let mut rng = SplitMix64::from_entropy();
-            let settled = settle(&dispatcher, &handlers, &record, &stop, &mut rng).await;
-            (record, settled)
-        });
-    };
-    let mut interrupted = false;
+    // Set once no more records may start: halted, or a record is stuck.
+    let mut ended: Option<Ended> = None;
     loop {
         let room = running.len() + waiting < limit;
         tokio::select! {
             biased;
-            () = stop.cancelled(), if !interrupted => interrupted = true,
+            () = halt.cancelled(), if ended.is_none() => ended = Some(Ended::Halted),
             Some(done) = running.join_next(), if !running.is_empty() => {
-                let Ok((record, settled)) = done else { interrupted = true; continue };
-                if settled == Settled::Interrupted {
-                    interrupted = true;
-                    continue;
+                let (record, settled) = match done {
+                    Ok(done) => done,
+                    // A settle task that panicked outside a handler: the worker's own failure.
+                    Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                    Err(_) => { ended.get_or_insert(Ended::Halted); continue }
+                };
+                match settled {
+                    Settled::Yes => {}
+                    Settled::Interrupted => { ended.get_or_insert(Ended::Halted); continue }
+                    Settled::Stuck => { ended = Some(Ended::Stuck); continue }
                 }
                 mark_settled(&mut tracked, &progress, record.offset);
-                lag.record(&dispatcher, &stream, &record);
+                lag.record(dispatcher, stream, &record);
                 // The key's next record, if one waits; else the key is free.
                 let next = busy.get_mut(&record.key).and_then(VecDeque::pop_front);
                 match next {
-                    Some(next) if !interrupted => {
+                    Some(next) if ended.is_none() => {
                         waiting -= 1;
-                        spawn(&mut running, next);
+                        let handlers = Arc::clone(view.current(&dispatcher.handlers));
+                        spawn(&mut running, dispatcher, handlers, next, halt);
                     }
                     Some(_) => waiting -= 1,
                     None => {
@@ -66,17 +90,20 @@ pub(super) async fn run(dispatcher: Arc<Dispatcher>, mut stream: PartitionStream
                     }
                 }
             }
-            record = stream.try_next(), if room && !interrupted => {
+            record = stream.try_next(), if room && ended.is_none() => {
                 let record = match record {
                     Some(Ok(record)) => record,
                     Some(Err(e)) => {
-                        if settle_corrupt(&dispatcher, &mut stream, e, &stop).await == Settled::Interrupted {
-                            interrupted = true;
+                        match settle_corrupt(dispatcher, stream, e, halt).await {
+                            Settled::Yes => {}
+                            Settled::Interrupted => { ended.get_or_insert(Ended::Halted); }
+                            Settled::Stuck => ended = Some(Ended::Stuck),
                         }
                         continue;
                     }
-                    None => break, // revoked
+                    None => { ended = Some(Ended::Halted); continue } // revoked
                 };
+                injected_fault(&record.topic);
                 tracked.get_or_insert_with(|| PartitionProgress::new(record.offset)).track(record.offset);
                 match busy.get_mut(&record.key) {
                     Some(queue) => {
@@ -85,20 +112,18 @@ pub(super) async fn run(dispatcher: Arc<Dispatcher>, mut stream: PartitionStream
                     }
                     None => {
                         busy.insert(record.key.clone(), VecDeque::new());
-                        spawn(&mut running, record);
+                        let handlers = Arc::clone(view.current(&dispatcher.handlers));
+                        spawn(&mut running, dispatcher, handlers, record, halt);
                     }
                 }
             }
             else => break,
         }
-        if interrupted && running.is_empty() {
+        if ended.is_some() && running.is_empty() {
             break;
         }
     }
-    // Revoked: let the records already running settle (their offsets may still be committed).
-    while let Some(Ok((record, Settled::Yes))) = running.join_next().await {
-        mark_settled(&mut tracked, &progress, record.offset);
-    }
+    ended.unwrap_or(Ended::Halted)
 }
 
 /// Records that `offset` (tracked when it was taken from the stream) is settled, and hands the consumer

@@ -18,7 +18,8 @@ impl LagProbe {
     ) {
         let metrics = dispatcher.telemetry.metrics();
         self.0 += 1;
-        if metrics.is_enabled() && self.0 >= 64 {
+        // A revoked partition's lag is removed; a late record must not report it again.
+        if metrics.is_enabled() && self.0 >= 64 && !stream.is_revoked() {
             self.0 = 0;
             if let Some(high_watermark) = stream.high_watermark() {
                 metrics.set_lag(&record.topic, record.partition, high_watermark, record.offset + 1);

@@ -1,21 +1,25 @@
 //! The sequential worker: one record at a time, in offset order.
 
-use std::sync::Arc;
-
 use tokio_util::sync::CancellationToken;
 
-use super::{Settled, corrupt::settle_corrupt, lag::LagProbe, settle::settle};
+use super::{
+    Ended, Settled, corrupt::settle_corrupt, halt::bounded, injected_fault, lag::LagProbe, settle::settle,
+};
 use crate::{client::consumer::PartitionStream, client::producer::SplitMix64, dispatch::Dispatcher};
 
-pub(super) async fn run(dispatcher: Arc<Dispatcher>, mut stream: PartitionStream, stop: CancellationToken) {
+pub(super) async fn run(
+    dispatcher: &Dispatcher,
+    stream: &mut PartitionStream,
+    halt: &CancellationToken,
+) -> Ended {
     let progress = stream.progress();
     let mut handlers = dispatcher.handlers.view();
     let mut rng = SplitMix64::from_entropy();
     let mut lag = LagProbe::default();
     loop {
-        // A record already fetched is taken without waiting (and without registering for `stop`).
-        let ready = if stop.is_cancelled() {
-            break;
+        // A record already fetched is taken without waiting (and without registering for `halt`).
+        let ready = if halt.is_cancelled() {
+            return Ended::Halted;
         } else {
             stream.next_ready()
         };
@@ -23,22 +27,26 @@ pub(super) async fn run(dispatcher: Arc<Dispatcher>, mut stream: PartitionStream
             Some(record) => record,
             None => tokio::select! {
                 biased;
-                () = stop.cancelled() => break,
+                () = halt.cancelled() => return Ended::Halted,
                 record = stream.try_next() => match record {
                     Some(Ok(record)) => record,
-                    Some(Err(e)) => match settle_corrupt(&dispatcher, &mut stream, e, &stop).await {
+                    Some(Err(e)) => match settle_corrupt(dispatcher, stream, e, halt).await {
                         Settled::Yes => continue,
-                        Settled::Interrupted => break,
+                        Settled::Interrupted => return Ended::Halted,
+                        Settled::Stuck => return Ended::Stuck,
                     },
-                    None => break, // revoked
+                    None => return Ended::Halted, // revoked
                 },
             },
         };
+        injected_fault(&record.topic);
         let handlers = handlers.current(&dispatcher.handlers);
-        match settle(&dispatcher, handlers, &record, &stop, &mut rng).await {
+        let settling = settle(dispatcher, handlers, &record, halt, &mut rng);
+        match bounded(dispatcher, settling, halt, record.offset).await {
             Settled::Yes => progress.mark_done(record.offset),
-            Settled::Interrupted => break,
+            Settled::Interrupted => return Ended::Halted,
+            Settled::Stuck => return Ended::Stuck,
         }
-        lag.record(&dispatcher, &stream, &record);
+        lag.record(dispatcher, stream, &record);
     }
 }

@@ -22,11 +22,13 @@ use crate::{
     telemetry::RecordInfo,
 };
 
+/// Settles `record`: handled, dead-lettered, interrupted by `halt` during a retry sleep or DLQ retry,
+/// or stuck (its dead letter refused for good).
 pub(super) async fn settle(
     dispatcher: &Dispatcher,
     handlers: &Snapshot,
     record: &ConsumerRecord,
-    stop: &CancellationToken,
+    halt: &CancellationToken,
     rng: &mut SplitMix64,
 ) -> Settled {
     let started = std::time::Instant::now();
@@ -91,7 +93,7 @@ pub(super) async fn settle(
                 message: e.to_string(),
                 retries: 0,
             };
-            let settled = dead_letter(dispatcher, record, failure, stop).await;
+            let settled = dead_letter(dispatcher, record, failure, halt).await;
             telemetry
                 .metrics()
                 .consume_duration(Arc::clone(&record.topic), started.elapsed());
@@ -140,19 +142,26 @@ pub(super) async fn settle(
         if permanent || !policy.should_retry(retries) {
             stats.add(Counter::EventsProcessedFailed, 1);
             stats.stamp(Stamp::Error);
-            let failure = Failure::from_handlers(&failures, retries);
+            if permanent {
+                warn!(
+                    event_id = %meta.event_id, event_type = event.type_name(), attempt = retries + 1,
+                    "a handler failed with a PermanentError: dead-lettered without retrying"
+                );
+            }
+            let failure = Failure::from_handlers(&failures, retries, permanent);
             if let Some(span) = span {
                 span.failed(&failure.error_type, failures[0].1.as_ref());
             }
-            break dead_letter(dispatcher, record, failure, stop).await;
+            break dead_letter(dispatcher, record, failure, halt).await;
         }
         let delay = policy.delay(retries, rng.unit());
         warn!(
             event_id = %meta.event_id, event_type = event.type_name(), attempt = retries + 1,
             failed = failures.len(), ?delay, "handlers failed; retrying in place"
         );
+        // A halt (stop or revocation) ends the wait at once: the record stays uncommitted.
         tokio::select! {
-            () = stop.cancelled() => break Settled::Interrupted,
+            () = halt.cancelled() => break Settled::Interrupted,
             () = tokio::time::sleep(delay) => {}
         }
         retries += 1;

@@ -1,0 +1,49 @@
+//! When a worker must stop (the bus stops consuming, or its partition is revoked), and how long the
+//! record it holds may still take then.
+
+use std::future::Future;
+
+use tokio_util::sync::CancellationToken;
+use tracing::warn;
+
+use super::Settled;
+use crate::{client::consumer::PartitionStream, dispatch::Dispatcher};
+
+/// A token cancelled by `stop` or by the revocation of `stream`'s partition.
+pub(super) fn token(stop: &CancellationToken, stream: &PartitionStream) -> CancellationToken {
+    let halt = stop.child_token();
+    let revoked = stream.revocation();
+    let watched = halt.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            () = revoked.cancelled() => watched.cancel(),
+            () = watched.cancelled() => {}
+        }
+    });
+    halt
+}
+
+/// Runs `settling` to its end; once `halt` is cancelled it may go on for the dispatcher's grace period
+/// only, then it is dropped (with the handler it runs) and the record counts as interrupted.
+pub(super) async fn bounded(
+    dispatcher: &Dispatcher,
+    settling: impl Future<Output = Settled>,
+    halt: &CancellationToken,
+    offset: i64,
+) -> Settled {
+    let mut settling = std::pin::pin!(settling);
+    tokio::select! {
+        biased;
+        settled = &mut settling => settled,
+        () = halt.cancelled() => {
+            let grace = dispatcher.grace();
+            match tokio::time::timeout(grace, settling).await {
+                Ok(settled) => settled,
+                Err(_) => {
+                    warn!(offset, ?grace, "handler still running after the partition was revoked or the bus stopped; abandoned, its record stays uncommitted");
+                    Settled::Interrupted
+                }
+            }
+        }
+    }
+}
