@@ -33,14 +33,15 @@ fn error_type(e: &fetcher::Error) -> &'static str {
 }
 
 /// Counts `error`'s batch and applies the policy: dead-letters it and passes it (`Settled::Yes`), or
-/// leaves the stream stopped at it (also `Settled::Yes`: the stream then hands out nothing more until
-/// the partition is revoked). `Settled::Interrupted` when shutdown cut a DLQ send short (the batch is
-/// fetched again by whoever gets the partition next).
+/// leaves the stream stopped at it, paused (also `Settled::Yes`: the stream then hands out nothing
+/// more until the partition is revoked). `Settled::Interrupted` when a halt cut a DLQ send short (the
+/// batch is fetched again by whoever gets the partition next); `Settled::Stuck` when the DLQ refused it
+/// for good.
 pub(super) async fn settle_corrupt(
     dispatcher: &Dispatcher,
     stream: &mut PartitionStream,
     e: fetcher::Error,
-    stop: &CancellationToken,
+    halt: &CancellationToken,
 ) -> Settled {
     let kind = error_type(&e);
     let (first, last) = e.offsets();
@@ -57,6 +58,8 @@ pub(super) async fn settle_corrupt(
                 topic = e.topic(), partition = e.partition(), first, last, error = %e,
                 "record batch cannot be decoded; the partition stops at it (the committed offset stays before it)"
             );
+            // Nothing more is fetched or handed out; paused, it does not count for max.poll.interval.
+            stream.pause();
             return Settled::Yes;
         }
     };
@@ -94,10 +97,15 @@ pub(super) async fn settle_corrupt(
                 stream.skip_failed_batch();
                 return Settled::Yes;
             }
+            Err(send) if !send.is_retriable() => {
+                dispatcher.stats.add(Counter::DeadLetterFailures, 1);
+                error!(first, last, error = %send, "the DLQ refused a corrupt batch for good");
+                return Settled::Stuck;
+            }
             Err(send) => {
                 error!(first, last, error = %send, ?backoff, "cannot send a corrupt batch to the DLQ; retrying (the partition waits at it)");
                 tokio::select! {
-                    () = stop.cancelled() => return Settled::Interrupted,
+                    () = halt.cancelled() => return Settled::Interrupted,
                     () = tokio::time::sleep(backoff) => {}
                 }
                 backoff = (backoff * 2).min(Duration::from_secs(10));
