@@ -84,3 +84,26 @@ faults:
 # The soak (issue 15): SECONDS of steady load, one JSON line.
 soak seconds="600" rate="500":
     cargo run --release --example bench -- --mode soak --seconds {{seconds}} --rate {{rate}} --partitions 3
+
+# Coverage-guided fuzzing (libFuzzer via libfuzzer-sys, built on stable rustc: cargo-fuzz is not needed)
+# of the response decoders (every API and version), frames, record batches and event JSON, `seconds` per
+# target. A counting allocator fails a run that holds more than 64x its input. Needs a C++ compiler (for
+# libFuzzer, outside the library's tree). Corpus in fuzz/corpus, crashes in fuzz/artifacts.
+fuzz seconds="60" targets="responses frames record_batches event_json":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    # Seeds for the responses target: every API and version, rich and empty (from the guard's tests).
+    KAFKA_EVENT_BUS_FUZZ_SEEDS="$PWD/fuzz/corpus/responses" \
+        cargo test -q --lib protocol::guard::tests::write_fuzz_seeds
+    cd fuzz
+    export RUSTFLAGS="--cfg fuzzing -Cdebug-assertions -Coverflow-checks -Cpasses=sancov-module \
+        -Cllvm-args=-sanitizer-coverage-level=4 -Cllvm-args=-sanitizer-coverage-inline-8bit-counters \
+        -Cllvm-args=-sanitizer-coverage-pc-table -Cllvm-args=-sanitizer-coverage-trace-compares"
+    # An explicit --target keeps the coverage flags off build scripts and proc macros.
+    host="$(rustc -vV | sed -n 's/^host: //p')"
+    cargo build --release --bins --target "$host"
+    for target in {{targets}}; do
+        mkdir -p corpus/$target artifacts/$target
+        "target/$host/release/$target" corpus/$target -max_total_time={{seconds}} -rss_limit_mb=2048 \
+            -artifact_prefix=artifacts/$target/ -print_final_stats=1
+    done

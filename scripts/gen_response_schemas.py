@@ -110,7 +110,7 @@ def main():
         flexible_from = "i16::MAX" if flexible == "none" else str(int(flexible.rstrip("+")))
         messages.append(
             f"/// {stem}Response.\n"
-            f"pub(super) static {prefix}: Message = Message {{ name: \"{stem}Response\", "
+            f"pub(super) static {prefix}: Message = Message {{ "
             f"flexible_from: {flexible_from}, fields: {body} }};\n"
         )
     out.extend(writer.consts)

@@ -283,7 +283,7 @@ fn an_oversize_size_prefix_is_a_typed_error() {
             "{err}"
         );
         assert!(
-            started.elapsed() < Duration::from_secs(2),
+            started.elapsed() < Duration::from_secs(3),
             "{:?}",
             started.elapsed()
         );
@@ -301,7 +301,7 @@ fn a_frame_cut_mid_way_is_a_disconnect() {
         let err = connection.request(&MetadataRequest::default()).await.unwrap_err();
         assert!(matches!(err, ConnectionError::Disconnected { .. }), "{err}");
         assert!(
-            started.elapsed() < Duration::from_secs(1),
+            started.elapsed() < Duration::from_secs(3),
             "{:?}",
             started.elapsed()
         );
@@ -327,7 +327,7 @@ fn a_frame_stalled_mid_way_times_out() {
         );
         let elapsed = started.elapsed();
         assert!(
-            (Duration::from_millis(900)..Duration::from_secs(3)).contains(&elapsed),
+            (Duration::from_millis(900)..Duration::from_secs(5)).contains(&elapsed),
             "{elapsed:?}"
         );
         // Dropping the client closes the socket.

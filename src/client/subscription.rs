@@ -392,6 +392,31 @@ mod tests {
     }
 
     #[test]
+    fn a_bad_batch_is_fetched_once_more_then_stops_the_partition_until_passed() {
+        let mut s = SubscriptionState::new(2);
+        let e = s.assign(tp(0), Some(3), None);
+        assert!(!s.note_bad_batch(&tp(0), e, 3), "first failure: fetch it again");
+        assert!(s.note_bad_batch(&tp(0), e, 3), "second failure at the same batch");
+        assert!(
+            !s.stop_at_batch(&tp(0), e, 4, (9, 9), 6),
+            "stale: not at that position"
+        );
+        assert!(s.stop_at_batch(&tp(0), e, 3, (9, 9), 6));
+        let p = s.get(&tp(0)).unwrap();
+        assert_eq!((p.position, p.stopped, p.buffered), (Some(3), Some(6), 1));
+        assert!(s.fetchable().is_empty(), "stopped: not fetched");
+        assert_eq!(s.pass_stopped_batch(&tp(0), e + 1), None, "old epoch");
+        assert_eq!(s.pass_stopped_batch(&tp(0), e), Some(6));
+        assert_eq!(s.pass_stopped_batch(&tp(0), e), None, "passed once");
+        s.consumed_chunk(&tp(0), e);
+        assert_eq!(s.fetchable(), vec![(tp(0), 6, e)]);
+        // A batch that failed once and then came back sound is forgotten once the position passes it.
+        assert!(!s.note_bad_batch(&tp(0), e, 6));
+        assert!(s.advance(&tp(0), e, 6, 9, (9, 9), false));
+        assert_eq!(s.get(&tp(0)).unwrap().bad_batch, None);
+    }
+
+    #[test]
     fn reset_and_revoke() {
         let mut s = SubscriptionState::new(1);
         let e = s.assign(tp(0), None, Some(OffsetReset::Latest));

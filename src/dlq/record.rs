@@ -36,6 +36,9 @@ pub enum DlqReason {
     /// A record batch could not be decoded: the DLQ record's value is the batch's bytes (not an
     /// event), and [`DLQ_ORIGINAL_LAST_OFFSET`] names the batch's last offset.
     CorruptBatch,
+    /// A handler said retrying cannot help (`PermanentError`): dead-lettered on the first failure.
+    /// Not one of eventsource-py's three reasons; it reads the other three as before.
+    PermanentError,
 }
 
 /// The header a `corrupt_batch` DLQ record adds: the batch's last offset (`dlq_original_offset` is its
@@ -50,6 +53,7 @@ impl DlqReason {
             Self::DeserializationError => "deserialization_error",
             Self::RepublishFailed => "republish_failed",
             Self::CorruptBatch => "corrupt_batch",
+            Self::PermanentError => "permanent_error",
         }
     }
 }
@@ -68,6 +72,7 @@ impl std::str::FromStr for DlqReason {
             "deserialization_error" => Ok(Self::DeserializationError),
             "republish_failed" => Ok(Self::RepublishFailed),
             "corrupt_batch" => Ok(Self::CorruptBatch),
+            "permanent_error" => Ok(Self::PermanentError),
             other => Err(Error::InvalidHeader {
                 name: header::DLQ_REASON,
                 value: other.to_owned(),

@@ -88,12 +88,13 @@ fn flipped(batch: &Bytes) -> Bytes {
 async fn bus_over_a_corrupt_batch(
     ctx: &'static crate::support::Ctx,
     name: &str,
-    policy: &str,
+    (policy, in_flight): (&str, usize),
     settle: Duration,
 ) -> (KafkaEventBus, String, Vec<String>, i64, Bytes) {
     let prefix = unique(name);
     let mut cfg = config(ctx, &prefix, &prefix);
     cfg.corrupt_batch_policy = policy.into();
+    cfg.max_in_flight_per_partition = in_flight;
     let bus = KafkaEventBus::new(cfg).unwrap();
     bus.connect().await.unwrap();
     bus.ensure_topics(1, 1, 1).await.unwrap();
@@ -255,7 +256,8 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
         "corrupt_batch::the_bus_dead_letters_a_corrupt_batch_and_handles_its_neighbours",
         |ctx| async move {
             let (bus, topic, handled, start, b) =
-                bus_over_a_corrupt_batch(ctx, "corrupt-bus", "dead_letter", Duration::from_secs(3)).await;
+                bus_over_a_corrupt_batch(ctx, "corrupt-bus", ("dead_letter", 1), Duration::from_secs(3))
+                    .await;
             assert_eq!(handled, [ids("A"), ids("C"), ids("D")].concat());
             let prefix = topic.trim_end_matches(".stream").to_owned();
             bus.shutdown(Duration::from_secs(10)).await.unwrap();
@@ -295,7 +297,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
         "corrupt_batch::the_bus_stops_at_a_corrupt_batch_with_the_stop_policy",
         |ctx| async move {
             let (bus, topic, handled, start, _) =
-                bus_over_a_corrupt_batch(ctx, "corrupt-stop-bus", "stop", Duration::from_secs(3)).await;
+                bus_over_a_corrupt_batch(ctx, "corrupt-stop-bus", ("stop", 1), Duration::from_secs(3)).await;
             // The first three handled are A's; nothing after B.
             assert_eq!(handled, ids("A"));
             let prefix = topic.trim_end_matches(".stream").to_owned();
@@ -307,6 +309,53 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
                 "{stats:?}"
             );
             assert_eq!(committed(ctx, &prefix, &topic).await, Some(start + 3), "at B");
+        },
+    ));
+    trials.push(trial(
+        "corrupt_batch::fetches_fit_in_the_largest_response_the_connection_takes",
+        |ctx| async move {
+            // fetch_max_bytes (50 MiB by default) above max_response_size: a Fetch asking for it got a
+            // response the connection refused, and the same Fetch again, forever.
+            let mut client = ctx.config();
+            client.max_response_size = 256 << 10;
+            let cluster = Cluster::connect(client).await.unwrap();
+            let (topic, group) = (unique("small-frames"), unique("small-frames-g"));
+            create_topic(&cluster, &topic, 1).await;
+            let payload = "x".repeat(1000);
+            for b in 0..20 {
+                let values: Vec<String> = (0..50).map(|i| format!("{b}-{i}-{payload}")).collect();
+                crate::group_support::produce(&cluster, &topic, 0, &values, Compression::None).await;
+            }
+            let mut consumer = Consumer::subscribe(&cluster, fast_config(&group, &topic)).unwrap();
+            let mut stream = assigned(&mut consumer).await;
+            for offset in 0..1000 {
+                let r = tokio::time::timeout(Duration::from_secs(15), stream.next())
+                    .await
+                    .expect("records keep coming")
+                    .unwrap();
+                assert_eq!(r.offset, offset);
+            }
+            consumer.close().await;
+        },
+    ));
+    trials.push(trial(
+        "corrupt_batch::the_keyed_worker_dead_letters_a_corrupt_batch_too",
+        |ctx| async move {
+            let (bus, topic, mut handled, start, _) =
+                bus_over_a_corrupt_batch(ctx, "corrupt-keyed", ("dead_letter", 4), Duration::from_secs(3))
+                    .await;
+            // Keys run concurrently: C's and D's records may interleave.
+            handled.sort();
+            assert_eq!(handled, [ids("A"), ids("C"), ids("D")].concat());
+            let prefix = topic.trim_end_matches(".stream").to_owned();
+            bus.shutdown(Duration::from_secs(10)).await.unwrap();
+            let stats = bus.stats();
+            assert_eq!(
+                (stats.corrupt_batches, stats.messages_sent_to_dlq),
+                (1, 1),
+                "{stats:?}"
+            );
+            assert_eq!(committed(ctx, &prefix, &topic).await, Some(start + 12), "after D");
         },
     ));
 }

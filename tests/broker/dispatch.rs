@@ -59,6 +59,9 @@ async fn assert_paused_not_poisoned(
     })
     .await;
     bus.publish_event(order(aggregate, 2, "behind")).await.unwrap();
+    // Past max_poll_interval (8 s): a stalled partition would have made the member leave by now.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    // The member still holds the other partitions: their events are handled.
     let others: Vec<_> = (0..30)
         .map(|i| {
             order(Uuid::new_v4(), 1, &format!("other-{i}"))
@@ -77,8 +80,6 @@ async fn assert_paused_not_poisoned(
             >= 10
     })
     .await;
-    // Past max_poll_interval (8 s): a stalled partition would have made the member leave by now.
-    tokio::time::sleep(Duration::from_secs(10)).await;
     let s = bus.stats();
     assert_eq!(s.rebalance_count, 0, "the member left the group");
     assert_eq!(count(calls, "behind"), 0, "the paused partition went on");
@@ -369,6 +370,41 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
             })
             .await;
             assert_eq!(lag_points(), 0, "lag still reported after consuming stopped");
+            bus.shutdown(Duration::from_secs(10)).await.unwrap();
+        },
+    ));
+
+    trials.push(trial(
+        "dispatch::a_permanent_error_has_its_own_reason_and_a_replay_is_published",
+        |ctx| async move {
+            let prefix = unique("dp-permanent");
+            let bus = start(config(ctx, &prefix, &prefix), true).await;
+            bus.subscribe(|event: Arc<DomainEvent<OrderCreated>>| {
+                std::future::ready(if event.payload.customer_id == "bad" {
+                    Err(kafka_event_bus::bus::PermanentError::new("invalid order").into())
+                } else {
+                    Ok(())
+                })
+            })
+            .unwrap();
+            warm_up(&bus).await;
+            bus.publish_event(order(Uuid::new_v4(), 1, "bad")).await.unwrap();
+            eventually("the DLQ record", Duration::from_secs(20), || {
+                bus.stats().messages_sent_to_dlq == 1
+            })
+            .await;
+            let entries = bus.get_dlq_messages(10, Duration::from_secs(5)).await.unwrap();
+            let letter = entries[0].dead_letter().unwrap();
+            assert_eq!(letter.reason.as_str(), "permanent_error");
+            let published = bus.stats().events_published;
+            bus.replay_dlq_message(entries[0].partition, entries[0].offset, false)
+                .await
+                .unwrap();
+            assert_eq!(
+                bus.stats().events_published,
+                published + 1,
+                "the replay was not counted"
+            );
             bus.shutdown(Duration::from_secs(10)).await.unwrap();
         },
     ));

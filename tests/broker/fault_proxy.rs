@@ -4,11 +4,15 @@
 //!
 //! It can also *blackhole* the link: the connections open at that moment, and those opened while it
 //! lasts, stop forwarding for good but stay open (a NAT that forgot the flows, a host that vanished);
-//! after [`FaultyBroker::forward`] new connections work again.
+//! after [`FaultyBroker::forward`] new connections work again. And it can *freeze* what clients send
+//! ([`FaultyBroker::freeze`]): requests are held in the proxy until it thaws or the connection is cut.
 
-use std::sync::{
-    Arc, Mutex,
-    atomic::{AtomicBool, Ordering},
+use std::{
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
 };
 
 use kafka_event_bus::testing::LocalBroker;
@@ -27,6 +31,8 @@ pub(crate) struct FaultyBroker {
     /// One per connection: `true` silences it for good.
     silencers: Arc<Mutex<Vec<watch::Sender<bool>>>>,
     blackholed: Arc<AtomicBool>,
+    /// While set, what clients send is held in the proxy (a `cut` then drops it unsent).
+    frozen: Arc<AtomicBool>,
 }
 
 impl FaultyBroker {
@@ -42,6 +48,8 @@ impl FaultyBroker {
         let registry = Arc::clone(&connections);
         let silencers: Arc<Mutex<Vec<watch::Sender<bool>>>> = Arc::default();
         let blackholed = Arc::new(AtomicBool::new(false));
+        let frozen: Arc<AtomicBool> = Arc::default();
+        let hold = Arc::clone(&frozen);
         let (silencer_registry, blackholed_now) = (Arc::clone(&silencers), Arc::clone(&blackholed));
         let accept = tokio::spawn(async move {
             loop {
@@ -49,6 +57,7 @@ impl FaultyBroker {
                     return;
                 };
                 let upstream = upstream.clone();
+                let hold = Arc::clone(&hold);
                 let (silencer, silent) = watch::channel(blackholed_now.load(Ordering::SeqCst));
                 silencer_registry.lock().unwrap().push(silencer);
                 let task = tokio::spawn(async move {
@@ -58,8 +67,8 @@ impl FaultyBroker {
                     let (client_read, client_write) = client.into_split();
                     let (server_read, server_write) = server.into_split();
                     tokio::join!(
-                        pump(client_read, server_write, silent.clone()),
-                        pump(server_read, client_write, silent),
+                        pump(client_read, server_write, silent.clone(), Some(hold)),
+                        pump(server_read, client_write, silent, None),
                     );
                 });
                 registry.lock().unwrap().push(task.abort_handle());
@@ -73,7 +82,14 @@ impl FaultyBroker {
             accept,
             silencers,
             blackholed,
+            frozen,
         }
+    }
+
+    /// Holds (or, with `false`, forwards again) what clients send: requests sent meanwhile reach the
+    /// broker only if the connection is not [`cut`](Self::cut) first.
+    pub(crate) fn freeze(&self, on: bool) {
+        self.frozen.store(on, Ordering::Release);
     }
 
     /// Stops forwarding on every open connection for good, and on every connection accepted until
@@ -108,13 +124,15 @@ impl Drop for FaultyBroker {
     }
 }
 
-/// Copies `from` to `to` until EOF, or, once `silent` turns true, holds everything and never returns.
+/// Copies `from` to `to` until EOF, or, once `silent` turns true, holds everything and never returns;
+/// while `hold` is set, what was read waits in the proxy.
 // A byte pump forwards whatever arrives; it does not parse frames, so short reads are what it wants.
 #[allow(clippy::disallowed_methods)]
 async fn pump(
     mut from: impl AsyncRead + Unpin,
     mut to: impl AsyncWrite + Unpin,
     mut silent: watch::Receiver<bool>,
+    hold: Option<Arc<AtomicBool>>,
 ) {
     let mut buf = vec![0u8; 64 * 1024];
     loop {
@@ -131,6 +149,9 @@ async fn pump(
             None | Some(Ok(_)) if silenced => return std::future::pending().await,
             _ => break,
         };
+        while hold.as_ref().is_some_and(|h| h.load(Ordering::Acquire)) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         if to.write_all(&buf[..n]).await.is_err() {
             break;
         }

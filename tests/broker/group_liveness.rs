@@ -9,12 +9,14 @@ use std::{
 };
 
 use kafka_event_bus::client::{
+    ClientConfig, Cluster,
     consumer::{Consumer, ConsumerEvent},
     subscription::TopicPartition,
 };
 use libtest_mimic::Trial;
 
 use crate::{
+    fault_proxy::FaultyBroker,
     group_support::{TestMember, create_topic, eventually, fast_config, produce_all},
     support::unique,
     trial,
@@ -137,6 +139,93 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
                 took < Duration::from_secs(3),
                 "close took {took:?} while the coordinator held the join"
             );
+        },
+    ));
+
+    trials.push(trial(
+        "group::a_close_commit_cut_off_from_the_coordinator_is_retried",
+        |_ctx| async move {
+            let broker = FaultyBroker::start().await;
+            let cluster = Cluster::connect(ClientConfig::new(&broker.bootstrap))
+                .await
+                .unwrap();
+            let (topic, group) = (unique("close-cut"), unique("close-cut-g"));
+            create_topic(&cluster, &topic, 2).await;
+            produce_all(&cluster, &topic, 2, 10, "v").await;
+            // No periodic commit: only the close commits what was handled.
+            let config = fast_config(&group, &topic).with_commit_interval(Duration::from_secs(3600));
+            let member = TestMember::start(&cluster, config.clone());
+            eventually("every record handled", Duration::from_secs(30), || {
+                member.records().len() == 20
+            })
+            .await;
+            // The close's OffsetCommit is held in the proxy, then every connection is cut: the commit
+            // never reaches the broker and fails with a transport error.
+            broker.freeze(true);
+            let closing = tokio::spawn(member.close());
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            assert!(broker.cut() > 0, "no connection to cut");
+            broker.freeze(false);
+            tokio::time::timeout(Duration::from_secs(20), closing)
+                .await
+                .expect("close to return")
+                .unwrap();
+            // The close commit landed: the next member of the group starts after the last record.
+            let next = Consumer::subscribe(&cluster, config).unwrap();
+            eventually("the next member's assignment", Duration::from_secs(30), || {
+                next.assignment().len() == 2
+            })
+            .await;
+            for p in 0..2 {
+                let tp = TopicPartition::new(&topic, p);
+                assert_eq!(next.committed(&tp), Some(10), "{tp:?}: the close commit was lost");
+            }
+            next.close().await;
+        },
+    ));
+
+    trials.push(trial(
+        "group::a_saturated_runtime_does_not_starve_heartbeats",
+        |ctx| async move {
+            let bootstrap = ctx.bootstrap.clone();
+            // The members live on a runtime of their own, whose two workers the test then blocks for
+            // longer than the session timeout, as a burst of CPU-bound handlers would.
+            tokio::task::spawn_blocking(move || {
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                runtime.block_on(async move {
+                    let cluster = Cluster::connect(ClientConfig::new(&bootstrap)).await.unwrap();
+                    let (topic, group) = (unique("busy"), unique("busy-g"));
+                    create_topic(&cluster, &topic, 2).await;
+                    let a = TestMember::start(&cluster, fast_config(&group, &topic));
+                    let b = TestMember::start(&cluster, fast_config(&group, &topic));
+                    eventually("one partition each", Duration::from_secs(30), || {
+                        a.assignment().len() == 1 && b.assignment().len() == 1
+                    })
+                    .await;
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    let before = (a.event_counts(), b.event_counts());
+                    let hogs: Vec<_> = (0..2)
+                        .map(|_| tokio::spawn(async { std::thread::sleep(Duration::from_secs(9)) }))
+                        .collect();
+                    for hog in hogs {
+                        hog.await.unwrap();
+                    }
+                    tokio::time::sleep(Duration::from_secs(4)).await;
+                    assert_eq!(
+                        (a.event_counts(), b.event_counts()),
+                        before,
+                        "a member was evicted while its runtime was busy: (assigned, revoked) events changed"
+                    );
+                    a.close().await;
+                    b.close().await;
+                });
+            })
+            .await
+            .unwrap();
         },
     ));
 }

@@ -62,6 +62,51 @@ async fn read_topic(cluster: &Cluster, topic: &str, partitions: i32) -> (HashMap
 }
 
 pub(crate) fn trials(trials: &mut Vec<Trial>) {
+    trials.push(trial(
+        "producer::init_producer_id_with_the_current_id_gives_a_usable_identity",
+        |ctx| async move {
+            use kafka_event_bus::client::connection::BrokerConnection;
+            use kafka_protocol::messages::{InitProducerIdRequest, ProducerId};
+            let broker = BrokerConnection::new(ctx.bootstrap.split(',').next().unwrap(), ctx.config().into());
+            let init = |id: i64, epoch: i16| {
+                InitProducerIdRequest::default()
+                    .with_transactional_id(None)
+                    .with_transaction_timeout_ms(30_000)
+                    .with_producer_id(ProducerId(id))
+                    .with_producer_epoch(epoch)
+            };
+            let first = broker.request(&init(-1, -1)).await.unwrap();
+            assert_eq!(first.error_code, 0);
+            // KIP-360: the current identity along, as the producer sends it after losing its sequences.
+            let bumped = broker
+                .request(&init(first.producer_id.0, first.producer_epoch))
+                .await
+                .unwrap();
+            eprintln!(
+                "InitProducerId: fresh ({}, {}), with the current id: error {} -> ({}, {})",
+                first.producer_id.0,
+                first.producer_epoch,
+                bumped.error_code,
+                bumped.producer_id.0,
+                bumped.producer_epoch
+            );
+            if bumped.error_code == 0 {
+                // A broker that bumps: the same id at a higher epoch, or a new id.
+                let (old, new) = (
+                    (first.producer_id.0, first.producer_epoch),
+                    (bumped.producer_id.0, bumped.producer_epoch),
+                );
+                assert!(new.0 >= 0 && new != old, "{old:?} -> {new:?}");
+            } else {
+                // Tansu refuses it (UNKNOWN_SERVER_ERROR): the producer then asks for a fresh id, which
+                // must differ from the old one.
+                let fresh = broker.request(&init(-1, -1)).await.unwrap();
+                assert_eq!(fresh.error_code, 0);
+                assert_ne!(fresh.producer_id.0, first.producer_id.0);
+            }
+        },
+    ));
+
     for compression in Compression::ALL {
         let name = format!("producer::round_trips_with_{}", compression.name());
         trials.push(trial(&name, move |ctx| async move {

@@ -422,7 +422,8 @@ impl KafkaEventBus {
     /// Republishes the DLQ record at `partition`/`offset` to the main topic (without its `dlq_*`
     /// headers, `retry_count=0`, `dlq_replay_count` + 1) and returns once the broker acknowledged it.
     /// Refused past `dlq_max_replay_attempts` unless `force`. Only the consumer group that
-    /// dead-lettered the event handles the replay; other groups skip it.
+    /// dead-lettered the event handles the replay; other groups skip it. A replay counts in
+    /// `events_published`.
     ///
     /// # Errors
     ///
@@ -433,10 +434,15 @@ impl KafkaEventBus {
         offset: i64,
         force: bool,
     ) -> Result<RecordMetadata, Error> {
-        self.dlq_admin()?
+        let written = self
+            .dlq_admin()?
             .replay(partition, offset, force)
             .await
-            .map_err(|e| Error::Dlq { source: Box::new(e) })
+            .map_err(|e| Error::Dlq { source: Box::new(e) })?;
+        // A replay is a publish to the main topic.
+        self.inner.stats.add(Counter::EventsPublished, 1);
+        self.inner.stats.stamp(Stamp::Publish);
+        Ok(written)
     }
 
     /// Joins the consumer group and dispatches events to the subscribed handlers until

@@ -106,10 +106,16 @@ impl InFlight {
 
     fn abandon(&mut self, id: i32) {
         if self.waiting.remove(&id).is_some() {
-            self.abandoned.push_back(id);
-            if self.abandoned.len() > MAX_ABANDONED {
-                self.abandoned.pop_front();
-            }
+            self.expect_unwaited(id);
+        }
+    }
+
+    /// A request nobody waits for, which the broker may still answer (an abandoned one, or one the
+    /// protocol says goes unanswered, which some brokers answer anyway).
+    fn expect_unwaited(&mut self, id: i32) {
+        self.abandoned.push_back(id);
+        if self.abandoned.len() > MAX_ABANDONED {
+            self.abandoned.pop_front();
         }
     }
 
@@ -303,8 +309,13 @@ impl Messenger {
     /// As [`request`](Self::request), except that no timeout applies.
     pub async fn send_oneway<R: ApiRequest>(&self, request: &R) -> Result<(), Error> {
         let version = self.version_for::<R>()?;
-        let id = match &*self.shared.lock() {
-            State::Open(in_flight) => self.next_id(in_flight),
+        // Kafka never answers an acks=0 Produce; Tansu does: its answer is discarded like an abandoned one.
+        let id = match &mut *self.shared.lock() {
+            State::Open(in_flight) => {
+                let id = self.next_id(in_flight);
+                in_flight.expect_unwaited(id);
+                id
+            }
             State::Poisoned(e) => return Err(e.clone()),
         };
         let frame = self.encode(id, version, request)?;

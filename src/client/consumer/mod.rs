@@ -43,6 +43,7 @@ use super::{
         HeartbeatConfig, LeaveReason, MemberConfig,
         assignor::{Assignor, RangeAssignor},
         driver::{self, DriverConfig},
+        driver_thread,
     },
     subscription::TopicPartition,
 };
@@ -267,16 +268,19 @@ impl Consumer {
         });
         let stop_group = CancellationToken::new();
         let stop_fetcher = CancellationToken::new();
-        let driver = runtime.spawn(driver::run(
-            cluster.clone(),
-            DriverConfig {
-                member: config.group.clone(),
-                commit_interval: config.commit_interval,
-                request_timeout: config.request_timeout,
-            },
-            Arc::new(Listener(Arc::clone(&shared))),
-            stop_group.clone(),
-        ));
+        let driver = driver_thread::spawn(
+            &runtime,
+            driver::run(
+                cluster.clone(),
+                DriverConfig {
+                    member: config.group.clone(),
+                    commit_interval: config.commit_interval,
+                    request_timeout: config.request_timeout,
+                },
+                Arc::new(Listener(Arc::clone(&shared))),
+                stop_group.clone(),
+            ),
+        );
         let fetcher = runtime.spawn(fetcher::run(
             cluster.clone(),
             config.fetch,

@@ -30,6 +30,14 @@
 //! - A result is delivered only if the partition's epoch and position still match what was fetched
 //!   (no stale records after a revoke, reassignment or reset).
 //! - The fetcher's connections are its own: long-polls never hold up other requests to the broker.
+//! - The position passes a batch only after its frame, magic and (with `check_crcs`) CRC were checked
+//!   (`plan::walk`); it moves over a batch no further than the next batch's base offset or the high
+//!   watermark, whatever its `lastOffsetDelta` claims. A batch that fails is fetched once more after
+//!   `retry_backoff`; failing again, the partition stops at it (`SubscriptionState::stop_at_batch`):
+//!   its stream hands out an [`Error`] and nothing is fetched until the application passes it. A batch
+//!   that decodes badly later (decompression, records) stops the stream the same way.
+//! - A Fetch asks for no more than the connection's `max_response_size` takes, and half as much per
+//!   response that was still too large (`Fetcher::response_too_large`).
 
 mod error;
 mod plan;
@@ -222,6 +230,8 @@ enum FetchDone {
         lane: Lane,
         targets: Vec<FetchTarget>,
         result: Result<kafka_protocol::messages::FetchResponse, String>,
+        /// The response was larger than the connection accepts (`max_response_size`).
+        too_large: bool,
     },
     Reset {
         tp: TopicPartition,
@@ -230,6 +240,9 @@ enum FetchDone {
     },
     Metadata,
 }
+
+/// How many times a broker's Fetches are halved in size after responses too large for the connection.
+const MAX_HALVINGS: u32 = 8;
 
 /// Hands `chunk` to `target`'s stream, or (no stream of that assignment) forgets it.
 fn send(state: &mut FetchState, target: &FetchTarget, chunk: plan::RawChunk) {
@@ -264,6 +277,7 @@ pub(crate) async fn run(
         resetting: HashSet::new(),
         backoff: HashMap::new(),
         held: HashMap::new(),
+        shrink: HashMap::new(),
         refreshing: false,
         tasks: JoinSet::new(),
         turns: HashMap::new(),
@@ -305,6 +319,8 @@ struct Fetcher {
     backoff: HashMap<i32, Instant>,
     /// Partitions not fetched before the time given (a batch at their position failed its checks once).
     held: HashMap<TopicPartition, Instant>,
+    /// Per broker: how many times its Fetches were halved (see [`Fetcher::response_too_large`]).
+    shrink: HashMap<i32, u32>,
     refreshing: bool,
     tasks: JoinSet<FetchDone>,
     /// How many Fetches were sent to each broker's lane: where its next one's partition list starts.
@@ -417,25 +433,38 @@ impl Fetcher {
             } else {
                 Arc::clone(&self.config)
             };
+            // Halved once per response the connection refused as too large: some brokers (Tansu) send
+            // more than the Fetch's max_bytes.
+            let halvings = self.shrink.get(&broker).copied().unwrap_or(0);
+            let max_response_size = self.cluster.config().max_response_size >> halvings;
             self.tasks.spawn(async move {
                 let result = async {
-                    let messenger = conn.messenger().await.map_err(|e| e.to_string())?;
+                    let messenger = conn.messenger().await.map_err(|e| (e.to_string(), false))?;
                     let version = messenger
                         .version_for::<kafka_protocol::messages::FetchRequest>()
-                        .map_err(|e| e.to_string())?;
-                    let request = plan::fetch_request(version, &config, &targets);
+                        .map_err(|e| (e.to_string(), false))?;
+                    let request = plan::fetch_request(version, &config, max_response_size, &targets);
                     let timeout = config.fetch_max_wait + Duration::from_secs(30);
                     messenger
                         .request_with_timeout(&request, timeout)
                         .await
-                        .map_err(|e| e.to_string())
+                        .map_err(|e| {
+                            let too_large = matches!(&e, crate::client::connection::Error::Protocol { source, .. }
+                                if matches!(**source, crate::protocol::Error::FrameSize { .. }));
+                            (e.to_string(), too_large)
+                        })
                 }
                 .await;
+                let (result, too_large) = match result {
+                    Ok(response) => (Ok(response), false),
+                    Err((e, too_large)) => (Err(e), too_large),
+                };
                 FetchDone::Fetch {
                     broker,
                     lane,
                     targets,
                     result,
+                    too_large,
                 }
             });
         }
@@ -462,7 +491,11 @@ impl Fetcher {
                 lane,
                 targets,
                 result,
+                too_large,
             } => {
+                if too_large {
+                    self.response_too_large(broker);
+                }
                 self.busy.remove(&(broker, lane));
                 for t in &targets {
                     self.in_flight.remove(&t.tp);
@@ -478,6 +511,27 @@ impl Fetcher {
                     }
                 }
             }
+        }
+    }
+
+    /// A Fetch response from `broker` was larger than `max_response_size`: its next Fetches ask for
+    /// half as much (up to [`MAX_HALVINGS`] times; past that a single record batch is likely larger than
+    /// `max_response_size`, which only a larger `max_response_size` fixes).
+    fn response_too_large(&mut self, broker: i32) {
+        let halvings = self.shrink.entry(broker).or_default();
+        if *halvings < MAX_HALVINGS {
+            *halvings += 1;
+            tracing::warn!(
+                broker,
+                halvings = *halvings,
+                "fetch response larger than max_response_size; asking for less"
+            );
+        } else {
+            tracing::error!(
+                broker,
+                max_response_size = self.cluster.config().max_response_size,
+                "fetch responses stay larger than max_response_size: is a record batch larger than it? Raise max_response_size"
+            );
         }
     }
 

@@ -33,15 +33,40 @@ pub(crate) struct FetchTarget {
     pub(crate) epoch: u64,
 }
 
+/// What a Fetch response carries besides records, at most: the response header and, per partition,
+/// its fields (aborted transactions aside).
+const RESPONSE_OVERHEAD: usize = 64 << 10;
+const PARTITION_OVERHEAD: usize = 128;
+
+/// The `max_bytes` and `partition_max_bytes` a Fetch of `partitions` asks for: the configured ones,
+/// lowered so that the response fits in `max_response_size` (the largest frame the connection
+/// accepts; a response above it breaks the connection, and the same Fetch sent again would break
+/// it again).
+pub(crate) fn fetch_limits(config: &FetchConfig, max_response_size: usize, partitions: usize) -> (i32, i32) {
+    let room = max_response_size
+        .saturating_sub(RESPONSE_OVERHEAD)
+        .saturating_sub(partitions.saturating_mul(PARTITION_OVERHEAD))
+        .max(1);
+    let room = i32::try_from(room).unwrap_or(i32::MAX);
+    let max_bytes = config.fetch_max_bytes.min(room).max(1);
+    (max_bytes, config.max_partition_fetch_bytes.min(max_bytes).max(1))
+}
+
 /// Builds the Fetch for one broker covering `targets`, in their order (topics in order of first
-/// appearance).
-pub(crate) fn fetch_request(version: i16, config: &FetchConfig, targets: &[FetchTarget]) -> FetchRequest {
+/// appearance), within `max_response_size` (see [`fetch_limits`]).
+pub(crate) fn fetch_request(
+    version: i16,
+    config: &FetchConfig,
+    max_response_size: usize,
+    targets: &[FetchTarget],
+) -> FetchRequest {
+    let (max_bytes, partition_max_bytes) = fetch_limits(config, max_response_size, targets.len());
     let mut topics: Vec<(&str, Vec<FetchPartition>)> = Vec::new();
     for t in targets {
         let partition = FetchPartition::default()
             .with_partition(t.tp.partition)
             .with_fetch_offset(t.offset)
-            .with_partition_max_bytes(config.max_partition_fetch_bytes);
+            .with_partition_max_bytes(partition_max_bytes);
         match topics.iter_mut().find(|(name, _)| *name == t.tp.topic) {
             Some((_, partitions)) => partitions.push(partition),
             None => topics.push((t.tp.topic.as_str(), vec![partition])),
@@ -51,7 +76,7 @@ pub(crate) fn fetch_request(version: i16, config: &FetchConfig, targets: &[Fetch
     FetchRequest::default()
         .with_max_wait_ms(i32::try_from(config.fetch_max_wait.as_millis()).unwrap_or(i32::MAX))
         .with_min_bytes(config.fetch_min_bytes)
-        .with_max_bytes(config.fetch_max_bytes)
+        .with_max_bytes(max_bytes)
         .with_isolation_level(config.isolation_level.code())
         .with_topics(
             topics
@@ -872,7 +897,7 @@ mod tests {
             },
         ];
         for v in FetchRequest::VERSIONS.min..=FetchRequest::VERSIONS.max {
-            let r = fetch_request(v, &config, &targets);
+            let r = fetch_request(v, &config, usize::MAX, &targets);
             assert!(r.compute_size(v).is_ok(), "v{v}");
             assert_eq!(r.topics.len(), 2);
             assert_eq!(r.topics[0].partitions.len(), 2);
@@ -899,7 +924,7 @@ mod tests {
         let order = |turn| {
             let mut targets = all.clone();
             rotate(&mut targets, turn);
-            fetch_request(12, &config, &targets)
+            fetch_request(12, &config, usize::MAX, &targets)
                 .topics
                 .iter()
                 .flat_map(|t| t.partitions.iter().map(|p| (t.topic.0.to_string(), p.partition)))

@@ -95,7 +95,12 @@ async fn latest(cluster: &Cluster, tp: &TopicPartition, config: &FetchConfig) ->
         .version_for::<kafka_protocol::messages::FetchRequest>()
         .map_err(|e| e.to_string())?;
     let response = messenger
-        .request(&fetch_request(version, &probe, &target))
+        .request(&fetch_request(
+            version,
+            &probe,
+            cluster.config().max_response_size,
+            &target,
+        ))
         .await
         .map_err(|e| e.to_string())?;
     let Some(p) = response

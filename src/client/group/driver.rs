@@ -17,8 +17,10 @@
 //! - Offsets are committed only from [`RebalanceListener::pending_commits`] and
 //!   [`RebalanceListener::on_revoke`]: what the application reported done.
 //! - A revocation completes (and the member may rejoin or leave) only after the listener returned and
-//!   the revoked partitions' offsets were committed (or the commit failed).
+//!   the revoked partitions' offsets were committed (or the commit failed for good: fenced, or still
+//!   failing `request_timeout` after the first attempt; retriable failures are retried meanwhile).
 //! - Shutdown: close the member (revoke and commit everything), LeaveGroup (dynamic members), return.
+//!   LeaveGroup during a held JoinGroup/SyncGroup drops it and goes on a new connection.
 
 use std::{
     collections::BTreeMap,
@@ -98,8 +100,19 @@ enum Completion {
     Committed {
         offsets: Vec<(TopicPartition, i64)>,
         result: Result<(), Failure>,
-        revoked: Option<Vec<TopicPartition>>,
+        revoked: Option<RevokeCommit>,
     },
+}
+
+/// Offsets to commit (next offset to read, per partition).
+type Offsets = Vec<(TopicPartition, i64)>;
+
+/// The commit that ends a revocation (on rebalance or close): a retriable failure is retried, after the
+/// coordinator is found again if it was lost, until `deadline`.
+#[derive(Debug, Clone)]
+struct RevokeCommit {
+    partitions: Vec<TopicPartition>,
+    deadline: Instant,
 }
 
 /// Runs the member until it is closed (after `shutdown` is cancelled) or fails for good.
@@ -118,6 +131,7 @@ pub(crate) async fn run(
         tasks: JoinSet::new(),
         waits: Waits::default(),
         rebalance_request: None,
+        revoke_commit_retry: None,
         commits_in_flight: 0,
         next_commit: Instant::now(),
     };
@@ -142,6 +156,7 @@ pub(crate) async fn run(
         let deadline = [
             driver.member.poll_timeout(),
             driver.waits.next_report(),
+            driver.revoke_commit_retry.as_ref().map(|(_, _, at)| *at),
             Some(driver.next_commit),
             Some(now + Duration::from_secs(1)),
         ]
@@ -180,6 +195,8 @@ struct Driver {
     waits: Waits,
     /// The JoinGroup or SyncGroup in flight, if any.
     rebalance_request: Option<AbortHandle>,
+    /// A revocation's commit that failed and is retried at the instant given.
+    revoke_commit_retry: Option<(Offsets, RevokeCommit, Instant)>,
     commits_in_flight: usize,
     next_commit: Instant,
 }
@@ -205,6 +222,14 @@ impl Driver {
     /// Drains the member's events and requests, and commits when due.
     fn step(&mut self, now: Instant) {
         self.sync_coordinator();
+        if self
+            .revoke_commit_retry
+            .as_ref()
+            .is_some_and(|(_, _, at)| now >= *at)
+            && let Some((offsets, revoke, _)) = self.revoke_commit_retry.take()
+        {
+            self.commit(offsets, Some(revoke));
+        }
         loop {
             let mut progressed = false;
             while let Some(event) = self.member.poll_event() {
@@ -290,15 +315,22 @@ impl Driver {
         });
     }
 
-    fn commit(&mut self, offsets: Vec<(TopicPartition, i64)>, revoked: Option<Vec<TopicPartition>>) {
-        let (Some(coordinator), Some(generation)) =
-            (self.coordinator.clone(), self.member.generation().cloned())
-        else {
+    fn commit(&mut self, offsets: Vec<(TopicPartition, i64)>, revoked: Option<RevokeCommit>) {
+        let Some(generation) = self.member.generation().cloned() else {
             // Not a stable member (no generation): nothing can be committed; a revocation goes on.
             tracing::debug!(group = %self.config.member.group_id, "no generation: offsets not committed");
-            if let Some(partitions) = revoked {
-                self.listener.on_revoked(&partitions, false);
-                self.member.handle_revoked(Instant::now());
+            if let Some(revoke) = revoked {
+                self.finish_revoke(&revoke.partitions);
+            }
+            return;
+        };
+        let Some(coordinator) = self.coordinator.clone() else {
+            match revoked {
+                // Being looked up again (the member asks for FindCoordinator while revoking).
+                Some(revoke) => self.retry_revoke_commit(offsets, revoke),
+                None => {
+                    tracing::debug!(group = %self.config.member.group_id, "no coordinator: offsets not committed")
+                }
             }
             return;
         };
@@ -319,6 +351,23 @@ impl Driver {
                 revoked,
             }
         });
+    }
+
+    /// Schedules another attempt at a revocation's commit, or gives up past its deadline.
+    fn retry_revoke_commit(&mut self, offsets: Vec<(TopicPartition, i64)>, revoke: RevokeCommit) {
+        let now = Instant::now();
+        if now >= revoke.deadline {
+            tracing::warn!(group = %self.config.member.group_id, partitions = ?revoke.partitions, "revocation commit failed until its deadline; offsets not committed");
+            self.finish_revoke(&revoke.partitions);
+            return;
+        }
+        let at = now + self.config.member.timeouts.retry_backoff;
+        self.revoke_commit_retry = Some((offsets, revoke, at));
+    }
+
+    fn finish_revoke(&mut self, partitions: &[TopicPartition]) {
+        self.listener.on_revoked(partitions, false);
+        self.member.handle_revoked(Instant::now());
     }
 
     fn send(&mut self, request: GroupRequest) {
@@ -512,7 +561,8 @@ impl Driver {
                     self.listener.on_revoked(&partitions, lost);
                     self.member.handle_revoked(now);
                 } else {
-                    self.commit(offsets, Some(partitions));
+                    let deadline = now + self.config.request_timeout;
+                    self.commit(offsets, Some(RevokeCommit { partitions, deadline }));
                 }
             }
             Completion::Committed {
@@ -526,11 +576,16 @@ impl Driver {
                     Err(e) => {
                         tracing::warn!(group = %self.config.member.group_id, error = ?e, "OffsetCommit failed");
                         self.member.handle_commit_error(now, &e);
+                        if e.is_retriable()
+                            && let Some(revoke) = revoked
+                        {
+                            self.retry_revoke_commit(offsets, revoke);
+                            return;
+                        }
                     }
                 }
-                if let Some(partitions) = revoked {
-                    self.listener.on_revoked(&partitions, false);
-                    self.member.handle_revoked(now);
+                if let Some(revoke) = revoked {
+                    self.finish_revoke(&revoke.partitions);
                 }
             }
         }

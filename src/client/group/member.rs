@@ -248,6 +248,25 @@ pub enum Failure {
     Server(ServerError),
 }
 
+impl Failure {
+    /// Whether the same request may succeed if sent again, after rediscovering the coordinator when it
+    /// was lost: transport failures and the broker's retriable codes (NOT_COORDINATOR,
+    /// COORDINATOR_NOT_AVAILABLE, COORDINATOR_LOAD_IN_PROGRESS, REQUEST_TIMED_OUT, ...). Fencing codes
+    /// (UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION, REBALANCE_IN_PROGRESS) are not.
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            Self::Transport(_) => true,
+            Self::Server(e) => {
+                e.is_retriable()
+                    || matches!(
+                        e.code,
+                        ResponseError::NotCoordinator | ResponseError::CoordinatorNotAvailable
+                    )
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum InFlight {
     FindCoordinator,
@@ -497,7 +516,15 @@ impl Member {
         if let Some(request) = self.queued.pop_front() {
             return Some(request);
         }
-        if self.in_flight.is_some() || self.revoking.is_some() || self.retry_at.is_some_and(|at| now < at) {
+        if self.in_flight.is_some() || self.retry_at.is_some_and(|at| now < at) {
+            return None;
+        }
+        if self.revoking.is_some() {
+            // The revocation's commit may have lost the coordinator: find it again meanwhile.
+            if self.coordinator.is_none() {
+                self.in_flight = Some(InFlight::FindCoordinator);
+                return Some(GroupRequest::FindCoordinator);
+            }
             return None;
         }
         if self.closing {

@@ -4,6 +4,7 @@
 //! - [`member`]: one member's join/sync/heartbeat state machine, without I/O ([`Member`]).
 //! - `heartbeat`: the member's timers ([`HeartbeatConfig`]).
 //! - `coordinator`, `offsets`: the group requests on the wire, OffsetFetch and OffsetCommit.
+//! - `driver_thread`: the driver's own thread and runtime (heartbeats never wait for the application).
 //! - `waits`: what the driver waits for and since when (long waits are logged).
 //! - `driver`: the task that drives a [`Member`] over the coordinator's own connection and reports to
 //!   a [`RebalanceListener`] (the consumer).
@@ -14,6 +15,7 @@
 pub mod assignor;
 mod coordinator;
 pub(crate) mod driver;
+pub(crate) mod driver_thread;
 mod heartbeat;
 pub mod member;
 mod offsets;

@@ -25,7 +25,7 @@ use super::{
     coordinator::CoordinatorConnection,
     member::{Failure, Generation, MemberConfig},
 };
-use crate::protocol::{ServerError, StrBytes};
+use crate::protocol::{ResponseError, ServerError, StrBytes};
 
 fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_owned())
@@ -63,9 +63,12 @@ pub(crate) fn offset_fetch_request(
         .with_topics(Some(topics))
 }
 
-/// Committed offsets by partition (`None`: nothing committed).
+/// Committed offsets of `requested` by partition (`None`: nothing committed). A requested partition
+/// missing from the answer is an error, not "nothing committed" (which would reset its position by
+/// `auto_offset_reset`, skipping or redelivering records): the caller fetches again.
 pub(crate) fn read_offset_fetch(
     response: &OffsetFetchResponse,
+    requested: &[TopicPartition],
 ) -> Result<BTreeMap<TopicPartition, Option<i64>>, Failure> {
     if let Some(e) = ServerError::from_code(response.error_code, None) {
         return Err(Failure::Server(e));
@@ -79,6 +82,15 @@ pub(crate) fn read_offset_fetch(
             let tp = TopicPartition::new(topic.name.0.to_string(), p.partition_index);
             out.insert(tp, Some(p.committed_offset).filter(|&o| o >= 0));
         }
+    }
+    if let Some(missing) = requested.iter().find(|tp| !out.contains_key(*tp)) {
+        return Err(Failure::Server(ServerError {
+            code: ResponseError::UnknownServerError,
+            message: Some(format!(
+                "{}/{} missing from the OffsetFetch answer",
+                missing.topic, missing.partition
+            )),
+        }));
     }
     Ok(out)
 }
@@ -143,7 +155,7 @@ pub(crate) async fn fetch_committed(
     let response = coordinator
         .send(|v| offset_fetch_request(v, group_id, partitions), timeout)
         .await?;
-    read_offset_fetch(&response)
+    read_offset_fetch(&response, partitions)
 }
 
 /// OffsetCommit of exactly `offsets`.
@@ -168,7 +180,7 @@ mod tests {
     };
 
     use super::*;
-    use crate::protocol::{ApiRequest, ResponseError};
+    use crate::protocol::ApiRequest;
 
     fn tp(t: &str, p: i32) -> TopicPartition {
         TopicPartition::new(t, p)
@@ -226,11 +238,23 @@ mod tests {
                         .with_committed_offset(-1),
                 ]),
         ]);
-        let read = read_offset_fetch(&response).unwrap();
+        let requested = [tp("a", 0), tp("a", 1)];
+        let read = read_offset_fetch(&response, &requested).unwrap();
         assert_eq!(read[&tp("a", 0)], Some(42));
         assert_eq!(read[&tp("a", 1)], None);
 
-        let failed = response.with_error_code(ResponseError::CoordinatorLoadInProgress.code());
-        assert!(matches!(read_offset_fetch(&failed), Err(Failure::Server(e)) if e.is_retriable()));
+        let failed = response
+            .clone()
+            .with_error_code(ResponseError::CoordinatorLoadInProgress.code());
+        assert!(
+            matches!(read_offset_fetch(&failed, &requested), Err(Failure::Server(e)) if e.is_retriable())
+        );
+
+        // A partition asked for and not answered is not "never committed".
+        let missing = read_offset_fetch(&response, &[tp("a", 0), tp("a", 2)]);
+        assert!(
+            matches!(&missing, Err(Failure::Server(e)) if e.message.as_deref().is_some_and(|m| m.contains("a/2"))),
+            "{missing:?}"
+        );
     }
 }

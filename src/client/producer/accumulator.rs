@@ -18,7 +18,9 @@
 //!   they were appended, retries included.
 //! - **Idempotence.** A batch gets its sequence number when it is first drained, in partition order, and
 //!   keeps it across retries, so the broker discards a retry of a batch it already wrote. When the
-//!   producer id changes (after OUT_OF_ORDER_SEQUENCE / UNKNOWN_PRODUCER_ID), sequences restart at 0.
+//!   producer id or epoch changes (after OUT_OF_ORDER_SEQUENCE / UNKNOWN_PRODUCER_ID), sequences
+//!   restart at 0, and a batch that may already have been written under the old one is failed
+//!   ([`Drained::uncertain`]) rather than sent again (see `idempotence`).
 //! - No I/O and no clock: `now` is passed in, so the rules above are unit-tested with virtual time.
 
 use std::{
@@ -30,7 +32,11 @@ use std::{
 use bytes::Bytes;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, oneshot};
 
-use super::{Error, ProducerConfig, ProducerRecord, RecordMetadata, partitioner::Partitioner};
+use super::{
+    Error, ProducerConfig, ProducerRecord, RecordMetadata,
+    idempotence::{Assignment, assignment},
+    partitioner::Partitioner,
+};
 use crate::{
     client::cluster::ClusterMetadata,
     protocol::records::{self, RecordBatchBuilder},
@@ -57,6 +63,8 @@ pub(crate) struct ProducerBatch {
     retry_at: Option<Instant>,
     pub(crate) attempts: u32,
     pub(crate) last_error: Option<String>,
+    /// An attempt went unanswered (timeout, lost connection): the broker may have written the batch.
+    pub(crate) maybe_written: bool,
     /// (producer id, epoch, base sequence) once assigned.
     producer: Option<(i64, i16, i32)>,
     /// The encoded bytes carry an older producer state than `producer`.
@@ -151,6 +159,9 @@ pub(crate) struct Drained {
     pub(crate) by_broker: Vec<(i32, Vec<ProducerBatch>)>,
     /// Batches past their delivery timeout, to be failed.
     pub(crate) expired: Vec<ProducerBatch>,
+    /// Batches that may have been written under an earlier producer id or epoch, to be failed with
+    /// [`Error::DeliveryUncertain`] (their partition stays busy until they are).
+    pub(crate) uncertain: Vec<ProducerBatch>,
     /// The next instant something becomes ready (a linger or retry backoff ending).
     pub(crate) next_wake: Option<Instant>,
     /// Some ready batch has no known leader: metadata should be refreshed.
@@ -285,6 +296,7 @@ impl Accumulator {
             retry_at: None,
             attempts: 0,
             last_error: None,
+            maybe_written: false,
             producer: None,
             stale_encoding: false,
         });
@@ -389,10 +401,13 @@ impl Accumulator {
                 let Some(mut batch) = queue.sealed.pop_front().or_else(|| queue.open.take()) else {
                     continue;
                 };
-                if let Some(state) = producer {
-                    assign_sequence(queue, &mut batch, state);
-                }
                 queue.in_flight = true;
+                if let Some(state) = producer
+                    && !assign_sequence(queue, &mut batch, state)
+                {
+                    drained.uncertain.push(batch);
+                    continue;
+                }
                 match drained.by_broker.iter_mut().find(|(id, _)| *id == leader) {
                     Some((_, batches)) => batches.push(batch),
                     None => drained.by_broker.push((leader, vec![batch])),
@@ -515,10 +530,13 @@ fn wake_at(slot: &mut Option<Instant>, at: Instant) {
     *slot = Some(slot.map_or(at, |current| current.min(at)));
 }
 
-fn assign_sequence(queue: &mut PartitionQueue, batch: &mut ProducerBatch, state: ProducerState) {
-    let current = batch.producer.map(|(id, epoch, _)| (id, epoch));
-    if current == Some(state) {
-        return; // a retry keeps its sequence
+/// Gives `batch` its sequence under `state`; `false` (nothing assigned) when it may already have been
+/// written under an earlier state and must not be sent again.
+fn assign_sequence(queue: &mut PartitionQueue, batch: &mut ProducerBatch, state: ProducerState) -> bool {
+    match assignment(batch.producer, batch.maybe_written, state) {
+        Assignment::Keep => return true, // a retry keeps its sequence
+        Assignment::Uncertain => return false,
+        Assignment::Next => {}
     }
     if queue.sequence_owner != Some(state) {
         queue.sequence_owner = Some(state);
@@ -530,6 +548,7 @@ fn assign_sequence(queue: &mut PartitionQueue, batch: &mut ProducerBatch, state:
     queue.next_sequence = ((i64::from(sequence) + i64::from(count)) % (i64::from(i32::MAX) + 1)) as i32;
     batch.stale_encoding = batch.encoded.is_some();
     batch.producer = Some((state.0, state.1, sequence));
+    true
 }
 
 fn topic_arc(state: &mut State, topic: &str) -> Arc<str> {

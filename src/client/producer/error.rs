@@ -70,6 +70,21 @@ pub enum Error {
         /// The last attempt's error.
         last_error: Option<String>,
     },
+    /// The broker lost or refused this producer's sequence state (OUT_OF_ORDER_SEQUENCE_NUMBER,
+    /// UNKNOWN_PRODUCER_ID, INVALID_PRODUCER_EPOCH, PRODUCER_FENCED) while an earlier attempt of the
+    /// batch had no answer (a timeout, a lost connection). The batch may or may not have been written;
+    /// the producer does not send it again under its new producer id, where the broker could not
+    /// recognise a copy, so its retries never write a batch twice. Sending the records again yourself
+    /// may duplicate them.
+    #[snafu(display("{topic}/{partition}: delivery uncertain, not retried to avoid a duplicate: {reason}"))]
+    DeliveryUncertain {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+        /// Why the producer's state was reset, and the unanswered attempt.
+        reason: String,
+    },
     /// A non-retriable connection error (a protocol mismatch, TLS refusal...).
     #[snafu(display("cannot send to {topic}/{partition}: {source}"))]
     Connection {
@@ -107,6 +122,7 @@ impl Error {
             Error::RecordTooLarge { .. } => "RecordTooLarge",
             Error::Rejected { .. } => "Rejected",
             Error::DeliveryTimeout { .. } => "DeliveryTimeout",
+            Error::DeliveryUncertain { .. } => "DeliveryUncertain",
             Error::Connection { .. } => "Connection",
             Error::Cluster { .. } => "Cluster",
             Error::Encode { .. } => "Encode",
@@ -117,7 +133,7 @@ impl Error {
     /// Whether sending the record again later may succeed.
     pub fn is_retriable(&self) -> bool {
         match self {
-            Error::DeliveryTimeout { .. } => true,
+            Error::DeliveryTimeout { .. } | Error::DeliveryUncertain { .. } => true,
             Error::Cluster { source } => source.is_retriable(),
             Error::Connection { source, .. } => source.is_retriable(),
             Error::Rejected { source, .. } => source.is_retriable(),

@@ -18,6 +18,7 @@
 mod accumulator;
 mod config;
 mod error;
+mod idempotence;
 pub mod partitioner;
 mod record;
 mod sender;

@@ -11,7 +11,10 @@
 //! Retriable failures (connection loss, NOT_LEADER_OR_FOLLOWER, timeouts...) put the batch back at the
 //! front of its partition's queue after `retry_backoff`, refreshing metadata when the leader may have
 //! moved, until `delivery_timeout`. With idempotence, OUT_OF_ORDER_SEQUENCE_NUMBER, UNKNOWN_PRODUCER_ID
-//! and a fenced epoch make the sender obtain a new producer id (sequences restart at 0) before retrying.
+//! and a fenced epoch make the sender take a new producer identity (InitProducerId carrying the current
+//! id and epoch, as KIP-360 asks; sequences restart at 0). A batch is sent under the new identity only if
+//! none of its attempts can have been written; one whose attempt went unanswered fails with
+//! [`Error::DeliveryUncertain`] (see `idempotence`).
 
 use std::{
     collections::{HashMap, HashSet},
@@ -45,6 +48,8 @@ pub(crate) struct Sender {
     in_flight: Mutex<HashMap<i32, usize>>,
     /// The idempotent producer's id and epoch; `None` until obtained, or after it must be replaced.
     producer: Mutex<Option<ProducerState>>,
+    /// The id and epoch being replaced, sent along with InitProducerId so the broker may bump the epoch.
+    replaced: Mutex<Option<ProducerState>>,
     refreshing: std::sync::atomic::AtomicBool,
 }
 
@@ -56,6 +61,7 @@ impl Sender {
             config,
             in_flight: Mutex::new(HashMap::new()),
             producer: Mutex::new(None),
+            replaced: Mutex::new(None),
             refreshing: std::sync::atomic::AtomicBool::new(false),
         }
     }
@@ -97,6 +103,18 @@ impl Sender {
                 let error = timeout_error(&batch, self.config.delivery_timeout);
                 self.accumulator.complete(batch, Err(error));
             }
+            for batch in drained.uncertain {
+                let error = Error::DeliveryUncertain {
+                    topic: batch.topic.to_string(),
+                    partition: batch.partition,
+                    reason: format!(
+                        "the producer id was replaced after an attempt went unanswered (last error: {})",
+                        batch.last_error.as_deref().unwrap_or("none")
+                    ),
+                };
+                warn!(topic = %batch.topic, partition = batch.partition, "{error}");
+                self.accumulator.complete(batch, Err(error));
+            }
             if drained.needs_metadata {
                 self.refresh_metadata();
             }
@@ -128,14 +146,23 @@ impl Sender {
         }
     }
 
+    /// A producer identity: a bump of the one being replaced (KIP-360; InitProducerId is always v3+
+    /// here), or a fresh one when there is none or the broker refuses the bump.
     async fn init_producer_id(&self) -> Result<ProducerState, Error> {
-        let timeout_ms = i32::try_from(self.config.request_timeout.as_millis()).unwrap_or(i32::MAX);
-        let request = InitProducerIdRequest::default()
-            .with_transactional_id(None)
-            .with_transaction_timeout_ms(timeout_ms)
-            .with_producer_id(ProducerId(-1))
-            .with_producer_epoch(-1);
-        let (broker, response) = self.cluster.request_any(&request).await?;
+        let replaced = *self.replaced.lock().unwrap_or_else(|p| p.into_inner());
+        let (broker, response) = match replaced {
+            Some(current) => match self.request_producer_id(current).await? {
+                (_, response) if response.error_code != 0 => {
+                    debug!(
+                        error_code = response.error_code,
+                        "the broker refused the epoch bump; asking for a new producer id"
+                    );
+                    self.request_producer_id((-1, -1)).await?
+                }
+                answer => answer,
+            },
+            None => self.request_producer_id((-1, -1)).await?,
+        };
         if let Some(source) = ServerError::from_code(response.error_code, None) {
             return Err(Error::Rejected {
                 topic: String::new(),
@@ -144,12 +171,26 @@ impl Sender {
                 source,
             });
         }
+        *self.replaced.lock().unwrap_or_else(|p| p.into_inner()) = None;
         debug!(
             producer_id = response.producer_id.0,
             epoch = response.producer_epoch,
             "idempotent producer id"
         );
         Ok((response.producer_id.0, response.producer_epoch))
+    }
+
+    async fn request_producer_id(
+        &self,
+        (id, epoch): ProducerState,
+    ) -> Result<(String, kafka_protocol::messages::InitProducerIdResponse), Error> {
+        let timeout_ms = i32::try_from(self.config.request_timeout.as_millis()).unwrap_or(i32::MAX);
+        let request = InitProducerIdRequest::default()
+            .with_transactional_id(None)
+            .with_transaction_timeout_ms(timeout_ms)
+            .with_producer_id(ProducerId(id))
+            .with_producer_epoch(epoch);
+        Ok(self.cluster.request_any(&request).await?)
     }
 
     fn refresh_metadata(self: &Arc<Self>) {
@@ -242,9 +283,25 @@ impl Sender {
 
         // The broker may hold the request up to its own timeout; give the answer a little longer.
         let wait = self.config.request_timeout + Duration::from_secs(5);
-        let response = match connection.request_with_timeout(&request, wait).await {
-            Ok(response) => response,
+        let messenger = match connection.messenger().await {
+            Ok(messenger) => Ok(messenger),
+            // Nothing was sent: the batches were certainly not written.
             Err(e) if e.is_retriable() => return self.retry_all(sending, &e.to_string()),
+            Err(e) => Err(e),
+        };
+        let answer = match messenger {
+            Ok(messenger) => messenger.request_with_timeout(&request, wait).await,
+            Err(e) => Err(e),
+        };
+        let response = match answer {
+            Ok(response) => response,
+            Err(e) if e.is_retriable() => {
+                // The request may have reached the broker and been written.
+                for batch in &mut sending {
+                    batch.maybe_written = true;
+                }
+                return self.retry_all(sending, &e.to_string());
+            }
             Err(e) => {
                 return self.fail_all(sending, |b| Error::Connection {
                     topic: b.topic.to_string(),
@@ -266,9 +323,10 @@ impl Sender {
         let mut refresh = false;
         let mut reset = false;
         let now = Instant::now();
-        for batch in sending {
+        for mut batch in sending {
             let Some((code, base_offset, message)) = results.get(&(&*batch.topic, batch.partition)).cloned()
             else {
+                batch.maybe_written = true;
                 self.retry_or_expire(batch, now, "no response for the partition".into());
                 continue;
             };
@@ -312,8 +370,11 @@ impl Sender {
             }
         }
         if reset {
-            warn!("the broker lost track of this producer's sequence numbers; getting a new producer id");
-            *self.producer.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            warn!("the broker lost track of this producer's sequence numbers; bumping the producer epoch");
+            let replaced = self.producer.lock().unwrap_or_else(|p| p.into_inner()).take();
+            if replaced.is_some() {
+                *self.replaced.lock().unwrap_or_else(|p| p.into_inner()) = replaced;
+            }
         }
         if refresh {
             self.refresh_metadata_now().await;

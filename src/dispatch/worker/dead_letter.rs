@@ -22,7 +22,12 @@ pub(super) struct Failure {
 }
 
 impl Failure {
-    pub(super) fn from_handlers(failures: &[(ErasedHandler, HandlerError)], retries: u32) -> Self {
+    /// What failed handlers make of a record: `permanent` when one said retrying cannot help.
+    pub(super) fn from_handlers(
+        failures: &[(ErasedHandler, HandlerError)],
+        retries: u32,
+        permanent: bool,
+    ) -> Self {
         let (error_type, message) = match failures {
             [(_, e)] => (HANDLER_ERROR.to_owned(), e.to_string()),
             many => {
@@ -34,7 +39,11 @@ impl Failure {
             }
         };
         Self {
-            reason: DlqReason::MaxRetriesExceeded,
+            reason: if permanent {
+                DlqReason::PermanentError
+            } else {
+                DlqReason::MaxRetriesExceeded
+            },
             error_type,
             message,
             retries,

@@ -142,7 +142,13 @@ pub(super) async fn settle(
         if permanent || !policy.should_retry(retries) {
             stats.add(Counter::EventsProcessedFailed, 1);
             stats.stamp(Stamp::Error);
-            let failure = Failure::from_handlers(&failures, retries);
+            if permanent {
+                warn!(
+                    event_id = %meta.event_id, event_type = event.type_name(), attempt = retries + 1,
+                    "a handler failed with a PermanentError: dead-lettered without retrying"
+                );
+            }
+            let failure = Failure::from_handlers(&failures, retries, permanent);
             if let Some(span) = span {
                 span.failed(&failure.error_type, failures[0].1.as_ref());
             }

@@ -121,20 +121,57 @@ pub(super) async fn fetch(
     if let Some(e) = ServerError::from_code(data.error_code, None) {
         return Err(e).context(BrokerSnafu { topic, partition });
     }
-    let mut decoder =
-        RecordBatchDecoder::new(data.records.clone().unwrap_or_default(), DecodeOptions::default());
-    let mut records = Vec::new();
+    let (records, next_offset, truncated) = decode_bounded(
+        data.records.clone().unwrap_or_default(),
+        offset,
+        MAX_DECODED_BYTES,
+    )
+    .context(DecodeSnafu {
+        topic,
+        partition,
+        offset,
+    })?;
+    Ok(Fetched {
+        high_watermark: data.high_watermark,
+        records,
+        next_offset,
+        truncated,
+    })
+}
+
+/// The most record bytes (keys, values, headers) one read decodes out of a Fetch response; the batch
+/// that crosses it is the last one read, and the next read starts after it.
+const MAX_DECODED_BYTES: usize = 64 << 20;
+/// The most bytes one compressed batch of the DLQ may decompress to.
+const MAX_UNCOMPRESSED_BATCH_BYTES: usize = 64 << 20;
+
+/// Decodes the records at or after `offset` from a Fetch response's `records`, batch by batch, until
+/// `budget` record bytes are decoded (at least one batch): the records, the offset the next read
+/// starts at, and whether nothing came back but a cut batch.
+fn decode_bounded(
+    records: bytes::Bytes,
+    offset: i64,
+    budget: usize,
+) -> Result<(Vec<ReadRecord>, i64, bool), crate::protocol::records::Error> {
+    let options = DecodeOptions::default().with_max_uncompressed_batch_bytes(MAX_UNCOMPRESSED_BATCH_BYTES);
+    let mut decoder = RecordBatchDecoder::new(records, options);
+    let mut out = Vec::new();
     let mut next_offset = offset;
-    for batch in decoder.by_ref() {
-        let batch = batch.context(DecodeSnafu {
-            topic,
-            partition,
-            offset,
-        })?;
+    let mut decoded = 0usize;
+    while decoded < budget {
+        let Some(batch) = decoder.next() else {
+            // Past control batches skipped at the end.
+            if let Some(after_skipped) = decoder.next_offset() {
+                next_offset = next_offset.max(after_skipped);
+            }
+            break;
+        };
+        let batch = batch?;
         for record in &batch.records {
             let at = batch.offset_of(record);
             if at >= offset {
-                records.push(ReadRecord {
+                decoded = decoded.saturating_add(record_size(record));
+                out.push(ReadRecord {
                     offset: at,
                     timestamp: batch.timestamp_of(record),
                     record: record.clone(),
@@ -143,15 +180,19 @@ pub(super) async fn fetch(
         }
         next_offset = next_offset.max(batch.next_offset());
     }
-    if let Some(after_skipped) = decoder.next_offset() {
-        next_offset = next_offset.max(after_skipped);
-    }
-    Ok(Fetched {
-        high_watermark: data.high_watermark,
-        records,
-        next_offset,
-        truncated: next_offset == offset && decoder.truncated_bytes() > 0,
-    })
+    let truncated = next_offset == offset && decoder.truncated_bytes() > 0;
+    Ok((out, next_offset, truncated))
+}
+
+/// About how many bytes a decoded record holds on to.
+fn record_size(record: &Record) -> usize {
+    let bytes = |b: &Option<bytes::Bytes>| b.as_ref().map_or(0, bytes::Bytes::len);
+    let headers: usize = record
+        .headers
+        .iter()
+        .map(|h| h.key.len() + h.value.map_or(0, <[u8]>::len))
+        .sum();
+    bytes(&record.key) + bytes(&record.value) + headers + 32
 }
 
 /// Runs `op` until it succeeds, fails for good, or `deadline` passes. A retriable failure (a leader
@@ -191,5 +232,60 @@ where
         let _ = tokio::time::timeout_at(deadline, cluster.refresh_topics(&[topic])).await;
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_millis(500));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::BytesMut;
+
+    use super::*;
+    use crate::protocol::{
+        Headers,
+        records::{Compression, RecordBatch},
+    };
+
+    /// Batches at `bases`, each of three ~1 KB gzip records.
+    fn batches(bases: &[i64]) -> bytes::Bytes {
+        let mut out = BytesMut::new();
+        for &base in bases {
+            let records = (0..3)
+                .map(|i| Record {
+                    offset_delta: i,
+                    value: Some(bytes::Bytes::from("v".repeat(1000))),
+                    headers: Headers::new(),
+                    ..Record::default()
+                })
+                .collect();
+            RecordBatch {
+                base_offset: base,
+                compression: Compression::Gzip,
+                last_offset_delta: 2,
+                records,
+                ..RecordBatch::default()
+            }
+            .encode(&mut out)
+            .unwrap();
+        }
+        out.freeze()
+    }
+
+    #[test]
+    fn a_read_decodes_up_to_its_budget_and_goes_on_from_there() {
+        let all = batches(&[0, 3, 6]);
+        let (records, next, truncated) = decode_bounded(all.clone(), 1, 4000).unwrap();
+        assert_eq!(
+            records.iter().map(|r| r.offset).collect::<Vec<_>>(),
+            [1, 2, 3, 4, 5],
+            "the batch that crosses the budget is the last"
+        );
+        assert_eq!((next, truncated), (6, false));
+        let (records, next, _) = decode_bounded(all.clone(), 6, 1).unwrap();
+        assert_eq!((records.len(), next), (3, 9), "at least one batch");
+        let (records, next, _) = decode_bounded(all, 0, usize::MAX).unwrap();
+        assert_eq!((records.len(), next), (9, 9));
+        let cut = batches(&[0]);
+        let (records, next, truncated) = decode_bounded(cut.slice(..cut.len() - 1), 0, 100).unwrap();
+        assert_eq!((records.len(), next, truncated), (0, 0, true));
     }
 }

@@ -5,14 +5,14 @@
 //! before reading an element, so a four-byte count of `0xFFFFFFFF` would ask for hundreds of gigabytes
 //! and abort the process. The guard walks the body along a description of its layout
 //! ([`schemas`], generated from Kafka's message definitions) and rejects, with
-//! [`Error::Malformed`](super::Error::Malformed), any frame where
+//! [`Error::Malformed`], any frame where
 //!
 //! - an array announces more elements than the bytes left could hold (each element's smallest
 //!   encoding is known from the layout),
 //! - a string, bytes or record-set length runs past the end of the frame, or is negative,
 //! - a null appears where the version does not allow one,
 //! - a known tagged field does not fill exactly the size its header announces,
-//! - or bytes are left over after the last field.
+//! - or bytes are left over after the last field ([`Error::TrailingBytes`]).
 //!
 //! A frame that passes holds every element its counts announce, so decoding it allocates at most a
 //! small multiple of the frame's own size (the in-memory size of a decoded element over its smallest
@@ -73,7 +73,7 @@ pub(crate) fn response_layout(api: ApiKey) -> Option<&'static Message> {
 /// # Errors
 ///
 /// [`Error::Malformed`] when a count or length does not fit the frame, or the API has no known layout
-/// (the guard fails closed).
+/// (the guard fails closed); [`Error::TrailingBytes`] when bytes are left after the last field.
 pub(crate) fn check_response(api: ApiKey, version: i16, body: &[u8]) -> Result<(), Error> {
     let Some(message) = response_layout(api) else {
         return Err(Error::Malformed {
@@ -84,11 +84,19 @@ pub(crate) fn check_response(api: ApiKey, version: i16, body: &[u8]) -> Result<(
             violation: Violation::UnknownLayout,
         });
     };
-    walker::walk(message, version, body).map_err(|r| Error::Malformed {
+    let left = walker::walk(message, version, body).map_err(|r| Error::Malformed {
         api,
         version,
         offset: r.offset,
         field: r.field,
         violation: r.violation,
-    })
+    })?;
+    if left > 0 {
+        return Err(Error::TrailingBytes {
+            api,
+            version,
+            remaining: left,
+        });
+    }
+    Ok(())
 }

@@ -67,8 +67,6 @@ impl Field {
 /// A response message.
 #[derive(Debug)]
 pub(crate) struct Message {
-    /// The name in Kafka's definitions.
-    pub(crate) name: &'static str,
     /// The first flexible version (compact encodings and tagged fields); `i16::MAX` for none.
     pub(crate) flexible_from: i16,
     /// The body's fields.

@@ -372,48 +372,48 @@ const SASL_AUTHENTICATE_RESPONSE: &[Field] = &[
 ];
 
 /// ApiVersionsResponse.
-pub(super) static API_VERSIONS: Message = Message { name: "ApiVersionsResponse", flexible_from: 3, fields: API_VERSIONS_RESPONSE };
+pub(super) static API_VERSIONS: Message = Message { flexible_from: 3, fields: API_VERSIONS_RESPONSE };
 /// MetadataResponse.
-pub(super) static METADATA: Message = Message { name: "MetadataResponse", flexible_from: 9, fields: METADATA_RESPONSE };
+pub(super) static METADATA: Message = Message { flexible_from: 9, fields: METADATA_RESPONSE };
 /// CreateTopicsResponse.
-pub(super) static CREATE_TOPICS: Message = Message { name: "CreateTopicsResponse", flexible_from: 5, fields: CREATE_TOPICS_RESPONSE };
+pub(super) static CREATE_TOPICS: Message = Message { flexible_from: 5, fields: CREATE_TOPICS_RESPONSE };
 /// DeleteTopicsResponse.
-pub(super) static DELETE_TOPICS: Message = Message { name: "DeleteTopicsResponse", flexible_from: 4, fields: DELETE_TOPICS_RESPONSE };
+pub(super) static DELETE_TOPICS: Message = Message { flexible_from: 4, fields: DELETE_TOPICS_RESPONSE };
 /// ProduceResponse.
-pub(super) static PRODUCE: Message = Message { name: "ProduceResponse", flexible_from: 9, fields: PRODUCE_RESPONSE };
+pub(super) static PRODUCE: Message = Message { flexible_from: 9, fields: PRODUCE_RESPONSE };
 /// FetchResponse.
-pub(super) static FETCH: Message = Message { name: "FetchResponse", flexible_from: 12, fields: FETCH_RESPONSE };
+pub(super) static FETCH: Message = Message { flexible_from: 12, fields: FETCH_RESPONSE };
 /// ListOffsetsResponse.
-pub(super) static LIST_OFFSETS: Message = Message { name: "ListOffsetsResponse", flexible_from: 6, fields: LIST_OFFSETS_RESPONSE };
+pub(super) static LIST_OFFSETS: Message = Message { flexible_from: 6, fields: LIST_OFFSETS_RESPONSE };
 /// FindCoordinatorResponse.
-pub(super) static FIND_COORDINATOR: Message = Message { name: "FindCoordinatorResponse", flexible_from: 3, fields: FIND_COORDINATOR_RESPONSE };
+pub(super) static FIND_COORDINATOR: Message = Message { flexible_from: 3, fields: FIND_COORDINATOR_RESPONSE };
 /// JoinGroupResponse.
-pub(super) static JOIN_GROUP: Message = Message { name: "JoinGroupResponse", flexible_from: 6, fields: JOIN_GROUP_RESPONSE };
+pub(super) static JOIN_GROUP: Message = Message { flexible_from: 6, fields: JOIN_GROUP_RESPONSE };
 /// SyncGroupResponse.
-pub(super) static SYNC_GROUP: Message = Message { name: "SyncGroupResponse", flexible_from: 4, fields: SYNC_GROUP_RESPONSE };
+pub(super) static SYNC_GROUP: Message = Message { flexible_from: 4, fields: SYNC_GROUP_RESPONSE };
 /// HeartbeatResponse.
-pub(super) static HEARTBEAT: Message = Message { name: "HeartbeatResponse", flexible_from: 4, fields: HEARTBEAT_RESPONSE };
+pub(super) static HEARTBEAT: Message = Message { flexible_from: 4, fields: HEARTBEAT_RESPONSE };
 /// LeaveGroupResponse.
-pub(super) static LEAVE_GROUP: Message = Message { name: "LeaveGroupResponse", flexible_from: 4, fields: LEAVE_GROUP_RESPONSE };
+pub(super) static LEAVE_GROUP: Message = Message { flexible_from: 4, fields: LEAVE_GROUP_RESPONSE };
 /// OffsetCommitResponse.
-pub(super) static OFFSET_COMMIT: Message = Message { name: "OffsetCommitResponse", flexible_from: 8, fields: OFFSET_COMMIT_RESPONSE };
+pub(super) static OFFSET_COMMIT: Message = Message { flexible_from: 8, fields: OFFSET_COMMIT_RESPONSE };
 /// OffsetFetchResponse.
-pub(super) static OFFSET_FETCH: Message = Message { name: "OffsetFetchResponse", flexible_from: 6, fields: OFFSET_FETCH_RESPONSE };
+pub(super) static OFFSET_FETCH: Message = Message { flexible_from: 6, fields: OFFSET_FETCH_RESPONSE };
 /// DescribeGroupsResponse.
-pub(super) static DESCRIBE_GROUPS: Message = Message { name: "DescribeGroupsResponse", flexible_from: 5, fields: DESCRIBE_GROUPS_RESPONSE };
+pub(super) static DESCRIBE_GROUPS: Message = Message { flexible_from: 5, fields: DESCRIBE_GROUPS_RESPONSE };
 /// ListGroupsResponse.
-pub(super) static LIST_GROUPS: Message = Message { name: "ListGroupsResponse", flexible_from: 3, fields: LIST_GROUPS_RESPONSE };
+pub(super) static LIST_GROUPS: Message = Message { flexible_from: 3, fields: LIST_GROUPS_RESPONSE };
 /// DeleteGroupsResponse.
-pub(super) static DELETE_GROUPS: Message = Message { name: "DeleteGroupsResponse", flexible_from: 2, fields: DELETE_GROUPS_RESPONSE };
+pub(super) static DELETE_GROUPS: Message = Message { flexible_from: 2, fields: DELETE_GROUPS_RESPONSE };
 /// InitProducerIdResponse.
-pub(super) static INIT_PRODUCER_ID: Message = Message { name: "InitProducerIdResponse", flexible_from: 2, fields: INIT_PRODUCER_ID_RESPONSE };
+pub(super) static INIT_PRODUCER_ID: Message = Message { flexible_from: 2, fields: INIT_PRODUCER_ID_RESPONSE };
 /// AddPartitionsToTxnResponse.
-pub(super) static ADD_PARTITIONS_TO_TXN: Message = Message { name: "AddPartitionsToTxnResponse", flexible_from: 3, fields: ADD_PARTITIONS_TO_TXN_RESPONSE };
+pub(super) static ADD_PARTITIONS_TO_TXN: Message = Message { flexible_from: 3, fields: ADD_PARTITIONS_TO_TXN_RESPONSE };
 /// AddOffsetsToTxnResponse.
-pub(super) static ADD_OFFSETS_TO_TXN: Message = Message { name: "AddOffsetsToTxnResponse", flexible_from: 3, fields: ADD_OFFSETS_TO_TXN_RESPONSE };
+pub(super) static ADD_OFFSETS_TO_TXN: Message = Message { flexible_from: 3, fields: ADD_OFFSETS_TO_TXN_RESPONSE };
 /// EndTxnResponse.
-pub(super) static END_TXN: Message = Message { name: "EndTxnResponse", flexible_from: 3, fields: END_TXN_RESPONSE };
+pub(super) static END_TXN: Message = Message { flexible_from: 3, fields: END_TXN_RESPONSE };
 /// SaslHandshakeResponse.
-pub(super) static SASL_HANDSHAKE: Message = Message { name: "SaslHandshakeResponse", flexible_from: i16::MAX, fields: SASL_HANDSHAKE_RESPONSE };
+pub(super) static SASL_HANDSHAKE: Message = Message { flexible_from: i16::MAX, fields: SASL_HANDSHAKE_RESPONSE };
 /// SaslAuthenticateResponse.
-pub(super) static SASL_AUTHENTICATE: Message = Message { name: "SaslAuthenticateResponse", flexible_from: 2, fields: SASL_AUTHENTICATE_RESPONSE };
+pub(super) static SASL_AUTHENTICATE: Message = Message { flexible_from: 2, fields: SASL_AUTHENTICATE_RESPONSE };

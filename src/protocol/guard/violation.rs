@@ -41,11 +41,6 @@ pub enum Violation {
         /// The bytes its value took.
         used: usize,
     },
-    /// Bytes left after the last field.
-    TrailingBytes {
-        /// How many.
-        left: usize,
-    },
     /// A response of an API whose layout the guard does not know.
     UnknownLayout,
 }
@@ -70,7 +65,6 @@ impl fmt::Display for Violation {
                     "tagged field announces {size} bytes but its value takes {used}"
                 )
             }
-            Violation::TrailingBytes { left } => write!(f, "{left} bytes after the last field"),
             Violation::UnknownLayout => f.write_str("no known layout for this response"),
         }
     }

@@ -97,8 +97,8 @@ impl<'a> Cursor<'a> {
     }
 }
 
-/// Walks a whole body at `version`; the body must end exactly where the layout does.
-pub(crate) fn walk(message: &Message, version: i16, body: &[u8]) -> Walk<()> {
+/// Walks a whole body at `version`; returns how many bytes are left after the last field.
+pub(crate) fn walk(message: &Message, version: i16, body: &[u8]) -> Walk<usize> {
     let mut cursor = Cursor {
         bytes: body,
         pos: 0,
@@ -106,11 +106,7 @@ pub(crate) fn walk(message: &Message, version: i16, body: &[u8]) -> Walk<()> {
     };
     let flexible = version >= message.flexible_from;
     walk_struct(&mut cursor, message.fields, version, flexible)?;
-    let left = cursor.left();
-    if left > 0 {
-        return Err(cursor.reject(message.name, Violation::TrailingBytes { left }));
-    }
-    Ok(())
+    Ok(cursor.left())
 }
 
 fn walk_struct(cursor: &mut Cursor<'_>, fields: &'static [Field], version: i16, flexible: bool) -> Walk<()> {

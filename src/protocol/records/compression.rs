@@ -216,14 +216,35 @@ fn read_into(r: impl Read, out: &mut Vec<u8>, limit: usize) -> Result<(), Decomp
     Ok(())
 }
 
+/// The most a snappy block can expand: a 3-byte copy element yields at most 64 bytes (literals are
+/// never shorter than what they yield).
+const SNAPPY_MAX_RATIO: usize = 22;
+
+/// The uncompressed length a raw snappy `block` declares, if the block can produce it: never more than
+/// `limit` (else [`DecompressError::TooLarge`]) nor than its bytes can expand to, so a short block
+/// declaring a huge length is an error before anything is allocated for it.
+fn snappy_len(block: &[u8], limit: usize) -> Result<usize, DecompressError> {
+    let len = snap::raw::decompress_len(block)?;
+    if len > limit {
+        return Err(DecompressError::TooLarge);
+    }
+    if len > block.len().saturating_mul(SNAPPY_MAX_RATIO) {
+        return Err(DecompressError::Codec(
+            format!(
+                "snappy block of {} bytes declares {len} bytes, more than it can hold",
+                block.len()
+            )
+            .into(),
+        ));
+    }
+    Ok(len)
+}
+
 fn snappy_decompress(input: &[u8], limit: usize) -> Result<Vec<u8>, DecompressError> {
     let mut dec = snap::raw::Decoder::new();
     let Some(mut rest) = input.strip_prefix(&XERIAL_HEADER[..8]) else {
         // A raw snappy block (librdkafka's producer writes this).
-        let len = snap::raw::decompress_len(input)?;
-        if len > limit {
-            return Err(DecompressError::TooLarge);
-        }
+        let len = snappy_len(input, limit)?;
         let mut out = vec![0; len];
         dec.decompress(input, &mut out)?;
         return Ok(out);
@@ -243,11 +264,8 @@ fn snappy_decompress(input: &[u8], limit: usize) -> Result<Vec<u8>, DecompressEr
         let len = usize::try_from(u32::from_be_bytes(*len))?;
         let block = tail.get(..len).ok_or("truncated xerial block")?;
         rest = tail.get(len..).unwrap_or_default();
-        let n = snap::raw::decompress_len(block)?;
         let start = out.len();
-        if start.saturating_add(n) > limit {
-            return Err(DecompressError::TooLarge);
-        }
+        let n = snappy_len(block, limit.saturating_sub(start))?;
         out.resize(start + n, 0);
         let written = dec.decompress(block, &mut out[start..])?;
         out.truncate(start + written);
@@ -345,6 +363,43 @@ mod tests {
         let mut again = BytesMut::new();
         compress(Compression::Snappy, DEFAULT_GZIP_LEVEL, &plain, &mut again).unwrap();
         assert_eq!(&again[..], &java[..]);
+    }
+
+    #[test]
+    fn snappy_never_allocates_more_than_its_input_can_produce() {
+        // A raw block and a xerial block of a few bytes declaring 64 MiB (under the limit).
+        let mut raw = Vec::new();
+        let mut n = 64u32 << 20;
+        while n >= 0x80 {
+            raw.push((n as u8) | 0x80);
+            n >>= 7;
+        }
+        raw.push(n as u8);
+        raw.extend_from_slice(&[0x00, b'x']);
+        let mut xerial = XERIAL_HEADER.to_vec();
+        xerial.extend_from_slice(&u32::try_from(raw.len()).unwrap().to_be_bytes());
+        xerial.extend_from_slice(&raw);
+        for input in [&raw[..], &xerial[..]] {
+            match decompress(Compression::Snappy, input, 128 << 20) {
+                Err(DecompressError::Codec(e)) => {
+                    assert!(e.to_string().contains("more than it can hold"), "{e}");
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        // Highly compressible data still decodes (its ratio is below the bound).
+        let zeros = vec![0u8; 1 << 20];
+        let raw = snap::raw::Encoder::new().compress_vec(&zeros).unwrap();
+        assert_eq!(
+            decompress(Compression::Snappy, &raw, 1 << 20).unwrap().len(),
+            1 << 20
+        );
+        let mut out = BytesMut::new();
+        compress(Compression::Snappy, DEFAULT_GZIP_LEVEL, &zeros, &mut out).unwrap();
+        assert_eq!(
+            decompress(Compression::Snappy, &out, 1 << 20).unwrap().len(),
+            1 << 20
+        );
     }
 
     #[test]

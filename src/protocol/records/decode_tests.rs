@@ -376,6 +376,83 @@ proptest! {
         let _ = decode_batches(bytes, &opts);
     }
 
+    /// Mutations of real batches of every codec that keep the CRC right (so every byte reaches the
+    /// decompressors and the record parser), followed by a valid batch: never a panic, a bounded
+    /// output, every failure a typed decode error naming the damaged batch, and the decoder goes on
+    /// with the next batch when the damaged one's bounds were sound.
+    #[test]
+    fn mutated_batches_of_every_codec_fail_typed_and_bounded(
+        batch in arb_batch(),
+        codec in 0u8..5,
+        edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6),
+        grow in prop::collection::vec(any::<u8>(), 0..16),
+        header_edit in prop::option::of((23usize..61, any::<u8>())),
+    ) {
+        const LIMIT: usize = 1 << 16;
+        let batch = RecordBatch {
+            base_offset: 100,
+            compression: Compression::from_id(codec).unwrap_or_default(),
+            ..batch
+        };
+        let mut bytes = encode(std::slice::from_ref(&batch)).to_vec();
+        let body = bytes.len() - BATCH_HEADER_LEN;
+        let damaged = with_fixed_crc(bytes.clone(), |b| {
+            if body > 0 {
+                for (at, value) in &edits {
+                    let i = BATCH_HEADER_LEN + at.index(body);
+                    b[i] = *value;
+                }
+            }
+            b.extend_from_slice(&grow);
+            if let Some((at, value)) = header_edit {
+                b[at] = value;
+            }
+        });
+        let next = encode(&[sample_batch(10_000, 2, Compression::None)]);
+        bytes.clear();
+        bytes.extend_from_slice(&damaged);
+        bytes.extend_from_slice(&next);
+        let opts = DecodeOptions {
+            skip_control_batches: false,
+            max_uncompressed_batch_bytes: LIMIT,
+            ..DecodeOptions::default()
+        };
+        let mut decoder = RecordBatchDecoder::new(Bytes::from(bytes), opts);
+        let mut seen_next = false;
+        for _ in 0..4 {
+            match decoder.next() {
+                Some(Ok(b)) => {
+                    let size: usize = b.records.iter().map(|r| {
+                        r.key.as_ref().map_or(0, Bytes::len) + r.value.as_ref().map_or(0, Bytes::len)
+                    }).sum();
+                    prop_assert!(size <= LIMIT.max(damaged.len()), "{} bytes of records", size);
+                    seen_next |= b.base_offset == 10_000;
+                }
+                Some(Err(e)) => {
+                    let named = match &e {
+                        Error::UnknownCompression { base_offset, .. }
+                        | Error::Decompress { base_offset, .. }
+                        | Error::DecompressedTooLarge { base_offset, .. }
+                        | Error::Malformed { base_offset, .. }
+                        | Error::UnsupportedMagic { base_offset, .. }
+                        | Error::BatchLength { base_offset, .. }
+                        | Error::CrcMismatch { base_offset, .. } => *base_offset,
+                        other => return Err(TestCaseError::fail(format!("untyped: {other:?}"))),
+                    };
+                    prop_assert_eq!(named, 100);
+                    prop_assert!(!e.is_retriable(), "the CRC is right: {}", e);
+                    if !decoder.resume() {
+                        break;
+                    }
+                }
+                None => break,
+            }
+        }
+        if header_edit.is_none() {
+            prop_assert!(seen_next, "the batch after the damaged one was lost");
+        }
+    }
+
     /// Any one damaged byte of a valid batch: never a panic; with CRC checks, an error unless the byte is
     /// outside what the CRC covers.
     #[test]

@@ -356,4 +356,14 @@ async fn oneway_requests_are_written_without_a_waiter() {
     let (header, body) = peer.read_request().await.unwrap();
     assert_eq!(header.request_api_key, ApiKey::Metadata as i16);
     assert!(body.remaining() > 0);
+    // A broker that answers anyway (Tansu answers acks=0 Produce requests) does not break the stream.
+    peer.respond(header.correlation_id, 12, &tagged_metadata(1)).await;
+    let broker = async {
+        let (header, _) = peer.read_request().await.unwrap();
+        peer.respond(header.correlation_id, 12, &tagged_metadata(2)).await;
+    };
+    let request = MetadataRequest::default();
+    let (response, ()) = tokio::join!(messenger.request(&request), broker);
+    assert_eq!(response.unwrap().throttle_time_ms, 2);
+    assert!(!messenger.is_poisoned());
 }

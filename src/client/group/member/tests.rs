@@ -488,3 +488,50 @@ fn heartbeats_go_on_while_revoking_so_a_slow_revocation_keeps_membership() {
     let (id, _) = join_request(&mut m, at);
     assert_eq!(id, "me");
 }
+
+#[test]
+fn a_revocation_whose_commit_lost_the_coordinator_rediscovers_it_before_rejoining() {
+    let t0 = Instant::now();
+    let mut m = stable_follower(false, vec![tp(0), tp(1)], t0);
+    let t1 = t0 + Duration::from_secs(1);
+    assert!(matches!(m.poll_request(t1), Some(GroupRequest::Heartbeat { .. })));
+    m.handle_heartbeat(
+        t1,
+        Ok(HeartbeatResponse::default().with_error_code(ResponseError::RebalanceInProgress.code())),
+    );
+    assert_eq!(m.poll_request(t1), None);
+    assert!(matches!(events(&mut m)[..], [MemberEvent::Revoke { .. }]));
+    // The revoke commit's connection is cut: the commit is retriable, the coordinator is looked up
+    // again while the revocation is still open, and the generation stays for the retried commit.
+    let cut = Failure::Transport("connection reset".into());
+    assert!(cut.is_retriable());
+    m.handle_commit_error(t1, &cut);
+    assert_eq!(m.coordinator(), None);
+    let t2 = t1 + Duration::from_millis(100);
+    assert_eq!(m.poll_request(t2), Some(GroupRequest::FindCoordinator));
+    m.handle_coordinator(t2, Ok(coordinator()));
+    assert!(
+        m.generation().is_some(),
+        "the retried commit needs the generation"
+    );
+    assert_eq!(
+        m.poll_request(t2),
+        None,
+        "no JoinGroup before the revocation ends"
+    );
+    m.handle_revoked(t2);
+    let (id, _) = join_request(&mut m, t2);
+    assert_eq!(id, "me");
+
+    for (code, retriable) in [
+        (ResponseError::NotCoordinator, true),
+        (ResponseError::CoordinatorNotAvailable, true),
+        (ResponseError::CoordinatorLoadInProgress, true),
+        (ResponseError::RequestTimedOut, true),
+        (ResponseError::UnknownMemberId, false),
+        (ResponseError::IllegalGeneration, false),
+        (ResponseError::RebalanceInProgress, false),
+    ] {
+        assert_eq!(server(code).is_retriable(), retriable, "{code:?}");
+    }
+}

@@ -332,3 +332,64 @@ async fn closed_accumulators_refuse_records() {
         Err(Error::UnknownPartition { partition: 5, .. })
     ));
 }
+
+#[tokio::test]
+async fn a_batch_that_may_have_been_written_is_not_resent_under_a_new_epoch() {
+    let acc = accumulator(config().with_batch_size(100));
+    let t0 = Instant::now();
+    let meta = metadata("t", &[1, 1]);
+    let old = Some((7, 0));
+    let _unanswered = append(&acc, record(0, "unanswered"), t0).await;
+    let _rejected = append(&acc, record(1, "rejected"), t0).await;
+    let later = t0 + Duration::from_millis(20);
+    let mut sent = acc
+        .drain(later, &meta, &HashSet::new(), old)
+        .by_broker
+        .remove(0)
+        .1;
+    assert_eq!(sent.len(), 2);
+    sent.sort_by_key(|b| b.partition);
+    let (mut unanswered, rejected) = (sent.remove(0), sent.remove(0));
+    assert_eq!(unanswered.producer, Some((7, 0, 0)));
+    // Partition 0's request timed out; partition 1's came back OUT_OF_ORDER_SEQUENCE_NUMBER.
+    unanswered.maybe_written = true;
+    acc.requeue(unanswered, later, "request timed out".into());
+    acc.requeue(rejected, later, "out of order".into());
+    let next_on_0 = append(&acc, record(0, "after"), later).await;
+
+    // The epoch is bumped: the rejected batch moves to it at sequence 0; the unanswered one may be in
+    // the log under (7, 0, 0) and must not be written again as (7, 1, 0).
+    let t = later + Duration::from_millis(100);
+    let drained = acc.drain(t, &meta, &HashSet::new(), Some((7, 1)));
+    let resent: Vec<_> = drained.by_broker.into_iter().flat_map(|(_, b)| b).collect();
+    assert_eq!(resent.len(), 1);
+    assert_eq!((resent[0].partition, resent[0].producer), (1, Some((7, 1, 0))));
+    assert_eq!(drained.uncertain.len(), 1);
+    let uncertain = drained.uncertain.into_iter().next().unwrap();
+    assert_eq!(uncertain.partition, 0);
+    assert!(
+        acc.drain(t, &meta, &HashSet::new(), Some((7, 1)))
+            .by_broker
+            .is_empty(),
+        "partition 0 stays busy until the uncertain batch is failed"
+    );
+    acc.complete(
+        uncertain,
+        Err(Error::DeliveryUncertain {
+            topic: "t".into(),
+            partition: 0,
+            reason: "test".into(),
+        }),
+    );
+    // Later records of the partition go on under the new epoch.
+    let mut after = acc
+        .drain(t, &meta, &HashSet::new(), Some((7, 1)))
+        .by_broker
+        .remove(0)
+        .1
+        .remove(0);
+    assert_eq!(after.producer, Some((7, 1, 0)));
+    assert_eq!(values(&mut after), ["after"]);
+    acc.complete(after, Ok(5));
+    assert_eq!(next_on_0.await.unwrap().unwrap().offset, 5);
+}
