@@ -67,25 +67,25 @@ wasm:
 bench:
     cargo bench --bench encode
 
-# The peer benchmarks (issues 4, 5 and 7): publish, consume, the bus path and publish->handler latency of
+# The peer benchmarks: publish, consume, the bus path and publish->handler latency of
 # kafka-event-bus and rust-rdkafka (librdkafka built from source with the system C compiler, outside the
 # library's tree) on one local broker, none and gzip; JSON lines + medians and ratios. RUNS=3 for medians.
 bench-peers events="200000" partitions="6":
     bash scripts/bench-peers.sh {{events}} {{partitions}}
 
-# N full consumer-group rebalance storms (issue 19), member logs kept when one fails.
+# N full consumer-group rebalance storms, member logs kept when one fails.
 storm N="10":
     cargo build --example consume
     STORM_RUNS={{N}} cargo test --test broker -- --include-ignored --nocapture group::storm_full
 
-# The fault trials, about a minute on two cores: the persistent broker (Tansu on a local S3 server)
-# killed -9 and frozen, a blackholed link. The first run installs the S3 server (PyPI moto[server]) under
-# the target directory.
+# The persistent broker (Tansu on a local S3 server) killed -9 and frozen, a blackholed link; the first
+# run installs the S3 server (PyPI moto[server]) under the target directory.
+# The fault trials (about a minute on two cores).
 faults:
     KAFKA_EVENT_BUS_FAULTS=1 cargo test --test broker -- faults::
 
-# The soak: one bus publishes and consumes at RATE events/s for SECONDS; RSS, tasks and sockets at start,
-# quarters and end, as one JSON line.
+# One bus publishes and consumes at RATE events/s; RSS, tasks and sockets at start, quarters and end.
+# The soak: SECONDS of steady load, one JSON line.
 soak seconds="600" rate="500":
     cargo run --release --example bench -- --mode soak --seconds {{seconds}} --rate {{rate}} --partitions 3
 

@@ -101,8 +101,9 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
 
     // Ignored: it fails on the consuming side. Since a request timeout closes its connection, the publish
     // made during the blackhole is acknowledged about 30 s after forwarding resumes (within the bound),
-    // but the bus's consumer had still not handled those events 55 s after it, with no reconnection and
-    // no rebalance counted: a fetch or group path still waits on a silent connection. Run it with
+    // but the bus's consumer had handled none of those events 55 s after it (nothing consumed since the
+    // blackhole began), with no reconnection and no rebalance counted: a fetch or group path still waits
+    // on a silent connection. Run it with
     // `cargo test --test broker -- --include-ignored faults::a_blackholed`.
     trials.push(
         fault_trial(
@@ -160,9 +161,11 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
                 let stats = bus.stats();
                 eprintln!(
                     "faults::blackhole: blackholed {BLACKHOLED_FOR:?}; publish acknowledged {:?} after forwarding resumed; \
-                     events published during the blackhole {} {consumed_after:?} after it; {} reconnections, {} rebalances",
+                     {} of {PER_PHASE} events published during the blackhole handled {consumed_after:?} after it \
+                     ({} consumed in all); {} reconnections, {} rebalances",
                     published_at - resumed_at,
-                    if consumed.is_ok() { "all consumed" } else { "not all consumed" },
+                    handled(&seen, "during"),
+                    stats.events_consumed,
                     stats.reconnections,
                     stats.rebalance_count,
                 );
