@@ -276,6 +276,7 @@ impl Consumer {
                     member: config.group.clone(),
                     commit_interval: config.commit_interval,
                     request_timeout: config.request_timeout,
+                    cluster_runtime: Some(runtime.clone()),
                 },
                 Arc::new(Listener(Arc::clone(&shared))),
                 stop_group.clone(),

@@ -78,6 +78,25 @@ pub(crate) struct DriverConfig {
     pub(crate) commit_interval: Duration,
     /// The timeout of group requests other than JoinGroup.
     pub(crate) request_timeout: Duration,
+    /// The runtime the cluster's shared connections belong to, when the driver runs on a runtime of its
+    /// own: requests over them (FindCoordinator, Metadata) run there, so that connections the cluster
+    /// opens or reopens meanwhile do not die with the driver's runtime.
+    pub(crate) cluster_runtime: Option<tokio::runtime::Handle>,
+}
+
+/// Runs `work` on `runtime` (when given) and waits for it there; a task that could not finish is a
+/// transport failure.
+async fn on_runtime<T: Send + 'static>(
+    runtime: Option<tokio::runtime::Handle>,
+    work: impl Future<Output = Result<T, Failure>> + Send + 'static,
+) -> Result<T, Failure> {
+    match runtime {
+        Some(runtime) => runtime
+            .spawn(work)
+            .await
+            .unwrap_or_else(|e| Err(Failure::Transport(e.to_string()))),
+        None => work.await,
+    }
 }
 
 enum Completion {
@@ -376,36 +395,44 @@ impl Driver {
         if let GroupRequest::FindCoordinator = request {
             let cluster = self.cluster.clone();
             self.spawn("FindCoordinator", false, async move {
-                let group = config.member.group_id.as_str();
-                let result = cluster
-                    .request_any_with(|v| coordinator::find_coordinator(v, group))
-                    .await
-                    .map(|(_, r)| r)
-                    .map_err(|e| Failure::Transport(e.to_string()));
+                let runtime = config.cluster_runtime.clone();
+                let result = on_runtime(runtime, async move {
+                    let group = config.member.group_id.as_str();
+                    cluster
+                        .request_any_with(|v| coordinator::find_coordinator(v, group))
+                        .await
+                        .map(|(_, r)| r)
+                        .map_err(|e| Failure::Transport(e.to_string()))
+                })
+                .await;
                 Completion::Coordinator(result)
             });
             return;
         }
         if let GroupRequest::Metadata { topics } = request {
             let cluster = self.cluster.clone();
+            let runtime = config.cluster_runtime.clone();
             self.spawn("Metadata", false, async move {
-                let names: Vec<&str> = topics.iter().map(String::as_str).collect();
-                let result = cluster
-                    .refresh_topics(&names)
-                    .await
-                    .map(|m| {
-                        m.topics
-                            .iter()
-                            .filter(|(name, _)| topics.contains(name))
-                            .map(|(name, t)| {
-                                (
-                                    name.clone(),
-                                    i32::try_from(t.partitions.len()).unwrap_or(i32::MAX),
-                                )
-                            })
-                            .collect()
-                    })
-                    .map_err(|e| Failure::Transport(e.to_string()));
+                let result = on_runtime(runtime, async move {
+                    let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+                    cluster
+                        .refresh_topics(&names)
+                        .await
+                        .map(|m| {
+                            m.topics
+                                .iter()
+                                .filter(|(name, _)| topics.contains(name))
+                                .map(|(name, t)| {
+                                    (
+                                        name.clone(),
+                                        i32::try_from(t.partitions.len()).unwrap_or(i32::MAX),
+                                    )
+                                })
+                                .collect()
+                        })
+                        .map_err(|e| Failure::Transport(e.to_string()))
+                })
+                .await;
                 Completion::Metadata(result)
             });
             return;
