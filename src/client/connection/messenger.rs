@@ -17,8 +17,11 @@
 //!   [`Error::UnexpectedCorrelationId`] instead of being handed to anyone.
 //! - A request that times out poisons the connection, as Java's client disconnects on a timed-out
 //!   in-flight request: a link that went silent (a dead host, a NAT that forgot the flow) is replaced on
-//!   the next request instead of failing requests until TCP gives up. A response that does not decode
-//!   poisons it too (the stream can no longer be trusted).
+//!   the next request instead of failing requests until TCP gives up. It also poisons every other
+//!   connection to the same broker address that has received nothing since the timed-out request was
+//!   sent (`silent_links`): they share the silent link, and each would otherwise wait out a request
+//!   timeout of its own. A response that does not decode poisons it too (the stream can no longer be
+//!   trusted).
 //! - When the socket fails (EOF, reset, garbage), the messenger is *poisoned*: every request in flight
 //!   and every later request fails at once with the same retriable error, and the socket is closed. A
 //!   poisoned messenger is never reused; [`BrokerConnection`](super::BrokerConnection) replaces it.
@@ -29,7 +32,7 @@ use std::{
         Arc, Mutex,
         atomic::{AtomicBool, AtomicI32, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use bytes::{Bytes, BytesMut};
@@ -82,6 +85,8 @@ struct Shared {
     /// Cancelled when the connection is poisoned: the reader and writer tasks stop and the socket
     /// closes, even while the broker sends nothing.
     closed: CancellationToken,
+    /// When the connection opened or last received a response.
+    heard: Mutex<Instant>,
 }
 
 #[derive(Debug)]
@@ -150,6 +155,14 @@ impl Shared {
         self.closed.cancel();
     }
 
+    fn last_heard(&self) -> Instant {
+        *self.heard.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn heard_now(&self) {
+        *self.heard.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+    }
+
     fn poisoned(&self) -> Option<Error> {
         match &*self.lock() {
             State::Open(_) => None,
@@ -201,7 +214,9 @@ impl Messenger {
             next_id: AtomicI32::new(0),
             state: Mutex::new(State::Open(InFlight::default())),
             closed: CancellationToken::new(),
+            heard: Mutex::new(Instant::now()),
         });
+        silent_links::register(&shared);
         let (frames, queue) = mpsc::channel(WRITE_QUEUE);
         // Poisoning stops both tasks wherever they wait; dropping both halves closes the socket.
         let reader = tokio::spawn(until_closed(
@@ -353,6 +368,7 @@ impl Messenger {
         version: i16,
         timeout: Duration,
     ) -> Result<Bytes, Error> {
+        let sent_at = Instant::now();
         let (tx, rx) = oneshot::channel();
         let id = match &mut *self.shared.lock() {
             State::Open(in_flight) => {
@@ -386,6 +402,8 @@ impl Messenger {
                 };
                 // The link may be dead without TCP knowing: drop it, the next request reconnects.
                 self.shared.poison(e.clone());
+                // The other connections to this broker that heard nothing since are as silent.
+                silent_links::close_silent(&self.broker, sent_at, &e);
                 return Err(e);
             }
         };
@@ -473,6 +491,7 @@ async fn read_loop<S: Stream>(read: ReadHalf<S>, shared: Arc<Shared>, max_respon
                 };
             }
         };
+        shared.heard_now();
         let route = match &mut *shared.lock() {
             State::Open(in_flight) => in_flight.route(id),
             State::Poisoned(_) => return,
@@ -533,5 +552,6 @@ fn io_error(broker: &str, e: std::io::Error) -> Error {
 }
 
 mod recv_buffers;
+mod silent_links;
 #[cfg(test)]
 mod tests;

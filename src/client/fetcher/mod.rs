@@ -437,6 +437,8 @@ impl Fetcher {
             // more than the Fetch's max_bytes.
             let halvings = self.shrink.get(&broker).copied().unwrap_or(0);
             let max_response_size = self.cluster.config().max_response_size >> halvings;
+            // A long poll is held up to fetch_max_wait by the broker, then has the request timeout.
+            let timeout = config.fetch_max_wait + self.cluster.config().request_timeout;
             self.tasks.spawn(async move {
                 let result = async {
                     let messenger = conn.messenger().await.map_err(|e| (e.to_string(), false))?;
@@ -444,7 +446,6 @@ impl Fetcher {
                         .version_for::<kafka_protocol::messages::FetchRequest>()
                         .map_err(|e| (e.to_string(), false))?;
                     let request = plan::fetch_request(version, &config, max_response_size, &targets);
-                    let timeout = config.fetch_max_wait + Duration::from_secs(30);
                     messenger
                         .request_with_timeout(&request, timeout)
                         .await

@@ -69,13 +69,24 @@ impl Peer {
     }
 }
 
+/// A broker address of its own per call: connections to one address share their fate when one of
+/// them times out, and tests run side by side.
+fn unique_address() -> String {
+    static NEXT: AtomicI32 = AtomicI32::new(0);
+    format!("peer-{}:9092", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
 async fn connect(timeout: Duration) -> (Messenger, Peer) {
+    connect_to(unique_address(), timeout).await
+}
+
+async fn connect_to(address: String, timeout: Duration) -> (Messenger, Peer) {
     let (client, server) = tokio::io::duplex(1 << 20);
     let mut peer = Peer { io: server };
     let (messenger, ()) = tokio::join!(
         Messenger::handshake(
             Box::new(client),
-            "peer:9092".into(),
+            address,
             Some("test".into()),
             timeout,
             timeout,
@@ -212,6 +223,50 @@ async fn a_timed_out_request_closes_the_connection() {
     assert!(peer.read_request().await.is_some());
     let eof = tokio::time::timeout(Duration::from_secs(5), peer.read_request()).await;
     assert!(matches!(eof, Ok(None)), "the client kept the socket open");
+}
+
+/// A link that went silent is silent for every connection over it: when a request on one connection
+/// times out, the broker's other connections that heard nothing since it was sent are closed at once
+/// (requests in flight on them fail, the next one reconnects) instead of each waiting out a timeout of
+/// its own. A connection that heard from the broker meanwhile is alive and stays open.
+#[tokio::test]
+async fn a_timed_out_request_closes_the_brokers_other_silent_connections() {
+    let address = unique_address();
+    let timeout = Duration::from_millis(200);
+    let (idle, _idle_peer) = connect_to(address.clone(), Duration::from_secs(30)).await;
+    let (waiting, _waiting_peer) = connect_to(address.clone(), Duration::from_secs(30)).await;
+    let (timing_out, _silent_peer) = connect_to(address.clone(), timeout).await;
+    let (elsewhere, _elsewhere_peer) = connect(Duration::from_secs(30)).await;
+    let request = MetadataRequest::default();
+    let in_flight = waiting.request(&request);
+    let answered_meanwhile = async {
+        tokio::time::sleep(timeout / 2).await;
+        connect_to(address.clone(), Duration::from_secs(30)).await
+    };
+    let (in_flight, timed_out, (alive, _alive_peer)) = tokio::join!(
+        tokio::time::timeout(Duration::from_secs(5), in_flight),
+        timing_out.request(&request),
+        answered_meanwhile
+    );
+    let timed_out = timed_out.unwrap_err();
+    assert!(matches!(timed_out, Error::RequestTimeout { .. }), "{timed_out}");
+    let in_flight = in_flight
+        .expect("the request in flight on a silent connection failed with the timeout")
+        .unwrap_err();
+    assert!(in_flight.is_retriable(), "{in_flight}");
+    assert!(
+        idle.is_poisoned(),
+        "an idle connection over the silent link stays open"
+    );
+    assert!(waiting.is_poisoned());
+    assert!(
+        !alive.is_poisoned(),
+        "a connection that heard from the broker since was closed"
+    );
+    assert!(
+        !elsewhere.is_poisoned(),
+        "a connection to another broker was closed"
+    );
 }
 
 #[tokio::test]
