@@ -15,6 +15,7 @@ mod config_tls;
 mod connection;
 mod consumer;
 mod corrupt_batch;
+mod corrupt_pause;
 mod dispatch;
 mod dlq;
 mod fault_proxy;
@@ -66,6 +67,7 @@ fn main() -> ExitCode {
     spec_bugs::trials(&mut trials);
     dispatch::trials(&mut trials);
     corrupt_batch::trials(&mut trials);
+    corrupt_pause::trials(&mut trials);
     faults_freeze::trials(&mut trials);
     faults_restart::trials(&mut trials);
     faults_blackhole::trials(&mut trials);

@@ -33,8 +33,8 @@ fn error_type(e: &fetcher::Error) -> &'static str {
 }
 
 /// Counts `error`'s batch and applies the policy: dead-letters it and passes it (`Settled::Yes`), or
-/// leaves the stream stopped at it (also `Settled::Yes`: the stream then hands out nothing more until
-/// the partition is revoked). `Settled::Interrupted` when shutdown cut a DLQ send short (the batch is
+/// leaves the stream stopped at it (`Settled::Stuck`: the partition pauses, so the member stays in the
+/// group, until it is revoked). `Settled::Interrupted` when shutdown cut a DLQ send short (the batch is
 /// fetched again by whoever gets the partition next).
 pub(super) async fn settle_corrupt(
     dispatcher: &Dispatcher,
@@ -57,7 +57,7 @@ pub(super) async fn settle_corrupt(
                 topic = e.topic(), partition = e.partition(), first, last, error = %e,
                 "record batch cannot be decoded; the partition stops at it (the committed offset stays before it)"
             );
-            return Settled::Yes;
+            return Settled::Stuck;
         }
     };
     let letter = DeadLetter {
