@@ -47,3 +47,9 @@ pub(super) async fn bounded(
         }
     }
 }
+
+/// Resolves once `halt` was cancelled and the dispatcher's grace period has passed since.
+pub(super) async fn cancelled_after_grace(dispatcher: &Dispatcher, halt: &CancellationToken) {
+    halt.cancelled().await;
+    tokio::time::sleep(dispatcher.grace()).await;
+}

@@ -19,12 +19,14 @@
 //! - `settle`: decode, run the handlers, retry in place, dead-letter.
 //! - `invoke`: one pass over a record's handlers, with spans and metrics.
 //! - `dead_letter`: the DLQ hand-off and what a record that fails becomes there.
+//! - `dlq_send`: sending a DLQ record until acknowledged, bounded by the halt; refusals for good.
 //! - `halt`: when a worker must stop, and how long a running handler may go on.
 //! - `corrupt`: a record batch that cannot be decoded (`corrupt_batch_policy`).
 //! - `lag`: the consumer-lag gauge.
 
 mod corrupt;
 mod dead_letter;
+mod dlq_send;
 mod halt;
 mod invoke;
 mod keyed;

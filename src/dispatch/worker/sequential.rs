@@ -30,8 +30,11 @@ pub(super) async fn run(
                 () = halt.cancelled() => return Ended::Halted,
                 record = stream.try_next() => match record {
                     Some(Ok(record)) => record,
-                    Some(Err(e)) => match settle_corrupt(dispatcher, stream, e, halt).await {
-                        Settled::Yes => continue,
+                    Some(Err(e)) => match settle_corrupt(dispatcher, e, halt).await {
+                        Settled::Yes => {
+                            stream.skip_failed_batch();
+                            continue;
+                        }
                         Settled::Interrupted => return Ended::Halted,
                         Settled::Stuck => return Ended::Stuck,
                     },
