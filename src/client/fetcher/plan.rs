@@ -410,12 +410,20 @@ pub(crate) struct ChunkRecords {
 
 impl ChunkRecords {
     /// Goes on after the failed batch; returns where it failed, `None` if nothing failed.
+    /// A batch of the chunk whose bounds cannot be trusted (the decoder cannot resume after it) is not
+    /// passed: the iteration stays stopped at it (`None`, and [`is_stopped`](Self::is_stopped)).
     pub(crate) fn pass_failed(&mut self) -> Option<Failed> {
         let failed = self.failed.take()?;
-        if failed == Failed::InChunk {
-            self.decoder.resume();
+        if failed == Failed::InChunk && !self.decoder.resume() {
+            self.failed = Some(failed);
+            return None;
         }
         Some(failed)
+    }
+
+    /// Whether the iteration is stopped at a failed batch.
+    pub(crate) fn is_stopped(&self) -> bool {
+        self.failed.is_some()
     }
 
     fn decode_failed(&mut self, source: crate::protocol::records::Error) -> Error {
@@ -894,6 +902,34 @@ mod tests {
         short[8..12].copy_from_slice(&length.to_be_bytes());
         let (_, _, bad) = scan(2, 100, short.freeze(), true);
         assert_eq!(bad.map(|b| b.past), Some(3));
+    }
+
+    #[test]
+    fn a_failed_batch_the_decoder_cannot_resume_after_is_not_passed() {
+        let a = encode(&[batch(0, &["a"], Compression::None)]);
+        let c = encode(&[batch(2, &["c"], Compression::None)]);
+        // B with magic 3: its frame is not understood, so nothing after it can be delimited.
+        let b = flip(&encode(&[batch(1, &["b"], Compression::None)]), 16, 0x01);
+        let chunk = RawChunk {
+            topic: Arc::from("t"),
+            partition: 0,
+            fetched_at: 0,
+            records: Bytes::from([a, b, c].concat()),
+            aborted: Vec::new(),
+            isolation: IsolationLevel::ReadUncommitted,
+            max_uncompressed_batch_bytes: 1 << 20,
+            failure: None,
+        };
+        let mut records = chunk.records();
+        assert_eq!(records.next().unwrap().unwrap()[0].offset, 0);
+        assert!(matches!(
+            records.next(),
+            Some(Err(Error::CorruptBatch { base_offset: 1, .. }))
+        ));
+        assert_eq!(records.pass_failed(), None, "not passed");
+        assert!(records.is_stopped());
+        assert!(records.next().is_none());
+        assert!(records.is_stopped(), "still stopped at B");
     }
 
     #[test]

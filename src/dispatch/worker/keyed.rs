@@ -108,7 +108,9 @@ pub(super) async fn run(
             settled = settling_corrupt(&mut corrupt), if corrupt.is_some() => {
                 corrupt = None;
                 match settled {
-                    Settled::Yes => { stream.skip_failed_batch(); }
+                    // A batch the stream cannot pass stays where it stopped: the partition pauses.
+                    Settled::Yes if stream.skip_failed_batch() => {}
+                    Settled::Yes => ended = Some(Ended::Stuck),
                     Settled::Interrupted => { ended.get_or_insert(Ended::Halted); }
                     Settled::Stuck => ended = Some(Ended::Stuck),
                 }

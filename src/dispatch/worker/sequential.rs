@@ -31,10 +31,9 @@ pub(super) async fn run(
                 record = stream.try_next() => match record {
                     Some(Ok(record)) => record,
                     Some(Err(e)) => match settle_corrupt(dispatcher, e, halt).await {
-                        Settled::Yes => {
-                            stream.skip_failed_batch();
-                            continue;
-                        }
+                        // A batch the stream cannot pass stays where it stopped: the partition pauses.
+                        Settled::Yes if stream.skip_failed_batch() => continue,
+                        Settled::Yes => return Ended::Stuck,
                         Settled::Interrupted => return Ended::Halted,
                         Settled::Stuck => return Ended::Stuck,
                     },
