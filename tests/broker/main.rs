@@ -9,6 +9,7 @@
 mod admin;
 mod blackhole_proxy;
 mod bus;
+mod bus_background;
 mod bus_crash;
 mod bus_tls;
 mod config_tls;
@@ -57,6 +58,7 @@ fn main() -> ExitCode {
     config_tls::trials(&mut trials);
     sasl::trials(&mut trials);
     bus::trials(&mut trials);
+    bus_background::trials(&mut trials);
     bus_crash::trials(&mut trials);
     bus_tls::trials(&mut trials);
     telemetry::trials(&mut trials);
