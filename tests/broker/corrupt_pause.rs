@@ -17,18 +17,20 @@ use crate::{
     trial,
 };
 
-/// A bus (`corrupt_batch_policy` = `policy`, `max_poll_interval` 8 s, the DLQ topic created when
-/// `dlq`) that met a corrupt batch on partition 0 of its topic.
+/// A bus (`corrupt_batch_policy` = `policy`, `max_in_flight_per_partition` = `in_flight`,
+/// `max_poll_interval` 8 s, the DLQ topic created when `dlq`) that met a corrupt batch on partition 0
+/// of its topic.
 async fn bus_stopped_at_a_corrupt_batch(
     ctx: &'static Ctx,
     name: &str,
-    policy: &str,
+    (policy, in_flight): (&str, usize),
     dlq: bool,
 ) -> (KafkaEventBus, Calls) {
     let prefix = unique(name);
     let mut cfg = config(ctx, &prefix, &prefix);
     cfg.corrupt_batch_policy = policy.into();
     cfg.max_poll_interval_ms = 8_000;
+    cfg.max_in_flight_per_partition = in_flight;
     let bus = start(cfg, dlq).await;
     let calls = record_calls(&bus, |_, _| false);
     warm_up(&bus).await;
@@ -73,16 +75,25 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
     trials.push(trial(
         "corrupt_pause::a_stop_at_a_corrupt_batch_pauses_the_partition_not_the_group",
         |ctx| async move {
-            let (bus, calls) = bus_stopped_at_a_corrupt_batch(ctx, "cp-stop", "stop", true).await;
+            let (bus, calls) = bus_stopped_at_a_corrupt_batch(ctx, "cp-stop", ("stop", 1), true).await;
             assert_the_group_unaffected(&bus, &calls).await;
             bus.shutdown(Duration::from_secs(10)).await.unwrap();
         },
     ));
-    trials.push(trial(
-        "corrupt_pause::a_corrupt_batch_the_dlq_refuses_pauses_the_partition",
-        |ctx| async move {
+    for (name, in_flight) in [
+        (
+            "corrupt_pause::a_corrupt_batch_the_dlq_refuses_pauses_the_partition",
+            1,
+        ),
+        (
+            "corrupt_pause::the_keyed_worker_pauses_at_a_corrupt_batch_the_dlq_refuses",
+            4,
+        ),
+    ] {
+        trials.push(trial(name, move |ctx| async move {
             // The main topic only: the DLQ topic does not exist (and the client never auto-creates).
-            let (bus, calls) = bus_stopped_at_a_corrupt_batch(ctx, "cp-nodlq", "dead_letter", false).await;
+            let (bus, calls) =
+                bus_stopped_at_a_corrupt_batch(ctx, "cp-nodlq", ("dead_letter", in_flight), false).await;
             eventually("the DLQ failure counted", Duration::from_secs(20), || {
                 bus.stats().dead_letter_failures == 1
             })
@@ -94,6 +105,6 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
                 "the refused batch was sent again"
             );
             bus.shutdown(Duration::from_secs(10)).await.unwrap();
-        },
-    ));
+        }));
+    }
 }
