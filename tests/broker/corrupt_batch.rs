@@ -49,7 +49,7 @@ pub(crate) fn batch(tag: &str) -> Bytes {
 }
 
 /// A batch of three `OrderCreated` events for customers `"{tag}-0"`..`"{tag}-2"`, one aggregate.
-fn event_batch(tag: &str) -> Bytes {
+pub(crate) fn event_batch(tag: &str) -> Bytes {
     event_batch_in(tag, Compression::None)
 }
 
@@ -79,7 +79,7 @@ fn event_batch_in(tag: &str, compression: Compression) -> Bytes {
 }
 
 /// `batch` with one bit of its last byte but one flipped (a record's bytes): the CRC no longer matches.
-fn flipped(batch: &Bytes) -> Bytes {
+pub(crate) fn flipped(batch: &Bytes) -> Bytes {
     let mut bytes = BytesMut::from(&batch[..]);
     let at = bytes.len() - 2;
     bytes[at] ^= 0x01;

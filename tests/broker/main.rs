@@ -9,12 +9,14 @@
 mod admin;
 mod blackhole_proxy;
 mod bus;
+mod bus_background;
 mod bus_crash;
 mod bus_tls;
 mod config_tls;
 mod connection;
 mod consumer;
 mod corrupt_batch;
+mod corrupt_pause;
 mod dispatch;
 mod dlq;
 mod fault_proxy;
@@ -56,6 +58,7 @@ fn main() -> ExitCode {
     config_tls::trials(&mut trials);
     sasl::trials(&mut trials);
     bus::trials(&mut trials);
+    bus_background::trials(&mut trials);
     bus_crash::trials(&mut trials);
     bus_tls::trials(&mut trials);
     telemetry::trials(&mut trials);
@@ -66,6 +69,7 @@ fn main() -> ExitCode {
     spec_bugs::trials(&mut trials);
     dispatch::trials(&mut trials);
     corrupt_batch::trials(&mut trials);
+    corrupt_pause::trials(&mut trials);
     faults_freeze::trials(&mut trials);
     faults_restart::trials(&mut trials);
     faults_blackhole::trials(&mut trials);

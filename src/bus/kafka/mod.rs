@@ -625,7 +625,8 @@ impl EventBus for KafkaEventBus {
         async move { bus.publish_records(events).await }
     }
 
-    /// Hands `events` to a background task and returns at once; failures are logged and counted. At
+    /// Hands `events` to a background task and returns at once; failures are logged and counted. A call
+    /// first polled once [`shutdown`](EventBus::shutdown) has begun returns [`Error::ShutDown`]. At
     /// most [`MAX_BACKGROUND_TASKS`] background publishes run at once; beyond that the call publishes
     /// inline (and so waits), as eventsource-py does.
     fn publish_background(&self, events: Vec<AnyEvent>) -> impl Future<Output = Result<(), Error>> + Send {
@@ -633,6 +634,12 @@ impl EventBus for KafkaEventBus {
         let checked = self.connected();
         async move {
             let connection = checked?;
+            // Held until the events are published: a shutdown that closed the tracker after this
+            // point waits for them. One that closed it before (or began) is reported, not raced.
+            let tracked = bus.inner.background_tasks.token();
+            if bus.inner.background_tasks.is_closed() || bus.inner.shut_down.is_cancelled() {
+                return Err(Error::ShutDown);
+            }
             match Arc::clone(&bus.inner.background).try_acquire_owned() {
                 Ok(permit) => {
                     let tasks = bus.inner.background_tasks.clone();
@@ -640,11 +647,15 @@ impl EventBus for KafkaEventBus {
                         if let Err(e) = bus.publish_on(&connection, events).await {
                             warn!(error = %e, "background publish failed");
                         }
-                        drop(permit);
+                        drop((permit, tracked));
                     });
                     Ok(())
                 }
-                Err(_) => bus.publish_on(&connection, events).await,
+                Err(_) => {
+                    let published = bus.publish_on(&connection, events).await;
+                    drop(tracked);
+                    published
+                }
             }
         }
     }

@@ -318,7 +318,8 @@ impl PartitionStream {
     }
 
     /// Passes the batch the stream stopped at (after [`try_next`](Self::try_next) returned its error):
-    /// the records after it are handed out next. Returns `false` if the stream was not stopped.
+    /// the records after it are handed out next. Returns `false` if the stream was not stopped, or if the
+    /// batch cannot be passed (its bounds cannot be trusted): the stream then stays stopped at it.
     ///
     /// Marks nothing done: the offsets of the batch are passed by the committed offset once a record
     /// after it is marked done.
@@ -330,7 +331,14 @@ impl PartitionStream {
         let Some((epoch, batches)) = &mut self.batches else {
             return false;
         };
-        if let Some(Failed::AtFetch(_)) = batches.pass_failed() {
+        let passed = batches.pass_failed();
+        if batches.is_stopped() {
+            // A batch whose bounds cannot be trusted: passing it could pass records never seen.
+            self.stopped = true;
+            tracing::error!(tp = %self.handle.tp, "the failed record batch cannot be passed; the partition stays stopped at it");
+            return false;
+        }
+        if let Some(Failed::AtFetch(_)) = passed {
             let epoch = *epoch;
             let position = self
                 .fetch

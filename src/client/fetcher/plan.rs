@@ -112,9 +112,10 @@ pub(crate) enum PartitionOutcome {
 pub(crate) struct BadBatch {
     /// Where it starts.
     pub(crate) base_offset: i64,
-    /// Where fetching goes on once the application has passed it: the next batch's base offset when
-    /// the answer shows one, else the batch's own claim, never beyond the high watermark and at least
-    /// one past its base.
+    /// Where fetching goes on once the application has passed it: the batch's own claim bounded by the
+    /// next batch's base offset when the answer shows a sound one (whole, passing its checks) and by
+    /// the high watermark; without a sound next batch the claim is not trusted and it is one past its
+    /// base (or past the fetch offset).
     pub(crate) past: i64,
     pub(crate) error: Error,
 }
@@ -159,6 +160,20 @@ fn bounded_next(base: i64, delta: i32, following: Option<i64>, high_watermark: i
     next.max(base.saturating_add(1))
 }
 
+/// Where fetching goes on past a batch at `base` whose extent is not known for sure: one offset past it
+/// (or past the fetch offset, when the batch starts before it), so that no record is passed unseen;
+/// the worst case is the same batch met again at the next offset.
+fn one_past(base: i64, fetched_at: i64) -> i64 {
+    base.max(fetched_at).saturating_add(1)
+}
+
+/// The base offset of the batch at `at` in `records` if that batch is whole and passes its checks.
+fn sound_batch_at(records: &Bytes, at: usize, check_crcs: bool) -> Option<i64> {
+    let length = usize::try_from(read_i32(records, at.checked_add(8)?)?).ok()?;
+    let frame = records.get(at..at.checked_add(LOG_OVERHEAD)?.checked_add(length)?)?;
+    check_batch(frame, check_crcs).ok().map(|b| b.base_offset)
+}
+
 fn read_i64(b: &[u8], at: usize) -> Option<i64> {
     Some(i64::from_be_bytes(
         b.get(at..at.checked_add(8)?)?.try_into().ok()?,
@@ -178,8 +193,8 @@ const LOG_OVERHEAD: usize = 12;
 /// delta and (with `check_crcs`) CRC, up to the first that fails or the end. A batch cut short at the
 /// end is left for the next fetch, unless it is the first (then it is a [`BadBatch`]: the broker sends
 /// the first batch whole, so it will not come back whole by fetching again).
-fn walk(records: &Bytes, tp: (&str, i32), high_watermark: i64, check_crcs: bool, limit: i32) -> Walk {
-    let (topic, partition) = tp;
+fn walk(records: &Bytes, at: (&str, i32, i64), high_watermark: i64, check_crcs: bool, limit: i32) -> Walk {
+    let (topic, partition, fetched_at) = at;
     let mut pos = 0usize;
     let mut next = None;
     let mut last_sound: Option<(i64, i32)> = None;
@@ -197,7 +212,8 @@ fn walk(records: &Bytes, tp: (&str, i32), high_watermark: i64, check_crcs: bool,
             Some(_) => {
                 bad = Some(BadBatch {
                     base_offset: base,
-                    past: bounded_next(base, read_i32(rest, 23).unwrap_or(0), None, high_watermark),
+                    // Its header is not checked (the batch is not whole): nothing bounds its claim.
+                    past: one_past(base, fetched_at),
                     error: Error::BatchTooLarge {
                         topic: topic.to_owned(),
                         partition,
@@ -224,13 +240,19 @@ fn walk(records: &Bytes, tp: (&str, i32), high_watermark: i64, check_crcs: bool,
                 pos = frame_end;
             }
             Err(source) => {
-                let following = read_i64(records, frame_end);
-                let delta = frame
-                    .get(16)
-                    .filter(|&&magic| magic == 2)
-                    .and_then(|_| read_i32(&frame, 23))
-                    .unwrap_or(0);
-                let past = bounded_next(base, delta, following, high_watermark);
+                // The header failed its checks, so its lastOffsetDelta (and its length) may be
+                // corrupt: trusted only up to a sound batch after it; else one offset is passed.
+                let past = match sound_batch_at(records, frame_end, check_crcs) {
+                    Some(following) => {
+                        let delta = frame
+                            .get(16)
+                            .filter(|&&magic| magic == 2)
+                            .and_then(|_| read_i32(&frame, 23))
+                            .unwrap_or(0);
+                        bounded_next(base, delta, Some(following), high_watermark)
+                    }
+                    None => one_past(base, fetched_at),
+                };
                 bad = Some(BadBatch {
                     base_offset: base,
                     past,
@@ -275,7 +297,7 @@ pub(crate) fn scan_partition(
     let records = data.records.unwrap_or_default();
     let walk = walk(
         &records,
-        (topic, data.partition_index),
+        (topic, data.partition_index, fetched_at),
         data.high_watermark,
         config.check_crcs,
         config.max_partition_fetch_bytes,
@@ -388,12 +410,20 @@ pub(crate) struct ChunkRecords {
 
 impl ChunkRecords {
     /// Goes on after the failed batch; returns where it failed, `None` if nothing failed.
+    /// A batch of the chunk whose bounds cannot be trusted (the decoder cannot resume after it) is not
+    /// passed: the iteration stays stopped at it (`None`, and [`is_stopped`](Self::is_stopped)).
     pub(crate) fn pass_failed(&mut self) -> Option<Failed> {
         let failed = self.failed.take()?;
-        if failed == Failed::InChunk {
-            self.decoder.resume();
+        if failed == Failed::InChunk && !self.decoder.resume() {
+            self.failed = Some(failed);
+            return None;
         }
         Some(failed)
+    }
+
+    /// Whether the iteration is stopped at a failed batch.
+    pub(crate) fn is_stopped(&self) -> bool {
+        self.failed.is_some()
     }
 
     fn decode_failed(&mut self, source: crate::protocol::records::Error) -> Error {
@@ -841,7 +871,65 @@ mod tests {
         let mut negative = BytesMut::from(&big[..]);
         negative[8..12].copy_from_slice(&(-3i32).to_be_bytes());
         let (_, next, bad) = scan(7, 10, negative.freeze(), true);
-        assert_eq!((next, bad.map(|b| b.past)), (7, Some(10)));
+        assert_eq!((next, bad.map(|b| b.past)), (7, Some(8)));
+    }
+
+    #[test]
+    fn a_corrupt_header_moves_past_only_what_a_sound_following_batch_bounds() {
+        let b = encode(&[batch(2, &["b0", "b1"], Compression::None)]);
+        let c = encode(&[batch(4, &["c0"], Compression::None)]);
+        // B's lastOffsetDelta corrupted (its CRC fails): alone in the answer, its claim is not trusted.
+        let jumpy = flip(&b, 26, 0x40);
+        let (_, next, bad) = scan(2, 100, jumpy.clone(), true);
+        assert_eq!(
+            (next, bad.map(|b| b.past)),
+            (2, Some(3)),
+            "one past its base, not the watermark"
+        );
+        // Fetched again one past B's base: one further each time, never past a record unseen.
+        let (_, _, bad) = scan(3, 100, jumpy.clone(), true);
+        assert_eq!(bad.map(|b| b.past), Some(4));
+        // A sound C after it bounds the claim.
+        let (_, _, bad) = scan(2, 100, Bytes::from([jumpy.clone(), c.clone()].concat()), true);
+        assert_eq!(bad.map(|b| b.past), Some(4));
+        // A following batch that fails its own CRC bounds nothing.
+        let bad_c = flip(&c, c.len() - 2, 1);
+        let (_, _, bad) = scan(2, 100, Bytes::from([jumpy, bad_c].concat()), true);
+        assert_eq!(bad.map(|b| b.past), Some(3));
+        // A length shortened into B's records: "the following batch" is read from inside B.
+        let mut short = BytesMut::from(&[b.clone(), c].concat()[..]);
+        let length = i32::try_from(b.len() - LOG_OVERHEAD - 8).unwrap();
+        short[8..12].copy_from_slice(&length.to_be_bytes());
+        let (_, _, bad) = scan(2, 100, short.freeze(), true);
+        assert_eq!(bad.map(|b| b.past), Some(3));
+    }
+
+    #[test]
+    fn a_failed_batch_the_decoder_cannot_resume_after_is_not_passed() {
+        let a = encode(&[batch(0, &["a"], Compression::None)]);
+        let c = encode(&[batch(2, &["c"], Compression::None)]);
+        // B with magic 3: its frame is not understood, so nothing after it can be delimited.
+        let b = flip(&encode(&[batch(1, &["b"], Compression::None)]), 16, 0x01);
+        let chunk = RawChunk {
+            topic: Arc::from("t"),
+            partition: 0,
+            fetched_at: 0,
+            records: Bytes::from([a, b, c].concat()),
+            aborted: Vec::new(),
+            isolation: IsolationLevel::ReadUncommitted,
+            max_uncompressed_batch_bytes: 1 << 20,
+            failure: None,
+        };
+        let mut records = chunk.records();
+        assert_eq!(records.next().unwrap().unwrap()[0].offset, 0);
+        assert!(matches!(
+            records.next(),
+            Some(Err(Error::CorruptBatch { base_offset: 1, .. }))
+        ));
+        assert_eq!(records.pass_failed(), None, "not passed");
+        assert!(records.is_stopped());
+        assert!(records.next().is_none());
+        assert!(records.is_stopped(), "still stopped at B");
     }
 
     #[test]

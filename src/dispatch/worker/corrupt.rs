@@ -1,15 +1,16 @@
 //! A record batch the partition's stream stopped at because it cannot be decoded: counted, then
 //! dead-lettered (its bytes as one DLQ record) and passed, or the partition stays stopped at it.
 
-use std::time::Duration;
-
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
-use super::Settled;
+use super::{
+    Settled,
+    dlq_send::{Letter, send_until_acked},
+};
 use crate::{
-    client::{consumer::PartitionStream, fetcher},
+    client::fetcher,
     dispatch::{CorruptBatches, Dispatcher, stats::Counter, stats::Stamp},
     dlq::{DLQ_ORIGINAL_LAST_OFFSET, DeadLetter, DlqReason},
     protocol::{Headers, records},
@@ -32,14 +33,14 @@ fn error_type(e: &fetcher::Error) -> &'static str {
     }
 }
 
-/// Counts `error`'s batch and applies the policy: dead-letters it and passes it (`Settled::Yes`), or
-/// leaves the stream stopped at it, paused (also `Settled::Yes`: the stream then hands out nothing
-/// more until the partition is revoked). `Settled::Interrupted` when a halt cut a DLQ send short (the
-/// batch is fetched again by whoever gets the partition next); `Settled::Stuck` when the DLQ refused it
-/// for good.
+/// Counts `error`'s batch and applies the policy: dead-letters it (`Settled::Yes`: the caller then passes
+/// it with [`skip_failed_batch`](crate::client::consumer::PartitionStream::skip_failed_batch)), or
+/// leaves the stream stopped at it (`Settled::Stuck`: the partition pauses, so the member stays in the
+/// group, until it is revoked). The DLQ send is [`send_until_acked`]: `Settled::Interrupted` when a halt
+/// cut it short (the batch is fetched again by whoever gets the partition next), `Settled::Stuck` when
+/// the DLQ refused it for good.
 pub(super) async fn settle_corrupt(
     dispatcher: &Dispatcher,
-    stream: &mut PartitionStream,
     e: fetcher::Error,
     halt: &CancellationToken,
 ) -> Settled {
@@ -58,9 +59,7 @@ pub(super) async fn settle_corrupt(
                 topic = e.topic(), partition = e.partition(), first, last, error = %e,
                 "record batch cannot be decoded; the partition stops at it (the committed offset stays before it)"
             );
-            // Nothing more is fetched or handed out; paused, it does not count for max.poll.interval.
-            stream.pause();
-            return Settled::Yes;
+            return Settled::Stuck;
         }
     };
     let letter = DeadLetter {
@@ -76,40 +75,22 @@ pub(super) async fn settle_corrupt(
     };
     let mut headers = Headers::new();
     headers.insert(DLQ_ORIGINAL_LAST_OFFSET, last.to_string());
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        match dispatcher
-            .dlq
-            .send(None, Some(batch.clone()), &headers, &letter)
-            .await
-        {
-            Ok(meta) => {
-                dispatcher.stats.add(Counter::MessagesSentToDlq, 1);
-                dispatcher
-                    .telemetry
-                    .metrics()
-                    .dlq(letter.reason.as_str(), &letter.error_type);
-                info!(
-                    topic = e.topic(), partition = e.partition(), first, last, error = %e,
-                    dlq_partition = meta.partition, dlq_offset = meta.offset,
-                    "record batch that cannot be decoded sent to the DLQ"
-                );
-                stream.skip_failed_batch();
-                return Settled::Yes;
-            }
-            Err(send) if !send.is_retriable() => {
-                dispatcher.stats.add(Counter::DeadLetterFailures, 1);
-                error!(first, last, error = %send, "the DLQ refused a corrupt batch for good");
-                return Settled::Stuck;
-            }
-            Err(send) => {
-                error!(first, last, error = %send, ?backoff, "cannot send a corrupt batch to the DLQ; retrying (the partition waits at it)");
-                tokio::select! {
-                    () = halt.cancelled() => return Settled::Interrupted,
-                    () = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(10));
-            }
+    let sending = Letter {
+        key: None,
+        value: Some(batch),
+        headers: &headers,
+        dead: &letter,
+        event_type: "unknown",
+    };
+    match send_until_acked(dispatcher, sending, halt).await {
+        Ok(meta) => {
+            info!(
+                topic = e.topic(), partition = e.partition(), first, last, error = %e,
+                dlq_partition = meta.partition, dlq_offset = meta.offset,
+                "record batch that cannot be decoded sent to the DLQ"
+            );
+            Settled::Yes
         }
+        Err(settled) => settled,
     }
 }

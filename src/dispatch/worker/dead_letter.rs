@@ -1,12 +1,14 @@
 //! The DLQ hand-off: what a failed record becomes there, and sending it until the broker acknowledges.
 
-use std::time::Duration;
-
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
-use super::{Settled, invoke::HANDLER_ERROR};
+use super::{
+    Settled,
+    dlq_send::{Letter, send_until_acked},
+    invoke::HANDLER_ERROR,
+};
 use crate::{
     client::consumer::ConsumerRecord,
     dispatch::{Dispatcher, ErasedHandler, HandlerError, stats::Counter},
@@ -87,65 +89,27 @@ pub(super) async fn dead_letter(
         original_offset: record.offset,
         consumer_group: config.consumer_group.clone(),
     };
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        // Only an acknowledged DLQ record settles the original: until then it stays uncommitted.
-        let sent = tokio::select! {
-            biased;
-            sent = dispatcher.dlq.send_record(record, &letter) => sent,
-            // A send that outlives the halt is abandoned: the record stays uncommitted.
-            () = cancelled_after_grace(dispatcher, halt) => return Settled::Interrupted,
-        };
-        match sent {
-            Ok(meta) => {
-                dispatcher.stats.add(Counter::MessagesSentToDlq, 1);
-                dispatcher
-                    .telemetry
-                    .metrics()
-                    .dlq(letter.reason.as_str(), &letter.error_type);
-                info!(
-                    topic = %record.topic, partition = record.partition, offset = record.offset,
-                    reason = %letter.reason, dlq_partition = meta.partition, dlq_offset = meta.offset,
-                    "sent to the DLQ"
-                );
-                return Settled::Yes;
-            }
-            Err(_) if halt.is_cancelled() => return Settled::Interrupted,
-            Err(e) if e.is_retriable() => {
-                error!(
-                    topic = %record.topic, partition = record.partition, offset = record.offset,
-                    error = %e, ?backoff, "cannot send to the DLQ; retrying (the record stays uncommitted)"
-                );
-                tokio::select! {
-                    () = halt.cancelled() => return Settled::Interrupted,
-                    () = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(10));
-            }
-            Err(e) => {
-                dispatcher.stats.add(Counter::DeadLetterFailures, 1);
-                let event_type = record
-                    .headers
-                    .get_str(crate::event::header::EVENT_TYPE)
-                    .unwrap_or("unknown");
-                dispatcher
-                    .telemetry
-                    .metrics()
-                    .publish_error(&config.dlq_topic, event_type, e.kind());
-                error!(
-                    topic = %record.topic, partition = record.partition, offset = record.offset,
-                    dlq_topic = %config.dlq_topic, error = %e,
-                    "the DLQ refused the record for good; it stays uncommitted and its partition pauses \
-                     (counted in dead_letter_failures)"
-                );
-                return Settled::Stuck;
-            }
+    let event_type = record
+        .headers
+        .get_str(crate::event::header::EVENT_TYPE)
+        .unwrap_or("unknown");
+    let sending = Letter {
+        key: record.key.clone(),
+        value: record.value.clone(),
+        headers: &record.headers,
+        dead: &letter,
+        event_type,
+    };
+    // Only an acknowledged DLQ record settles the original: until then it stays uncommitted.
+    match send_until_acked(dispatcher, sending, halt).await {
+        Ok(meta) => {
+            info!(
+                topic = %record.topic, partition = record.partition, offset = record.offset,
+                reason = %letter.reason, dlq_partition = meta.partition, dlq_offset = meta.offset,
+                "sent to the DLQ"
+            );
+            Settled::Yes
         }
+        Err(settled) => settled,
     }
-}
-
-/// Resolves once `halt` was cancelled and the dispatcher's grace period has passed since.
-async fn cancelled_after_grace(dispatcher: &Dispatcher, halt: &CancellationToken) {
-    halt.cancelled().await;
-    tokio::time::sleep(dispatcher.grace()).await;
 }

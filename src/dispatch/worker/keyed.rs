@@ -4,6 +4,8 @@
 
 use std::{
     collections::{HashMap, VecDeque},
+    future::Future,
+    pin::Pin,
     sync::Arc,
 };
 
@@ -23,6 +25,17 @@ use crate::{
 };
 
 type Running = JoinSet<(ConsumerRecord, Settled)>;
+
+/// Settling a record batch that cannot be decoded ([`settle_corrupt`]).
+type Corrupt<'a> = Pin<Box<dyn Future<Output = Settled> + Send + 'a>>;
+
+/// Resolves with `corrupt`'s outcome; never when there is none.
+async fn settling_corrupt(corrupt: &mut Option<Corrupt<'_>>) -> Settled {
+    match corrupt.as_mut() {
+        Some(settling) => settling.await,
+        None => std::future::pending().await,
+    }
+}
 
 /// Settles `record` on its own task, bounded once `halt` is cancelled.
 fn spawn(
@@ -57,6 +70,8 @@ pub(super) async fn run(
     let mut view = dispatcher.handlers.view();
     // Set once no more records may start: halted, or a record is stuck.
     let mut ended: Option<Ended> = None;
+    // The record batch the stream stopped at, while its dead letter is being sent.
+    let mut corrupt: Option<Corrupt<'_>> = None;
     loop {
         let room = running.len() + waiting < limit;
         tokio::select! {
@@ -90,15 +105,22 @@ pub(super) async fn run(
                     }
                 }
             }
-            record = stream.try_next(), if room && ended.is_none() => {
+            settled = settling_corrupt(&mut corrupt), if corrupt.is_some() => {
+                corrupt = None;
+                match settled {
+                    // A batch the stream cannot pass stays where it stopped: the partition pauses.
+                    Settled::Yes if stream.skip_failed_batch() => {}
+                    Settled::Yes => ended = Some(Ended::Stuck),
+                    Settled::Interrupted => { ended.get_or_insert(Ended::Halted); }
+                    Settled::Stuck => ended = Some(Ended::Stuck),
+                }
+            }
+            record = stream.try_next(), if room && ended.is_none() && corrupt.is_none() => {
                 let record = match record {
                     Some(Ok(record)) => record,
                     Some(Err(e)) => {
-                        match settle_corrupt(dispatcher, stream, e, halt).await {
-                            Settled::Yes => {}
-                            Settled::Interrupted => { ended.get_or_insert(Ended::Halted); }
-                            Settled::Stuck => ended = Some(Ended::Stuck),
-                        }
+                        // Settled beside the running records, which go on being joined meanwhile.
+                        corrupt = Some(Box::pin(settle_corrupt(dispatcher, e, halt)));
                         continue;
                     }
                     None => { ended = Some(Ended::Halted); continue } // revoked
@@ -119,7 +141,7 @@ pub(super) async fn run(
             }
             else => break,
         }
-        if ended.is_some() && running.is_empty() {
+        if ended.is_some() && running.is_empty() && corrupt.is_none() {
             break;
         }
     }

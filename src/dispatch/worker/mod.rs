@@ -9,7 +9,8 @@
 //! revoke timeout, or less when a shutdown's deadline is nearer); then it is dropped and its record stays
 //! uncommitted, so the partition's next owner gets it again.
 //!
-//! A record that cannot be settled (its dead letter is refused for good) or a worker that dies outside a
+//! A record that cannot be settled (its dead letter is refused for good), a record batch the stream
+//! stopped at (`corrupt_batch_policy = stop`, or its dead letter refused), or a worker that dies outside a
 //! handler pauses the partition: ERROR log, counted, the record uncommitted, no more records taken
 //! from the partition until it is revoked or the bus stops; the other partitions go on.
 //!
@@ -18,12 +19,14 @@
 //! - `settle`: decode, run the handlers, retry in place, dead-letter.
 //! - `invoke`: one pass over a record's handlers, with spans and metrics.
 //! - `dead_letter`: the DLQ hand-off and what a record that fails becomes there.
+//! - `dlq_send`: sending a DLQ record until acknowledged, bounded by the halt; refusals for good.
 //! - `halt`: when a worker must stop, and how long a running handler may go on.
 //! - `corrupt`: a record batch that cannot be decoded (`corrupt_batch_policy`).
 //! - `lag`: the consumer-lag gauge.
 
 mod corrupt;
 mod dead_letter;
+mod dlq_send;
 mod halt;
 mod invoke;
 mod keyed;
@@ -47,8 +50,8 @@ pub(crate) enum Settled {
     /// The worker halted (stop or revocation) before the record was settled: it stays uncommitted and
     /// will be redelivered.
     Interrupted,
-    /// The record cannot be settled (its dead letter was refused for good): it stays uncommitted and
-    /// the partition pauses.
+    /// The record (or record batch) cannot be settled (its dead letter was refused for good, or the
+    /// stream stops at it): it stays uncommitted and the partition pauses.
     Stuck,
 }
 
@@ -82,8 +85,8 @@ pub(crate) async fn partition_worker(
         Ok(Ended::Stuck) => {
             error!(
                 topic = %tp.topic, partition = tp.partition,
-                "partition paused: a record cannot be dead-lettered; it stays uncommitted until the \
-                 partition is revoked or the bus restarts"
+                "partition paused: a record or record batch cannot be settled; it stays uncommitted until \
+                 the partition is revoked or the bus restarts"
             );
             pause_until_halted(&stream, &halt).await;
         }

@@ -30,8 +30,10 @@ pub(super) async fn run(
                 () = halt.cancelled() => return Ended::Halted,
                 record = stream.try_next() => match record {
                     Some(Ok(record)) => record,
-                    Some(Err(e)) => match settle_corrupt(dispatcher, stream, e, halt).await {
-                        Settled::Yes => continue,
+                    Some(Err(e)) => match settle_corrupt(dispatcher, e, halt).await {
+                        // A batch the stream cannot pass stays where it stopped: the partition pauses.
+                        Settled::Yes if stream.skip_failed_batch() => continue,
+                        Settled::Yes => return Ended::Stuck,
                         Settled::Interrupted => return Ended::Halted,
                         Settled::Stuck => return Ended::Stuck,
                     },

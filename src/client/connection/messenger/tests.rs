@@ -422,3 +422,39 @@ async fn oneway_requests_are_written_without_a_waiter() {
     assert_eq!(response.unwrap().throttle_time_ms, 2);
     assert!(!messenger.is_poisoned());
 }
+
+#[tokio::test]
+async fn a_response_the_guard_rejects_poisons_the_connection() {
+    let (messenger, mut peer) = connect(Duration::from_secs(5)).await;
+    let broker = async {
+        let (header, _) = peer.read_request().await.unwrap();
+        let version = header.request_api_version;
+        // The right correlation id, then a broker list claiming 2^28 entries in a few bytes.
+        let mut frame = BytesMut::new();
+        frame.put_i32(0);
+        frame.put_i32(header.correlation_id);
+        if version >= 9 {
+            frame.put_u8(0); // no tagged fields in the header
+        }
+        if version >= 3 {
+            frame.put_i32(0); // throttle_time_ms
+        }
+        if version >= 9 {
+            frame.extend_from_slice(&[0x80, 0x80, 0x80, 0x80, 0x01]); // compact count 2^28 - 1
+        } else {
+            frame.put_i32(1 << 28);
+        }
+        let len = (frame.len() - 4) as i32;
+        frame[..4].copy_from_slice(&len.to_be_bytes());
+        peer.io.write_all(&frame).await.unwrap();
+        peer
+    };
+    let request = MetadataRequest::default();
+    let (result, _peer) = tokio::join!(messenger.request(&request), broker);
+    let err = result.unwrap_err();
+    assert!(
+        matches!(&err, Error::Protocol { source, .. } if matches!(**source, crate::protocol::Error::Malformed { .. })),
+        "{err:?}"
+    );
+    assert!(messenger.is_poisoned(), "the connection is dropped");
+}
