@@ -1,4 +1,4 @@
-//! The benchmarks of issues 4, 5 and 7, one JSON line each; `just bench-peers` runs them beside the
+//! The client benchmarks, one JSON line each; `just bench-peers` runs them beside the
 //! rust-rdkafka peer (`benches/peers/rdkafka`) on one broker.
 //!
 //! ```text
@@ -31,7 +31,7 @@
 //! - `slow-bus` (issue 7): the bus with handlers that take `--handler-ms` (default 2) per event reads
 //!   `--topic` for `--seconds` (default 10): `handled`, the topic's `backlog_mb`, and the peak RSS at half
 //!   time and at the end: memory stays bounded by the fetch buffers while the backlog waits in the broker.
-//! - `soak` (issue 15): a bus publishes at `--rate` per second (default 2000) for `--seconds` (default
+//! - `soak`: a bus publishes at `--rate` per second (default 2000) for `--seconds` (default
 //!   600) while the same process's bus consumer handles the events, then waits until all were handled:
 //!   RSS at start, each quarter and end (its peak is the report's `peak_rss_mb`, VmHWM reset at the
 //!   start); the runtime's alive tasks (tokio's `num_alive_tasks`) and the bus's `background_task_count` at start and end and the tasks'

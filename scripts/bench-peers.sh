@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The benchmarks of issues 4, 5 and 7: kafka-event-bus (examples/bench.rs) and rust-rdkafka
+# The peer benchmarks: kafka-event-bus (examples/bench.rs) and rust-rdkafka
 # (benches/peers/rdkafka) on one broker, with no compression and with gzip:
 #   publish  both publish the same workload to fresh topics (kafka-event-bus's topic is kept for the next steps);
 #   consume  both read that topic back in fresh groups (raw Consumer / BaseConsumer), decoding every value;

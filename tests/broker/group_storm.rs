@@ -68,7 +68,7 @@ impl Storm {
         }
     }
 
-    /// The storm of issue 19, or what the `STORM_*` variables say.
+    /// The full storm (three members, one killed every 2 s for 20 s), or what the `STORM_*` variables say.
     fn from_env() -> Self {
         Self {
             events: env_or("STORM_EVENTS", 60_000),
