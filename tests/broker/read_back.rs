@@ -22,21 +22,7 @@ pub(crate) async fn read_partition(cluster: &Cluster, topic: &str, partition: i3
     let mut out = Vec::new();
     let mut offset = 0;
     loop {
-        let request = FetchRequest::default()
-            .with_max_wait_ms(10)
-            .with_min_bytes(1)
-            .with_max_bytes(8 << 20)
-            .with_isolation_level(0)
-            .with_topics(vec![
-                FetchTopic::default()
-                    .with_topic(TopicName(StrBytes::from_string(topic.to_owned())))
-                    .with_partitions(vec![
-                        FetchPartition::default()
-                            .with_partition(partition)
-                            .with_fetch_offset(offset)
-                            .with_partition_max_bytes(4 << 20),
-                    ]),
-            ]);
+        let request = fetch_request(topic, partition, offset, 10);
         let response = leader.request(&request).await.unwrap();
         let data = &response.responses[0].partitions[0];
         assert_eq!(data.error_code, 0, "fetch {topic}/{partition} at {offset}");
@@ -44,22 +30,45 @@ pub(crate) async fn read_partition(cluster: &Cluster, topic: &str, partition: i3
         if offset >= high_watermark {
             return out;
         }
-        let mut decoder =
-            RecordBatchDecoder::new(data.records.clone().unwrap_or_default(), DecodeOptions::default());
         let before = offset;
-        for batch in decoder.by_ref() {
-            let batch = batch.unwrap();
-            for record in &batch.records {
-                let at = batch.offset_of(record);
-                if at >= offset {
-                    out.push((at, record.clone()));
-                }
-            }
-            offset = offset.max(batch.next_offset());
-        }
+        append_records(data.records.clone().unwrap_or_default(), &mut offset, &mut out);
         assert!(
             offset > before,
             "no progress reading {topic}/{partition} at {offset} (hw {high_watermark})"
         );
+    }
+}
+
+/// A Fetch of `topic`/`partition` from `offset` (read uncommitted, up to 4 MiB of the partition).
+pub(crate) fn fetch_request(topic: &str, partition: i32, offset: i64, max_wait_ms: i32) -> FetchRequest {
+    FetchRequest::default()
+        .with_max_wait_ms(max_wait_ms)
+        .with_min_bytes(1)
+        .with_max_bytes(8 << 20)
+        .with_isolation_level(0)
+        .with_topics(vec![
+            FetchTopic::default()
+                .with_topic(TopicName(StrBytes::from_string(topic.to_owned())))
+                .with_partitions(vec![
+                    FetchPartition::default()
+                        .with_partition(partition)
+                        .with_fetch_offset(offset)
+                        .with_partition_max_bytes(4 << 20),
+                ]),
+        ])
+}
+
+/// Appends the records of fetched `records` at or past `offset` to `out`, and moves `offset` past the
+/// last batch.
+pub(crate) fn append_records(records: bytes::Bytes, offset: &mut i64, out: &mut Vec<ReadRecord>) {
+    for batch in RecordBatchDecoder::new(records, DecodeOptions::default()) {
+        let batch = batch.unwrap();
+        for record in &batch.records {
+            let at = batch.offset_of(record);
+            if at >= *offset {
+                out.push((at, record.clone()));
+            }
+        }
+        *offset = (*offset).max(batch.next_offset());
     }
 }
