@@ -17,8 +17,8 @@ use libtest_mimic::Trial;
 use uuid::Uuid;
 
 use crate::{
-    blackhole_proxy::BlackholeProxy,
     bus::{config, warm_up},
+    fault_proxy::FaultyBroker,
     faults_support::fault_trial,
     group_support::eventually,
     support::{OrderCreated, unique},
@@ -60,7 +60,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
     trials.push(fault_trial(
         "faults::the_blackhole_proxy_silences_old_links_and_serves_new_ones",
         |_ctx| async move {
-            let proxy = BlackholeProxy::start().await;
+            let proxy = FaultyBroker::start().await;
             let config = || {
                 ClientConfig::new(&proxy.bootstrap)
                     .with_client_id("faults-blackhole-proxy")
@@ -79,7 +79,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
                 failed_after >= Duration::from_millis(900),
                 "the request timed out rather than seeing a reset or EOF: {failed_after:?}"
             );
-            proxy.resume();
+            proxy.forward();
             let resumed_at = Instant::now();
             let fresh = Cluster::connect(config()).await.unwrap();
             fresh.refresh_metadata().await.unwrap();
@@ -106,7 +106,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
         fault_trial(
             "faults::a_blackholed_link_recovers_within_request_timeout_plus_backoff",
             |ctx| async move {
-                let proxy = BlackholeProxy::start().await;
+                let proxy = FaultyBroker::start().await;
                 let prefix = unique("faults-blackhole");
                 let mut cfg = config(ctx, &prefix, &prefix);
                 cfg.bootstrap_servers = proxy.bootstrap.clone();
@@ -139,7 +139,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
                 };
                 tokio::time::sleep(BLACKHOLED_FOR).await;
                 assert_eq!(handled(&seen, "during"), 0, "nothing passes a blackhole");
-                proxy.resume();
+                proxy.forward();
                 let resumed_at = Instant::now();
 
                 let (published, published_at) = tokio::time::timeout(RECOVERY_BOUND, publishing)

@@ -7,7 +7,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod admin;
-mod blackhole_proxy;
 mod bus;
 mod bus_background;
 mod bus_crash;
