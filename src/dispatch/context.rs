@@ -2,12 +2,19 @@
 
 use std::{future::Future, sync::Arc};
 
+use bytes::Bytes;
+
+use crate::protocol::Headers;
+
 tokio::task_local! {
     static CURRENT: RecordContext;
 }
 
 /// Where the event a handler is running for came from: available to handlers of a
 /// [`KafkaEventBus`](crate::bus::KafkaEventBus) through [`RecordContext::current`].
+///
+/// The record's key and headers are shared with the consumed record (reference-counted slices of the
+/// fetched bytes), not copied per record.
 ///
 /// # Example
 ///
@@ -18,6 +25,10 @@ tokio::task_local! {
 /// bus.subscribe_to_all_events(|event| async move {
 ///     if let Some(at) = RecordContext::current() {
 ///         println!("{} from {}/{} at {}", event.type_name(), at.topic, at.partition, at.offset);
+///         println!("key {:?}, tenant header {:?}", at.key_str(), at.headers().get_str("x-tenant"));
+///         for header in at.headers() {
+///             println!("{} = {:?}", header.key, header.value);
+///         }
 ///     }
 ///     Ok(())
 /// })?;
@@ -36,6 +47,10 @@ pub struct RecordContext {
     pub timestamp: i64,
     /// How many times the handlers have been retried for this record (0 on the first attempt).
     pub retries: u32,
+    /// The record's key; `None` for a null key.
+    key: Option<Bytes>,
+    /// The record's headers, in wire order.
+    headers: Headers,
 }
 
 impl RecordContext {
@@ -43,6 +58,43 @@ impl RecordContext {
     /// in-memory bus, or in a task the handler spawned).
     pub fn current() -> Option<Self> {
         CURRENT.try_with(Clone::clone).ok()
+    }
+
+    /// The context of a record; `key` and `headers` are the record's own (cheap clones of shared bytes).
+    pub(crate) fn new(
+        topic: Arc<str>,
+        partition: i32,
+        offset: i64,
+        timestamp: i64,
+        key: Option<Bytes>,
+        headers: Headers,
+    ) -> Self {
+        Self {
+            topic,
+            partition,
+            offset,
+            timestamp,
+            retries: 0,
+            key,
+            headers,
+        }
+    }
+
+    /// The record's key as bytes; `None` for a null key. eventsource-py keys a record by its aggregate id.
+    pub fn key(&self) -> Option<&[u8]> {
+        self.key.as_deref()
+    }
+
+    /// The record's key as text; `None` for a null key or one that is not UTF-8.
+    pub fn key_str(&self) -> Option<&str> {
+        self.key().and_then(|k| std::str::from_utf8(k).ok())
+    }
+
+    /// The record's headers, in wire order: eventsource-py's (`event_type`, `event_id`, ...), trace
+    /// headers, and any the publisher added. Read them with [`Headers::get`], [`Headers::get_str`] or
+    /// by iterating.
+    pub fn headers(&self) -> &Headers {
+        &self.headers
     }
 
     /// Runs `work` with `self` as the current context.
