@@ -111,6 +111,7 @@ impl PublishOptions {
     }
 
     /// Appends the extra headers to a record's `headers` (values are shared, not copied).
+    #[cfg(any(feature = "client", test))]
     pub(crate) fn add_to(&self, headers: &mut Headers) {
         for h in &self.headers {
             match &h.value {
