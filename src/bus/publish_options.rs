@@ -52,8 +52,9 @@ pub fn is_reserved_header(name: &str) -> bool {
 ///
 /// Names the bus writes itself ([`is_reserved_header`]) are refused: the call fails with
 /// [`Error::ReservedHeader`] before any event is sent. A trace header (`traceparent`, `tracestate`,
-/// `baggage`) given here is written as is when tracing is off; when tracing is on, the bus's own trace
-/// context (its producer span) replaces it, so a consumer's span stays the producer span's child.
+/// `baggage`) given here is written as is when tracing is off; when tracing is on and the bus has a
+/// trace context to inject (its producer span, or with no SDK installed the caller's current one), that
+/// context replaces it, so a consumer's span stays the producer span's child.
 ///
 /// # Example
 ///
@@ -153,5 +154,46 @@ mod tests {
             .map(|h| (h.key, h.value.unwrap()))
             .collect();
         assert_eq!(tail, [("b", &b"2"[..]), ("a", b"1"), ("b", b"3")]);
+    }
+
+    /// The order the Kafka bus builds a record in: publish headers, extras, then the trace injection.
+    fn record_headers(telemetry: &crate::telemetry::Telemetry, options: &PublishOptions) -> Headers {
+        let meta = EventMeta::new("OrderCreated", "Order", uuid::Uuid::new_v4(), 3);
+        let mut headers = publish_headers(&meta);
+        options.add_to(&mut headers);
+        let id = meta.event_id;
+        let info = crate::telemetry::EventInfo {
+            event_type: "OrderCreated",
+            event_id: &id,
+            aggregate_id: &id,
+            aggregate_type: "Order",
+        };
+        let span = telemetry.publish_span("orders.stream", &info);
+        span.inject(&mut headers);
+        span.acked(0, 1);
+        headers
+    }
+
+    #[test]
+    fn a_given_traceparent_is_kept_without_tracing_and_replaced_with_it() {
+        const GIVEN: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+        let options = PublishOptions::new().header("traceparent", GIVEN);
+
+        let off = record_headers(&crate::telemetry::Telemetry::disabled(), &options);
+        assert_eq!(
+            off.get_all("traceparent").collect::<Vec<_>>(),
+            [Some(GIVEN.as_bytes())]
+        );
+
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+        let on = crate::telemetry::Telemetry::builder()
+            .metrics(false)
+            .tracer_provider(&provider)
+            .build();
+        let on = record_headers(&on, &options);
+        let values: Vec<_> = on.get_all("traceparent").collect();
+        assert_eq!(values.len(), 1, "one traceparent");
+        assert_ne!(values[0], Some(GIVEN.as_bytes()));
+        assert_eq!(on.iter().last().map(|h| h.key), Some("traceparent"));
     }
 }
