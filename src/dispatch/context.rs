@@ -102,3 +102,57 @@ impl RecordContext {
         CURRENT.scope(self, work).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// One header in record format: zigzag varint lengths (all short here), key, value.
+    fn wire_header(key: &str, value: &str) -> Vec<u8> {
+        let mut out = vec![(key.len() as u8) << 1];
+        out.extend_from_slice(key.as_bytes());
+        out.push((value.len() as u8) << 1);
+        out.extend_from_slice(value.as_bytes());
+        out
+    }
+
+    #[test]
+    fn key_and_headers_are_the_records_bytes_not_copies() {
+        let mut raw = wire_header("event_type", "OrderCreated");
+        raw.extend(wire_header("x-tenant", "acme"));
+        let raw = Bytes::from(raw);
+        let (headers, used) = Headers::decode(&raw, 0, 2).unwrap();
+        assert_eq!(used, raw.len());
+        let key = Bytes::from_static(b"0b5e9f62-1c0a-4c8e-a6a1-3d2f1e0c9b8a");
+        let context = RecordContext::new(Arc::from("orders.stream"), 1, 7, 0, Some(key.clone()), headers);
+        let retried = context.clone();
+
+        assert_eq!(retried.key_str(), std::str::from_utf8(&key).ok());
+        assert_eq!(retried.key().unwrap().as_ptr(), key.as_ptr());
+        let tenant = retried.headers().get("x-tenant").unwrap();
+        assert_eq!(tenant, b"acme");
+        // Inside the fetched bytes: cloning a context shares them.
+        let inside = raw.as_ptr_range();
+        assert!(inside.contains(&tenant.as_ptr()));
+        let names: Vec<_> = retried.headers().iter().map(|h| h.key).collect();
+        assert_eq!(names, ["event_type", "x-tenant"]);
+    }
+
+    #[test]
+    fn a_key_that_is_not_utf8_has_bytes_but_no_text() {
+        let context = RecordContext::new(
+            Arc::from("t"),
+            0,
+            0,
+            0,
+            Some(Bytes::from_static(b"\xff\xfe")),
+            Headers::new(),
+        );
+        assert_eq!(context.key(), Some(&b"\xff\xfe"[..]));
+        assert_eq!(context.key_str(), None);
+        let unkeyed = RecordContext::new(Arc::from("t"), 0, 0, 0, None, Headers::new());
+        assert_eq!((unkeyed.key(), unkeyed.key_str()), (None, None));
+    }
+}
