@@ -34,6 +34,6 @@
 pub use crate::bus::{BusStats, KafkaEventBus, RecordContext};
 pub use crate::bus::{
     EventBus, Handler, HandlerError, HandlerResult, InMemoryEventBus, KafkaEventBusConfig, PermanentError,
-    Subscriber,
+    PublishOptions, Subscriber,
 };
 pub use crate::event::{AnyEvent, DomainEvent, Event, EventMeta};

@@ -61,6 +61,13 @@ impl kafka_event_bus::bus::EventBus for BlackHole {
     ) -> Result<(), kafka_event_bus::bus::Error> {
         Ok(())
     }
+    async fn publish_with(
+        &self,
+        _events: Vec<kafka_event_bus::event::AnyEvent>,
+        _options: kafka_event_bus::bus::PublishOptions,
+    ) -> Result<(), kafka_event_bus::bus::Error> {
+        Ok(())
+    }
     async fn publish_background(
         &self,
         _events: Vec<kafka_event_bus::event::AnyEvent>,
@@ -112,6 +119,13 @@ impl kafka_event_bus::bus::EventBus for Sticky {
         events: Vec<kafka_event_bus::event::AnyEvent>,
     ) -> Result<(), kafka_event_bus::bus::Error> {
         self.0.publish(events).await
+    }
+    async fn publish_with(
+        &self,
+        events: Vec<kafka_event_bus::event::AnyEvent>,
+        options: kafka_event_bus::bus::PublishOptions,
+    ) -> Result<(), kafka_event_bus::bus::Error> {
+        self.0.publish_with(events, options).await
     }
     async fn publish_background(
         &self,

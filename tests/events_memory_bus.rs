@@ -257,3 +257,40 @@ async fn handler_objects_and_unsubscribe() {
     bus.publish_event(created("b")).await.unwrap();
     assert_eq!(*count.lock().unwrap(), 1);
 }
+
+#[tokio::test]
+async fn publish_with_delivers_and_refuses_the_bus_own_header_names() {
+    use kafka_event_bus::bus::PublishOptions;
+    let bus = InMemoryEventBus::new();
+    let seen = Arc::new(Mutex::new(0));
+    let count = Arc::clone(&seen);
+    bus.subscribe(move |_: Arc<DomainEvent<OrderCreated>>| {
+        *count.lock().unwrap() += 1;
+        async { Ok(()) }
+    })
+    .unwrap();
+    let extra = PublishOptions::new().header("x-tenant", "acme");
+    bus.publish_with(vec![created("c-1").into_any().unwrap()], extra)
+        .await
+        .unwrap();
+    assert_eq!(*seen.lock().unwrap(), 1);
+    for name in [
+        "event_type",
+        "aggregate_id",
+        "retry_count",
+        "dlq_reason",
+        "dlq_anything",
+    ] {
+        let options = PublishOptions::new().header("x-ok", "1").header(name, "forged");
+        let err = bus
+            .publish_with(vec![created("c-2").into_any().unwrap()], options)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::ReservedHeader { name: n } if n == name),
+            "{name}: {err}"
+        );
+    }
+    // Nothing of a refused call was delivered.
+    assert_eq!(*seen.lock().unwrap(), 1);
+}

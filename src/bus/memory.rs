@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::{ErasedHandler, Error, EventBus, SubscriptionId, Target};
+use super::{ErasedHandler, Error, EventBus, PublishOptions, SubscriptionId, Target};
 use crate::dispatch::{HandlerTable, run_isolated};
 use crate::event::{AnyEvent, DomainEvent, Event, EventRegistry};
 
@@ -209,6 +209,21 @@ impl EventBus for InMemoryEventBus {
                 shared.deliver(event).await;
             }
             Ok(())
+        }
+    }
+
+    /// Checks `options` (a reserved header name is refused), then delivers as [`publish`](Self::publish):
+    /// in-process delivery has no records, so the extra headers go nowhere.
+    fn publish_with(
+        &self,
+        events: Vec<AnyEvent>,
+        options: PublishOptions,
+    ) -> impl Future<Output = Result<(), Error>> + Send {
+        let checked = options.check();
+        let published = self.publish(events);
+        async move {
+            checked?;
+            published.await
         }
     }
 

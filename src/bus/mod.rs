@@ -57,6 +57,7 @@ pub mod conformance;
 #[cfg(feature = "client")]
 mod kafka;
 mod memory;
+mod publish_options;
 
 pub use config::{
     ConfigError, CorruptBatchPolicy, KafkaEventBusConfig, KafkaEventBusConfigBuilder, OffsetReset,
@@ -65,6 +66,7 @@ pub use config::{
 #[cfg(feature = "client")]
 pub use kafka::{ConsumeHandle, KafkaEventBus, MAX_BACKGROUND_TASKS, TopicInfo};
 pub use memory::{InMemoryEventBus, InMemoryStats};
+pub use publish_options::{PublishOptions, is_reserved_header};
 
 pub use crate::dispatch::{
     BoxFuture, ErasedHandler, HandlerError, HandlerResult, PermanentError, SubscriptionId, Target,
@@ -106,6 +108,12 @@ pub enum Error {
     Encode {
         /// The encoder's error.
         source: event::Error,
+    },
+    /// An extra publish header has a name the bus writes itself (see [`is_reserved_header`]).
+    #[snafu(display("cannot publish: the header {name:?} is the bus's own"))]
+    ReservedHeader {
+        /// The refused header name.
+        name: String,
     },
     /// Background publishing was asked for outside a Tokio runtime.
     #[snafu(display("background publishing needs a Tokio runtime"))]
@@ -281,6 +289,19 @@ pub trait EventBus: Send + Sync + 'static {
     ///
     /// [`Error::ShutDown`], or the bus's transport errors. Handler errors are never returned here.
     fn publish(&self, events: Vec<AnyEvent>) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Publishes events as [`publish`](Self::publish) does, with `options`: extra headers on every
+    /// record, after eventsource-py's (see [`PublishOptions`]). With no option, the records are the
+    /// same bytes `publish` sends.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ReservedHeader`] (before anything is sent), else as [`publish`](Self::publish).
+    fn publish_with(
+        &self,
+        events: Vec<AnyEvent>,
+        options: PublishOptions,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
 
     /// Publishes events without waiting for them: returns once they are queued. Order is kept among
     /// background publishes.

@@ -1,8 +1,10 @@
-//! The bus's fifteen OpenTelemetry instruments (eventsource-py's names, kinds, units and attributes), one
-//! small method per event the bus records, and the shared state its two observable gauges read.
+//! The bus's fifteen OpenTelemetry instruments (eventsource-py's names, kinds, units and attributes), the
+//! four of the messaging semantic conventions that replace or join its publish and consume ones (see
+//! [`SemconvStability`]), one small method per event the bus records, and the shared state its two
+//! observable gauges read.
 //!
 //! Invariants: a disabled [`BusMetrics`] is a `None`, so every method is one branch and builds no
-//! attributes; the gauges report `connections.active` = 1 only while the bus says it is connected, and a
+//! attributes; an instrument set that is not emitted is not even created; the gauges report `connections.active` = 1 only while the bus says it is connected, and a
 //! lag point only per partition the bus has reported and only while connected.
 
 use std::collections::HashMap;
@@ -13,6 +15,9 @@ use std::time::Duration;
 
 use opentelemetry::metrics::{Counter, Histogram, Meter, ObservableGauge};
 use opentelemetry::{KeyValue, StringValue, Value};
+use opentelemetry_semantic_conventions::{attribute as semconv_attr, metric as semconv_metric};
+
+use super::semconv::SemconvStability;
 
 /// The name of the global meter the bus uses by default, as in eventsource-py.
 pub const METER_NAME: &str = "eventsource.bus.kafka";
@@ -51,6 +56,15 @@ pub mod names {
     pub const CONNECTIONS_ACTIVE: &str = "kafka.eventbus.connections.active";
     /// Observable gauge, `messages`: per assigned partition, `max(0, high watermark - position)`.
     pub const CONSUMER_LAG: &str = "kafka.eventbus.consumer.lag";
+    /// Messaging conventions. Counter, `{message}`: per record sent, acknowledged or not (`error.type`
+    /// then).
+    pub const SEMCONV_SENT_MESSAGES: &str = super::semconv_metric::MESSAGING_CLIENT_SENT_MESSAGES;
+    /// Messaging conventions. Counter, `{message}`: per processed record that has an `event_type` header.
+    pub const SEMCONV_CONSUMED_MESSAGES: &str = super::semconv_metric::MESSAGING_CLIENT_CONSUMED_MESSAGES;
+    /// Messaging conventions. Histogram, `s`: per successful `publish()` call (operation `send`).
+    pub const SEMCONV_OPERATION_DURATION: &str = super::semconv_metric::MESSAGING_CLIENT_OPERATION_DURATION;
+    /// Messaging conventions. Histogram, `s`: per processed record.
+    pub const SEMCONV_PROCESS_DURATION: &str = super::semconv_metric::MESSAGING_PROCESS_DURATION;
 }
 
 /// The attribute keys of the instruments.
@@ -77,6 +91,26 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
+/// eventsource-py's publish and consume instruments.
+struct ReferenceFlow {
+    published: Counter<u64>,
+    publish_errors: Counter<u64>,
+    publish_duration: Histogram<f64>,
+    batch_size: Histogram<u64>,
+    consumed: Counter<u64>,
+    consume_duration: Histogram<f64>,
+}
+
+/// The messaging conventions' publish and consume instruments.
+struct MessagingFlow {
+    sent: Counter<u64>,
+    consumed: Counter<u64>,
+    operation_duration: Histogram<f64>,
+    process_duration: Histogram<f64>,
+    /// `messaging.consumer.group.name`, built once.
+    group: KeyValue,
+}
+
 /// What the two observable gauges read; the bus writes it through [`BusMetrics`].
 #[derive(Debug)]
 struct GaugeState {
@@ -94,12 +128,8 @@ impl GaugeState {
 }
 
 struct Instruments {
-    published: Counter<u64>,
-    publish_errors: Counter<u64>,
-    publish_duration: Histogram<f64>,
-    batch_size: Histogram<u64>,
-    consumed: Counter<u64>,
-    consume_duration: Histogram<f64>,
+    reference: Option<ReferenceFlow>,
+    messaging: Option<MessagingFlow>,
     handler_invocations: Counter<u64>,
     handler_errors: Counter<u64>,
     handler_duration: Histogram<f64>,
@@ -162,8 +192,18 @@ impl BusMetrics {
         Self { inner: None }
     }
 
-    /// The instruments, created on `meter`. `consumer_group` labels the two gauges.
+    /// eventsource-py's instruments, created on `meter`. `consumer_group` labels the two gauges.
     pub fn new(meter: &Meter, consumer_group: impl Into<String>) -> Self {
+        Self::with_semconv(meter, consumer_group, SemconvStability::Reference)
+    }
+
+    /// The instruments `stability` asks for, created on `meter`. `consumer_group` labels the two gauges
+    /// (and, with the messaging conventions, the consume instruments).
+    pub fn with_semconv(
+        meter: &Meter,
+        consumer_group: impl Into<String>,
+        stability: SemconvStability,
+    ) -> Self {
         let state = Arc::new(GaugeState {
             group: consumer_group.into(),
             connected: AtomicBool::new(false),
@@ -222,7 +262,7 @@ impl BusMetrics {
                 }
             })
             .build();
-        let instruments = Instruments {
+        let reference = stability.reference().then(|| ReferenceFlow {
             published: counter(
                 names::MESSAGES_PUBLISHED,
                 "messages",
@@ -237,6 +277,38 @@ impl BusMetrics {
                 .build(),
             consumed: counter(names::MESSAGES_CONSUMED, "messages", "Records consumed"),
             consume_duration: ms_histogram(names::CONSUME_DURATION, "Duration of processing one record"),
+        });
+        let s_histogram = |name: &'static str, description: &'static str| {
+            meter
+                .f64_histogram(name)
+                .with_unit("s")
+                .with_description(description)
+                .build()
+        };
+        let messaging = stability.messaging().then(|| MessagingFlow {
+            sent: counter(
+                names::SEMCONV_SENT_MESSAGES,
+                "{message}",
+                "Records the producer sent",
+            ),
+            consumed: counter(
+                names::SEMCONV_CONSUMED_MESSAGES,
+                "{message}",
+                "Records the consumer delivered to the bus",
+            ),
+            operation_duration: s_histogram(
+                names::SEMCONV_OPERATION_DURATION,
+                "Duration of successful publish calls",
+            ),
+            process_duration: s_histogram(
+                names::SEMCONV_PROCESS_DURATION,
+                "Duration of processing one record",
+            ),
+            group: KeyValue::new(semconv_attr::MESSAGING_CONSUMER_GROUP_NAME, state.group.clone()),
+        });
+        let instruments = Instruments {
+            reference,
+            messaging,
             handler_invocations: counter(
                 names::HANDLER_INVOCATIONS,
                 "invocations",
@@ -287,36 +359,61 @@ impl BusMetrics {
     /// One record was published and acknowledged.
     pub fn published(&self, topic: &str, event_type: &str) {
         if let Some(m) = &self.inner {
-            m.published
-                .add(1, &event_attrs(topic.to_owned(), event_type.to_owned()));
+            if let Some(r) = &m.reference {
+                r.published
+                    .add(1, &event_attrs(topic.to_owned(), event_type.to_owned()));
+            }
+            if let Some(s) = &m.messaging {
+                s.sent.add(1, &send_attrs(topic, event_type));
+            }
         }
     }
 
     /// One record failed to send or was not acknowledged.
     pub fn publish_error(&self, topic: &str, event_type: &str, error_type: &str) {
         if let Some(m) = &self.inner {
-            let [a, b, c] = event_attrs(topic.to_owned(), event_type.to_owned());
-            m.publish_errors.add(
-                1,
-                &[a, b, c, KeyValue::new(attr::ERROR_TYPE, error_type.to_owned())],
-            );
+            if let Some(r) = &m.reference {
+                let [a, b, c] = event_attrs(topic.to_owned(), event_type.to_owned());
+                r.publish_errors.add(
+                    1,
+                    &[a, b, c, KeyValue::new(attr::ERROR_TYPE, error_type.to_owned())],
+                );
+            }
+            if let Some(s) = &m.messaging {
+                let [a, b, c, d] = send_attrs(topic, event_type);
+                let error = KeyValue::new(semconv_attr::ERROR_TYPE, error_type.to_owned());
+                s.sent.add(1, &[a, b, c, d, error]);
+            }
         }
     }
 
     /// A `publish()` call succeeded after `elapsed`.
     pub fn publish_duration(&self, topic: &str, elapsed: Duration) {
         if let Some(m) = &self.inner {
-            m.publish_duration.record(
-                ms(elapsed),
-                &[KeyValue::new(attr::MESSAGING_DESTINATION, topic.to_owned())],
-            );
+            if let Some(r) = &m.reference {
+                r.publish_duration.record(
+                    ms(elapsed),
+                    &[KeyValue::new(attr::MESSAGING_DESTINATION, topic.to_owned())],
+                );
+            }
+            if let Some(s) = &m.messaging {
+                s.operation_duration.record(
+                    elapsed.as_secs_f64(),
+                    &[
+                        KeyValue::new(semconv_attr::MESSAGING_SYSTEM, "kafka"),
+                        KeyValue::new(semconv_attr::MESSAGING_DESTINATION_NAME, topic.to_owned()),
+                        KeyValue::new(semconv_attr::MESSAGING_OPERATION_NAME, "send"),
+                        KeyValue::new(semconv_attr::MESSAGING_OPERATION_TYPE, "send"),
+                    ],
+                );
+            }
         }
     }
 
-    /// A successful `publish()` call carried `events` events.
+    /// A successful `publish()` call carried `events` events (eventsource-py's instrument only).
     pub fn batch_size(&self, events: usize) {
-        if let Some(m) = &self.inner {
-            m.batch_size
+        if let Some(r) = self.inner.as_ref().and_then(|m| m.reference.as_ref()) {
+            r.batch_size
                 .record(u64::try_from(events).unwrap_or(u64::MAX), &[]);
         }
     }
@@ -332,29 +429,66 @@ impl BusMetrics {
         event_type: impl Into<StringValue>,
     ) {
         if let Some(m) = &self.inner {
-            let [a, b, c] = event_attrs(topic, event_type);
-            m.consumed.add(
-                1,
-                &[
-                    a,
-                    b,
-                    KeyValue::new(attr::MESSAGING_KAFKA_PARTITION, i64::from(partition)),
-                    c,
-                ],
-            );
+            let topic = topic.into();
+            let event_type = event_type.into();
+            if let Some(s) = &m.messaging {
+                s.consumed.add(
+                    1,
+                    &[
+                        KeyValue::new(semconv_attr::MESSAGING_SYSTEM, "kafka"),
+                        KeyValue::new(
+                            semconv_attr::MESSAGING_DESTINATION_NAME,
+                            Value::String(topic.clone()),
+                        ),
+                        KeyValue::new(
+                            semconv_attr::MESSAGING_DESTINATION_PARTITION_ID,
+                            partition.to_string(),
+                        ),
+                        s.group.clone(),
+                        KeyValue::new(semconv_attr::MESSAGING_OPERATION_NAME, "process"),
+                        KeyValue::new(super::spans::attr::EVENT_TYPE, Value::String(event_type.clone())),
+                    ],
+                );
+            }
+            if let Some(r) = &m.reference {
+                let [a, b, c] = event_attrs(topic, event_type);
+                r.consumed.add(
+                    1,
+                    &[
+                        a,
+                        b,
+                        KeyValue::new(attr::MESSAGING_KAFKA_PARTITION, i64::from(partition)),
+                        c,
+                    ],
+                );
+            }
         }
     }
 
     /// Processing one record (success, decode error or failure) took `elapsed`.
     pub fn consume_duration(&self, topic: impl Into<StringValue>, elapsed: Duration) {
         if let Some(m) = &self.inner {
-            m.consume_duration.record(
-                ms(elapsed),
-                &[KeyValue::new(
-                    attr::MESSAGING_DESTINATION,
-                    Value::String(topic.into()),
-                )],
-            );
+            let topic = topic.into();
+            if let Some(s) = &m.messaging {
+                s.process_duration.record(
+                    elapsed.as_secs_f64(),
+                    &[
+                        KeyValue::new(semconv_attr::MESSAGING_SYSTEM, "kafka"),
+                        KeyValue::new(
+                            semconv_attr::MESSAGING_DESTINATION_NAME,
+                            Value::String(topic.clone()),
+                        ),
+                        s.group.clone(),
+                        KeyValue::new(semconv_attr::MESSAGING_OPERATION_NAME, "process"),
+                    ],
+                );
+            }
+            if let Some(r) = &m.reference {
+                r.consume_duration.record(
+                    ms(elapsed),
+                    &[KeyValue::new(attr::MESSAGING_DESTINATION, Value::String(topic))],
+                );
+            }
         }
     }
 
@@ -499,6 +633,16 @@ fn event_attrs(topic: impl Into<StringValue>, event_type: impl Into<StringValue>
         KeyValue::new(attr::MESSAGING_SYSTEM, "kafka"),
         KeyValue::new(attr::MESSAGING_DESTINATION, Value::String(topic.into())),
         KeyValue::new(attr::EVENT_TYPE, Value::String(event_type.into())),
+    ]
+}
+
+/// The messaging conventions' attributes of one sent record; the event type is the bus's own, prefixed.
+fn send_attrs(topic: &str, event_type: &str) -> [KeyValue; 4] {
+    [
+        KeyValue::new(semconv_attr::MESSAGING_SYSTEM, "kafka"),
+        KeyValue::new(semconv_attr::MESSAGING_DESTINATION_NAME, topic.to_owned()),
+        KeyValue::new(semconv_attr::MESSAGING_OPERATION_NAME, "send"),
+        KeyValue::new(super::spans::attr::EVENT_TYPE, event_type.to_owned()),
     ]
 }
 

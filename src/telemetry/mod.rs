@@ -2,7 +2,9 @@
 //! propagation through record headers.
 //!
 //! Owns: [`Telemetry`] (the handle the bus holds), [`BusMetrics`], the span types
-//! ([`PublishSpan`], [`ConsumeSpan`], [`HandlerSpan`]), and [`HeaderCarrier`] with [`W3cPropagator`].
+//! ([`PublishSpan`], [`ConsumeSpan`], [`HandlerSpan`]), [`HeaderCarrier`] with [`W3cPropagator`], and
+//! [`SemconvStability`]: eventsource-py's names by default, the current messaging semantic conventions'
+//! with `OTEL_SEMCONV_STABILITY_OPT_IN=messaging`, both with `messaging/dup`.
 //!
 //! May use: nothing else in the crate (it is a leaf). Record headers reach it through the
 //! [`HeaderCarrier`] trait, which `crate::protocol::Headers` implements.
@@ -35,6 +37,7 @@
 
 mod carrier;
 mod metrics;
+mod semconv;
 mod spans;
 
 #[cfg(test)]
@@ -53,6 +56,7 @@ pub use carrier::{
     W3cPropagator, copy_trace_headers,
 };
 pub use metrics::{BusMetrics, METER_NAME, attr as metric_attr, names};
+pub use semconv::{SEMCONV_STABILITY_OPT_IN, SemconvStability};
 pub use spans::{
     ConsumeSpan, EventInfo, HandlerSpan, PublishSpan, RecordInfo, TRACER_NAME, attr as span_attr,
 };
@@ -83,6 +87,7 @@ use spans::Tracing;
 pub struct Telemetry {
     metrics: BusMetrics,
     tracing: Option<Arc<Tracing>>,
+    semconv: SemconvStability,
 }
 
 impl Telemetry {
@@ -100,7 +105,8 @@ impl Telemetry {
             .build()
     }
 
-    /// A builder, with metrics and tracing on and the global meter, tracer and W3C propagation.
+    /// A builder, with metrics and tracing on and the global meter, tracer and W3C propagation, and the
+    /// names `OTEL_SEMCONV_STABILITY_OPT_IN` asks for (see [`SemconvStability`]).
     pub fn builder() -> TelemetryBuilder {
         TelemetryBuilder {
             metrics: true,
@@ -109,7 +115,13 @@ impl Telemetry {
             tracer: None,
             propagator: None,
             consumer_group: String::new(),
+            semconv: None,
         }
+    }
+
+    /// Which span and metric names this telemetry emits.
+    pub fn semconv(&self) -> SemconvStability {
+        self.semconv
     }
 
     /// The metrics (disabled ones when metrics are off).
@@ -187,6 +199,7 @@ pub struct TelemetryBuilder {
     tracer: Option<BoxedTracer>,
     propagator: Option<Box<dyn TextMapPropagator + Send + Sync>>,
     consumer_group: String,
+    semconv: Option<SemconvStability>,
 }
 
 impl TelemetryBuilder {
@@ -232,13 +245,21 @@ impl TelemetryBuilder {
         self
     }
 
+    /// Which span and metric names to emit (default: what `OTEL_SEMCONV_STABILITY_OPT_IN` asks for,
+    /// read once by [`build`](Self::build); see [`SemconvStability`]).
+    pub fn semconv(mut self, stability: SemconvStability) -> Self {
+        self.semconv = Some(stability);
+        self
+    }
+
     /// The telemetry.
     pub fn build(self) -> Telemetry {
+        let semconv = self.semconv.unwrap_or_else(SemconvStability::from_env);
         let metrics = if self.metrics {
             let meter = self
                 .meter
                 .unwrap_or_else(|| opentelemetry::global::meter(METER_NAME));
-            BusMetrics::new(&meter, self.consumer_group)
+            BusMetrics::with_semconv(&meter, self.consumer_group, semconv)
         } else {
             BusMetrics::disabled()
         };
@@ -256,8 +277,13 @@ impl TelemetryBuilder {
                 tracer,
                 propagator: self.propagator.unwrap_or_else(|| Box::new(W3cPropagator::new())),
                 noop,
+                semconv,
             })
         });
-        Telemetry { metrics, tracing }
+        Telemetry {
+            metrics,
+            tracing,
+            semconv,
+        }
     }
 }

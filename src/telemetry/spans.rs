@@ -1,6 +1,6 @@
 //! The bus's three span kinds: PRODUCER per published event, CONSUMER per consumed event, INTERNAL per
-//! handler call, with eventsource-py's attributes and the current OpenTelemetry messaging
-//! semantic-convention names alongside.
+//! handler call, with eventsource-py's names and attributes, the current OpenTelemetry messaging
+//! semantic conventions', or both, as [`SemconvStability`] says.
 //!
 //! Invariants: a span from a disabled [`crate::telemetry::Telemetry`] is a `None`: no span, no attribute,
 //! no allocation. A publish span injects *its own* context into the record headers (eventsource-py
@@ -19,14 +19,18 @@ use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer};
 use opentelemetry::{Context, KeyValue};
 
 use super::carrier::{HeaderCarrier, HeaderExtractor, HeaderInjector};
+use super::semconv::SemconvStability;
 
 /// The name of the tracer the bus uses by default, as in eventsource-py.
 pub const TRACER_NAME: &str = "eventsource.adapters.kafka.bus";
 
-/// Span attribute keys: eventsource-py's, then the current semantic-convention names.
+/// Span attribute keys: eventsource-py's, the bus's own (`eventsource.` prefix), then the current
+/// semantic-convention names (from `opentelemetry-semantic-conventions`).
 pub mod attr {
+    use opentelemetry_semantic_conventions::attribute as semconv;
+
     /// Always `"kafka"`.
-    pub const MESSAGING_SYSTEM: &str = "messaging.system";
+    pub const MESSAGING_SYSTEM: &str = semconv::MESSAGING_SYSTEM;
     /// eventsource-py: always `"topic"` on publish.
     pub const MESSAGING_DESTINATION_KIND: &str = "messaging.destination_kind";
     /// eventsource-py: the topic on publish.
@@ -40,7 +44,7 @@ pub mod attr {
     /// The partition (an integer).
     pub const MESSAGING_KAFKA_PARTITION: &str = "messaging.kafka.partition";
     /// The offset (an integer); also the current semantic-convention name.
-    pub const MESSAGING_KAFKA_OFFSET: &str = "messaging.kafka.offset";
+    pub const MESSAGING_KAFKA_OFFSET: &str = semconv::MESSAGING_KAFKA_OFFSET;
     /// eventsource-py: the consumer group.
     pub const MESSAGING_KAFKA_CONSUMER_GROUP: &str = "messaging.kafka.consumer_group";
     /// The event's type name.
@@ -54,19 +58,19 @@ pub mod attr {
     /// The handler's name.
     pub const HANDLER_NAME: &str = "eventsource.handler.name";
     /// Semantic conventions: the topic.
-    pub const SEMCONV_DESTINATION_NAME: &str = "messaging.destination.name";
+    pub const SEMCONV_DESTINATION_NAME: &str = semconv::MESSAGING_DESTINATION_NAME;
     /// Semantic conventions: `"send"` (publish) or `"process"` (consume).
-    pub const SEMCONV_OPERATION_TYPE: &str = "messaging.operation.type";
+    pub const SEMCONV_OPERATION_TYPE: &str = semconv::MESSAGING_OPERATION_TYPE;
     /// Semantic conventions: the system's own operation name (`"send"`, `"poll"`).
-    pub const SEMCONV_OPERATION_NAME: &str = "messaging.operation.name";
+    pub const SEMCONV_OPERATION_NAME: &str = semconv::MESSAGING_OPERATION_NAME;
     /// Semantic conventions: the partition, as a string.
-    pub const SEMCONV_PARTITION_ID: &str = "messaging.destination.partition.id";
+    pub const SEMCONV_PARTITION_ID: &str = semconv::MESSAGING_DESTINATION_PARTITION_ID;
     /// Semantic conventions: the record key, when it is UTF-8.
-    pub const SEMCONV_MESSAGE_KEY: &str = "messaging.kafka.message.key";
+    pub const SEMCONV_MESSAGE_KEY: &str = semconv::MESSAGING_KAFKA_MESSAGE_KEY;
     /// Semantic conventions: the consumer group.
-    pub const SEMCONV_CONSUMER_GROUP: &str = "messaging.consumer.group.name";
-    /// Semantic conventions: the error's type, on failure.
-    pub const ERROR_TYPE: &str = "error.type";
+    pub const SEMCONV_CONSUMER_GROUP: &str = semconv::MESSAGING_CONSUMER_GROUP_NAME;
+    /// Semantic conventions: the error's type, on failure (messaging modes only).
+    pub const ERROR_TYPE: &str = semconv::ERROR_TYPE;
 }
 
 /// The tracer and propagator of an enabled [`crate::telemetry::Telemetry`].
@@ -77,6 +81,8 @@ pub(crate) struct Tracing {
     /// consumed record then only carries its trace context through to the handlers, without the cost of
     /// building spans that record nothing.
     pub(crate) noop: bool,
+    /// Which names the spans get.
+    pub(crate) semconv: SemconvStability,
 }
 
 impl Tracing {
@@ -224,7 +230,9 @@ impl Live {
     fn end_err(&self, error_type: &str, error: &dyn Error) {
         let span = self.cx.span();
         let message = error.to_string();
-        span.set_attribute(KeyValue::new(attr::ERROR_TYPE, error_type.to_owned()));
+        if self.tracing.semconv.messaging() {
+            span.set_attribute(KeyValue::new(attr::ERROR_TYPE, error_type.to_owned()));
+        }
         span.add_event(
             "exception",
             vec![
@@ -237,7 +245,8 @@ impl Live {
     }
 }
 
-/// The PRODUCER span of one published event, `eventsource.event_bus.publish {event_type}`.
+/// The PRODUCER span of one published event: `eventsource.event_bus.publish {event_type}`, or
+/// `send {topic}` with the messaging conventions ([`SemconvStability`]).
 ///
 /// Call [`PublishSpan::inject`] on the record's headers before sending, then [`PublishSpan::acked`] or
 /// [`PublishSpan::failed`] when the broker answers.
@@ -268,25 +277,40 @@ impl PublishSpan {
         topic: &str,
         event: &EventInfo<'_>,
     ) -> Self {
-        let sampling = vec![
-            KeyValue::new(attr::MESSAGING_SYSTEM, "kafka"),
-            KeyValue::new(attr::SEMCONV_DESTINATION_NAME, topic.to_owned()),
-            KeyValue::new(attr::SEMCONV_OPERATION_TYPE, "send"),
-        ];
+        let mode = tracing.semconv;
+        let mut sampling = vec![KeyValue::new(attr::MESSAGING_SYSTEM, "kafka")];
+        if mode.messaging() {
+            sampling.push(KeyValue::new(attr::SEMCONV_DESTINATION_NAME, topic.to_owned()));
+            sampling.push(KeyValue::new(attr::SEMCONV_OPERATION_TYPE, "send"));
+        }
         let rest = || {
-            vec![
-                KeyValue::new(attr::MESSAGING_DESTINATION_KIND, "topic"),
-                KeyValue::new(attr::MESSAGING_DESTINATION, topic.to_owned()),
-                KeyValue::new(attr::MESSAGING_OPERATION, "publish"),
+            let mut attributes = Vec::with_capacity(9);
+            if mode.reference() {
+                attributes.extend([
+                    KeyValue::new(attr::MESSAGING_DESTINATION_KIND, "topic"),
+                    KeyValue::new(attr::MESSAGING_DESTINATION, topic.to_owned()),
+                    KeyValue::new(attr::MESSAGING_OPERATION, "publish"),
+                ]);
+            }
+            attributes.extend([
                 KeyValue::new(attr::EVENT_TYPE, event.event_type.to_owned()),
                 kv(attr::EVENT_ID, event.event_id),
                 kv(attr::AGGREGATE_ID, event.aggregate_id),
                 KeyValue::new(attr::AGGREGATE_TYPE, event.aggregate_type.to_owned()),
-                KeyValue::new(attr::SEMCONV_OPERATION_NAME, "send"),
-                kv(attr::SEMCONV_MESSAGE_KEY, event.aggregate_id),
-            ]
+            ]);
+            if mode.messaging() {
+                attributes.extend([
+                    KeyValue::new(attr::SEMCONV_OPERATION_NAME, "send"),
+                    kv(attr::SEMCONV_MESSAGE_KEY, event.aggregate_id),
+                ]);
+            }
+            attributes
         };
-        let name = format!("eventsource.event_bus.publish {}", event.event_type);
+        let name = if mode.messaging() {
+            format!("send {topic}")
+        } else {
+            format!("eventsource.event_bus.publish {}", event.event_type)
+        };
         Self(Some(Live::start(
             tracing,
             parent,
@@ -315,12 +339,21 @@ impl PublishSpan {
     /// The broker acknowledged the record at `partition`/`offset`: records them, status OK, ends the span.
     pub fn acked(self, partition: i32, offset: i64) {
         if let Some(live) = &self.0 {
+            let mode = live.tracing.semconv;
             live.set_attributes(|| {
-                vec![
-                    KeyValue::new(attr::MESSAGING_KAFKA_PARTITION, i64::from(partition)),
-                    KeyValue::new(attr::SEMCONV_PARTITION_ID, partition.to_string()),
-                    KeyValue::new(attr::MESSAGING_KAFKA_OFFSET, offset),
-                ]
+                let mut attributes = Vec::with_capacity(3);
+                if mode.reference() {
+                    attributes.push(KeyValue::new(
+                        attr::MESSAGING_KAFKA_PARTITION,
+                        i64::from(partition),
+                    ));
+                }
+                if mode.messaging() {
+                    attributes.push(KeyValue::new(attr::SEMCONV_PARTITION_ID, partition.to_string()));
+                }
+                // The same name in both.
+                attributes.push(KeyValue::new(attr::MESSAGING_KAFKA_OFFSET, offset));
+                attributes
             });
             live.end_ok();
         }
@@ -334,8 +367,9 @@ impl PublishSpan {
     }
 }
 
-/// The CONSUMER span of one consumed record, `eventsource.event_bus.consume {event_type}`, whose parent is
-/// the trace context in the record's headers.
+/// The CONSUMER span of one consumed record, `eventsource.event_bus.consume {event_type}` (or
+/// `process {topic}` with the messaging conventions, see [`SemconvStability`]), whose parent is the
+/// trace context in the record's headers.
 ///
 /// # Example
 ///
@@ -372,31 +406,47 @@ impl ConsumeSpan {
             };
         }
         let parent = &parent;
-        let sampling = vec![
-            KeyValue::new(attr::MESSAGING_SYSTEM, "kafka"),
-            KeyValue::new(attr::SEMCONV_DESTINATION_NAME, record.topic.to_owned()),
-            KeyValue::new(attr::SEMCONV_OPERATION_TYPE, "process"),
-        ];
+        let mode = tracing.semconv;
+        let mut sampling = vec![KeyValue::new(attr::MESSAGING_SYSTEM, "kafka")];
+        if mode.messaging() {
+            sampling.push(KeyValue::new(
+                attr::SEMCONV_DESTINATION_NAME,
+                record.topic.to_owned(),
+            ));
+            sampling.push(KeyValue::new(attr::SEMCONV_OPERATION_TYPE, "process"));
+        }
         let rest = || {
             let group = record.consumer_group.to_owned();
-            let mut attributes = vec![
-                KeyValue::new(attr::MESSAGING_SOURCE, record.topic.to_owned()),
-                KeyValue::new(attr::MESSAGING_SOURCE_KIND, "topic"),
-                KeyValue::new(attr::MESSAGING_KAFKA_PARTITION, i64::from(record.partition)),
-                KeyValue::new(attr::MESSAGING_OPERATION, "receive"),
-                KeyValue::new(attr::MESSAGING_KAFKA_OFFSET, record.offset),
-                KeyValue::new(attr::MESSAGING_KAFKA_CONSUMER_GROUP, group.clone()),
-                KeyValue::new(attr::EVENT_TYPE, record.event_type.to_owned()),
-                KeyValue::new(attr::SEMCONV_PARTITION_ID, record.partition.to_string()),
-                KeyValue::new(attr::SEMCONV_OPERATION_NAME, "process"),
-                KeyValue::new(attr::SEMCONV_CONSUMER_GROUP, group),
-            ];
-            if let Some(key) = record.key.and_then(|k| std::str::from_utf8(k).ok()) {
-                attributes.push(KeyValue::new(attr::SEMCONV_MESSAGE_KEY, key.to_owned()));
+            let mut attributes = Vec::with_capacity(12);
+            if mode.reference() {
+                attributes.extend([
+                    KeyValue::new(attr::MESSAGING_SOURCE, record.topic.to_owned()),
+                    KeyValue::new(attr::MESSAGING_SOURCE_KIND, "topic"),
+                    KeyValue::new(attr::MESSAGING_KAFKA_PARTITION, i64::from(record.partition)),
+                    KeyValue::new(attr::MESSAGING_OPERATION, "receive"),
+                    KeyValue::new(attr::MESSAGING_KAFKA_CONSUMER_GROUP, group.clone()),
+                ]);
+            }
+            // The same name in both.
+            attributes.push(KeyValue::new(attr::MESSAGING_KAFKA_OFFSET, record.offset));
+            attributes.push(KeyValue::new(attr::EVENT_TYPE, record.event_type.to_owned()));
+            if mode.messaging() {
+                attributes.extend([
+                    KeyValue::new(attr::SEMCONV_PARTITION_ID, record.partition.to_string()),
+                    KeyValue::new(attr::SEMCONV_OPERATION_NAME, "process"),
+                    KeyValue::new(attr::SEMCONV_CONSUMER_GROUP, group),
+                ]);
+                if let Some(key) = record.key.and_then(|k| std::str::from_utf8(k).ok()) {
+                    attributes.push(KeyValue::new(attr::SEMCONV_MESSAGE_KEY, key.to_owned()));
+                }
             }
             attributes
         };
-        let name = format!("eventsource.event_bus.consume {}", record.event_type);
+        let name = if mode.messaging() {
+            format!("process {}", record.topic)
+        } else {
+            format!("eventsource.event_bus.consume {}", record.event_type)
+        };
         let live = Live::start(tracing, parent, name, SpanKind::Consumer, sampling, rest);
         // Only a recording span labels its handler spans with the event type.
         let event_type = if live.is_recording() {

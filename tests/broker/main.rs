@@ -30,6 +30,7 @@ mod group_support;
 mod producer;
 mod read_back;
 mod read_idle;
+mod record_headers;
 mod sasl;
 mod sasl_proxy;
 mod spec_bugs;
@@ -61,6 +62,7 @@ fn main() -> ExitCode {
     bus_crash::trials(&mut trials);
     bus_tls::trials(&mut trials);
     telemetry::trials(&mut trials);
+    record_headers::trials(&mut trials);
     consumer::trials(&mut trials);
     consumer::throughput_trial(&mut trials);
     dlq::trials(&mut trials);

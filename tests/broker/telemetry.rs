@@ -14,7 +14,7 @@ use std::{
 use kafka_event_bus::{
     bus::{EventBus, KafkaEventBus},
     event::DomainEvent,
-    telemetry::Telemetry,
+    telemetry::{SemconvStability, Telemetry},
 };
 use libtest_mimic::Trial;
 use opentelemetry::{
@@ -195,6 +195,101 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
             assert_eq!(active(), [0], "closed");
             drop(bus);
             assert_eq!(active(), [0], "dropped");
+        },
+    ));
+
+    trials.push(trial(
+        "telemetry::messaging_semconv_round_trip",
+        |ctx| async move {
+            let spans = InMemorySpanExporter::default();
+            let tracer_provider = SdkTracerProvider::builder()
+                .with_simple_exporter(spans.clone())
+                .build();
+            let metrics = InMemoryMetricExporter::default();
+            let meter_provider = SdkMeterProvider::builder()
+                .with_reader(PeriodicReader::builder(metrics.clone()).build())
+                .build();
+            let prefix = unique("otel-semconv");
+            let topic = format!("{prefix}.stream");
+            let telemetry = Telemetry::builder()
+                .meter(meter_provider.meter("eventsource.bus.kafka"))
+                .tracer_provider(&tracer_provider)
+                .consumer_group(prefix.clone())
+                .semconv(SemconvStability::Messaging)
+                .build();
+            let bus = KafkaEventBus::with_telemetry(config(ctx, &prefix, &prefix), telemetry).unwrap();
+            bus.connect().await.unwrap();
+            bus.ensure_topics(1, 1, 1).await.unwrap();
+            let (tx, mut rx) = mpsc::unbounded_channel();
+            bus.subscribe(move |e: Arc<DomainEvent<OrderCreated>>| {
+                let _ = tx.send(e.meta.event_id);
+                std::future::ready(Ok(()))
+            })
+            .unwrap();
+            bus.start_consuming_in_background().unwrap();
+            let event = DomainEvent::new(
+                Uuid::new_v4(),
+                1,
+                OrderCreated {
+                    customer_id: "c".into(),
+                },
+            );
+            let id = event.meta.event_id;
+            bus.publish_event(event).await.unwrap();
+            assert_eq!(
+                tokio::time::timeout(Duration::from_secs(30), rx.recv())
+                    .await
+                    .unwrap(),
+                Some(id)
+            );
+            bus.shutdown(Duration::from_secs(10)).await.unwrap();
+
+            let finished = spans.get_finished_spans().unwrap();
+            let producer = finished
+                .iter()
+                .find(|s| s.span_kind == SpanKind::Producer)
+                .expect("a producer span");
+            let consumer = finished
+                .iter()
+                .find(|s| s.span_kind == SpanKind::Consumer)
+                .expect("a consumer span");
+            assert_eq!(producer.name, format!("send {topic}"));
+            assert_eq!(consumer.name, format!("process {topic}"));
+            assert_eq!(consumer.parent_span_id, producer.span_context.span_id());
+            assert!(has(&consumer.attributes, "messaging.destination.name", &topic));
+            assert!(has(
+                &consumer.attributes,
+                "messaging.consumer.group.name",
+                &prefix
+            ));
+            assert!(
+                !consumer
+                    .attributes
+                    .iter()
+                    .any(|kv| kv.key.as_str() == "messaging.source")
+            );
+
+            meter_provider.force_flush().unwrap();
+            let mut names = BTreeSet::new();
+            for rm in metrics.get_finished_metrics().unwrap() {
+                for sm in rm.scope_metrics() {
+                    for m in sm.metrics() {
+                        names.insert(m.name().to_owned());
+                    }
+                }
+            }
+            for name in [
+                "messaging.client.sent.messages",
+                "messaging.client.consumed.messages",
+                "messaging.client.operation.duration",
+                "messaging.process.duration",
+            ] {
+                assert!(names.contains(name), "{name} missing from {names:?}");
+            }
+            assert!(
+                !names.iter().any(|n| n.starts_with("kafka.eventbus.messages.")),
+                "eventsource-py's publish/consume instruments in messaging mode: {names:?}"
+            );
         },
     ));
 }

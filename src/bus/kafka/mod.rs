@@ -31,8 +31,8 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::{info, warn};
 
 use super::{
-    BusStats, ClusterSnafu, ConfigSnafu, ErasedHandler, Error, EventBus, KafkaEventBusConfig, SubscriptionId,
-    Target,
+    BusStats, ClusterSnafu, ConfigSnafu, ErasedHandler, Error, EventBus, KafkaEventBusConfig, PublishOptions,
+    SubscriptionId, Target,
 };
 use crate::{
     client::{
@@ -47,6 +47,8 @@ use crate::{
     event::AnyEvent,
     telemetry::{EventInfo, Telemetry},
 };
+
+mod publish_with;
 
 /// The event bus on Kafka: typed events published in batches, consumed by a consumer group and
 /// dispatched to subscribed handlers, with retries and a dead-letter queue.
@@ -551,8 +553,14 @@ impl KafkaEventBus {
     }
 
     /// Publishes `events` with `connection`'s producer (a background publish keeps the connection it
-    /// was queued with, so a shutdown that began meanwhile still lets it finish).
-    async fn publish_on(&self, connection: &Connection, events: Vec<AnyEvent>) -> Result<(), Error> {
+    /// was queued with, so a shutdown that began meanwhile still lets it finish), with `options`' extra
+    /// headers after eventsource-py's and before the trace headers (which replace same-named extras).
+    async fn publish_on_with(
+        &self,
+        connection: &Connection,
+        events: Vec<AnyEvent>,
+        options: &PublishOptions,
+    ) -> Result<(), Error> {
         if events.is_empty() {
             return Ok(());
         }
@@ -573,6 +581,7 @@ impl KafkaEventBus {
                 },
             );
             let mut record = event.to_record();
+            options.add_to(&mut record.headers);
             // The producer span's own context, so a consumer's span is its child.
             span.inject(&mut record.headers);
             let record = ProducerRecord::new(topic.clone())
@@ -623,6 +632,16 @@ impl EventBus for KafkaEventBus {
     fn publish(&self, events: Vec<AnyEvent>) -> impl Future<Output = Result<(), Error>> + Send {
         let bus = self.clone();
         async move { bus.publish_records(events).await }
+    }
+
+    /// As [`publish`](EventBus::publish), with extra headers (see [`PublishOptions`]).
+    fn publish_with(
+        &self,
+        events: Vec<AnyEvent>,
+        options: PublishOptions,
+    ) -> impl Future<Output = Result<(), Error>> + Send {
+        let bus = self.clone();
+        async move { bus.publish_records_with(events, options).await }
     }
 
     /// Hands `events` to a background task and returns at once; failures are logged and counted. A call

@@ -109,20 +109,19 @@ pub(super) async fn settle(
         .consumed(Arc::clone(&record.topic), record.partition, event.type_label());
     let mut pending = Cow::Borrowed(handlers.handlers_for(&event));
     let mut retries = 0u32;
-    let context = RecordContext {
-        topic: Arc::clone(&record.topic),
-        partition: record.partition,
-        offset: record.offset,
-        timestamp: record.timestamp,
-        retries: 0,
-    };
+    let context = RecordContext::new(
+        Arc::clone(&record.topic),
+        record.partition,
+        record.offset,
+        record.timestamp,
+        record.key.clone(),
+        record.headers.clone(),
+    );
     let policy = &config.retry;
     let settled = loop {
-        let context = RecordContext {
-            retries,
-            ..context.clone()
-        };
-        let (failures, ended) = context
+        let mut attempt = context.clone();
+        attempt.retries = retries;
+        let (failures, ended) = attempt
             .scope(run_handlers(dispatcher, &pending, &event, span.as_ref()))
             .await;
         if failures.is_empty() {

@@ -26,11 +26,16 @@ impl MetricsHarness {
     }
 
     fn telemetry(&self, metrics: bool) -> Telemetry {
+        self.telemetry_in(metrics, SemconvStability::Reference)
+    }
+
+    fn telemetry_in(&self, metrics: bool, mode: SemconvStability) -> Telemetry {
         Telemetry::builder()
             .meter(self.provider.meter(METER_NAME))
             .metrics(metrics)
             .tracing(false)
             .consumer_group("billing")
+            .semconv(mode)
             .build()
     }
 
@@ -69,7 +74,7 @@ struct Seen {
     sums: Vec<f64>,
 }
 
-#[derive(Debug, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 enum Kind {
     Counter,
     Histogram,
@@ -304,4 +309,153 @@ fn disabled_metrics_create_and_record_nothing() {
     m.set_lag("orders.stream", 0, 10, 1);
     m.rebalance("billing");
     assert!(h.collect().is_empty());
+}
+
+/// Records one of each publish and consume measurement, as the bus does per record and per call.
+fn record_flow(m: &BusMetrics) {
+    m.published("orders.stream", "OrderCreated");
+    m.published("orders.stream", "OrderCreated");
+    m.publish_error("orders.stream", "OrderCreated", "KafkaTimeoutError");
+    m.publish_duration("orders.stream", Duration::from_millis(12));
+    m.batch_size(3);
+    m.consumed("orders.stream", 2, "OrderCreated");
+    m.consume_duration("orders.stream", Duration::from_micros(5500));
+    m.handler_invocation("send_invoice", "OrderCreated");
+}
+
+const REFERENCE_FLOW: [&str; 6] = [
+    names::MESSAGES_PUBLISHED,
+    names::PUBLISH_ERRORS,
+    names::PUBLISH_DURATION,
+    names::BATCH_SIZE,
+    names::MESSAGES_CONSUMED,
+    names::CONSUME_DURATION,
+];
+
+const MESSAGING_FLOW: [&str; 4] = [
+    "messaging.client.sent.messages",
+    "messaging.client.consumed.messages",
+    "messaging.client.operation.duration",
+    "messaging.process.duration",
+];
+
+/// The messaging conventions' instruments: names, units (seconds) and attributes.
+fn assert_messaging_flow(got: &BTreeMap<String, Seen>) {
+    let kafka = || ("messaging.system", s("kafka"));
+    let topic = || ("messaging.destination.name", s("orders.stream"));
+    let ty = || ("eventsource.event.type", s("OrderCreated"));
+    let group = || ("messaging.consumer.group.name", s("billing"));
+    let send = || ("messaging.operation.name", s("send"));
+    let process = || ("messaging.operation.name", s("process"));
+
+    let sent = &got["messaging.client.sent.messages"];
+    assert_eq!((sent.kind, sent.unit.as_str()), (Kind::Counter, "{message}"));
+    let mut points = sent.points.clone();
+    points.sort_by(|a, b| a.1.total_cmp(&b.1));
+    assert_eq!(
+        points,
+        vec![
+            (
+                expect(&[
+                    kafka(),
+                    topic(),
+                    send(),
+                    ty(),
+                    ("error.type", s("KafkaTimeoutError"))
+                ]),
+                1.0
+            ),
+            (expect(&[kafka(), topic(), send(), ty()]), 2.0),
+        ]
+    );
+
+    let consumed = &got["messaging.client.consumed.messages"];
+    assert_eq!(
+        (consumed.kind, consumed.unit.as_str()),
+        (Kind::Counter, "{message}")
+    );
+    assert_eq!(
+        consumed.points,
+        vec![(
+            expect(&[
+                kafka(),
+                topic(),
+                ("messaging.destination.partition.id", s("2")),
+                group(),
+                process(),
+                ty()
+            ]),
+            1.0
+        )]
+    );
+
+    let operation = &got["messaging.client.operation.duration"];
+    assert_eq!((operation.kind, operation.unit.as_str()), (Kind::Histogram, "s"));
+    assert_eq!(
+        operation.points,
+        vec![(
+            expect(&[kafka(), topic(), send(), ("messaging.operation.type", s("send"))]),
+            1.0
+        )]
+    );
+    assert!((operation.sums[0] - 0.012).abs() < 1e-9, "{:?}", operation.sums);
+
+    let process_duration = &got["messaging.process.duration"];
+    assert_eq!(
+        (process_duration.kind, process_duration.unit.as_str()),
+        (Kind::Histogram, "s")
+    );
+    assert_eq!(
+        process_duration.points,
+        vec![(expect(&[kafka(), topic(), group(), process()]), 1.0)]
+    );
+    assert!(
+        (process_duration.sums[0] - 0.0055).abs() < 1e-9,
+        "{:?}",
+        process_duration.sums
+    );
+}
+
+#[test]
+fn by_default_only_eventsource_py_instruments_exist() {
+    let h = MetricsHarness::new();
+    record_flow(h.telemetry_in(true, SemconvStability::Reference).metrics());
+    let got = h.collect();
+    for name in REFERENCE_FLOW.iter().chain([&names::HANDLER_INVOCATIONS]) {
+        assert!(got.contains_key(*name), "{name} missing");
+    }
+    for name in MESSAGING_FLOW {
+        assert!(!got.contains_key(name), "{name} emitted by default");
+    }
+}
+
+#[test]
+fn messaging_mode_has_only_the_conventions_publish_and_consume_instruments() {
+    let h = MetricsHarness::new();
+    let t = h.telemetry_in(true, SemconvStability::Messaging);
+    record_flow(t.metrics());
+    let got = h.collect();
+    for name in REFERENCE_FLOW {
+        assert!(!got.contains_key(name), "{name} emitted in messaging mode");
+    }
+    assert_messaging_flow(&got);
+    // Instruments the conventions have no counterpart for keep their name.
+    assert!(got.contains_key(names::HANDLER_INVOCATIONS));
+    assert_eq!(got.len(), 6, "{:?}", got.keys().collect::<Vec<_>>());
+}
+
+#[test]
+fn dup_mode_has_both_instrument_sets() {
+    let h = MetricsHarness::new();
+    let t = h.telemetry_in(true, SemconvStability::MessagingDup);
+    record_flow(t.metrics());
+    let got = h.collect();
+    assert_messaging_flow(&got);
+    let published = &got[names::MESSAGES_PUBLISHED];
+    assert_eq!(published.unit, "messages");
+    assert_eq!(published.points.len(), 1);
+    assert_eq!(published.points[0].1, 2.0);
+    assert_eq!(got[names::CONSUME_DURATION].unit, "ms");
+    assert!((got[names::CONSUME_DURATION].sums[0] - 5.5).abs() < 1e-9);
+    assert_eq!(got.len(), 6 + 4 + 2, "{:?}", got.keys().collect::<Vec<_>>());
 }

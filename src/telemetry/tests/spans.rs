@@ -28,9 +28,14 @@ impl TraceHarness {
     }
 
     fn telemetry(&self) -> Telemetry {
+        self.telemetry_in(SemconvStability::Reference)
+    }
+
+    fn telemetry_in(&self, mode: SemconvStability) -> Telemetry {
         Telemetry::builder()
             .metrics(false)
             .tracer_provider(&self.provider)
+            .semconv(mode)
             .build()
     }
 
@@ -138,52 +143,119 @@ fn publish_then_consume_makes_the_consumer_span_a_child_of_the_producer_span() {
     }
 }
 
-#[test]
-fn spans_carry_eventsource_and_semantic_convention_attributes() {
-    let h = TraceHarness::new();
-    let t = h.telemetry();
-    let headers = publish(&t);
-    consume(&t, &headers);
+/// Expected attributes of the (producer, consumer) spans.
+type SpanAttributes = (Vec<(&'static str, Value)>, Vec<(&'static str, Value)>);
 
-    let producer = h.span("eventsource.event_bus.publish OrderCreated");
-    #[rustfmt::skip]
-    let want = [
-        ("messaging.system", s("kafka")), ("messaging.destination_kind", s("topic")),
-        ("messaging.destination", s("orders.stream")), ("messaging.operation", s("publish")),
+/// eventsource-py's span attributes: (producer, consumer).
+#[rustfmt::skip]
+fn reference_attributes() -> SpanAttributes {
+    (
+        vec![
+            ("messaging.system", s("kafka")), ("messaging.destination_kind", s("topic")),
+            ("messaging.destination", s("orders.stream")), ("messaging.operation", s("publish")),
+            ("messaging.kafka.partition", Value::I64(2)), ("messaging.kafka.offset", Value::I64(41)),
+        ],
+        vec![
+            ("messaging.system", s("kafka")), ("messaging.source", s("orders.stream")),
+            ("messaging.source_kind", s("topic")), ("messaging.kafka.partition", Value::I64(2)),
+            ("messaging.operation", s("receive")), ("messaging.kafka.offset", Value::I64(41)),
+            ("messaging.kafka.consumer_group", s("billing")),
+        ],
+    )
+}
+
+/// The messaging conventions' span attributes: (producer, consumer).
+#[rustfmt::skip]
+fn messaging_attributes() -> SpanAttributes {
+    (
+        vec![
+            ("messaging.system", s("kafka")), ("messaging.destination.name", s("orders.stream")),
+            ("messaging.operation.type", s("send")), ("messaging.operation.name", s("send")),
+            ("messaging.kafka.message.key", s(AGGREGATE_ID)),
+            ("messaging.destination.partition.id", s("2")), ("messaging.kafka.offset", Value::I64(41)),
+        ],
+        vec![
+            ("messaging.system", s("kafka")), ("messaging.destination.name", s("orders.stream")),
+            ("messaging.destination.partition.id", s("2")), ("messaging.operation.type", s("process")),
+            ("messaging.operation.name", s("process")), ("messaging.kafka.offset", Value::I64(41)),
+            ("messaging.consumer.group.name", s("billing")), ("messaging.kafka.message.key", s(AGGREGATE_ID)),
+        ],
+    )
+}
+
+/// The bus's own attributes, in every mode: (producer, consumer).
+#[rustfmt::skip]
+fn own_attributes() -> SpanAttributes {
+    let event = vec![
         ("eventsource.event.type", s("OrderCreated")), ("eventsource.event.id", s(EVENT_ID)),
         ("eventsource.aggregate.id", s(AGGREGATE_ID)), ("eventsource.aggregate.type", s("Order")),
-        ("messaging.destination.name", s("orders.stream")), ("messaging.operation.type", s("send")),
-        ("messaging.kafka.message.key", s(AGGREGATE_ID)),
-        ("messaging.kafka.partition", Value::I64(2)), ("messaging.destination.partition.id", s("2")),
-        ("messaging.kafka.offset", Value::I64(41)),
     ];
-    for (k, v) in want {
-        assert_eq!(attr(&producer, k), Some(v), "producer {k}");
-    }
+    (event.clone(), event)
+}
 
-    let consumer = h.span("eventsource.event_bus.consume OrderCreated");
-    #[rustfmt::skip]
-    let want = [
-        ("messaging.system", s("kafka")), ("messaging.source", s("orders.stream")),
-        ("messaging.source_kind", s("topic")), ("messaging.kafka.partition", Value::I64(2)),
-        ("messaging.operation", s("receive")), ("messaging.kafka.offset", Value::I64(41)),
-        ("messaging.kafka.consumer_group", s("billing")), ("eventsource.event.type", s("OrderCreated")),
-        ("eventsource.event.id", s(EVENT_ID)), ("eventsource.aggregate.id", s(AGGREGATE_ID)),
-        ("eventsource.aggregate.type", s("Order")), ("messaging.destination.name", s("orders.stream")),
-        ("messaging.destination.partition.id", s("2")), ("messaging.operation.type", s("process")),
-        ("messaging.consumer.group.name", s("billing")), ("messaging.kafka.message.key", s(AGGREGATE_ID)),
-    ];
-    for (k, v) in want {
-        assert_eq!(attr(&consumer, k), Some(v), "consumer {k}");
+/// Publishes and consumes one event in `mode`; asserts the span names and that each span has exactly
+/// the attributes `want` lists (producer, consumer), and the handler span its own three.
+fn assert_spans(mode: SemconvStability, names: [&str; 2], want: &[fn() -> SpanAttributes]) {
+    let h = TraceHarness::new();
+    let t = h.telemetry_in(mode);
+    let headers = publish(&t);
+    consume(&t, &headers);
+    let (mut producer_want, mut consumer_want) = own_attributes();
+    for set in want {
+        let (p, c) = set();
+        producer_want.extend(p);
+        consumer_want.extend(c);
     }
-
+    for (span, want) in [
+        (h.span(names[0]), producer_want),
+        (h.span(names[1]), consumer_want),
+    ] {
+        let want: std::collections::BTreeMap<String, Value> =
+            want.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        assert_eq!(attrs(span.attributes.iter()), want, "{}", span.name);
+    }
     let handler = h.span("eventsource.event_bus.dispatch send_invoice");
     assert_eq!(
-        attr(&handler, "eventsource.handler.name"),
-        Some(s("send_invoice"))
+        attrs(handler.attributes.iter()),
+        attrs(
+            [
+                KeyValue::new("eventsource.handler.name", "send_invoice"),
+                KeyValue::new("eventsource.event.type", "OrderCreated"),
+                KeyValue::new("eventsource.event.id", EVENT_ID),
+            ]
+            .iter()
+        )
     );
-    assert_eq!(attr(&handler, "eventsource.event.type"), Some(s("OrderCreated")));
-    assert_eq!(attr(&handler, "eventsource.event.id"), Some(s(EVENT_ID)));
+}
+
+#[test]
+fn by_default_spans_carry_only_eventsource_py_names_and_attributes() {
+    assert_spans(
+        SemconvStability::Reference,
+        [
+            "eventsource.event_bus.publish OrderCreated",
+            "eventsource.event_bus.consume OrderCreated",
+        ],
+        &[reference_attributes],
+    );
+}
+
+#[test]
+fn messaging_mode_spans_carry_only_the_conventions_names_and_attributes() {
+    assert_spans(
+        SemconvStability::Messaging,
+        ["send orders.stream", "process orders.stream"],
+        &[messaging_attributes],
+    );
+}
+
+#[test]
+fn dup_mode_spans_have_the_conventions_names_and_both_attribute_sets() {
+    assert_spans(
+        SemconvStability::MessagingDup,
+        ["send orders.stream", "process orders.stream"],
+        &[reference_attributes, messaging_attributes],
+    );
 }
 
 #[test]
@@ -266,8 +338,25 @@ fn a_poison_or_missing_traceparent_starts_a_new_trace() {
 
 #[test]
 fn failures_end_spans_with_error_status_and_the_exception() {
+    for (mode, publish, consume) in [
+        (
+            SemconvStability::Reference,
+            "eventsource.event_bus.publish OrderCreated",
+            "eventsource.event_bus.consume OrderCreated",
+        ),
+        (
+            SemconvStability::Messaging,
+            "send orders.stream",
+            "process orders.stream",
+        ),
+    ] {
+        failures_in(mode, publish, consume);
+    }
+}
+
+fn failures_in(mode: SemconvStability, publish: &str, consume: &str) {
     let h = TraceHarness::new();
-    let t = h.telemetry();
+    let t = h.telemetry_in(mode);
     t.publish_span("orders.stream", &order_created())
         .failed("KafkaTimeoutError", &Boom);
     let span = t.consume_span(&record(None), &Headers::new());
@@ -276,13 +365,15 @@ fn failures_end_spans_with_error_status_and_the_exception() {
     span.failed("ValueError", &Boom);
 
     for (name, error_type) in [
-        ("eventsource.event_bus.publish OrderCreated", "KafkaTimeoutError"),
-        ("eventsource.event_bus.consume OrderCreated", "ValueError"),
+        (publish, "KafkaTimeoutError"),
+        (consume, "ValueError"),
         ("eventsource.event_bus.dispatch send_invoice", "ValueError"),
     ] {
         let span = h.span(name);
         assert_eq!(span.status, Status::error("handler exploded"), "{name}");
-        assert_eq!(attr(&span, "error.type"), Some(s(error_type)), "{name}");
+        // `error.type` is the conventions'; eventsource-py records only the exception.
+        let want = mode.messaging().then(|| s(error_type));
+        assert_eq!(attr(&span, "error.type"), want, "{name}");
         let events: Vec<_> = span.events.iter().collect();
         assert_eq!(events.len(), 1, "{name}");
         assert_eq!(events[0].name, "exception");
@@ -291,7 +382,7 @@ fn failures_end_spans_with_error_status_and_the_exception() {
         assert_eq!(ev.get("exception.message"), Some(&s("handler exploded")));
     }
     // No ack: no partition or offset on the failed publish.
-    let producer = h.span("eventsource.event_bus.publish OrderCreated");
+    let producer = h.span(publish);
     assert_eq!(attr(&producer, "messaging.kafka.offset"), None);
 }
 
