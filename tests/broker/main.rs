@@ -27,6 +27,7 @@ mod group;
 mod group_liveness;
 mod group_storm;
 mod group_support;
+mod local_broker;
 mod producer;
 mod read_back;
 mod read_idle;
@@ -72,6 +73,7 @@ fn main() -> ExitCode {
     faults_freeze::trials(&mut trials);
     faults_restart::trials(&mut trials);
     faults_blackhole::trials(&mut trials);
+    local_broker::trials(&mut trials);
 
     if args.list {
         return libtest_mimic::run(&args, trials).exit_code();
