@@ -612,7 +612,10 @@ impl KafkaEventBus {
             Ok(())
         } else {
             self.inner.stats.stamp(Stamp::Error);
-            Err(Error::Publish { total, failed })
+            Err(Error::Publish {
+                total,
+                failed: super::FailedEvents::new(failed),
+            })
         }
     }
 }
