@@ -68,7 +68,7 @@ pub use config::{
 #[cfg(feature = "client")]
 pub use failed_events::FailedEvents;
 #[cfg(feature = "client")]
-pub use kafka::{ConsumeHandle, KafkaEventBus, MAX_BACKGROUND_TASKS, TopicInfo};
+pub use kafka::{ConsumeHandle, KafkaEventBus, MAX_BACKGROUND_TASKS, TopicInfo, TopicOptions};
 pub use memory::{InMemoryEventBus, InMemoryStats};
 pub use naming::handler_name;
 use naming::subscription_name;
@@ -143,6 +143,18 @@ pub enum Error {
         /// The DLQ admin's error.
         source: Box<crate::dlq::AdminError>,
     },
+    /// A wait on the consumer ([`KafkaEventBus::wait_for_assignment`],
+    /// [`KafkaEventBus::wait_caught_up`]) ran out of time.
+    #[cfg(feature = "client")]
+    #[snafu(display("gave up waiting for {waiting_for} after {timeout:?}: {state}"))]
+    WaitTimeout {
+        /// What was awaited.
+        waiting_for: &'static str,
+        /// The time allowed.
+        timeout: Duration,
+        /// Where things stood (the partitions still behind, or why the log ends could not be read).
+        state: String,
+    },
     /// Joining the group or consuming failed for good.
     #[cfg(feature = "client")]
     #[snafu(display("consuming stopped: {reason}"))]
@@ -162,6 +174,8 @@ impl Error {
             Error::Publish { failed, .. } => failed.iter().all(|(_, e)| e.is_retriable()),
             #[cfg(feature = "client")]
             Error::Dlq { source } => source.is_retriable(),
+            #[cfg(feature = "client")]
+            Error::WaitTimeout { .. } => true,
             _ => false,
         }
     }

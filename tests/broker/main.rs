@@ -11,6 +11,7 @@ mod bus;
 mod bus_background;
 mod bus_crash;
 mod bus_tls;
+mod bus_wait;
 mod config_tls;
 mod connection;
 mod consumer;
@@ -61,6 +62,7 @@ fn main() -> ExitCode {
     bus_background::trials(&mut trials);
     bus_crash::trials(&mut trials);
     bus_tls::trials(&mut trials);
+    bus_wait::trials(&mut trials);
     telemetry::trials(&mut trials);
     consumer::trials(&mut trials);
     consumer::throughput_trial(&mut trials);
