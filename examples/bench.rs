@@ -170,7 +170,7 @@ impl Setup {
         let (broker, bootstrap) = match &args.bootstrap {
             Some(bootstrap) => (None, bootstrap.clone()),
             None => {
-                let broker = TestBroker::from_env_or_start()?;
+                let broker = TestBroker::start().await?;
                 let bootstrap = broker.bootstrap_servers().to_owned();
                 (Some(broker), bootstrap)
             }
@@ -674,7 +674,8 @@ async fn soak(args: &Args, setup: &Setup) -> Result<Measurements, BoxError> {
     let prefix = unique("bench.keb.soak");
     let bus = KafkaEventBus::new(bus_config(args, &setup.bootstrap, &prefix)?)?;
     bus.connect().await?;
-    bus.ensure_topics(args.partitions, 1, 1).await?;
+    bus.ensure_topics(kafka_event_bus::bus::TopicOptions::new().partitions(args.partitions))
+        .await?;
     let handled = Arc::new(AtomicU64::new(0));
     {
         let handled = Arc::clone(&handled);

@@ -39,10 +39,11 @@ async fn main() -> Result<(), Box<dyn Error>> {
         ))),
         None => None,
     };
-    let broker = TestBroker::from_env_or_start()?;
+    let broker = TestBroker::start().await?;
     let bus = KafkaEventBus::new(config(&broker, args.get("prefix"), args.get("group"))?)?;
     bus.connect().await?;
-    bus.ensure_topics(6, 1, 1).await?;
+    bus.ensure_topics(kafka_event_bus::bus::TopicOptions::new().partitions(6))
+        .await?;
 
     let seen = Arc::new(AtomicU64::new(0));
     bus.subscribe(move |event: Arc<DomainEvent<OrderCreated>>| {
@@ -68,6 +69,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
         bus.config().topic_name(),
         bus.config().consumer_group
     );
+    let partitions = bus.wait_for_assignment(Duration::from_secs(60)).await?;
+    eprintln!("assigned partitions {partitions:?}");
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
@@ -76,6 +79,6 @@ async fn main() -> Result<(), Box<dyn Error>> {
     eprintln!("shutting down");
     bus.shutdown(Duration::from_secs(30)).await?;
     consuming.wait().await?;
-    eprintln!("{}", serde_json::to_string(&bus.stats())?);
+    eprintln!("{}", bus.stats());
     Ok(())
 }

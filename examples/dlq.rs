@@ -19,7 +19,7 @@ use kafka_event_bus::{bus::KafkaEventBus, testing::TestBroker};
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
     let args = args();
-    let broker = TestBroker::from_env_or_start()?;
+    let broker = TestBroker::start().await?;
     let bus = KafkaEventBus::new(config(&broker, args.get("prefix"), None)?)?;
     bus.connect().await?;
     match args.get("0").map(String::as_str) {

@@ -25,10 +25,11 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let count: usize = arg(&args, "count", 1000)?;
     let aggregates: usize = arg(&args, "aggregates", 100)?.max(1);
     let rate: f64 = arg(&args, "rate", 0.0)?;
-    let broker = TestBroker::from_env_or_start()?;
+    let broker = TestBroker::start().await?;
     let bus = KafkaEventBus::new(config(&broker, args.get("prefix"), None)?)?;
     bus.connect().await?;
-    bus.ensure_topics(6, 1, 1).await?;
+    bus.ensure_topics(kafka_event_bus::bus::TopicOptions::new().partitions(6))
+        .await?;
 
     let ids: Vec<Uuid> = (0..aggregates).map(|_| Uuid::new_v4()).collect();
     let started = Instant::now();

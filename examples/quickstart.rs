@@ -1,5 +1,5 @@
-//! The quick start of the user guide, end to end: declare an event, connect the bus, subscribe a
-//! handler, consume in the background, publish, and shut down.
+//! The quick start of the user guide, end to end: declare an event, connect the bus, create its topics,
+//! subscribe a handler, consume in the background, publish, wait until it was handled, and shut down.
 //!
 //! ```text
 //! cargo run --example quickstart
@@ -8,15 +8,21 @@
 //! Every setting comes from `KAFKA_*` environment variables (`KafkaEventBusConfig::from_env`). When
 //! `KAFKA_BOOTSTRAP_SERVERS` is unset, a throwaway local broker is started and stopped on exit.
 
-use std::{error::Error, sync::Arc, time::Duration};
+use std::{
+    error::Error,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
 use kafka_event_bus::{
-    bus::{EventBus, KafkaEventBus, KafkaEventBusConfig},
+    bus::{EventBus, KafkaEventBus, KafkaEventBusConfig, TopicOptions},
     event::{DomainEvent, Event},
     testing::TestBroker,
 };
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
 use uuid::Uuid;
 
 /// An order was placed.
@@ -33,7 +39,7 @@ impl Event for OrderCreated {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
     // A local broker unless KAFKA_BOOTSTRAP_SERVERS names one; stopped when `broker` is dropped.
-    let broker = TestBroker::from_env_or_start()?;
+    let broker = TestBroker::start().await?;
     tokio::select! {
         result = run(&broker) => result,
         _ = tokio::signal::ctrl_c() => {
@@ -58,27 +64,31 @@ async fn run(broker: &TestBroker) -> Result<(), Box<dyn Error>> {
         config.heartbeat_interval_ms = 1_000;
     }
 
-    // Create and connect (the producer only: publishing never joins the group).
+    // Create and connect (the producer only: publishing never joins the group), then create the topics
+    // (the bus never lets a broker create them on its own).
     let bus = KafkaEventBus::new(config)?;
     bus.connect().await?;
-    bus.ensure_topics(3, 1, 1).await?;
+    bus.ensure_topics(TopicOptions::new().partitions(3).replication_factor(1))
+        .await?;
 
     // Subscribe a handler.
-    let (handled, mut done) = mpsc::unbounded_channel();
+    let handled = Arc::new(AtomicU64::new(0));
+    let count = Arc::clone(&handled);
     bus.subscribe(move |event: Arc<DomainEvent<OrderCreated>>| {
-        let handled = handled.clone();
+        let count = Arc::clone(&count);
         async move {
             println!(
                 "Order created: {} (customer {})",
                 event.meta.aggregate_id, event.payload.customer_id
             );
-            let _ = handled.send(event.meta.event_id);
+            count.fetch_add(1, Ordering::Relaxed);
             Ok(())
         }
     })?;
 
-    // Start consuming in the background.
+    // Start consuming in the background, and wait until the group assigned us partitions.
     let consuming = bus.start_consuming_in_background()?;
+    bus.wait_for_assignment(Duration::from_secs(60)).await?;
 
     // Publish an event: returns once the broker has acknowledged it.
     let event = DomainEvent::new(
@@ -92,13 +102,15 @@ async fn run(broker: &TestBroker) -> Result<(), Box<dyn Error>> {
     bus.publish_event(event).await?;
     println!("published {id}");
 
-    // Wait for the handler (the first group join takes a few seconds).
-    let seen = tokio::time::timeout(Duration::from_secs(60), done.recv()).await?;
-    assert_eq!(seen, Some(id));
+    // Wait until everything published so far was handled (no sleeping, no polling).
+    bus.wait_caught_up(Duration::from_secs(60)).await?;
+    if handled.load(Ordering::Relaxed) == 0 {
+        return Err("the handler did not see the event".into());
+    }
 
     // Shut down: stop consuming, commit, leave the group, flush the producer.
     bus.shutdown(Duration::from_secs(30)).await?;
     consuming.wait().await?;
-    println!("stats: {}", serde_json::to_string(&bus.stats())?);
+    println!("stats: {}", bus.stats());
     Ok(())
 }

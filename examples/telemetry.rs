@@ -39,11 +39,12 @@ async fn main() -> Result<(), Box<dyn Error>> {
     opentelemetry::global::set_meter_provider(meter_provider.clone());
 
     // The bus, as anywhere else: enable_tracing and enable_metrics are on by default.
-    let broker = TestBroker::from_env_or_start()?;
+    let broker = TestBroker::start().await?;
     let prefix = format!("telemetry-{}", Uuid::new_v4().simple());
     let bus = KafkaEventBus::new(config(&broker, Some(&prefix), Some(&prefix))?)?;
     bus.connect().await?;
-    bus.ensure_topics(1, 1, 1).await?;
+    bus.ensure_topics(kafka_event_bus::bus::TopicOptions::new().partitions(1))
+        .await?;
     let (done, mut handled) = mpsc::unbounded_channel();
     bus.subscribe(move |event: Arc<DomainEvent<OrderCreated>>| {
         let _ = done.send(event.meta.event_id);

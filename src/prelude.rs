@@ -31,7 +31,7 @@
 //! ```
 
 #[cfg(feature = "client")]
-pub use crate::bus::{BusStats, KafkaEventBus, RecordContext};
+pub use crate::bus::{BusStats, KafkaEventBus, RecordContext, TopicOptions};
 pub use crate::bus::{
     EventBus, Handler, HandlerError, HandlerResult, InMemoryEventBus, KafkaEventBusConfig, PermanentError,
     PublishOptions, Subscriber,

@@ -63,7 +63,7 @@ async fn latency_bus(args: &Args, setup: &Setup) -> Result<Measurements, BoxErro
     let fetch_max_wait_ms = config.fetch_max_wait.as_secs_f64() * 1e3;
     let bus = KafkaEventBus::new(config)?;
     bus.connect().await?;
-    bus.ensure_topics(args.partitions, 1, 1).await?;
+    bus.ensure_topics(kafka_event_bus::bus::TopicOptions::new().partitions(args.partitions)).await?;
     let (latencies, done) = (Latencies::default(), Arc::new(Notify::new()));
     let (warm, target) = (Arc::new(Notify::new()), args.events);
     {

@@ -55,8 +55,11 @@ mod config;
 #[cfg(any(test, feature = "testing"))]
 pub mod conformance;
 #[cfg(feature = "client")]
+mod failed_events;
+#[cfg(feature = "client")]
 mod kafka;
 mod memory;
+mod naming;
 mod publish_options;
 
 pub use config::{
@@ -64,8 +67,12 @@ pub use config::{
     SecurityProtocol,
 };
 #[cfg(feature = "client")]
-pub use kafka::{ConsumeHandle, KafkaEventBus, MAX_BACKGROUND_TASKS, TopicInfo};
+pub use failed_events::FailedEvents;
+#[cfg(feature = "client")]
+pub use kafka::{ConsumeHandle, KafkaEventBus, MAX_BACKGROUND_TASKS, TopicInfo, TopicOptions};
 pub use memory::{InMemoryEventBus, InMemoryStats};
+pub use naming::handler_name;
+use naming::subscription_name;
 pub use publish_options::{PublishOptions, is_reserved_header};
 
 pub use crate::dispatch::{
@@ -73,21 +80,6 @@ pub use crate::dispatch::{
 };
 #[cfg(feature = "client")]
 pub use crate::dispatch::{BusStats, RecordContext};
-
-/// A handler's name for logs, spans and DLQ messages: its type's path, with closures named after the
-/// function they are written in (`my_service::main::{{closure}}` becomes `my_service::main`).
-///
-/// ```
-/// fn name_of<T>(_: &T) -> String { kafka_event_bus::bus::handler_name::<T>() }
-/// let handler = |_: u8| ();
-/// assert!(!name_of(&handler).contains("{{closure}}"));
-/// assert!(name_of(&handler).ends_with("main") || name_of(&handler).contains("rust_out"));
-/// ```
-pub fn handler_name<T: ?Sized>() -> String {
-    let full = std::any::type_name::<T>();
-    let trimmed = full.split("::{{closure}}").next().unwrap_or(full);
-    trimmed.to_owned()
-}
 
 /// An error of a bus operation.
 #[derive(Debug, Snafu)]
@@ -145,14 +137,12 @@ pub enum Error {
     },
     /// Some events of a publish call were not acknowledged; the others were.
     #[cfg(feature = "client")]
-    #[snafu(display("{} of {total} events were not published; first: {}: {}", failed.len(),
-        failed.first().map(|f| f.0.to_string()).unwrap_or_default(),
-        failed.first().map(|f| f.1.to_string()).unwrap_or_default()))]
+    #[snafu(display("{} of {total} events were not published: {failed}", failed.len()))]
     Publish {
         /// How many events the call had.
         total: usize,
-        /// Each failed event's id and why it failed.
-        failed: Vec<(uuid::Uuid, crate::client::producer::Error)>,
+        /// Each failed event's id and why it failed (shown as a summary).
+        failed: FailedEvents,
     },
     /// Reading or replaying the DLQ failed.
     #[cfg(feature = "client")]
@@ -160,6 +150,18 @@ pub enum Error {
     Dlq {
         /// The DLQ admin's error.
         source: Box<crate::dlq::AdminError>,
+    },
+    /// A wait on the consumer ([`KafkaEventBus::wait_for_assignment`],
+    /// [`KafkaEventBus::wait_caught_up`]) ran out of time.
+    #[cfg(feature = "client")]
+    #[snafu(display("gave up waiting for {waiting_for} after {timeout:?}: {state}"))]
+    WaitTimeout {
+        /// What was awaited.
+        waiting_for: &'static str,
+        /// The time allowed.
+        timeout: Duration,
+        /// Where things stood (the partitions still behind, or why the log ends could not be read).
+        state: String,
     },
     /// Joining the group or consuming failed for good.
     #[cfg(feature = "client")]
@@ -180,6 +182,8 @@ impl Error {
             Error::Publish { failed, .. } => failed.iter().all(|(_, e)| e.is_retriable()),
             #[cfg(feature = "client")]
             Error::Dlq { source } => source.is_retriable(),
+            #[cfg(feature = "client")]
+            Error::WaitTimeout { .. } => true,
             _ => false,
         }
     }
@@ -339,7 +343,7 @@ pub trait EventBus: Send + Sync + 'static {
         F: Fn(Arc<DomainEvent<E>>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = HandlerResult> + Send + 'static,
     {
-        let erased = ErasedHandler::typed(handler_name::<F>(), handler);
+        let erased = ErasedHandler::typed(subscription_name::<F>(E::EVENT_TYPE), handler);
         self.add_handler(Target::Type(EventType::of::<E>()), erased)
     }
 
@@ -349,7 +353,8 @@ pub trait EventBus: Send + Sync + 'static {
     ///
     /// As [`add_handler`](Self::add_handler).
     fn subscribe_handler<E: Event, H: Handler<E>>(&self, handler: Arc<H>) -> Result<SubscriptionId, Error> {
-        let erased = ErasedHandler::typed(handler_name::<H>(), move |event: Arc<DomainEvent<E>>| {
+        let name = subscription_name::<H>(E::EVENT_TYPE);
+        let erased = ErasedHandler::typed(name, move |event: Arc<DomainEvent<E>>| {
             let handler = handler.clone();
             async move { handler.handle(event).await }
         });
@@ -379,7 +384,7 @@ pub trait EventBus: Send + Sync + 'static {
         let mut ids = Vec::new();
         for ty in subscriber.subscribed_to() {
             let s = subscriber.clone();
-            let erased = ErasedHandler::new(handler_name::<S>(), move |event| {
+            let erased = ErasedHandler::new(subscription_name::<S>(ty.name()), move |event| {
                 let s = s.clone();
                 async move { s.handle(event).await }
             });

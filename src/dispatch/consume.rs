@@ -44,10 +44,12 @@ pub(crate) async fn consume(
                     for stream in streams {
                         let tp = stream.topic_partition().clone();
                         debug!(?tp, "partition assigned");
+                        dispatcher.assignment.assign(stream.probe());
                         workers.spawn(partition_worker(Arc::clone(&dispatcher), stream, stop_workers.clone()));
                     }
                 }
                 Some(ConsumerEvent::Revoked { partitions, lost }) => {
+                    dispatcher.assignment.revoke(&partitions);
                     dispatcher.stats.add(Counter::RebalanceCount, 1);
                     let metrics = dispatcher.telemetry.metrics();
                     metrics.rebalance(&settings.consumer_group);
@@ -84,6 +86,7 @@ pub(crate) async fn consume(
         }
         None => closing.await,
     }
+    dispatcher.assignment.clear();
     dispatcher.telemetry.metrics().clear_lag();
     info!(group = %settings.consumer_group, "stopped consuming");
     result

@@ -2,7 +2,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use super::{DispatchConfig, HandlerTable, deadline::StopDeadline, stats::Stats};
+use super::{Assignment, DispatchConfig, HandlerTable, deadline::StopDeadline, stats::Stats};
 use crate::{dlq::DlqSink, telemetry::Telemetry};
 
 /// The settings, subscriptions, counters, telemetry and DLQ sink the workers share.
@@ -16,6 +16,8 @@ pub(crate) struct Dispatcher {
     pub(crate) dlq: DlqSink,
     /// Set by a shutdown: stopping must be done by then.
     pub(crate) deadline: Arc<StopDeadline>,
+    /// The partitions held now (kept by the consume loop, read by the bus's waits).
+    pub(crate) assignment: Arc<Assignment>,
 }
 
 impl Dispatcher {

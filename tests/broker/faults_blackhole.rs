@@ -112,7 +112,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
                 cfg.bootstrap_servers = proxy.bootstrap.clone();
                 let bus = Arc::new(KafkaEventBus::new(cfg).unwrap());
                 bus.connect().await.unwrap();
-                bus.ensure_topics(3, 1, 1).await.unwrap();
+                bus.ensure_topics(kafka_event_bus::bus::TopicOptions::new().partitions(3)).await.unwrap();
                 let seen: Seen = Arc::default();
                 let s = Arc::clone(&seen);
                 bus.subscribe(move |e: Arc<DomainEvent<OrderCreated>>| {

@@ -99,7 +99,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
             let dlq_topic = cfg.dlq_topic_name();
             let bus = KafkaEventBus::new(cfg).unwrap();
             bus.connect().await.unwrap();
-            bus.ensure_topics(PARTITIONS, 1, 1).await.unwrap();
+            bus.ensure_topics(kafka_event_bus::bus::TopicOptions::new().partitions(PARTITIONS)).await.unwrap();
 
             let events: Vec<_> = (0..EVENTS)
                 .map(|i| {

@@ -174,7 +174,9 @@ pub(crate) async fn storm(ctx: &Ctx, storm: Storm) -> StormOutcome {
     eprintln!("storm: {storm:?} in {}", dir.display());
     let bus = KafkaEventBus::new(config(ctx, &prefix, &prefix)).unwrap();
     bus.connect().await.unwrap();
-    bus.ensure_topics(6, 1, 1).await.unwrap();
+    bus.ensure_topics(kafka_event_bus::bus::TopicOptions::new().partitions(6))
+        .await
+        .unwrap();
 
     let mut members: Vec<Member> = Vec::new();
     let mut started = 0;

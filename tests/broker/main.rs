@@ -11,6 +11,7 @@ mod bus;
 mod bus_background;
 mod bus_crash;
 mod bus_tls;
+mod bus_wait;
 mod config_tls;
 mod connection;
 mod consumer;
@@ -27,6 +28,7 @@ mod group;
 mod group_liveness;
 mod group_storm;
 mod group_support;
+mod local_broker;
 mod producer;
 mod read_back;
 mod read_idle;
@@ -61,6 +63,7 @@ fn main() -> ExitCode {
     bus_background::trials(&mut trials);
     bus_crash::trials(&mut trials);
     bus_tls::trials(&mut trials);
+    bus_wait::trials(&mut trials);
     telemetry::trials(&mut trials);
     record_headers::trials(&mut trials);
     consumer::trials(&mut trials);
@@ -74,6 +77,7 @@ fn main() -> ExitCode {
     faults_freeze::trials(&mut trials);
     faults_restart::trials(&mut trials);
     faults_blackhole::trials(&mut trials);
+    local_broker::trials(&mut trials);
 
     if args.list {
         return libtest_mimic::run(&args, trials).exit_code();

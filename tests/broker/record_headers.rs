@@ -36,7 +36,9 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
                 .build();
             let bus = KafkaEventBus::with_telemetry(config(ctx, &prefix, &prefix), telemetry).unwrap();
             bus.connect().await.unwrap();
-            bus.ensure_topics(1, 1, 1).await.unwrap();
+            bus.ensure_topics(kafka_event_bus::bus::TopicOptions::new().partitions(1))
+                .await
+                .unwrap();
 
             let event = || {
                 DomainEvent::new(

@@ -58,7 +58,9 @@ pub(crate) async fn start(config: KafkaEventBusConfig, dlq: bool) -> KafkaEventB
     let bus = KafkaEventBus::new(config).unwrap();
     bus.connect().await.unwrap();
     if dlq {
-        bus.ensure_topics(3, 1, 1).await.unwrap();
+        bus.ensure_topics(kafka_event_bus::bus::TopicOptions::new().partitions(3))
+            .await
+            .unwrap();
     } else {
         create_main_topic(&bus).await;
     }
@@ -186,7 +188,10 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
             // Restart with the DLQ in place: the doomed record is delivered again, then dead-lettered.
             let second = KafkaEventBus::new(cfg).unwrap();
             second.connect().await.unwrap();
-            second.ensure_topics(3, 1, 1).await.unwrap();
+            second
+                .ensure_topics(kafka_event_bus::bus::TopicOptions::new().partitions(3))
+                .await
+                .unwrap();
             let again = record_calls(&second, |c, _| c == "doomed");
             second.start_consuming_in_background().unwrap();
             eventually("next, on the restarted bus", Duration::from_secs(30), || {
@@ -475,7 +480,9 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
             let client = cfg.client_config().unwrap();
             let bus = KafkaEventBus::new(cfg).unwrap();
             bus.connect().await.unwrap();
-            bus.ensure_topics(1, 1, 1).await.unwrap();
+            bus.ensure_topics(kafka_event_bus::bus::TopicOptions::new().partitions(1))
+                .await
+                .unwrap();
             let event = order(Uuid::new_v4(), 1, "over-sasl-ssl");
             let id = event.meta.event_id.to_string();
             bus.publish_event(event).await.unwrap();

@@ -56,7 +56,10 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
             cfg.bootstrap_servers = broker.bootstrap.clone();
             let first = KafkaEventBus::new(cfg.clone()).unwrap();
             first.connect().await.unwrap();
-            first.ensure_topics(3, 1, 1).await.unwrap();
+            first
+                .ensure_topics(kafka_event_bus::bus::TopicOptions::new().partitions(3))
+                .await
+                .unwrap();
             let consuming = first.start_consuming_in_background().unwrap();
             let calls = record_calls(&first, |_, _| false);
             warm_up(&first).await;
@@ -103,7 +106,9 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
             let prefix = unique("sb-cancel");
             let bus = KafkaEventBus::new(config(ctx, &prefix, &prefix)).unwrap();
             bus.connect().await.unwrap();
-            bus.ensure_topics(3, 1, 1).await.unwrap();
+            bus.ensure_topics(kafka_event_bus::bus::TopicOptions::new().partitions(3))
+                .await
+                .unwrap();
             let cancelled = tokio::time::timeout(Duration::from_millis(500), bus.start_consuming()).await;
             assert!(cancelled.is_err(), "start_consuming returned: {cancelled:?}");
             assert!(!bus.is_consuming(), "still consuming after cancellation");
@@ -233,7 +238,10 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
             let prefix = unique("sb-pubonly");
             let publisher = KafkaEventBus::new(config(ctx, &prefix, &prefix)).unwrap();
             publisher.connect().await.unwrap();
-            publisher.ensure_topics(3, 1, 1).await.unwrap();
+            publisher
+                .ensure_topics(kafka_event_bus::bus::TopicOptions::new().partitions(3))
+                .await
+                .unwrap();
             let consumer = start(config(ctx, &prefix, &prefix), true).await;
             let calls = record_calls(&consumer, |_, _| false);
             warm_up(&consumer).await;
@@ -268,7 +276,9 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
             let prefix = unique("sb-fatal");
             let bus = KafkaEventBus::new(config(ctx, &prefix, &prefix)).unwrap();
             bus.connect().await.unwrap();
-            bus.ensure_topics(3, 1, 1).await.unwrap();
+            bus.ensure_topics(kafka_event_bus::bus::TopicOptions::new().partitions(3))
+                .await
+                .unwrap();
             let _calls = record_calls(&bus, |_, _| false);
             let cluster = ctx.cluster().await;
             let other = ConsumerConfig::new(prefix.clone(), [format!("{prefix}.stream")])

@@ -60,7 +60,9 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
                 .build();
             let bus = KafkaEventBus::with_telemetry(config(ctx, &prefix, &prefix), telemetry).unwrap();
             bus.connect().await.unwrap();
-            bus.ensure_topics(1, 1, 1).await.unwrap();
+            bus.ensure_topics(kafka_event_bus::bus::TopicOptions::new().partitions(1))
+                .await
+                .unwrap();
             let (tx, mut rx) = mpsc::unbounded_channel();
             let attempts = Arc::new(AtomicU32::new(0));
             let a = Arc::clone(&attempts);
@@ -219,7 +221,9 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
                 .build();
             let bus = KafkaEventBus::with_telemetry(config(ctx, &prefix, &prefix), telemetry).unwrap();
             bus.connect().await.unwrap();
-            bus.ensure_topics(1, 1, 1).await.unwrap();
+            bus.ensure_topics(kafka_event_bus::bus::TopicOptions::new().partitions(1))
+                .await
+                .unwrap();
             let (tx, mut rx) = mpsc::unbounded_channel();
             bus.subscribe(move |e: Arc<DomainEvent<OrderCreated>>| {
                 let _ = tx.send(e.meta.event_id);

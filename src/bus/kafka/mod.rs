@@ -18,6 +18,11 @@
 //! - Shutdown order: stop taking records, let in-flight handlers finish (bounded), commit, leave the
 //!   group, flush the producer.
 
+mod topics;
+mod wait;
+
+pub use topics::TopicOptions;
+
 use std::{
     future::Future,
     sync::{Arc, Mutex, PoisonError},
@@ -31,16 +36,16 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::{info, warn};
 
 use super::{
-    BusStats, ClusterSnafu, ConfigSnafu, ErasedHandler, Error, EventBus, KafkaEventBusConfig, PublishOptions,
+    BusStats, ConfigSnafu, ErasedHandler, Error, EventBus, KafkaEventBusConfig, PublishOptions,
     SubscriptionId, Target,
 };
 use crate::{
     client::{
-        Cluster, NewTopic, TopicCreation,
+        Cluster,
         producer::{Producer, ProducerRecord, RecordMetadata},
     },
     dispatch::{
-        Dispatcher, HandlerTable, StopDeadline,
+        Assignment, Dispatcher, HandlerTable, StopDeadline,
         stats::{Counter, Stamp, Stats},
     },
     dlq::{DlqAdmin, DlqEntry, DlqSink},
@@ -102,6 +107,8 @@ pub(crate) struct Inner {
     deadline: Arc<StopDeadline>,
     connection: Mutex<Option<Connection>>,
     consuming: Mutex<Option<CancellationToken>>,
+    /// The partitions the consume loop holds now.
+    assignment: Arc<Assignment>,
     shut_down: CancellationToken,
 }
 
@@ -200,6 +207,7 @@ impl KafkaEventBus {
                 deadline: Arc::default(),
                 connection: Mutex::new(None),
                 consuming: Mutex::new(None),
+                assignment: Arc::default(),
                 shut_down: CancellationToken::new(),
             }),
         })
@@ -218,10 +226,10 @@ impl KafkaEventBus {
     ///
     /// ```no_run
     /// # async fn example(config: kafka_event_bus::bus::KafkaEventBusConfig) -> Result<(), kafka_event_bus::bus::Error> {
-    /// use kafka_event_bus::bus::KafkaEventBus;
+    /// use kafka_event_bus::bus::{KafkaEventBus, TopicOptions};
     ///
     /// let published = KafkaEventBus::scoped(config, |bus| async move {
-    ///     bus.ensure_topics(6, 1, 3).await?;
+    ///     bus.ensure_topics(TopicOptions::new().replication_factor(3)).await?;
     ///     Ok::<_, kafka_event_bus::bus::Error>(bus.stats().events_published)
     /// })
     /// .await??;
@@ -326,35 +334,6 @@ impl KafkaEventBus {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .is_some()
-    }
-
-    /// Creates the main topic and the DLQ topic if they are missing (existing topics are left alone and
-    /// reported as such), and waits until they have leaders.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::NotConnected`], or the broker's refusal.
-    pub async fn ensure_topics(
-        &self,
-        partitions: i32,
-        dlq_partitions: i32,
-        replication_factor: i16,
-    ) -> Result<Vec<TopicCreation>, Error> {
-        let connection = self.connected()?;
-        let config = &self.inner.config;
-        let mut topics = vec![NewTopic::new(config.topic_name(), partitions, replication_factor)];
-        if config.enable_dlq {
-            topics.push(NewTopic::new(
-                config.dlq_topic_name(),
-                dlq_partitions,
-                replication_factor,
-            ));
-        }
-        connection
-            .cluster
-            .ensure_topics(&topics)
-            .await
-            .context(ClusterSnafu)
     }
 
     /// The topic, its partitions, the group, and whether the bus is connected and consuming.
@@ -509,6 +488,7 @@ impl KafkaEventBus {
             telemetry: self.inner.telemetry.clone(),
             dlq: DlqSink::new(connection.producer.clone(), config.dlq_topic_name()),
             deadline: Arc::clone(&self.inner.deadline),
+            assignment: Arc::clone(&self.inner.assignment),
         };
         crate::dispatch::consume(Arc::new(dispatcher), &connection.cluster, consumer, stop)
             .await
@@ -621,7 +601,10 @@ impl KafkaEventBus {
             Ok(())
         } else {
             self.inner.stats.stamp(Stamp::Error);
-            Err(Error::Publish { total, failed })
+            Err(Error::Publish {
+                total,
+                failed: super::FailedEvents::new(failed),
+            })
         }
     }
 }

@@ -21,6 +21,7 @@
 //!   LeaveGroup (the coordinator evicts it after the session timeout).
 
 mod listener;
+mod probe;
 mod stream;
 
 use std::{
@@ -33,6 +34,7 @@ use snafu::Snafu;
 use tokio::{sync::mpsc, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
+pub(crate) use probe::PartitionProbe;
 pub use stream::{PartitionStream, Progress};
 
 pub use super::fetcher::ConsumerRecord;

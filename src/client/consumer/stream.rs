@@ -178,6 +178,11 @@ impl PartitionStream {
         }
     }
 
+    /// A read-only look at how far the application got with this partition.
+    pub(crate) fn probe(&self) -> super::PartitionProbe {
+        super::PartitionProbe::new(Arc::clone(&self.handle), Arc::clone(&self.fetch))
+    }
+
     /// Shorthand for `self.progress().mark_done(offset)`.
     pub fn mark_done(&self, offset: i64) {
         self.progress().mark_done(offset);
