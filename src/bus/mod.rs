@@ -52,8 +52,6 @@ use snafu::Snafu;
 use crate::event::{self, AnyEvent, DomainEvent, Event, EventType};
 
 mod config;
-#[cfg(any(test, feature = "testing"))]
-pub mod conformance;
 #[cfg(feature = "client")]
 mod kafka;
 mod memory;
@@ -66,10 +64,14 @@ pub use config::{
 pub use kafka::{ConsumeHandle, KafkaEventBus, MAX_BACKGROUND_TASKS, TopicInfo};
 pub use memory::{InMemoryEventBus, InMemoryStats};
 
+#[doc(inline)]
 pub use crate::dispatch::{
-    BoxFuture, ErasedHandler, HandlerError, HandlerResult, PermanentError, SubscriptionId, Target,
+    BoxFuture, ErasedHandler, HandlerError, HandlerResult, PermanentError, RetryPolicy, RetryPolicyError,
+    SubscriptionId, Target,
 };
 #[cfg(feature = "client")]
+#[cfg_attr(docsrs, doc(cfg(feature = "client")))]
+#[doc(inline)]
 pub use crate::dispatch::{BusStats, RecordContext};
 
 /// A handler's name for logs, spans and DLQ messages: its type's path, with closures named after the

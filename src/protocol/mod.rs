@@ -33,24 +33,23 @@
 //! - A size prefix is checked against the configured maximum before its frame is read
 //!   ([`frame::frame_len`]).
 
+#[cfg_attr(not(feature = "unstable"), allow(unreachable_pub, dead_code))]
 mod api;
 mod error;
-pub mod frame;
+unstable! { pub mod frame; }
 mod guard;
 mod headers;
 pub mod records;
+#[cfg_attr(not(feature = "unstable"), allow(unreachable_pub, dead_code))]
 mod versions;
 
-pub use api::ApiRequest;
+unstable! { pub use api::ApiRequest; }
 pub use error::{Error, ServerError};
 pub use guard::Violation;
 pub use headers::{Header, HeaderIter, HeaderRef, Headers};
 pub use records::{Compression, Record, RecordBatch, RecordBatchBuilder, RecordBatchDecoder};
-pub use versions::ApiVersionTable;
+unstable! { pub use versions::ApiVersionTable; }
 
 /// Re-exports of the [`kafka_protocol`] types that appear in this crate's public API.
-pub use kafka_protocol::{
-    error::ResponseError,
-    messages::ApiKey,
-    protocol::{StrBytes, VersionRange},
-};
+pub use kafka_protocol::{error::ResponseError, messages::ApiKey, protocol::StrBytes};
+unstable! { pub use kafka_protocol::protocol::VersionRange; }

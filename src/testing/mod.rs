@@ -15,6 +15,9 @@
 //! `moto[server]`, installed the same way on first use), for fault trials that kill, restart and freeze
 //! the broker.
 //!
+//! For tests of any bus: [`conformance`], eventsource-py's bus conformance suite, and
+//! [`inject_worker_panic`], a fault in a partition worker's own code.
+//!
 //! # Known gaps of the local broker
 //!
 //! Tansu's ListOffsets(latest) is wrong after multi-record batches (take the log end from a Fetch's high
@@ -33,6 +36,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod conformance;
 mod install;
 mod local;
 mod persistent;
@@ -43,6 +47,8 @@ pub use install::{TANSU_WHEEL, tansu_binary};
 pub use local::LocalBroker;
 pub use persistent::PersistentBroker;
 pub use s3_install::S3_SERVER_REQUIREMENT;
+
+pub use crate::dispatch::fault::inject_worker_panic;
 
 use std::{fmt, path::PathBuf};
 

@@ -13,16 +13,18 @@
 //!
 //! This layer uses only [`crate::protocol`] and the [`ClientConfig`](crate::client::ClientConfig).
 
+#[cfg_attr(not(feature = "unstable"), allow(unreachable_pub, dead_code))]
 mod broker;
 mod error;
+#[cfg_attr(not(feature = "unstable"), allow(unreachable_pub, dead_code))]
 mod messenger;
 pub(crate) mod sasl;
 mod tls;
 mod transport;
 
-pub use broker::BrokerConnection;
+unstable! { pub use broker::BrokerConnection; }
 pub use error::Error;
-pub use messenger::Messenger;
+unstable! { pub use messenger::Messenger; }
 pub use sasl::{Error as SaslError, Mechanism as SaslMechanism, SaslConfig};
 pub use tls::{TlsConfig, TlsConfigBuilder, TlsConfigError, TlsProvider};
 pub(crate) use transport::split_host_port;

@@ -53,13 +53,15 @@ use bytes::Bytes;
 pub use compression::Compression;
 pub(crate) use decode::{CheckedBatch, check_batch};
 pub use decode::{DecodeOptions, RecordBatchDecoder, decode_batches};
-pub use encode::{RecordBatchBuilder, rewrite_producer_state};
+pub use encode::RecordBatchBuilder;
+#[cfg(feature = "client")]
+pub(crate) use encode::rewrite_producer_state;
 pub use error::Error;
 
 use super::Headers;
 
 /// The size of a v2 batch header, before the records.
-pub const BATCH_HEADER_LEN: usize = 61;
+pub(crate) const BATCH_HEADER_LEN: usize = 61;
 
 /// "No producer id": the value of a non-idempotent batch's producer id, epoch and base sequence.
 pub const NO_PRODUCER_ID: i64 = -1;
