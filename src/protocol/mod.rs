@@ -15,6 +15,9 @@
 //! - [`records`]: record batches (format v2): [`RecordBatchBuilder`] for producing, [`RecordBatchDecoder`]
 //!   for fetched bytes, and the four compression codecs ([`Compression`]).
 //!
+//! Applications name [`Headers`], [`Compression`], the error types and [`ApiKey`] from here; the
+//! framing, version negotiation and record-batch codec are public only with the `unstable` feature.
+//!
 //! # Invariants
 //!
 //! - A request is only ever encoded at a version inside both its [`ApiRequest::VERSIONS`] and the
@@ -39,7 +42,7 @@ mod error;
 unstable! { pub mod frame; }
 mod guard;
 mod headers;
-pub mod records;
+unstable! { pub mod records; }
 #[cfg_attr(not(feature = "unstable"), allow(unreachable_pub, dead_code))]
 mod versions;
 
@@ -47,7 +50,8 @@ unstable! { pub use api::ApiRequest; }
 pub use error::{Error, ServerError};
 pub use guard::Violation;
 pub use headers::{Header, HeaderIter, HeaderRef, Headers};
-pub use records::{Compression, Record, RecordBatch, RecordBatchBuilder, RecordBatchDecoder};
+pub use records::{Compression, Error as RecordBatchError};
+unstable! { pub use records::{Record, RecordBatch, RecordBatchBuilder, RecordBatchDecoder}; }
 unstable! { pub use versions::ApiVersionTable; }
 
 /// Re-exports of the [`kafka_protocol`] types that appear in this crate's public API.

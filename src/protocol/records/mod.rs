@@ -61,7 +61,7 @@ pub use error::Error;
 use super::Headers;
 
 /// The size of a v2 batch header, before the records.
-pub(crate) const BATCH_HEADER_LEN: usize = 61;
+pub const BATCH_HEADER_LEN: usize = 61;
 
 /// "No producer id": the value of a non-idempotent batch's producer id, epoch and base sequence.
 pub const NO_PRODUCER_ID: i64 = -1;
