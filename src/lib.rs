@@ -28,7 +28,7 @@
 //!   and the JSON payload, byte for byte. No I/O.
 //! - [`dlq`]: dead-letter, retry and replay headers as pure functions (eventsource-py's `dlq_*`,
 //!   `retry_count`, `retry_after`, `dlq_replay_count`) and, with `client`, the DLQ sink and admin.
-//! - [`dispatch`]: handlers and subscriptions, retries, commit progress and (with `client`) the consume
+//! - `dispatch`: handlers and subscriptions, retries, commit progress and (with `client`) the consume
 //!   loop with one ordered worker per partition, settling each record (handled, or dead-lettered and
 //!   acknowledged) before its offset may be committed.
 //! - [`bus`]: the [`bus::EventBus`] trait handler code depends on, [`bus::InMemoryEventBus`], the Kafka

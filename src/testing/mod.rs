@@ -18,6 +18,17 @@
 //! For tests of any bus: [`conformance`], eventsource-py's bus conformance suite, and
 //! [`inject_worker_panic`], a fault in a partition worker's own code.
 //!
+//! They live here only, out of the modules an application imports from (`bus`, `prelude`), so the
+//! compiler never offers a test type in an application's code:
+//!
+//! ```compile_fail
+//! use kafka_event_bus::bus::conformance::ConformanceEvent;
+//! ```
+//!
+//! ```compile_fail
+//! kafka_event_bus::dispatch::inject_worker_panic("orders");
+//! ```
+//!
 //! # Known gaps of the local broker
 //!
 //! Tansu's ListOffsets(latest) is wrong after multi-record batches (take the log end from a Fetch's high

@@ -8,7 +8,7 @@
 //! ```
 //!
 //! Invariants:
-//! - One [`BrokerConnection`] per broker id, shared by every user of the [`Cluster`]; it is replaced
+//! - One `BrokerConnection` per broker id, shared by every user of the [`Cluster`]; it is replaced
 //!   only when the broker's advertised address changes.
 //! - Metadata snapshots are immutable; a refresh publishes a new one with a higher generation.
 //!   Refreshes are serialized, so concurrent callers that all saw a stale leader cause one request.

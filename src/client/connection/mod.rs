@@ -1,8 +1,8 @@
 //! One broker socket: connect, negotiate versions, pipeline requests, reconnect.
 //!
-//! - [`Messenger`]: a connected, version-negotiated socket with many requests in flight, matched by
+//! - `Messenger`: a connected, version-negotiated socket with many requests in flight, matched by
 //!   correlation id. It fails fast and for good when the socket breaks (it is *poisoned*).
-//! - [`BrokerConnection`]: the long-lived handle to one broker. It owns at most one messenger, opens it
+//! - `BrokerConnection`: the long-lived handle to one broker. It owns at most one messenger, opens it
 //!   on first use and replaces it after it is poisoned, with backoff and a deadline.
 //!
 //! - [`TlsConfig`]: TLS on rustls with a pure-Rust crypto provider chosen at run time ([`TlsProvider`]:
