@@ -38,6 +38,11 @@ demo:
 test:
     cargo test
 
+# The public API per module as rustdoc documents it: the semver surface (no `unstable`), then everything.
+api:
+    bash scripts/public-items.sh --features client,testing,tls-graviola,tls-rustcrypto
+    bash scripts/public-items.sh
+
 # Formatting, clippy with warnings as errors, and rustdoc with warnings as errors.
 lint:
     cargo fmt --all -- --check

@@ -70,7 +70,7 @@ use kafka_event_bus::{
         producer::{Acks, Producer, ProducerConfig, ProducerRecord},
     },
     event::{DomainEvent, Event as BusEvent},
-    protocol::{Headers, records::Compression},
+    protocol::{Compression, Headers},
     testing::TestBroker,
 };
 use serde::{Deserialize, Serialize};

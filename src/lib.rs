@@ -28,12 +28,13 @@
 //!   and the JSON payload, byte for byte. No I/O.
 //! - [`dlq`]: dead-letter, retry and replay headers as pure functions (eventsource-py's `dlq_*`,
 //!   `retry_count`, `retry_after`, `dlq_replay_count`) and, with `client`, the DLQ sink and admin.
-//! - [`dispatch`]: handlers and subscriptions, retries, commit progress and (with `client`) the consume
+//! - `dispatch`: handlers and subscriptions, retries, commit progress and (with `client`) the consume
 //!   loop with one ordered worker per partition, settling each record (handled, or dead-lettered and
 //!   acknowledged) before its offset may be committed.
 //! - [`bus`]: the [`bus::EventBus`] trait handler code depends on, [`bus::InMemoryEventBus`], the Kafka
-//!   bus and its config, and (feature `testing`) a conformance suite any bus can run.
-//! - `testing` (feature `testing`): a throwaway local broker for integration tests and examples.
+//!   bus and its config.
+//! - `testing` (feature `testing`): a throwaway local broker for integration tests and examples, the
+//!   conformance suite any bus can run (`testing::conformance`), and test-only faults.
 //!
 //! [`telemetry`] is a leaf any layer above `protocol` may use: OpenTelemetry metrics (eventsource-py's
 //! fifteen `kafka.eventbus.*` instruments), the producer, consumer and handler spans, and W3C
@@ -44,9 +45,17 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `client` | yes | sockets: connections (TLS), cluster metadata and admin, the producer, consumer groups |
-//! | `testing` | no | [`testing`](crate) helpers that install and run a local Tansu broker |
+//! | `testing` | no | [`testing`](crate) helpers that install and run a local Tansu broker, and the bus conformance suite |
+//! | `tls-graviola` | yes | the graviola TLS crypto provider (x86_64 and aarch64) |
+//! | `tls-rustcrypto` | yes | the RustCrypto TLS crypto provider (every target) |
+//! | `unstable` | no | internals for the crate's own tests, benches and fuzz targets (request framing, version negotiation, the broker connection): **no semver promise**, they change in any release |
 //!
 //! Without `client` the crate is its core only and builds for `wasm32-wasip1`.
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+#[macro_use]
+mod unstable;
 
 pub mod telemetry;
 
@@ -58,18 +67,23 @@ pub mod dlq;
 
 pub mod bus;
 
-pub mod dispatch;
+unstable! { pub mod dispatch; }
 
 #[cfg(feature = "client")]
+#[cfg_attr(docsrs, doc(cfg(feature = "client")))]
 pub mod client;
 
 #[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
+
+mod future;
 
 pub mod prelude;
 
 // What handler code and services name most, at the root. Everything else stays in its module.
 #[cfg(feature = "client")]
+#[cfg_attr(docsrs, doc(cfg(feature = "client")))]
 pub use bus::{BusStats, KafkaEventBus, RecordContext};
 pub use bus::{
     EventBus, Handler, HandlerError, HandlerResult, InMemoryEventBus, KafkaEventBusConfig, PermanentError,

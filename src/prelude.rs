@@ -31,6 +31,7 @@
 //! ```
 
 #[cfg(feature = "client")]
+#[cfg_attr(docsrs, doc(cfg(feature = "client")))]
 pub use crate::bus::{BusStats, KafkaEventBus, RecordContext, TopicOptions};
 pub use crate::bus::{
     EventBus, Handler, HandlerError, HandlerResult, InMemoryEventBus, KafkaEventBusConfig, PermanentError,

@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
 
 use kafka_event_bus::bus::InMemoryEventBus;
-use kafka_event_bus::bus::conformance::{self, BusFactory};
+use kafka_event_bus::testing::conformance::{self, BusFactory};
 
 struct InMemory;
 

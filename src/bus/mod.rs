@@ -52,8 +52,6 @@ use snafu::Snafu;
 use crate::event::{self, AnyEvent, DomainEvent, Event, EventType};
 
 mod config;
-#[cfg(any(test, feature = "testing"))]
-pub mod conformance;
 #[cfg(feature = "client")]
 mod failed_events;
 #[cfg(feature = "client")]
@@ -75,10 +73,14 @@ pub use naming::handler_name;
 use naming::subscription_name;
 pub use publish_options::{PublishOptions, is_reserved_header};
 
+#[doc(inline)]
 pub use crate::dispatch::{
-    BoxFuture, ErasedHandler, HandlerError, HandlerResult, PermanentError, SubscriptionId, Target,
+    BoxFuture, ErasedHandler, HandlerError, HandlerResult, PermanentError, RetryPolicy, RetryPolicyError,
+    SubscriptionId, Target,
 };
 #[cfg(feature = "client")]
+#[cfg_attr(docsrs, doc(cfg(feature = "client")))]
+#[doc(inline)]
 pub use crate::dispatch::{BusStats, RecordContext};
 
 /// An error of a bus operation.

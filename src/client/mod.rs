@@ -6,7 +6,8 @@
 //! - [`fetcher`]: per broker, one Fetch for partitions with records waiting and one long poll for
 //!   caught-up ones, decoded into record chunks.
 //! - [`consumer`]: group + fetcher as per-partition record streams with done-offset commits.
-//! - [`subscription`]: assigned partitions and their fetch positions (Java's `SubscriptionState`).
+//! - `subscription` (feature `unstable`): assigned partitions and their fetch positions (Java's
+//!   `SubscriptionState`).
 //! - [`producer`]: partitioning, batching and sending records.
 //!
 //! [`ClientConfig`] holds the settings every layer here reads.
@@ -18,7 +19,9 @@ pub mod consumer;
 pub mod fetcher;
 pub mod group;
 pub mod producer;
-pub mod subscription;
+unstable! { pub mod subscription; }
 
 pub use cluster::{Cluster, ClusterMetadata, NewTopic, TopicCreation};
 pub use config::ClientConfig;
+pub use group::assignor::TopicPartition;
+pub use subscription::OffsetReset;

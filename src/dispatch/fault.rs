@@ -5,8 +5,8 @@ use std::sync::{Mutex, PoisonError};
 
 static TOPICS: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
-/// Makes the worker that takes the next record of `topic` panic, once (feature `testing`).
-#[doc(hidden)]
+/// Makes the worker that takes the next record of `topic` panic, once: a fault in the bus's own code
+/// (not in a handler), to check that a worker that dies is noticed (feature `testing`).
 pub fn inject_worker_panic(topic: &str) {
     TOPICS
         .lock()

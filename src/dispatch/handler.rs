@@ -3,7 +3,6 @@
 
 use std::fmt;
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use crate::event::{AnyEvent, DomainEvent, Event, EventType};
@@ -59,8 +58,7 @@ impl std::error::Error for PermanentError {
     }
 }
 
-/// A boxed, sendable future.
-pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+pub use crate::future::BoxFuture;
 
 /// Identifies one subscription, for [`EventBus::unsubscribe`](crate::bus::EventBus::unsubscribe).
 ///

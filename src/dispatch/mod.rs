@@ -15,10 +15,14 @@
 //!   settling a record (handlers, retries, DLQ), [`RecordContext`] and the bus's counters
 //!   ([`BusStats`]).
 //!
+//! Users reach what they name through [`crate::bus`]; this module is public only with the `unstable`
+//! feature.
+//!
 //! [`RetryPolicy`] and [`PartitionProgress`] are pure (no I/O, no clock) and unit-tested.
 
 mod handler;
 mod isolate;
+#[cfg_attr(not(feature = "unstable"), allow(unreachable_pub, dead_code))]
 mod progress;
 mod retry;
 mod table;
@@ -36,7 +40,7 @@ mod deadline;
 #[cfg(feature = "client")]
 mod dispatcher;
 #[cfg(feature = "testing")]
-mod fault;
+pub(crate) mod fault;
 #[cfg(feature = "client")]
 pub(crate) mod stats;
 #[cfg(feature = "client")]
@@ -46,7 +50,7 @@ pub use handler::{
     BoxFuture, ErasedHandler, HandlerError, HandlerResult, PermanentError, SubscriptionId, Target,
 };
 pub(crate) use isolate::run_isolated;
-pub use progress::PartitionProgress;
+unstable! { pub use progress::PartitionProgress; }
 pub use retry::{RetryPolicy, RetryPolicyError};
 pub(crate) use table::HandlerTable;
 
@@ -62,7 +66,5 @@ pub use context::RecordContext;
 pub(crate) use deadline::StopDeadline;
 #[cfg(feature = "client")]
 pub(crate) use dispatcher::Dispatcher;
-#[cfg(feature = "testing")]
-pub use fault::inject_worker_panic;
 #[cfg(feature = "client")]
 pub use stats::BusStats;

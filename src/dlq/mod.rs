@@ -4,8 +4,9 @@
 //! - Pure functions, built for `wasm32-wasip1` too: the nine `dlq_*` provenance headers ([`DeadLetter`]),
 //!   the `retry_count`/`retry_after` headers of a retry re-publish ([`retry_headers`]) and the replay
 //!   rewrite ([`replay_headers`]).
-//! - With `client`: [`DlqSink`] sends dead letters through the producer, and [`DlqAdmin`] lists, counts
-//!   and replays them (it reads the DLQ topic with the client layer).
+//! - With `client`: the bus sends dead letters through the producer (`DlqSink`, public with the `unstable`
+//!   feature), and [`DlqAdmin`] lists, counts and replays them (it reads the DLQ topic with the client
+//!   layer).
 //!
 //! May use [`crate::event`], [`crate::protocol`] and, for its I/O, `crate::client`; never the bus above
 //! it (the bus builds a [`DlqAdminConfig`] from its own config).
@@ -14,9 +15,11 @@
 //! are only appended or filtered, never reordered; reading headers never panics on any bytes.
 
 mod admin;
+#[cfg_attr(not(feature = "unstable"), allow(unreachable_pub, dead_code))]
 mod record;
 mod retry;
 #[cfg(feature = "client")]
+#[cfg_attr(not(feature = "unstable"), allow(unreachable_pub, dead_code))]
 mod sink;
 
 #[cfg(feature = "client")]
@@ -27,10 +30,10 @@ pub(crate) use admin::{LogBounds, log_bounds};
 
 pub use record::{
     DLQ_ORIGINAL_LAST_OFFSET, DeadLetter, DlqReason, Error, HANDLER_DISPATCH_ERROR, MAX_ERROR_MESSAGE_CHARS,
-    dispatch_failure_message, truncate_error_message,
 };
+unstable! { pub use record::{dispatch_failure_message, truncate_error_message}; }
 pub use retry::{
     format_retry_after, replay_count, replay_headers, retry_after, retry_count, retry_due, retry_headers,
 };
 #[cfg(feature = "client")]
-pub use sink::{DlqSink, SinkError};
+unstable! { pub use sink::{DlqSink, SinkError}; }

@@ -45,6 +45,20 @@
 //! # Ok(()) }
 //! ```
 //!
+//! For tests of any bus: [`conformance`], eventsource-py's bus conformance suite, and
+//! [`inject_worker_panic`], a fault in a partition worker's own code.
+//!
+//! They live here only, out of the modules an application imports from (`bus`, `prelude`), so the
+//! compiler never offers a test type in an application's code:
+//!
+//! ```compile_fail
+//! use kafka_event_bus::bus::conformance::ConformanceEvent;
+//! ```
+//!
+//! ```compile_fail
+//! kafka_event_bus::dispatch::inject_worker_panic("orders");
+//! ```
+//!
 //! # Known gaps of the local broker
 //!
 //! Tansu's ListOffsets(latest) is wrong after multi-record batches (take the log end from a Fetch's high
@@ -63,6 +77,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod conformance;
 mod install;
 mod local;
 mod persistent;
@@ -73,6 +88,8 @@ pub use install::{TANSU_WHEEL, tansu_binary};
 pub use local::LocalBroker;
 pub use persistent::PersistentBroker;
 pub use s3_install::S3_SERVER_REQUIREMENT;
+
+pub use crate::dispatch::fault::inject_worker_panic;
 
 use std::{fmt, path::PathBuf};
 

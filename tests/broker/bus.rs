@@ -8,11 +8,12 @@ use std::{
 };
 
 use kafka_event_bus::{
-    bus::{EventBus, KafkaEventBus, KafkaEventBusConfig, conformance},
+    bus::{EventBus, KafkaEventBus, KafkaEventBusConfig},
     client::producer::{Producer, ProducerConfig, ProducerRecord},
     dlq::DeadLetter,
     event::{DomainEvent, Event},
     protocol::Headers,
+    testing::conformance,
 };
 use libtest_mimic::Trial;
 use serde::{Deserialize, Serialize};

@@ -240,7 +240,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
             let bus = start(config(ctx, &prefix, &prefix), false).await;
             let calls = record_calls(&bus, |_, _| false);
             warm_up(&bus).await;
-            kafka_event_bus::dispatch::inject_worker_panic(&bus.config().topic_name());
+            kafka_event_bus::testing::inject_worker_panic(&bus.config().topic_name());
             let aggregate = Uuid::new_v4();
             bus.publish_event(order(aggregate, 1, "first")).await.unwrap();
             eventually("the dead worker counted", Duration::from_secs(20), || {

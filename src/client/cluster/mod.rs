@@ -8,7 +8,7 @@
 //! ```
 //!
 //! Invariants:
-//! - One [`BrokerConnection`] per broker id, shared by every user of the [`Cluster`]; it is replaced
+//! - One `BrokerConnection` per broker id, shared by every user of the [`Cluster`]; it is replaced
 //!   only when the broker's advertised address changes.
 //! - Metadata snapshots are immutable; a refresh publishes a new one with a higher generation.
 //!   Refreshes are serialized, so concurrent callers that all saw a stale leader cause one request.
@@ -162,59 +162,63 @@ impl Cluster {
         Ok(next)
     }
 
-    /// The shared connection to broker `id`.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::UnknownBroker`] when the cached metadata has no such broker.
-    pub fn broker(&self, id: i32) -> Result<Arc<BrokerConnection>, Error> {
-        let address = self
-            .metadata()
-            .brokers
-            .get(&id)
-            .map(BrokerMetadata::address)
-            .ok_or(Error::UnknownBroker { id })?;
-        let mut pool = self.inner.brokers.lock().unwrap_or_else(|p| p.into_inner());
-        match pool.get(&id) {
-            Some(conn) if conn.address() == address => Ok(Arc::clone(conn)),
-            _ => {
-                let conn = Arc::new(BrokerConnection::new(address, Arc::clone(&self.inner.config)));
-                pool.insert(id, Arc::clone(&conn));
-                Ok(conn)
+    unstable! {
+        /// The shared connection to broker `id`.
+        ///
+        /// # Errors
+        ///
+        /// [`Error::UnknownBroker`] when the cached metadata has no such broker.
+        pub fn broker(&self, id: i32) -> Result<Arc<BrokerConnection>, Error> {
+            let address = self
+                .metadata()
+                .brokers
+                .get(&id)
+                .map(BrokerMetadata::address)
+                .ok_or(Error::UnknownBroker { id })?;
+            let mut pool = self.inner.brokers.lock().unwrap_or_else(|p| p.into_inner());
+            match pool.get(&id) {
+                Some(conn) if conn.address() == address => Ok(Arc::clone(conn)),
+                _ => {
+                    let conn = Arc::new(BrokerConnection::new(address, Arc::clone(&self.inner.config)));
+                    pool.insert(id, Arc::clone(&conn));
+                    Ok(conn)
+                }
             }
-        }
+    }
     }
 
-    /// The leader of `topic`/`partition` and the connection to it, refreshing the topic's metadata once
-    /// if the cached snapshot does not know it.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::UnknownTopic`], [`Error::NoLeader`] (retriable), or a refresh error.
-    pub async fn leader(&self, topic: &str, partition: i32) -> Result<(i32, Arc<BrokerConnection>), Error> {
-        let known = |metadata: &ClusterMetadata| {
-            metadata
-                .topics
-                .get(topic)
-                .and_then(|t| t.partition(partition))
-                .and_then(|p| p.leader)
-        };
-        let leader = match known(&self.metadata()) {
-            Some(leader) => leader,
-            None => {
-                let metadata = self.refresh_topics(&[topic]).await?;
-                if !metadata.topics.contains_key(topic) {
-                    return Err(Error::UnknownTopic {
+    unstable! {
+        /// The leader of `topic`/`partition` and the connection to it, refreshing the topic's metadata once
+        /// if the cached snapshot does not know it.
+        ///
+        /// # Errors
+        ///
+        /// [`Error::UnknownTopic`], [`Error::NoLeader`] (retriable), or a refresh error.
+        pub async fn leader(&self, topic: &str, partition: i32) -> Result<(i32, Arc<BrokerConnection>), Error> {
+            let known = |metadata: &ClusterMetadata| {
+                metadata
+                    .topics
+                    .get(topic)
+                    .and_then(|t| t.partition(partition))
+                    .and_then(|p| p.leader)
+            };
+            let leader = match known(&self.metadata()) {
+                Some(leader) => leader,
+                None => {
+                    let metadata = self.refresh_topics(&[topic]).await?;
+                    if !metadata.topics.contains_key(topic) {
+                        return Err(Error::UnknownTopic {
+                            topic: topic.to_owned(),
+                        });
+                    }
+                    known(&metadata).ok_or_else(|| Error::NoLeader {
                         topic: topic.to_owned(),
-                    });
+                        partition,
+                    })?
                 }
-                known(&metadata).ok_or_else(|| Error::NoLeader {
-                    topic: topic.to_owned(),
-                    partition,
-                })?
-            }
-        };
-        Ok((leader, self.broker(leader)?))
+            };
+            Ok((leader, self.broker(leader)?))
+    }
     }
 
     /// Sends `request` to any broker that answers: the known brokers first, then the bootstrap servers.

@@ -25,7 +25,6 @@
 use std::{
     collections::BTreeMap,
     future::Future,
-    pin::Pin,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -45,8 +44,7 @@ use crate::client::Cluster;
 /// How much longer than the rebalance timeout a JoinGroup may wait for its answer (Java's margin).
 const JOIN_MARGIN: Duration = Duration::from_secs(5);
 
-/// A boxed, sendable future (what [`RebalanceListener::on_revoke`] returns).
-pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+pub(crate) use crate::future::BoxFuture;
 
 /// What the group driver needs from the consumer above it.
 pub trait RebalanceListener: Send + Sync + 'static {

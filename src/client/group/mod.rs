@@ -14,15 +14,16 @@
 
 pub mod assignor;
 mod coordinator;
+#[cfg_attr(not(feature = "unstable"), allow(unreachable_pub))]
 pub(crate) mod driver;
 pub(crate) mod driver_thread;
 mod heartbeat;
-pub mod member;
+unstable! { pub mod member; }
 mod offsets;
 mod waits;
 
-pub use driver::{BoxFuture, RebalanceListener};
+pub(crate) use driver::BoxFuture;
+unstable! { pub use driver::RebalanceListener; }
 pub use heartbeat::HeartbeatConfig;
-pub use member::{
-    Failure, Generation, GroupRequest, LeaveReason, Member, MemberConfig, MemberEvent, MemberState,
-};
+pub use member::{LeaveReason, MemberConfig};
+unstable! { pub use member::{Failure, Generation, GroupRequest, Member, MemberEvent, MemberState}; }

@@ -19,7 +19,7 @@ mod accumulator;
 mod config;
 mod error;
 mod idempotence;
-pub mod partitioner;
+unstable! { pub mod partitioner; }
 mod record;
 mod sender;
 

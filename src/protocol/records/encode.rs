@@ -16,6 +16,7 @@ use super::{BATCH_HEADER_LEN, Compression, Headers, NO_PRODUCER_ID, RecordBatch}
 const MAGIC_AT: usize = 16;
 const CRC_AT: usize = 17;
 const ATTRIBUTES_AT: usize = 21;
+#[cfg_attr(not(feature = "client"), allow(dead_code))]
 const PRODUCER_ID_AT: usize = 43;
 
 /// The fields of a batch header other than lengths and CRC.
@@ -75,23 +76,8 @@ fn update_crc(batch: &mut [u8]) {
 /// # Errors
 ///
 /// [`Error::Malformed`] if `batch` is shorter than a batch header or is not a v2 batch.
-///
-/// # Example
-///
-/// ```
-/// use bytes::Bytes;
-/// use kafka_event_bus::protocol::{Headers, records::*};
-///
-/// let mut b = RecordBatchBuilder::new(Compression::Gzip);
-/// b.append(1_000, None, Some(b"v"), &Headers::new())?;
-/// let mut batch = b.finish()?.to_vec();
-/// rewrite_producer_state(&mut batch, 7, 1, 42)?;
-///
-/// let decoded = decode_batches(Bytes::from(batch), &DecodeOptions::default())?;
-/// assert_eq!((decoded[0].producer_id, decoded[0].producer_epoch, decoded[0].base_sequence), (7, 1, 42));
-/// # Ok::<(), kafka_event_bus::protocol::records::Error>(())
-/// ```
-pub fn rewrite_producer_state(
+#[cfg_attr(not(feature = "client"), allow(dead_code))]
+pub(crate) fn rewrite_producer_state(
     batch: &mut [u8],
     producer_id: i64,
     producer_epoch: i16,
@@ -335,7 +321,7 @@ impl RecordBatchBuilder {
     }
 
     /// Sets the idempotent producer's id, epoch and the first record's sequence number (these can also
-    /// be set after encoding with [`rewrite_producer_state`]). Kept across [`finish`](Self::finish).
+    /// be rewritten in the encoded batch, as the producer does when it sends it). Kept across [`finish`](Self::finish).
     pub fn set_producer_state(&mut self, producer_id: i64, producer_epoch: i16, base_sequence: i32) {
         self.producer_id = producer_id;
         self.producer_epoch = producer_epoch;

@@ -53,7 +53,9 @@ use bytes::Bytes;
 pub use compression::Compression;
 pub(crate) use decode::{CheckedBatch, check_batch};
 pub use decode::{DecodeOptions, RecordBatchDecoder, decode_batches};
-pub use encode::{RecordBatchBuilder, rewrite_producer_state};
+pub use encode::RecordBatchBuilder;
+#[cfg(feature = "client")]
+pub(crate) use encode::rewrite_producer_state;
 pub use error::Error;
 
 use super::Headers;

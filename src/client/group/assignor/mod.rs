@@ -26,7 +26,7 @@
 //! - Rack-aware assignment (KIP-881) is not done: partition replica racks are not an input, which is
 //!   exactly the case where Java's assignors ignore racks too.
 
-pub mod consumer_protocol;
+unstable! { pub mod consumer_protocol; }
 mod range;
 mod round_robin;
 mod sticky;
@@ -36,7 +36,8 @@ use std::fmt;
 
 use snafu::Snafu;
 
-pub use consumer_protocol::{Assignment, CONSUMER_PROTOCOL_VERSION, Subscription};
+pub use consumer_protocol::Subscription;
+unstable! { pub use consumer_protocol::{Assignment, CONSUMER_PROTOCOL_VERSION}; }
 pub use range::RangeAssignor;
 pub use round_robin::RoundRobinAssignor;
 pub use sticky::CooperativeStickyAssignor;

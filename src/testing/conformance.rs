@@ -12,7 +12,7 @@
 //!
 //! ```
 //! use kafka_event_bus::bus::InMemoryEventBus;
-//! use kafka_event_bus::bus::conformance::{self, BusFactory};
+//! use kafka_event_bus::testing::conformance::{self, BusFactory};
 //!
 //! struct InMemory;
 //! impl BusFactory for InMemory {
@@ -41,7 +41,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{EventBus, HandlerResult, Subscriber};
+use crate::bus::{EventBus, HandlerResult, Subscriber};
 use crate::event::{AnyEvent, DomainEvent, Event, EventType};
 
 /// Makes fresh buses for the suite.
