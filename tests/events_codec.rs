@@ -91,8 +91,10 @@ fn defaults_are_fresh_ids_now_and_correlation_equals_event_id() {
 #[test]
 fn json_field_order_and_nulls() {
     let e = order();
-    let json: serde_json::Value = serde_json::from_slice(&e.to_json().unwrap()).unwrap();
-    let keys: Vec<&str> = json.as_object().unwrap().keys().map(String::as_str).collect();
+    // `Metadata` reads a JSON object in its order (a `serde_json::Map` sorts).
+    let json: kafka_event_bus::event::Metadata = serde_json::from_slice(&e.to_json().unwrap()).unwrap();
+    let keys: Vec<&str> = json.keys().collect();
+    let json = serde_json::to_value(&json).unwrap();
     let mut expected: Vec<&str> = ENVELOPE_FIELDS.to_vec();
     expected.push("customer_id");
     assert_eq!(keys, expected);
@@ -239,4 +241,118 @@ fn untyped_events_downcast_by_name() {
         Err(Error::TypeMismatch { .. })
     ));
     assert_eq!(any.to_record(), record);
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Measured {
+    x: f64,
+    raw: serde_json::Value,
+}
+impl Event for Measured {
+    const EVENT_TYPE: &'static str = "Measured";
+    const AGGREGATE_TYPE: &'static str = "Probe";
+}
+
+/// Floats whose shortest text a fast float parser can miss by one bit (serde_json without its
+/// `float_roundtrip` feature does on several of these): decoding reads the exact float, so the payload
+/// field, a `Value` field and a metadata entry all re-encode to the same text.
+#[test]
+fn floats_round_trip_exactly_without_serde_json_float_roundtrip() {
+    const HARD: [&str; 9] = [
+        "0.30000000000000004",
+        "1.7976931348623157e+308",
+        "5e-324",
+        "-7.123156052037168e-184",
+        "2.2250738585072014e-308",
+        "2.225073858507201e-308",
+        "8.98846567431158e+307",
+        "1.2345678901234568e+17",
+        "0.1",
+    ];
+    for text in HARD {
+        let exact: f64 = text.parse().unwrap();
+        let doc = format!(
+            r#"{{"event_id":"00000000-0000-4000-8000-000000000001","event_type":"Measured","event_version":1,"occurred_at":"2024-01-02T03:04:05Z","aggregate_id":"00000000-0000-4000-8000-000000000002","aggregate_type":"Probe","aggregate_version":1,"tenant_id":null,"actor_id":null,"correlation_id":"00000000-0000-4000-8000-000000000001","causation_id":null,"metadata":{{"m":{text}}},"x":{text},"raw":[{text}]}}"#
+        );
+        let e = DomainEvent::<Measured>::from_json(doc.as_bytes()).unwrap();
+        assert_eq!(e.payload.x.to_bits(), exact.to_bits(), "{text}: payload field");
+        assert_eq!(
+            e.payload.raw[0].as_f64().map(f64::to_bits),
+            Some(exact.to_bits()),
+            "{text}: Value field"
+        );
+        assert_eq!(
+            e.meta
+                .metadata
+                .get("m")
+                .and_then(serde_json::Value::as_f64)
+                .map(f64::to_bits),
+            Some(exact.to_bits()),
+            "{text}: metadata"
+        );
+        assert_eq!(
+            String::from_utf8(e.to_json().unwrap()).unwrap(),
+            doc,
+            "{text}: round trip"
+        );
+    }
+}
+
+/// `metadata` keeps the producer's order, nested objects included, and is written back as pydantic
+/// re-dumps it (compact, exact floats in Python's text, its escapes), so a decoded event re-encodes as
+/// eventsource-py re-encodes it; entries set by the program are written from their values.
+#[test]
+fn metadata_keeps_its_order_and_is_written_back_as_pydantic_does() {
+    let envelope = r#"{"event_id":"00000000-0000-4000-8000-000000000001","event_type":"OrderCreated","event_version":1,"occurred_at":"2024-01-02T03:04:05Z","aggregate_id":"00000000-0000-4000-8000-000000000002","aggregate_type":"Order","aggregate_version":1,"tenant_id":null,"actor_id":null,"correlation_id":"00000000-0000-4000-8000-000000000001","causation_id":null,"metadata":"#;
+    let input = format!(
+        r#"{envelope}{{"zeta": {{"y": 2, "b": [1.50, 1E2, 0.30000000000000004]}}, "alpha":"\u00e9", "mid":null}},"customer_id":"c"}}"#
+    );
+    let canonical = format!(
+        r#"{envelope}{{"zeta":{{"y":2,"b":[1.5,100.0,0.30000000000000004]}},"alpha":"é","mid":null}},"customer_id":"c"}}"#
+    );
+    let e = DomainEvent::<OrderCreated>::from_json(input.as_bytes()).unwrap();
+    let keys: Vec<&str> = e.meta.metadata.keys().collect();
+    assert_eq!(keys, ["zeta", "alpha", "mid"]);
+    assert_eq!(e.meta.metadata.get("alpha"), Some(&serde_json::json!("é")));
+    assert_eq!(String::from_utf8(e.to_json().unwrap()).unwrap(), canonical);
+    let again = DomainEvent::<OrderCreated>::from_json(canonical.as_bytes()).unwrap();
+    assert_eq!(String::from_utf8(again.to_json().unwrap()).unwrap(), canonical);
+
+    let changed = e.with_metadata("alpha", "a").with_metadata("new", 1);
+    let json = String::from_utf8(changed.to_json().unwrap()).unwrap();
+    assert!(
+        json.contains(r#""metadata":{"zeta":{"y":2,"b":[1.5,100.0,0.30000000000000004]},"alpha":"a","mid":null,"new":1}"#),
+        "{json}"
+    );
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Unsorted {
+    zulu: u8,
+    alpha: Option<u8>,
+    mike: Vec<u8>,
+}
+impl Event for Unsorted {
+    const EVENT_TYPE: &'static str = "Unsorted";
+    const AGGREGATE_TYPE: &'static str = "X";
+}
+
+/// The payload's fields follow the envelope in the order the type declares them.
+#[test]
+fn payload_fields_keep_their_declared_order() {
+    let e = DomainEvent::new(
+        Uuid::new_v4(),
+        1,
+        Unsorted {
+            zulu: 1,
+            alpha: None,
+            mike: vec![2],
+        },
+    );
+    let json = String::from_utf8(e.to_json().unwrap()).unwrap();
+    assert!(
+        json.ends_with(r#""metadata":{},"zulu":1,"alpha":null,"mike":[2]}"#),
+        "{json}"
+    );
+    assert_eq!(DomainEvent::<Unsorted>::from_json(json.as_bytes()).unwrap(), e);
 }

@@ -120,8 +120,7 @@ impl AnyEvent {
     /// ```
     pub fn decode_untyped(headers: &Headers, value: Bytes) -> Result<Self, Error> {
         let name = codec::event_type_header(headers)?.to_owned();
-        let mut map = json::parse_object(&value, &name)?;
-        let meta = json::take_meta(&mut map, &name, None)?;
+        let meta = json::decode_meta(&value, &name)?;
         Ok(Self(Arc::new(Inner {
             type_name: Cow::Owned(name),
             json: value,

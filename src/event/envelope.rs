@@ -10,11 +10,11 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use serde::{Serialize, de::DeserializeOwned};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{AnyEvent, Error, EventRecord, codec, json, timefmt};
+use super::{AnyEvent, Error, EventRecord, Metadata, codec, json, timefmt};
 use crate::protocol::Headers;
 
 /// A payload type: a serde struct with named fields, plus the two names eventsource-py keeps as class
@@ -84,8 +84,8 @@ pub struct EventMeta {
     pub correlation_id: Uuid,
     /// The event that caused this one.
     pub causation_id: Option<Uuid>,
-    /// Free-form JSON metadata (key order kept).
-    pub metadata: Map<String, Value>,
+    /// Free-form JSON metadata, in order (see [`Metadata`]).
+    pub metadata: Metadata,
 }
 
 impl EventMeta {
@@ -110,7 +110,7 @@ impl EventMeta {
             actor_id: None,
             correlation_id: event_id,
             causation_id: None,
-            metadata: Map::new(),
+            metadata: Metadata::new(),
         }
     }
 
