@@ -23,6 +23,7 @@
 //! - SASL settings under PLAINTEXT or SSL, and SSL files under a non-SSL protocol, are ignored with a
 //!   warning (eventsource-py passed them on silently).
 
+mod assignment;
 mod env;
 mod validate;
 
@@ -30,6 +31,7 @@ use std::{fmt, path::PathBuf, time::Duration};
 
 use tracing::warn;
 
+pub use assignment::AssignmentStrategy;
 pub use validate::{ConfigError, CorruptBatchPolicy, OffsetReset, SecurityProtocol};
 
 /// Settings of the Kafka event bus: where the cluster is, topic and group names, producer and
@@ -171,6 +173,30 @@ pub struct KafkaEventBusConfig {
     /// How long a fetch may wait on the broker for new records. Default 500 ms (Kafka's
     /// `fetch.max.wait.ms`); lower it for latency on brokers that do not answer as soon as data arrives.
     pub fetch_max_wait: Duration,
+    /// How long a published record may take from `publish` to the broker's acknowledgement, retries
+    /// included, before it fails (Kafka's `delivery.timeout.ms`). Must be at least `linger_ms` +
+    /// `request_timeout`. Default 120 s.
+    pub delivery_timeout: Duration,
+    /// The most bytes of records the producer buffers (waiting or in flight) at once; beyond it a
+    /// publish waits for room instead of growing memory (Kafka's `buffer.memory`). Default 33554432
+    /// (32 MiB).
+    pub buffer_memory: usize,
+    /// How long one request (Produce, group and metadata requests) may wait for the broker's answer
+    /// before it fails and is retried (Kafka's `request.timeout.ms`). Default 30 s.
+    pub request_timeout: Duration,
+    /// Whether the producer is idempotent (Kafka's `enable.idempotence`): retries then never duplicate
+    /// or reorder records. `None` (the default) turns it on exactly when `acks` is `"all"`; `Some(true)`
+    /// requires `acks = "all"`.
+    pub enable_idempotence: Option<bool>,
+    /// The partition assignors the member offers, preferred first, comma-separated, as Kafka's
+    /// `partition.assignment.strategy`: `range`, `roundrobin`, `cooperative-sticky`. The group uses the
+    /// cooperative protocol only when every strategy listed is cooperative. Default `"range,roundrobin"`
+    /// (aiokafka members, as eventsource-py's, only speak `roundrobin`).
+    pub partition_assignment_strategy: String,
+    /// How long `connect()` keeps trying the bootstrap servers before it fails with
+    /// [`Error::BootstrapTimeout`](crate::bus::Error); every failed round is logged at INFO with each
+    /// address and its cause. Default 30 s.
+    pub bootstrap_timeout: Duration,
 }
 
 impl Default for KafkaEventBusConfig {
@@ -217,6 +243,12 @@ impl Default for KafkaEventBusConfig {
             max_in_flight_per_partition: 1,
             group_instance_id: None,
             fetch_max_wait: Duration::from_millis(500),
+            delivery_timeout: Duration::from_secs(120),
+            buffer_memory: 32 << 20,
+            request_timeout: Duration::from_secs(30),
+            enable_idempotence: None,
+            partition_assignment_strategy: "range,roundrobin".into(),
+            bootstrap_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -380,6 +412,15 @@ impl fmt::Debug for KafkaEventBusConfig {
             .field("max_in_flight_per_partition", &self.max_in_flight_per_partition)
             .field("group_instance_id", &self.group_instance_id)
             .field("fetch_max_wait", &self.fetch_max_wait)
+            .field("delivery_timeout", &self.delivery_timeout)
+            .field("buffer_memory", &self.buffer_memory)
+            .field("request_timeout", &self.request_timeout)
+            .field("enable_idempotence", &self.enable_idempotence)
+            .field(
+                "partition_assignment_strategy",
+                &self.partition_assignment_strategy,
+            )
+            .field("bootstrap_timeout", &self.bootstrap_timeout)
             .field("ssl_context", &self.ssl_context_for_debug())
             .finish()
     }
@@ -498,6 +539,12 @@ impl KafkaEventBusConfigBuilder {
         value max_in_flight_per_partition: usize;
         some group_instance_id: String;
         value fetch_max_wait: Duration;
+        value delivery_timeout: Duration;
+        value buffer_memory: usize;
+        value request_timeout: Duration;
+        some enable_idempotence: bool;
+        string partition_assignment_strategy: String;
+        value bootstrap_timeout: Duration;
     }
 
     /// Sends batches uncompressed (`compression_type = None`).
