@@ -25,6 +25,7 @@
 
 mod assignment;
 mod env;
+mod typed;
 mod validate;
 
 use std::{fmt, path::PathBuf, time::Duration};
@@ -430,6 +431,11 @@ impl fmt::Debug for KafkaEventBusConfig {
 ///
 /// Each setter is named after the field it sets; optional fields take the value itself (the setter
 /// wraps it in `Some`), and [`no_compression`](Self::no_compression) clears `compression_type`.
+/// Settings stored as strings also have a typed setter named after their parsed getter:
+/// [`protocol`](Self::protocol), [`compression`](Self::compression),
+/// [`offset_reset`](Self::offset_reset), [`corrupt_batches`](Self::corrupt_batches),
+/// [`assignment_strategies`](Self::assignment_strategies), and with the `client` feature
+/// `producer_acks` and `sasl` (mechanism, user and password at once).
 ///
 /// # Example
 ///
