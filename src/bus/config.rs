@@ -328,8 +328,8 @@ impl KafkaEventBusConfig {
     }
 
     /// Logs eventsource-py's warnings (and ours) for settings that work but deserve attention:
-    /// PLAINTEXT, SASL without TLS, hostname checks off, settings the protocol ignores. Called by
-    /// [`KafkaEventBusConfigBuilder::build`] and [`from_env`](Self::from_env).
+    /// PLAINTEXT, SASL without TLS, hostname checks off, settings the protocol ignores. Called once per
+    /// bus, when `KafkaEventBus` is built; building or reading a config logs nothing.
     pub fn log_warnings(&self) {
         for warning in self.warnings() {
             warn!(security_protocol = %self.security_protocol, "{warning}");
@@ -559,14 +559,14 @@ impl KafkaEventBusConfigBuilder {
         self
     }
 
-    /// Validates the settings, logs their warnings, and returns them.
+    /// Validates the settings and returns them. Their [warnings](KafkaEventBusConfig::warnings) are
+    /// logged once, by the bus built from them.
     ///
     /// # Errors
     ///
     /// The first rule broken, as [`KafkaEventBusConfig::validate`] reports it.
     pub fn build(self) -> Result<KafkaEventBusConfig, ConfigError> {
         self.config.validate()?;
-        self.config.log_warnings();
         Ok(self.config)
     }
 }

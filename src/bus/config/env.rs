@@ -148,7 +148,8 @@ fn invalid(name: &str, reason: String) -> ConfigError {
 }
 
 impl KafkaEventBusConfig {
-    /// The defaults overridden by the `KAFKA_*` environment variables, validated; warnings are logged.
+    /// The defaults overridden by the `KAFKA_*` environment variables, validated. Warnings are logged
+    /// by the bus built from it.
     ///
     /// One variable per field: `KAFKA_` + the field name in upper case. The seed guide's eight are
     /// `KAFKA_BOOTSTRAP_SERVERS`, `KAFKA_TOPIC_PREFIX`, `KAFKA_CONSUMER_GROUP`,
@@ -297,7 +298,6 @@ impl KafkaEventBusConfig {
         );
         env.seconds("KAFKA_BOOTSTRAP_TIMEOUT", &mut c.bootstrap_timeout)?;
         c.validate()?;
-        c.log_warnings();
         Ok(c)
     }
 }

@@ -19,6 +19,8 @@
 //!   group, flush the producer.
 
 mod bootstrap;
+#[cfg(test)]
+mod tests;
 
 use std::{
     future::Future,
