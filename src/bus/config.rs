@@ -25,6 +25,11 @@
 
 mod assignment;
 mod env;
+#[cfg(feature = "serde")]
+mod file;
+#[cfg(feature = "serde")]
+use file::seconds;
+mod properties;
 mod typed;
 mod validate;
 
@@ -64,6 +69,11 @@ pub use validate::{ConfigError, CorruptBatchPolicy, OffsetReset, SecurityProtoco
 /// # Ok::<(), kafka_event_bus::bus::ConfigError>(())
 /// ```
 #[derive(Clone, PartialEq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Deserialize),
+    serde(default, deny_unknown_fields)
+)]
 #[non_exhaustive]
 pub struct KafkaEventBusConfig {
     /// Comma-separated `host:port` list used to discover the cluster. Default `"localhost:9092"`.
@@ -81,6 +91,7 @@ pub struct KafkaEventBusConfig {
     /// Batch compression: `gzip`, `snappy`, `lz4`, `zstd`, or `None` (also `"none"`). Default `gzip`.
     pub compression_type: Option<String>,
     /// The producer's batch size in bytes (`batch_size` in eventsource-py 0.8.1). Default 16384.
+    #[cfg_attr(feature = "serde", serde(alias = "batch_size"))]
     pub producer_max_batch_bytes: usize,
     /// How long the producer waits for more records before sending a batch. Default 5.
     pub linger_ms: u64,
@@ -102,8 +113,10 @@ pub struct KafkaEventBusConfig {
     /// the DLQ; 0 sends it straight there. Default 3.
     pub max_retries: u32,
     /// The first retry delay; it doubles per attempt. Default 1 s.
+    #[cfg_attr(feature = "serde", serde(with = "seconds"))]
     pub retry_base_delay: Duration,
     /// The largest retry delay. Default 60 s.
+    #[cfg_attr(feature = "serde", serde(with = "seconds"))]
     pub retry_max_delay: Duration,
     /// Symmetric jitter as a fraction of the delay, in `[0, 1]`. Default 0.1.
     pub retry_jitter: f64,
@@ -156,12 +169,14 @@ pub struct KafkaEventBusConfig {
     /// [`TlsConfig::from_rustls`](crate::client::connection::TlsConfig::from_rustls) takes a rustls
     /// `ClientConfig` built on any crypto provider. Default `None`.
     #[cfg(feature = "client")]
+    #[cfg_attr(feature = "serde", serde(skip))]
     pub ssl_context: Option<crate::client::connection::TlsConfig>,
     /// Whether the bus records traces. Default `true`.
     pub enable_tracing: bool,
     /// Whether the bus records metrics. Default `true`.
     pub enable_metrics: bool,
     /// The default time `shutdown()` may take. Default 30 s.
+    #[cfg_attr(feature = "serde", serde(with = "seconds"))]
     pub shutdown_timeout: Duration,
     /// How many events of one partition may be handled at once (not in eventsource-py). 1 (the default)
     /// handles a partition's events one after another. Above 1, events of *different* aggregates (record
@@ -173,10 +188,12 @@ pub struct KafkaEventBusConfig {
     pub group_instance_id: Option<String>,
     /// How long a fetch may wait on the broker for new records. Default 500 ms (Kafka's
     /// `fetch.max.wait.ms`); lower it for latency on brokers that do not answer as soon as data arrives.
+    #[cfg_attr(feature = "serde", serde(with = "seconds"))]
     pub fetch_max_wait: Duration,
     /// How long a published record may take from `publish` to the broker's acknowledgement, retries
     /// included, before it fails (Kafka's `delivery.timeout.ms`). Must be at least `linger_ms` +
     /// `request_timeout`. Default 120 s.
+    #[cfg_attr(feature = "serde", serde(with = "seconds"))]
     pub delivery_timeout: Duration,
     /// The most bytes of records the producer buffers (waiting or in flight) at once; beyond it a
     /// publish waits for room instead of growing memory (Kafka's `buffer.memory`). Default 33554432
@@ -184,6 +201,7 @@ pub struct KafkaEventBusConfig {
     pub buffer_memory: usize,
     /// How long one request (Produce, group and metadata requests) may wait for the broker's answer
     /// before it fails and is retried (Kafka's `request.timeout.ms`). Default 30 s.
+    #[cfg_attr(feature = "serde", serde(with = "seconds"))]
     pub request_timeout: Duration,
     /// Whether the producer is idempotent (Kafka's `enable.idempotence`): retries then never duplicate
     /// or reorder records. `None` (the default) turns it on exactly when `acks` is `"all"`; `Some(true)`
@@ -197,6 +215,7 @@ pub struct KafkaEventBusConfig {
     /// How long `connect()` keeps trying the bootstrap servers before it fails with
     /// [`Error::BootstrapTimeout`](crate::bus::Error); every failed round is logged at INFO with each
     /// address and its cause. Default 30 s.
+    #[cfg_attr(feature = "serde", serde(with = "seconds"))]
     pub bootstrap_timeout: Duration,
 }
 

@@ -158,6 +158,14 @@ pub enum ConfigError {
         /// What is wrong, with the value.
         reason: String,
     },
+    /// A property of `from_properties` does not parse. The value is not shown for secrets.
+    #[snafu(display("Invalid property {key}: {reason}"))]
+    InvalidProperty {
+        /// The key.
+        key: String,
+        /// What is wrong, with the value.
+        reason: String,
+    },
     /// The producer settings derived from this config do not work together (`producer_config`), e.g.
     /// a `linger_ms` longer than the producer's delivery timeout.
     #[cfg(feature = "client")]
