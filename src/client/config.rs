@@ -38,9 +38,10 @@ pub struct ClientConfig {
     pub reconnect_backoff_max: Duration,
     /// How long a request keeps trying to (re)connect before it gives up with the last error.
     pub reconnect_deadline: Duration,
-    /// How long [`Cluster::connect`](super::Cluster::connect) keeps trying the bootstrap servers; each
-    /// failed attempt is logged at INFO with the address and the cause.
-    pub bootstrap_timeout: Duration,
+    /// How long [`Cluster::connect`](super::Cluster::connect) keeps trying the bootstrap servers (each
+    /// failed attempt is logged at INFO with the address and the cause); `None` (the default) is
+    /// [`reconnect_deadline`](Self::reconnect_deadline).
+    pub bootstrap_timeout: Option<Duration>,
     /// TLS for every broker connection (`security_protocol` SSL); `None` is plaintext.
     pub tls: Option<TlsConfig>,
     /// SASL authentication on every broker connection (`security_protocol` SASL_PLAINTEXT, or SASL_SSL
@@ -67,7 +68,7 @@ impl ClientConfig {
             reconnect_backoff: Duration::from_millis(50),
             reconnect_backoff_max: Duration::from_secs(1),
             reconnect_deadline: Duration::from_secs(30),
-            bootstrap_timeout: Duration::from_secs(30),
+            bootstrap_timeout: None,
             max_response_size: 100 * 1024 * 1024,
             tls: None,
             sasl: None,
@@ -105,7 +106,7 @@ impl ClientConfig {
 
     /// Sets [`bootstrap_timeout`](Self::bootstrap_timeout).
     pub fn with_bootstrap_timeout(mut self, timeout: Duration) -> Self {
-        self.bootstrap_timeout = timeout;
+        self.bootstrap_timeout = Some(timeout);
         self
     }
 

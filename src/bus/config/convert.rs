@@ -422,7 +422,7 @@ mod tests {
         assert!(!p.is_idempotent(), "acks=all, but idempotence was turned off");
         let client = c.client_config().unwrap();
         assert_eq!(client.request_timeout, Duration::from_secs(12));
-        assert_eq!(client.bootstrap_timeout, Duration::from_secs(7));
+        assert_eq!(client.bootstrap_timeout, Some(Duration::from_secs(7)));
         assert_eq!(
             c.consumer_config().unwrap().request_timeout,
             Duration::from_secs(12)

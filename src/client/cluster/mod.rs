@@ -75,7 +75,7 @@ impl Cluster {
     ///
     /// Bootstrap servers are tried in order; an unreachable one is skipped at once (logged at INFO with
     /// its address and the cause). If none answers, the whole list is tried again with backoff until
-    /// [`ClientConfig::bootstrap_timeout`].
+    /// [`ClientConfig::bootstrap_timeout`] (by default [`ClientConfig::reconnect_deadline`]).
     ///
     /// # Errors
     ///
@@ -253,7 +253,7 @@ impl Cluster {
         let config = &self.inner.config;
         let deadline = tokio::time::Instant::now()
             + match retry {
-                Retry::Bootstrap => config.bootstrap_timeout,
+                Retry::Bootstrap => config.bootstrap_timeout.unwrap_or(config.reconnect_deadline),
                 Retry::Request => config.reconnect_deadline,
             };
         let mut delays = ExponentialBuilder::new()
@@ -308,7 +308,8 @@ impl Cluster {
 /// Which deadline a request to any broker retries against, and how loudly it reports a failed attempt.
 #[derive(Debug, Clone, Copy)]
 enum Retry {
-    /// The first metadata request of [`Cluster::connect`]: [`ClientConfig::bootstrap_timeout`], INFO.
+    /// The first metadata request of [`Cluster::connect`]: [`ClientConfig::bootstrap_timeout`] (else
+    /// the reconnect deadline), INFO.
     Bootstrap,
     /// Any later request: [`ClientConfig::reconnect_deadline`], DEBUG.
     Request,
