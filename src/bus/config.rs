@@ -1,9 +1,11 @@
 //! [`KafkaEventBusConfig`]: every setting of eventsource-py's `KafkaEventBusConfig`, with the same
 //! names, defaults and meaning, plus the checks eventsource-py lacks.
 //!
-//! Owns the config struct, its builder ([`KafkaEventBusConfigBuilder`]), validation
-//! ([`ConfigError`], in `config/validate.rs`), `from_env` (`config/env.rs`) and the conversions into the
-//! client's own settings (`client_config`, `producer_config`; feature `client`). May use
+//! Owns the config struct, its builder ([`KafkaEventBusConfigBuilder`]) and its typed setters
+//! (`config/typed.rs`), validation ([`ConfigError`], in `config/validate.rs`), the assignment strategies
+//! (`config/assignment.rs`), `from_env` (`config/env.rs`), `from_properties` (`config/properties.rs`),
+//! `Deserialize` (`config/file.rs`, feature `serde`) and the conversions into the client's own settings
+//! (`client_config`, `producer_config`; feature `client`). May use
 //! [`crate::event`] (topic names), [`crate::protocol`] (compression names) and, with `client`,
 //! [`crate::client`] (TLS, SASL and producer settings). No I/O except reading the TLS files in
 //! `client_config` and the host name for the default `consumer_name`.
