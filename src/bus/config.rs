@@ -1,9 +1,11 @@
 //! [`KafkaEventBusConfig`]: every setting of eventsource-py's `KafkaEventBusConfig`, with the same
 //! names, defaults and meaning, plus the checks eventsource-py lacks.
 //!
-//! Owns the config struct, its builder ([`KafkaEventBusConfigBuilder`]), validation
-//! ([`ConfigError`], in `config/validate.rs`), `from_env` (`config/env.rs`) and the conversions into the
-//! client's own settings (`client_config`, `producer_config`; feature `client`). May use
+//! Owns the config struct, its builder ([`KafkaEventBusConfigBuilder`]) and its typed setters
+//! (`config/typed.rs`), validation ([`ConfigError`], in `config/validate.rs`), the assignment strategies
+//! (`config/assignment.rs`), `from_env` (`config/env.rs`), `from_properties` (`config/properties.rs`),
+//! `Deserialize` (`config/file.rs`, feature `serde`) and the conversions into the client's own settings
+//! (`client_config`, `producer_config`; feature `client`). May use
 //! [`crate::event`] (topic names), [`crate::protocol`] (compression names) and, with `client`,
 //! [`crate::client`] (TLS, SASL and producer settings). No I/O except reading the TLS files in
 //! `client_config` and the host name for the default `consumer_name`.
@@ -23,13 +25,21 @@
 //! - SASL settings under PLAINTEXT or SSL, and SSL files under a non-SSL protocol, are ignored with a
 //!   warning (eventsource-py passed them on silently).
 
+mod assignment;
 mod env;
+#[cfg(feature = "serde")]
+mod file;
+#[cfg(feature = "serde")]
+use file::seconds;
+mod properties;
+mod typed;
 mod validate;
 
 use std::{fmt, path::PathBuf, time::Duration};
 
 use tracing::warn;
 
+pub use assignment::AssignmentStrategy;
 pub use validate::{ConfigError, CorruptBatchPolicy, OffsetReset, SecurityProtocol};
 
 /// Settings of the Kafka event bus: where the cluster is, topic and group names, producer and
@@ -61,6 +71,11 @@ pub use validate::{ConfigError, CorruptBatchPolicy, OffsetReset, SecurityProtoco
 /// # Ok::<(), kafka_event_bus::bus::ConfigError>(())
 /// ```
 #[derive(Clone, PartialEq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Deserialize),
+    serde(default, deny_unknown_fields)
+)]
 #[non_exhaustive]
 pub struct KafkaEventBusConfig {
     /// Comma-separated `host:port` list used to discover the cluster. Default `"localhost:9092"`.
@@ -78,6 +93,7 @@ pub struct KafkaEventBusConfig {
     /// Batch compression: `gzip`, `snappy`, `lz4`, `zstd`, or `None` (also `"none"`). Default `gzip`.
     pub compression_type: Option<String>,
     /// The producer's batch size in bytes (`batch_size` in eventsource-py 0.8.1). Default 16384.
+    #[cfg_attr(feature = "serde", serde(alias = "batch_size"))]
     pub producer_max_batch_bytes: usize,
     /// How long the producer waits for more records before sending a batch. Default 5.
     pub linger_ms: u64,
@@ -99,8 +115,10 @@ pub struct KafkaEventBusConfig {
     /// the DLQ; 0 sends it straight there. Default 3.
     pub max_retries: u32,
     /// The first retry delay; it doubles per attempt. Default 1 s.
+    #[cfg_attr(feature = "serde", serde(with = "seconds"))]
     pub retry_base_delay: Duration,
     /// The largest retry delay. Default 60 s.
+    #[cfg_attr(feature = "serde", serde(with = "seconds"))]
     pub retry_max_delay: Duration,
     /// Symmetric jitter as a fraction of the delay, in `[0, 1]`. Default 0.1.
     pub retry_jitter: f64,
@@ -153,12 +171,14 @@ pub struct KafkaEventBusConfig {
     /// [`TlsConfig::from_rustls`](crate::client::connection::TlsConfig::from_rustls) takes a rustls
     /// `ClientConfig` built on any crypto provider. Default `None`.
     #[cfg(feature = "client")]
+    #[cfg_attr(feature = "serde", serde(skip))]
     pub ssl_context: Option<crate::client::connection::TlsConfig>,
     /// Whether the bus records traces. Default `true`.
     pub enable_tracing: bool,
     /// Whether the bus records metrics. Default `true`.
     pub enable_metrics: bool,
     /// The default time `shutdown()` may take. Default 30 s.
+    #[cfg_attr(feature = "serde", serde(with = "seconds"))]
     pub shutdown_timeout: Duration,
     /// How many events of one partition may be handled at once (not in eventsource-py). 1 (the default)
     /// handles a partition's events one after another. Above 1, events of *different* aggregates (record
@@ -170,7 +190,35 @@ pub struct KafkaEventBusConfig {
     pub group_instance_id: Option<String>,
     /// How long a fetch may wait on the broker for new records. Default 500 ms (Kafka's
     /// `fetch.max.wait.ms`); lower it for latency on brokers that do not answer as soon as data arrives.
+    #[cfg_attr(feature = "serde", serde(with = "seconds"))]
     pub fetch_max_wait: Duration,
+    /// How long a published record may take from `publish` to the broker's acknowledgement, retries
+    /// included, before it fails (Kafka's `delivery.timeout.ms`). Must be at least `linger_ms` +
+    /// `request_timeout`. Default 120 s.
+    #[cfg_attr(feature = "serde", serde(with = "seconds"))]
+    pub delivery_timeout: Duration,
+    /// The most bytes of records the producer buffers (waiting or in flight) at once; beyond it a
+    /// publish waits for room instead of growing memory (Kafka's `buffer.memory`). Default 33554432
+    /// (32 MiB).
+    pub buffer_memory: usize,
+    /// How long one request (Produce, group and metadata requests) may wait for the broker's answer
+    /// before it fails and is retried (Kafka's `request.timeout.ms`). Default 30 s.
+    #[cfg_attr(feature = "serde", serde(with = "seconds"))]
+    pub request_timeout: Duration,
+    /// Whether the producer is idempotent (Kafka's `enable.idempotence`): retries then never duplicate
+    /// or reorder records. `None` (the default) turns it on exactly when `acks` is `"all"`; `Some(true)`
+    /// requires `acks = "all"`.
+    pub enable_idempotence: Option<bool>,
+    /// The partition assignors the member offers, preferred first, comma-separated, as Kafka's
+    /// `partition.assignment.strategy`: `range`, `roundrobin`, `cooperative-sticky`. The group uses the
+    /// cooperative protocol only when every strategy listed is cooperative. Default `"range,roundrobin"`
+    /// (aiokafka members, as eventsource-py's, only speak `roundrobin`).
+    pub partition_assignment_strategy: String,
+    /// How long `connect()` keeps trying the bootstrap servers before it fails with
+    /// [`Error::BootstrapTimeout`](crate::bus::Error); every failed round is logged at INFO with each
+    /// address and its cause. Default 30 s.
+    #[cfg_attr(feature = "serde", serde(with = "seconds"))]
+    pub bootstrap_timeout: Duration,
 }
 
 impl Default for KafkaEventBusConfig {
@@ -217,6 +265,12 @@ impl Default for KafkaEventBusConfig {
             max_in_flight_per_partition: 1,
             group_instance_id: None,
             fetch_max_wait: Duration::from_millis(500),
+            delivery_timeout: Duration::from_secs(120),
+            buffer_memory: 32 << 20,
+            request_timeout: Duration::from_secs(30),
+            enable_idempotence: None,
+            partition_assignment_strategy: "range,roundrobin".into(),
+            bootstrap_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -295,8 +349,8 @@ impl KafkaEventBusConfig {
     }
 
     /// Logs eventsource-py's warnings (and ours) for settings that work but deserve attention:
-    /// PLAINTEXT, SASL without TLS, hostname checks off, settings the protocol ignores. Called by
-    /// [`KafkaEventBusConfigBuilder::build`] and [`from_env`](Self::from_env).
+    /// PLAINTEXT, SASL without TLS, hostname checks off, settings the protocol ignores. Called once per
+    /// bus, when `KafkaEventBus` is built; building or reading a config logs nothing.
     pub fn log_warnings(&self) {
         for warning in self.warnings() {
             warn!(security_protocol = %self.security_protocol, "{warning}");
@@ -380,6 +434,15 @@ impl fmt::Debug for KafkaEventBusConfig {
             .field("max_in_flight_per_partition", &self.max_in_flight_per_partition)
             .field("group_instance_id", &self.group_instance_id)
             .field("fetch_max_wait", &self.fetch_max_wait)
+            .field("delivery_timeout", &self.delivery_timeout)
+            .field("buffer_memory", &self.buffer_memory)
+            .field("request_timeout", &self.request_timeout)
+            .field("enable_idempotence", &self.enable_idempotence)
+            .field(
+                "partition_assignment_strategy",
+                &self.partition_assignment_strategy,
+            )
+            .field("bootstrap_timeout", &self.bootstrap_timeout)
             .field("ssl_context", &self.ssl_context_for_debug())
             .finish()
     }
@@ -389,6 +452,11 @@ impl fmt::Debug for KafkaEventBusConfig {
 ///
 /// Each setter is named after the field it sets; optional fields take the value itself (the setter
 /// wraps it in `Some`), and [`no_compression`](Self::no_compression) clears `compression_type`.
+/// Settings stored as strings also have a typed setter named after their parsed getter:
+/// [`protocol`](Self::protocol), [`compression`](Self::compression),
+/// [`offset_reset`](Self::offset_reset), [`corrupt_batches`](Self::corrupt_batches),
+/// [`assignment_strategies`](Self::assignment_strategies), and with the `client` feature
+/// `producer_acks` and `sasl` (mechanism, user and password at once).
 ///
 /// # Example
 ///
@@ -498,6 +566,12 @@ impl KafkaEventBusConfigBuilder {
         value max_in_flight_per_partition: usize;
         some group_instance_id: String;
         value fetch_max_wait: Duration;
+        value delivery_timeout: Duration;
+        value buffer_memory: usize;
+        value request_timeout: Duration;
+        some enable_idempotence: bool;
+        string partition_assignment_strategy: String;
+        value bootstrap_timeout: Duration;
     }
 
     /// Sends batches uncompressed (`compression_type = None`).
@@ -506,14 +580,14 @@ impl KafkaEventBusConfigBuilder {
         self
     }
 
-    /// Validates the settings, logs their warnings, and returns them.
+    /// Validates the settings and returns them. Their [warnings](KafkaEventBusConfig::warnings) are
+    /// logged once, by the bus built from them.
     ///
     /// # Errors
     ///
     /// The first rule broken, as [`KafkaEventBusConfig::validate`] reports it.
     pub fn build(self) -> Result<KafkaEventBusConfig, ConfigError> {
         self.config.validate()?;
-        self.config.log_warnings();
         Ok(self.config)
     }
 }

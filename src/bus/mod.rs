@@ -56,13 +56,15 @@ mod config;
 mod failed_events;
 #[cfg(feature = "client")]
 mod kafka;
+#[cfg(test)]
+pub(crate) mod log_capture;
 mod memory;
 mod naming;
 mod publish_options;
 
 pub use config::{
-    ConfigError, CorruptBatchPolicy, KafkaEventBusConfig, KafkaEventBusConfigBuilder, OffsetReset,
-    SecurityProtocol,
+    AssignmentStrategy, ConfigError, CorruptBatchPolicy, KafkaEventBusConfig, KafkaEventBusConfigBuilder,
+    OffsetReset, SecurityProtocol,
 };
 #[cfg(feature = "client")]
 pub use failed_events::FailedEvents;
@@ -137,6 +139,18 @@ pub enum Error {
         /// The cluster's error.
         source: crate::client::cluster::Error,
     },
+    /// `connect()` reached no bootstrap server within `bootstrap_timeout`; `source` holds each
+    /// server's last error (or the timeout, when an attempt was still pending).
+    #[cfg(feature = "client")]
+    #[snafu(display("no bootstrap server of {bootstrap_servers:?} answered within {timeout:?}: {source}"))]
+    BootstrapTimeout {
+        /// The configured `bootstrap_servers`.
+        bootstrap_servers: String,
+        /// The configured `bootstrap_timeout`.
+        timeout: Duration,
+        /// The last failure.
+        source: Box<crate::client::cluster::Error>,
+    },
     /// Some events of a publish call were not acknowledged; the others were.
     #[cfg(feature = "client")]
     #[snafu(display("{} of {total} events were not published: {failed}", failed.len()))]
@@ -180,6 +194,8 @@ impl Error {
         match self {
             #[cfg(feature = "client")]
             Error::Cluster { source } => source.is_retriable(),
+            #[cfg(feature = "client")]
+            Error::BootstrapTimeout { .. } => true,
             #[cfg(feature = "client")]
             Error::Publish { failed, .. } => failed.iter().all(|(_, e)| e.is_retriable()),
             #[cfg(feature = "client")]

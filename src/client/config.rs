@@ -38,6 +38,10 @@ pub struct ClientConfig {
     pub reconnect_backoff_max: Duration,
     /// How long a request keeps trying to (re)connect before it gives up with the last error.
     pub reconnect_deadline: Duration,
+    /// How long [`Cluster::connect`](super::Cluster::connect) keeps trying the bootstrap servers (each
+    /// failed attempt is logged at INFO with the address and the cause); `None` (the default) is
+    /// [`reconnect_deadline`](Self::reconnect_deadline).
+    pub bootstrap_timeout: Option<Duration>,
     /// TLS for every broker connection (`security_protocol` SSL); `None` is plaintext.
     pub tls: Option<TlsConfig>,
     /// SASL authentication on every broker connection (`security_protocol` SASL_PLAINTEXT, or SASL_SSL
@@ -64,6 +68,7 @@ impl ClientConfig {
             reconnect_backoff: Duration::from_millis(50),
             reconnect_backoff_max: Duration::from_secs(1),
             reconnect_deadline: Duration::from_secs(30),
+            bootstrap_timeout: None,
             max_response_size: 100 * 1024 * 1024,
             tls: None,
             sasl: None,
@@ -99,6 +104,12 @@ impl ClientConfig {
         self
     }
 
+    /// Sets [`bootstrap_timeout`](Self::bootstrap_timeout).
+    pub fn with_bootstrap_timeout(mut self, timeout: Duration) -> Self {
+        self.bootstrap_timeout = Some(timeout);
+        self
+    }
+
     /// Secures every broker connection with TLS.
     pub fn with_tls(mut self, tls: TlsConfig) -> Self {
         self.tls = Some(tls);
@@ -130,6 +141,7 @@ impl fmt::Debug for ClientConfig {
             .field("reconnect_backoff", &self.reconnect_backoff)
             .field("reconnect_backoff_max", &self.reconnect_backoff_max)
             .field("reconnect_deadline", &self.reconnect_deadline)
+            .field("bootstrap_timeout", &self.bootstrap_timeout)
             .field("tls", &self.tls)
             .field("sasl", &self.sasl)
             .finish_non_exhaustive()

@@ -9,6 +9,7 @@
 mod admin;
 mod bus;
 mod bus_background;
+mod bus_config;
 mod bus_crash;
 mod bus_tls;
 mod bus_wait;
@@ -61,6 +62,7 @@ fn main() -> ExitCode {
     sasl::trials(&mut trials);
     bus::trials(&mut trials);
     bus_background::trials(&mut trials);
+    bus_config::trials(&mut trials);
     bus_crash::trials(&mut trials);
     bus_tls::trials(&mut trials);
     bus_wait::trials(&mut trials);

@@ -7,7 +7,7 @@ use snafu::ResultExt as _;
 use std::sync::Arc;
 
 use super::{
-    ConfigError, KafkaEventBusConfig,
+    AssignmentStrategy, ConfigError, KafkaEventBusConfig,
     validate::{ProducerSnafu, TlsSnafu, out_of_range},
 };
 use crate::{
@@ -16,7 +16,7 @@ use crate::{
         connection::{SaslConfig, SaslMechanism, TlsConfig},
         consumer::ConsumerConfig,
         fetcher::FetchConfig,
-        group::assignor::{Assignor, RangeAssignor, RoundRobinAssignor},
+        group::assignor::{Assignor, CooperativeStickyAssignor, RangeAssignor, RoundRobinAssignor},
         producer::{Acks, ProducerConfig},
         subscription::OffsetReset,
     },
@@ -62,7 +62,10 @@ impl KafkaEventBusConfig {
     pub fn client_config(&self) -> Result<ClientConfig, ConfigError> {
         self.validate()?;
         let protocol = self.protocol()?;
-        let mut config = ClientConfig::new(&self.bootstrap_servers).with_client_id(&self.consumer_name);
+        let mut config = ClientConfig::new(&self.bootstrap_servers)
+            .with_client_id(&self.consumer_name)
+            .with_request_timeout(self.request_timeout)
+            .with_bootstrap_timeout(self.bootstrap_timeout);
         if protocol.uses_tls() {
             config = config.with_tls(self.tls_config()?);
         }
@@ -144,8 +147,9 @@ impl KafkaEventBusConfig {
         Ok(Some(SaslConfig::new(mechanism, username, password)))
     }
 
-    /// The producer settings: `acks`, `compression_type`, `producer_max_batch_bytes` (batch size) and
-    /// `linger_ms`; the rest keep [`ProducerConfig`]'s defaults.
+    /// The producer settings: `acks`, `compression_type`, `producer_max_batch_bytes` (batch size),
+    /// `linger_ms`, `delivery_timeout`, `buffer_memory`, `request_timeout` and `enable_idempotence`;
+    /// the rest keep [`ProducerConfig`]'s defaults.
     ///
     /// # Errors
     ///
@@ -173,11 +177,17 @@ impl KafkaEventBusConfig {
         let acks: Acks = self.acks.parse().map_err(|_| ConfigError::InvalidAcks {
             value: self.acks.clone(),
         })?;
-        let config = ProducerConfig::default()
+        let mut config = ProducerConfig::default()
             .with_acks(acks)
             .with_compression(self.compression()?)
             .with_batch_size(self.producer_max_batch_bytes)
-            .with_linger(self.linger());
+            .with_linger(self.linger())
+            .with_delivery_timeout(self.delivery_timeout)
+            .with_buffer_memory(self.buffer_memory)
+            .with_request_timeout(self.request_timeout);
+        if let Some(on) = self.enable_idempotence {
+            config = config.with_idempotence(on);
+        }
         config.validate().context(ProducerSnafu)?;
         Ok(config)
     }
@@ -202,9 +212,10 @@ impl KafkaEventBusConfig {
             .with_max_replay_attempts(self.dlq_max_replay_attempts)
     }
 
-    /// The consumer's settings: the group, the main topic, session and poll timeouts, fetch sizes, the
-    /// offset reset, static membership, and the range and round-robin assignors. A revocation may wait
-    /// `shutdown_timeout` for the handlers still running.
+    /// The consumer's settings: the group, the main topic, session and poll timeouts, the request
+    /// timeout, fetch sizes, the offset reset, static membership, and the assignors of
+    /// `partition_assignment_strategy`. A revocation may wait `shutdown_timeout` for the handlers still
+    /// running.
     pub(crate) fn consumer_config(&self) -> Result<ConsumerConfig, ConfigError> {
         self.validate()?;
         let reset = match self.offset_reset()? {
@@ -219,9 +230,17 @@ impl KafkaEventBusConfig {
             max_uncompressed_batch_bytes: self.max_uncompressed_batch_bytes,
             ..FetchConfig::default()
         };
-        // Range first (the Java default), round-robin too: aiokafka (eventsource-py) members only speak
-        // round-robin, so a mixed Rust/Python group agrees on it.
-        let assignors: Vec<Arc<dyn Assignor>> = vec![Arc::new(RangeAssignor), Arc::new(RoundRobinAssignor)];
+        let assignors: Vec<Arc<dyn Assignor>> = self
+            .assignment_strategies()?
+            .into_iter()
+            .map(|strategy| -> Arc<dyn Assignor> {
+                match strategy {
+                    AssignmentStrategy::Range => Arc::new(RangeAssignor),
+                    AssignmentStrategy::RoundRobin => Arc::new(RoundRobinAssignor),
+                    AssignmentStrategy::CooperativeSticky => Arc::new(CooperativeStickyAssignor),
+                }
+            })
+            .collect();
         let mut consumer = ConsumerConfig::new(self.consumer_group.clone(), [self.topic_name()])
             .with_assignors(assignors)
             .with_session_timeout(self.session_timeout())
@@ -230,6 +249,7 @@ impl KafkaEventBusConfig {
             .with_fetch(fetch)
             .with_auto_offset_reset(reset);
         consumer.revoke_timeout = self.shutdown_timeout;
+        consumer.request_timeout = self.request_timeout;
         if let Some(id) = &self.group_instance_id {
             consumer = consumer.with_group_instance_id(id.clone());
         }
@@ -370,13 +390,66 @@ mod tests {
         assert_eq!(p.batch_size, 1 << 20);
         assert_eq!(p.linger, Duration::from_millis(50));
         assert_eq!(config().producer_config().unwrap().compression, Compression::Gzip);
-        // A linger beyond the producer's delivery timeout is refused by the producer's own rules.
+        // A linger beyond the delivery timeout is refused before the producer sees it.
         c.linger_ms = 200_000;
-        assert!(matches!(c.producer_config(), Err(ConfigError::Producer { .. })));
+        assert!(matches!(
+            c.producer_config(),
+            Err(ConfigError::OutOfRange {
+                field: "delivery_timeout",
+                ..
+            })
+        ));
         c.acks = "2".into();
         assert!(matches!(
             c.producer_config(),
             Err(ConfigError::InvalidAcks { .. })
         ));
+    }
+
+    #[test]
+    fn pass_through_settings_reach_the_client_configs() {
+        let mut c = config();
+        c.delivery_timeout = Duration::from_secs(45);
+        c.buffer_memory = 8 << 20;
+        c.request_timeout = Duration::from_secs(12);
+        c.bootstrap_timeout = Duration::from_secs(7);
+        c.enable_idempotence = Some(false);
+        let p = c.producer_config().unwrap();
+        assert_eq!(p.delivery_timeout, Duration::from_secs(45));
+        assert_eq!(p.buffer_memory, 8 << 20);
+        assert_eq!(p.request_timeout, Duration::from_secs(12));
+        assert_eq!(p.idempotence, Some(false));
+        assert!(!p.is_idempotent(), "acks=all, but idempotence was turned off");
+        let client = c.client_config().unwrap();
+        assert_eq!(client.request_timeout, Duration::from_secs(12));
+        assert_eq!(client.bootstrap_timeout, Some(Duration::from_secs(7)));
+        assert_eq!(
+            c.consumer_config().unwrap().request_timeout,
+            Duration::from_secs(12)
+        );
+        // Unset, idempotence follows acks as before.
+        let p = config().producer_config().unwrap();
+        assert_eq!(p.idempotence, None);
+        assert!(p.is_idempotent());
+        c.acks = "1".into();
+        c.enable_idempotence = None;
+        assert!(!c.producer_config().unwrap().is_idempotent());
+    }
+
+    #[test]
+    fn the_assignment_strategy_chooses_the_consumers_assignors() {
+        let names = |c: &KafkaEventBusConfig| -> Vec<&'static str> {
+            let consumer = c.consumer_config().unwrap();
+            consumer.group.assignors.iter().map(|a| a.name()).collect()
+        };
+        let mut c = config();
+        assert_eq!(names(&c), ["range", "roundrobin"]);
+        c.partition_assignment_strategy = "cooperative-sticky".into();
+        assert_eq!(names(&c), ["cooperative-sticky"]);
+        c.partition_assignment_strategy = " roundrobin , range ".into();
+        assert_eq!(names(&c), ["roundrobin", "range"]);
+        c.partition_assignment_strategy =
+            "org.apache.kafka.clients.consumer.CooperativeStickyAssignor".into();
+        assert_eq!(names(&c), ["cooperative-sticky"]);
     }
 }

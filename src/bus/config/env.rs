@@ -9,14 +9,15 @@ use std::{path::PathBuf, str::FromStr, time::Duration};
 use super::{ConfigError, KafkaEventBusConfig};
 
 impl KafkaEventBusConfig {
-    /// Every variable [`from_env`](Self::from_env) reads, in field order.
+    /// Every variable [`from_env`](Self::from_env) reads, in field order; `KAFKA_BATCH_SIZE` is
+    /// eventsource-py 0.8.1's name for `KAFKA_PRODUCER_MAX_BATCH_BYTES`.
     ///
     /// ```
     /// use kafka_event_bus::bus::KafkaEventBusConfig;
     ///
     /// assert!(KafkaEventBusConfig::ENV_VARIABLES.contains(&"KAFKA_SASL_PASSWORD"));
     /// ```
-    pub const ENV_VARIABLES: [&'static str; 36] = [
+    pub const ENV_VARIABLES: [&'static str; 46] = [
         "KAFKA_BOOTSTRAP_SERVERS",
         "KAFKA_TOPIC_PREFIX",
         "KAFKA_CONSUMER_GROUP",
@@ -24,6 +25,7 @@ impl KafkaEventBusConfig {
         "KAFKA_ACKS",
         "KAFKA_COMPRESSION_TYPE",
         "KAFKA_PRODUCER_MAX_BATCH_BYTES",
+        "KAFKA_BATCH_SIZE",
         "KAFKA_LINGER_MS",
         "KAFKA_AUTO_OFFSET_RESET",
         "KAFKA_SESSION_TIMEOUT_MS",
@@ -53,6 +55,15 @@ impl KafkaEventBusConfig {
         "KAFKA_ENABLE_TRACING",
         "KAFKA_ENABLE_METRICS",
         "KAFKA_SHUTDOWN_TIMEOUT",
+        "KAFKA_MAX_IN_FLIGHT_PER_PARTITION",
+        "KAFKA_GROUP_INSTANCE_ID",
+        "KAFKA_FETCH_MAX_WAIT",
+        "KAFKA_DELIVERY_TIMEOUT",
+        "KAFKA_BUFFER_MEMORY",
+        "KAFKA_REQUEST_TIMEOUT",
+        "KAFKA_ENABLE_IDEMPOTENCE",
+        "KAFKA_PARTITION_ASSIGNMENT_STRATEGY",
+        "KAFKA_BOOTSTRAP_TIMEOUT",
     ];
 }
 
@@ -88,25 +99,14 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
 
     fn number<T: FromStr>(&self, name: &str, into: &mut T) -> Result<(), ConfigError> {
         if let Some(v) = self.get(name) {
-            *into = v
-                .parse()
-                .map_err(|_| invalid(name, format!("{v:?} is not a valid number")))?;
+            *into = number(name, &v)?;
         }
         Ok(())
     }
 
     fn boolean(&self, name: &str, into: &mut bool) -> Result<(), ConfigError> {
         if let Some(v) = self.get(name) {
-            *into = match v.to_ascii_lowercase().as_str() {
-                "true" | "1" | "yes" | "on" => true,
-                "false" | "0" | "no" | "off" => false,
-                _ => {
-                    return Err(invalid(
-                        name,
-                        format!("{v:?} is not true/false (or 1/0, yes/no, on/off)"),
-                    ));
-                }
-            };
+            *into = boolean(name, &v)?;
         }
         Ok(())
     }
@@ -124,6 +124,22 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
     }
 }
 
+fn number<T: FromStr>(name: &str, v: &str) -> Result<T, ConfigError> {
+    v.parse()
+        .map_err(|_| invalid(name, format!("{v:?} is not a valid number")))
+}
+
+fn boolean(name: &str, v: &str) -> Result<bool, ConfigError> {
+    match v.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err(invalid(
+            name,
+            format!("{v:?} is not true/false (or 1/0, yes/no, on/off)"),
+        )),
+    }
+}
+
 fn invalid(name: &str, reason: String) -> ConfigError {
     ConfigError::InvalidEnv {
         name: name.to_owned(),
@@ -132,7 +148,8 @@ fn invalid(name: &str, reason: String) -> ConfigError {
 }
 
 impl KafkaEventBusConfig {
-    /// The defaults overridden by the `KAFKA_*` environment variables, validated; warnings are logged.
+    /// The defaults overridden by the `KAFKA_*` environment variables, validated. Warnings are logged
+    /// by the bus built from it.
     ///
     /// One variable per field: `KAFKA_` + the field name in upper case. The seed guide's eight are
     /// `KAFKA_BOOTSTRAP_SERVERS`, `KAFKA_TOPIC_PREFIX`, `KAFKA_CONSUMER_GROUP`,
@@ -145,8 +162,16 @@ impl KafkaEventBusConfig {
     /// `KAFKA_RETRY_MAX_DELAY` (seconds, decimals allowed), `KAFKA_RETRY_JITTER`, `KAFKA_ENABLE_DLQ`,
     /// `KAFKA_DEAD_LETTER_UNKNOWN_TYPES`, `KAFKA_DLQ_TOPIC_SUFFIX`, `KAFKA_DLQ_CONSUMER_GROUP`, `KAFKA_DLQ_MAX_REPLAY_ATTEMPTS`,
     /// `KAFKA_SSL_CERTFILE`, `KAFKA_SSL_KEYFILE`, `KAFKA_SSL_CHECK_HOSTNAME`, `KAFKA_ENABLE_TRACING`,
-    /// `KAFKA_ENABLE_METRICS` (booleans: true/false, 1/0, yes/no, on/off) and `KAFKA_SHUTDOWN_TIMEOUT`
-    /// (seconds). Unset or empty variables keep the default; values are trimmed.
+    /// `KAFKA_ENABLE_METRICS` (booleans: true/false, 1/0, yes/no, on/off), `KAFKA_SHUTDOWN_TIMEOUT`
+    /// (seconds), `KAFKA_MAX_IN_FLIGHT_PER_PARTITION`, `KAFKA_GROUP_INSTANCE_ID`,
+    /// `KAFKA_FETCH_MAX_WAIT` (seconds), `KAFKA_DELIVERY_TIMEOUT` (seconds), `KAFKA_BUFFER_MEMORY`,
+    /// `KAFKA_REQUEST_TIMEOUT` (seconds), `KAFKA_ENABLE_IDEMPOTENCE` (boolean; unset: on when acks is
+    /// all), `KAFKA_PARTITION_ASSIGNMENT_STRATEGY` (e.g. `cooperative-sticky` or `range,roundrobin`) and
+    /// `KAFKA_BOOTSTRAP_TIMEOUT` (seconds). Unset or empty variables keep the default; values are
+    /// trimmed.
+    ///
+    /// `KAFKA_BATCH_SIZE` (eventsource-py 0.8.1's name for the batch size in bytes) is read as
+    /// `KAFKA_PRODUCER_MAX_BATCH_BYTES`; both set to different values is an error.
     ///
     /// # Errors
     ///
@@ -198,7 +223,22 @@ impl KafkaEventBusConfig {
         if let Some(v) = env.get("KAFKA_COMPRESSION_TYPE") {
             c.compression_type = (!v.eq_ignore_ascii_case("none")).then_some(v);
         }
-        env.number("KAFKA_PRODUCER_MAX_BATCH_BYTES", &mut c.producer_max_batch_bytes)?;
+        // eventsource-py 0.8.1 called the same byte count `batch_size`.
+        let max_batch_bytes = env.get("KAFKA_PRODUCER_MAX_BATCH_BYTES");
+        let batch_size = env.get("KAFKA_BATCH_SIZE");
+        if let (Some(new), Some(old)) = (&max_batch_bytes, &batch_size)
+            && new != old
+        {
+            return Err(invalid(
+                "KAFKA_BATCH_SIZE",
+                format!("{old:?} disagrees with KAFKA_PRODUCER_MAX_BATCH_BYTES={new:?}; set only one"),
+            ));
+        }
+        if let Some(v) = max_batch_bytes {
+            c.producer_max_batch_bytes = number("KAFKA_PRODUCER_MAX_BATCH_BYTES", &v)?;
+        } else if let Some(v) = batch_size {
+            c.producer_max_batch_bytes = number("KAFKA_BATCH_SIZE", &v)?;
+        }
         env.number("KAFKA_LINGER_MS", &mut c.linger_ms)?;
         env.string("KAFKA_AUTO_OFFSET_RESET", &mut c.auto_offset_reset);
         env.number("KAFKA_SESSION_TIMEOUT_MS", &mut c.session_timeout_ms)?;
@@ -240,8 +280,24 @@ impl KafkaEventBusConfig {
         env.boolean("KAFKA_ENABLE_TRACING", &mut c.enable_tracing)?;
         env.boolean("KAFKA_ENABLE_METRICS", &mut c.enable_metrics)?;
         env.seconds("KAFKA_SHUTDOWN_TIMEOUT", &mut c.shutdown_timeout)?;
+        env.number(
+            "KAFKA_MAX_IN_FLIGHT_PER_PARTITION",
+            &mut c.max_in_flight_per_partition,
+        )?;
+        env.optional("KAFKA_GROUP_INSTANCE_ID", &mut c.group_instance_id);
+        env.seconds("KAFKA_FETCH_MAX_WAIT", &mut c.fetch_max_wait)?;
+        env.seconds("KAFKA_DELIVERY_TIMEOUT", &mut c.delivery_timeout)?;
+        env.number("KAFKA_BUFFER_MEMORY", &mut c.buffer_memory)?;
+        env.seconds("KAFKA_REQUEST_TIMEOUT", &mut c.request_timeout)?;
+        if let Some(v) = env.get("KAFKA_ENABLE_IDEMPOTENCE") {
+            c.enable_idempotence = Some(boolean("KAFKA_ENABLE_IDEMPOTENCE", &v)?);
+        }
+        env.string(
+            "KAFKA_PARTITION_ASSIGNMENT_STRATEGY",
+            &mut c.partition_assignment_strategy,
+        );
+        env.seconds("KAFKA_BOOTSTRAP_TIMEOUT", &mut c.bootstrap_timeout)?;
         c.validate()?;
-        c.log_warnings();
         Ok(c)
     }
 }

@@ -666,3 +666,105 @@ fn corrupt_batch_policy_and_decompression_limit_are_settings() {
         crate::dispatch::CorruptBatches::DeadLetter
     );
 }
+
+#[test]
+fn production_settings_have_the_java_clients_defaults() {
+    let c = config();
+    assert_eq!(c.delivery_timeout, Duration::from_secs(120));
+    assert_eq!(c.buffer_memory, 32 << 20);
+    assert_eq!(c.request_timeout, Duration::from_secs(30));
+    assert_eq!(c.enable_idempotence, None);
+    assert_eq!(c.partition_assignment_strategy, "range,roundrobin");
+    assert_eq!(c.bootstrap_timeout, Duration::from_secs(30));
+}
+
+#[test]
+fn production_settings_are_checked() {
+    let mut c = config();
+    c.acks = "1".into();
+    c.enable_idempotence = Some(true);
+    assert_eq!(err(&c), "enable_idempotence requires acks='all' (acks is \"1\")");
+    c.enable_idempotence = Some(false);
+    c.validate().unwrap();
+    for (field, edit) in [
+        (
+            "request_timeout",
+            (|c| c.request_timeout = Duration::ZERO) as Edit,
+        ),
+        ("delivery_timeout", |c| c.delivery_timeout = Duration::ZERO),
+        ("bootstrap_timeout", |c| c.bootstrap_timeout = Duration::ZERO),
+        ("request_timeout", |c| {
+            c.request_timeout = Duration::from_secs(u64::from(u32::MAX))
+        }),
+        // delivery must cover linger + one request
+        ("delivery_timeout", |c| {
+            c.delivery_timeout = Duration::from_secs(30)
+        }),
+        ("buffer_memory", |c| c.buffer_memory = 1000),
+        ("buffer_memory", |c| {
+            c.producer_max_batch_bytes = 64 << 20;
+        }),
+    ] {
+        let mut c = config();
+        edit(&mut c);
+        assert!(err(&c).contains(field), "{field}: {}", err(&c));
+    }
+    for bad in ["", " , ", "sticky", "range,range"] {
+        let mut c = config();
+        c.partition_assignment_strategy = bad.into();
+        assert!(
+            matches!(c.validate(), Err(ConfigError::InvalidAssignmentStrategy { .. })),
+            "{bad:?}"
+        );
+    }
+}
+
+#[test]
+fn from_env_reads_the_production_settings() {
+    let c = from(&[
+        ("KAFKA_DELIVERY_TIMEOUT", "60"),
+        ("KAFKA_BUFFER_MEMORY", "16777216"),
+        ("KAFKA_REQUEST_TIMEOUT", "7.5"),
+        ("KAFKA_ENABLE_IDEMPOTENCE", "false"),
+        ("KAFKA_PARTITION_ASSIGNMENT_STRATEGY", "cooperative-sticky"),
+        ("KAFKA_BOOTSTRAP_TIMEOUT", "5"),
+        ("KAFKA_MAX_IN_FLIGHT_PER_PARTITION", "4"),
+        ("KAFKA_GROUP_INSTANCE_ID", "worker-3"),
+        ("KAFKA_FETCH_MAX_WAIT", "0.1"),
+    ])
+    .unwrap();
+    assert_eq!(c.delivery_timeout, Duration::from_secs(60));
+    assert_eq!(c.buffer_memory, 16 << 20);
+    assert_eq!(c.request_timeout, Duration::from_millis(7500));
+    assert_eq!(c.enable_idempotence, Some(false));
+    assert_eq!(
+        c.assignment_strategies().unwrap(),
+        [AssignmentStrategy::CooperativeSticky]
+    );
+    assert_eq!(c.bootstrap_timeout, Duration::from_secs(5));
+    assert_eq!(c.max_in_flight_per_partition, 4);
+    assert_eq!(c.group_instance_id.as_deref(), Some("worker-3"));
+    assert_eq!(c.fetch_max_wait, Duration::from_millis(100));
+}
+
+#[test]
+fn the_0_8_1_batch_size_variable_is_the_batch_bytes() {
+    let c = from(&[("KAFKA_BATCH_SIZE", "65536")]).unwrap();
+    assert_eq!(c.producer_max_batch_bytes, 65_536);
+    let c = from(&[
+        ("KAFKA_BATCH_SIZE", "65536"),
+        ("KAFKA_PRODUCER_MAX_BATCH_BYTES", "65536"),
+    ])
+    .unwrap();
+    assert_eq!(c.producer_max_batch_bytes, 65_536);
+    match from(&[
+        ("KAFKA_BATCH_SIZE", "100"),
+        ("KAFKA_PRODUCER_MAX_BATCH_BYTES", "65536"),
+    ]) {
+        Err(ConfigError::InvalidEnv { name, reason }) => {
+            assert_eq!(name, "KAFKA_BATCH_SIZE");
+            assert!(reason.contains("KAFKA_PRODUCER_MAX_BATCH_BYTES"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+}

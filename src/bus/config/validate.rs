@@ -108,6 +108,20 @@ pub enum ConfigError {
         /// What was configured.
         value: String,
     },
+    /// `partition_assignment_strategy` names no known assignor, repeats one, or is empty.
+    #[snafu(display(
+        "Invalid partition_assignment_strategy: {value}. Must be a comma-separated list of: {{'range', 'roundrobin', 'cooperative-sticky'}}"
+    ))]
+    InvalidAssignmentStrategy {
+        /// What was configured.
+        value: String,
+    },
+    /// `enable_idempotence` is on while `acks` is not `all`.
+    #[snafu(display("enable_idempotence requires acks='all' (acks is {acks:?})"))]
+    IdempotenceRequiresAcksAll {
+        /// The configured `acks`.
+        acks: String,
+    },
     /// A number outside what works (or what the wire can carry).
     #[snafu(display("Invalid {field}: {value}. Must be {expected}"))]
     OutOfRange {
@@ -141,6 +155,14 @@ pub enum ConfigError {
     InvalidEnv {
         /// The variable.
         name: String,
+        /// What is wrong, with the value.
+        reason: String,
+    },
+    /// A property of `from_properties` does not parse. The value is not shown for secrets.
+    #[snafu(display("Invalid property {key}: {reason}"))]
+    InvalidProperty {
+        /// The key.
+        key: String,
         /// What is wrong, with the value.
         reason: String,
     },
@@ -290,6 +312,8 @@ impl FromStr for CorruptBatchPolicy {
 const SASL_MECHANISMS: [&str; 3] = ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"];
 /// The wire carries timeouts and sizes as int32.
 const I32_MAX: u64 = i32::MAX as u64;
+/// The producer's largest Produce request (Kafka's `max.request.size` default): the buffer must hold one.
+const MAX_REQUEST_SIZE: usize = 1 << 20;
 
 pub(super) fn out_of_range(
     field: &'static str,
@@ -481,12 +505,35 @@ impl KafkaEventBusConfig {
         if self.linger_ms > I32_MAX {
             return Err(out_of_range("linger_ms", self.linger_ms, "at most 2147483647"));
         }
+        if self.enable_idempotence == Some(true) && !matches!(self.acks.as_str(), "all" | "-1") {
+            return Err(ConfigError::IdempotenceRequiresAcksAll {
+                acks: self.acks.clone(),
+            });
+        }
+        check_millis("request_timeout", self.request_timeout)?;
+        check_millis("delivery_timeout", self.delivery_timeout)?;
+        check_millis("bootstrap_timeout", self.bootstrap_timeout)?;
+        if self.delivery_timeout < self.linger() + self.request_timeout {
+            return Err(out_of_range(
+                "delivery_timeout",
+                format!("{:?}", self.delivery_timeout),
+                "at least linger_ms + request_timeout",
+            ));
+        }
+        if self.buffer_memory < self.producer_max_batch_bytes.max(MAX_REQUEST_SIZE) {
+            return Err(out_of_range(
+                "buffer_memory",
+                self.buffer_memory,
+                "at least producer_max_batch_bytes and 1048576 (the largest Produce request)",
+            ));
+        }
         Ok(())
     }
 
     fn validate_consumer(&self) -> Result<(), ConfigError> {
         self.offset_reset()?;
         self.corrupt_batches()?;
+        self.assignment_strategies()?;
         if self.max_uncompressed_batch_bytes == 0 {
             return Err(out_of_range("max_uncompressed_batch_bytes", 0, "at least 1"));
         }
@@ -561,6 +608,18 @@ impl KafkaEventBusConfig {
         }
         Ok(())
     }
+}
+
+/// A timeout the wire carries in int32 milliseconds: above zero and at most `i32::MAX` ms.
+fn check_millis(field: &'static str, value: Duration) -> Result<(), ConfigError> {
+    if value.is_zero() || value.as_millis() > u128::from(I32_MAX) {
+        return Err(out_of_range(
+            field,
+            format!("{value:?}"),
+            "greater than zero and at most i32::MAX milliseconds",
+        ));
+    }
+    Ok(())
 }
 
 /// Kafka's topic rules: at most 249 characters of `[a-zA-Z0-9._-]` (the names here always end in

@@ -18,6 +18,9 @@
 //! - Shutdown order: stop taking records, let in-flight handlers finish (bounded), commit, leave the
 //!   group, flush the producer.
 
+mod bootstrap;
+#[cfg(test)]
+mod tests;
 mod topics;
 mod wait;
 
@@ -266,8 +269,8 @@ impl KafkaEventBus {
     ///
     /// # Errors
     ///
-    /// [`Error::Config`] for TLS/SASL files that cannot be loaded, [`Error::Cluster`] when no broker
-    /// can be reached.
+    /// [`Error::Config`] for TLS/SASL files that cannot be loaded, [`Error::BootstrapTimeout`] when no
+    /// bootstrap server answers within `bootstrap_timeout`, [`Error::Cluster`] for other failures.
     pub async fn connect(&self) -> Result<(), Error> {
         if self.connection().is_some() {
             return Ok(());
@@ -278,11 +281,18 @@ impl KafkaEventBus {
         let config = &self.inner.config;
         let client_config = config.client_config().context(ConfigSnafu)?;
         let producer_config = config.producer_config().context(ConfigSnafu)?;
-        let cluster = match Cluster::connect(client_config).await {
+        let cluster = match bootstrap::connect_cluster(config, client_config).await {
             Ok(cluster) => cluster,
             Err(e) => {
-                self.inner.telemetry.metrics().connection_error(e.kind());
-                return Err(Error::Cluster { source: e });
+                let kind = match &e {
+                    Error::Cluster { source } => Some(source.kind()),
+                    Error::BootstrapTimeout { source, .. } => Some(source.kind()),
+                    _ => None,
+                };
+                if let Some(kind) = kind {
+                    self.inner.telemetry.metrics().connection_error(kind);
+                }
+                return Err(e);
             }
         };
         let producer = Producer::new(cluster.clone(), producer_config).map_err(|e| Error::Consume {

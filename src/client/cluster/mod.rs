@@ -28,7 +28,7 @@ use std::{
 use backon::{BackoffBuilder, ExponentialBuilder};
 use kafka_protocol::messages::{MetadataRequest, TopicName, metadata_request::MetadataRequestTopic};
 use snafu::ResultExt;
-use tracing::debug;
+use tracing::{debug, info};
 
 pub use admin::{NewTopic, TopicCreation};
 pub use error::Error;
@@ -73,8 +73,9 @@ struct Inner {
 impl Cluster {
     /// Connects to the first reachable bootstrap server and reads the cluster's brokers.
     ///
-    /// Bootstrap servers are tried in order; an unreachable one is skipped at once. If none answers, the
-    /// whole list is tried again with backoff until [`ClientConfig::reconnect_deadline`].
+    /// Bootstrap servers are tried in order; an unreachable one is skipped at once (logged at INFO with
+    /// its address and the cause). If none answers, the whole list is tried again with backoff until
+    /// [`ClientConfig::bootstrap_timeout`] (by default [`ClientConfig::reconnect_deadline`]).
     ///
     /// # Errors
     ///
@@ -110,7 +111,7 @@ impl Cluster {
                 refreshing: tokio::sync::Mutex::new(()),
             }),
         };
-        cluster.refresh(Some(&[])).await?;
+        cluster.refresh_within(Some(&[]), Retry::Bootstrap).await?;
         Ok(cluster)
     }
 
@@ -144,6 +145,14 @@ impl Cluster {
     }
 
     async fn refresh(&self, topics: Option<&[&str]>) -> Result<Arc<ClusterMetadata>, Error> {
+        self.refresh_within(topics, Retry::Request).await
+    }
+
+    async fn refresh_within(
+        &self,
+        topics: Option<&[&str]>,
+        retry: Retry,
+    ) -> Result<Arc<ClusterMetadata>, Error> {
         let request = MetadataRequest::default()
             .with_topics(topics.map(|topics| {
                 topics
@@ -153,7 +162,7 @@ impl Cluster {
             }))
             .with_allow_auto_topic_creation(false);
         let _refreshing = self.inner.refreshing.lock().await;
-        let (broker, response) = self.request_any(&request).await?;
+        let (broker, response) = self.request_any_within(|_| request.clone(), retry).await?;
         let update = MetadataUpdate::from_response(response);
         let mut slot = self.inner.metadata.write().unwrap_or_else(|p| p.into_inner());
         let next = Arc::new(slot.merged(update, topics.is_none()));
@@ -237,8 +246,20 @@ impl Cluster {
         &self,
         build: impl Fn(i16) -> R,
     ) -> Result<(String, R::Response), Error> {
+        self.request_any_within(build, Retry::Request).await
+    }
+
+    async fn request_any_within<R: ApiRequest>(
+        &self,
+        build: impl Fn(i16) -> R,
+        retry: Retry,
+    ) -> Result<(String, R::Response), Error> {
         let config = &self.inner.config;
-        let deadline = tokio::time::Instant::now() + config.reconnect_deadline;
+        let deadline = tokio::time::Instant::now()
+            + match retry {
+                Retry::Bootstrap => config.bootstrap_timeout.unwrap_or(config.reconnect_deadline),
+                Retry::Request => config.reconnect_deadline,
+            };
         let mut delays = ExponentialBuilder::new()
             .with_min_delay(config.reconnect_backoff)
             .with_max_delay(config.reconnect_backoff_max)
@@ -263,7 +284,14 @@ impl Cluster {
                 match result {
                     Ok(response) => return Ok((conn.address().to_owned(), response)),
                     Err(e) if e.is_retriable() => {
-                        debug!(broker = conn.address(), error = %e, "broker unavailable, trying the next");
+                        match retry {
+                            Retry::Bootstrap => {
+                                info!(broker = conn.address(), error = %e, "bootstrap server unreachable, retrying");
+                            }
+                            Retry::Request => {
+                                debug!(broker = conn.address(), error = %e, "broker unavailable, trying the next");
+                            }
+                        }
                         attempts.push(e);
                     }
                     Err(e) => return Err(e).context(ConnectionSnafu { api: R::KEY }),
@@ -279,6 +307,16 @@ impl Cluster {
             tokio::time::sleep(delay).await;
         }
     }
+}
+
+/// Which deadline a request to any broker retries against, and how loudly it reports a failed attempt.
+#[derive(Debug, Clone, Copy)]
+enum Retry {
+    /// The first metadata request of [`Cluster::connect`]: [`ClientConfig::bootstrap_timeout`] (else
+    /// the reconnect deadline), INFO.
+    Bootstrap,
+    /// Any later request: [`ClientConfig::reconnect_deadline`], DEBUG.
+    Request,
 }
 
 fn topic_name(name: &str) -> TopicName {
