@@ -21,10 +21,16 @@
 //!   producer id or epoch changes (after OUT_OF_ORDER_SEQUENCE / UNKNOWN_PRODUCER_ID), sequences
 //!   restart at 0, and a batch that may already have been written under the old one is failed
 //!   ([`Drained::uncertain`]) rather than sent again (see `idempotence`).
+//! - **Work follows data.** A drain looks only at the partitions that may have a batch to send: those
+//!   listed in `ready` (a batch sealed, a linger or backoff ended, a completion, a flush) or parked
+//!   behind a broker that was busy. Lingers end in creation order (`lingering`), so the sender sleeps
+//!   until the oldest one and only a first lingering batch wakes it. Idle partitions cost a drain
+//!   nothing, and a partition's batch buffer exists only while it holds records.
 //! - No I/O and no clock: `now` is passed in, so the rules above are unit-tested with virtual time.
 
 use std::{
-    collections::{BTreeSet, HashMap, HashSet, VecDeque},
+    cmp::Reverse,
+    collections::{BTreeSet, BinaryHeap, HashMap, HashSet, VecDeque},
     sync::{Arc, Mutex, MutexGuard},
     time::{Duration, Instant},
 };
@@ -69,6 +75,8 @@ pub(crate) struct ProducerBatch {
     producer: Option<(i64, i16, i32)>,
     /// The encoded bytes carry an older producer state than `producer`.
     stale_encoding: bool,
+    /// Drained and not yet completed or requeued: its partition is in flight because of it.
+    in_flight: bool,
 }
 
 impl ProducerBatch {
@@ -125,13 +133,31 @@ impl ProducerBatch {
     }
 }
 
+/// The first capacity of a batch's buffer; it grows (doubling) up to `batch_size` as records come.
+/// Small, so that a partition with a record or two pending does not hold a `batch_size` buffer.
+const INITIAL_BATCH_CAPACITY: usize = 16 * 1024;
+
+/// How often a drain looks for expired batches in every partition (not only in the ones it visits).
+const EXPIRY_SWEEP: Duration = Duration::from_secs(1);
+
+/// A partition the accumulator holds a queue for: (index in `State::topics`, partition).
+type PartitionKey = (usize, i32);
+
 #[derive(Debug, Default)]
 struct PartitionQueue {
     open: Option<ProducerBatch>,
     sealed: VecDeque<ProducerBatch>,
     in_flight: bool,
+    /// In `State::ready` or `State::parked`: the next drain looks at it.
+    listed: bool,
     next_sequence: i32,
     sequence_owner: Option<ProducerState>,
+}
+
+impl PartitionQueue {
+    fn has_data(&self) -> bool {
+        self.open.is_some() || !self.sealed.is_empty()
+    }
 }
 
 #[derive(Debug)]
@@ -143,7 +169,22 @@ struct TopicQueues {
 #[derive(Debug)]
 struct State {
     partitioner: Partitioner,
-    topics: HashMap<String, TopicQueues>,
+    topics: Vec<TopicQueues>,
+    /// Index in `topics` by name.
+    topic_index: HashMap<Arc<str>, usize>,
+    /// Partitions the next drain looks at, each once (`PartitionQueue::listed`).
+    ready: VecDeque<PartitionKey>,
+    /// Listed partitions whose leader was busy at the last drain, by leader: looked at again once the
+    /// leader is not busy, or the metadata changed.
+    parked: HashMap<i32, Vec<PartitionKey>>,
+    /// The metadata generation the parked partitions' leaders come from.
+    parked_generation: u64,
+    /// (end of linger, partition, batch id) of each new batch, in creation order (so by end of linger).
+    lingering: VecDeque<(Instant, PartitionKey, u64)>,
+    /// (end of backoff, partition) of batches waiting to be retried.
+    backoff: BinaryHeap<Reverse<(Instant, PartitionKey)>>,
+    /// When a drain last looked for expired batches in every partition.
+    swept: Option<Instant>,
     next_batch_id: u64,
     /// Batches not yet completed, by id (flush waits for the ones that existed when it was called).
     incomplete: BTreeSet<u64>,
@@ -187,7 +228,14 @@ impl Accumulator {
             config,
             state: Mutex::new(State {
                 partitioner,
-                topics: HashMap::new(),
+                topics: Vec::new(),
+                topic_index: HashMap::new(),
+                ready: VecDeque::new(),
+                parked: HashMap::new(),
+                parked_generation: 0,
+                lingering: VecDeque::new(),
+                backoff: BinaryHeap::new(),
+                swept: None,
                 next_batch_id: 0,
                 incomplete: BTreeSet::new(),
                 flush_below: 0,
@@ -251,6 +299,8 @@ impl Accumulator {
         let timestamp = record.timestamp.unwrap_or(timestamp_now);
         let batch_size = self.config.batch_size;
         let compression = self.config.compression;
+        let linger = self.config.linger;
+        let topic = topic_slot(state, &record.topic);
 
         // Would the record overflow the open batch? Then seal it, and (unkeyed, KIP-480) let the
         // partitioner move on before choosing again.
@@ -262,11 +312,12 @@ impl Accumulator {
             }),
             None => true,
         };
-        if !fits(queue_mut(state, &record.topic, partition, num_partitions)) {
-            let queue = queue_mut(state, &record.topic, partition, num_partitions);
+        if !fits(queue_mut(state, topic, partition, num_partitions)) {
+            let queue = queue_mut(state, topic, partition, num_partitions);
             if let Some(full) = queue.open.take() {
                 queue.sealed.push_back(full);
             }
+            list(state, (topic, partition));
             if explicit.is_none() && key.is_none() {
                 state
                     .partitioner
@@ -277,17 +328,16 @@ impl Accumulator {
         }
 
         let id = state.next_batch_id;
-        let queue = queue_mut(state, &record.topic, partition, num_partitions);
+        let topic_name = Arc::clone(&state.topics[topic].name);
+        let queue = queue_mut(state, topic, partition, num_partitions);
         let new_batch = queue.open.is_none();
-        let topic_name = Arc::clone(&topic_arc(state, &record.topic));
-        let queue = queue_mut(state, &record.topic, partition, num_partitions);
         let batch = queue.open.get_or_insert_with(|| ProducerBatch {
             id,
             topic: topic_name,
             partition,
             builder: Some(RecordBatchBuilder::with_capacity(
                 compression,
-                batch_size.min(1 << 20),
+                batch_size.min(INITIAL_BATCH_CAPACITY),
             )),
             encoded: None,
             deliveries: Vec::new(),
@@ -299,6 +349,7 @@ impl Accumulator {
             maybe_written: false,
             producer: None,
             stale_encoding: false,
+            in_flight: false,
         });
         let builder = batch.builder.as_mut().ok_or(Error::Closed)?;
         let appended = builder.append(timestamp, key, record.value.as_deref(), &record.headers);
@@ -319,11 +370,20 @@ impl Accumulator {
         if full && let Some(batch) = queue.open.take() {
             queue.sealed.push_back(batch);
         }
+        let mut wake = full;
+        if full {
+            list(state, (topic, partition));
+        }
         if new_batch {
             state.incomplete.insert(id);
             state.next_batch_id += 1;
+            if !full {
+                // The sender sleeps until the oldest linger ends: only a first one must wake it.
+                wake |= state.lingering.is_empty() || linger.is_zero();
+                state.lingering.push_back((now + linger, (topic, partition), id));
+            }
         }
-        if new_batch || full {
+        if wake {
             self.wake_sender.notify_one();
         }
         Ok(rx)
@@ -342,77 +402,146 @@ impl Accumulator {
         busy: &HashSet<i32>,
         producer: Option<ProducerState>,
     ) -> Drained {
-        let mut state = self.lock();
-        let state = &mut *state;
+        let mut guard = self.lock();
+        let state = &mut *guard;
         let mut drained = Drained::default();
-        let mut request_bytes: HashMap<i32, usize> = HashMap::new();
         let linger = self.config.linger;
+        let timeout = self.config.delivery_timeout;
         let flush_below = if state.closed { u64::MAX } else { state.flush_below };
-        for (name, topic) in &mut state.topics {
-            for (index, queue) in topic.partitions.iter_mut().enumerate() {
-                take_expired(queue, now, self.config.delivery_timeout, &mut drained.expired);
-                if queue.in_flight {
-                    continue;
-                }
-                let ready = match (queue.sealed.front(), &queue.open) {
-                    (Some(batch), _) => match batch.retry_at {
-                        Some(at) if at > now => {
-                            wake_at(&mut drained.next_wake, at);
-                            false
-                        }
-                        _ => true,
-                    },
-                    (None, Some(open)) => {
-                        let due = open.created + linger;
-                        let ready = open.id < flush_below || due <= now;
-                        if !ready {
-                            wake_at(&mut drained.next_wake, due);
-                        }
-                        ready
-                    }
-                    (None, None) => false,
-                };
-                if !ready {
-                    continue;
-                }
-                let partition = index as i32;
-                let leader = metadata
-                    .topics
-                    .get(name.as_str())
-                    .and_then(|t| t.partition(partition))
-                    .and_then(|p| p.leader);
-                let Some(leader) = leader else {
-                    drained.needs_metadata = true;
-                    continue;
-                };
-                if busy.contains(&leader) {
-                    continue;
-                }
-                let size = queue
-                    .sealed
-                    .front()
-                    .or(queue.open.as_ref())
-                    .map_or(0, ProducerBatch::size);
-                let used = request_bytes.entry(leader).or_default();
-                if *used > 0 && *used + size > self.config.max_request_size {
-                    continue;
-                }
-                *used += size;
-                let Some(mut batch) = queue.sealed.pop_front().or_else(|| queue.open.take()) else {
-                    continue;
-                };
-                queue.in_flight = true;
-                if let Some(state) = producer
-                    && !assign_sequence(queue, &mut batch, state)
-                {
-                    drained.uncertain.push(batch);
-                    continue;
-                }
-                match drained.by_broker.iter_mut().find(|(id, _)| *id == leader) {
-                    Some((_, batches)) => batches.push(batch),
-                    None => drained.by_broker.push((leader, vec![batch])),
+
+        // Lingers that ended (or that a flush or close cut short), and retry backoffs that ended.
+        while let Some(&(due, key, id)) = state.lingering.front() {
+            if due > now && id >= flush_below {
+                break;
+            }
+            state.lingering.pop_front();
+            list(state, key);
+        }
+        while let Some(&Reverse((at, key))) = state.backoff.peek() {
+            if at > now {
+                break;
+            }
+            state.backoff.pop();
+            list(state, key);
+        }
+        if state
+            .swept
+            .is_none_or(|at| now.saturating_duration_since(at) >= EXPIRY_SWEEP)
+        {
+            state.swept = Some(now);
+            for topic in &mut state.topics {
+                for queue in &mut topic.partitions {
+                    take_expired(queue, now, timeout, &mut drained.expired);
                 }
             }
+        }
+        unpark(state, metadata.generation, busy);
+
+        let State {
+            topics,
+            ready,
+            parked,
+            backoff,
+            ..
+        } = state;
+        let mut request_bytes: HashMap<i32, usize> = HashMap::new();
+        // Partitions with no known leader, or whose batch did not fit this drain's request.
+        let mut again: Vec<PartitionKey> = Vec::new();
+        let mut request_full = false;
+        let mut leaders: Option<(usize, Option<&crate::client::cluster::TopicMetadata>)> = None;
+        while let Some(key @ (topic_at, partition)) = ready.pop_front() {
+            let Some(topic) = topics.get_mut(topic_at) else {
+                continue;
+            };
+            let Some(queue) = usize::try_from(partition)
+                .ok()
+                .and_then(|p| topic.partitions.get_mut(p))
+            else {
+                continue;
+            };
+            queue.listed = false;
+            take_expired(queue, now, timeout, &mut drained.expired);
+            if queue.in_flight {
+                continue; // its completion lists it again
+            }
+            let ready_now = match (queue.sealed.front(), &queue.open) {
+                (Some(batch), _) => match batch.retry_at {
+                    Some(at) if at > now => {
+                        backoff.push(Reverse((at, key)));
+                        false
+                    }
+                    _ => true,
+                },
+                // Not yet: its entry in `lingering` lists it when the linger ends.
+                (None, Some(open)) => open.id < flush_below || open.created + linger <= now,
+                (None, None) => false,
+            };
+            if !ready_now {
+                continue;
+            }
+            let topic_metadata = match leaders {
+                Some((at, meta)) if at == topic_at => meta,
+                _ => {
+                    let meta = metadata.topics.get(&*topic.name);
+                    leaders = Some((topic_at, meta));
+                    meta
+                }
+            };
+            let leader = topic_metadata
+                .and_then(|t| t.partition(partition))
+                .and_then(|p| p.leader);
+            let Some(leader) = leader else {
+                drained.needs_metadata = true;
+                queue.listed = true;
+                again.push(key);
+                continue;
+            };
+            if busy.contains(&leader) {
+                queue.listed = true;
+                parked.entry(leader).or_default().push(key);
+                continue;
+            }
+            let size = queue
+                .sealed
+                .front()
+                .or(queue.open.as_ref())
+                .map_or(0, ProducerBatch::size);
+            let used = request_bytes.entry(leader).or_default();
+            if *used > 0 && *used + size > self.config.max_request_size {
+                queue.listed = true;
+                again.push(key);
+                request_full = true;
+                continue;
+            }
+            *used += size;
+            let Some(mut batch) = queue.sealed.pop_front().or_else(|| queue.open.take()) else {
+                continue;
+            };
+            queue.in_flight = true;
+            batch.in_flight = true;
+            if let Some(state) = producer
+                && !assign_sequence(queue, &mut batch, state)
+            {
+                drained.uncertain.push(batch);
+                continue;
+            }
+            match drained.by_broker.iter_mut().find(|(id, _)| *id == leader) {
+                Some((_, batches)) => batches.push(batch),
+                None => drained.by_broker.push((leader, vec![batch])),
+            }
+        }
+        for key in again.into_iter().rev() {
+            ready.push_front(key);
+        }
+        if request_full {
+            // The rest goes in the next request, at once.
+            wake_at(&mut drained.next_wake, now);
+        }
+        if let Some(&(due, _, _)) = state.lingering.front() {
+            wake_at(&mut drained.next_wake, due);
+        }
+        if let Some(&Reverse((at, _))) = state.backoff.peek() {
+            wake_at(&mut drained.next_wake, at);
         }
         drained
     }
@@ -421,9 +550,16 @@ impl Accumulator {
     /// its memory is released, and its partition may send again.
     pub(crate) fn complete(&self, batch: ProducerBatch, result: Result<i64, Error>) {
         {
-            let mut state = self.lock();
-            if let Some(queue) = queue_of(&mut state, &batch.topic, batch.partition) {
-                queue.in_flight = false;
+            let mut guard = self.lock();
+            let state = &mut *guard;
+            // An expired batch was never in flight: another batch of its partition may be.
+            if batch.in_flight
+                && let Some(key) = key_of(state, &batch.topic, batch.partition)
+            {
+                if let Some(queue) = queue_at(&mut state.topics, key) {
+                    queue.in_flight = false;
+                }
+                list(state, key);
             }
             state.incomplete.remove(&batch.id);
         }
@@ -437,12 +573,17 @@ impl Accumulator {
         batch.retry_at = Some(now + self.config.retry_backoff);
         batch.attempts += 1;
         batch.last_error = Some(error);
-        let mut state = self.lock();
-        if let Some(queue) = queue_of(&mut state, &batch.topic, batch.partition) {
+        batch.in_flight = false;
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        if let Some(key) = key_of(state, &batch.topic, batch.partition)
+            && let Some(queue) = queue_at(&mut state.topics, key)
+        {
             queue.in_flight = false;
             queue.sealed.push_front(batch);
+            list(state, key);
         }
-        drop(state);
+        drop(guard);
         self.wake_sender.notify_one();
     }
 
@@ -489,7 +630,7 @@ impl Accumulator {
             let mut state = self.lock();
             let timeout = self.config.delivery_timeout;
             let mut expired = Vec::new();
-            for topic in state.topics.values_mut() {
+            for topic in &mut state.topics {
                 for queue in &mut topic.partitions {
                     take_expired(queue, now, timeout, &mut expired);
                 }
@@ -551,43 +692,73 @@ fn assign_sequence(queue: &mut PartitionQueue, batch: &mut ProducerBatch, state:
     true
 }
 
-fn topic_arc(state: &mut State, topic: &str) -> Arc<str> {
-    state
-        .topics
-        .get(topic)
-        .map(|t| Arc::clone(&t.name))
-        .unwrap_or_else(|| Arc::from(topic))
+/// Lists `key` for the next drain, unless it is listed already, in flight or empty.
+fn list(state: &mut State, key: PartitionKey) {
+    if let Some(queue) = queue_at(&mut state.topics, key)
+        && !queue.listed
+        && !queue.in_flight
+        && queue.has_data()
+    {
+        queue.listed = true;
+        state.ready.push_back(key);
+    }
 }
 
-fn queue_mut<'a>(
-    state: &'a mut State,
-    topic: &str,
-    partition: i32,
-    num_partitions: i32,
-) -> &'a mut PartitionQueue {
-    if !state.topics.contains_key(topic) {
-        let queues = TopicQueues {
-            name: Arc::from(topic),
-            partitions: Vec::new(),
-        };
-        state.topics.insert(topic.to_owned(), queues);
+/// Moves the parked partitions whose leader is no longer busy (all of them when the metadata changed)
+/// to the front of `ready`.
+fn unpark(state: &mut State, generation: u64, busy: &HashSet<i32>) {
+    if state.parked.is_empty() {
+        state.parked_generation = generation;
+        return;
     }
-    let Some(queues) = state.topics.get_mut(topic) else {
-        unreachable!("inserted above")
-    };
+    let changed = state.parked_generation != generation;
+    state.parked_generation = generation;
+    let ready = &mut state.ready;
+    state.parked.retain(|leader, keys| {
+        if !changed && busy.contains(leader) {
+            return true;
+        }
+        for key in keys.drain(..).rev() {
+            ready.push_front(key);
+        }
+        false
+    });
+}
+
+/// The index of `topic` in `state.topics`, adding it if new.
+fn topic_slot(state: &mut State, topic: &str) -> usize {
+    if let Some(&index) = state.topic_index.get(topic) {
+        return index;
+    }
+    let name: Arc<str> = Arc::from(topic);
+    let index = state.topics.len();
+    state.topics.push(TopicQueues {
+        name: Arc::clone(&name),
+        partitions: Vec::new(),
+    });
+    state.topic_index.insert(name, index);
+    index
+}
+
+fn queue_mut(state: &mut State, topic: usize, partition: i32, num_partitions: i32) -> &mut PartitionQueue {
     let wanted = usize::try_from(num_partitions.max(partition + 1)).unwrap_or(0);
-    if queues.partitions.len() < wanted {
-        queues.partitions.resize_with(wanted, PartitionQueue::default);
-    }
     let index = usize::try_from(partition).unwrap_or(0);
-    &mut queues.partitions[index]
+    let queues = &mut state.topics[topic].partitions;
+    if queues.len() < wanted.max(index + 1) {
+        queues.resize_with(wanted.max(index + 1), PartitionQueue::default);
+    }
+    &mut queues[index]
 }
 
-fn queue_of<'a>(state: &'a mut State, topic: &str, partition: i32) -> Option<&'a mut PartitionQueue> {
-    state
-        .topics
-        .get_mut(topic)
-        .and_then(|t| t.partitions.get_mut(usize::try_from(partition).ok()?))
+fn key_of(state: &State, topic: &str, partition: i32) -> Option<PartitionKey> {
+    state.topic_index.get(topic).map(|&index| (index, partition))
+}
+
+fn queue_at(topics: &mut [TopicQueues], (topic, partition): PartitionKey) -> Option<&mut PartitionQueue> {
+    topics
+        .get_mut(topic)?
+        .partitions
+        .get_mut(usize::try_from(partition).ok()?)
 }
 
 /// Milliseconds since the Unix epoch, now.

@@ -393,3 +393,129 @@ async fn a_batch_that_may_have_been_written_is_not_resent_under_a_new_epoch() {
     acc.complete(after, Ok(5));
     assert_eq!(next_on_0.await.unwrap().unwrap().offset, 5);
 }
+
+fn many_partitions(n: usize) -> ClusterMetadata {
+    metadata("t", &vec![1; n])
+}
+
+async fn append_to(acc: &Accumulator, partition: i32, partitions: i32, now: Instant) -> Delivery {
+    let r = record(partition, "v");
+    let permit = acc.reserve(&r).await.unwrap();
+    acc.append(r, permit, partitions, &[], now, 1_000).unwrap()
+}
+
+/// Whether the sender was woken (a stored `notify_one` permit), consuming the permit.
+fn woken(acc: &Accumulator) -> bool {
+    use futures::FutureExt;
+    acc.wake_sender.notified().now_or_never().is_some()
+}
+
+#[tokio::test]
+async fn only_the_first_lingering_batch_wakes_the_sender() {
+    let acc = accumulator(config());
+    let t0 = Instant::now();
+    let meta = many_partitions(1000);
+    let _a = append_to(&acc, 0, 1000, t0).await;
+    assert!(
+        woken(&acc),
+        "a first batch: the sender must learn when its linger ends"
+    );
+    let drained = acc.drain(t0, &meta, &HashSet::new(), None);
+    assert_eq!(drained.next_wake, Some(t0 + Duration::from_millis(10)));
+    // Later batches end their linger after that one: the sleeping sender needs no wake-up for them.
+    let mut later = Vec::new();
+    for p in 1..100 {
+        later.push(append_to(&acc, p, 1000, t0 + Duration::from_millis(1)).await);
+    }
+    assert!(!woken(&acc), "one wake-up per new batch");
+    let drained = acc.drain(t0 + Duration::from_millis(10), &meta, &HashSet::new(), None);
+    assert_eq!(drained.by_broker[0].1.len(), 1);
+    assert_eq!(drained.next_wake, Some(t0 + Duration::from_millis(11)));
+    let drained = acc.drain(t0 + Duration::from_millis(11), &meta, &HashSet::new(), None);
+    assert_eq!(drained.by_broker[0].1.len(), 99);
+}
+
+#[tokio::test]
+async fn a_drain_looks_only_at_partitions_with_data() {
+    let acc = accumulator(config());
+    let t0 = Instant::now();
+    let meta = many_partitions(10_000);
+    for p in [3, 5000, 9999] {
+        append_to(&acc, p, 10_000, t0).await;
+    }
+    // The first drain sweeps every partition for expired batches; the next ones do not.
+    acc.drain(t0, &meta, &HashSet::new(), None);
+    {
+        let state = acc.lock();
+        assert!(state.ready.is_empty(), "lingering batches are not listed");
+        assert_eq!(state.lingering.len(), 3);
+    }
+    let drained = acc.drain(t0 + Duration::from_millis(10), &meta, &HashSet::new(), None);
+    let mut sent: Vec<i32> = drained.by_broker[0].1.iter().map(|b| b.partition).collect();
+    sent.sort();
+    assert_eq!(sent, [3, 5000, 9999]);
+    let state = acc.lock();
+    assert!(state.ready.is_empty() && state.lingering.is_empty());
+}
+
+#[tokio::test]
+async fn partitions_behind_a_busy_broker_wait_parked_until_it_is_free() {
+    let acc = accumulator(config());
+    let t0 = Instant::now();
+    let meta = metadata("t", &[1, 2]);
+    append(&acc, record(0, "a"), t0).await;
+    append(&acc, record(1, "b"), t0).await;
+    let later = t0 + Duration::from_millis(10);
+    let drained = acc.drain(later, &meta, &HashSet::from([1]), None);
+    assert_eq!(drained.by_broker.len(), 1);
+    assert_eq!(drained.by_broker[0].0, 2);
+    assert_eq!(acc.lock().parked.get(&1).map(Vec::len), Some(1));
+    assert!(
+        acc.drain(later, &meta, &HashSet::from([1]), None)
+            .by_broker
+            .is_empty()
+    );
+    let drained = acc.drain(later, &meta, &HashSet::new(), None);
+    assert_eq!(drained.by_broker.len(), 1);
+    assert_eq!(
+        (drained.by_broker[0].0, drained.by_broker[0].1[0].partition),
+        (1, 0)
+    );
+    assert!(acc.lock().parked.is_empty());
+}
+
+#[tokio::test]
+async fn an_expired_batch_behind_one_in_flight_leaves_its_partition_in_flight() {
+    let acc = accumulator(
+        config()
+            .with_batch_size(100)
+            .with_delivery_timeout(Duration::from_secs(31)),
+    );
+    let t0 = Instant::now();
+    let meta = metadata("t", &[1, 1]);
+    let value = "x".repeat(60);
+    append(&acc, record(0, &value), t0).await;
+    append(&acc, record(0, &value), t0 + Duration::from_secs(1)).await; // seals the first
+    let in_flight = acc
+        .drain(t0 + Duration::from_secs(1), &meta, &HashSet::new(), None)
+        .by_broker
+        .remove(0)
+        .1
+        .remove(0);
+    // The second batch expires while the first is still unanswered.
+    let drained = acc.drain(t0 + Duration::from_secs(32), &meta, &HashSet::new(), None);
+    assert_eq!(drained.expired.len(), 1);
+    for batch in drained.expired {
+        acc.complete(batch, Err(Error::Closed));
+    }
+    append(&acc, record(0, "next"), t0 + Duration::from_secs(32)).await;
+    assert!(
+        acc.drain(t0 + Duration::from_secs(33), &meta, &HashSet::new(), None)
+            .by_broker
+            .is_empty(),
+        "one batch in flight per partition"
+    );
+    acc.complete(in_flight, Ok(0));
+    let drained = acc.drain(t0 + Duration::from_secs(33), &meta, &HashSet::new(), None);
+    assert_eq!(drained.by_broker[0].1.len(), 1);
+}
