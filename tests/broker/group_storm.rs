@@ -7,10 +7,11 @@
 //! a kill every 2 s for 20 s); the `STORM_*` variables below change any of it. Each member logs its group
 //! transitions (`RUST_LOG`) to `member-K.log` in the storm's directory, kept when a storm fails.
 //!
-//! On Tansu a storm can still stall for good: a leader that sends LeaveGroup while the group is
-//! rebalancing is removed from the members but stays the group's leader, so every JoinGroup answer
-//! names it, nobody sends the assignment, and every SyncGroup ends in REBALANCE_IN_PROGRESS after 0.8 ×
-//! the session timeout (the members' logs then show the same generation and leader, round after round).
+//! Tansu keeps a leader that sent LeaveGroup while the group was rebalancing as the group's leader, so
+//! every JoinGroup answer names it, nobody sends the assignment, and every SyncGroup ends in
+//! REBALANCE_IN_PROGRESS after 0.8 × the session timeout (the members' logs then show the same
+//! generation and leader, round after round). A closing leader therefore completes the rebalance before
+//! it leaves (`group::a_leader_closing_during_a_rebalance_does_not_stall_the_group`).
 
 use std::{
     collections::HashMap,

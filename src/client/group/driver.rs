@@ -147,6 +147,7 @@ pub(crate) async fn run(
         cluster,
         listener,
         coordinator: None,
+        heartbeats: None,
         tasks: JoinSet::new(),
         waits: Waits::default(),
         rebalance_request: None,
@@ -210,6 +211,9 @@ struct Driver {
     cluster: Cluster,
     listener: Arc<dyn RebalanceListener>,
     coordinator: Option<CoordinatorConnection>,
+    /// A second connection to the coordinator for heartbeats, so that they never wait behind a
+    /// JoinGroup or SyncGroup the coordinator holds (a broker answers a connection's requests in order).
+    heartbeats: Option<CoordinatorConnection>,
     tasks: JoinSet<Completion>,
     waits: Waits,
     /// The JoinGroup or SyncGroup in flight, if any.
@@ -283,9 +287,13 @@ impl Driver {
                 if stale {
                     tracing::debug!(group = %self.config.member.group_id, coordinator = id, address, "coordinator found");
                     self.coordinator = Some(CoordinatorConnection::new(id, address, self.cluster.config()));
+                    self.heartbeats = Some(CoordinatorConnection::new(id, address, self.cluster.config()));
                 }
             }
-            None => self.coordinator = None,
+            None => {
+                self.coordinator = None;
+                self.heartbeats = None;
+            }
         }
     }
 
@@ -437,7 +445,7 @@ impl Driver {
             });
             return;
         }
-        let Some(c) = self.coordinator.clone() else {
+        let Some(mut c) = self.coordinator.clone() else {
             let lost = || Failure::Transport("coordinator unknown".into());
             let done = match request {
                 GroupRequest::JoinGroup { .. } => Completion::Join(Err(lost())),
@@ -448,6 +456,20 @@ impl Driver {
             self.spawn("nothing (no coordinator)", false, async move { done });
             return;
         };
+        let rebalancing = matches!(
+            request,
+            GroupRequest::JoinGroup { .. } | GroupRequest::SyncGroup { .. } | GroupRequest::LeaveGroup { .. }
+        );
+        if rebalancing && let Some(held) = self.rebalance_request.take().filter(|r| !r.is_finished()) {
+            // The member moved on (it leaves, or the generation ended while the coordinator held its
+            // JoinGroup or SyncGroup): a broker answers a connection's requests in order, so the next
+            // request goes on a new connection, and the held one is dropped.
+            held.abort();
+            tracing::debug!(group = %config.member.group_id, "a held JoinGroup or SyncGroup is dropped");
+            let fresh = CoordinatorConnection::new(c.node_id, c.address(), self.cluster.config());
+            self.coordinator = Some(fresh.clone());
+            c = fresh;
+        }
         match request {
             GroupRequest::JoinGroup {
                 member_id,
@@ -489,25 +511,13 @@ impl Driver {
                 }));
             }
             GroupRequest::Heartbeat { generation } => {
+                let c = self.heartbeats.clone().unwrap_or(c);
                 self.spawn("Heartbeat", true, async move {
                     let m = &config.member;
                     Completion::Heartbeat(c.send(|_| coordinator::heartbeat(m, &generation), timeout).await)
                 });
             }
             GroupRequest::LeaveGroup { member_id, reason } => {
-                let c = match self.rebalance_request.take().filter(|r| !r.is_finished()) {
-                    // Leaving while the coordinator holds this member's JoinGroup or SyncGroup: a broker
-                    // answers a connection's requests in order, so LeaveGroup goes on a new connection,
-                    // and the held request is dropped.
-                    Some(held) => {
-                        held.abort();
-                        tracing::debug!(group = %config.member.group_id, "leaving during a rebalance: the held request is dropped");
-                        let fresh = CoordinatorConnection::new(c.node_id, c.address(), self.cluster.config());
-                        self.coordinator = Some(fresh.clone());
-                        fresh
-                    }
-                    None => c,
-                };
                 self.spawn("LeaveGroup", true, async move {
                     let m = &config.member;
                     let result = c
