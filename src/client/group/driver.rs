@@ -34,6 +34,7 @@ use tokio::task::{AbortHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use super::{
+    actions::{Action, next_action},
     assignor::{PartitionsPerTopic, TopicPartition},
     coordinator::{self, CoordinatorConnection},
     member::{Failure, GroupRequest, LeaveReason, Member, MemberConfig, MemberEvent},
@@ -253,20 +254,12 @@ impl Driver {
         {
             self.commit(offsets, Some(revoke));
         }
-        loop {
-            let mut progressed = false;
-            while let Some(event) = self.member.poll_event() {
-                progressed = true;
-                self.event(event);
-            }
-            while let Some(request) = self.member.poll_request(now) {
-                progressed = true;
-                self.send(request);
+        while let Some(action) = next_action(&mut self.member, now) {
+            match action {
+                Action::Event(event) => self.event(event),
+                Action::Request(request) => self.send(request),
             }
             self.sync_coordinator();
-            if !progressed {
-                break;
-            }
         }
         if now >= self.next_commit {
             self.next_commit = now + self.config.commit_interval;
