@@ -6,11 +6,13 @@
 //! The short storm runs with the other trials. `just storm N` runs N full storms (60,000 events at 3,000/s,
 //! a kill every 2 s for 20 s); the `STORM_*` variables below change any of it. Each member logs its group
 //! transitions (`RUST_LOG`) to `member-K.log` in the storm's directory, kept when a storm fails.
+//! `STORM_MEMBER` replaces the member program (same arguments), e.g. by librdkafka's, for comparison.
 //!
-//! On Tansu a storm can still stall for good: a leader that sends LeaveGroup while the group is
-//! rebalancing is removed from the members but stays the group's leader, so every JoinGroup answer
-//! names it, nobody sends the assignment, and every SyncGroup ends in REBALANCE_IN_PROGRESS after 0.8 ×
-//! the session timeout (the members' logs then show the same generation and leader, round after round).
+//! Tansu keeps a leader that sent LeaveGroup while the group was rebalancing as the group's leader, so
+//! every JoinGroup answer names it, nobody sends the assignment, and every SyncGroup ends in
+//! REBALANCE_IN_PROGRESS after 0.8 × the session timeout (the members' logs then show the same
+//! generation and leader, round after round). A closing leader therefore completes the rebalance before
+//! it leaves (`group::a_leader_closing_during_a_rebalance_does_not_stall_the_group`).
 
 use std::{
     collections::HashMap,
@@ -116,7 +118,19 @@ impl Drop for Member {
 fn spawn(bootstrap: &str, prefix: &str, dir: &Path, n: usize) -> Member {
     let out = dir.join(format!("member-{n}.txt"));
     let log = std::fs::File::create(dir.join(format!("member-{n}.log"))).unwrap();
-    let child = Command::new(example("consume"))
+    // `STORM_MEMBER` runs another member program with the same arguments (a command line split on
+    // spaces), e.g. the librdkafka member in `benches/peers/storm`.
+    let program = std::env::var("STORM_MEMBER").ok();
+    let mut words = program.as_deref().unwrap_or_default().split_whitespace();
+    let mut command = match words.next() {
+        Some(first) => {
+            let mut command = Command::new(first);
+            command.args(words);
+            command
+        }
+        None => Command::new(example("consume")),
+    };
+    let child = command
         .args(["--prefix", prefix, "--group", prefix, "--out"])
         .arg(&out)
         .env("KAFKA_BOOTSTRAP_SERVERS", bootstrap)

@@ -26,6 +26,7 @@ mod faults_freeze;
 mod faults_restart;
 mod faults_support;
 mod group;
+mod group_handover;
 mod group_liveness;
 mod group_storm;
 mod group_support;
@@ -58,6 +59,7 @@ fn main() -> ExitCode {
     group::trials(&mut trials);
     group_storm::trials(&mut trials);
     group_liveness::trials(&mut trials);
+    group_handover::trials(&mut trials);
     config_tls::trials(&mut trials);
     sasl::trials(&mut trials);
     bus::trials(&mut trials);

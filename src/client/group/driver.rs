@@ -33,6 +33,7 @@ use tokio::task::{AbortHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use super::{
+    actions::{Action, next_action},
     assignor::{PartitionsPerTopic, TopicPartition},
     coordinator::{self, CoordinatorConnection},
     member::{Failure, GroupRequest, LeaveReason, Member, MemberConfig, MemberEvent},
@@ -145,6 +146,7 @@ pub(crate) async fn run(
         cluster,
         listener,
         coordinator: None,
+        heartbeats: None,
         tasks: JoinSet::new(),
         waits: Waits::default(),
         rebalance_request: None,
@@ -208,6 +210,9 @@ struct Driver {
     cluster: Cluster,
     listener: Arc<dyn RebalanceListener>,
     coordinator: Option<CoordinatorConnection>,
+    /// A second connection to the coordinator for heartbeats, so that they never wait behind a
+    /// JoinGroup or SyncGroup the coordinator holds (a broker answers a connection's requests in order).
+    heartbeats: Option<CoordinatorConnection>,
     tasks: JoinSet<Completion>,
     waits: Waits,
     /// The JoinGroup or SyncGroup in flight, if any.
@@ -247,20 +252,12 @@ impl Driver {
         {
             self.commit(offsets, Some(revoke));
         }
-        loop {
-            let mut progressed = false;
-            while let Some(event) = self.member.poll_event() {
-                progressed = true;
-                self.event(event);
-            }
-            while let Some(request) = self.member.poll_request(now) {
-                progressed = true;
-                self.send(request);
+        while let Some(action) = next_action(&mut self.member, now) {
+            match action {
+                Action::Event(event) => self.event(event),
+                Action::Request(request) => self.send(request),
             }
             self.sync_coordinator();
-            if !progressed {
-                break;
-            }
         }
         if now >= self.next_commit {
             self.next_commit = now + self.config.commit_interval;
@@ -281,9 +278,13 @@ impl Driver {
                 if stale {
                     tracing::debug!(group = %self.config.member.group_id, coordinator = id, address, "coordinator found");
                     self.coordinator = Some(CoordinatorConnection::new(id, address, self.cluster.config()));
+                    self.heartbeats = Some(CoordinatorConnection::new(id, address, self.cluster.config()));
                 }
             }
-            None => self.coordinator = None,
+            None => {
+                self.coordinator = None;
+                self.heartbeats = None;
+            }
         }
     }
 
@@ -435,7 +436,7 @@ impl Driver {
             });
             return;
         }
-        let Some(c) = self.coordinator.clone() else {
+        let Some(mut c) = self.coordinator.clone() else {
             let lost = || Failure::Transport("coordinator unknown".into());
             let done = match request {
                 GroupRequest::JoinGroup { .. } => Completion::Join(Err(lost())),
@@ -446,6 +447,20 @@ impl Driver {
             self.spawn("nothing (no coordinator)", false, async move { done });
             return;
         };
+        let rebalancing = matches!(
+            request,
+            GroupRequest::JoinGroup { .. } | GroupRequest::SyncGroup { .. } | GroupRequest::LeaveGroup { .. }
+        );
+        if rebalancing && let Some(held) = self.rebalance_request.take().filter(|r| !r.is_finished()) {
+            // The member moved on (it leaves, or the generation ended while the coordinator held its
+            // JoinGroup or SyncGroup): a broker answers a connection's requests in order, so the next
+            // request goes on a new connection, and the held one is dropped.
+            held.abort();
+            tracing::debug!(group = %config.member.group_id, "a held JoinGroup or SyncGroup is dropped");
+            let fresh = CoordinatorConnection::new(c.node_id, c.address(), self.cluster.config());
+            self.coordinator = Some(fresh.clone());
+            c = fresh;
+        }
         match request {
             GroupRequest::JoinGroup {
                 member_id,
@@ -487,25 +502,13 @@ impl Driver {
                 }));
             }
             GroupRequest::Heartbeat { generation } => {
+                let c = self.heartbeats.clone().unwrap_or(c);
                 self.spawn("Heartbeat", true, async move {
                     let m = &config.member;
                     Completion::Heartbeat(c.send(|_| coordinator::heartbeat(m, &generation), timeout).await)
                 });
             }
             GroupRequest::LeaveGroup { member_id, reason } => {
-                let c = match self.rebalance_request.take().filter(|r| !r.is_finished()) {
-                    // Leaving while the coordinator holds this member's JoinGroup or SyncGroup: a broker
-                    // answers a connection's requests in order, so LeaveGroup goes on a new connection,
-                    // and the held request is dropped.
-                    Some(held) => {
-                        held.abort();
-                        tracing::debug!(group = %config.member.group_id, "leaving during a rebalance: the held request is dropped");
-                        let fresh = CoordinatorConnection::new(c.node_id, c.address(), self.cluster.config());
-                        self.coordinator = Some(fresh.clone());
-                        fresh
-                    }
-                    None => c,
-                };
                 self.spawn("LeaveGroup", true, async move {
                     let m = &config.member;
                     let result = c

@@ -320,6 +320,13 @@ pub struct Member {
     retry_at: Option<Instant>,
     revoking: Option<(Vec<TopicPartition>, AfterRevoke)>,
     pending_assign: Option<PendingAssign>,
+    /// The last JoinGroup answer named this member the leader.
+    leader: bool,
+    /// When the SyncGroup in flight was sent.
+    syncing_since: Option<Instant>,
+    /// Closing as the leader: the LeaveGroup waits (until this instant at most) for the rebalance in
+    /// flight to complete, so that the coordinator never keeps a departed member as the leader.
+    handover: Option<Instant>,
     left_for_poll: bool,
     closing: bool,
     closed: bool,
@@ -348,6 +355,9 @@ impl Member {
             retry_at: None,
             revoking: None,
             pending_assign: None,
+            leader: false,
+            syncing_since: None,
+            handover: None,
             left_for_poll: false,
             closing: false,
             closed: false,
@@ -464,11 +474,19 @@ impl Member {
         if let Some(at) = self.retry_at {
             deadlines.push(at);
         }
+        if let Some(at) = self.handover {
+            deadlines.push(at);
+        }
         if self.state == MemberState::Stable {
             if let Some(at) = self.heartbeat.next_heartbeat() {
                 deadlines.push(at);
             }
             deadlines.push(self.heartbeat.session_deadline());
+        }
+        if self.state == MemberState::Syncing
+            && let Some(at) = self.heartbeat.next_heartbeat()
+        {
+            deadlines.push(at);
         }
         if self.state != MemberState::Unjoined && !self.left_for_poll && !self.closing {
             deadlines.push(self.heartbeat.poll_deadline());
@@ -480,6 +498,10 @@ impl Member {
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.retry_at.is_some_and(|at| now >= at) {
             self.retry_at = None;
+        }
+        if self.handover.is_some_and(|at| now >= at) {
+            tracing::info!(group = %self.config.group_id, "the rebalance did not complete in time: leaving anyway");
+            self.leave_now(now, LeaveReason::Closed);
         }
         if self.closed || self.closing {
             return;
@@ -505,7 +527,10 @@ impl Member {
         // Heartbeats run beside everything else while STABLE, also once a rejoin is due and while the
         // consumer revokes (as Java's heartbeat thread does until JoinGroup goes out): a revocation
         // slower than the session timeout must not get the member evicted and its commit refused.
-        if self.state == MemberState::Stable
+        // They also run while SyncGroup waits (Java heartbeats in COMPLETING_REBALANCE): a coordinator
+        // that holds SyncGroup learns the member is alive, and the member learns early that the
+        // generation it syncs is already over.
+        if matches!(self.state, MemberState::Stable | MemberState::Syncing)
             && self.coordinator.is_some()
             && self.heartbeat.should_heartbeat(now)
             && let Some(generation) = self.generation.clone()
@@ -527,7 +552,7 @@ impl Member {
             }
             return None;
         }
-        if self.closing {
+        if self.closing && self.handover.is_none() {
             // Nothing left to do once revoked and left (or leaving is impossible).
             self.closed = true;
             return None;
@@ -547,7 +572,7 @@ impl Member {
                 topics: topics.into_iter().collect(),
             });
         }
-        if self.left_for_poll {
+        if self.left_for_poll || self.handover.is_some() {
             return None;
         }
         let reason = self.rejoin.clone()?;
@@ -646,7 +671,13 @@ impl Member {
             ));
             return;
         };
-        let result = assignor.assign(&metadata, &pending.members);
+        let mut members = pending.members;
+        let mut result = BTreeMap::new();
+        if self.handover.is_some() && members.remove(&generation.member_id).is_some() {
+            // Leaving: everything goes to the others; the leader keeps an empty assignment.
+            result.insert(generation.member_id.clone(), Vec::new());
+        }
+        result.extend(assignor.assign(&metadata, &members));
         let mut assignments = Vec::with_capacity(result.len());
         for (member, partitions) in result {
             match Assignment::new(partitions).encode() {
@@ -657,12 +688,15 @@ impl Member {
                 }
             }
         }
-        self.send_sync(generation, assignments);
+        self.send_sync(now, generation, assignments);
     }
 
     /// The JoinGroup answer.
     pub fn handle_join(&mut self, now: Instant, response: Result<JoinGroupResponse, Failure>) {
         self.take_in_flight(InFlight::Join);
+        if self.handover.is_some() && self.state == MemberState::Joining {
+            return self.handover_join(now, response);
+        }
         if self.state != MemberState::Joining || self.closing {
             return;
         }
@@ -691,31 +725,61 @@ impl Member {
             protocol_name: response.protocol_name.as_ref().map(ToString::to_string),
         };
         self.generation = Some(generation.clone());
-        if response.leader == response.member_id && !response.skip_assignment {
-            let mut members = BTreeMap::new();
-            for m in &response.members {
-                let subscription = match Subscription::decode(&m.metadata) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        tracing::warn!(member = %m.member_id, error = %e, "undecodable subscription; ignoring its topics");
-                        Subscription::default()
-                    }
-                };
-                let mut sub = MemberSubscription::new(subscription);
-                if let Some(id) = &m.group_instance_id {
-                    sub = sub.with_group_instance_id(id.to_string());
-                }
-                members.insert(m.member_id.to_string(), sub);
-            }
-            self.pending_assign = Some(PendingAssign { members });
+        self.leader = response.leader == response.member_id;
+        if self.leader && !response.skip_assignment {
+            self.pending_assign = Some(Self::pending_assign(&response));
         } else {
-            self.send_sync(generation, Vec::new());
+            self.send_sync(now, generation, Vec::new());
         }
+    }
+
+    /// The JoinGroup answer of a leader that closes and rejoined to complete the rebalance: as leader it
+    /// hands every partition to the others; anything else, and it leaves.
+    fn handover_join(&mut self, now: Instant, response: Result<JoinGroupResponse, Failure>) {
+        let response = match response {
+            Ok(r) if r.error_code == 0 => r,
+            _ => return self.leave_now(now, LeaveReason::Closed),
+        };
+        self.generation = Some(Generation {
+            generation_id: response.generation_id,
+            member_id: self.member_id.clone(),
+            protocol_name: response.protocol_name.as_ref().map(ToString::to_string),
+        });
+        self.leader = response.leader == response.member_id;
+        if self.leader && !response.skip_assignment {
+            self.pending_assign = Some(Self::pending_assign(&response));
+        } else {
+            self.leave_now(now, LeaveReason::Closed);
+        }
+    }
+
+    /// The subscriptions of a JoinGroup answer's members, for the leader to assign.
+    fn pending_assign(response: &JoinGroupResponse) -> PendingAssign {
+        let mut members = BTreeMap::new();
+        for m in &response.members {
+            let subscription = match Subscription::decode(&m.metadata) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(member = %m.member_id, error = %e, "undecodable subscription; ignoring its topics");
+                    Subscription::default()
+                }
+            };
+            let mut sub = MemberSubscription::new(subscription);
+            if let Some(id) = &m.group_instance_id {
+                sub = sub.with_group_instance_id(id.to_string());
+            }
+            members.insert(m.member_id.to_string(), sub);
+        }
+        PendingAssign { members }
     }
 
     /// The SyncGroup answer.
     pub fn handle_sync(&mut self, now: Instant, response: Result<SyncGroupResponse, Failure>) {
         self.take_in_flight(InFlight::Sync);
+        if self.handover.is_some() && self.state == MemberState::Syncing {
+            // The leader's assignment is in (or refused): the group no longer waits for this member.
+            return self.leave_now(now, LeaveReason::Closed);
+        }
         if self.state != MemberState::Syncing || self.closing {
             return;
         }
@@ -764,6 +828,12 @@ impl Member {
 
     /// The Heartbeat answer.
     pub fn handle_heartbeat(&mut self, now: Instant, response: Result<HeartbeatResponse, Failure>) {
+        if self.handover.is_some() && matches!(self.state, MemberState::Stable | MemberState::Unjoined) {
+            return self.handover_heartbeat(now, response);
+        }
+        if self.state == MemberState::Syncing {
+            return self.heartbeat_while_syncing(now, response);
+        }
         if self.state != MemberState::Stable {
             self.heartbeat.failed(now);
             return;
@@ -802,6 +872,76 @@ impl Member {
         }
     }
 
+    /// A heartbeat answered while SyncGroup waits. A coordinator that holds SyncGroup until the leader's
+    /// assignment arrives may hold it long after the generation ended; the heartbeat says so at once,
+    /// and the member rejoins instead of waiting for the held answer. Like Java's heartbeat thread in
+    /// COMPLETING_REBALANCE, a REBALANCE_IN_PROGRESS that comes before the SyncGroup waited a heartbeat
+    /// interval is ignored (older brokers answer it for the whole sync phase).
+    fn heartbeat_while_syncing(&mut self, now: Instant, response: Result<HeartbeatResponse, Failure>) {
+        let error = match response {
+            Ok(r) => ServerError::from_code(r.error_code, None),
+            Err(_) => {
+                self.heartbeat.failed(now);
+                return;
+            }
+        };
+        let Some(e) = error else {
+            self.heartbeat.received(now);
+            return;
+        };
+        let held_long = self
+            .syncing_since
+            .is_some_and(|at| now >= at + self.heartbeat.config().heartbeat_interval);
+        match e.code {
+            ResponseError::RebalanceInProgress => {
+                self.heartbeat.received(now);
+                if !held_long {
+                    return;
+                }
+            }
+            ResponseError::IllegalGeneration | ResponseError::UnknownMemberId => self.heartbeat.failed(now),
+            ResponseError::FencedInstanceId => return self.fatal(&e),
+            _ => {
+                self.heartbeat.failed(now);
+                return;
+            }
+        }
+        tracing::debug!(group = %self.config.group_id, error = %e, "generation over while syncing: rejoining");
+        // The held SyncGroup is dropped: its answer no longer matters (the state is not SYNCING).
+        self.take_in_flight(InFlight::Sync);
+        if self.handover.is_some() {
+            return self.leave_now(now, LeaveReason::Closed);
+        }
+        self.join_or_sync_failed(now, e);
+    }
+
+    /// The heartbeat a closing leader sends before LeaveGroup. A coordinator that started a rebalance
+    /// keeps this member as the group's leader; leaving now could leave the group waiting for an
+    /// assignment nobody will send (a coordinator that does not elect a new leader when the leader
+    /// leaves). So the member rejoins, hands every partition to the others, and then leaves.
+    fn handover_heartbeat(&mut self, now: Instant, response: Result<HeartbeatResponse, Failure>) {
+        let rebalancing = matches!(
+            &response,
+            Ok(r) if r.error_code == ResponseError::RebalanceInProgress.code()
+        );
+        if !rebalancing {
+            return self.leave_now(now, LeaveReason::Closed);
+        }
+        match self.join_protocols() {
+            Ok(protocols) => {
+                tracing::debug!(group = %self.config.group_id, "closing leader: completing the rebalance before leaving");
+                self.state = MemberState::Joining;
+                self.in_flight = Some(InFlight::Join);
+                self.queued.push_back(GroupRequest::JoinGroup {
+                    member_id: self.member_id.clone(),
+                    protocols,
+                    reason: "the leader hands its partitions over before leaving".to_owned(),
+                });
+            }
+            Err(_) => self.leave_now(now, LeaveReason::Closed),
+        }
+    }
+
     /// The LeaveGroup answer (its content does not matter: the member is gone either way).
     pub fn handle_leave(&mut self, _now: Instant) {
         self.take_in_flight(InFlight::Leave);
@@ -834,6 +974,7 @@ impl Member {
     fn reset_generation(&mut self, forget_member_id: bool, reason: &str) {
         if forget_member_id {
             self.member_id.clear();
+            self.leader = false;
         }
         self.generation = None;
         self.generation_lost = true;
@@ -878,8 +1019,9 @@ impl Member {
         }
     }
 
-    fn send_sync(&mut self, generation: Generation, assignments: Vec<(String, Bytes)>) {
+    fn send_sync(&mut self, now: Instant, generation: Generation, assignments: Vec<(String, Bytes)>) {
         self.state = MemberState::Syncing;
+        self.syncing_since = Some(now);
         self.in_flight = Some(InFlight::Sync);
         self.queued.push_back(GroupRequest::SyncGroup {
             generation,
@@ -906,7 +1048,9 @@ impl Member {
     }
 
     fn start_leaving(&mut self, now: Instant, reason: LeaveReason) {
-        self.pending_assign = None;
+        if reason != LeaveReason::Closed {
+            self.pending_assign = None;
+        }
         if self.owned.is_empty() {
             self.send_leave_or_finish(now, reason);
         } else {
@@ -919,9 +1063,46 @@ impl Member {
         }
     }
 
-    fn send_leave_or_finish(&mut self, _now: Instant, reason: LeaveReason) {
+    /// Leaves once revoked. A closing dynamic leader first lets the coordinator finish the rebalance it
+    /// may be leading (see [`handover_heartbeat`](Self::handover_heartbeat)): its assignment in flight
+    /// goes out, or a heartbeat checks whether a rebalance started; for at most a session timeout. A
+    /// member whose own JoinGroup is held leaves at once: it has no answer to act on yet.
+    ///
+    /// Java's `AbstractCoordinator.maybeLeaveGroup` and librdkafka's `rd_kafka_cgrp_leave` send
+    /// LeaveGroup on the coordinator's connection, behind any request the coordinator still holds
+    /// there; a Kafka coordinator elects a new leader when the leader leaves. The hand-over keeps a
+    /// coordinator that does not (Tansu keeps the departed leader) from stalling the group.
+    fn send_leave_or_finish(&mut self, now: Instant, reason: LeaveReason) {
         let dynamic = self.config.group_instance_id.is_none();
         let joined = !self.member_id.is_empty() && self.coordinator.is_some();
+        if reason == LeaveReason::Closed && dynamic && joined && self.leader && self.handover.is_none() {
+            let assigning = self.pending_assign.is_some()
+                || matches!(self.in_flight, Some(InFlight::Metadata | InFlight::Sync));
+            let check = !assigning
+                && matches!(self.state, MemberState::Stable | MemberState::Unjoined)
+                && self.in_flight.is_none();
+            if assigning || check {
+                self.handover = Some(now + self.heartbeat.config().session_timeout);
+                if let (true, Some(generation)) = (check, self.generation.clone()) {
+                    self.heartbeat.sent(now);
+                    self.queued.push_back(GroupRequest::Heartbeat { generation });
+                    return;
+                }
+                if assigning {
+                    return;
+                }
+                self.handover = None;
+            }
+        }
+        self.leave_now(now, reason);
+    }
+
+    fn leave_now(&mut self, _now: Instant, reason: LeaveReason) {
+        let dynamic = self.config.group_instance_id.is_none();
+        let joined = !self.member_id.is_empty() && self.coordinator.is_some();
+        self.handover = None;
+        self.pending_assign = None;
+        self.leader = false;
         self.state = MemberState::Unjoined;
         self.generation = None;
         self.owned_generation = None;

@@ -5,6 +5,7 @@
 //! - `heartbeat`: the member's timers ([`HeartbeatConfig`]).
 //! - `coordinator`, `offsets`: the group requests on the wire, OffsetFetch and OffsetCommit.
 //! - `driver_thread`: the driver's own thread and runtime (heartbeats never wait for the application).
+//! - `actions`: what the member wants done next, in order (events, requests).
 //! - `waits`: what the driver waits for and since when (long waits are logged).
 //! - `driver`: the task that drives a [`Member`] over the coordinator's own connection and reports to
 //!   a [`RebalanceListener`] (the consumer).
@@ -12,6 +13,7 @@
 //! May use [`crate::client::cluster`], [`crate::client::connection`] and [`crate::protocol`]; the
 //! member, heartbeat and assignors use no clock and no sockets.
 
+mod actions;
 pub mod assignor;
 mod coordinator;
 #[cfg_attr(not(feature = "unstable"), allow(unreachable_pub))]

@@ -535,3 +535,212 @@ fn a_revocation_whose_commit_lost_the_coordinator_rediscovers_it_before_rejoinin
         assert_eq!(server(code).is_retriable(), retriable, "{code:?}");
     }
 }
+
+fn rebalancing() -> HeartbeatResponse {
+    HeartbeatResponse::default().with_error_code(ResponseError::RebalanceInProgress.code())
+}
+
+/// Drives a member from nothing to STABLE as the leader of "me" and "other", generation 1.
+fn stable_leader(now: Instant) -> Member {
+    let mut m = Member::new(config(false), now);
+    assert_eq!(m.poll_request(now), Some(GroupRequest::FindCoordinator));
+    m.handle_coordinator(now, Ok(coordinator()));
+    let (_, protocols) = join_request(&mut m, now);
+    let other = Subscription::new(["t"]).encode().unwrap();
+    m.handle_join(
+        now,
+        Ok(join_ok(
+            "me",
+            "me",
+            1,
+            "range",
+            &[("me", protocols[0].1.clone()), ("other", other)],
+        )),
+    );
+    assert!(matches!(m.poll_request(now), Some(GroupRequest::Metadata { .. })));
+    m.handle_metadata(now, Ok(BTreeMap::from([("t".to_owned(), 4)])));
+    assert!(matches!(
+        m.poll_request(now),
+        Some(GroupRequest::SyncGroup { .. })
+    ));
+    m.handle_sync(now, Ok(sync_ok(vec![tp(0), tp(1)])));
+    assert_eq!(m.state(), MemberState::Stable);
+    events(&mut m);
+    m
+}
+
+fn decoded(assignments: &[(String, Bytes)]) -> BTreeMap<String, Vec<TopicPartition>> {
+    assignments
+        .iter()
+        .map(|(id, b)| (id.clone(), Assignment::decode(b).unwrap().partitions))
+        .collect()
+}
+
+#[test]
+fn a_closing_leader_completes_a_started_rebalance_before_leaving() {
+    // A coordinator that keeps a departed leader as the leader of the rebalance under way would wait
+    // for its assignment for ever: the leader finishes the rebalance, handing everything over, first.
+    let t0 = Instant::now();
+    let mut m = stable_leader(t0);
+    m.close(t0);
+    assert!(matches!(&events(&mut m)[..], [MemberEvent::Revoke { .. }]));
+    m.handle_revoked(t0);
+    assert!(
+        matches!(m.poll_request(t0), Some(GroupRequest::Heartbeat { .. })),
+        "the closing leader checks whether a rebalance started before it leaves"
+    );
+    m.handle_heartbeat(t0, Ok(rebalancing()));
+    let (id, protocols) = join_request(&mut m, t0);
+    assert_eq!(id, "me");
+    let other = Subscription::new(["t"]).encode().unwrap();
+    m.handle_join(
+        t0,
+        Ok(join_ok(
+            "me",
+            "me",
+            2,
+            "range",
+            &[("me", protocols[0].1.clone()), ("other", other)],
+        )),
+    );
+    assert!(matches!(m.poll_request(t0), Some(GroupRequest::Metadata { .. })));
+    m.handle_metadata(t0, Ok(BTreeMap::from([("t".to_owned(), 4)])));
+    let Some(GroupRequest::SyncGroup {
+        generation,
+        assignments,
+    }) = m.poll_request(t0)
+    else {
+        panic!("expected the leader's SyncGroup")
+    };
+    assert_eq!(generation.generation_id, 2);
+    let decoded = decoded(&assignments);
+    assert_eq!(decoded["me"], Vec::new(), "the leaving leader keeps nothing");
+    assert_eq!(decoded["other"], vec![tp(0), tp(1), tp(2), tp(3)]);
+    assert!(!m.is_closed());
+    m.handle_sync(t0, Ok(sync_ok(Vec::new())));
+    assert!(
+        matches!(m.poll_request(t0), Some(GroupRequest::LeaveGroup { .. })),
+        "leaves once the assignment is in"
+    );
+    assert!(
+        !events(&mut m)
+            .iter()
+            .any(|e| matches!(e, MemberEvent::Assigned { .. })),
+        "a closing member is assigned nothing"
+    );
+    m.handle_leave(t0);
+    assert!(m.is_closed());
+}
+
+#[test]
+fn a_closing_leader_of_a_stable_group_leaves_after_one_heartbeat() {
+    let t0 = Instant::now();
+    let mut m = stable_leader(t0);
+    m.close(t0);
+    events(&mut m);
+    m.handle_revoked(t0);
+    assert!(matches!(m.poll_request(t0), Some(GroupRequest::Heartbeat { .. })));
+    m.handle_heartbeat(t0, Ok(HeartbeatResponse::default()));
+    assert!(matches!(
+        m.poll_request(t0),
+        Some(GroupRequest::LeaveGroup { .. })
+    ));
+}
+
+#[test]
+fn a_closing_leader_leaves_anyway_after_a_session_timeout() {
+    let t0 = Instant::now();
+    let mut m = stable_leader(t0);
+    m.close(t0);
+    events(&mut m);
+    m.handle_revoked(t0);
+    assert!(matches!(m.poll_request(t0), Some(GroupRequest::Heartbeat { .. })));
+    m.handle_heartbeat(t0, Ok(rebalancing()));
+    join_request(&mut m, t0);
+    // The coordinator holds the JoinGroup: the hand-over is bounded by the session timeout.
+    let deadline = m.poll_timeout().unwrap();
+    assert!(deadline <= t0 + Duration::from_secs(6), "{:?}", deadline - t0);
+    m.handle_timeout(t0 + Duration::from_secs(6));
+    assert!(matches!(
+        m.poll_request(t0 + Duration::from_secs(6)),
+        Some(GroupRequest::LeaveGroup { .. })
+    ));
+}
+
+#[test]
+fn a_leader_closing_while_it_assigns_sends_the_assignment_then_leaves() {
+    let t0 = Instant::now();
+    let mut m = Member::new(config(false), t0);
+    m.poll_request(t0);
+    m.handle_coordinator(t0, Ok(coordinator()));
+    let (_, protocols) = join_request(&mut m, t0);
+    let other = Subscription::new(["t"]).encode().unwrap();
+    m.handle_join(
+        t0,
+        Ok(join_ok(
+            "me",
+            "me",
+            1,
+            "range",
+            &[("me", protocols[0].1.clone()), ("other", other)],
+        )),
+    );
+    assert!(matches!(m.poll_request(t0), Some(GroupRequest::Metadata { .. })));
+    m.close(t0);
+    assert_eq!(m.poll_request(t0), None, "waits for the metadata");
+    m.handle_metadata(t0, Ok(BTreeMap::from([("t".to_owned(), 2)])));
+    let Some(GroupRequest::SyncGroup { assignments, .. }) = m.poll_request(t0) else {
+        panic!("expected the leader's SyncGroup")
+    };
+    assert_eq!(decoded(&assignments)["other"], vec![tp(0), tp(1)]);
+    m.handle_sync(t0, Ok(sync_ok(Vec::new())));
+    assert!(matches!(
+        m.poll_request(t0),
+        Some(GroupRequest::LeaveGroup { .. })
+    ));
+}
+
+#[test]
+fn a_follower_closes_without_a_hand_over() {
+    let t0 = Instant::now();
+    let mut m = stable_follower(false, vec![tp(0)], t0);
+    m.close(t0);
+    events(&mut m);
+    m.handle_revoked(t0);
+    assert!(matches!(
+        m.poll_request(t0),
+        Some(GroupRequest::LeaveGroup { .. })
+    ));
+}
+
+#[test]
+fn a_sync_held_past_its_generation_is_dropped_when_a_heartbeat_says_so() {
+    // A coordinator may hold a follower's SyncGroup for seconds after the generation ended; the
+    // heartbeat that goes beside it tells the member to rejoin at once.
+    let t0 = Instant::now();
+    let mut m = Member::new(config(false), t0);
+    m.poll_request(t0);
+    m.handle_coordinator(t0, Ok(coordinator()));
+    join_request(&mut m, t0);
+    m.handle_join(t0, Ok(join_ok("me", "other", 1, "range", &[])));
+    assert!(matches!(m.poll_request(t0), Some(GroupRequest::SyncGroup { .. })));
+    assert_eq!(m.state(), MemberState::Syncing);
+    // Heartbeats go while the SyncGroup waits.
+    let t1 = t0 + Duration::from_secs(1);
+    assert!(m.poll_timeout().is_some_and(|at| at <= t1));
+    assert!(matches!(m.poll_request(t1), Some(GroupRequest::Heartbeat { .. })));
+    // Within the first interval, REBALANCE_IN_PROGRESS may be an older broker's answer for the whole
+    // sync phase: ignored.
+    m.handle_heartbeat(t0 + Duration::from_millis(500), Ok(rebalancing()));
+    assert_eq!(m.state(), MemberState::Syncing);
+    let t2 = t0 + Duration::from_secs(2);
+    assert!(matches!(m.poll_request(t2), Some(GroupRequest::Heartbeat { .. })));
+    m.handle_heartbeat(t2, Ok(rebalancing()));
+    assert_eq!(m.state(), MemberState::Unjoined);
+    let (id, _) = join_request(&mut m, t2);
+    assert_eq!(id, "me");
+    // The held SyncGroup's late answer changes nothing.
+    m.handle_sync(t2, Ok(sync_ok(vec![tp(0)])));
+    assert_eq!(m.state(), MemberState::Joining);
+    assert!(events(&mut m).is_empty());
+}
