@@ -15,6 +15,8 @@
 
 mod broker;
 mod error;
+#[cfg(test)]
+pub(crate) mod fake_peer;
 mod messenger;
 pub(crate) mod sasl;
 mod tls;
