@@ -11,6 +11,8 @@ mod bus;
 mod bus_background;
 mod bus_crash;
 mod bus_tls;
+#[path = "../common/mod.rs"]
+mod common;
 mod config_tls;
 mod connection;
 mod consumer;
