@@ -68,6 +68,9 @@ pub mod testing;
 
 pub mod prelude;
 
+#[cfg(test)]
+mod capped_child;
+
 // What handler code and services name most, at the root. Everything else stays in its module.
 #[cfg(feature = "client")]
 pub use bus::{BusStats, KafkaEventBus, RecordContext};
