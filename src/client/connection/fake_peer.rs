@@ -16,7 +16,7 @@ pub(crate) struct FakePeer<Io = DuplexStream> {
     pub(crate) io: Io,
 }
 
-impl<Io: AsyncRead + AsyncWrite + Unpin> FakePeer<Io> {
+impl<Io: AsyncRead + AsyncWrite + Unpin + Send> FakePeer<Io> {
     pub(crate) fn new(io: Io) -> Self {
         Self { io }
     }
@@ -33,7 +33,7 @@ impl<Io: AsyncRead + AsyncWrite + Unpin> FakePeer<Io> {
     }
 
     /// Writes `body` as the response to request `correlation_id`, encoded at `version`.
-    pub(crate) async fn respond<T: Encodable + HeaderVersion>(
+    pub(crate) async fn respond<T: Encodable + HeaderVersion + Sync>(
         &mut self,
         correlation_id: i32,
         version: i16,
