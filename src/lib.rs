@@ -81,6 +81,9 @@ mod future;
 
 pub mod prelude;
 
+#[cfg(test)]
+mod capped_child;
+
 // What handler code and services name most, at the root. Everything else stays in its module.
 #[cfg(feature = "client")]
 #[cfg_attr(docsrs, doc(cfg(feature = "client")))]

@@ -4,7 +4,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-use std::{process::Command, time::Instant};
+use std::time::Instant;
+
+#[path = "../src/capped_child.rs"]
+mod capped_child;
+
+use capped_child::{Rng, is_child, run_capped};
 
 use bytes::Bytes;
 use kafka_event_bus::{
@@ -29,24 +34,7 @@ impl Event for OrderCreated {
 }
 
 const CHILD: &str = "KAFKA_EVENT_BUS_EVENT_MUTATION_CHILD";
-const ADDRESS_SPACE: u64 = 1 << 30;
 const CASES_PER_SEED: usize = 200;
-
-/// xorshift64*: deterministic across runs and machines.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
 
 /// Pieces of JSON that stress a decoder: deep nesting, huge numbers, escapes, nulls, long runs.
 fn piece(rng: &mut Rng) -> Vec<u8> {
@@ -120,11 +108,11 @@ fn seeds() -> Vec<Vec<u8>> {
 /// The loop; in a plain run (no child variable) it does nothing.
 #[test]
 fn mutation_child() {
-    if std::env::var_os(CHILD).is_none() {
+    if !is_child(CHILD) {
         return;
     }
     let started = Instant::now();
-    let mut rng = Rng(0x6576_656e_745f_6a73);
+    let mut rng = Rng::new(0x6576_656e_745f_6a73);
     let mut headers = Headers::new();
     headers.insert("event_type", "OrderCreated");
     let (mut cases, mut typed_ok, mut untyped_ok) = (0usize, 0usize, 0usize);
@@ -147,32 +135,8 @@ fn mutation_child() {
     );
 }
 
+/// Runs [`mutation_child`] in a child process under an address-space cap.
 #[test]
 fn event_json_decoding_survives_mutations_under_a_memory_cap() {
-    let exe = std::env::current_exe().unwrap();
-    let args = ["--exact", "mutation_child", "--nocapture", "--test-threads=1"];
-    let output = match Command::new("prlimit")
-        .arg(format!("--as={ADDRESS_SPACE}"))
-        .arg("--")
-        .arg(&exe)
-        .args(args)
-        .env(CHILD, "1")
-        .output()
-    {
-        Ok(output) => output,
-        Err(e) => {
-            eprintln!("prlimit unavailable ({e}): running without an address-space cap");
-            Command::new(&exe).args(args).env(CHILD, "1").output().unwrap()
-        }
-    };
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success() && stdout.contains("event mutation cases:"),
-        "mutation child failed ({}):\n{stdout}\n{stderr}",
-        output.status
-    );
-    for line in stdout.lines().filter(|l| l.contains("event mutation cases:")) {
-        eprintln!("{line}");
-    }
+    run_capped("mutation_child", CHILD, "event mutation cases:");
 }

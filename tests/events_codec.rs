@@ -2,21 +2,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
 
+mod common;
+
+use common::OrderCreated;
 use kafka_event_bus::event::{
     AnyEvent, DomainEvent, ENVELOPE_FIELDS, Error, Event, EventRegistry, event_type_header, header,
 };
 use kafka_event_bus::protocol::Headers;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct OrderCreated {
-    customer_id: String,
-}
-impl Event for OrderCreated {
-    const EVENT_TYPE: &'static str = "OrderCreated";
-    const AGGREGATE_TYPE: &'static str = "Order";
-}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Pinged;

@@ -3,49 +3,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
 
+mod common;
+
+use common::{ItemAdded, OrderCreated, OrderShipped};
 use kafka_event_bus::dlq::{self, DeadLetter, DlqReason};
 use kafka_event_bus::event::{
-    DomainEvent, Event, EventMeta, EventRecord, EventRegistry, Metadata, dlq_topic_name, topic_name,
+    DomainEvent, EventMeta, EventRecord, EventRegistry, Metadata, dlq_topic_name, topic_name,
 };
 use kafka_event_bus::protocol::Headers;
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use time::{OffsetDateTime, UtcOffset};
 use uuid::Uuid;
-
-// The same declarations as in generate.py.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct OrderCreated {
-    customer_id: String,
-}
-impl Event for OrderCreated {
-    const EVENT_TYPE: &'static str = "OrderCreated";
-    const AGGREGATE_TYPE: &'static str = "Order";
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct OrderShipped {
-    tracking_number: String,
-}
-impl Event for OrderShipped {
-    const EVENT_TYPE: &'static str = "OrderShipped";
-    const AGGREGATE_TYPE: &'static str = "Order";
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct ItemAdded {
-    sku: String,
-    quantity: i64,
-    unit_price: f64,
-    tags: Vec<String>,
-    note: Option<String>,
-    // An ordered object: `serde_json::Map` is sorted unless some crate turns on `preserve_order`.
-    attributes: Metadata,
-}
-impl Event for ItemAdded {
-    const EVENT_TYPE: &'static str = "ItemAdded";
-    const AGGREGATE_TYPE: &'static str = "Cart";
-}
 
 fn fixture(name: &str) -> Value {
     let path = format!(

@@ -2,6 +2,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
 
+mod common;
+
+use common::{OrderCreated, OrderShipped};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -11,29 +14,11 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct OrderCreated {
-    customer_id: String,
-}
-impl Event for OrderCreated {
-    const EVENT_TYPE: &'static str = "OrderCreated";
-    const AGGREGATE_TYPE: &'static str = "Order";
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct NotOrderCreated {
     other: u32,
 }
 impl Event for NotOrderCreated {
     const EVENT_TYPE: &'static str = "OrderCreated";
-    const AGGREGATE_TYPE: &'static str = "Order";
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct OrderShipped {
-    tracking_number: String,
-}
-impl Event for OrderShipped {
-    const EVENT_TYPE: &'static str = "OrderShipped";
     const AGGREGATE_TYPE: &'static str = "Order";
 }
 

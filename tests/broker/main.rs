@@ -13,6 +13,8 @@ mod bus_config;
 mod bus_crash;
 mod bus_tls;
 mod bus_wait;
+#[path = "../common/mod.rs"]
+mod common;
 mod config_tls;
 mod connection;
 mod consumer;

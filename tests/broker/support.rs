@@ -100,13 +100,5 @@ pub(crate) fn unique(prefix: &str) -> String {
     )
 }
 
-/// The event the bus tests publish (the seed's `OrderCreated`).
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub(crate) struct OrderCreated {
-    pub(crate) customer_id: String,
-}
-
-impl kafka_event_bus::event::Event for OrderCreated {
-    const EVENT_TYPE: &'static str = "OrderCreated";
-    const AGGREGATE_TYPE: &'static str = "Order";
-}
+/// The event the bus tests publish (the user guide's `OrderCreated`).
+pub(crate) use crate::common::OrderCreated;

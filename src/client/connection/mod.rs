@@ -16,6 +16,8 @@
 #[cfg_attr(not(feature = "unstable"), allow(unreachable_pub, dead_code))]
 mod broker;
 mod error;
+#[cfg(test)]
+pub(crate) mod fake_peer;
 #[cfg_attr(not(feature = "unstable"), allow(unreachable_pub, dead_code))]
 mod messenger;
 pub(crate) mod sasl;

@@ -3,40 +3,19 @@
 //! helpers. Nothing may panic, and (the loop runs in a child process under an address-space cap, with
 //! `prlimit`) nothing may reserve more memory than the cap.
 
-use std::{process::Command, time::Instant};
+use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::{messages::*, protocol::Encodable};
 
 use super::tests::{frame_with, synthesize};
+use crate::capped_child::Rng;
+use crate::capped_child::{is_child, run_capped};
 use crate::protocol::{ApiRequest, frame};
 
 /// Cases per API version (rich and empty seeds alike).
 const CASES: u32 = 200;
-/// The child's address-space cap. A test binary needs a few hundred MiB of address space; an array
-/// sized from a lying count needs gigabytes or more.
-const ADDRESS_SPACE: u64 = 1 << 30;
 const CHILD: &str = "KAFKA_EVENT_BUS_MUTATION_CHILD";
-
-/// A small deterministic generator (xorshift64*).
-pub(crate) struct Rng(u64);
-
-impl Rng {
-    pub(crate) fn new(seed: u64) -> Self {
-        Self(seed.max(1))
-    }
-
-    pub(crate) fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    pub(crate) fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
 
 /// Applies one to four mutations: byte flips, boundary values, varint and i32 counts spliced in,
 /// insertions, deletions, duplications, truncation.
@@ -122,7 +101,7 @@ macro_rules! fuzz_all {
 /// The loop itself; in a plain run (no child variable) it does nothing.
 #[test]
 fn mutation_child() {
-    if std::env::var_os(CHILD).is_none() {
+    if !is_child(CHILD) {
         return;
     }
     let started = Instant::now();
@@ -150,32 +129,9 @@ fn mutation_child() {
 /// allocation past the cap fails the child, and this test reports it.
 #[test]
 fn every_response_decoder_survives_mutations_under_a_memory_cap() {
-    let exe = std::env::current_exe().unwrap();
-    let test = "protocol::guard::mutation_tests::mutation_child";
-    let args = ["--exact", test, "--nocapture", "--test-threads=1"];
-    let capped = Command::new("prlimit")
-        .arg(format!("--as={ADDRESS_SPACE}"))
-        .arg("--")
-        .arg(&exe)
-        .args(args)
-        .env(CHILD, "1")
-        .output();
-    let output = match capped {
-        Ok(output) => output,
-        // No prlimit (util-linux) on this machine: still no panic or abort, but no cap.
-        Err(e) => {
-            eprintln!("prlimit unavailable ({e}): running without an address-space cap");
-            Command::new(&exe).args(args).env(CHILD, "1").output().unwrap()
-        }
-    };
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success() && stdout.contains("mutation cases:"),
-        "mutation child failed ({}):\n{stdout}\n{stderr}",
-        output.status
+    run_capped(
+        "protocol::guard::mutation_tests::mutation_child",
+        CHILD,
+        "mutation cases:",
     );
-    for line in stdout.lines().filter(|l| l.contains("mutation cases:")) {
-        eprintln!("{line}");
-    }
 }

@@ -3,44 +3,11 @@
 use std::sync::atomic::AtomicUsize;
 
 use bytes::{BufMut, BytesMut};
-use kafka_protocol::{
-    messages::{ApiVersionsResponse, ResponseHeader, api_versions_response::ApiVersion},
-    protocol::{Encodable, HeaderVersion},
-};
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::{TcpListener, TcpStream},
-};
+use kafka_protocol::messages::{ApiKey, ApiVersionsResponse, api_versions_response::ApiVersion};
+use tokio::net::TcpListener;
 
 use super::*;
-
-async fn read_request(io: &mut TcpStream) -> Option<i32> {
-    let mut prefix = [0u8; 4];
-    io.read_exact(&mut prefix).await.ok()?;
-    let mut buf = vec![0u8; i32::from_be_bytes(prefix) as usize];
-    io.read_exact(&mut buf).await.ok()?;
-    // api key (2), version (2), correlation id (4)
-    Some(i32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]))
-}
-
-async fn answer_api_versions(io: &mut TcpStream, id: i32) {
-    let body = ApiVersionsResponse::default().with_api_keys(vec![
-        ApiVersion::default()
-            .with_api_key(18)
-            .with_min_version(0)
-            .with_max_version(3),
-    ]);
-    let mut buf = BytesMut::new();
-    buf.put_i32(0);
-    ResponseHeader::default()
-        .with_correlation_id(id)
-        .encode(&mut buf, ApiVersionsResponse::header_version(3))
-        .unwrap();
-    body.encode(&mut buf, 3).unwrap();
-    let len = (buf.len() - 4) as i32;
-    buf[..4].copy_from_slice(&len.to_be_bytes());
-    io.write_all(&buf).await.unwrap();
-}
+use crate::client::connection::fake_peer::FakePeer;
 
 /// A broker whose first connection answers ApiVersions with bytes that do not decode, and whose later
 /// connections answer properly.
@@ -50,19 +17,27 @@ async fn corrupt_first_connection(corrupt: usize) -> (String, Arc<AtomicUsize>) 
     let accepted = Arc::new(AtomicUsize::new(0));
     let count = Arc::clone(&accepted);
     tokio::spawn(async move {
-        while let Ok((mut io, _)) = listener.accept().await {
+        while let Ok((io, _)) = listener.accept().await {
             let n = count.fetch_add(1, Ordering::SeqCst);
             tokio::spawn(async move {
-                while let Some(id) = read_request(&mut io).await {
+                let mut peer = FakePeer::new(io);
+                while let Some((header, _)) = peer.read_request().await {
+                    let id = header.correlation_id;
                     if n < corrupt {
                         // The right correlation id, then a body cut short.
                         let mut frame = BytesMut::new();
                         frame.put_i32(6);
                         frame.put_i32(id);
                         frame.put_u16(0xffff);
-                        io.write_all(&frame).await.unwrap();
+                        peer.write(&frame).await;
                     } else {
-                        answer_api_versions(&mut io, id).await;
+                        let body = ApiVersionsResponse::default().with_api_keys(vec![
+                            ApiVersion::default()
+                                .with_api_key(ApiKey::ApiVersions as i16)
+                                .with_min_version(0)
+                                .with_max_version(3),
+                        ]);
+                        peer.respond(id, header.request_api_version, &body).await;
                     }
                 }
             });

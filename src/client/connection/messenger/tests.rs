@@ -3,70 +3,24 @@
 
 use std::time::Duration;
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{Buf, BufMut, BytesMut};
 use kafka_protocol::{
     messages::{
-        ApiKey, ApiVersionsResponse, MetadataRequest, MetadataResponse, RequestHeader, ResponseHeader,
-        api_versions_response::ApiVersion,
+        ApiKey, ApiVersionsResponse, MetadataRequest, MetadataResponse, api_versions_response::ApiVersion,
     },
-    protocol::{Encodable, HeaderVersion, StrBytes, decode_request_header_from_buffer},
+    protocol::StrBytes,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+use tokio::io::AsyncWriteExt;
 
 use super::*;
+use crate::client::connection::fake_peer::FakePeer as Peer;
 
-/// The broker's end of the pipe.
-struct Peer {
-    io: DuplexStream,
-}
-
-impl Peer {
-    /// Reads one request frame: its header and the body bytes.
-    async fn read_request(&mut self) -> Option<(RequestHeader, Bytes)> {
-        let mut prefix = [0u8; 4];
-        self.io.read_exact(&mut prefix).await.ok()?;
-        let mut buf = BytesMut::zeroed(i32::from_be_bytes(prefix) as usize);
-        self.io.read_exact(&mut buf).await.ok()?;
-        let mut buf = buf.freeze();
-        let header = decode_request_header_from_buffer(&mut buf).unwrap();
-        Some((header, buf))
-    }
-
-    async fn respond<T: Encodable + HeaderVersion + Sync>(
-        &mut self,
-        correlation_id: i32,
-        version: i16,
-        body: &T,
-    ) {
-        let mut buf = BytesMut::new();
-        buf.put_i32(0);
-        ResponseHeader::default()
-            .with_correlation_id(correlation_id)
-            .encode(&mut buf, T::header_version(version))
-            .unwrap();
-        body.encode(&mut buf, version).unwrap();
-        let len = (buf.len() - 4) as i32;
-        buf[..4].copy_from_slice(&len.to_be_bytes());
-        self.io.write_all(&buf).await.unwrap();
-    }
-
-    /// Answers the ApiVersions handshake, advertising Metadata 0..=12.
-    async fn handshake(&mut self) {
-        let (header, _) = self.read_request().await.unwrap();
-        assert_eq!(header.request_api_key, ApiKey::ApiVersions as i16);
-        assert_eq!(header.request_api_version, 3);
-        let body = ApiVersionsResponse::default().with_api_keys(vec![
-            ApiVersion::default()
-                .with_api_key(18)
-                .with_min_version(0)
-                .with_max_version(3),
-            ApiVersion::default()
-                .with_api_key(3)
-                .with_min_version(0)
-                .with_max_version(12),
-        ]);
-        self.respond(header.correlation_id, 3, &body).await;
-    }
+/// Answers the ApiVersions handshake, advertising Metadata 0..=12.
+async fn handshake(peer: &mut Peer) {
+    let header = peer
+        .answer_api_versions(&[(ApiKey::ApiVersions, 3), (ApiKey::Metadata, 12)])
+        .await;
+    assert_eq!(header.request_api_version, 3);
 }
 
 /// A broker address of its own per call: connections to one address share their fate when one of
@@ -92,7 +46,7 @@ async fn connect_to(address: String, timeout: Duration) -> (Messenger, Peer) {
             timeout,
             1 << 20
         ),
-        peer.handshake()
+        handshake(&mut peer)
     );
     (messenger.unwrap(), peer)
 }

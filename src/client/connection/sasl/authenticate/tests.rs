@@ -3,18 +3,17 @@
 
 use std::time::Duration;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::{
     messages::{
-        ApiKey, ApiVersionsResponse, RequestHeader, ResponseHeader, SaslAuthenticateRequest,
-        SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse,
-        api_versions_response::ApiVersion,
+        ApiKey, RequestHeader, SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest,
+        SaslHandshakeResponse,
     },
-    protocol::{Decodable, Encodable, HeaderVersion, StrBytes, decode_request_header_from_buffer},
+    protocol::{Decodable, StrBytes},
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 
 use super::*;
+use crate::client::connection::fake_peer::FakePeer as Peer;
 use crate::client::connection::sasl::ScramClient;
 
 const NONCE: &str = "rOprNGfwEbeRWgbNEkqO";
@@ -24,50 +23,22 @@ const CLIENT_FINAL: &str = "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)
                             p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=";
 const SERVER_FINAL: &str = "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=";
 
-struct Peer {
-    io: DuplexStream,
+/// The SASL steps of the scripted broker.
+trait SaslPeer {
+    async fn api_versions(&mut self);
+    async fn handshake(&mut self, expect: &str, error_code: i16, offered: &[&str]);
+    async fn authenticate(&mut self) -> Option<(RequestHeader, Bytes)>;
+    async fn answer(&mut self, header: &RequestHeader, error: Option<(i16, &str)>, bytes: &[u8]);
 }
 
-impl Peer {
-    async fn read_request(&mut self) -> Option<(RequestHeader, Bytes)> {
-        let mut prefix = [0u8; 4];
-        self.io.read_exact(&mut prefix).await.ok()?;
-        let mut buf = BytesMut::zeroed(i32::from_be_bytes(prefix) as usize);
-        self.io.read_exact(&mut buf).await.ok()?;
-        let mut buf = buf.freeze();
-        let header = decode_request_header_from_buffer(&mut buf).unwrap();
-        Some((header, buf))
-    }
-
-    async fn respond<T: Encodable + HeaderVersion + Sync>(&mut self, header: &RequestHeader, body: &T) {
-        let version = header.request_api_version;
-        let mut buf = BytesMut::new();
-        buf.put_i32(0);
-        ResponseHeader::default()
-            .with_correlation_id(header.correlation_id)
-            .encode(&mut buf, T::header_version(version))
-            .unwrap();
-        body.encode(&mut buf, version).unwrap();
-        let len = (buf.len() - 4) as i32;
-        buf[..4].copy_from_slice(&len.to_be_bytes());
-        self.io.write_all(&buf).await.unwrap();
-    }
-
+impl SaslPeer for Peer {
     async fn api_versions(&mut self) {
-        let (header, _) = self.read_request().await.unwrap();
-        assert_eq!(header.request_api_key, ApiKey::ApiVersions as i16);
-        let range = |key: ApiKey, max| {
-            ApiVersion::default()
-                .with_api_key(key as i16)
-                .with_min_version(0)
-                .with_max_version(max)
-        };
-        let body = ApiVersionsResponse::default().with_api_keys(vec![
-            range(ApiKey::ApiVersions, 3),
-            range(ApiKey::SaslHandshake, 1),
-            range(ApiKey::SaslAuthenticate, 2),
-        ]);
-        self.respond(&header, &body).await;
+        self.answer_api_versions(&[
+            (ApiKey::ApiVersions, 3),
+            (ApiKey::SaslHandshake, 1),
+            (ApiKey::SaslAuthenticate, 2),
+        ])
+        .await;
     }
 
     /// Reads SaslHandshake, checks the mechanism and answers with `error_code`.
@@ -84,7 +55,8 @@ impl Peer {
         let response = SaslHandshakeResponse::default()
             .with_error_code(error_code)
             .with_mechanisms(mechanisms);
-        self.respond(&header, &response).await;
+        self.respond(header.correlation_id, header.request_api_version, &response)
+            .await;
     }
 
     /// Reads one SaslAuthenticate and returns its header and auth bytes.
@@ -105,7 +77,8 @@ impl Peer {
                 .with_error_code(code)
                 .with_error_message(Some(StrBytes::from_string(message.to_owned())));
         }
-        self.respond(header, &response).await;
+        self.respond(header.correlation_id, header.request_api_version, &response)
+            .await;
     }
 }
 
