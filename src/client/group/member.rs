@@ -201,7 +201,7 @@ pub enum GroupRequest {
 pub enum LeaveReason {
     /// The application made no progress for `max_poll_interval`.
     PollTimeout,
-    /// [`Member::close`].
+    /// The member was closed (`Member::close`).
     Closed,
 }
 

@@ -7,7 +7,7 @@
 //!        └──────────── DeliveryFuture: offset or typed error ◀──────────────────┘
 //! ```
 //!
-//! - [`partitioner`]: Java's murmur2 for keyed records (a Rust and a Java/Python publisher put one key on
+//! - `partitioner`: Java's murmur2 for keyed records (a Rust and a Java/Python publisher put one key on
 //!   the same partition), sticky partitions for unkeyed ones.
 //! - `accumulator`: batches, `batch_size`, `linger`, `buffer_memory` backpressure, ordering, sequence
 //!   numbers (see its invariants).

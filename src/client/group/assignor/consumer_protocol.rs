@@ -124,7 +124,7 @@ impl Subscription {
         self
     }
 
-    /// Encodes at [`CONSUMER_PROTOCOL_VERSION`], version prefix included.
+    /// Encodes at `CONSUMER_PROTOCOL_VERSION`, version prefix included.
     ///
     /// # Errors
     ///
@@ -205,7 +205,7 @@ impl Assignment {
         self
     }
 
-    /// Encodes at [`CONSUMER_PROTOCOL_VERSION`], version prefix included.
+    /// Encodes at `CONSUMER_PROTOCOL_VERSION`, version prefix included.
     ///
     /// # Errors
     ///

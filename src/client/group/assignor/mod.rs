@@ -1,9 +1,9 @@
 //! Partition assignors, and the consumer embedded protocol they speak.
 //!
 //! The group leader decodes every member's [`Subscription`] from JoinGroup, runs an [`Assignor`] over
-//! them and the topics' partition counts, and encodes one [`Assignment`] per member for SyncGroup.
+//! them and the topics' partition counts, and encodes one `Assignment` per member for SyncGroup.
 //! Members of this crate, of the Java client and of librdkafka can share one group because the bytes
-//! ([`consumer_protocol`]) and the algorithms match Java's:
+//! (`consumer_protocol`) and the algorithms match Java's:
 //!
 //! | assignor | Java class | protocol |
 //! |---|---|---|
