@@ -7,7 +7,8 @@
 //!          └──────────────────────────────────────────┴──▶ per-partition sink (CompletedFetch)
 //! ```
 //!
-//! Owns: the fetch task, its broker connections, offset resets (`reset`). May use
+//! Owns: the fetch task, its broker connections, offset resets (`reset`), and the plain reads of one
+//! partition that resets and the DLQ admin share (`partition_reader`). May use
 //! [`crate::client::cluster`], [`crate::client::subscription`] and [`crate::protocol`].
 //!
 //! # Invariants
@@ -43,6 +44,7 @@ mod error;
 mod plan;
 pub use error::Error;
 pub(crate) use plan::{ChunkRecords, Failed};
+pub(crate) mod partition_reader;
 mod reset;
 
 use std::{
@@ -236,7 +238,7 @@ enum FetchDone {
     Reset {
         tp: TopicPartition,
         epoch: u64,
-        result: Result<i64, String>,
+        result: Result<i64, partition_reader::ReadError>,
     },
     Metadata,
 }
