@@ -379,14 +379,14 @@ async fn drain(mut stream: PartitionStream, tally: Arc<Tally>, chunked: bool) {
             let mut failed = 0;
             for record in &records {
                 failed += handle(record);
-                progress.mark_done(record.offset);
+                progress.store_offset(record.offset + 1);
             }
             tally.add(records.len() as u64, failed);
         }
     } else {
         while let Some(record) = stream.next().await {
             let failed = handle(&record);
-            progress.mark_done(record.offset);
+            progress.store_offset(record.offset + 1);
             tally.add(1, failed);
         }
     }

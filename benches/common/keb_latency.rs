@@ -145,7 +145,7 @@ async fn latency_raw(args: &Args, setup: &Setup) -> Result<Measurements, BoxErro
                                 .and_then(|v| v.parse().ok())
                                 .unwrap_or(0);
                             let decoded = record.value.as_deref().map(decode_value);
-                            progress.mark_done(record.offset);
+                            progress.store_offset(record.offset + 1);
                             if let (Some(Ok(_)), Ok(mut latencies)) = (decoded, latencies.lock()) {
                                 latencies.push(latency_ms(sent_us));
                                 if latencies.len() as u64 == target {

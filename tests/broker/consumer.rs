@@ -41,7 +41,7 @@ async fn read_to(target: usize, stream: &mut PartitionStream, mut count: usize) 
             .unwrap()
             .unwrap();
         count += chunk.len();
-        stream.mark_done(chunk.last().unwrap().offset);
+        stream.store_offset(chunk.last().unwrap().offset + 1);
     }
     count
 }
@@ -130,7 +130,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
                 assert_eq!(r.value.as_deref(), Some(want.as_bytes()));
                 assert_eq!(r.key.as_deref(), Some(want.as_bytes()));
                 assert_eq!(r.headers.get_str("value"), Some(want.as_str()));
-                stream.mark_done(r.offset);
+                stream.store_offset(r.offset + 1);
             }
             assert_eq!(stream.high_watermark(), Some(100));
             assert_eq!(stream.lag(), Some(0));
@@ -331,7 +331,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
                 next(&mut streams[0]).await.unwrap();
             }
             // Handed out 10, but only 0..=3 are done.
-            streams[0].mark_done(3);
+            streams[0].store_offset(4);
             eventually("periodic commit", WAIT, || consumer.committed(&tp) == Some(4)).await;
             tokio::time::sleep(Duration::from_millis(500)).await;
             assert_eq!(consumer.committed(&tp), Some(4));
@@ -383,7 +383,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
             assert_eq!(left, LeaveReason::PollTimeout);
             assert!(streams[0].is_revoked());
             // The handler recovers: it finishes its record and drops the stream; the member rejoins.
-            streams[0].mark_done(stuck.offset);
+            streams[0].store_offset(stuck.offset + 1);
             drop(streams);
             let mut streams = assigned(&mut consumer).await;
             let r = next(&mut streams[0]).await.unwrap();
@@ -452,7 +452,7 @@ pub(crate) fn throughput_trial(trials: &mut Vec<Trial>) {
                             bytes += r.value.as_ref().map_or(0, |v| v.len());
                         }
                         n += chunk.len();
-                        stream.mark_done(chunk.last().unwrap().offset);
+                        stream.store_offset(chunk.last().unwrap().offset + 1);
                     }
                     (n, bytes)
                 }));

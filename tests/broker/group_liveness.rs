@@ -57,7 +57,7 @@ fn slow_revoker(
                                     }
                                     tokio::time::sleep(hold).await;
                                 }
-                                stream.mark_done(r.offset);
+                                stream.store_offset(r.offset + 1);
                             }
                         });
                     }

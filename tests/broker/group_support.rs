@@ -155,7 +155,7 @@ impl TestMember {
                                     while let Some(r) = stream.next().await {
                                         let value = String::from_utf8(r.value.clone().unwrap_or_default().to_vec()).unwrap();
                                         worker_log.lock().unwrap().records.push((tp.clone(), r.offset, value));
-                                        stream.mark_done(r.offset);
+                                        stream.store_offset(r.offset + 1);
                                     }
                                 });
                             }

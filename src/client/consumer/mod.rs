@@ -1,11 +1,11 @@
 //! The consumer the layer above uses (Java's `KafkaConsumer`, shaped for async workers): group
 //! membership plus the fetcher, turned into per-partition ordered record streams, assignment and
-//! revocation events, and a way to mark offsets done.
+//! revocation events, and a way to store the offset to commit.
 //!
 //! ```text
 //!   group driver ──assigned──▶ ConsumerEvent::Assigned(PartitionStream…) ──▶ one worker per partition
-//!        │ revoke: end streams, wait (bounded) for in-flight work, commit done offsets
-//!   fetcher ──CompletedFetch per partition──▶ PartitionStream::next ──▶ worker ──▶ Progress::mark_done
+//!        │ revoke: end streams, wait (bounded) for in-flight work, commit stored offsets
+//!   fetcher ──CompletedFetch per partition──▶ PartitionStream::next ──▶ worker ──▶ Progress::store_offset
 //! ```
 //!
 //! Owns: [`Consumer`], [`PartitionStream`], [`Progress`], the glue between [`crate::client::group`] and
@@ -13,14 +13,16 @@
 //!
 //! # Invariants
 //!
-//! - Only offsets marked done through [`Progress::mark_done`] are committed (as `offset + 1`).
+//! - Only offsets stored through [`Progress::store_offset`] (the next offset to read, one past the
+//!   last record handled) are committed. Who reads and writes which offset: `offsets` (the module).
 //! - A revoked partition's stream ends at once; the revocation then waits up to `revoke_timeout` for
-//!   every record handed out on it to be marked done (or the stream to be dropped), commits, and only
+//!   an offset past every record handed out on it to be stored (or the stream to be dropped), commits, and only
 //!   then lets the group move the partition.
 //! - Dropping a [`Consumer`] without [`Consumer::close`] stops it like a crash: no commit, no
 //!   LeaveGroup (the coordinator evicts it after the session timeout).
 
 mod listener;
+mod offsets;
 mod stream;
 
 use std::{
@@ -84,7 +86,7 @@ pub struct ConsumerConfig {
     pub group: MemberConfig,
     /// Fetch settings, `auto_offset_reset` and `isolation_level`.
     pub fetch: FetchConfig,
-    /// `auto.commit.interval.ms`: how often done offsets are committed.
+    /// `auto.commit.interval.ms`: how often stored offsets are committed.
     pub commit_interval: Duration,
     /// The longest a revocation waits for in-flight work on a partition before committing what is done.
     pub revoke_timeout: Duration,
@@ -183,7 +185,7 @@ pub enum ConsumerEvent {
     /// New partitions, each with its record stream (positioned at the committed offset, or per
     /// `auto_offset_reset`).
     Assigned(Vec<PartitionStream>),
-    /// These partitions are gone (their streams have ended; done offsets were committed unless `lost`).
+    /// These partitions are gone (their streams have ended; stored offsets were committed unless `lost`).
     Revoked {
         /// The partitions.
         partitions: Vec<TopicPartition>,
@@ -211,7 +213,7 @@ pub enum ConsumerEvent {
 ///             tokio::spawn(async move {
 ///                 while let Some(record) = stream.next().await {
 ///                     // handle, then:
-///                     stream.mark_done(record.offset);
+///                     stream.store_offset(record.offset + 1);
 ///                 }
 ///             });
 ///         }
@@ -314,34 +316,20 @@ impl Consumer {
         tps
     }
 
-    /// The last committed offset of `tp` known to this consumer.
+    /// The last committed offset of `tp` known to this consumer (the next offset to read), while `tp`
+    /// is assigned.
     pub fn committed(&self, tp: &TopicPartition) -> Option<i64> {
-        self.shared
-            .fetch
-            .lock()
-            .subscriptions
-            .get(tp)
-            .and_then(|p| p.committed)
+        self.shared.partitions_lock().get(tp)?.offsets.committed()
     }
 
     /// How many fetched chunks of `tp` its stream has not worked through yet.
     pub fn buffered_chunks(&self, tp: &TopicPartition) -> usize {
-        self.shared
-            .fetch
-            .lock()
-            .subscriptions
-            .get(tp)
-            .map_or(0, |p| p.buffered)
+        self.shared.fetch.buffered_chunks(tp)
     }
 
     /// The position (next offset to fetch) of `tp`.
     pub fn position(&self, tp: &TopicPartition) -> Option<i64> {
-        self.shared
-            .fetch
-            .lock()
-            .subscriptions
-            .get(tp)
-            .and_then(|p| p.position)
+        self.shared.fetch.position(tp)
     }
 
     /// Leaves the group gracefully: ends every stream, waits (bounded) for in-flight work, commits

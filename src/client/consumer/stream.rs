@@ -1,5 +1,5 @@
 //! One assigned partition as the application sees it: an ordered stream of records and a progress
-//! handle to mark offsets done.
+//! handle to store the offset to commit.
 
 use std::{
     sync::{
@@ -9,11 +9,11 @@ use std::{
     time::Instant,
 };
 
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::offsets::PartitionOffsets;
 use crate::client::{
-    fetcher::{self, ChunkRecords, CompletedFetch, ConsumerRecord, Failed, FetchShared},
+    fetcher::{self, ChunkReceiver, ChunkRecords, CompletedFetch, ConsumerRecord, Failed, FetchShared},
     subscription::TopicPartition,
 };
 
@@ -22,8 +22,8 @@ use crate::client::{
 pub(crate) struct PartitionHandle {
     pub(crate) tp: TopicPartition,
     pub(crate) epoch: u64,
-    /// The next offset to commit (last done + 1); -1 while nothing is done.
-    pub(crate) done: AtomicI64,
+    /// The stored and committed offsets (see [`super::offsets`]).
+    pub(crate) offsets: PartitionOffsets,
     /// The offset after the last record handed to the application; -1 before the first.
     pub(crate) delivered: AtomicI64,
     /// Cancelled when the partition is revoked: the stream ends.
@@ -31,7 +31,7 @@ pub(crate) struct PartitionHandle {
     /// The application dropped the stream (and, with it, any work on it).
     pub(crate) dropped: AtomicBool,
     pub(crate) paused: AtomicBool,
-    /// The progress counters (`delivered`, `done`) as last seen, and when they last changed: the
+    /// The progress counters (`delivered`, the stored offset) as last seen, and when they last changed: the
     /// consumer watches them for `max.poll.interval` instead of the hot path reading a clock.
     pub(crate) observed: Mutex<Observed>,
 }
@@ -41,15 +41,16 @@ pub(crate) struct PartitionHandle {
 pub(crate) struct Observed {
     at: Instant,
     delivered: i64,
-    done: i64,
+    stored: i64,
 }
 
 impl PartitionHandle {
-    pub(crate) fn new(tp: TopicPartition, epoch: u64) -> Self {
+    /// A partition assigned with `committed` as the group's committed offset.
+    pub(crate) fn new(tp: TopicPartition, epoch: u64, committed: Option<i64>) -> Self {
         Self {
             tp,
             epoch,
-            done: AtomicI64::new(-1),
+            offsets: PartitionOffsets::new(committed),
             delivered: AtomicI64::new(-1),
             revoked: CancellationToken::new(),
             dropped: AtomicBool::new(false),
@@ -57,36 +58,43 @@ impl PartitionHandle {
             observed: Mutex::new(Observed {
                 at: Instant::now(),
                 delivered: -1,
-                done: -1,
+                stored: -1,
             }),
         }
     }
 
-    /// When the application last made progress on this partition (took a record or marked one done),
+    /// When the application last made progress on this partition (took a record or stored an offset),
     /// as far as calls of this at `now` can tell: the first call that sees the counters moved dates the
     /// progress to its `now`.
     pub(crate) fn last_activity(&self, now: Instant) -> Instant {
         let delivered = self.delivered.load(Ordering::Acquire);
-        let done = self.done.load(Ordering::Acquire);
+        let stored = self.stored();
         let mut seen = self.observed.lock().unwrap_or_else(|p| p.into_inner());
-        if (seen.delivered, seen.done) != (delivered, done) {
+        if (seen.delivered, seen.stored) != (delivered, stored) {
             *seen = Observed {
                 at: now,
                 delivered,
-                done,
+                stored,
             };
         }
         seen.at
     }
 
-    /// Records were handed out and not all marked done, and the stream is still alive.
+    /// The stored offset, -1 when none.
+    fn stored(&self) -> i64 {
+        self.offsets.stored().unwrap_or(-1)
+    }
+
+    /// Records were handed out past the stored offset, and the stream is still alive.
     pub(crate) fn has_work_in_flight(&self) -> bool {
-        !self.dropped.load(Ordering::Acquire)
-            && self.delivered.load(Ordering::Acquire) > self.done.load(Ordering::Acquire)
+        !self.dropped.load(Ordering::Acquire) && self.delivered.load(Ordering::Acquire) > self.stored()
     }
 }
 
-/// Marks offsets of one partition done; cheap to clone and to send to a worker.
+/// Stores the offset to commit of one partition; cheap to clone and to send to a worker.
+///
+/// The offset stored is the **next** offset to read, one past the last record handled (Java's
+/// `commitSync(offsets)`); the consumer commits it periodically, on revoke and on close.
 ///
 /// # Example
 ///
@@ -95,7 +103,7 @@ impl PartitionHandle {
 /// let progress = stream.progress();
 /// while let Some(record) = stream.next().await {
 ///     // ... handle the record ...
-///     progress.mark_done(record.offset);
+///     progress.store_offset(record.offset + 1);
 /// }
 /// # }
 /// ```
@@ -105,17 +113,15 @@ pub struct Progress {
 }
 
 impl Progress {
-    /// Marks every record of this partition up to and including `offset` as done: the consumer will
-    /// commit `offset + 1` (periodically, on revoke and on close). Marking an older offset is a no-op.
-    pub fn mark_done(&self, offset: i64) {
-        self.handle
-            .done
-            .fetch_max(offset.saturating_add(1), Ordering::AcqRel);
+    /// Stores `next_offset` (one past the last record handled: every record before it is done) as the
+    /// offset to commit. Storing an offset below the stored one is a no-op.
+    pub fn store_offset(&self, next_offset: i64) {
+        self.handle.offsets.store(next_offset);
     }
 
-    /// The next offset that will be committed (last done + 1), if anything was marked done.
-    pub fn done(&self) -> Option<i64> {
-        Some(self.handle.done.load(Ordering::Acquire)).filter(|&d| d >= 0)
+    /// The stored offset (the next offset to read, to be committed), if one was stored.
+    pub fn stored_offset(&self) -> Option<i64> {
+        self.handle.offsets.stored()
     }
 }
 
@@ -127,7 +133,7 @@ impl Progress {
 /// [`try_next`](Self::try_next) returns the [`fetcher::Error`] once, with the batch's bytes, and then
 /// waits (until the partition is revoked) unless the application passes the batch with
 /// [`skip_failed_batch`](Self::skip_failed_batch), for instance once it has stored the bytes elsewhere.
-/// Nothing after the batch is handed out before that, so no offset past it can be marked done: the
+/// Nothing after the batch is handed out before that, so no offset past it can be stored: the
 /// committed offset stays at the batch. [`next`](Self::next), [`next_ready`](Self::next_ready) and
 /// [`next_chunk`](Self::next_chunk) do not pass it either: they log the error and stop there.
 ///
@@ -142,7 +148,7 @@ impl Progress {
 #[derive(Debug)]
 pub struct PartitionStream {
     pub(crate) handle: Arc<PartitionHandle>,
-    pub(crate) rx: mpsc::UnboundedReceiver<CompletedFetch>,
+    pub(crate) rx: ChunkReceiver,
     /// The records of the batch being handed out.
     pub(crate) current: std::vec::IntoIter<ConsumerRecord>,
     /// The rest of the chunk being handed out (and its assignment epoch), decoded a batch at a time. It
@@ -171,16 +177,16 @@ impl PartitionStream {
         &self.handle.tp
     }
 
-    /// A handle to mark this partition's offsets done (give it to the worker).
+    /// A handle to store this partition's offset to commit (give it to the worker).
     pub fn progress(&self) -> Progress {
         Progress {
             handle: Arc::clone(&self.handle),
         }
     }
 
-    /// Shorthand for `self.progress().mark_done(offset)`.
-    pub fn mark_done(&self, offset: i64) {
-        self.progress().mark_done(offset);
+    /// Shorthand for `self.progress().store_offset(next_offset)`.
+    pub fn store_offset(&self, next_offset: i64) {
+        self.handle.offsets.store(next_offset);
     }
 
     /// Whether the partition was revoked (the stream yields nothing more).
@@ -196,24 +202,19 @@ impl PartitionStream {
     /// Stops fetching this partition (records already fetched are still delivered).
     pub fn pause(&self) {
         self.handle.paused.store(true, Ordering::Release);
-        self.fetch.lock().subscriptions.pause(&self.handle.tp);
+        self.fetch.pause(&self.handle.tp);
     }
 
     /// Resumes fetching.
     pub fn resume(&self) {
         self.handle.paused.store(false, Ordering::Release);
-        self.fetch.lock().subscriptions.resume(&self.handle.tp);
-        self.fetch.wake.notify_one();
+        self.fetch.resume(&self.handle.tp);
     }
 
     /// The high watermark from the last fetch.
     pub fn high_watermark(&self) -> Option<i64> {
-        let state = self.fetch.lock();
-        state
-            .subscriptions
-            .get(&self.handle.tp)
-            .filter(|p| p.epoch == self.handle.epoch)
-            .and_then(|p| p.high_watermark)
+        self.fetch
+            .high_watermark(&self.handle.tp, Some(self.handle.epoch))
     }
 
     /// How many records are behind this stream's next record: high watermark minus the next offset
@@ -251,11 +252,7 @@ impl PartitionStream {
         }
         let epoch = *epoch;
         self.batches = None;
-        self.fetch
-            .lock()
-            .subscriptions
-            .consumed_chunk(&self.handle.tp, epoch);
-        self.fetch.wake.notify_one();
+        self.fetch.chunk_consumed(&self.handle.tp, epoch);
     }
 
     async fn fill(&mut self) -> Fill {
@@ -321,8 +318,8 @@ impl PartitionStream {
     /// the records after it are handed out next. Returns `false` if the stream was not stopped, or if the
     /// batch cannot be passed (its bounds cannot be trusted): the stream then stays stopped at it.
     ///
-    /// Marks nothing done: the offsets of the batch are passed by the committed offset once a record
-    /// after it is marked done.
+    /// Stores nothing: the offsets of the batch are passed by the committed offset once an offset after
+    /// it is stored.
     pub fn skip_failed_batch(&mut self) -> bool {
         if !self.stopped && self.failure.take().is_none() {
             return false;
@@ -340,13 +337,8 @@ impl PartitionStream {
         }
         if let Some(Failed::AtFetch(_)) = passed {
             let epoch = *epoch;
-            let position = self
-                .fetch
-                .lock()
-                .subscriptions
-                .pass_stopped_batch(&self.handle.tp, epoch);
+            let position = self.fetch.pass_stopped_batch(&self.handle.tp, epoch);
             tracing::debug!(tp = %self.handle.tp, ?position, "passed a failed record batch");
-            self.fetch.wake.notify_one();
         }
         true
     }

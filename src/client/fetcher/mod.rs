@@ -178,19 +178,24 @@ pub(crate) struct CompletedFetch {
 /// Where fetched chunks of one partition go.
 pub(crate) type Sink = mpsc::UnboundedSender<CompletedFetch>;
 
-/// The state the fetcher shares with the consumer.
+/// The fetcher as the consumer sees it: the assignment's fetch state and where each partition's
+/// chunks go, changed only through these methods (each wakes the fetch task when it may have
+/// something new to fetch).
 #[derive(Debug)]
 pub(crate) struct FetchShared {
     state: Mutex<FetchState>,
     /// Wakes the fetcher (a partition became fetchable).
-    pub(crate) wake: Notify,
+    wake: Notify,
 }
 
 #[derive(Debug)]
-pub(crate) struct FetchState {
-    pub(crate) subscriptions: SubscriptionState,
-    pub(crate) sinks: HashMap<TopicPartition, (u64, Sink)>,
+struct FetchState {
+    subscriptions: SubscriptionState,
+    sinks: HashMap<TopicPartition, (u64, Sink)>,
 }
+
+/// Where one assignment of a partition receives its fetched chunks.
+pub(crate) type ChunkReceiver = mpsc::UnboundedReceiver<CompletedFetch>;
 
 impl FetchShared {
     pub(crate) fn new(max_buffered: usize) -> Self {
@@ -203,27 +208,116 @@ impl FetchShared {
         }
     }
 
-    pub(crate) fn lock(&self) -> MutexGuard<'_, FetchState> {
+    fn lock(&self) -> MutexGuard<'_, FetchState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
-}
 
-#[cfg(test)]
-pub(crate) use plan::PartitionOutcome as ScanOutcome;
+    /// Assigns `tp` at `committed` (or, with nothing committed, for a reset with `reset`): a new
+    /// assignment epoch and the receiver of its chunks. Call [`wake`](Self::wake) once all are assigned.
+    pub(crate) fn assign(
+        &self,
+        tp: &TopicPartition,
+        committed: Option<i64>,
+        reset: OffsetReset,
+    ) -> (u64, ChunkReceiver) {
+        let mut state = self.lock();
+        let epoch = state.subscriptions.assign(tp.clone(), committed, Some(reset));
+        let (tx, rx) = mpsc::unbounded_channel();
+        state.sinks.insert(tp.clone(), (epoch, tx));
+        (epoch, rx)
+    }
 
-/// [`plan::scan_partition`] for the consumer's unit tests (read_uncommitted, CRCs checked).
-#[cfg(test)]
-pub(crate) fn scan_for_tests(
-    tp: &TopicPartition,
-    fetched_at: i64,
-    data: kafka_protocol::messages::fetch_response::PartitionData,
-) -> plan::PartitionOutcome {
-    plan::scan_partition(
-        &Arc::from(tp.topic.as_str()),
-        fetched_at,
-        data,
-        &FetchConfig::default(),
-    )
+    /// Stops fetching `tp` and delivering its chunks (it is being revoked); its position stays until
+    /// [`revoked`](Self::revoked).
+    pub(crate) fn revoke(&self, tp: &TopicPartition) {
+        let mut state = self.lock();
+        state.subscriptions.mark_revoking(tp);
+        state.sinks.remove(tp);
+    }
+
+    /// Forgets `tp` (the revocation completed).
+    pub(crate) fn revoked(&self, tp: &TopicPartition) {
+        let mut state = self.lock();
+        state.subscriptions.remove(tp);
+        state.sinks.remove(tp);
+    }
+
+    /// The application worked through one chunk of `tp` (assignment `epoch`): one more may be fetched.
+    pub(crate) fn chunk_consumed(&self, tp: &TopicPartition, epoch: u64) {
+        self.lock().subscriptions.consumed_chunk(tp, epoch);
+        self.wake();
+    }
+
+    /// Stops fetching `tp` (chunks already fetched are still delivered).
+    pub(crate) fn pause(&self, tp: &TopicPartition) {
+        self.lock().subscriptions.pause(tp);
+    }
+
+    /// Resumes fetching `tp`.
+    pub(crate) fn resume(&self, tp: &TopicPartition) {
+        self.lock().subscriptions.resume(tp);
+        self.wake();
+    }
+
+    /// Fetching of `tp` (assignment `epoch`) goes on after the batch it stopped at; the new position.
+    pub(crate) fn pass_stopped_batch(&self, tp: &TopicPartition, epoch: u64) -> Option<i64> {
+        let position = self.lock().subscriptions.pass_stopped_batch(tp, epoch);
+        self.wake();
+        position
+    }
+
+    /// The high watermark of `tp` from its last fetch, for assignment `epoch` (any when `None`).
+    pub(crate) fn high_watermark(&self, tp: &TopicPartition, epoch: Option<u64>) -> Option<i64> {
+        self.lock()
+            .subscriptions
+            .get(tp)
+            .filter(|p| epoch.is_none_or(|e| p.epoch == e))
+            .and_then(|p| p.high_watermark)
+    }
+
+    /// The position (next offset to fetch) of `tp`.
+    pub(crate) fn position(&self, tp: &TopicPartition) -> Option<i64> {
+        self.lock().subscriptions.get(tp).and_then(|p| p.position)
+    }
+
+    /// How many fetched chunks of `tp` wait for the application or are being worked through.
+    pub(crate) fn buffered_chunks(&self, tp: &TopicPartition) -> usize {
+        self.lock().subscriptions.get(tp).map_or(0, |p| p.buffered)
+    }
+
+    /// Wakes the fetch task (a partition may have become fetchable).
+    pub(crate) fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Plays the fetch task in unit tests: positions `tp` at `position` if it waits for a reset, and
+    /// hands it a chunk of `records` (a record batch at offset 0) as a Fetch at 0 would.
+    #[cfg(test)]
+    pub(crate) fn deliver_for_tests(&self, tp: &TopicPartition, records: bytes::Bytes) {
+        let mut state = self.lock();
+        let Some((epoch, sink)) = state.sinks.get(tp).cloned() else {
+            return;
+        };
+        if state.subscriptions.get(tp).is_some_and(|p| p.position.is_none()) {
+            state.subscriptions.reset_to(tp, epoch, 0);
+        }
+        let data =
+            kafka_protocol::messages::fetch_response::PartitionData::default().with_records(Some(records));
+        let plan::PartitionOutcome::Data {
+            chunk: Some(chunk),
+            next_offset,
+            ..
+        } = plan::scan_partition(&Arc::from(tp.topic.as_str()), 0, data, &FetchConfig::default())
+        else {
+            return;
+        };
+        if state
+            .subscriptions
+            .advance(tp, epoch, 0, next_offset, (-1, -1), true)
+        {
+            let _ = sink.send(CompletedFetch { epoch, chunk });
+        }
+    }
 }
 
 enum FetchDone {
