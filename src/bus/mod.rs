@@ -153,12 +153,19 @@ pub enum Error {
         /// The DLQ admin's error.
         source: Box<crate::dlq::AdminError>,
     },
-    /// Joining the group or consuming failed for good.
+    /// Joining the group or consuming failed.
     #[cfg(feature = "client")]
-    #[snafu(display("consuming stopped: {reason}"))]
+    #[snafu(display("consuming stopped: {source}"))]
     Consume {
-        /// Why.
-        reason: String,
+        /// The consumer's error.
+        source: crate::client::consumer::Error,
+    },
+    /// The producer could not be started.
+    #[cfg(feature = "client")]
+    #[snafu(display("cannot start the producer: {source}"))]
+    Producer {
+        /// The producer's error.
+        source: crate::client::producer::Error,
     },
 }
 
@@ -172,6 +179,10 @@ impl Error {
             Error::Publish { failed, .. } => failed.iter().all(|(_, e)| e.is_retriable()),
             #[cfg(feature = "client")]
             Error::Dlq { source } => source.is_retriable(),
+            #[cfg(feature = "client")]
+            Error::Consume { source } => source.is_retriable(),
+            #[cfg(feature = "client")]
+            Error::Producer { source } => source.is_retriable(),
             _ => false,
         }
     }

@@ -175,7 +175,10 @@ impl RebalanceListener for Listener {
     }
 
     fn on_fatal(&self, error: String) {
-        let _ = self.0.events.send(ConsumerEvent::Fatal(error));
+        let _ = self
+            .0
+            .events
+            .send(ConsumerEvent::Fatal(super::Error::GroupFailed { reason: error }));
     }
 }
 
@@ -311,5 +314,18 @@ mod tests {
         s.next().await.unwrap();
         s.store_offset(1);
         assert!(listener.on_revoke(vec![tp.clone()], true).await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_fatal_membership_is_a_typed_retriable_error() {
+        let (shared, mut rx) = shared(Duration::from_secs(5));
+        Listener(shared).on_fatal("fenced".into());
+        match rx.recv().await {
+            Some(ConsumerEvent::Fatal(e @ super::super::Error::GroupFailed { .. })) => {
+                assert!(e.is_retriable());
+                assert_eq!(e.to_string(), "group membership failed: fenced");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

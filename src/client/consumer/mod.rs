@@ -51,7 +51,17 @@ use super::{
 };
 use listener::{Listener, Shared};
 
-/// Errors of the consumer.
+/// Why a consumer could not start or stopped.
+///
+/// # Example
+///
+/// ```
+/// use kafka_event_bus::client::consumer::Error;
+///
+/// let e = Error::GroupFailed { reason: "fenced by a newer instance".into() };
+/// assert!(e.is_retriable());
+/// assert!(!Error::NoRuntime.is_retriable());
+/// ```
 #[derive(Debug, Snafu)]
 #[snafu(visibility(pub(crate)))]
 #[non_exhaustive]
@@ -62,6 +72,32 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// [`Consumer::connect`] was called outside a tokio runtime.
+    #[snafu(display("Consumer::connect must be called inside a tokio runtime"))]
+    NoRuntime,
+    /// The group membership failed for good ([`ConsumerEvent::Fatal`]): this consumer has stopped.
+    #[snafu(display("group membership failed: {reason}"))]
+    GroupFailed {
+        /// The group driver's reason.
+        reason: String,
+    },
+    /// The consumer stopped without being closed (its background tasks ended).
+    #[snafu(display("the consumer stopped: {reason}"))]
+    Stopped {
+        /// What ended it.
+        reason: String,
+    },
+}
+
+impl Error {
+    /// Whether a new consumer with the same configuration may succeed later: yes after a failed
+    /// membership or a stop (a fresh member joins again), no for a configuration that cannot work.
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            Self::InvalidConfig { .. } | Self::NoRuntime => false,
+            Self::GroupFailed { .. } | Self::Stopped { .. } => true,
+        }
+    }
 }
 
 /// Everything a group consumer needs.
@@ -194,8 +230,8 @@ pub enum ConsumerEvent {
     },
     /// The member left the group (after a poll timeout it rejoins once the application makes progress).
     Left(LeaveReason),
-    /// Membership failed for good; the consumer has stopped.
-    Fatal(String),
+    /// Membership failed for good ([`Error::GroupFailed`]); the consumer has stopped.
+    Fatal(Error),
 }
 
 /// A consumer-group member with a fetcher: see the module docs.
@@ -241,10 +277,7 @@ impl Consumer {
     /// outside a tokio runtime.
     pub fn subscribe(cluster: &Cluster, config: ConsumerConfig) -> Result<Self, Error> {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return InvalidConfigSnafu {
-                reason: "Consumer::subscribe must be called inside a tokio runtime",
-            }
-            .fail();
+            return NoRuntimeSnafu.fail();
         };
         let reason = if config.group.group_id.is_empty() {
             Some("group_id is empty")
