@@ -127,7 +127,7 @@ async fn latency_raw(args: &Args, setup: &Setup) -> Result<Measurements, BoxErro
         .with_session_timeout(Duration::from_secs(6))
         .with_heartbeat_interval(Duration::from_secs(1))
         .with_fetch(fetch);
-    let mut consumer = Consumer::subscribe(&setup.cluster, config)?;
+    let mut consumer = Consumer::connect(&setup.cluster, config)?;
     let (latencies, done) = (Latencies::default(), Arc::new(Notify::new()));
     let mut assigned = 0;
     while assigned < args.partitions {

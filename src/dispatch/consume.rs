@@ -23,7 +23,7 @@ pub(crate) async fn consume(
     config: ConsumerConfig,
     stop: CancellationToken,
 ) -> Result<(), Error> {
-    let mut consumer = Consumer::subscribe(cluster, config)?;
+    let mut consumer = Consumer::connect(cluster, config)?;
     let settings = &dispatcher.config;
     info!(group = %settings.consumer_group, topic = %settings.topic, "consuming");
     let workers = TaskTracker::new();

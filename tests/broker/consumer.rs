@@ -76,7 +76,7 @@ async fn beside_an_idle_partition(
     let mut config = fast_config(&group, &topic);
     config.fetch.fetch_max_wait = LONG_POLL;
     config.fetch.max_buffered_fetches = 1;
-    let mut consumer = Consumer::subscribe(cluster, config).unwrap();
+    let mut consumer = Consumer::connect(cluster, config).unwrap();
     let mut streams = assigned(&mut consumer).await;
     let idle = streams.pop().unwrap();
     let busy = streams.pop().unwrap();
@@ -121,7 +121,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
                 produce(&cluster, &topic, 0, &values, codec).await;
                 expected.extend(values);
             }
-            let mut consumer = Consumer::subscribe(&cluster, fast_config(&group, &topic)).unwrap();
+            let mut consumer = Consumer::connect(&cluster, fast_config(&group, &topic)).unwrap();
             let mut streams = assigned(&mut consumer).await;
             let stream = &mut streams[0];
             for (i, want) in expected.iter().enumerate() {
@@ -156,7 +156,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
             let mut config = fast_config(&group, &topic);
             config.fetch.max_partition_fetch_bytes = 16 * 1024;
             config.fetch.max_buffered_fetches = 2;
-            let mut consumer = Consumer::subscribe(&cluster, config).unwrap();
+            let mut consumer = Consumer::connect(&cluster, config).unwrap();
             let mut streams = assigned(&mut consumer).await;
             let mut flowing = streams.pop().unwrap();
             let mut idle = streams.pop().unwrap();
@@ -276,7 +276,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
             let old: Vec<String> = (0..10).map(|i| format!("old{i}")).collect();
             produce(&cluster, &topic, 0, &old, Compression::None).await;
             produce(&cluster, &topic, 0, &old, Compression::None).await;
-            let mut consumer = Consumer::subscribe(
+            let mut consumer = Consumer::connect(
                 &cluster,
                 fast_config(&group, &topic).with_auto_offset_reset(OffsetReset::Latest),
             )
@@ -299,7 +299,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
             let cluster = ctx.cluster().await;
             let (topic, group) = (unique("latest-empty"), unique("latest-empty-g"));
             create_topic(&cluster, &topic, 1).await;
-            let mut consumer = Consumer::subscribe(
+            let mut consumer = Consumer::connect(
                 &cluster,
                 fast_config(&group, &topic).with_auto_offset_reset(OffsetReset::Latest),
             )
@@ -325,7 +325,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
             produce(&cluster, &topic, 0, &values, Compression::None).await;
             let tp = TopicPartition::new(&topic, 0);
 
-            let mut consumer = Consumer::subscribe(&cluster, fast_config(&group, &topic)).unwrap();
+            let mut consumer = Consumer::connect(&cluster, fast_config(&group, &topic)).unwrap();
             let mut streams = assigned(&mut consumer).await;
             for _ in 0..10 {
                 next(&mut streams[0]).await.unwrap();
@@ -339,7 +339,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
             // Close with the stream dropped: the revocation does not wait, and commits nothing more.
             consumer.close().await;
 
-            let mut again = Consumer::subscribe(&cluster, fast_config(&group, &topic)).unwrap();
+            let mut again = Consumer::connect(&cluster, fast_config(&group, &topic)).unwrap();
             let mut streams = assigned(&mut again).await;
             let r = next(&mut streams[0]).await.unwrap();
             assert_eq!(r.offset, 4, "resumes after the last done offset");
@@ -365,7 +365,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
             let config = fast_config(&group, &topic)
                 .with_max_poll_interval(Duration::from_secs(3))
                 .with_revoke_timeout(Duration::from_millis(500));
-            let mut consumer = Consumer::subscribe(&cluster, config).unwrap();
+            let mut consumer = Consumer::connect(&cluster, config).unwrap();
             let mut streams = assigned(&mut consumer).await;
             // Take one record and never finish it: the handler is stuck.
             let stuck = next(&mut streams[0]).await.unwrap();
@@ -436,7 +436,7 @@ pub(crate) fn throughput_trial(trials: &mut Vec<Trial>) {
                 }
             }
             let total = 6 * 67 * 500;
-            let mut consumer = Consumer::subscribe(&cluster, fast_config(&group, &topic)).unwrap();
+            let mut consumer = Consumer::connect(&cluster, fast_config(&group, &topic)).unwrap();
             let streams = assigned(&mut consumer).await;
             let start = std::time::Instant::now();
             let mut workers = Vec::new();

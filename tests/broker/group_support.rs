@@ -122,7 +122,7 @@ pub(crate) struct TestMember {
 impl TestMember {
     pub(crate) fn start(cluster: &Cluster, config: ConsumerConfig) -> Self {
         let log = Arc::new(Mutex::new(MemberLog::default()));
-        let mut consumer = Consumer::subscribe(cluster, config).unwrap();
+        let mut consumer = Consumer::connect(cluster, config).unwrap();
         let (stop, mut stopped) = oneshot::channel::<bool>();
         let task_log = Arc::clone(&log);
         let task = tokio::spawn(async move {

@@ -242,7 +242,7 @@ pub enum ConsumerEvent {
 /// # async fn example(cluster: kafka_event_bus::client::Cluster) {
 /// use kafka_event_bus::client::consumer::{Consumer, ConsumerConfig, ConsumerEvent};
 ///
-/// let mut consumer = Consumer::subscribe(&cluster, ConsumerConfig::new("billing", ["orders"])).unwrap();
+/// let mut consumer = Consumer::connect(&cluster, ConsumerConfig::new("billing", ["orders"])).unwrap();
 /// while let Some(event) = consumer.next_event().await {
 ///     if let ConsumerEvent::Assigned(streams) = event {
 ///         for mut stream in streams {
@@ -269,13 +269,15 @@ pub struct Consumer {
 }
 
 impl Consumer {
-    /// Joins the group and starts fetching (in background tasks on the current tokio runtime).
+    /// Creates the consumer: joins `config`'s group, subscribed to its topics, over `cluster`, and
+    /// starts fetching (in background tasks on the current tokio runtime). Assignments arrive through
+    /// [`next_event`](Self::next_event).
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidConfig`] for an empty group id, no topics or no assignor, or when called
+    /// [`Error::InvalidConfig`] for an empty group id, no topics or no assignor; [`Error::NoRuntime`]
     /// outside a tokio runtime.
-    pub fn subscribe(cluster: &Cluster, config: ConsumerConfig) -> Result<Self, Error> {
+    pub fn connect(cluster: &Cluster, config: ConsumerConfig) -> Result<Self, Error> {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return NoRuntimeSnafu.fail();
         };

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::offsets::PartitionOffsets;
 use crate::client::{
-    fetcher::{self, ChunkReceiver, ChunkRecords, CompletedFetch, ConsumerRecord, Failed, FetchShared},
+    fetcher::{self, ChunkReceiver, CompletedFetch, ConsumerRecord, Failed, FetchShared},
     subscription::TopicPartition,
 };
 
@@ -151,9 +151,9 @@ pub struct PartitionStream {
     pub(crate) rx: ChunkReceiver,
     /// The records of the batch being handed out.
     pub(crate) current: std::vec::IntoIter<ConsumerRecord>,
-    /// The rest of the chunk being handed out (and its assignment epoch), decoded a batch at a time. It
-    /// counts against `max_buffered_fetches` until it is used up.
-    pub(crate) batches: Option<(u64, ChunkRecords)>,
+    /// The rest of the completed fetch being handed out, decoded a batch at a time. It counts against
+    /// `max_buffered_fetches` until it is used up.
+    pub(crate) batches: Option<CompletedFetch>,
     pub(crate) fetch: Arc<FetchShared>,
     /// The error of the batch the stream stopped at, until handed out.
     pub(crate) failure: Option<fetcher::Error>,
@@ -229,14 +229,14 @@ impl PartitionStream {
     }
 
     fn take_chunk(&mut self, chunk: CompletedFetch) {
-        self.batches = Some((chunk.epoch, chunk.chunk.records()));
+        self.batches = Some(chunk);
     }
 
     /// Moves on to the next batch of the chunk being handed out (or to its error). When the chunk is
     /// used up it stops counting against `max_buffered_fetches` (so a chunk being worked through still
     /// bounds how much more is fetched) and the fetcher is woken.
     fn next_batch(&mut self) {
-        let Some((epoch, batches)) = &mut self.batches else {
+        let Some(batches) = &mut self.batches else {
             return;
         };
         match batches.next() {
@@ -250,7 +250,7 @@ impl PartitionStream {
             }
             None => {}
         }
-        let epoch = *epoch;
+        let epoch = batches.epoch;
         self.batches = None;
         self.fetch.chunk_consumed(&self.handle.tp, epoch);
     }
@@ -325,7 +325,7 @@ impl PartitionStream {
             return false;
         }
         self.stopped = false;
-        let Some((epoch, batches)) = &mut self.batches else {
+        let Some(batches) = &mut self.batches else {
             return false;
         };
         let passed = batches.pass_failed();
@@ -336,7 +336,7 @@ impl PartitionStream {
             return false;
         }
         if let Some(Failed::AtFetch(_)) = passed {
-            let epoch = *epoch;
+            let epoch = batches.epoch;
             let position = self.fetch.pass_stopped_batch(&self.handle.tp, epoch);
             tracing::debug!(tp = %self.handle.tp, ?position, "passed a failed record batch");
         }

@@ -43,7 +43,7 @@
 mod error;
 mod plan;
 pub use error::Error;
-pub(crate) use plan::{ChunkRecords, Failed};
+pub(crate) use plan::{CompletedFetch, Failed};
 pub(crate) mod partition_reader;
 mod reset;
 
@@ -166,13 +166,6 @@ pub struct ConsumerRecord {
     pub value: Option<Bytes>,
     /// The headers, in wire order.
     pub headers: Headers,
-}
-
-/// One partition's batches from one Fetch, decoded by whoever takes them.
-#[derive(Debug)]
-pub(crate) struct CompletedFetch {
-    pub(crate) epoch: u64,
-    pub(crate) chunk: plan::RawChunk,
 }
 
 /// Where fetched chunks of one partition go.
@@ -315,7 +308,9 @@ impl FetchShared {
             .subscriptions
             .advance(tp, epoch, 0, next_offset, (-1, -1), true)
         {
-            let _ = sink.send(CompletedFetch { epoch, chunk });
+            let mut chunk = chunk;
+            chunk.epoch = epoch;
+            let _ = sink.send(chunk);
         }
     }
 }
@@ -341,14 +336,10 @@ enum FetchDone {
 const MAX_HALVINGS: u32 = 8;
 
 /// Hands `chunk` to `target`'s stream, or (no stream of that assignment) forgets it.
-fn send(state: &mut FetchState, target: &FetchTarget, chunk: plan::RawChunk) {
+fn send(state: &mut FetchState, target: &FetchTarget, mut chunk: CompletedFetch) {
+    chunk.epoch = target.epoch;
     let sent = match state.sinks.get(&target.tp) {
-        Some((epoch, sink)) if *epoch == target.epoch => sink
-            .send(CompletedFetch {
-                epoch: target.epoch,
-                chunk,
-            })
-            .is_ok(),
+        Some((epoch, sink)) if *epoch == target.epoch => sink.send(chunk).is_ok(),
         _ => false,
     };
     if !sent {
@@ -663,7 +654,7 @@ impl Fetcher {
         let past = bad.past;
         if subscriptions.stop_at_batch(&target.tp, target.epoch, target.offset, watermarks, past) {
             tracing::error!(tp = %target.tp, offset = bad.base_offset, error = %bad.error, "record batch failed its checks twice; the partition stops at it");
-            let chunk = plan::RawChunk::failed(topic, target.tp.partition, target.offset, bad);
+            let chunk = CompletedFetch::failed(topic, target.tp.partition, target.offset, bad);
             send(&mut state, target, chunk);
         }
     }
