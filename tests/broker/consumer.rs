@@ -349,6 +349,42 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
     ));
 
     trials.push(trial(
+        "consumer::consumer_and_partition_streams_are_streams",
+        |ctx| async move {
+            use futures::StreamExt;
+
+            let cluster = ctx.cluster().await;
+            let (topic, group) = (unique("streams"), unique("streams-g"));
+            create_topic(&cluster, &topic, 1).await;
+            let values: Vec<String> = (0..3).map(|i| format!("v{i}")).collect();
+            produce(&cluster, &topic, 0, &values, Compression::None).await;
+            let tp = TopicPartition::new(&topic, 0);
+
+            let mut consumer = Consumer::connect(&cluster, fast_config(&group, &topic)).unwrap();
+            let event = tokio::time::timeout(WAIT, StreamExt::next(&mut consumer))
+                .await
+                .unwrap();
+            let Some(ConsumerEvent::Assigned(mut streams)) = event else {
+                panic!("expected an assignment, got {event:?}");
+            };
+            let stream = &mut streams[0];
+            let records: Vec<_> =
+                tokio::time::timeout(WAIT, StreamExt::take(&mut *stream, 3).collect::<Vec<_>>())
+                    .await
+                    .unwrap();
+            let values: Vec<_> = records
+                .into_iter()
+                .map(|r| String::from_utf8(r.unwrap().value.unwrap().to_vec()).unwrap())
+                .collect();
+            assert_eq!(values, ["v0", "v1", "v2"]);
+            stream.store_offset(3);
+            eventually("periodic commit", WAIT, || consumer.committed(&tp) == Some(3)).await;
+            drop(streams);
+            consumer.close().await;
+        },
+    ));
+
+    trials.push(trial(
         "consumer::stalled_handler_leaves_the_group_then_rejoins",
         |ctx| async move {
             let cluster = ctx.cluster().await;

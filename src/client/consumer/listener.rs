@@ -75,6 +75,7 @@ impl RebalanceListener for Listener {
                     fetch: Arc::clone(&shared.fetch),
                     failure: None,
                     stopped: false,
+                    revoked_wait: None,
                 });
             }
         }
@@ -327,5 +328,33 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[tokio::test]
+    async fn the_stream_trait_yields_the_records_in_order_and_ends_on_revoke() {
+        use futures::StreamExt;
+
+        let (shared, mut rx) = shared(Duration::from_secs(5));
+        let listener = Listener(Arc::clone(&shared));
+        let tp = TopicPartition::new("t", 0);
+        listener.on_assigned(vec![(tp.clone(), Some(0))]);
+        let mut s = stream(&mut rx).await;
+        deliver(&shared, &tp, 3);
+        let first: Vec<i64> = StreamExt::take(&mut s, 2)
+            .map(|r| r.unwrap().offset)
+            .collect()
+            .await;
+        assert_eq!(first, [0, 1]);
+        assert_eq!(StreamExt::next(&mut s).await.unwrap().unwrap().offset, 2);
+        // Nothing more fetched: a poll waits, and the revocation wakes it with the end.
+        let waiting = tokio::spawn(async move { StreamExt::next(&mut s).await.is_none() });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiting.is_finished(), "waits for records");
+        shared.partitions_lock()[&tp].revoked.cancel();
+        let ended = tokio::time::timeout(Duration::from_secs(1), waiting)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(ended, "the stream ends when the partition is revoked");
     }
 }

@@ -381,6 +381,37 @@ impl Consumer {
     }
 }
 
+/// The assignment changes, as [`next_event`](Consumer::next_event) hands them out; ends once the
+/// consumer has stopped.
+///
+/// # Example
+///
+/// ```no_run
+/// # async fn example(cluster: kafka_event_bus::client::Cluster) {
+/// use futures::StreamExt;
+/// use kafka_event_bus::client::consumer::{Consumer, ConsumerConfig, ConsumerEvent};
+///
+/// let consumer = Consumer::connect(&cluster, ConsumerConfig::new("billing", ["orders"])).unwrap();
+/// let mut assigned = consumer.filter_map(|event| async move {
+///     match event {
+///         ConsumerEvent::Assigned(streams) => Some(streams),
+///         _ => None,
+///     }
+/// });
+/// # let _ = assigned.next().await;
+/// # }
+/// ```
+impl futures_core::Stream for Consumer {
+    type Item = ConsumerEvent;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<ConsumerEvent>> {
+        self.events.poll_recv(cx)
+    }
+}
+
 impl Drop for Consumer {
     fn drop(&mut self) {
         // Like a crash: no commit, no LeaveGroup. `close` is the graceful way.

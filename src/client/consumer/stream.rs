@@ -2,12 +2,18 @@
 //! handle to store the offset to commit.
 
 use std::{
+    future::Future,
+    pin::Pin,
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, AtomicI64, Ordering},
     },
+    task::{Context, Poll},
     time::Instant,
 };
+
+use futures_core::Stream;
+use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use tokio_util::sync::CancellationToken;
 
@@ -159,6 +165,8 @@ pub struct PartitionStream {
     pub(crate) failure: Option<fetcher::Error>,
     /// Stopped at a failed batch (its error handed out) until it is passed.
     pub(crate) stopped: bool,
+    /// What wakes a [`Stream`] poll when the partition is revoked (made on the first poll that waits).
+    pub(crate) revoked_wait: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
 }
 
 /// What [`PartitionStream::fill`] found.
@@ -411,6 +419,56 @@ impl PartitionStream {
             self.delivered(last);
         }
         Some(records)
+    }
+}
+
+/// The records of the partition as [`try_next`](PartitionStream::try_next) hands them out: a record,
+/// or once the error of a batch that cannot be decoded (the stream then stops at it until
+/// [`skip_failed_batch`](PartitionStream::skip_failed_batch)); ends when the partition is revoked.
+///
+/// # Example
+///
+/// ```no_run
+/// # async fn example(mut stream: kafka_event_bus::client::consumer::PartitionStream) {
+/// use futures::StreamExt;
+///
+/// while let Some(Ok(record)) = StreamExt::next(&mut stream).await {
+///     // ... handle the record ...
+///     stream.store_offset(record.offset + 1);
+/// }
+/// # }
+/// ```
+impl Stream for PartitionStream {
+    type Item = Result<ConsumerRecord, fetcher::Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        loop {
+            if let Some(record) = this.next_ready() {
+                return Poll::Ready(Some(Ok(record)));
+            }
+            if this.handle.revoked.is_cancelled() {
+                return Poll::Ready(None);
+            }
+            if this.failure.is_some() {
+                return Poll::Ready(this.fail().map(Err));
+            }
+            let handle = &this.handle;
+            let revoked = this
+                .revoked_wait
+                .get_or_insert_with(|| Box::pin(handle.revoked.clone().cancelled_owned()));
+            if revoked.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(None);
+            }
+            if this.stopped {
+                return Poll::Pending;
+            }
+            match this.rx.poll_recv(cx) {
+                Poll::Ready(Some(chunk)) => this.take_chunk(chunk),
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
     }
 }
 
