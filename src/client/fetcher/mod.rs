@@ -308,7 +308,7 @@ impl FetchShared {
             .subscriptions
             .advance(tp, epoch, 0, next_offset, (-1, -1), true)
         {
-            let mut chunk = chunk;
+            let mut chunk = *chunk;
             chunk.epoch = epoch;
             let _ = sink.send(chunk);
         }
@@ -717,7 +717,7 @@ impl Fetcher {
                                         );
                                     }
                                     if let Some(chunk) = chunk {
-                                        send(&mut state, &target, chunk);
+                                        send(&mut state, &target, *chunk);
                                     }
                                 }
                             }

@@ -96,7 +96,7 @@ pub(crate) enum PartitionOutcome {
     /// Raw batches (decoded later, by the application's task), where the next fetch starts, the
     /// watermarks, and the batch that stopped the walk if one did (the next fetch then starts at it).
     Data {
-        chunk: Option<CompletedFetch>,
+        chunk: Option<Box<CompletedFetch>>,
         next_offset: i64,
         high_watermark: i64,
         last_stable_offset: i64,
@@ -333,14 +333,14 @@ pub(crate) fn scan_partition(
         aborted.sort_unstable();
         // A copy of the topic per chunk: its records' reference counts then stay with the partition's
         // worker instead of one count every partition's records touch.
-        CompletedFetch::new(
+        Box::new(CompletedFetch::new(
             Arc::from(&**topic),
             data.partition_index,
             fetched_at,
             records.slice(..walk.sound),
             aborted,
             (config.isolation_level, config.max_uncompressed_batch_bytes),
-        )
+        ))
     });
     PartitionOutcome::Data {
         chunk,
@@ -625,7 +625,7 @@ mod tests {
                 high_watermark,
                 ..
             } => (
-                chunk.map(CompletedFetch::decode).unwrap_or_default(),
+                chunk.map(|c| c.decode()).unwrap_or_default(),
                 next_offset,
                 high_watermark,
             ),
@@ -772,7 +772,7 @@ mod tests {
         hw: i64,
         records: Bytes,
         check_crcs: bool,
-    ) -> (Option<CompletedFetch>, i64, Option<Box<BadBatch>>) {
+    ) -> (Option<Box<CompletedFetch>>, i64, Option<Box<BadBatch>>) {
         let config = FetchConfig {
             check_crcs,
             ..FetchConfig::default()
