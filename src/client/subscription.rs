@@ -18,8 +18,10 @@ use std::collections::BTreeMap;
 
 pub use super::group::assignor::TopicPartition;
 
-/// What to do when a partition has no committed offset (`auto.offset.reset`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// What to do when a partition has no committed offset (`auto.offset.reset`). The bus's
+/// `auto_offset_reset` setting is this type too (`bus::OffsetReset`), parsed from `"earliest"` or
+/// `"latest"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
 pub enum OffsetReset {
     /// Start at the log start.
