@@ -63,7 +63,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     client::{
         Cluster,
-        connection::BrokerConnection,
+        connection::{self, BrokerConnection},
         subscription::{OffsetReset, SubscriptionState, TopicPartition},
     },
     protocol::{Headers, ResponseError},
@@ -320,9 +320,7 @@ enum FetchDone {
         broker: i32,
         lane: Lane,
         targets: Vec<FetchTarget>,
-        result: Result<kafka_protocol::messages::FetchResponse, String>,
-        /// The response was larger than the connection accepts (`max_response_size`).
-        too_large: bool,
+        result: Result<kafka_protocol::messages::FetchResponse, connection::Error>,
     },
     Reset {
         tp: TopicPartition,
@@ -330,6 +328,13 @@ enum FetchDone {
         result: Result<i64, partition_reader::ReadError>,
     },
     Metadata,
+}
+
+/// Whether a Fetch failed because its response was larger than the connection accepts
+/// (`max_response_size`).
+fn is_too_large(error: &connection::Error) -> bool {
+    matches!(error, connection::Error::Protocol { source, .. }
+        if matches!(**source, crate::protocol::Error::FrameSize { .. }))
 }
 
 /// How many times a broker's Fetches are halved in size after responses too large for the connection.
@@ -528,31 +533,17 @@ impl Fetcher {
             let timeout = config.fetch_max_wait + self.cluster.config().request_timeout;
             self.tasks.spawn(async move {
                 let result = async {
-                    let messenger = conn.messenger().await.map_err(|e| (e.to_string(), false))?;
-                    let version = messenger
-                        .version_for::<kafka_protocol::messages::FetchRequest>()
-                        .map_err(|e| (e.to_string(), false))?;
+                    let messenger = conn.messenger().await?;
+                    let version = messenger.version_for::<kafka_protocol::messages::FetchRequest>()?;
                     let request = plan::fetch_request(version, &config, max_response_size, &targets);
-                    messenger
-                        .request_with_timeout(&request, timeout)
-                        .await
-                        .map_err(|e| {
-                            let too_large = matches!(&e, crate::client::connection::Error::Protocol { source, .. }
-                                if matches!(**source, crate::protocol::Error::FrameSize { .. }));
-                            (e.to_string(), too_large)
-                        })
+                    messenger.request_with_timeout(&request, timeout).await
                 }
                 .await;
-                let (result, too_large) = match result {
-                    Ok(response) => (Ok(response), false),
-                    Err((e, too_large)) => (Err(e), too_large),
-                };
                 FetchDone::Fetch {
                     broker,
                     lane,
                     targets,
                     result,
-                    too_large,
                 }
             });
         }
@@ -579,9 +570,8 @@ impl Fetcher {
                 lane,
                 targets,
                 result,
-                too_large,
             } => {
-                if too_large {
+                if result.as_ref().is_err_and(is_too_large) {
                     self.response_too_large(broker);
                 }
                 self.busy.remove(&(broker, lane));
