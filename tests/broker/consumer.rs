@@ -1,5 +1,5 @@
 //! The fetcher and the consumer API against a real broker: codecs, backpressure, pause/resume,
-//! `auto_offset_reset=latest`, done-offset commits and the poll timeout.
+//! `auto_offset_reset=latest`, commits of stored offsets and the poll timeout.
 
 use std::time::Duration;
 
@@ -316,7 +316,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
     ));
 
     trials.push(trial(
-        "consumer::only_done_offsets_are_committed",
+        "consumer::only_stored_offsets_are_committed",
         |ctx| async move {
             let cluster = ctx.cluster().await;
             let (topic, group) = (unique("done"), unique("done-g"));
@@ -330,7 +330,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
             for _ in 0..10 {
                 next(&mut streams[0]).await.unwrap();
             }
-            // Handed out 10, but only 0..=3 are done.
+            // Handed out 10, but only 0..=3 are handled: 4 is stored.
             streams[0].store_offset(4);
             eventually("periodic commit", WAIT, || consumer.committed(&tp) == Some(4)).await;
             tokio::time::sleep(Duration::from_millis(500)).await;
@@ -342,7 +342,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
             let mut again = Consumer::connect(&cluster, fast_config(&group, &topic)).unwrap();
             let mut streams = assigned(&mut again).await;
             let r = next(&mut streams[0]).await.unwrap();
-            assert_eq!(r.offset, 4, "resumes after the last done offset");
+            assert_eq!(r.offset, 4, "resumes at the last stored offset");
             drop(streams);
             again.close().await;
         },
