@@ -379,14 +379,14 @@ async fn drain(mut stream: PartitionStream, tally: Arc<Tally>, chunked: bool) {
             let mut failed = 0;
             for record in &records {
                 failed += handle(record);
-                progress.mark_done(record.offset);
+                progress.store_offset(record.offset + 1);
             }
             tally.add(records.len() as u64, failed);
         }
     } else {
         while let Some(record) = stream.next().await {
             let failed = handle(&record);
-            progress.mark_done(record.offset);
+            progress.store_offset(record.offset + 1);
             tally.add(1, failed);
         }
     }
@@ -418,7 +418,7 @@ async fn consume(args: &Args, cluster: &Cluster, topic: &str) -> Result<Measurem
     let chunked = args.option("stream") != Some("next");
     let tally = Tally::new(args.events);
     let subscribed = Instant::now();
-    let mut consumer = Consumer::subscribe(cluster, config)?;
+    let mut consumer = Consumer::connect(cluster, config)?;
     let (mut assigned_at, mut cpu_before, mut rebalances) = (None, (0.0, 0.0), 0);
     let deadline = tokio::time::sleep(Duration::from_secs(120));
     tokio::pin!(deadline);

@@ -127,7 +127,7 @@ async fn latency_raw(args: &Args, setup: &Setup) -> Result<Measurements, BoxErro
         .with_session_timeout(Duration::from_secs(6))
         .with_heartbeat_interval(Duration::from_secs(1))
         .with_fetch(fetch);
-    let mut consumer = Consumer::subscribe(&setup.cluster, config)?;
+    let mut consumer = Consumer::connect(&setup.cluster, config)?;
     let (latencies, done) = (Latencies::default(), Arc::new(Notify::new()));
     let mut assigned = 0;
     while assigned < args.partitions {
@@ -145,7 +145,7 @@ async fn latency_raw(args: &Args, setup: &Setup) -> Result<Measurements, BoxErro
                                 .and_then(|v| v.parse().ok())
                                 .unwrap_or(0);
                             let decoded = record.value.as_deref().map(decode_value);
-                            progress.mark_done(record.offset);
+                            progress.store_offset(record.offset + 1);
                             if let (Some(Ok(_)), Ok(mut latencies)) = (decoded, latencies.lock()) {
                                 latencies.push(latency_ms(sent_us));
                                 if latencies.len() as u64 == target {

@@ -179,12 +179,19 @@ pub enum Error {
         /// Where things stood (the partitions still behind, or why the log ends could not be read).
         state: String,
     },
-    /// Joining the group or consuming failed for good.
+    /// Joining the group or consuming failed.
     #[cfg(feature = "client")]
-    #[snafu(display("consuming stopped: {reason}"))]
+    #[snafu(display("consuming stopped: {source}"))]
     Consume {
-        /// Why.
-        reason: String,
+        /// The consumer's error.
+        source: crate::client::consumer::Error,
+    },
+    /// The producer could not be started.
+    #[cfg(feature = "client")]
+    #[snafu(display("cannot start the producer: {source}"))]
+    Producer {
+        /// The producer's error.
+        source: crate::client::producer::Error,
     },
 }
 

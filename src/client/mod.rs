@@ -5,7 +5,8 @@
 //! - [`group`]: consumer groups: membership, assignors, committed offsets.
 //! - [`fetcher`]: per broker, one Fetch for partitions with records waiting and one long poll for
 //!   caught-up ones, decoded into record chunks.
-//! - [`consumer`]: group + fetcher as per-partition record streams with done-offset commits.
+//! - [`consumer`]: group + fetcher as per-partition record streams; commits the offsets the
+//!   application stores.
 //! - `subscription` (feature `unstable`): assigned partitions and their fetch positions (Java's
 //!   `SubscriptionState`).
 //! - [`producer`]: partitioning, batching and sending records.

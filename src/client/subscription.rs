@@ -1,8 +1,8 @@
 //! Java's `SubscriptionState`: the assigned partitions and, per partition, where fetching stands.
 //!
 //! Owns per partition: the fetch position, whether it must be reset (nothing committed), the paused
-//! flag, how many fetched chunks wait for the application, the last committed offset and the high
-//! watermark. May use [`crate::protocol`] only (and [`TopicPartition`]); no I/O, no clock.
+//! flag, how many fetched chunks wait for the application, and the high watermark. Committed and stored
+//! offsets are the consumer's (`consumer::offsets`). May use [`crate::protocol`] only (and [`TopicPartition`]); no I/O, no clock.
 //!
 //! # Invariants
 //!
@@ -18,8 +18,10 @@ use std::collections::BTreeMap;
 
 pub use super::group::assignor::TopicPartition;
 
-/// What to do when a partition has no committed offset (`auto.offset.reset`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// What to do when a partition has no committed offset (`auto.offset.reset`). The bus's
+/// `auto_offset_reset` setting is this type too (`bus::OffsetReset`), parsed from `"earliest"` or
+/// `"latest"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
 pub enum OffsetReset {
     /// Start at the log start.
@@ -45,8 +47,6 @@ pub struct PartitionState {
     pub revoking: bool,
     /// Fetched chunks handed to the application and not yet worked through.
     pub buffered: usize,
-    /// The last offset committed for the group (the next offset to read).
-    pub committed: Option<i64>,
     /// The partition's high watermark from the last fetch (log end for `read_uncommitted`).
     pub high_watermark: Option<i64>,
     /// The last stable offset from the last fetch.
@@ -118,7 +118,6 @@ impl SubscriptionState {
             paused: false,
             revoking: false,
             buffered: 0,
-            committed: position,
             high_watermark: None,
             last_stable_offset: None,
             end_is_current: false,
@@ -317,13 +316,6 @@ impl SubscriptionState {
     pub fn consumed_chunk(&mut self, tp: &TopicPartition, epoch: u64) {
         if let Some(p) = self.partitions.get_mut(tp).filter(|p| p.epoch == epoch) {
             p.buffered = p.buffered.saturating_sub(1);
-        }
-    }
-
-    /// Records a successful commit.
-    pub fn set_committed(&mut self, tp: &TopicPartition, offset: i64) {
-        if let Some(p) = self.partitions.get_mut(tp) {
-            p.committed = Some(p.committed.map_or(offset, |c| c.max(offset)));
         }
     }
 

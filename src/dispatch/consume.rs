@@ -8,30 +8,22 @@ use tracing::{debug, info, warn};
 use super::{Dispatcher, stats::Counter, worker::partition_worker};
 use crate::client::{
     Cluster,
-    consumer::{Consumer, ConsumerConfig, ConsumerEvent},
+    consumer::{Consumer, ConsumerConfig, ConsumerEvent, Error},
 };
 
 /// How long a worker may take to exit after its grace period ended (dropping its stream and work).
 const WORKER_EXIT: Duration = Duration::from_millis(100);
 
-/// Why consuming stopped when it was not asked to: the group membership failed for good, or the
-/// consumer could not be started.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct ConsumeFailed {
-    pub(crate) reason: String,
-}
-
-/// Consumes with `config` until `stop` is cancelled or the consumer fails; then lets the workers finish
+/// Consumes with `config` until `stop` is cancelled or the consumer fails (it could not start, its
+/// group membership failed for good, or it stopped); then lets the workers finish
 /// the records they hold (bounded by the drain timeout), commits what is done and leaves the group.
 pub(crate) async fn consume(
     dispatcher: Arc<Dispatcher>,
     cluster: &Cluster,
     config: ConsumerConfig,
     stop: CancellationToken,
-) -> Result<(), ConsumeFailed> {
-    let mut consumer = Consumer::subscribe(cluster, config).map_err(|e| ConsumeFailed {
-        reason: e.to_string(),
-    })?;
+) -> Result<(), Error> {
+    let mut consumer = Consumer::connect(cluster, config)?;
     let settings = &dispatcher.config;
     info!(group = %settings.consumer_group, topic = %settings.topic, "consuming");
     let workers = TaskTracker::new();
@@ -59,11 +51,11 @@ pub(crate) async fn consume(
                     info!(?partitions, lost, "partitions revoked");
                 }
                 Some(ConsumerEvent::Left(reason)) => warn!(?reason, "left the group"),
-                Some(ConsumerEvent::Fatal(reason)) => {
+                Some(ConsumerEvent::Fatal(error)) => {
                     dispatcher.telemetry.metrics().connection_error("Fatal");
-                    break Err(ConsumeFailed { reason });
+                    break Err(error);
                 }
-                None => break Err(ConsumeFailed { reason: "the consumer stopped".into() }),
+                None => break Err(Error::Stopped { reason: "its event channel closed".into() }),
             }
         }
     };

@@ -1,4 +1,8 @@
-//! Which offset of a partition may be committed.
+//! Which offset of a partition may be committed: the dispatcher's tracker of records still being
+//! handled. It owns no offset state of the consumer: the worker tracks each record it takes, completes
+//! it once settled, and stores [`committable`](PartitionProgress::committable) with
+//! `client::consumer::Progress::store_offset`; the consumer owns the
+//! stored and committed offsets from there (see `client::consumer::offsets`).
 
 use std::collections::BTreeSet;
 

@@ -1,5 +1,5 @@
 //! The fetcher and the consumer API against a real broker: codecs, backpressure, pause/resume,
-//! `auto_offset_reset=latest`, done-offset commits and the poll timeout.
+//! `auto_offset_reset=latest`, commits of stored offsets and the poll timeout.
 
 use std::time::Duration;
 
@@ -41,7 +41,7 @@ async fn read_to(target: usize, stream: &mut PartitionStream, mut count: usize) 
             .unwrap()
             .unwrap();
         count += chunk.len();
-        stream.mark_done(chunk.last().unwrap().offset);
+        stream.store_offset(chunk.last().unwrap().offset + 1);
     }
     count
 }
@@ -76,7 +76,7 @@ async fn beside_an_idle_partition(
     let mut config = fast_config(&group, &topic);
     config.fetch.fetch_max_wait = LONG_POLL;
     config.fetch.max_buffered_fetches = 1;
-    let mut consumer = Consumer::subscribe(cluster, config).unwrap();
+    let mut consumer = Consumer::connect(cluster, config).unwrap();
     let mut streams = assigned(&mut consumer).await;
     let idle = streams.pop().unwrap();
     let busy = streams.pop().unwrap();
@@ -121,7 +121,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
                 produce(&cluster, &topic, 0, &values, codec).await;
                 expected.extend(values);
             }
-            let mut consumer = Consumer::subscribe(&cluster, fast_config(&group, &topic)).unwrap();
+            let mut consumer = Consumer::connect(&cluster, fast_config(&group, &topic)).unwrap();
             let mut streams = assigned(&mut consumer).await;
             let stream = &mut streams[0];
             for (i, want) in expected.iter().enumerate() {
@@ -130,7 +130,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
                 assert_eq!(r.value.as_deref(), Some(want.as_bytes()));
                 assert_eq!(r.key.as_deref(), Some(want.as_bytes()));
                 assert_eq!(r.headers.get_str("value"), Some(want.as_str()));
-                stream.mark_done(r.offset);
+                stream.store_offset(r.offset + 1);
             }
             assert_eq!(stream.high_watermark(), Some(100));
             assert_eq!(stream.lag(), Some(0));
@@ -156,7 +156,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
             let mut config = fast_config(&group, &topic);
             config.fetch.max_partition_fetch_bytes = 16 * 1024;
             config.fetch.max_buffered_fetches = 2;
-            let mut consumer = Consumer::subscribe(&cluster, config).unwrap();
+            let mut consumer = Consumer::connect(&cluster, config).unwrap();
             let mut streams = assigned(&mut consumer).await;
             let mut flowing = streams.pop().unwrap();
             let mut idle = streams.pop().unwrap();
@@ -276,7 +276,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
             let old: Vec<String> = (0..10).map(|i| format!("old{i}")).collect();
             produce(&cluster, &topic, 0, &old, Compression::None).await;
             produce(&cluster, &topic, 0, &old, Compression::None).await;
-            let mut consumer = Consumer::subscribe(
+            let mut consumer = Consumer::connect(
                 &cluster,
                 fast_config(&group, &topic).with_auto_offset_reset(OffsetReset::Latest),
             )
@@ -299,7 +299,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
             let cluster = ctx.cluster().await;
             let (topic, group) = (unique("latest-empty"), unique("latest-empty-g"));
             create_topic(&cluster, &topic, 1).await;
-            let mut consumer = Consumer::subscribe(
+            let mut consumer = Consumer::connect(
                 &cluster,
                 fast_config(&group, &topic).with_auto_offset_reset(OffsetReset::Latest),
             )
@@ -316,7 +316,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
     ));
 
     trials.push(trial(
-        "consumer::only_done_offsets_are_committed",
+        "consumer::only_stored_offsets_are_committed",
         |ctx| async move {
             let cluster = ctx.cluster().await;
             let (topic, group) = (unique("done"), unique("done-g"));
@@ -325,13 +325,13 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
             produce(&cluster, &topic, 0, &values, Compression::None).await;
             let tp = TopicPartition::new(&topic, 0);
 
-            let mut consumer = Consumer::subscribe(&cluster, fast_config(&group, &topic)).unwrap();
+            let mut consumer = Consumer::connect(&cluster, fast_config(&group, &topic)).unwrap();
             let mut streams = assigned(&mut consumer).await;
             for _ in 0..10 {
                 next(&mut streams[0]).await.unwrap();
             }
-            // Handed out 10, but only 0..=3 are done.
-            streams[0].mark_done(3);
+            // Handed out 10, but only 0..=3 are handled: 4 is stored.
+            streams[0].store_offset(4);
             eventually("periodic commit", WAIT, || consumer.committed(&tp) == Some(4)).await;
             tokio::time::sleep(Duration::from_millis(500)).await;
             assert_eq!(consumer.committed(&tp), Some(4));
@@ -339,12 +339,48 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
             // Close with the stream dropped: the revocation does not wait, and commits nothing more.
             consumer.close().await;
 
-            let mut again = Consumer::subscribe(&cluster, fast_config(&group, &topic)).unwrap();
+            let mut again = Consumer::connect(&cluster, fast_config(&group, &topic)).unwrap();
             let mut streams = assigned(&mut again).await;
             let r = next(&mut streams[0]).await.unwrap();
-            assert_eq!(r.offset, 4, "resumes after the last done offset");
+            assert_eq!(r.offset, 4, "resumes at the last stored offset");
             drop(streams);
             again.close().await;
+        },
+    ));
+
+    trials.push(trial(
+        "consumer::consumer_and_partition_streams_are_streams",
+        |ctx| async move {
+            use futures::StreamExt;
+
+            let cluster = ctx.cluster().await;
+            let (topic, group) = (unique("streams"), unique("streams-g"));
+            create_topic(&cluster, &topic, 1).await;
+            let values: Vec<String> = (0..3).map(|i| format!("v{i}")).collect();
+            produce(&cluster, &topic, 0, &values, Compression::None).await;
+            let tp = TopicPartition::new(&topic, 0);
+
+            let mut consumer = Consumer::connect(&cluster, fast_config(&group, &topic)).unwrap();
+            let event = tokio::time::timeout(WAIT, StreamExt::next(&mut consumer))
+                .await
+                .unwrap();
+            let Some(ConsumerEvent::Assigned(mut streams)) = event else {
+                panic!("expected an assignment, got {event:?}");
+            };
+            let stream = &mut streams[0];
+            let records: Vec<_> =
+                tokio::time::timeout(WAIT, StreamExt::take(&mut *stream, 3).collect::<Vec<_>>())
+                    .await
+                    .unwrap();
+            let values: Vec<_> = records
+                .into_iter()
+                .map(|r| String::from_utf8(r.unwrap().value.unwrap().to_vec()).unwrap())
+                .collect();
+            assert_eq!(values, ["v0", "v1", "v2"]);
+            stream.store_offset(3);
+            eventually("periodic commit", WAIT, || consumer.committed(&tp) == Some(3)).await;
+            drop(streams);
+            consumer.close().await;
         },
     ));
 
@@ -365,7 +401,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
             let config = fast_config(&group, &topic)
                 .with_max_poll_interval(Duration::from_secs(3))
                 .with_revoke_timeout(Duration::from_millis(500));
-            let mut consumer = Consumer::subscribe(&cluster, config).unwrap();
+            let mut consumer = Consumer::connect(&cluster, config).unwrap();
             let mut streams = assigned(&mut consumer).await;
             // Take one record and never finish it: the handler is stuck.
             let stuck = next(&mut streams[0]).await.unwrap();
@@ -383,7 +419,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
             assert_eq!(left, LeaveReason::PollTimeout);
             assert!(streams[0].is_revoked());
             // The handler recovers: it finishes its record and drops the stream; the member rejoins.
-            streams[0].mark_done(stuck.offset);
+            streams[0].store_offset(stuck.offset + 1);
             drop(streams);
             let mut streams = assigned(&mut consumer).await;
             let r = next(&mut streams[0]).await.unwrap();
@@ -436,7 +472,7 @@ pub(crate) fn throughput_trial(trials: &mut Vec<Trial>) {
                 }
             }
             let total = 6 * 67 * 500;
-            let mut consumer = Consumer::subscribe(&cluster, fast_config(&group, &topic)).unwrap();
+            let mut consumer = Consumer::connect(&cluster, fast_config(&group, &topic)).unwrap();
             let streams = assigned(&mut consumer).await;
             let start = std::time::Instant::now();
             let mut workers = Vec::new();
@@ -452,7 +488,7 @@ pub(crate) fn throughput_trial(trials: &mut Vec<Trial>) {
                             bytes += r.value.as_ref().map_or(0, |v| v.len());
                         }
                         n += chunk.len();
-                        stream.mark_done(chunk.last().unwrap().offset);
+                        stream.store_offset(chunk.last().unwrap().offset + 1);
                     }
                     (n, bytes)
                 }));

@@ -158,7 +158,7 @@ async fn bus_over_a_bad_batch(
 /// The offset the group `group` committed for partition 0 of `topic`, as a new member of it sees it.
 async fn committed(ctx: &'static crate::support::Ctx, group: &str, topic: &str) -> Option<i64> {
     let cluster = ctx.cluster().await;
-    let mut consumer = Consumer::subscribe(&cluster, fast_config(group, topic)).unwrap();
+    let mut consumer = Consumer::connect(&cluster, fast_config(group, topic)).unwrap();
     let _stream = assigned(&mut consumer).await;
     let at = consumer.committed(&TopicPartition::new(topic, 0));
     drop(_stream);
@@ -205,12 +205,12 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
             let cluster = ctx.cluster().await;
             let (topic, group) = (unique("corrupt-stop"), unique("corrupt-stop-g"));
             produce_a_b_c(&cluster, &topic).await;
-            let mut consumer = Consumer::subscribe(&cluster, fast_config(&group, &topic)).unwrap();
+            let mut consumer = Consumer::connect(&cluster, fast_config(&group, &topic)).unwrap();
             let mut stream = assigned(&mut consumer).await;
             for i in 0..3 {
                 let r = tokio::time::timeout(WAIT, stream.next()).await.unwrap().unwrap();
                 assert_eq!((r.offset, value(&r)), (i, format!("A-{i}")));
-                stream.mark_done(r.offset);
+                stream.store_offset(r.offset + 1);
             }
             produce_batch(&cluster, &topic, 0, batch("D")).await;
             // B cannot be decoded: nothing after it is handed out (neither C nor D).
@@ -239,7 +239,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
             let cluster = ctx.cluster().await;
             let (topic, group) = (unique("corrupt-skip"), unique("corrupt-skip-g"));
             produce_a_b_c(&cluster, &topic).await;
-            let mut consumer = Consumer::subscribe(&cluster, fast_config(&group, &topic)).unwrap();
+            let mut consumer = Consumer::connect(&cluster, fast_config(&group, &topic)).unwrap();
             let mut stream = assigned(&mut consumer).await;
             let mut seen = Vec::new();
             let mut errors = Vec::new();
@@ -251,7 +251,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
                 {
                     Ok(r) => {
                         seen.push((r.offset, value(&r)));
-                        stream.mark_done(r.offset);
+                        stream.store_offset(r.offset + 1);
                         if seen.len() == 6 {
                             produce_batch(&cluster, &topic, 0, batch("D")).await;
                         }
@@ -355,7 +355,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
                 let values: Vec<String> = (0..50).map(|i| format!("{b}-{i}-{payload}")).collect();
                 crate::group_support::produce(&cluster, &topic, 0, &values, Compression::None).await;
             }
-            let mut consumer = Consumer::subscribe(&cluster, fast_config(&group, &topic)).unwrap();
+            let mut consumer = Consumer::connect(&cluster, fast_config(&group, &topic)).unwrap();
             let mut stream = assigned(&mut consumer).await;
             for offset in 0..1000 {
                 let r = tokio::time::timeout(Duration::from_secs(15), stream.next())

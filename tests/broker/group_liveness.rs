@@ -57,7 +57,7 @@ fn slow_revoker(
                                     }
                                     tokio::time::sleep(hold).await;
                                 }
-                                stream.mark_done(r.offset);
+                                stream.store_offset(r.offset + 1);
                             }
                         });
                     }
@@ -86,7 +86,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
             let seen: Seen = Arc::default();
             // Revocation waits up to 15 s for the worker, which takes 9 s: longer than the 6 s session.
             let config = fast_config(&group, &topic).with_revoke_timeout(Duration::from_secs(15));
-            let a = Consumer::subscribe(&cluster, config).unwrap();
+            let a = Consumer::connect(&cluster, config).unwrap();
             let a = slow_revoker(a, 9, Duration::from_secs(9), Arc::clone(&seen));
             eventually("A to take every record", Duration::from_secs(30), || {
                 seen.lock().unwrap().len() == 20
@@ -130,7 +130,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
             // also re-adds a member on every turn of a held join, so the LeaveGroup sent meanwhile does
             // not stick there: its session expires instead. Only the prompt return is checked.)
             let config = fast_config(&group, &topic).with_session_timeout(Duration::from_secs(20));
-            let consumer = Consumer::subscribe(&cluster, config).unwrap();
+            let consumer = Consumer::connect(&cluster, config).unwrap();
             tokio::time::sleep(Duration::from_secs(2)).await;
             let start = Instant::now();
             consumer.close().await;
@@ -171,7 +171,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
                 .expect("close to return")
                 .unwrap();
             // The close commit landed: the next member of the group starts after the last record.
-            let next = Consumer::subscribe(&cluster, config).unwrap();
+            let next = Consumer::connect(&cluster, config).unwrap();
             eventually("the next member's assignment", Duration::from_secs(30), || {
                 next.assignment().len() == 2
             })

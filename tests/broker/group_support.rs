@@ -122,7 +122,7 @@ pub(crate) struct TestMember {
 impl TestMember {
     pub(crate) fn start(cluster: &Cluster, config: ConsumerConfig) -> Self {
         let log = Arc::new(Mutex::new(MemberLog::default()));
-        let mut consumer = Consumer::subscribe(cluster, config).unwrap();
+        let mut consumer = Consumer::connect(cluster, config).unwrap();
         let (stop, mut stopped) = oneshot::channel::<bool>();
         let task_log = Arc::clone(&log);
         let task = tokio::spawn(async move {
@@ -155,7 +155,7 @@ impl TestMember {
                                     while let Some(r) = stream.next().await {
                                         let value = String::from_utf8(r.value.clone().unwrap_or_default().to_vec()).unwrap();
                                         worker_log.lock().unwrap().records.push((tp.clone(), r.offset, value));
-                                        stream.mark_done(r.offset);
+                                        stream.store_offset(r.offset + 1);
                                     }
                                 });
                             }

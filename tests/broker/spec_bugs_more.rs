@@ -285,7 +285,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
                 .with_session_timeout(Duration::from_secs(6))
                 .with_heartbeat_interval(Duration::from_millis(500))
                 .with_assignors(vec![Arc::new(CooperativeStickyAssignor)]);
-            let mut other = Consumer::subscribe(&cluster, other).unwrap();
+            let mut other = Consumer::connect(&cluster, other).unwrap();
             let assigned = tokio::time::timeout(Duration::from_secs(20), async {
                 loop {
                     if let Some(ConsumerEvent::Assigned(_)) = other.next_event().await {

@@ -248,7 +248,7 @@ impl FromStr for SecurityProtocol {
     }
 }
 
-/// `auto_offset_reset`, parsed.
+/// `auto_offset_reset`, parsed: the client's own type, so the bus config hands it to the consumer as is.
 ///
 /// ```
 /// use kafka_event_bus::bus::OffsetReset;
@@ -256,6 +256,12 @@ impl FromStr for SecurityProtocol {
 /// assert_eq!("latest".parse::<OffsetReset>().unwrap(), OffsetReset::Latest);
 /// assert!("none".parse::<OffsetReset>().is_err());
 /// ```
+#[cfg(feature = "client")]
+pub use crate::client::subscription::OffsetReset;
+
+/// `auto_offset_reset`, parsed (the build without the `client` feature has no consumer, and no
+/// `client::subscription::OffsetReset`).
+#[cfg(not(feature = "client"))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
 pub enum OffsetReset {

@@ -164,7 +164,9 @@ impl ConsumeHandle {
     pub async fn wait(self) -> Result<(), Error> {
         self.task.await.unwrap_or_else(|e| {
             Err(Error::Consume {
-                reason: e.to_string(),
+                source: crate::client::consumer::Error::Stopped {
+                    reason: e.to_string(),
+                },
             })
         })
     }
@@ -295,9 +297,8 @@ impl KafkaEventBus {
                 return Err(e);
             }
         };
-        let producer = Producer::new(cluster.clone(), producer_config).map_err(|e| Error::Consume {
-            reason: format!("cannot start the producer: {e}"),
-        })?;
+        let producer =
+            Producer::new(cluster.clone(), producer_config).map_err(|source| Error::Producer { source })?;
         let mut slot = self
             .inner
             .connection
@@ -467,8 +468,8 @@ impl KafkaEventBus {
         let result = loop {
             let result = self.consume_once(&connection, stop.clone()).await;
             match result {
-                Err(Error::Consume { reason }) if !stop.is_cancelled() => {
-                    warn!(%reason, ?backoff, "consuming failed; rejoining after a backoff");
+                Err(Error::Consume { source }) if source.is_retriable() && !stop.is_cancelled() => {
+                    warn!(error = %source, ?backoff, "consuming failed; rejoining after a backoff");
                     self.inner.telemetry.metrics().connection_error("Consume");
                     tokio::select! {
                         () = stop.cancelled() => break Ok(()),
@@ -502,9 +503,7 @@ impl KafkaEventBus {
         };
         crate::dispatch::consume(Arc::new(dispatcher), &connection.cluster, consumer, stop)
             .await
-            .map_err(|failed| Error::Consume {
-                reason: failed.reason,
-            })
+            .map_err(|source| Error::Consume { source })
     }
 
     /// [`start_consuming`](Self::start_consuming) on a background task.

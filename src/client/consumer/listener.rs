@@ -42,16 +42,11 @@ impl Shared {
         self.zombies.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Done offsets above what is committed.
-    fn committable(&self, handles: &[Arc<PartitionHandle>]) -> Vec<(TopicPartition, i64)> {
-        let state = self.fetch.lock();
+    /// Stored offsets above what is committed.
+    fn committable(handles: &[Arc<PartitionHandle>]) -> Vec<(TopicPartition, i64)> {
         handles
             .iter()
-            .filter_map(|h| {
-                let done = h.done.load(Ordering::Acquire);
-                let committed = state.subscriptions.get(&h.tp).and_then(|p| p.committed);
-                (done >= 0 && committed.is_none_or(|c| done > c)).then(|| (h.tp.clone(), done))
-            })
+            .filter_map(|h| Some((h.tp.clone(), h.offsets.to_commit()?)))
             .collect()
     }
 }
@@ -65,15 +60,10 @@ impl RebalanceListener for Listener {
         let shared = &self.0;
         let mut streams = Vec::with_capacity(added.len());
         {
-            let mut state = shared.fetch.lock();
             let mut partitions = shared.partitions_lock();
             for (tp, committed) in added {
-                let epoch = state
-                    .subscriptions
-                    .assign(tp.clone(), committed, Some(shared.reset));
-                let (tx, rx) = mpsc::unbounded_channel();
-                state.sinks.insert(tp.clone(), (epoch, tx));
-                let handle = Arc::new(PartitionHandle::new(tp.clone(), epoch));
+                let (epoch, rx) = shared.fetch.assign(&tp, committed, shared.reset);
+                let handle = Arc::new(PartitionHandle::new(tp.clone(), epoch, committed));
                 if let Some(old) = partitions.insert(tp, Arc::clone(&handle)) {
                     old.revoked.cancel();
                 }
@@ -85,10 +75,11 @@ impl RebalanceListener for Listener {
                     fetch: Arc::clone(&shared.fetch),
                     failure: None,
                     stopped: false,
+                    revoked_wait: None,
                 });
             }
         }
-        shared.fetch.wake.notify_one();
+        shared.fetch.wake();
         let _ = shared.events.send(ConsumerEvent::Assigned(streams));
     }
 
@@ -99,13 +90,11 @@ impl RebalanceListener for Listener {
     ) -> BoxFuture<Vec<(TopicPartition, i64)>> {
         let shared = Arc::clone(&self.0);
         let handles: Vec<Arc<PartitionHandle>> = {
-            let mut state = shared.fetch.lock();
             let map = shared.partitions_lock();
             partitions
                 .iter()
                 .filter_map(|tp| {
-                    state.subscriptions.mark_revoking(tp);
-                    state.sinks.remove(tp);
+                    shared.fetch.revoke(tp);
                     map.get(tp).cloned()
                 })
                 .collect()
@@ -124,19 +113,17 @@ impl RebalanceListener for Listener {
             if let Some(h) = handles.iter().find(|h| h.has_work_in_flight()) {
                 tracing::warn!(tp = %h.tp, "revocation timed out with work in flight; committing what is done");
             }
-            shared.committable(&handles)
+            Shared::committable(&handles)
         })
     }
 
     fn on_revoked(&self, partitions: &[TopicPartition], lost: bool) {
         let shared = &self.0;
         {
-            let mut state = shared.fetch.lock();
             let mut map = shared.partitions_lock();
             let mut zombies = shared.zombies_lock();
             for tp in partitions {
-                state.subscriptions.remove(tp);
-                state.sinks.remove(tp);
+                shared.fetch.revoked(tp);
                 if let Some(h) = map.remove(tp)
                     && h.has_work_in_flight()
                 {
@@ -152,25 +139,26 @@ impl RebalanceListener for Listener {
 
     fn pending_commits(&self) -> Vec<(TopicPartition, i64)> {
         let handles: Vec<Arc<PartitionHandle>> = self.0.partitions_lock().values().cloned().collect();
-        self.0.committable(&handles)
+        Shared::committable(&handles)
     }
 
     fn on_committed(&self, offsets: &[(TopicPartition, i64)]) {
-        let mut state = self.0.fetch.lock();
+        let partitions = self.0.partitions_lock();
         for (tp, offset) in offsets {
-            state.subscriptions.set_committed(tp, *offset);
+            if let Some(h) = partitions.get(tp) {
+                h.offsets.acknowledge_commit(*offset);
+            }
         }
     }
 
     fn last_progress(&self, now: Instant) -> Instant {
         let shared = &self.0;
-        let state = shared.fetch.lock();
         let mut oldest = now;
         for h in shared.partitions_lock().values() {
             if h.dropped.load(Ordering::Acquire) || h.paused.load(Ordering::Acquire) {
                 continue;
             }
-            let buffered = state.subscriptions.get(&h.tp).is_some_and(|p| p.buffered > 0);
+            let buffered = shared.fetch.buffered_chunks(&h.tp) > 0;
             if buffered || h.has_work_in_flight() {
                 oldest = oldest.min(h.last_activity(now));
             }
@@ -188,7 +176,10 @@ impl RebalanceListener for Listener {
     }
 
     fn on_fatal(&self, error: String) {
-        let _ = self.0.events.send(ConsumerEvent::Fatal(error));
+        let _ = self
+            .0
+            .events
+            .send(ConsumerEvent::Fatal(super::Error::GroupFailed { reason: error }));
     }
 }
 
@@ -197,10 +188,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::{
-        client::fetcher::CompletedFetch,
-        protocol::{Compression, Headers, RecordBatchBuilder},
-    };
+    use crate::protocol::{Compression, Headers, RecordBatchBuilder};
 
     fn shared(revoke_timeout: Duration) -> (Arc<Shared>, mpsc::UnboundedReceiver<ConsumerEvent>) {
         let (tx, rx) = mpsc::unbounded_channel();
@@ -222,25 +210,7 @@ mod tests {
             b.append(0, None, Some(format!("v{i}").as_bytes()), &Headers::new())
                 .unwrap();
         }
-        let bytes = b.finish().unwrap();
-        let mut state = shared.fetch.lock();
-        let (epoch, sink) = state.sinks.get(tp).cloned().unwrap();
-        let data =
-            kafka_protocol::messages::fetch_response::PartitionData::default().with_records(Some(bytes));
-        let crate::client::fetcher::ScanOutcome::Data {
-            chunk: Some(chunk),
-            next_offset,
-            ..
-        } = crate::client::fetcher::scan_for_tests(tp, 0, data)
-        else {
-            panic!("no chunk")
-        };
-        assert!(
-            state
-                .subscriptions
-                .advance(tp, epoch, 0, next_offset, (-1, -1), true)
-        );
-        sink.send(CompletedFetch { epoch, chunk }).unwrap();
+        shared.fetch.deliver_for_tests(tp, b.finish().unwrap());
     }
 
     async fn stream(rx: &mut mpsc::UnboundedReceiver<ConsumerEvent>) -> PartitionStream {
@@ -279,7 +249,7 @@ mod tests {
         deliver(&shared, &tp, 3);
         assert_eq!(s.next().await.unwrap().offset, 0);
         assert_eq!(s.next().await.unwrap().offset, 1);
-        s.mark_done(0);
+        s.store_offset(1);
         assert_eq!(listener.pending_commits(), vec![(tp.clone(), 1)]);
 
         let revoke = tokio::spawn(listener.on_revoke(vec![tp.clone()], false));
@@ -289,7 +259,7 @@ mod tests {
             s.next().await.is_none(),
             "the stream ends at once; record 2 is never handed out"
         );
-        s.mark_done(1);
+        s.store_offset(2);
         let offsets = tokio::time::timeout(Duration::from_secs(1), revoke)
             .await
             .unwrap()
@@ -310,7 +280,6 @@ mod tests {
         let tp = TopicPartition::new("t", 0);
         listener.on_assigned(vec![(tp.clone(), None)]);
         let mut s = stream(&mut rx).await;
-        shared.fetch.lock().subscriptions.reset_to(&tp, 1, 0);
         deliver(&shared, &tp, 2);
         let stuck = s.next().await.unwrap();
         let handed_out = std::time::Instant::now();
@@ -331,7 +300,7 @@ mod tests {
         let later = std::time::Instant::now() + Duration::from_secs(120);
         assert!(listener.last_progress(later) < later);
         // ...until the handler finishes.
-        s.mark_done(stuck.offset);
+        s.store_offset(stuck.offset + 1);
         assert_eq!(listener.last_progress(later), later);
     }
 
@@ -344,7 +313,48 @@ mod tests {
         let mut s = stream(&mut rx).await;
         deliver(&shared, &tp, 1);
         s.next().await.unwrap();
-        s.mark_done(0);
+        s.store_offset(1);
         assert!(listener.on_revoke(vec![tp.clone()], true).await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_fatal_membership_is_a_typed_retriable_error() {
+        let (shared, mut rx) = shared(Duration::from_secs(5));
+        Listener(shared).on_fatal("fenced".into());
+        match rx.recv().await {
+            Some(ConsumerEvent::Fatal(e @ super::super::Error::GroupFailed { .. })) => {
+                assert!(e.is_retriable());
+                assert_eq!(e.to_string(), "group membership failed: fenced");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_stream_trait_yields_the_records_in_order_and_ends_on_revoke() {
+        use futures::StreamExt;
+
+        let (shared, mut rx) = shared(Duration::from_secs(5));
+        let listener = Listener(Arc::clone(&shared));
+        let tp = TopicPartition::new("t", 0);
+        listener.on_assigned(vec![(tp.clone(), Some(0))]);
+        let mut s = stream(&mut rx).await;
+        deliver(&shared, &tp, 3);
+        let first: Vec<i64> = StreamExt::take(&mut s, 2)
+            .map(|r| r.unwrap().offset)
+            .collect()
+            .await;
+        assert_eq!(first, [0, 1]);
+        assert_eq!(StreamExt::next(&mut s).await.unwrap().unwrap().offset, 2);
+        // Nothing more fetched: a poll waits, and the revocation wakes it with the end.
+        let waiting = tokio::spawn(async move { StreamExt::next(&mut s).await.is_none() });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiting.is_finished(), "waits for records");
+        shared.partitions_lock()[&tp].revoked.cancel();
+        let ended = tokio::time::timeout(Duration::from_secs(1), waiting)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(ended, "the stream ends when the partition is revoked");
     }
 }

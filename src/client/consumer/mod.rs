@@ -1,11 +1,11 @@
 //! The consumer the layer above uses (Java's `KafkaConsumer`, shaped for async workers): group
 //! membership plus the fetcher, turned into per-partition ordered record streams, assignment and
-//! revocation events, and a way to mark offsets done.
+//! revocation events, and a way to store the offset to commit.
 //!
 //! ```text
 //!   group driver ──assigned──▶ ConsumerEvent::Assigned(PartitionStream…) ──▶ one worker per partition
-//!        │ revoke: end streams, wait (bounded) for in-flight work, commit done offsets
-//!   fetcher ──CompletedFetch per partition──▶ PartitionStream::next ──▶ worker ──▶ Progress::mark_done
+//!        │ revoke: end streams, wait (bounded) for in-flight work, commit stored offsets
+//!   fetcher ──CompletedFetch per partition──▶ PartitionStream::next ──▶ worker ──▶ Progress::store_offset
 //! ```
 //!
 //! Owns: [`Consumer`], [`PartitionStream`], [`Progress`], the glue between [`crate::client::group`] and
@@ -13,14 +13,16 @@
 //!
 //! # Invariants
 //!
-//! - Only offsets marked done through [`Progress::mark_done`] are committed (as `offset + 1`).
+//! - Only offsets stored through [`Progress::store_offset`] (the next offset to read, one past the
+//!   last record handled) are committed. Who reads and writes which offset: `offsets` (the module).
 //! - A revoked partition's stream ends at once; the revocation then waits up to `revoke_timeout` for
-//!   every record handed out on it to be marked done (or the stream to be dropped), commits, and only
+//!   an offset past every record handed out on it to be stored (or the stream to be dropped), commits, and only
 //!   then lets the group move the partition.
 //! - Dropping a [`Consumer`] without [`Consumer::close`] stops it like a crash: no commit, no
 //!   LeaveGroup (the coordinator evicts it after the session timeout).
 
 mod listener;
+mod offsets;
 mod probe;
 mod stream;
 
@@ -51,7 +53,17 @@ use super::{
 };
 use listener::{Listener, Shared};
 
-/// Errors of the consumer.
+/// Why a consumer could not start or stopped.
+///
+/// # Example
+///
+/// ```
+/// use kafka_event_bus::client::consumer::Error;
+///
+/// let e = Error::GroupFailed { reason: "fenced by a newer instance".into() };
+/// assert!(e.is_retriable());
+/// assert!(!Error::NoRuntime.is_retriable());
+/// ```
 #[derive(Debug, Snafu)]
 #[snafu(visibility(pub(crate)))]
 #[non_exhaustive]
@@ -62,6 +74,32 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// [`Consumer::connect`] was called outside a tokio runtime.
+    #[snafu(display("Consumer::connect must be called inside a tokio runtime"))]
+    NoRuntime,
+    /// The group membership failed for good ([`ConsumerEvent::Fatal`]): this consumer has stopped.
+    #[snafu(display("group membership failed: {reason}"))]
+    GroupFailed {
+        /// The group driver's reason.
+        reason: String,
+    },
+    /// The consumer stopped without being closed (its background tasks ended).
+    #[snafu(display("the consumer stopped: {reason}"))]
+    Stopped {
+        /// What ended it.
+        reason: String,
+    },
+}
+
+impl Error {
+    /// Whether a new consumer with the same configuration may succeed later: yes after a failed
+    /// membership or a stop (a fresh member joins again), no for a configuration that cannot work.
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            Self::InvalidConfig { .. } | Self::NoRuntime => false,
+            Self::GroupFailed { .. } | Self::Stopped { .. } => true,
+        }
+    }
 }
 
 /// Everything a group consumer needs.
@@ -86,7 +124,7 @@ pub struct ConsumerConfig {
     pub group: MemberConfig,
     /// Fetch settings, `auto_offset_reset` and `isolation_level`.
     pub fetch: FetchConfig,
-    /// `auto.commit.interval.ms`: how often done offsets are committed.
+    /// `auto.commit.interval.ms`: how often stored offsets are committed.
     pub commit_interval: Duration,
     /// The longest a revocation waits for in-flight work on a partition before committing what is done.
     pub revoke_timeout: Duration,
@@ -185,7 +223,7 @@ pub enum ConsumerEvent {
     /// New partitions, each with its record stream (positioned at the committed offset, or per
     /// `auto_offset_reset`).
     Assigned(Vec<PartitionStream>),
-    /// These partitions are gone (their streams have ended; done offsets were committed unless `lost`).
+    /// These partitions are gone (their streams have ended; stored offsets were committed unless `lost`).
     Revoked {
         /// The partitions.
         partitions: Vec<TopicPartition>,
@@ -194,8 +232,8 @@ pub enum ConsumerEvent {
     },
     /// The member left the group (after a poll timeout it rejoins once the application makes progress).
     Left(LeaveReason),
-    /// Membership failed for good; the consumer has stopped.
-    Fatal(String),
+    /// Membership failed for good ([`Error::GroupFailed`]); the consumer has stopped.
+    Fatal(Error),
 }
 
 /// A consumer-group member with a fetcher: see the module docs.
@@ -206,14 +244,14 @@ pub enum ConsumerEvent {
 /// # async fn example(cluster: kafka_event_bus::client::Cluster) {
 /// use kafka_event_bus::client::consumer::{Consumer, ConsumerConfig, ConsumerEvent};
 ///
-/// let mut consumer = Consumer::subscribe(&cluster, ConsumerConfig::new("billing", ["orders"])).unwrap();
+/// let mut consumer = Consumer::connect(&cluster, ConsumerConfig::new("billing", ["orders"])).unwrap();
 /// while let Some(event) = consumer.next_event().await {
 ///     if let ConsumerEvent::Assigned(streams) = event {
 ///         for mut stream in streams {
 ///             tokio::spawn(async move {
 ///                 while let Some(record) = stream.next().await {
 ///                     // handle, then:
-///                     stream.mark_done(record.offset);
+///                     stream.store_offset(record.offset + 1);
 ///                 }
 ///             });
 ///         }
@@ -233,18 +271,17 @@ pub struct Consumer {
 }
 
 impl Consumer {
-    /// Joins the group and starts fetching (in background tasks on the current tokio runtime).
+    /// Creates the consumer: joins `config`'s group, subscribed to its topics, over `cluster`, and
+    /// starts fetching (in background tasks on the current tokio runtime). Assignments arrive through
+    /// [`next_event`](Self::next_event).
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidConfig`] for an empty group id, no topics or no assignor, or when called
+    /// [`Error::InvalidConfig`] for an empty group id, no topics or no assignor; [`Error::NoRuntime`]
     /// outside a tokio runtime.
-    pub fn subscribe(cluster: &Cluster, config: ConsumerConfig) -> Result<Self, Error> {
+    pub fn connect(cluster: &Cluster, config: ConsumerConfig) -> Result<Self, Error> {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return InvalidConfigSnafu {
-                reason: "Consumer::subscribe must be called inside a tokio runtime",
-            }
-            .fail();
+            return NoRuntimeSnafu.fail();
         };
         let reason = if config.group.group_id.is_empty() {
             Some("group_id is empty")
@@ -316,34 +353,20 @@ impl Consumer {
         tps
     }
 
-    /// The last committed offset of `tp` known to this consumer.
+    /// The last committed offset of `tp` known to this consumer (the next offset to read), while `tp`
+    /// is assigned.
     pub fn committed(&self, tp: &TopicPartition) -> Option<i64> {
-        self.shared
-            .fetch
-            .lock()
-            .subscriptions
-            .get(tp)
-            .and_then(|p| p.committed)
+        self.shared.partitions_lock().get(tp)?.offsets.committed()
     }
 
     /// How many fetched chunks of `tp` its stream has not worked through yet.
     pub fn buffered_chunks(&self, tp: &TopicPartition) -> usize {
-        self.shared
-            .fetch
-            .lock()
-            .subscriptions
-            .get(tp)
-            .map_or(0, |p| p.buffered)
+        self.shared.fetch.buffered_chunks(tp)
     }
 
     /// The position (next offset to fetch) of `tp`.
     pub fn position(&self, tp: &TopicPartition) -> Option<i64> {
-        self.shared
-            .fetch
-            .lock()
-            .subscriptions
-            .get(tp)
-            .and_then(|p| p.position)
+        self.shared.fetch.position(tp)
     }
 
     /// Leaves the group gracefully: ends every stream, waits (bounded) for in-flight work, commits
@@ -357,6 +380,37 @@ impl Consumer {
         if let Some(fetcher) = self.fetcher.take() {
             let _ = fetcher.await;
         }
+    }
+}
+
+/// The assignment changes, as [`next_event`](Consumer::next_event) hands them out; ends once the
+/// consumer has stopped.
+///
+/// # Example
+///
+/// ```no_run
+/// # async fn example(cluster: kafka_event_bus::client::Cluster) {
+/// use futures::StreamExt;
+/// use kafka_event_bus::client::consumer::{Consumer, ConsumerConfig, ConsumerEvent};
+///
+/// let consumer = Consumer::connect(&cluster, ConsumerConfig::new("billing", ["orders"])).unwrap();
+/// let mut assigned = consumer.filter_map(|event| async move {
+///     match event {
+///         ConsumerEvent::Assigned(streams) => Some(streams),
+///         _ => None,
+///     }
+/// });
+/// # let _ = assigned.next().await;
+/// # }
+/// ```
+impl futures_core::Stream for Consumer {
+    type Item = ConsumerEvent;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<ConsumerEvent>> {
+        self.events.poll_recv(cx)
     }
 }
 

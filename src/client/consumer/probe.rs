@@ -48,19 +48,19 @@ impl PartitionProbe {
 
     /// How far the application got, now.
     pub(crate) fn reach(&self) -> Reach {
-        let done = self.handle.done.load(Ordering::Acquire);
-        let delivered = self.handle.delivered.load(Ordering::Acquire);
-        let state = self.fetch.lock();
-        let current = state
-            .subscriptions
-            .get(&self.handle.tp)
-            .filter(|p| p.epoch == self.handle.epoch);
-        Reach {
-            done: Some(done).filter(|&d| d >= 0),
-            position: current.and_then(|p| p.position),
-            idle: current.is_some_and(|p| p.buffered == 0) && delivered <= done,
-            revoked: self.handle.revoked.is_cancelled() || current.is_none(),
-        }
+        let handle = &self.handle;
+        self.fetch.with_assignment(&handle.tp, handle.epoch, |current| {
+            // Read under the fetcher's lock, after it: a chunk reported consumed is never seen
+            // without the records it handed out.
+            let stored = handle.offsets.stored();
+            let delivered = handle.delivered.load(Ordering::Acquire);
+            Reach {
+                done: stored,
+                position: current.and_then(|(position, _)| position),
+                idle: current.is_some_and(|(_, buffered)| buffered == 0) && delivered <= stored.unwrap_or(-1),
+                revoked: handle.revoked.is_cancelled() || current.is_none(),
+            }
+        })
     }
 }
 

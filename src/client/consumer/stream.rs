@@ -1,19 +1,25 @@
 //! One assigned partition as the application sees it: an ordered stream of records and a progress
-//! handle to mark offsets done.
+//! handle to store the offset to commit.
 
 use std::{
+    future::Future,
+    pin::Pin,
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, AtomicI64, Ordering},
     },
+    task::{Context, Poll},
     time::Instant,
 };
 
-use tokio::sync::mpsc;
+use futures_core::Stream;
+use tokio_util::sync::WaitForCancellationFutureOwned;
+
 use tokio_util::sync::CancellationToken;
 
+use super::offsets::PartitionOffsets;
 use crate::client::{
-    fetcher::{self, ChunkRecords, CompletedFetch, ConsumerRecord, Failed, FetchShared},
+    fetcher::{self, ChunkReceiver, CompletedFetch, ConsumerRecord, Failed, FetchShared},
     subscription::TopicPartition,
 };
 
@@ -22,8 +28,8 @@ use crate::client::{
 pub(crate) struct PartitionHandle {
     pub(crate) tp: TopicPartition,
     pub(crate) epoch: u64,
-    /// The next offset to commit (last done + 1); -1 while nothing is done.
-    pub(crate) done: AtomicI64,
+    /// The stored and committed offsets (see [`super::offsets`]).
+    pub(crate) offsets: PartitionOffsets,
     /// The offset after the last record handed to the application; -1 before the first.
     pub(crate) delivered: AtomicI64,
     /// Cancelled when the partition is revoked: the stream ends.
@@ -31,7 +37,7 @@ pub(crate) struct PartitionHandle {
     /// The application dropped the stream (and, with it, any work on it).
     pub(crate) dropped: AtomicBool,
     pub(crate) paused: AtomicBool,
-    /// The progress counters (`delivered`, `done`) as last seen, and when they last changed: the
+    /// The progress counters (`delivered`, the stored offset) as last seen, and when they last changed: the
     /// consumer watches them for `max.poll.interval` instead of the hot path reading a clock.
     pub(crate) observed: Mutex<Observed>,
 }
@@ -41,15 +47,16 @@ pub(crate) struct PartitionHandle {
 pub(crate) struct Observed {
     at: Instant,
     delivered: i64,
-    done: i64,
+    stored: i64,
 }
 
 impl PartitionHandle {
-    pub(crate) fn new(tp: TopicPartition, epoch: u64) -> Self {
+    /// A partition assigned with `committed` as the group's committed offset.
+    pub(crate) fn new(tp: TopicPartition, epoch: u64, committed: Option<i64>) -> Self {
         Self {
             tp,
             epoch,
-            done: AtomicI64::new(-1),
+            offsets: PartitionOffsets::new(committed),
             delivered: AtomicI64::new(-1),
             revoked: CancellationToken::new(),
             dropped: AtomicBool::new(false),
@@ -57,36 +64,43 @@ impl PartitionHandle {
             observed: Mutex::new(Observed {
                 at: Instant::now(),
                 delivered: -1,
-                done: -1,
+                stored: -1,
             }),
         }
     }
 
-    /// When the application last made progress on this partition (took a record or marked one done),
+    /// When the application last made progress on this partition (took a record or stored an offset),
     /// as far as calls of this at `now` can tell: the first call that sees the counters moved dates the
     /// progress to its `now`.
     pub(crate) fn last_activity(&self, now: Instant) -> Instant {
         let delivered = self.delivered.load(Ordering::Acquire);
-        let done = self.done.load(Ordering::Acquire);
+        let stored = self.stored();
         let mut seen = self.observed.lock().unwrap_or_else(|p| p.into_inner());
-        if (seen.delivered, seen.done) != (delivered, done) {
+        if (seen.delivered, seen.stored) != (delivered, stored) {
             *seen = Observed {
                 at: now,
                 delivered,
-                done,
+                stored,
             };
         }
         seen.at
     }
 
-    /// Records were handed out and not all marked done, and the stream is still alive.
+    /// The stored offset, -1 when none.
+    fn stored(&self) -> i64 {
+        self.offsets.stored().unwrap_or(-1)
+    }
+
+    /// Records were handed out past the stored offset, and the stream is still alive.
     pub(crate) fn has_work_in_flight(&self) -> bool {
-        !self.dropped.load(Ordering::Acquire)
-            && self.delivered.load(Ordering::Acquire) > self.done.load(Ordering::Acquire)
+        !self.dropped.load(Ordering::Acquire) && self.delivered.load(Ordering::Acquire) > self.stored()
     }
 }
 
-/// Marks offsets of one partition done; cheap to clone and to send to a worker.
+/// Stores the offset to commit of one partition; cheap to clone and to send to a worker.
+///
+/// The offset stored is the **next** offset to read, one past the last record handled (Java's
+/// `commitSync(offsets)`); the consumer commits it periodically, on revoke and on close.
 ///
 /// # Example
 ///
@@ -95,7 +109,7 @@ impl PartitionHandle {
 /// let progress = stream.progress();
 /// while let Some(record) = stream.next().await {
 ///     // ... handle the record ...
-///     progress.mark_done(record.offset);
+///     progress.store_offset(record.offset + 1);
 /// }
 /// # }
 /// ```
@@ -105,17 +119,15 @@ pub struct Progress {
 }
 
 impl Progress {
-    /// Marks every record of this partition up to and including `offset` as done: the consumer will
-    /// commit `offset + 1` (periodically, on revoke and on close). Marking an older offset is a no-op.
-    pub fn mark_done(&self, offset: i64) {
-        self.handle
-            .done
-            .fetch_max(offset.saturating_add(1), Ordering::AcqRel);
+    /// Stores `next_offset` (one past the last record handled: every record before it is done) as the
+    /// offset to commit. Storing an offset below the stored one is a no-op.
+    pub fn store_offset(&self, next_offset: i64) {
+        self.handle.offsets.store(next_offset);
     }
 
-    /// The next offset that will be committed (last done + 1), if anything was marked done.
-    pub fn done(&self) -> Option<i64> {
-        Some(self.handle.done.load(Ordering::Acquire)).filter(|&d| d >= 0)
+    /// The stored offset (the next offset to read, to be committed), if one was stored.
+    pub fn stored_offset(&self) -> Option<i64> {
+        self.handle.offsets.stored()
     }
 }
 
@@ -127,7 +139,7 @@ impl Progress {
 /// [`try_next`](Self::try_next) returns the [`fetcher::Error`] once, with the batch's bytes, and then
 /// waits (until the partition is revoked) unless the application passes the batch with
 /// [`skip_failed_batch`](Self::skip_failed_batch), for instance once it has stored the bytes elsewhere.
-/// Nothing after the batch is handed out before that, so no offset past it can be marked done: the
+/// Nothing after the batch is handed out before that, so no offset past it can be stored: the
 /// committed offset stays at the batch. [`next`](Self::next), [`next_ready`](Self::next_ready) and
 /// [`next_chunk`](Self::next_chunk) do not pass it either: they log the error and stop there.
 ///
@@ -142,17 +154,19 @@ impl Progress {
 #[derive(Debug)]
 pub struct PartitionStream {
     pub(crate) handle: Arc<PartitionHandle>,
-    pub(crate) rx: mpsc::UnboundedReceiver<CompletedFetch>,
+    pub(crate) rx: ChunkReceiver,
     /// The records of the batch being handed out.
     pub(crate) current: std::vec::IntoIter<ConsumerRecord>,
-    /// The rest of the chunk being handed out (and its assignment epoch), decoded a batch at a time. It
-    /// counts against `max_buffered_fetches` until it is used up.
-    pub(crate) batches: Option<(u64, ChunkRecords)>,
+    /// The rest of the completed fetch being handed out, decoded a batch at a time. It counts against
+    /// `max_buffered_fetches` until it is used up.
+    pub(crate) batches: Option<CompletedFetch>,
     pub(crate) fetch: Arc<FetchShared>,
     /// The error of the batch the stream stopped at, until handed out.
     pub(crate) failure: Option<fetcher::Error>,
     /// Stopped at a failed batch (its error handed out) until it is passed.
     pub(crate) stopped: bool,
+    /// What wakes a [`Stream`] poll when the partition is revoked (made on the first poll that waits).
+    pub(crate) revoked_wait: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
 }
 
 /// What [`PartitionStream::fill`] found.
@@ -171,7 +185,7 @@ impl PartitionStream {
         &self.handle.tp
     }
 
-    /// A handle to mark this partition's offsets done (give it to the worker).
+    /// A handle to store this partition's offset to commit (give it to the worker).
     pub fn progress(&self) -> Progress {
         Progress {
             handle: Arc::clone(&self.handle),
@@ -183,9 +197,9 @@ impl PartitionStream {
         super::PartitionProbe::new(Arc::clone(&self.handle), Arc::clone(&self.fetch))
     }
 
-    /// Shorthand for `self.progress().mark_done(offset)`.
-    pub fn mark_done(&self, offset: i64) {
-        self.progress().mark_done(offset);
+    /// Shorthand for `self.progress().store_offset(next_offset)`.
+    pub fn store_offset(&self, next_offset: i64) {
+        self.handle.offsets.store(next_offset);
     }
 
     /// Whether the partition was revoked (the stream yields nothing more).
@@ -201,24 +215,19 @@ impl PartitionStream {
     /// Stops fetching this partition (records already fetched are still delivered).
     pub fn pause(&self) {
         self.handle.paused.store(true, Ordering::Release);
-        self.fetch.lock().subscriptions.pause(&self.handle.tp);
+        self.fetch.pause(&self.handle.tp);
     }
 
     /// Resumes fetching.
     pub fn resume(&self) {
         self.handle.paused.store(false, Ordering::Release);
-        self.fetch.lock().subscriptions.resume(&self.handle.tp);
-        self.fetch.wake.notify_one();
+        self.fetch.resume(&self.handle.tp);
     }
 
     /// The high watermark from the last fetch.
     pub fn high_watermark(&self) -> Option<i64> {
-        let state = self.fetch.lock();
-        state
-            .subscriptions
-            .get(&self.handle.tp)
-            .filter(|p| p.epoch == self.handle.epoch)
-            .and_then(|p| p.high_watermark)
+        self.fetch
+            .high_watermark(&self.handle.tp, Some(self.handle.epoch))
     }
 
     /// How many records are behind this stream's next record: high watermark minus the next offset
@@ -233,14 +242,14 @@ impl PartitionStream {
     }
 
     fn take_chunk(&mut self, chunk: CompletedFetch) {
-        self.batches = Some((chunk.epoch, chunk.chunk.records()));
+        self.batches = Some(chunk);
     }
 
     /// Moves on to the next batch of the chunk being handed out (or to its error). When the chunk is
     /// used up it stops counting against `max_buffered_fetches` (so a chunk being worked through still
     /// bounds how much more is fetched) and the fetcher is woken.
     fn next_batch(&mut self) {
-        let Some((epoch, batches)) = &mut self.batches else {
+        let Some(batches) = &mut self.batches else {
             return;
         };
         match batches.next() {
@@ -254,13 +263,9 @@ impl PartitionStream {
             }
             None => {}
         }
-        let epoch = *epoch;
+        let epoch = batches.epoch;
         self.batches = None;
-        self.fetch
-            .lock()
-            .subscriptions
-            .consumed_chunk(&self.handle.tp, epoch);
-        self.fetch.wake.notify_one();
+        self.fetch.chunk_consumed(&self.handle.tp, epoch);
     }
 
     async fn fill(&mut self) -> Fill {
@@ -326,14 +331,14 @@ impl PartitionStream {
     /// the records after it are handed out next. Returns `false` if the stream was not stopped, or if the
     /// batch cannot be passed (its bounds cannot be trusted): the stream then stays stopped at it.
     ///
-    /// Marks nothing done: the offsets of the batch are passed by the committed offset once a record
-    /// after it is marked done.
+    /// Stores nothing: the offsets of the batch are passed by the committed offset once an offset after
+    /// it is stored.
     pub fn skip_failed_batch(&mut self) -> bool {
         if !self.stopped && self.failure.take().is_none() {
             return false;
         }
         self.stopped = false;
-        let Some((epoch, batches)) = &mut self.batches else {
+        let Some(batches) = &mut self.batches else {
             return false;
         };
         let passed = batches.pass_failed();
@@ -344,14 +349,9 @@ impl PartitionStream {
             return false;
         }
         if let Some(Failed::AtFetch(_)) = passed {
-            let epoch = *epoch;
-            let position = self
-                .fetch
-                .lock()
-                .subscriptions
-                .pass_stopped_batch(&self.handle.tp, epoch);
+            let epoch = batches.epoch;
+            let position = self.fetch.pass_stopped_batch(&self.handle.tp, epoch);
             tracing::debug!(tp = %self.handle.tp, ?position, "passed a failed record batch");
-            self.fetch.wake.notify_one();
         }
         true
     }
@@ -424,6 +424,56 @@ impl PartitionStream {
             self.delivered(last);
         }
         Some(records)
+    }
+}
+
+/// The records of the partition as [`try_next`](PartitionStream::try_next) hands them out: a record,
+/// or once the error of a batch that cannot be decoded (the stream then stops at it until
+/// [`skip_failed_batch`](PartitionStream::skip_failed_batch)); ends when the partition is revoked.
+///
+/// # Example
+///
+/// ```no_run
+/// # async fn example(mut stream: kafka_event_bus::client::consumer::PartitionStream) {
+/// use futures::StreamExt;
+///
+/// while let Some(Ok(record)) = StreamExt::next(&mut stream).await {
+///     // ... handle the record ...
+///     stream.store_offset(record.offset + 1);
+/// }
+/// # }
+/// ```
+impl Stream for PartitionStream {
+    type Item = Result<ConsumerRecord, fetcher::Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        loop {
+            if let Some(record) = this.next_ready() {
+                return Poll::Ready(Some(Ok(record)));
+            }
+            if this.handle.revoked.is_cancelled() {
+                return Poll::Ready(None);
+            }
+            if this.failure.is_some() {
+                return Poll::Ready(this.fail().map(Err));
+            }
+            let handle = &this.handle;
+            let revoked = this
+                .revoked_wait
+                .get_or_insert_with(|| Box::pin(handle.revoked.clone().cancelled_owned()));
+            if revoked.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(None);
+            }
+            if this.stopped {
+                return Poll::Pending;
+            }
+            match this.rx.poll_recv(cx) {
+                Poll::Ready(Some(chunk)) => this.take_chunk(chunk),
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
     }
 }
 

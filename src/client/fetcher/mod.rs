@@ -7,7 +7,8 @@
 //!          └──────────────────────────────────────────┴──▶ per-partition sink (CompletedFetch)
 //! ```
 //!
-//! Owns: the fetch task, its broker connections, offset resets (`reset`). May use
+//! Owns: the fetch task, its broker connections, offset resets (`reset`), and the plain reads of one
+//! partition that resets and the DLQ admin share (`partition_reader`). May use
 //! [`crate::client::cluster`], [`crate::client::subscription`] and [`crate::protocol`].
 //!
 //! # Invariants
@@ -42,7 +43,8 @@
 mod error;
 mod plan;
 pub use error::Error;
-pub(crate) use plan::{ChunkRecords, Failed};
+pub(crate) use plan::{CompletedFetch, Failed};
+pub(crate) mod partition_reader;
 mod reset;
 
 use std::{
@@ -61,7 +63,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     client::{
         Cluster,
-        connection::BrokerConnection,
+        connection::{self, BrokerConnection},
         subscription::{OffsetReset, SubscriptionState, TopicPartition},
     },
     protocol::{Headers, ResponseError},
@@ -166,29 +168,27 @@ pub struct ConsumerRecord {
     pub headers: Headers,
 }
 
-/// One partition's batches from one Fetch, decoded by whoever takes them.
-#[derive(Debug)]
-pub(crate) struct CompletedFetch {
-    pub(crate) epoch: u64,
-    pub(crate) chunk: plan::RawChunk,
-}
-
 /// Where fetched chunks of one partition go.
 pub(crate) type Sink = mpsc::UnboundedSender<CompletedFetch>;
 
-/// The state the fetcher shares with the consumer.
+/// The fetcher as the consumer sees it: the assignment's fetch state and where each partition's
+/// chunks go, changed only through these methods (each wakes the fetch task when it may have
+/// something new to fetch).
 #[derive(Debug)]
 pub(crate) struct FetchShared {
     state: Mutex<FetchState>,
     /// Wakes the fetcher (a partition became fetchable).
-    pub(crate) wake: Notify,
+    wake: Notify,
 }
 
 #[derive(Debug)]
-pub(crate) struct FetchState {
-    pub(crate) subscriptions: SubscriptionState,
-    pub(crate) sinks: HashMap<TopicPartition, (u64, Sink)>,
+struct FetchState {
+    subscriptions: SubscriptionState,
+    sinks: HashMap<TopicPartition, (u64, Sink)>,
 }
+
+/// Where one assignment of a partition receives its fetched chunks.
+pub(crate) type ChunkReceiver = mpsc::UnboundedReceiver<CompletedFetch>;
 
 impl FetchShared {
     pub(crate) fn new(max_buffered: usize) -> Self {
@@ -201,27 +201,136 @@ impl FetchShared {
         }
     }
 
-    pub(crate) fn lock(&self) -> MutexGuard<'_, FetchState> {
+    fn lock(&self) -> MutexGuard<'_, FetchState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
-}
 
-#[cfg(test)]
-pub(crate) use plan::PartitionOutcome as ScanOutcome;
+    /// Assigns `tp` at `committed` (or, with nothing committed, for a reset with `reset`): a new
+    /// assignment epoch and the receiver of its chunks. Call [`wake`](Self::wake) once all are assigned.
+    pub(crate) fn assign(
+        &self,
+        tp: &TopicPartition,
+        committed: Option<i64>,
+        reset: OffsetReset,
+    ) -> (u64, ChunkReceiver) {
+        let mut state = self.lock();
+        let epoch = state.subscriptions.assign(tp.clone(), committed, Some(reset));
+        let (tx, rx) = mpsc::unbounded_channel();
+        state.sinks.insert(tp.clone(), (epoch, tx));
+        (epoch, rx)
+    }
 
-/// [`plan::scan_partition`] for the consumer's unit tests (read_uncommitted, CRCs checked).
-#[cfg(test)]
-pub(crate) fn scan_for_tests(
-    tp: &TopicPartition,
-    fetched_at: i64,
-    data: kafka_protocol::messages::fetch_response::PartitionData,
-) -> plan::PartitionOutcome {
-    plan::scan_partition(
-        &Arc::from(tp.topic.as_str()),
-        fetched_at,
-        data,
-        &FetchConfig::default(),
-    )
+    /// Stops fetching `tp` and delivering its chunks (it is being revoked); its position stays until
+    /// [`revoked`](Self::revoked).
+    pub(crate) fn revoke(&self, tp: &TopicPartition) {
+        let mut state = self.lock();
+        state.subscriptions.mark_revoking(tp);
+        state.sinks.remove(tp);
+    }
+
+    /// Forgets `tp` (the revocation completed).
+    pub(crate) fn revoked(&self, tp: &TopicPartition) {
+        let mut state = self.lock();
+        state.subscriptions.remove(tp);
+        state.sinks.remove(tp);
+    }
+
+    /// The application worked through one chunk of `tp` (assignment `epoch`): one more may be fetched.
+    pub(crate) fn chunk_consumed(&self, tp: &TopicPartition, epoch: u64) {
+        self.lock().subscriptions.consumed_chunk(tp, epoch);
+        self.wake();
+    }
+
+    /// Stops fetching `tp` (chunks already fetched are still delivered).
+    pub(crate) fn pause(&self, tp: &TopicPartition) {
+        self.lock().subscriptions.pause(tp);
+    }
+
+    /// Resumes fetching `tp`.
+    pub(crate) fn resume(&self, tp: &TopicPartition) {
+        self.lock().subscriptions.resume(tp);
+        self.wake();
+    }
+
+    /// Fetching of `tp` (assignment `epoch`) goes on after the batch it stopped at; the new position.
+    pub(crate) fn pass_stopped_batch(&self, tp: &TopicPartition, epoch: u64) -> Option<i64> {
+        let position = self.lock().subscriptions.pass_stopped_batch(tp, epoch);
+        self.wake();
+        position
+    }
+
+    /// The high watermark of `tp` from its last fetch, for assignment `epoch` (any when `None`).
+    pub(crate) fn high_watermark(&self, tp: &TopicPartition, epoch: Option<u64>) -> Option<i64> {
+        self.lock()
+            .subscriptions
+            .get(tp)
+            .filter(|p| epoch.is_none_or(|e| p.epoch == e))
+            .and_then(|p| p.high_watermark)
+    }
+
+    /// The position (next offset to fetch) of `tp`.
+    pub(crate) fn position(&self, tp: &TopicPartition) -> Option<i64> {
+        self.lock().subscriptions.get(tp).and_then(|p| p.position)
+    }
+
+    /// How many fetched chunks of `tp` wait for the application or are being worked through.
+    pub(crate) fn buffered_chunks(&self, tp: &TopicPartition) -> usize {
+        self.lock().subscriptions.get(tp).map_or(0, |p| p.buffered)
+    }
+
+    /// Runs `f` with the position and the buffered chunk count of `tp`'s assignment `epoch` (`None`
+    /// when `tp` is not assigned at that epoch), under the fetcher's lock. The fetch task moves the
+    /// position and hands a chunk out under this lock, and a worker reports a chunk consumed under it
+    /// after counting what it handed out: progress counters `f` reads are as new as the state it sees.
+    pub(crate) fn with_assignment<R>(
+        &self,
+        tp: &TopicPartition,
+        epoch: u64,
+        f: impl FnOnce(Option<(Option<i64>, usize)>) -> R,
+    ) -> R {
+        let state = self.lock();
+        f(state
+            .subscriptions
+            .get(tp)
+            .filter(|p| p.epoch == epoch)
+            .map(|p| (p.position, p.buffered)))
+    }
+
+    /// Wakes the fetch task (a partition may have become fetchable).
+    pub(crate) fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Plays the fetch task in unit tests: positions `tp` at `position` if it waits for a reset, and
+    /// hands it a chunk of `records` (a record batch at offset 0) as a Fetch at 0 would.
+    #[cfg(test)]
+    pub(crate) fn deliver_for_tests(&self, tp: &TopicPartition, records: bytes::Bytes) {
+        let mut state = self.lock();
+        let Some((epoch, sink)) = state.sinks.get(tp).cloned() else {
+            return;
+        };
+        if state.subscriptions.get(tp).is_some_and(|p| p.position.is_none()) {
+            state.subscriptions.reset_to(tp, epoch, 0);
+        }
+        let data =
+            kafka_protocol::messages::fetch_response::PartitionData::default().with_records(Some(records));
+        let plan::PartitionOutcome::Data {
+            chunk: Some(chunk),
+            next_offset,
+            ..
+        } = plan::scan_partition(&Arc::from(tp.topic.as_str()), 0, data, &FetchConfig::default())
+        else {
+            return;
+        };
+        if state
+            .subscriptions
+            .advance(tp, epoch, 0, next_offset, (-1, -1), true)
+        {
+            let mut chunk = *chunk;
+            chunk.epoch = epoch;
+            let _ = sink.send(chunk);
+        }
+    }
 }
 
 enum FetchDone {
@@ -229,30 +338,31 @@ enum FetchDone {
         broker: i32,
         lane: Lane,
         targets: Vec<FetchTarget>,
-        result: Result<kafka_protocol::messages::FetchResponse, String>,
-        /// The response was larger than the connection accepts (`max_response_size`).
-        too_large: bool,
+        result: Result<kafka_protocol::messages::FetchResponse, connection::Error>,
     },
     Reset {
         tp: TopicPartition,
         epoch: u64,
-        result: Result<i64, String>,
+        result: Result<i64, partition_reader::ReadError>,
     },
     Metadata,
+}
+
+/// Whether a Fetch failed because its response was larger than the connection accepts
+/// (`max_response_size`).
+fn is_too_large(error: &connection::Error) -> bool {
+    matches!(error, connection::Error::Protocol { source, .. }
+        if matches!(**source, crate::protocol::Error::FrameSize { .. }))
 }
 
 /// How many times a broker's Fetches are halved in size after responses too large for the connection.
 const MAX_HALVINGS: u32 = 8;
 
 /// Hands `chunk` to `target`'s stream, or (no stream of that assignment) forgets it.
-fn send(state: &mut FetchState, target: &FetchTarget, chunk: plan::RawChunk) {
+fn send(state: &mut FetchState, target: &FetchTarget, mut chunk: CompletedFetch) {
+    chunk.epoch = target.epoch;
     let sent = match state.sinks.get(&target.tp) {
-        Some((epoch, sink)) if *epoch == target.epoch => sink
-            .send(CompletedFetch {
-                epoch: target.epoch,
-                chunk,
-            })
-            .is_ok(),
+        Some((epoch, sink)) if *epoch == target.epoch => sink.send(chunk).is_ok(),
         _ => false,
     };
     if !sent {
@@ -441,31 +551,17 @@ impl Fetcher {
             let timeout = config.fetch_max_wait + self.cluster.config().request_timeout;
             self.tasks.spawn(async move {
                 let result = async {
-                    let messenger = conn.messenger().await.map_err(|e| (e.to_string(), false))?;
-                    let version = messenger
-                        .version_for::<kafka_protocol::messages::FetchRequest>()
-                        .map_err(|e| (e.to_string(), false))?;
+                    let messenger = conn.messenger().await?;
+                    let version = messenger.version_for::<kafka_protocol::messages::FetchRequest>()?;
                     let request = plan::fetch_request(version, &config, max_response_size, &targets);
-                    messenger
-                        .request_with_timeout(&request, timeout)
-                        .await
-                        .map_err(|e| {
-                            let too_large = matches!(&e, crate::client::connection::Error::Protocol { source, .. }
-                                if matches!(**source, crate::protocol::Error::FrameSize { .. }));
-                            (e.to_string(), too_large)
-                        })
+                    messenger.request_with_timeout(&request, timeout).await
                 }
                 .await;
-                let (result, too_large) = match result {
-                    Ok(response) => (Ok(response), false),
-                    Err((e, too_large)) => (Err(e), too_large),
-                };
                 FetchDone::Fetch {
                     broker,
                     lane,
                     targets,
                     result,
-                    too_large,
                 }
             });
         }
@@ -492,9 +588,8 @@ impl Fetcher {
                 lane,
                 targets,
                 result,
-                too_large,
             } => {
-                if too_large {
+                if result.as_ref().is_err_and(is_too_large) {
                     self.response_too_large(broker);
                 }
                 self.busy.remove(&(broker, lane));
@@ -567,7 +662,7 @@ impl Fetcher {
         let past = bad.past;
         if subscriptions.stop_at_batch(&target.tp, target.epoch, target.offset, watermarks, past) {
             tracing::error!(tp = %target.tp, offset = bad.base_offset, error = %bad.error, "record batch failed its checks twice; the partition stops at it");
-            let chunk = plan::RawChunk::failed(topic, target.tp.partition, target.offset, bad);
+            let chunk = CompletedFetch::failed(topic, target.tp.partition, target.offset, bad);
             send(&mut state, target, chunk);
         }
     }
@@ -630,7 +725,7 @@ impl Fetcher {
                                         );
                                     }
                                     if let Some(chunk) = chunk {
-                                        send(&mut state, &target, chunk);
+                                        send(&mut state, &target, *chunk);
                                     }
                                 }
                             }

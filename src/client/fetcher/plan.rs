@@ -96,7 +96,7 @@ pub(crate) enum PartitionOutcome {
     /// Raw batches (decoded later, by the application's task), where the next fetch starts, the
     /// watermarks, and the batch that stopped the walk if one did (the next fetch then starts at it).
     Data {
-        chunk: Option<RawChunk>,
+        chunk: Option<Box<CompletedFetch>>,
         next_offset: i64,
         high_watermark: i64,
         last_stable_offset: i64,
@@ -120,22 +120,38 @@ pub(crate) struct BadBatch {
     pub(crate) error: Error,
 }
 
-/// One partition's fetched batches, not decoded yet: decoding (decompression, record parsing)
-/// happens in the task that takes the chunk, so the fetcher only walks and checks batch headers (and
-/// CRCs) and several partitions decode in parallel (Java's `CompletedFetch` is lazy the same way).
-/// A chunk may instead carry the error that stops its partition (see [`RawChunk::failed`]).
+/// Where a [`CompletedFetch`] stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Failed {
+    /// A batch of the chunk failed to decode: the chunk goes on after it once passed.
+    InChunk,
+    /// The fetcher stopped the partition at a batch: fetching goes on at this offset once passed.
+    AtFetch(i64),
+}
+
+/// One partition's batches from one Fetch (Java's `CompletedFetch`), handed to the partition's stream
+/// and decoded there one batch at a time as records are asked for: the fetcher only walks and checks
+/// batch headers (and CRCs), several partitions decode in parallel, and a compressed fetch is never
+/// decompressed all at once. Iterating yields one batch's records per item: records before the fetch
+/// offset are dropped (a compressed batch may start earlier), control batches and, under
+/// `read_committed`, aborted transactions are skipped. A batch that fails to decode is an error item,
+/// after which the iteration stops until [`CompletedFetch::pass_failed`]. Items are never empty. A
+/// completed fetch may instead carry only the error that stops its partition (see
+/// [`CompletedFetch::failed`]).
 #[derive(Debug)]
-pub(crate) struct RawChunk {
+pub(crate) struct CompletedFetch {
+    /// The assignment epoch the partition was fetched under (set when it is handed to the stream).
+    pub(crate) epoch: u64,
+    decoder: RecordBatchDecoder,
+    aborted: std::iter::Peekable<std::vec::IntoIter<(i64, i64)>>,
+    active_aborts: HashSet<i64>,
+    read_committed: bool,
     topic: Arc<str>,
     partition: i32,
     fetched_at: i64,
-    records: Bytes,
-    /// `(first_offset, producer_id)` of aborted transactions, sorted.
-    aborted: Vec<(i64, i64)>,
-    isolation: IsolationLevel,
-    max_uncompressed_batch_bytes: usize,
     /// The error to hand out after the records, and the offset past the failed batch.
     failure: Option<Box<(Error, i64)>>,
+    failed: Option<Failed>,
 }
 
 /// The result of walking a partition's batches by their headers.
@@ -315,18 +331,16 @@ pub(crate) fn scan_partition(
             .map(|a| (a.first_offset, a.producer_id.0))
             .collect();
         aborted.sort_unstable();
-        RawChunk {
-            // A copy per chunk: its records' reference counts then stay with the partition's worker
-            // instead of one count every partition's records touch.
-            topic: Arc::from(&**topic),
-            partition: data.partition_index,
+        // A copy of the topic per chunk: its records' reference counts then stay with the partition's
+        // worker instead of one count every partition's records touch.
+        Box::new(CompletedFetch::new(
+            Arc::from(&**topic),
+            data.partition_index,
             fetched_at,
-            records: records.slice(..walk.sound),
+            records.slice(..walk.sound),
             aborted,
-            isolation: config.isolation_level,
-            max_uncompressed_batch_bytes: config.max_uncompressed_batch_bytes,
-            failure: None,
-        }
+            (config.isolation_level, config.max_uncompressed_batch_bytes),
+        ))
     });
     PartitionOutcome::Data {
         chunk,
@@ -337,78 +351,59 @@ pub(crate) fn scan_partition(
     }
 }
 
-impl RawChunk {
-    /// A chunk of no records that hands out `bad`'s error: the partition stops at it.
-    pub(crate) fn failed(topic: &Arc<str>, partition: i32, fetched_at: i64, bad: BadBatch) -> Self {
-        Self {
-            topic: Arc::from(&**topic),
-            partition,
-            fetched_at,
-            records: Bytes::new(),
-            aborted: Vec::new(),
-            isolation: IsolationLevel::ReadUncommitted,
-            max_uncompressed_batch_bytes: 0,
-            failure: Some(Box::new((bad.error, bad.past))),
-        }
-    }
-
-    /// The chunk's records, decoded one batch at a time as they are asked for (a compressed chunk is
-    /// never decompressed all at once). See [`ChunkRecords`].
-    pub(crate) fn records(self) -> ChunkRecords {
-        let read_committed = self.isolation == IsolationLevel::ReadCommitted;
+impl CompletedFetch {
+    /// `records` of `topic`/`partition` fetched at `fetched_at`, with the aborted transactions
+    /// (`(first_offset, producer_id)`, sorted), decoded under `isolation` with batches decompressing to
+    /// at most `max_uncompressed_batch_bytes`.
+    fn new(
+        topic: Arc<str>,
+        partition: i32,
+        fetched_at: i64,
+        records: Bytes,
+        aborted: Vec<(i64, i64)>,
+        (isolation, max_uncompressed_batch_bytes): (IsolationLevel, usize),
+    ) -> Self {
+        let read_committed = isolation == IsolationLevel::ReadCommitted;
         let options = DecodeOptions {
             skip_control_batches: !read_committed,
-            // Checked when the chunk was fetched.
+            // Checked when the batches were fetched.
             check_crcs: false,
-            max_uncompressed_batch_bytes: self.max_uncompressed_batch_bytes,
+            max_uncompressed_batch_bytes,
         };
-        ChunkRecords {
-            decoder: RecordBatchDecoder::new(self.records, options),
-            aborted: self.aborted.into_iter().peekable(),
+        Self {
+            epoch: 0,
+            decoder: RecordBatchDecoder::new(records, options),
+            aborted: aborted.into_iter().peekable(),
             active_aborts: HashSet::new(),
             read_committed,
-            topic: self.topic,
-            partition: self.partition,
-            fetched_at: self.fetched_at,
-            failure: self.failure,
+            topic,
+            partition,
+            fetched_at,
+            failure: None,
             failed: None,
         }
     }
 
-    /// Every record of the chunk at once (up to a failure).
+    /// A completed fetch of no records that hands out `bad`'s error: the partition stops at it.
+    pub(crate) fn failed(topic: &Arc<str>, partition: i32, fetched_at: i64, bad: BadBatch) -> Self {
+        let mut fetch = Self::new(
+            Arc::from(&**topic),
+            partition,
+            fetched_at,
+            Bytes::new(),
+            Vec::new(),
+            (IsolationLevel::ReadUncommitted, 0),
+        );
+        fetch.failure = Some(Box::new((bad.error, bad.past)));
+        fetch
+    }
+
+    /// Every record at once (up to a failure).
     #[cfg(test)]
     pub(crate) fn decode(self) -> Vec<ConsumerRecord> {
-        self.records().map_while(Result::ok).flatten().collect()
+        self.map_while(Result::ok).flatten().collect()
     }
-}
 
-/// Where a [`ChunkRecords`] stopped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Failed {
-    /// A batch of the chunk failed to decode: the chunk goes on after it once passed.
-    InChunk,
-    /// The fetcher stopped the partition at a batch: fetching goes on at this offset once passed.
-    AtFetch(i64),
-}
-
-/// The records of a [`RawChunk`], one batch's worth per item: records before the fetch offset are
-/// dropped (a compressed batch may start earlier), control batches and, under `read_committed`, aborted
-/// transactions are skipped. A batch that fails to decode is an error item, after which the iteration
-/// stops until [`ChunkRecords::pass_failed`]. Items are never empty.
-#[derive(Debug)]
-pub(crate) struct ChunkRecords {
-    decoder: RecordBatchDecoder,
-    aborted: std::iter::Peekable<std::vec::IntoIter<(i64, i64)>>,
-    active_aborts: HashSet<i64>,
-    read_committed: bool,
-    topic: Arc<str>,
-    partition: i32,
-    fetched_at: i64,
-    failure: Option<Box<(Error, i64)>>,
-    failed: Option<Failed>,
-}
-
-impl ChunkRecords {
     /// Goes on after the failed batch; returns where it failed, `None` if nothing failed.
     /// A batch of the chunk whose bounds cannot be trusted (the decoder cannot resume after it) is not
     /// passed: the iteration stays stopped at it (`None`, and [`is_stopped`](Self::is_stopped)).
@@ -446,7 +441,7 @@ fn source_base(batch: &[u8]) -> i64 {
     read_i64(batch, 0).unwrap_or(-1)
 }
 
-impl Iterator for ChunkRecords {
+impl Iterator for CompletedFetch {
     type Item = Result<Vec<ConsumerRecord>, Error>;
 
     fn next(&mut self) -> Option<Self::Item> {
@@ -630,7 +625,7 @@ mod tests {
                 high_watermark,
                 ..
             } => (
-                chunk.map(RawChunk::decode).unwrap_or_default(),
+                chunk.map(|c| c.decode()).unwrap_or_default(),
                 next_offset,
                 high_watermark,
             ),
@@ -777,7 +772,7 @@ mod tests {
         hw: i64,
         records: Bytes,
         check_crcs: bool,
-    ) -> (Option<RawChunk>, i64, Option<Box<BadBatch>>) {
+    ) -> (Option<Box<CompletedFetch>>, i64, Option<Box<BadBatch>>) {
         let config = FetchConfig {
             check_crcs,
             ..FetchConfig::default()
@@ -910,17 +905,14 @@ mod tests {
         let c = encode(&[batch(2, &["c"], Compression::None)]);
         // B with magic 3: its frame is not understood, so nothing after it can be delimited.
         let b = flip(&encode(&[batch(1, &["b"], Compression::None)]), 16, 0x01);
-        let chunk = RawChunk {
-            topic: Arc::from("t"),
-            partition: 0,
-            fetched_at: 0,
-            records: Bytes::from([a, b, c].concat()),
-            aborted: Vec::new(),
-            isolation: IsolationLevel::ReadUncommitted,
-            max_uncompressed_batch_bytes: 1 << 20,
-            failure: None,
-        };
-        let mut records = chunk.records();
+        let mut records = CompletedFetch::new(
+            Arc::from("t"),
+            0,
+            0,
+            Bytes::from([a, b, c].concat()),
+            Vec::new(),
+            (IsolationLevel::ReadUncommitted, 1 << 20),
+        );
         assert_eq!(records.next().unwrap().unwrap()[0].offset, 0);
         assert!(matches!(
             records.next(),
@@ -946,7 +938,7 @@ mod tests {
         let (chunk, next, bad) = scan(0, 3, Bytes::from([a, b.clone(), c].concat()), true);
         assert!(bad.is_none(), "the header and CRC are sound");
         assert_eq!(next, 3);
-        let mut records = chunk.unwrap().records();
+        let mut records = chunk.unwrap();
         assert_eq!(records.next().unwrap().unwrap()[0].offset, 0);
         match records.next() {
             Some(Err(Error::CorruptBatch {

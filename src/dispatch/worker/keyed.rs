@@ -154,7 +154,7 @@ fn mark_settled(tracked: &mut Option<PartitionProgress>, progress: &Progress, of
     if let Some(tracked) = tracked.as_mut() {
         tracked.complete(offset);
         if let Some(next) = tracked.committable() {
-            progress.mark_done(next - 1);
+            progress.store_offset(next);
         }
     }
 }

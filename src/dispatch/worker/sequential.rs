@@ -45,7 +45,7 @@ pub(super) async fn run(
         let handlers = handlers.current(&dispatcher.handlers);
         let settling = settle(dispatcher, handlers, &record, halt, &mut rng);
         match bounded(dispatcher, settling, halt, record.offset).await {
-            Settled::Yes => progress.mark_done(record.offset),
+            Settled::Yes => progress.store_offset(record.offset.saturating_add(1)),
             Settled::Interrupted => return Ended::Halted,
             Settled::Stuck => return Ended::Stuck,
         }

@@ -1,24 +1,22 @@
-//! Plain reads of one partition from its leader: ListOffsets(earliest) for the log start, and one Fetch
-//! (1 ms wait) for records and the high watermark. No group, no position state, no commits.
+//! Reads of one DLQ partition: the log start, and one Fetch (1 ms wait) decoded into records with the
+//! high watermark, both through the client's single-partition reader. No group, no position state, no
+//! commits.
 
 use std::time::Duration;
 
-use kafka_protocol::messages::{
-    FetchRequest, ListOffsetsRequest, TopicName,
-    fetch_request::{FetchPartition, FetchTopic},
-    list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic},
-};
 use snafu::ResultExt;
 use tokio::time::Instant;
 
-use super::error::{
-    AdminError, BrokerSnafu, ClusterSnafu, ConnectionSnafu, DecodeSnafu, MissingPartitionSnafu,
+use super::error::{AdminError, DecodeSnafu};
+use crate::client::{
+    Cluster,
+    fetcher::{
+        FetchConfig, IsolationLevel,
+        partition_reader::{self, ReadError},
+    },
+    subscription::TopicPartition,
 };
-use crate::client::Cluster;
-use crate::protocol::{
-    ServerError, StrBytes,
-    records::{DecodeOptions, Record, RecordBatchDecoder},
-};
+use crate::protocol::records::{DecodeOptions, Record, RecordBatchDecoder};
 
 /// The fetch size a read starts with; doubled (up to [`MAX_FETCH_BYTES`]) when one batch is larger.
 pub(super) const INITIAL_FETCH_BYTES: i32 = 1 << 20;
@@ -46,42 +44,43 @@ pub(super) struct Fetched {
     pub(super) truncated: bool,
 }
 
+/// The admin error for a failed read of `topic`/`partition`.
+fn admin_error(error: ReadError, topic: &str, partition: i32) -> AdminError {
+    let topic = topic.to_owned();
+    match error {
+        ReadError::Leader { source, .. } => AdminError::Cluster {
+            topic,
+            partition,
+            source,
+        },
+        ReadError::Connection { source, .. } => AdminError::Connection {
+            topic,
+            partition,
+            source,
+        },
+        ReadError::Broker { source, .. } => AdminError::Broker {
+            topic,
+            partition,
+            source,
+        },
+        ReadError::MissingPartition { .. } => AdminError::MissingPartition { topic, partition },
+    }
+}
+
 /// ListOffsets(earliest): the log start of `topic`/`partition`.
 pub(super) async fn earliest(cluster: &Cluster, topic: &str, partition: i32) -> Result<i64, AdminError> {
-    let (_, leader) = cluster
-        .leader(topic, partition)
+    let tp = TopicPartition::new(topic, partition);
+    partition_reader::log_start(cluster, &tp, IsolationLevel::ReadUncommitted)
         .await
-        .context(ClusterSnafu { topic, partition })?;
-    let request = ListOffsetsRequest::default().with_topics(vec![
-        ListOffsetsTopic::default()
-            .with_name(TopicName(StrBytes::from_string(topic.to_owned())))
-            .with_partitions(vec![
-                ListOffsetsPartition::default()
-                    .with_partition_index(partition)
-                    .with_timestamp(-2),
-            ]),
-    ]);
-    let response = leader
-        .request(&request)
-        .await
-        .context(ConnectionSnafu { topic, partition })?;
-    let p = response
-        .topics
-        .iter()
-        .flat_map(|t| t.partitions.iter())
-        .find(|p| p.partition_index == partition)
-        .ok_or_else(|| MissingPartitionSnafu { topic, partition }.build())?;
-    if let Some(e) = ServerError::from_code(p.error_code, None) {
-        return Err(e).context(BrokerSnafu { topic, partition });
-    }
-    Ok(p.offset.max(0))
+        .map(|offset| offset.max(0))
+        .map_err(|e| admin_error(e, topic, partition))
 }
 
 /// How long a read's Fetch may wait for data: 1 ms, i.e. "answer with what there is". Not 0: Tansu
 /// answers a zero-wait Fetch with no partitions at all (and then reading would only ever time out).
-const FETCH_MAX_WAIT_MS: i32 = 1;
+const FETCH_MAX_WAIT: Duration = Duration::from_millis(1);
 
-/// One Fetch of `topic`/`partition` at `offset` that does not wait for data (see [`FETCH_MAX_WAIT_MS`]).
+/// One Fetch of `topic`/`partition` at `offset` that does not wait for data (see [`FETCH_MAX_WAIT`]).
 pub(super) async fn fetch(
     cluster: &Cluster,
     topic: &str,
@@ -89,48 +88,24 @@ pub(super) async fn fetch(
     offset: i64,
     max_bytes: i32,
 ) -> Result<Fetched, AdminError> {
-    let (_, leader) = cluster
-        .leader(topic, partition)
+    let tp = TopicPartition::new(topic, partition);
+    let config = FetchConfig {
+        fetch_max_wait: FETCH_MAX_WAIT,
+        fetch_min_bytes: 0,
+        fetch_max_bytes: max_bytes,
+        max_partition_fetch_bytes: max_bytes,
+        isolation_level: IsolationLevel::ReadUncommitted,
+        ..FetchConfig::default()
+    };
+    let data = partition_reader::fetch(cluster, &tp, offset, &config)
         .await
-        .context(ClusterSnafu { topic, partition })?;
-    let request = FetchRequest::default()
-        .with_max_wait_ms(FETCH_MAX_WAIT_MS)
-        .with_min_bytes(0)
-        .with_max_bytes(max_bytes)
-        .with_isolation_level(0)
-        .with_topics(vec![
-            FetchTopic::default()
-                .with_topic(TopicName(StrBytes::from_string(topic.to_owned())))
-                .with_partitions(vec![
-                    FetchPartition::default()
-                        .with_partition(partition)
-                        .with_fetch_offset(offset)
-                        .with_partition_max_bytes(max_bytes),
-                ]),
-        ]);
-    let response = leader
-        .request(&request)
-        .await
-        .context(ConnectionSnafu { topic, partition })?;
-    let data = response
-        .responses
-        .iter()
-        .flat_map(|t| t.partitions.iter())
-        .find(|p| p.partition_index == partition)
-        .ok_or_else(|| MissingPartitionSnafu { topic, partition }.build())?;
-    if let Some(e) = ServerError::from_code(data.error_code, None) {
-        return Err(e).context(BrokerSnafu { topic, partition });
-    }
-    let (records, next_offset, truncated) = decode_bounded(
-        data.records.clone().unwrap_or_default(),
-        offset,
-        MAX_DECODED_BYTES,
-    )
-    .context(DecodeSnafu {
-        topic,
-        partition,
-        offset,
-    })?;
+        .map_err(|e| admin_error(e, topic, partition))?;
+    let (records, next_offset, truncated) =
+        decode_bounded(data.records, offset, MAX_DECODED_BYTES).context(DecodeSnafu {
+            topic,
+            partition,
+            offset,
+        })?;
     Ok(Fetched {
         high_watermark: data.high_watermark,
         records,
