@@ -12,7 +12,7 @@ use snafu::Snafu;
 ///
 /// ```
 /// use std::time::Duration;
-/// use kafka_event_bus::dispatch::RetryPolicy;
+/// use kafka_event_bus::bus::RetryPolicy;
 ///
 /// let policy = RetryPolicy::new(3, Duration::from_secs(1), Duration::from_secs(60), 0.0).unwrap();
 /// assert_eq!(policy.delay(0, 0.5), Duration::from_secs(1));

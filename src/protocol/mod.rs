@@ -56,4 +56,4 @@ unstable! { pub use versions::ApiVersionTable; }
 
 /// Re-exports of the [`kafka_protocol`] types that appear in this crate's public API.
 pub use kafka_protocol::{error::ResponseError, messages::ApiKey, protocol::StrBytes};
-unstable! { pub use kafka_protocol::protocol::VersionRange; }
+pub use kafka_protocol::protocol::VersionRange;

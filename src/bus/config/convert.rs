@@ -162,7 +162,7 @@ impl KafkaEventBusConfig {
     /// use std::time::Duration;
     /// use kafka_event_bus::bus::KafkaEventBusConfig;
     /// use kafka_event_bus::client::producer::Acks;
-    /// use kafka_event_bus::protocol::records::Compression;
+    /// use kafka_event_bus::protocol::Compression;
     ///
     /// let config = KafkaEventBusConfig::builder().acks("1").compression_type("zstd").build()?;
     /// let producer = config.producer_config()?;

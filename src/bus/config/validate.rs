@@ -405,7 +405,7 @@ impl KafkaEventBusConfig {
     ///
     /// ```
     /// use kafka_event_bus::bus::KafkaEventBusConfig;
-    /// use kafka_event_bus::protocol::records::Compression;
+    /// use kafka_event_bus::protocol::Compression;
     ///
     /// let mut config = KafkaEventBusConfig::default();
     /// assert_eq!(config.compression()?, Compression::Gzip);

@@ -9,7 +9,7 @@
 //!
 //! Owns: the fetch task, its broker connections, offset resets (`reset`), and the plain reads of one
 //! partition that resets and the DLQ admin share (`partition_reader`). May use
-//! [`crate::client::cluster`], [`crate::client::subscription`] and [`crate::protocol`].
+//! [`crate::client::cluster`], `client::subscription` and [`crate::protocol`].
 //!
 //! # Invariants
 //!

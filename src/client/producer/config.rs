@@ -65,7 +65,7 @@ impl std::str::FromStr for Acks {
 /// ```
 /// use std::time::Duration;
 /// use kafka_event_bus::client::producer::{Acks, ProducerConfig};
-/// use kafka_event_bus::protocol::records::Compression;
+/// use kafka_event_bus::protocol::Compression;
 ///
 /// let config = ProducerConfig::default()
 ///     .with_acks(Acks::All)

@@ -26,14 +26,14 @@ use super::error::{CodecError, Error, UnknownCompressionNameSnafu};
 /// # Example
 ///
 /// ```
-/// use kafka_event_bus::protocol::records::Compression;
+/// use kafka_event_bus::protocol::Compression;
 ///
 /// let c: Compression = "zstd".parse()?;
 /// assert_eq!(c, Compression::Zstd);
 /// assert_eq!(c.to_string(), "zstd");
 /// assert_eq!(c.id(), 4);
 /// assert!("ZSTD".parse::<Compression>().is_err()); // Kafka's names are lower case
-/// # Ok::<(), kafka_event_bus::protocol::records::Error>(())
+/// # Ok::<(), kafka_event_bus::protocol::RecordBatchError>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]

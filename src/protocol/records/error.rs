@@ -106,7 +106,7 @@ impl Error {
     /// # Example
     ///
     /// ```
-    /// use kafka_event_bus::protocol::records::Compression;
+    /// use kafka_event_bus::protocol::Compression;
     ///
     /// let err = "brotli".parse::<Compression>().unwrap_err();
     /// assert!(!err.is_retriable());
