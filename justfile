@@ -83,13 +83,13 @@ bench-peers events="200000" partitions="6":
 # N full consumer-group rebalance storms, member logs kept when one fails.
 storm N="10":
     cargo build --example consume
-    STORM_RUNS={{N}} cargo test --test broker -- --include-ignored --nocapture group::storm_full
+    STORM_RUNS={{N}} cargo test --test broker -- --include-ignored --nocapture group_storm::storm_full
 
 # The persistent broker (Tansu on a local S3 server) killed -9 and frozen, a blackholed link; the first
 # run installs the S3 server (PyPI moto[server]) under the target directory.
 # The fault trials (about a minute on two cores).
 faults:
-    KAFKA_EVENT_BUS_FAULTS=1 cargo test --test broker -- faults::
+    KAFKA_EVENT_BUS_FAULTS=1 cargo test --test broker -- faults_
 
 # One bus publishes and consumes at RATE events/s; RSS, tasks and sockets at start, quarters and end.
 # The soak: SECONDS of steady load, one JSON line.

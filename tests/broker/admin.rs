@@ -1,12 +1,11 @@
 //! Admin operations and metadata against a real broker.
 
 use kafka_event_bus::client::{NewTopic, TopicCreation, cluster::Error};
-use libtest_mimic::Trial;
 
 use crate::{support::unique, trial};
 
-pub(crate) fn trials(trials: &mut Vec<Trial>) {
-    trials.push(trial("admin::create_ensure_describe_delete", |ctx| async move {
+pub(crate) fn trials(trials: &mut crate::Trials<'_>) {
+    trials.push(trial("create_ensure_describe_delete", |ctx| async move {
         let cluster = ctx.cluster().await;
         let name = unique("admin");
         let created = cluster
@@ -47,7 +46,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
     }));
 
     trials.push(trial(
-        "admin::unknown_topics_are_typed_errors",
+        "unknown_topics_are_typed_errors",
         |ctx| async move {
             let cluster = ctx.cluster().await;
             let name = unique("never-created");
@@ -70,7 +69,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
     ));
 
     trials.push(trial(
-        "admin::ensure_creates_several_topics_with_leaders",
+        "ensure_creates_several_topics_with_leaders",
         |ctx| async move {
             let cluster = ctx.cluster().await;
             let (a, b) = (unique("ensure-a"), unique("ensure-b"));

@@ -15,7 +15,6 @@ use kafka_event_bus::{
     protocol::Headers,
     testing::conformance,
 };
-use libtest_mimic::Trial;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use uuid::Uuid;
@@ -135,10 +134,10 @@ async fn collect(rx: &mut mpsc::UnboundedReceiver<(String, i64)>, n: usize) -> V
     out
 }
 
-pub(crate) fn trials(trials: &mut Vec<Trial>) {
+pub(crate) fn trials(trials: &mut crate::Trials<'_>) {
     for (name, case) in conformance::cases::<Factory>() {
         trials.push(trial(
-            &format!("bus::conformance::{name}"),
+            &format!("conformance::{name}"),
             move |ctx| async move {
                 let factory = Factory(ctx);
                 if let Err(failure) = case(&factory).await {
@@ -149,7 +148,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
     }
 
     trials.push(trial(
-        "bus::two_groups_each_get_every_event_once",
+        "two_groups_each_get_every_event_once",
         |ctx| async move {
             let prefix = unique("groups");
             let a = start(config(ctx, &prefix, &unique("a"))).await;
@@ -180,7 +179,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
     ));
 
     trials.push(trial(
-        "bus::failed_handlers_are_retried_in_place_then_dead_lettered",
+        "failed_handlers_are_retried_in_place_then_dead_lettered",
         |ctx| async move {
             let prefix = unique("retry");
             let mut cfg = config(ctx, &prefix, &prefix);
@@ -291,7 +290,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
     ));
 
     trials.push(trial(
-        "bus::poison_records_go_to_the_dlq_and_never_stall",
+        "poison_records_go_to_the_dlq_and_never_stall",
         |ctx| async move {
             let prefix = unique("poison");
             let bus = start(config(ctx, &prefix, &prefix)).await;
@@ -360,7 +359,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
     ));
 
     trials.push(trial(
-        "bus::disabled_dlq_drops_loudly_and_counts",
+        "disabled_dlq_drops_loudly_and_counts",
         |ctx| async move {
             let prefix = unique("nodlq");
             let mut cfg = config(ctx, &prefix, &prefix);
@@ -403,7 +402,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
     ));
 
     trials.push(trial(
-        "bus::stats_are_exact_under_concurrency",
+        "stats_are_exact_under_concurrency",
         |ctx| async move {
             let prefix = unique("stats");
             let bus = start(config(ctx, &prefix, &prefix)).await;
@@ -461,7 +460,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
     ));
 
     trials.push(trial(
-        "bus::an_idle_consumer_shuts_down_at_once",
+        "an_idle_consumer_shuts_down_at_once",
         |ctx| async move {
             let prefix = unique("idle");
             let bus = start(config(ctx, &prefix, &prefix)).await;
@@ -480,7 +479,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
     ));
 
     trials.push(trial(
-        "bus::publish_only_processes_never_join_and_errors_name_events",
+        "publish_only_processes_never_join_and_errors_name_events",
         |ctx| async move {
             let prefix = unique("pubonly");
             let bus = KafkaEventBus::new(config(ctx, &prefix, &prefix)).unwrap();
@@ -510,7 +509,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
     ));
 
     trials.push(trial(
-        "bus::dlq_admin_lists_counts_and_replays_to_the_failing_group_only",
+        "dlq_admin_lists_counts_and_replays_to_the_failing_group_only",
         |ctx| async move {
             let prefix = unique("replay");
             let (group_a, group_b) = (unique("a"), unique("b"));
@@ -574,7 +573,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
     ));
 
     trials.push(trial(
-        "bus::per_key_concurrency_keeps_each_aggregate_in_order",
+        "per_key_concurrency_keeps_each_aggregate_in_order",
         |ctx| async move {
             let prefix = unique("keyed");
             let mut cfg = config(ctx, &prefix, &prefix);
@@ -657,7 +656,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
     ));
 
     trials.push(trial(
-        "bus::permanent_errors_skip_retries_and_scoped_shuts_down",
+        "permanent_errors_skip_retries_and_scoped_shuts_down",
         |ctx| async move {
             let prefix = unique("permanent");
             let mut cfg = config(ctx, &prefix, &prefix);

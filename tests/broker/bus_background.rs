@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use kafka_event_bus::bus::{Error, EventBus};
-use libtest_mimic::Trial;
 use uuid::Uuid;
 
 use crate::{
@@ -14,9 +13,9 @@ use crate::{
     trial,
 };
 
-pub(crate) fn trials(trials: &mut Vec<Trial>) {
+pub(crate) fn trials(trials: &mut crate::Trials<'_>) {
     trials.push(trial(
-        "bus_background::a_background_publish_polled_after_shutdown_is_refused",
+        "a_background_publish_polled_after_shutdown_is_refused",
         |ctx| async move {
             let prefix = unique("bg-late");
             let bus = start(config(ctx, &prefix, &prefix), true).await;

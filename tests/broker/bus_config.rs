@@ -6,7 +6,6 @@ use kafka_event_bus::{
     bus::{AssignmentStrategy, EventBus, KafkaEventBus},
     event::DomainEvent,
 };
-use libtest_mimic::Trial;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
@@ -16,9 +15,9 @@ use crate::{
     trial,
 };
 
-pub(crate) fn trials(trials: &mut Vec<Trial>) {
+pub(crate) fn trials(trials: &mut crate::Trials<'_>) {
     trials.push(trial(
-        "bus_config::cooperative_sticky_members_share_a_topic",
+        "cooperative_sticky_members_share_a_topic",
         |ctx| async move {
             // Two buses of one group that offer only cooperative-sticky: the second joins while the
             // first consumes, gets partitions, and together they handle every event.

@@ -12,7 +12,6 @@ use kafka_event_bus::{
     bus::{EventBus, KafkaEventBus},
     event::DomainEvent,
 };
-use libtest_mimic::Trial;
 use uuid::Uuid;
 
 use crate::{bus::config, group_support::eventually, support::OrderCreated, support::unique, trial};
@@ -51,8 +50,8 @@ fn handled(files: &[&PathBuf]) -> HashSet<String> {
         .collect()
 }
 
-pub(crate) fn trials(trials: &mut Vec<Trial>) {
-    trials.push(trial("bus::a_killed_consumer_loses_nothing", |ctx| async move {
+pub(crate) fn trials(trials: &mut crate::Trials<'_>) {
+    trials.push(trial("a_killed_consumer_loses_nothing", |ctx| async move {
         let prefix = unique("crash");
         let bus = KafkaEventBus::new(config(ctx, &prefix, &prefix)).unwrap();
         bus.connect().await.unwrap();

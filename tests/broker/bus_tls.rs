@@ -9,7 +9,6 @@ use kafka_event_bus::{
     client::connection::{TlsConfig, TlsProvider},
     event::DomainEvent,
 };
-use libtest_mimic::Trial;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
@@ -96,17 +95,17 @@ async fn round_trip(settings: Settings) {
     assert_eq!(bus.stats().events_processed_success, 10);
 }
 
-pub(crate) fn trials(trials: &mut Vec<Trial>) {
-    trials.push(trial("bus_tls::publish_join_and_consume_over_tls", |_ctx| {
+pub(crate) fn trials(trials: &mut crate::Trials<'_>) {
+    trials.push(trial("publish_join_and_consume_over_tls", |_ctx| {
         round_trip(Settings::Files { mutual: false })
     }));
-    trials.push(trial("bus_tls::publish_join_and_consume_over_mtls", |_ctx| {
+    trials.push(trial("publish_join_and_consume_over_mtls", |_ctx| {
         round_trip(Settings::Files { mutual: true })
     }));
     // Each provider this machine can run, through a ready `ssl_context` (the files are not set).
     for provider in [TlsProvider::Graviola, TlsProvider::RustCrypto] {
         if provider.unusable().is_none() {
-            let name = format!("bus_tls::publish_join_and_consume_with_a_ready_{provider}_ssl_context");
+            let name = format!("publish_join_and_consume_with_a_ready_{provider}_ssl_context");
             trials.push(trial(&name, move |_ctx| round_trip(Settings::Ready(provider))));
         }
     }

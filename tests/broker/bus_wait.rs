@@ -13,7 +13,6 @@ use kafka_event_bus::{
     bus::{Error, EventBus, KafkaEventBus, TopicOptions},
     event::DomainEvent,
 };
-use libtest_mimic::Trial;
 use uuid::Uuid;
 
 use crate::{
@@ -24,9 +23,9 @@ use crate::{
 
 const EVENTS: u64 = 200;
 
-pub(crate) fn trials(trials: &mut Vec<Trial>) {
+pub(crate) fn trials(trials: &mut crate::Trials<'_>) {
     trials.push(trial(
-        "bus::waits_for_assignment_then_until_every_published_event_is_handled",
+        "waits_for_assignment_then_until_every_published_event_is_handled",
         |ctx| async move {
             let prefix = unique("wait");
             let bus = KafkaEventBus::new(config(ctx, &prefix, &prefix)).unwrap();

@@ -13,7 +13,6 @@ use kafka_event_bus::{
         producer::{Producer, ProducerRecord},
     },
 };
-use libtest_mimic::Trial;
 
 use crate::{
     support::unique,
@@ -47,9 +46,9 @@ fn is_tls_failure(err: &ClusterError) -> bool {
     }
 }
 
-pub(crate) fn trials(trials: &mut Vec<Trial>) {
+pub(crate) fn trials(trials: &mut crate::Trials<'_>) {
     trials.push(trial(
-        "config_tls::ssl_config_creates_topics_and_produces_over_tls",
+        "ssl_config_creates_topics_and_produces_over_tls",
         |_ctx| async move {
             let broker = start("server", false).await;
             let config = ssl(&broker.bootstrap).acks("all").build().unwrap();
@@ -74,7 +73,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
     ));
 
     trials.push(trial(
-        "config_tls::mtls_config_presents_the_client_certificate",
+        "mtls_config_presents_the_client_certificate",
         |_ctx| async move {
             let broker = start("server", true).await;
             let without = ssl(&broker.bootstrap).build().unwrap();
@@ -99,7 +98,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
     ));
 
     trials.push(trial(
-        "config_tls::ssl_check_hostname_false_accepts_another_name_but_not_another_ca",
+        "ssl_check_hostname_false_accepts_another_name_but_not_another_ca",
         |_ctx| async move {
             let broker = start("wrong-name", false).await;
             let strict = ssl(&broker.bootstrap).build().unwrap();

@@ -20,13 +20,12 @@ use kafka_protocol::messages::{
     CreateTopicsRequest, FetchRequest, FindCoordinatorRequest, JoinGroupRequest, MetadataRequest,
     OffsetCommitRequest, ProduceRequest, TopicName, metadata_request::MetadataRequestTopic,
 };
-use libtest_mimic::Trial;
 
 use crate::{fault_proxy::FaultyBroker, support::unique, trial};
 
-pub(crate) fn trials(trials: &mut Vec<Trial>) {
+pub(crate) fn trials(trials: &mut crate::Trials<'_>) {
     trials.push(trial(
-        "connection::negotiates_versions_per_api",
+        "negotiates_versions_per_api",
         |ctx| async move {
             let broker = BrokerConnection::new(ctx.bootstrap.split(',').next().unwrap(), ctx.config().into());
             let messenger = broker.messenger().await.unwrap();
@@ -87,7 +86,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
     ));
 
     trials.push(trial(
-        "connection::pipelines_many_requests_on_one_connection",
+        "pipelines_many_requests_on_one_connection",
         |ctx| async move {
             let broker = Arc::new(BrokerConnection::new(
                 ctx.bootstrap.split(',').next().unwrap(),
@@ -124,7 +123,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
     ));
 
     trials.push(trial(
-        "connection::bad_addresses_give_clear_errors",
+        "bad_addresses_give_clear_errors",
         |_ctx| async move {
             let err = Cluster::connect(ClientConfig::new("localhost"))
                 .await
@@ -147,7 +146,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
     ));
 
     trials.push(trial(
-        "connection::a_dead_first_bootstrap_server_is_skipped",
+        "a_dead_first_bootstrap_server_is_skipped",
         |ctx| async move {
             let dead = format!("127.0.0.1:{}", free_port());
             let config = ClientConfig::new(&format!("{dead},{}", ctx.bootstrap));
@@ -168,7 +167,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
     ));
 
     trials.push(trial(
-        "connection::a_stopped_broker_fails_requests_then_recovers",
+        "a_stopped_broker_fails_requests_then_recovers",
         |_ctx| async move {
             let mut broker = tokio::task::spawn_blocking(LocalBroker::start)
                 .await
@@ -212,7 +211,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
     ));
 
     trials.push(trial(
-        "connection::a_frozen_broker_times_out_instead_of_hanging",
+        "a_frozen_broker_times_out_instead_of_hanging",
         |_ctx| async move {
             let broker = tokio::task::spawn_blocking(LocalBroker::start)
                 .await
@@ -246,7 +245,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
     ));
 
     trials.push(trial(
-        "connection::a_blackholed_link_is_replaced_after_the_request_timeout",
+        "a_blackholed_link_is_replaced_after_the_request_timeout",
         |_ctx| async move {
             let broker = FaultyBroker::start().await;
             let request_timeout = Duration::from_secs(2);

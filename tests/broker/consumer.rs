@@ -11,7 +11,6 @@ use kafka_event_bus::{
     },
     protocol::Compression,
 };
-use libtest_mimic::Trial;
 
 use crate::{
     group_support::{create_topic, eventually, fast_config, produce, produce_batch},
@@ -101,9 +100,11 @@ async fn read_before_the_long_poll_ends(stream: &mut PartitionStream, records: u
     took
 }
 
-pub(crate) fn trials(trials: &mut Vec<Trial>) {
+pub(crate) fn trials(trials: &mut crate::Trials<'_>) {
+    throughput_trial(trials);
+    fault_trials(trials);
     trials.push(trial(
-        "consumer::every_codec_round_trips_with_headers",
+        "every_codec_round_trips_with_headers",
         |ctx| async move {
             let cluster = ctx.cluster().await;
             let (topic, group) = (unique("codecs"), unique("codecs-g"));
@@ -140,7 +141,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
     ));
 
     trials.push(trial(
-        "consumer::unread_partition_stops_growing_while_others_flow_and_pause_resume",
+        "unread_partition_stops_growing_while_others_flow_and_pause_resume",
         |ctx| async move {
             let cluster = ctx.cluster().await;
             let (topic, group) = (unique("backpressure"), unique("backpressure-g"));
@@ -213,7 +214,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
     ));
 
     trials.push(trial(
-        "consumer::records_waiting_never_wait_behind_an_idle_partitions_long_poll",
+        "records_waiting_never_wait_behind_an_idle_partitions_long_poll",
         |ctx| async move {
             let cluster = ctx.cluster().await;
             // A backlog of 40 batches on partition 0; partition 1 stays empty.
@@ -242,7 +243,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
     ));
 
     trials.push(trial(
-        "consumer::records_that_arrive_while_a_full_buffer_waits_are_fetched_once_it_drains",
+        "records_that_arrive_while_a_full_buffer_waits_are_fetched_once_it_drains",
         |ctx| async move {
             let cluster = ctx.cluster().await;
             let (consumer, mut refilled, idle) = beside_an_idle_partition(&cluster, "refill", 0..1).await;
@@ -267,7 +268,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
     ));
 
     trials.push(trial(
-        "consumer::latest_reset_skips_existing_records_multi_record_batches",
+        "latest_reset_skips_existing_records_multi_record_batches",
         |ctx| async move {
             let cluster = ctx.cluster().await;
             let (topic, group) = (unique("latest"), unique("latest-g"));
@@ -294,7 +295,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
     ));
 
     trials.push(trial(
-        "consumer::latest_reset_on_an_empty_partition",
+        "latest_reset_on_an_empty_partition",
         |ctx| async move {
             let cluster = ctx.cluster().await;
             let (topic, group) = (unique("latest-empty"), unique("latest-empty-g"));
@@ -316,7 +317,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
     ));
 
     trials.push(trial(
-        "consumer::only_stored_offsets_are_committed",
+        "only_stored_offsets_are_committed",
         |ctx| async move {
             let cluster = ctx.cluster().await;
             let (topic, group) = (unique("done"), unique("done-g"));
@@ -349,7 +350,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
     ));
 
     trials.push(trial(
-        "consumer::consumer_and_partition_streams_are_streams",
+        "consumer_and_partition_streams_are_streams",
         |ctx| async move {
             use futures::StreamExt;
 
@@ -385,7 +386,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
     ));
 
     trials.push(trial(
-        "consumer::stalled_handler_leaves_the_group_then_rejoins",
+        "stalled_handler_leaves_the_group_then_rejoins",
         |ctx| async move {
             let cluster = ctx.cluster().await;
             let (topic, group) = (unique("stall"), unique("stall-g"));
@@ -433,9 +434,9 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
 
 /// A rough consume-throughput probe (not the benchmark): `cargo test --release --test broker --
 /// --ignored consumer::throughput --nocapture`.
-pub(crate) fn throughput_trial(trials: &mut Vec<Trial>) {
+fn throughput_trial(trials: &mut crate::Trials<'_>) {
     trials.push(
-        trial("consumer::throughput_probe", |ctx| async move {
+        trial("throughput_probe", |ctx| async move {
             let cluster = ctx.cluster().await;
             let (topic, group) = (unique("tput"), unique("tput-g"));
             create_topic(&cluster, &topic, 6).await;
@@ -513,8 +514,8 @@ pub(crate) fn throughput_trial(trials: &mut Vec<Trial>) {
 /// Connection loss and a coordinator that forgets the group: the broker is stopped and restarted
 /// (memory storage: it comes back empty). The consumer reconnects, rediscovers the coordinator, rejoins
 /// and reads the new log from the start.
-pub(crate) fn fault_trials(trials: &mut Vec<Trial>) {
-    trials.push(trial("consumer::survives_a_broker_restart", |_ctx| async move {
+fn fault_trials(trials: &mut crate::Trials<'_>) {
+    trials.push(trial("survives_a_broker_restart", |_ctx| async move {
         let mut broker = tokio::task::spawn_blocking(kafka_event_bus::testing::LocalBroker::start)
             .await
             .unwrap()

@@ -17,7 +17,6 @@ use kafka_event_bus::{
     event::DomainEvent,
     protocol::{Compression, Headers, RecordBatchBuilder},
 };
-use libtest_mimic::Trial;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
@@ -198,9 +197,9 @@ fn value(r: &kafka_event_bus::client::consumer::ConsumerRecord) -> String {
     String::from_utf8(r.value.clone().unwrap_or_default().to_vec()).unwrap()
 }
 
-pub(crate) fn trials(trials: &mut Vec<Trial>) {
+pub(crate) fn trials(trials: &mut crate::Trials<'_>) {
     trials.push(trial(
-        "corrupt_batch::stream_and_commit_never_pass_a_corrupt_batch",
+        "stream_and_commit_never_pass_a_corrupt_batch",
         |ctx| async move {
             let cluster = ctx.cluster().await;
             let (topic, group) = (unique("corrupt-stop"), unique("corrupt-stop-g"));
@@ -234,7 +233,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
         },
     ));
     trials.push(trial(
-        "corrupt_batch::try_next_reports_the_batch_and_skip_goes_on_after_it",
+        "try_next_reports_the_batch_and_skip_goes_on_after_it",
         |ctx| async move {
             let cluster = ctx.cluster().await;
             let (topic, group) = (unique("corrupt-skip"), unique("corrupt-skip-g"));
@@ -282,7 +281,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
         },
     ));
     trials.push(trial(
-        "corrupt_batch::the_bus_dead_letters_a_corrupt_batch_and_handles_its_neighbours",
+        "the_bus_dead_letters_a_corrupt_batch_and_handles_its_neighbours",
         |ctx| async move {
             let (bus, topic, handled, start, b) =
                 bus_over_a_corrupt_batch(ctx, "corrupt-bus", ("dead_letter", 1), Duration::from_secs(3))
@@ -323,7 +322,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
         },
     ));
     trials.push(trial(
-        "corrupt_batch::the_bus_stops_at_a_corrupt_batch_with_the_stop_policy",
+        "the_bus_stops_at_a_corrupt_batch_with_the_stop_policy",
         |ctx| async move {
             let (bus, topic, handled, start, _) =
                 bus_over_a_corrupt_batch(ctx, "corrupt-stop-bus", ("stop", 1), Duration::from_secs(3)).await;
@@ -341,7 +340,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
         },
     ));
     trials.push(trial(
-        "corrupt_batch::fetches_fit_in_the_largest_response_the_connection_takes",
+        "fetches_fit_in_the_largest_response_the_connection_takes",
         |ctx| async move {
             // fetch_max_bytes (50 MiB by default) above max_response_size: a Fetch asking for it got a
             // response the connection refused, and the same Fetch again, forever.
@@ -368,7 +367,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
         },
     ));
     trials.push(trial(
-        "corrupt_batch::the_keyed_worker_dead_letters_a_corrupt_batch_too",
+        "the_keyed_worker_dead_letters_a_corrupt_batch_too",
         |ctx| async move {
             let (bus, topic, mut handled, start, _) =
                 bus_over_a_corrupt_batch(ctx, "corrupt-keyed", ("dead_letter", 4), Duration::from_secs(3))
@@ -388,7 +387,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
         },
     ));
     trials.push(trial(
-        "corrupt_batch::a_batch_that_fails_to_decompress_is_dead_lettered_and_its_neighbours_handled",
+        "a_batch_that_fails_to_decompress_is_dead_lettered_and_its_neighbours_handled",
         |ctx| async move {
             let (bus, topic, handled, start, b) = bus_over_a_bad_batch(
                 ctx,

@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use kafka_event_bus::bus::{EventBus, KafkaEventBus};
-use libtest_mimic::Trial;
 use uuid::Uuid;
 
 use crate::{
@@ -71,9 +70,9 @@ async fn assert_the_group_unaffected(bus: &KafkaEventBus, calls: &Calls) {
     assert_eq!((s.corrupt_batches, s.messages_sent_to_dlq), (1, 0), "{s:?}");
 }
 
-pub(crate) fn trials(trials: &mut Vec<Trial>) {
+pub(crate) fn trials(trials: &mut crate::Trials<'_>) {
     trials.push(trial(
-        "corrupt_pause::a_stop_at_a_corrupt_batch_pauses_the_partition_not_the_group",
+        "a_stop_at_a_corrupt_batch_pauses_the_partition_not_the_group",
         |ctx| async move {
             let (bus, calls) = bus_stopped_at_a_corrupt_batch(ctx, "cp-stop", ("stop", 1), true).await;
             assert_the_group_unaffected(&bus, &calls).await;
@@ -82,11 +81,11 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
     ));
     for (name, in_flight) in [
         (
-            "corrupt_pause::a_corrupt_batch_the_dlq_refuses_pauses_the_partition",
+            "a_corrupt_batch_the_dlq_refuses_pauses_the_partition",
             1,
         ),
         (
-            "corrupt_pause::the_keyed_worker_pauses_at_a_corrupt_batch_the_dlq_refuses",
+            "the_keyed_worker_pauses_at_a_corrupt_batch_the_dlq_refuses",
             4,
         ),
     ] {

@@ -12,7 +12,6 @@ use kafka_event_bus::{
     event::DomainEvent,
     telemetry::Telemetry,
 };
-use libtest_mimic::Trial;
 use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry_sdk::metrics::{
     InMemoryMetricExporter, PeriodicReader, SdkMeterProvider,
@@ -88,9 +87,9 @@ async fn assert_paused_not_poisoned(
     assert_eq!(stat(bus, "dead_letter_failures"), 1);
 }
 
-pub(crate) fn trials(trials: &mut Vec<Trial>) {
+pub(crate) fn trials(trials: &mut crate::Trials<'_>) {
     trials.push(trial(
-        "dispatch::a_missing_dlq_topic_pauses_the_partition_not_the_group",
+        "a_missing_dlq_topic_pauses_the_partition_not_the_group",
         |ctx| async move {
             let prefix = unique("dp-nodlq");
             // The main topic only: the DLQ topic does not exist (and the client never auto-creates).
@@ -110,7 +109,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
     ));
 
     trials.push(trial(
-        "dispatch::a_missing_dlq_topic_pauses_a_keyed_partition_too",
+        "a_missing_dlq_topic_pauses_a_keyed_partition_too",
         |ctx| async move {
             let prefix = unique("dp-nodlq-keyed");
             let mut cfg = dlq_config(ctx, &prefix);
@@ -126,7 +125,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
     ));
 
     trials.push(trial(
-        "dispatch::a_dead_letter_too_large_pauses_the_partition_not_the_group",
+        "a_dead_letter_too_large_pauses_the_partition_not_the_group",
         |ctx| async move {
             let prefix = unique("dp-big");
             let bus = start(dlq_config(ctx, &prefix), true).await;
@@ -163,7 +162,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
     ));
 
     trials.push(trial(
-        "dispatch::no_retry_runs_after_its_partition_was_revoked",
+        "no_retry_runs_after_its_partition_was_revoked",
         |ctx| async move {
             let prefix = unique("dp-revoke");
             let mut cfg = config(ctx, &prefix, &prefix);
@@ -234,7 +233,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
     ));
 
     trials.push(trial(
-        "dispatch::a_worker_that_dies_pauses_its_partition_loudly",
+        "a_worker_that_dies_pauses_its_partition_loudly",
         |ctx| async move {
             let prefix = unique("dp-panic");
             let bus = start(config(ctx, &prefix, &prefix), false).await;
@@ -279,7 +278,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
     ));
 
     trials.push(trial(
-        "dispatch::shutdown_keeps_its_deadline_and_drains_background_publishes",
+        "shutdown_keeps_its_deadline_and_drains_background_publishes",
         |ctx| async move {
             let prefix = unique("dp-shutdown");
             let mut cfg = config(ctx, &prefix, &prefix);
@@ -345,7 +344,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
     ));
 
     trials.push(trial(
-        "dispatch::the_lag_gauge_is_cleared_when_consuming_stops",
+        "the_lag_gauge_is_cleared_when_consuming_stops",
         |ctx| async move {
             let exporter = InMemoryMetricExporter::default();
             let provider = SdkMeterProvider::builder()
@@ -405,7 +404,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
     ));
 
     trials.push(trial(
-        "dispatch::a_permanent_error_has_its_own_reason_and_a_replay_is_published",
+        "a_permanent_error_has_its_own_reason_and_a_replay_is_published",
         |ctx| async move {
             let prefix = unique("dp-permanent");
             let bus = start(config(ctx, &prefix, &prefix), true).await;

@@ -16,7 +16,6 @@ use kafka_event_bus::{
     },
     protocol::Headers,
 };
-use libtest_mimic::Trial;
 
 use crate::{fault_proxy::FaultyBroker, read_back::read_partition, support::unique, trial};
 
@@ -107,8 +106,8 @@ async fn fill(setup: &Setup, n: usize) {
     }
 }
 
-pub(crate) fn trials(trials: &mut Vec<Trial>) {
-    trials.push(trial("dlq::sink_then_messages_lists_it", |ctx| async move {
+pub(crate) fn trials(trials: &mut crate::Trials<'_>) {
+    trials.push(trial("sink_then_messages_lists_it", |ctx| async move {
         let setup = Setup::new(ctx.cluster().await, 1, 2).await;
         let sink = setup.sink();
         assert_eq!(sink.topic(), setup.dlq_topic);
@@ -201,7 +200,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
         assert_eq!(json["headers"]["dlq_consumer_group"], "g1");
     }));
 
-    trials.push(trial("dlq::messages_is_bounded_and_quick", |ctx| async move {
+    trials.push(trial("messages_is_bounded_and_quick", |ctx| async move {
         let cluster = ctx.cluster().await;
 
         // A DLQ topic that does not exist: nothing, at once, and it is not created.
@@ -304,7 +303,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
         assert!(listed.len() > 7, "{}", listed.len());
     }));
 
-    trials.push(trial("dlq::count_uses_the_high_watermark", |ctx| async move {
+    trials.push(trial("count_uses_the_high_watermark", |ctx| async move {
         let setup = Setup::new(ctx.cluster().await, 1, 2).await;
         let admin = setup.admin(3);
         assert_eq!(admin.count().await.unwrap(), 0, "empty topic");
@@ -330,7 +329,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
         );
     }));
 
-    trials.push(trial("dlq::replay_republishes_for_the_failing_group", |ctx| async move {
+    trials.push(trial("replay_republishes_for_the_failing_group", |ctx| async move {
         let setup = Setup::new(ctx.cluster().await, 1, 1).await;
         let sink = setup.sink();
         let admin = setup.admin(2);
@@ -428,7 +427,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
     }));
 
     trials.push(trial(
-        "dlq::reads_are_bounded_when_the_broker_is_gone",
+        "reads_are_bounded_when_the_broker_is_gone",
         |_ctx| async move {
             let broker = FaultyBroker::start().await;
             let cluster = Cluster::connect(kafka_event_bus::client::ClientConfig::new(&broker.bootstrap))
@@ -471,7 +470,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
         },
     ));
 
-    trials.push(trial("dlq::sink_failure_is_a_typed_error", |ctx| async move {
+    trials.push(trial("sink_failure_is_a_typed_error", |ctx| async move {
         let cluster = ctx.cluster().await;
         let producer = Producer::new(cluster, ProducerConfig::default()).unwrap();
         let sink = DlqSink::new(producer, unique("never-created-dlq"));

@@ -13,7 +13,6 @@ use kafka_event_bus::{
     client::{ClientConfig, Cluster},
     event::DomainEvent,
 };
-use libtest_mimic::Trial;
 use uuid::Uuid;
 
 use crate::{
@@ -54,11 +53,11 @@ fn handled(seen: &Seen, phase: &str) -> usize {
         .count()
 }
 
-pub(crate) fn trials(trials: &mut Vec<Trial>) {
+pub(crate) fn trials(trials: &mut crate::Trials<'_>) {
     // The proxy itself: silent while blackholed, and afterwards new connections work at once. It shows
     // that the trial below fails on the client, not on its fault injector.
     trials.push(fault_trial(
-        "faults::the_blackhole_proxy_silences_old_links_and_serves_new_ones",
+        "the_blackhole_proxy_silences_old_links_and_serves_new_ones",
         |_ctx| async move {
             let proxy = FaultyBroker::start().await;
             let config = || {
@@ -104,7 +103,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
     // nothing since it was sent, so none of them waits out a request timeout of its own afterwards.
     trials.push(
         fault_trial(
-            "faults::a_blackholed_link_recovers_within_request_timeout_plus_backoff",
+            "a_blackholed_link_recovers_within_request_timeout_plus_backoff",
             |ctx| async move {
                 let proxy = FaultyBroker::start().await;
                 let prefix = unique("faults-blackhole");

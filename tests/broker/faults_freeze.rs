@@ -12,7 +12,6 @@ use kafka_event_bus::client::{
     ClientConfig, Cluster, NewTopic,
     producer::{Producer, ProducerConfig, ProducerRecord},
 };
-use libtest_mimic::Trial;
 use tokio::sync::Mutex;
 
 use crate::{
@@ -31,9 +30,9 @@ const _: () = assert!(
 const PRODUCE_TIMEOUT: Duration = Duration::from_secs(2);
 const FROZEN_FOR: Duration = Duration::from_secs(6);
 
-pub(crate) fn trials(trials: &mut Vec<Trial>) {
+pub(crate) fn trials(trials: &mut crate::Trials<'_>) {
     trials.push(fault_trial(
-        "faults::a_frozen_broker_neither_loses_nor_duplicates_an_idempotent_publish",
+        "a_frozen_broker_neither_loses_nor_duplicates_an_idempotent_publish",
         |_ctx| async move {
             let broker = Arc::new(Mutex::new(persistent_broker().await));
             let bootstrap = broker.lock().await.bootstrap_servers().to_owned();

@@ -16,7 +16,6 @@ use kafka_event_bus::{
     client::{ClientConfig, Cluster},
     event::DomainEvent,
 };
-use libtest_mimic::Trial;
 use uuid::Uuid;
 
 use crate::{
@@ -85,9 +84,9 @@ fn check_committed(
     }
 }
 
-pub(crate) fn trials(trials: &mut Vec<Trial>) {
+pub(crate) fn trials(trials: &mut crate::Trials<'_>) {
     trials.push(fault_trial(
-        "faults::a_broker_killed_mid_consume_loses_nothing_and_commits_only_settled_events",
+        "a_broker_killed_mid_consume_loses_nothing_and_commits_only_settled_events",
         |ctx| async move {
             let mut broker = persistent_broker().await;
             let prefix = unique("faults-restart");

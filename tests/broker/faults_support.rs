@@ -8,7 +8,6 @@ use kafka_event_bus::{client::Cluster, protocol::StrBytes, testing::PersistentBr
 use kafka_protocol::messages::{
     GroupId, OffsetFetchRequest, TopicName, offset_fetch_request::OffsetFetchRequestTopic,
 };
-use libtest_mimic::Trial;
 
 use crate::support::Ctx;
 
@@ -18,7 +17,7 @@ pub(crate) fn enabled() -> bool {
 }
 
 /// A fault trial: ignored (run with `--include-ignored`) unless `KAFKA_EVENT_BUS_FAULTS=1`.
-pub(crate) fn fault_trial<F, Fut>(name: &str, test: F) -> Trial
+pub(crate) fn fault_trial<F, Fut>(name: &str, test: F) -> crate::Named
 where
     F: FnOnce(&'static Ctx) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send,

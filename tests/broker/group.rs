@@ -8,7 +8,6 @@ use kafka_event_bus::client::{
     group::assignor::{Assignor, CooperativeStickyAssignor, RangeAssignor, RoundRobinAssignor},
     subscription::TopicPartition,
 };
-use libtest_mimic::Trial;
 
 use crate::{
     group_support::{TestMember, counts, create_topic, eventually, fast_config, produce_all},
@@ -29,14 +28,14 @@ fn all_partitions(topic: &str) -> BTreeSet<TopicPartition> {
     (0..PARTITIONS).map(|p| TopicPartition::new(topic, p)).collect()
 }
 
-pub(crate) fn trials(trials: &mut Vec<Trial>) {
+pub(crate) fn trials(trials: &mut crate::Trials<'_>) {
     for (name, assignor) in [
         ("range", Arc::new(RangeAssignor) as Arc<dyn Assignor>),
         ("roundrobin", Arc::new(RoundRobinAssignor)),
         ("cooperative_sticky", Arc::new(CooperativeStickyAssignor)),
     ] {
         trials.push(trial(
-            &format!("group::two_members_split_6_partitions_exactly_once_{name}"),
+            &format!("two_members_split_6_partitions_exactly_once_{name}"),
             move |ctx| async move {
                 let cluster = ctx.cluster().await;
                 let (topic, group) = (unique("split"), unique("split-g"));
@@ -75,7 +74,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
     }
 
     trials.push(trial(
-        "group::leave_hands_everything_to_the_survivor",
+        "leave_hands_everything_to_the_survivor",
         |ctx| async move {
             let cluster = ctx.cluster().await;
             let (topic, group) = (unique("leave"), unique("leave-g"));
@@ -117,7 +116,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
     ));
 
     trials.push(trial(
-        "group::killed_member_expires_and_survivor_resumes_from_commits",
+        "killed_member_expires_and_survivor_resumes_from_commits",
         |ctx| async move {
             let cluster = ctx.cluster().await;
             let (topic, group) = (unique("kill"), unique("kill-g"));
@@ -182,7 +181,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
     ));
 
     trials.push(trial(
-        "group::restart_resumes_and_two_groups_each_get_everything",
+        "restart_resumes_and_two_groups_each_get_everything",
         |ctx| async move {
             let cluster = ctx.cluster().await;
             let (topic, g1, g2) = (unique("restart"), unique("restart-g1"), unique("restart-g2"));
@@ -219,7 +218,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
     ));
 
     trials.push(trial(
-        "group::cooperative_third_member_revokes_only_moved_partitions",
+        "cooperative_third_member_revokes_only_moved_partitions",
         |ctx| async move {
             let cluster = ctx.cluster().await;
             let (topic, group) = (unique("coop"), unique("coop-g"));
@@ -277,7 +276,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
     // so its partitions stay where they are (no rebalance of the others) until its session times out,
     // where a dynamic member's LeaveGroup hands them over at once (`leave_hands_everything_to_the_survivor`).
     trials.push(trial(
-        "group::static_member_close_keeps_its_partitions_until_the_session_expires",
+        "static_member_close_keeps_its_partitions_until_the_session_expires",
         |ctx| async move {
             let cluster = ctx.cluster().await;
             let (topic, group) = (unique("static-close"), unique("static-close-g"));
@@ -323,7 +322,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
     let on_tansu = std::env::var_os("KAFKA_BOOTSTRAP_SERVERS").is_none();
     trials.push(
         trial(
-            "group::static_member_restart_keeps_partitions_without_rebalance",
+            "static_member_restart_keeps_partitions_without_rebalance",
             |ctx| async move {
                 let cluster = ctx.cluster().await;
                 let (topic, group) = (unique("static"), unique("static-g"));

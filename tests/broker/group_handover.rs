@@ -8,7 +8,6 @@ use std::time::Duration;
 use kafka_event_bus::client::{Cluster, connection::BrokerConnection, group::assignor::Subscription};
 use kafka_protocol::messages::{GroupId, JoinGroupRequest, join_group_request::JoinGroupRequestProtocol};
 use kafka_protocol::protocol::StrBytes;
-use libtest_mimic::Trial;
 
 use crate::{
     group_support::{TestMember, create_topic, eventually, fast_config},
@@ -36,9 +35,9 @@ async fn knock(bootstrap: &str, config: kafka_event_bus::client::ClientConfig, g
     assert!(!answer.member_id.is_empty(), "{answer:?}");
 }
 
-pub(crate) fn trials(trials: &mut Vec<Trial>) {
+pub(crate) fn trials(trials: &mut crate::Trials<'_>) {
     trials.push(trial(
-        "group::a_leader_closing_during_a_rebalance_does_not_stall_the_group",
+        "a_leader_closing_during_a_rebalance_does_not_stall_the_group",
         |ctx| async move {
             let cluster: Cluster = ctx.cluster().await;
             let (topic, group) = (unique("handover"), unique("handover-g"));

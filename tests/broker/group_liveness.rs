@@ -13,7 +13,6 @@ use kafka_event_bus::client::{
     consumer::{Consumer, ConsumerEvent},
     subscription::TopicPartition,
 };
-use libtest_mimic::Trial;
 
 use crate::{
     fault_proxy::FaultyBroker,
@@ -74,9 +73,9 @@ fn slow_revoker(
     })
 }
 
-pub(crate) fn trials(trials: &mut Vec<Trial>) {
+pub(crate) fn trials(trials: &mut crate::Trials<'_>) {
     trials.push(trial(
-        "group::a_revocation_slower_than_the_session_keeps_membership_and_commits",
+        "a_revocation_slower_than_the_session_keeps_membership_and_commits",
         |ctx| async move {
             let cluster = ctx.cluster().await;
             let (topic, other, group) = (unique("slow-rev"), unique("slow-rev-b"), unique("slow-rev-g"));
@@ -121,7 +120,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
     ));
 
     trials.push(trial(
-        "group::close_during_a_join_returns_promptly",
+        "close_during_a_join_returns_promptly",
         |ctx| async move {
             let cluster = ctx.cluster().await;
             let (topic, group) = (unique("close-join"), unique("close-join-g"));
@@ -143,7 +142,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
     ));
 
     trials.push(trial(
-        "group::a_close_commit_cut_off_from_the_coordinator_is_retried",
+        "a_close_commit_cut_off_from_the_coordinator_is_retried",
         |_ctx| async move {
             let broker = FaultyBroker::start().await;
             let cluster = Cluster::connect(ClientConfig::new(&broker.bootstrap))
@@ -185,7 +184,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
     ));
 
     trials.push(trial(
-        "group::a_saturated_runtime_does_not_starve_heartbeats",
+        "a_saturated_runtime_does_not_starve_heartbeats",
         |ctx| async move {
             let bootstrap = ctx.bootstrap.clone();
             // The members live on a runtime of their own, whose two workers the test then blocks for

@@ -12,7 +12,7 @@
 //! every JoinGroup answer names it, nobody sends the assignment, and every SyncGroup ends in
 //! REBALANCE_IN_PROGRESS after 0.8 × the session timeout (the members' logs then show the same
 //! generation and leader, round after round). A closing leader therefore completes the rebalance before
-//! it leaves (`group::a_leader_closing_during_a_rebalance_does_not_stall_the_group`).
+//! it leaves (`group_handover::a_leader_closing_during_a_rebalance_does_not_stall_the_group`).
 
 use std::{
     collections::HashMap,
@@ -26,7 +26,6 @@ use kafka_event_bus::{
     bus::{EventBus, KafkaEventBus},
     event::DomainEvent,
 };
-use libtest_mimic::Trial;
 use uuid::Uuid;
 
 use crate::{
@@ -352,9 +351,9 @@ fn wait_or_kill(child: &mut Child, timeout: Duration) {
     let _ = child.wait();
 }
 
-pub(crate) fn trials(trials: &mut Vec<Trial>) {
+pub(crate) fn trials(trials: &mut crate::Trials<'_>) {
     trials.push(trial(
-        "group::storm_short_recovers_and_handles_everything",
+        "storm_short_recovers_and_handles_everything",
         |ctx| async move {
             if let Some(failure) = storm(ctx, Storm::short()).await.failure {
                 panic!("{failure}");
@@ -364,7 +363,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
     // `just storm N`: N full storms, one after the other (ignored otherwise: minutes each).
     let runs: usize = env_or("STORM_RUNS", 1);
     trials.push(
-        Trial::test("group::storm_full", move || {
+        crate::sync_trial("storm_full", move || {
             crate::support::run_for(Duration::from_secs(240) * runs as u32, move |ctx| async move {
                 let mut recoveries = Vec::new();
                 let mut failures = Vec::new();

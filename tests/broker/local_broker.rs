@@ -9,25 +9,24 @@ use std::{
 };
 
 use kafka_event_bus::testing::{LocalBroker, TestBroker};
-use libtest_mimic::Trial;
 
-pub(crate) fn trials(trials: &mut Vec<Trial>) {
-    trials.push(Trial::test(
-        "local_broker_async_start_leaves_the_runtime_running",
+pub(crate) fn trials(trials: &mut crate::Trials<'_>) {
+    trials.push(crate::sync_trial(
+        "async_start_leaves_the_runtime_running",
         || {
             async_start_leaves_the_runtime_running();
             Ok(())
         },
     ));
-    trials.push(Trial::test(
-        "local_broker_log_is_removed_after_a_clean_stop",
+    trials.push(crate::sync_trial(
+        "log_is_removed_after_a_clean_stop",
         || {
             log_is_removed_after_a_clean_stop();
             Ok(())
         },
     ));
-    trials.push(Trial::test(
-        "local_broker_log_is_kept_when_the_broker_died",
+    trials.push(crate::sync_trial(
+        "log_is_kept_when_the_broker_died",
         || {
             log_is_kept_when_the_broker_died();
             Ok(())

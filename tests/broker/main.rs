@@ -3,88 +3,76 @@
 //! One test binary owns one broker for the whole run: `main` starts it (or uses
 //! `KAFKA_BOOTSTRAP_SERVERS`), runs every test through libtest-mimic (same flags and output as
 //! `cargo test`), and stops it, even when tests fail. Fault tests start brokers of their own.
+//!
+//! A file of trials has a `trials(&mut Trials)` function and one line in `trial_modules!`; each
+//! trial is named `<file>::<name>` (filter with `cargo test --test broker -- <file>::`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-mod admin;
-mod bus;
-mod bus_background;
-mod bus_config;
-mod bus_crash;
-mod bus_tls;
-mod bus_wait;
 #[path = "../common/mod.rs"]
 mod common;
-mod config_tls;
-mod connection;
-mod consumer;
-mod corrupt_batch;
-mod corrupt_pause;
-mod dispatch;
-mod dlq;
 mod fault_proxy;
-mod faults_blackhole;
-mod faults_freeze;
-mod faults_restart;
 mod faults_support;
-mod group;
-mod group_handover;
-mod group_liveness;
-mod group_storm;
 mod group_support;
-mod local_broker;
-mod producer;
 mod read_back;
 mod read_idle;
-mod record_headers;
-mod sasl;
 mod sasl_proxy;
-mod spec_bugs;
-mod spec_bugs_more;
 mod support;
-mod telemetry;
-mod tls;
 mod tls_proxy;
 
 use std::process::ExitCode;
 
-use libtest_mimic::{Arguments, Trial};
+use libtest_mimic::{Arguments, Failed, Trial};
 use support::Ctx;
+
+/// Declares the modules that hold trials and registers each one's under its module's name.
+macro_rules! trial_modules {
+    ($($module:ident),* $(,)?) => {
+        $(mod $module;)*
+
+        fn all_trials() -> Vec<Trial> {
+            let mut all = Vec::new();
+            $($module::trials(&mut Trials { module: stringify!($module), all: &mut all });)*
+            all
+        }
+    };
+}
+
+trial_modules! {
+    admin,
+    bus,
+    bus_background,
+    bus_config,
+    bus_crash,
+    bus_tls,
+    bus_wait,
+    config_tls,
+    connection,
+    consumer,
+    corrupt_batch,
+    corrupt_pause,
+    dispatch,
+    dlq,
+    faults_blackhole,
+    faults_freeze,
+    faults_restart,
+    group,
+    group_handover,
+    group_liveness,
+    group_storm,
+    local_broker,
+    producer,
+    record_headers,
+    sasl,
+    spec_bugs,
+    spec_bugs_more,
+    telemetry,
+    tls,
+}
 
 fn main() -> ExitCode {
     let args = Arguments::from_args();
-    let mut trials = Vec::new();
-    connection::trials(&mut trials);
-    admin::trials(&mut trials);
-    tls::trials(&mut trials);
-    producer::trials(&mut trials);
-    group::trials(&mut trials);
-    group_storm::trials(&mut trials);
-    group_liveness::trials(&mut trials);
-    group_handover::trials(&mut trials);
-    config_tls::trials(&mut trials);
-    sasl::trials(&mut trials);
-    bus::trials(&mut trials);
-    bus_background::trials(&mut trials);
-    bus_config::trials(&mut trials);
-    bus_crash::trials(&mut trials);
-    bus_tls::trials(&mut trials);
-    bus_wait::trials(&mut trials);
-    telemetry::trials(&mut trials);
-    record_headers::trials(&mut trials);
-    consumer::trials(&mut trials);
-    consumer::throughput_trial(&mut trials);
-    dlq::trials(&mut trials);
-    consumer::fault_trials(&mut trials);
-    spec_bugs::trials(&mut trials);
-    dispatch::trials(&mut trials);
-    corrupt_batch::trials(&mut trials);
-    corrupt_pause::trials(&mut trials);
-    faults_freeze::trials(&mut trials);
-    faults_restart::trials(&mut trials);
-    faults_blackhole::trials(&mut trials);
-    local_broker::trials(&mut trials);
-
+    let trials = all_trials();
     if args.list {
         return libtest_mimic::run(&args, trials).exit_code();
     }
@@ -101,11 +89,50 @@ fn main() -> ExitCode {
     conclusion.exit_code()
 }
 
+/// The trials of one module, named `<module>::<name>`.
+pub(crate) struct Trials<'a> {
+    module: &'static str,
+    all: &'a mut Vec<Trial>,
+}
+
+impl Trials<'_> {
+    /// Registers a trial under this module's name.
+    pub(crate) fn push(&mut self, trial: Named) {
+        let name = format!("{}::{}", self.module, trial.name);
+        self.all
+            .push(Trial::test(name, trial.run).with_ignored_flag(trial.ignored));
+    }
+}
+
+/// A trial before it is registered (and named after its module).
+pub(crate) struct Named {
+    name: String,
+    ignored: bool,
+    run: Box<dyn FnOnce() -> Result<(), Failed> + Send>,
+}
+
+impl Named {
+    /// Ignored (run only with `--include-ignored`) when `ignored`.
+    pub(crate) fn with_ignored_flag(mut self, ignored: bool) -> Self {
+        self.ignored = ignored;
+        self
+    }
+}
+
 /// A test: an async function given the shared context.
-pub(crate) fn trial<F, Fut>(name: &str, test: F) -> Trial
+pub(crate) fn trial<F, Fut>(name: &str, test: F) -> Named
 where
     F: FnOnce(&'static Ctx) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send,
 {
-    Trial::test(name, move || support::run(test))
+    sync_trial(name, move || support::run(test))
+}
+
+/// A test that runs on the test thread itself (it starts brokers or runtimes of its own).
+pub(crate) fn sync_trial(name: &str, test: impl FnOnce() -> Result<(), Failed> + Send + 'static) -> Named {
+    Named {
+        name: name.to_owned(),
+        ignored: false,
+        run: Box::new(test),
+    }
 }

@@ -11,7 +11,6 @@ use kafka_event_bus::{
     },
     protocol::{Headers, records::Compression},
 };
-use libtest_mimic::Trial;
 
 use crate::{fault_proxy::FaultyBroker, read_back::read_partition, support::unique, trial};
 
@@ -61,9 +60,9 @@ async fn read_topic(cluster: &Cluster, topic: &str, partitions: i32) -> (HashMap
     (by_key, total)
 }
 
-pub(crate) fn trials(trials: &mut Vec<Trial>) {
+pub(crate) fn trials(trials: &mut crate::Trials<'_>) {
     trials.push(trial(
-        "producer::init_producer_id_with_the_current_id_gives_a_usable_identity",
+        "init_producer_id_with_the_current_id_gives_a_usable_identity",
         |ctx| async move {
             use kafka_event_bus::client::connection::BrokerConnection;
             use kafka_protocol::messages::{InitProducerIdRequest, ProducerId};
@@ -108,7 +107,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
     ));
 
     for compression in Compression::ALL {
-        let name = format!("producer::round_trips_with_{}", compression.name());
+        let name = format!("round_trips_with_{}", compression.name());
         trials.push(trial(&name, move |ctx| async move {
             let cluster = ctx.cluster().await;
             let topic = topic(&cluster, "produce", 3).await;
@@ -142,7 +141,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
         }));
     }
 
-    trials.push(trial("producer::acks_none_leader_and_all", |ctx| async move {
+    trials.push(trial("acks_none_leader_and_all", |ctx| async move {
         let cluster = ctx.cluster().await;
         for acks in [Acks::None, Acks::Leader, Acks::All] {
             let topic = topic(&cluster, "acks", 1).await;
@@ -171,7 +170,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
     }));
 
     trials.push(trial(
-        "producer::keyed_order_holds_under_load",
+        "keyed_order_holds_under_load",
         |ctx| async move {
             let cluster = ctx.cluster().await;
             let topic = topic(&cluster, "order", 6).await;
@@ -212,7 +211,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
     ));
 
     trials.push(trial(
-        "producer::a_full_buffer_blocks_senders_instead_of_growing",
+        "a_full_buffer_blocks_senders_instead_of_growing",
         |_ctx| async move {
             let broker = FaultyBroker::start().await;
             let cluster = Cluster::connect(ClientConfig::new(&broker.bootstrap))
@@ -260,7 +259,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
     ));
 
     trials.push(trial(
-        "producer::idempotence_survives_cut_connections",
+        "idempotence_survives_cut_connections",
         |_ctx| async move {
             let broker = FaultyBroker::start().await;
             let config = ClientConfig::new(&broker.bootstrap)
@@ -309,7 +308,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
     ));
 
     trials.push(trial(
-        "producer::unknown_topics_and_oversized_records_are_typed_errors",
+        "unknown_topics_and_oversized_records_are_typed_errors",
         |ctx| async move {
             let cluster = ctx.cluster().await;
             let producer = Producer::new(

@@ -10,7 +10,6 @@ use kafka_event_bus::{
     event::DomainEvent,
     telemetry::Telemetry,
 };
-use libtest_mimic::Trial;
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
 use tokio::sync::mpsc;
 use uuid::Uuid;
@@ -20,9 +19,9 @@ use crate::{bus::config, support::OrderCreated, support::unique, trial};
 /// A caller's trace context, which the bus's producer span must replace.
 const FORGED_TRACEPARENT: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
 
-pub(crate) fn trials(trials: &mut Vec<Trial>) {
+pub(crate) fn trials(trials: &mut crate::Trials<'_>) {
     trials.push(trial(
-        "record_headers::handler_sees_key_and_published_headers",
+        "handler_sees_key_and_published_headers",
         |ctx| async move {
             let spans = InMemorySpanExporter::default();
             let tracer_provider = SdkTracerProvider::builder()

@@ -20,7 +20,6 @@ use kafka_event_bus::{
         producer::{Producer, ProducerRecord},
     },
 };
-use libtest_mimic::Trial;
 
 use crate::{
     sasl_proxy::{OnWrongPassword, Options, PASSWORD, USER, start},
@@ -112,9 +111,9 @@ fn scram_env() -> Option<(String, String, String, String)> {
     ))
 }
 
-pub(crate) fn trials(trials: &mut Vec<Trial>) {
+pub(crate) fn trials(trials: &mut crate::Trials<'_>) {
     trials.push(trial(
-        "sasl::plain_authenticates_every_connection",
+        "plain_authenticates_every_connection",
         |_ctx| async move {
             let broker = start(Options::default()).await;
             let config = sasl_config(&broker.bootstrap, "SASL_PLAINTEXT", "PLAIN", USER, PASSWORD);
@@ -130,7 +129,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
     ));
 
     trials.push(trial(
-        "sasl::a_refused_password_is_a_clear_authentication_error",
+        "a_refused_password_is_a_clear_authentication_error",
         |_ctx| async move {
             let broker = start(Options::default()).await;
             let config = sasl_config(
@@ -154,7 +153,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
     ));
 
     trials.push(trial(
-        "sasl::a_broker_hanging_up_on_a_wrong_password_is_retried_until_the_deadline",
+        "a_broker_hanging_up_on_a_wrong_password_is_retried_until_the_deadline",
         |_ctx| async move {
             let broker = start(Options {
                 on_wrong: OnWrongPassword::HangUp,
@@ -191,7 +190,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
     ));
 
     trials.push(trial(
-        "sasl::a_broker_closing_during_authentication_is_reconnected",
+        "a_broker_closing_during_authentication_is_reconnected",
         |_ctx| async move {
             // The first two connections are closed mid-exchange, as by a broker restarting.
             let broker = start(Options {
@@ -210,7 +209,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
     ));
 
     trials.push(trial(
-        "sasl::a_mechanism_the_broker_lacks_is_named_in_the_error",
+        "a_mechanism_the_broker_lacks_is_named_in_the_error",
         |_ctx| async move {
             let broker = start(Options {
                 mechanisms: &["PLAIN"],
@@ -242,8 +241,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
 
     for mechanism in ["SCRAM-SHA-256", "SCRAM-SHA-512"] {
         trials.push(trial(
-            &format!(
-                "sasl::{}_authenticates_every_connection",
+            &format!("{}_authenticates_every_connection",
                 mechanism.to_lowercase().replace('-', "_")
             ),
             move |_ctx| async move {
@@ -265,7 +263,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
         ));
     }
 
-    trials.push(trial("sasl::sasl_ssl_runs_scram_inside_tls", |_ctx| async move {
+    trials.push(trial("sasl_ssl_runs_scram_inside_tls", |_ctx| async move {
         let broker = start(Options {
             tls: true,
             ..Options::default()
@@ -297,7 +295,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
     let ignored = gated.is_none();
     let env = gated.clone();
     trials.push(
-        trial("sasl::scram_against_a_real_broker", move |_ctx| async move {
+        trial("scram_against_a_real_broker", move |_ctx| async move {
             let (bootstrap, mechanism, user, password) = env.unwrap();
             let config = sasl_config(&bootstrap, "SASL_PLAINTEXT", &mechanism, &user, &password);
             let cluster = connect(&config).await.unwrap();
@@ -307,7 +305,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
     );
     trials.push(
         trial(
-            "sasl::scram_with_a_wrong_password_against_a_real_broker",
+            "scram_with_a_wrong_password_against_a_real_broker",
             move |_ctx| async move {
                 let (bootstrap, mechanism, user, password) = gated.unwrap();
                 let wrong = format!("{password}-wrong");

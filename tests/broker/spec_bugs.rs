@@ -17,7 +17,6 @@ use kafka_event_bus::{
     },
     event::{DomainEvent, Event},
 };
-use libtest_mimic::Trial;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use uuid::Uuid;
@@ -149,12 +148,12 @@ async fn copies(ctx: &Ctx, topic: &str, id: Uuid) -> usize {
     n
 }
 
-pub(crate) fn trials(trials: &mut Vec<Trial>) {
+pub(crate) fn trials(trials: &mut crate::Trials<'_>) {
     // eventsource-py bugs 1 (a message "left uncommitted" is committed by the next success) and 2 (commit before the
     // DLQ record is acknowledged): the DLQ topic is missing, so the DLQ send fails. The record behind it
     // must not be handled, and after a restart the failed record must come back.
     trials.push(trial(
-        "spec_bugs::an_unacknowledged_dlq_record_is_never_committed_past",
+        "an_unacknowledged_dlq_record_is_never_committed_past",
         |ctx| async move {
             let prefix = unique("sb-unretained");
             let mut cfg = config(ctx, &prefix, &prefix);
@@ -208,7 +207,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
     // timeout): shut down while a record waits for its retry; the next record was not handled, shutdown
     // is prompt, and a restarted consumer gets the record again.
     trials.push(trial(
-        "spec_bugs::a_record_waiting_for_its_retry_is_not_committed_past_nor_holds_shutdown",
+        "a_record_waiting_for_its_retry_is_not_committed_past_nor_holds_shutdown",
         |ctx| async move {
             let prefix = unique("sb-retry");
             let mut cfg = config(ctx, &prefix, &prefix);
@@ -261,7 +260,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
     // eventsource-py bug 3: retries go through the shared main topic, so every other group gets a duplicate. Here group
     // a retries twice; group b must see the event once and the topic must hold it once.
     trials.push(trial(
-        "spec_bugs::retries_stay_in_place_and_never_reach_other_groups",
+        "retries_stay_in_place_and_never_reach_other_groups",
         |ctx| async move {
             let prefix = unique("sb-groups");
             let a = start(config(ctx, &prefix, &unique("a")), true).await;
@@ -295,7 +294,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
     // eventsource-py bug 5: a group that subscribes to only some of the types on the topic must not dead-letter the
     // others (they are counted as consumed and handled by nobody) nor stall behind them.
     trials.push(trial(
-        "spec_bugs::types_nobody_subscribed_to_are_skipped_not_dead_lettered",
+        "types_nobody_subscribed_to_are_skipped_not_dead_lettered",
         |ctx| async move {
             let prefix = unique("sb-unknown");
             let bus = start(config(ctx, &prefix, &prefix), true).await;
@@ -329,7 +328,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
     // The other unknown-type policy (issue 7): `dead_letter_unknown_types` sends them to the DLQ the way
     // eventsource-py does, and the partition goes on.
     trials.push(trial(
-        "spec_bugs::unknown_types_are_dead_lettered_when_asked",
+        "unknown_types_are_dead_lettered_when_asked",
         |ctx| async move {
             let prefix = unique("sb-unknown-dlq");
             let mut cfg = config(ctx, &prefix, &prefix);
@@ -364,7 +363,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
     // member joins right after the first handled a batch (well inside the 5 s commit interval): the
     // first counts the rebalance, and the second gets none of the batch again.
     trials.push(trial(
-        "spec_bugs::rebalances_are_counted_and_commit_what_was_handled",
+        "rebalances_are_counted_and_commit_what_was_handled",
         |ctx| async move {
             let prefix = unique("sb-rebalance");
             let a = start(config(ctx, &prefix, &prefix), true).await;
@@ -433,7 +432,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
     // eventsource-py bug 7: SSL and SASL_SSL configs cannot connect, and the string acks "0"/"1" are refused. The
     // whole bus (connect, publish, consume) over TLS with acks "1", and over SASL_SSL with acks "0".
     trials.push(trial(
-        "spec_bugs::the_bus_runs_over_ssl_and_sasl_ssl_with_string_acks",
+        "the_bus_runs_over_ssl_and_sasl_ssl_with_string_acks",
         |_ctx| async move {
             let broker = tls_proxy::start("server", false).await;
             let prefix = unique("sb-ssl");

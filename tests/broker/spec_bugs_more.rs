@@ -9,7 +9,6 @@ use kafka_event_bus::{
     bus::{EventBus, KafkaEventBus},
     event::DomainEvent,
 };
-use libtest_mimic::Trial;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
@@ -42,13 +41,13 @@ fn gated(bus: &KafkaEventBus, gate: &Gate) -> Arc<Mutex<Vec<String>>> {
     calls
 }
 
-pub(crate) fn trials(trials: &mut Vec<Trial>) {
+pub(crate) fn trials(trials: &mut crate::Trials<'_>) {
     // eventsource-py bug 10: the commit after a success sits inside the handler's error handling, so a commit failure
     // re-publishes an already-handled record (a duplicate every group sees). Here the broker is gone
     // right after a success, so the commit at shutdown fails: the record is not retried, counted as
     // failed or dead-lettered (it can only come back by redelivery to this group: at least once).
     trials.push(trial(
-        "spec_bugs::a_failed_commit_never_retries_or_republishes_a_handled_record",
+        "a_failed_commit_never_retries_or_republishes_a_handled_record",
         |ctx| async move {
             let mut broker = FaultyBroker::start().await;
             let prefix = unique("sb-commit");
@@ -101,7 +100,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
     // Here the `start_consuming` future is dropped (a timeout around it, or a `select!`); a drop guard
     // in `KafkaEventBus::start_consuming` clears the flag however the loop ends.
     trials.push(trial(
-        "spec_bugs::a_cancelled_consume_loop_does_not_stay_consuming",
+        "a_cancelled_consume_loop_does_not_stay_consuming",
         |ctx| async move {
             let prefix = unique("sb-cancel");
             let bus = KafkaEventBus::new(config(ctx, &prefix, &prefix)).unwrap();
@@ -136,7 +135,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
     // eventsource-py bug 9: `shutdown(0)` means "the default timeout" (30 s). Here 0 means now, even with a handler
     // busy.
     trials.push(trial(
-        "spec_bugs::shutdown_zero_returns_at_once",
+        "shutdown_zero_returns_at_once",
         |ctx| async move {
             let prefix = unique("sb-zero");
             let mut cfg = config(ctx, &prefix, &prefix);
@@ -167,7 +166,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
     // wall-clock time (clock skew). Valid events carrying such headers are handled at once, in order,
     // and later records of the partition are not held up.
     trials.push(trial(
-        "spec_bugs::poison_retry_and_trace_headers_never_stall_valid_events",
+        "poison_retry_and_trace_headers_never_stall_valid_events",
         |ctx| async move {
             let prefix = unique("sb-headers");
             let bus = start(config(ctx, &prefix, &prefix), true).await;
@@ -233,7 +232,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
     // polls. Here a connected, publishing bus of the same group holds none: the consuming member gets
     // every partition at once.
     trials.push(trial(
-        "spec_bugs::a_publish_only_bus_holds_no_partitions",
+        "a_publish_only_bus_holds_no_partitions",
         |ctx| async move {
             let prefix = unique("sb-pubonly");
             let publisher = KafkaEventBus::new(config(ctx, &prefix, &prefix)).unwrap();
@@ -267,7 +266,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
     // rejoining with backoff, counts `reconnections`, says it is still consuming, and reports
     // `consuming = false` after shutdown.
     trials.push(trial(
-        "spec_bugs::a_failing_consume_loop_retries_and_counts_reconnections",
+        "a_failing_consume_loop_retries_and_counts_reconnections",
         |ctx| async move {
             use kafka_event_bus::client::{
                 consumer::{Consumer, ConsumerConfig, ConsumerEvent},
@@ -314,7 +313,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
     // eventsource-py bug 13: one message at a time across all partitions, so one slow handler blocks everything. Here
     // a handler blocked on one partition does not stop the others.
     trials.push(trial(
-        "spec_bugs::a_slow_handler_blocks_only_its_partition",
+        "a_slow_handler_blocks_only_its_partition",
         |ctx| async move {
             let prefix = unique("sb-parallel");
             let bus = start(config(ctx, &prefix, &prefix), true).await;

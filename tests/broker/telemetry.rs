@@ -16,7 +16,6 @@ use kafka_event_bus::{
     event::DomainEvent,
     telemetry::{SemconvStability, Telemetry},
 };
-use libtest_mimic::Trial;
 use opentelemetry::{
     KeyValue,
     metrics::MeterProvider as _,
@@ -40,9 +39,9 @@ fn has(attributes: &[KeyValue], key: &str, value: &str) -> bool {
         .any(|kv| kv.key.as_str() == key && kv.value.as_str() == value)
 }
 
-pub(crate) fn trials(trials: &mut Vec<Trial>) {
+pub(crate) fn trials(trials: &mut crate::Trials<'_>) {
     trials.push(trial(
-        "telemetry::round_trip_spans_and_metrics",
+        "round_trip_spans_and_metrics",
         |ctx| async move {
             let spans = InMemorySpanExporter::default();
             let tracer_provider = SdkTracerProvider::builder()
@@ -158,7 +157,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
     ));
 
     trials.push(trial(
-        "telemetry::connections_active_is_cleared_on_close",
+        "connections_active_is_cleared_on_close",
         |ctx| async move {
             let metrics = InMemoryMetricExporter::default();
             let meter_provider = SdkMeterProvider::builder()
@@ -201,7 +200,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
     ));
 
     trials.push(trial(
-        "telemetry::messaging_semconv_round_trip",
+        "messaging_semconv_round_trip",
         |ctx| async move {
             let spans = InMemorySpanExporter::default();
             let tracer_provider = SdkTracerProvider::builder()

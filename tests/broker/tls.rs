@@ -7,7 +7,6 @@ use kafka_event_bus::client::{
     cluster::Error as ClusterError,
     connection::{Error, TlsConfig},
 };
-use libtest_mimic::Trial;
 
 use crate::{
     support::unique,
@@ -47,8 +46,8 @@ fn tls_error(err: &ClusterError) -> String {
     }
 }
 
-pub(crate) fn trials(trials: &mut Vec<Trial>) {
-    trials.push(trial("tls::admin_and_metadata_over_tls", |_ctx| async move {
+pub(crate) fn trials(trials: &mut crate::Trials<'_>) {
+    trials.push(trial("admin_and_metadata_over_tls", |_ctx| async move {
         let broker = start("server", false).await;
         let cluster = Cluster::connect(config(&broker.bootstrap, trusting_test_ca().build().unwrap()))
             .await
@@ -68,7 +67,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
     }));
 
     trials.push(trial(
-        "tls::an_untrusted_ca_is_a_clear_error",
+        "an_untrusted_ca_is_a_clear_error",
         |_ctx| async move {
             let broker = start("server", false).await;
             let tls = TlsConfig::builder()
@@ -84,7 +83,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
     ));
 
     trials.push(trial(
-        "tls::a_certificate_for_another_host_is_refused_unless_allowed",
+        "a_certificate_for_another_host_is_refused_unless_allowed",
         |_ctx| async move {
             let broker = start("wrong-name", false).await;
             let err = Cluster::connect(config(&broker.bootstrap, trusting_test_ca().build().unwrap()))
@@ -111,7 +110,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
     ));
 
     trials.push(trial(
-        "tls::mutual_tls_requires_the_client_certificate",
+        "mutual_tls_requires_the_client_certificate",
         |_ctx| async move {
             let broker = start("server", true).await;
             let err = Cluster::connect(config(&broker.bootstrap, trusting_test_ca().build().unwrap()))
@@ -133,7 +132,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
         },
     ));
 
-    trials.push(trial("tls::bad_files_are_config_errors", |_ctx| async move {
+    trials.push(trial("bad_files_are_config_errors", |_ctx| async move {
         let err = TlsConfig::builder()
             .ca_file("/nonexistent/ca.pem")
             .build()
