@@ -561,9 +561,8 @@ impl KafkaEventBus {
                 },
             );
             let mut record = event.to_record();
-            options.add_to(&mut record.headers);
-            // The producer span's own context, so a consumer's span is its child.
-            span.inject(&mut record.headers);
+            // Extras, then the producer span's own context, so a consumer's span is its child.
+            options.write_to(&mut record.headers, &span);
             let record = ProducerRecord::new(topic.clone())
                 .with_key(record.key)
                 .with_value(record.value)
