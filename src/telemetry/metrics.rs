@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use opentelemetry::metrics::{Counter, Histogram, Meter, ObservableGauge};
@@ -107,20 +107,24 @@ struct MessagingFlow {
     consumed: Counter<u64>,
     operation_duration: Histogram<f64>,
     process_duration: Histogram<f64>,
-    /// `messaging.consumer.group.name`, built once.
-    group: KeyValue,
 }
 
 /// What the two observable gauges read; the bus writes it through [`BusMetrics`].
 #[derive(Debug)]
 struct GaugeState {
-    group: String,
+    /// The consumer group: the builder's, or else the bus config's (set once, before any record).
+    group: OnceLock<StringValue>,
     connected: AtomicBool,
     /// topic -> partition -> lag.
     lag: Mutex<HashMap<String, HashMap<i32, i64>>>,
 }
 
 impl GaugeState {
+    /// The consumer group label (empty until one is known).
+    fn group(&self) -> StringValue {
+        self.group.get().cloned().unwrap_or_else(|| StringValue::from(""))
+    }
+
     fn lag(&self) -> MutexGuard<'_, HashMap<String, HashMap<i32, i64>>> {
         // A poisoned table is still a table of numbers: keep using it.
         self.lag.lock().unwrap_or_else(|e| e.into_inner())
@@ -204,8 +208,13 @@ impl BusMetrics {
         consumer_group: impl Into<String>,
         stability: SemconvStability,
     ) -> Self {
+        let group: String = consumer_group.into();
         let state = Arc::new(GaugeState {
-            group: consumer_group.into(),
+            group: if group.is_empty() {
+                OnceLock::new()
+            } else {
+                OnceLock::from(StringValue::from(group))
+            },
             connected: AtomicBool::new(false),
             lag: Mutex::new(HashMap::new()),
         });
@@ -234,7 +243,7 @@ impl BusMetrics {
                     i64::from(up),
                     &[KeyValue::new(
                         attr::MESSAGING_KAFKA_CONSUMER_GROUP,
-                        active_state.group.clone(),
+                        active_state.group(),
                     )],
                 );
             })
@@ -254,7 +263,7 @@ impl BusMetrics {
                             *lag,
                             &[
                                 KeyValue::new(attr::MESSAGING_KAFKA_PARTITION, i64::from(*partition)),
-                                KeyValue::new(attr::MESSAGING_KAFKA_CONSUMER_GROUP, lag_state.group.clone()),
+                                KeyValue::new(attr::MESSAGING_KAFKA_CONSUMER_GROUP, lag_state.group()),
                                 KeyValue::new(attr::MESSAGING_DESTINATION, topic.clone()),
                             ],
                         );
@@ -304,7 +313,6 @@ impl BusMetrics {
                 names::SEMCONV_PROCESS_DURATION,
                 "Duration of processing one record",
             ),
-            group: KeyValue::new(semconv_attr::MESSAGING_CONSUMER_GROUP_NAME, state.group.clone()),
         });
         let instruments = Instruments {
             reference,
@@ -387,6 +395,16 @@ impl BusMetrics {
         }
     }
 
+    /// Names the consumer group `group` when these metrics were built without one (a Kafka bus built
+    /// with user-made telemetry gives its config's group); a group given at build time is kept.
+    pub(crate) fn default_consumer_group(&self, group: &str) {
+        if let Some(m) = &self.inner
+            && !group.is_empty()
+        {
+            let _ = m.state.group.set(StringValue::from(group.to_owned()));
+        }
+    }
+
     /// A `publish()` call succeeded after `elapsed`.
     pub fn publish_duration(&self, topic: &str, elapsed: Duration) {
         if let Some(m) = &self.inner {
@@ -444,7 +462,7 @@ impl BusMetrics {
                             semconv_attr::MESSAGING_DESTINATION_PARTITION_ID,
                             partition.to_string(),
                         ),
-                        s.group.clone(),
+                        KeyValue::new(semconv_attr::MESSAGING_CONSUMER_GROUP_NAME, m.state.group()),
                         KeyValue::new(semconv_attr::MESSAGING_OPERATION_NAME, "process"),
                         KeyValue::new(super::spans::attr::EVENT_TYPE, Value::String(event_type.clone())),
                     ],
@@ -478,7 +496,7 @@ impl BusMetrics {
                             semconv_attr::MESSAGING_DESTINATION_NAME,
                             Value::String(topic.clone()),
                         ),
-                        s.group.clone(),
+                        KeyValue::new(semconv_attr::MESSAGING_CONSUMER_GROUP_NAME, m.state.group()),
                         KeyValue::new(semconv_attr::MESSAGING_OPERATION_NAME, "process"),
                     ],
                 );

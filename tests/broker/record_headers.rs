@@ -8,7 +8,7 @@ use std::{sync::Arc, time::Duration};
 use kafka_event_bus::{
     bus::{Error, EventBus, KafkaEventBus, PublishOptions, RecordContext},
     event::DomainEvent,
-    telemetry::Telemetry,
+    telemetry::{SemconvStability, Telemetry},
 };
 use libtest_mimic::Trial;
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
@@ -33,6 +33,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
                 .metrics(false)
                 .tracer_provider(&tracer_provider)
                 .consumer_group(prefix.clone())
+                .semconv(SemconvStability::Reference)
                 .build();
             let bus = KafkaEventBus::with_telemetry(config(ctx, &prefix, &prefix), telemetry).unwrap();
             bus.connect().await.unwrap();

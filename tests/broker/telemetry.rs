@@ -57,6 +57,8 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
                 .meter(meter_provider.meter("eventsource.bus.kafka"))
                 .tracer_provider(&tracer_provider)
                 .consumer_group(prefix.clone())
+                // eventsource-py's names are asserted: whatever OTEL_SEMCONV_STABILITY_OPT_IN says.
+                .semconv(SemconvStability::Reference)
                 .build();
             let bus = KafkaEventBus::with_telemetry(config(ctx, &prefix, &prefix), telemetry).unwrap();
             bus.connect().await.unwrap();
@@ -169,6 +171,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
                 .meter(meter_provider.meter("eventsource.bus.kafka"))
                 .tracing(false)
                 .consumer_group(prefix.clone())
+                .semconv(SemconvStability::Reference)
                 .build();
             let active = || {
                 metrics.reset();
@@ -216,7 +219,7 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
             let telemetry = Telemetry::builder()
                 .meter(meter_provider.meter("eventsource.bus.kafka"))
                 .tracer_provider(&tracer_provider)
-                .consumer_group(prefix.clone())
+                // No consumer_group: the bus's config names the group for spans and metrics alike.
                 .semconv(SemconvStability::Messaging)
                 .build();
             let bus = KafkaEventBus::with_telemetry(config(ctx, &prefix, &prefix), telemetry).unwrap();
@@ -275,13 +278,45 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
 
             meter_provider.force_flush().unwrap();
             let mut names = BTreeSet::new();
+            let mut consume_groups = BTreeSet::new();
             for rm in metrics.get_finished_metrics().unwrap() {
                 for sm in rm.scope_metrics() {
                     for m in sm.metrics() {
                         names.insert(m.name().to_owned());
+                        let attributes: Vec<Vec<KeyValue>> = match m.data() {
+                            AggregatedMetrics::U64(MetricData::Sum(sum)) => sum
+                                .data_points()
+                                .map(|p| p.attributes().cloned().collect())
+                                .collect(),
+                            AggregatedMetrics::F64(MetricData::Histogram(h)) => h
+                                .data_points()
+                                .map(|p| p.attributes().cloned().collect())
+                                .collect(),
+                            _ => Vec::new(),
+                        };
+                        if matches!(
+                            m.name(),
+                            "messaging.client.consumed.messages" | "messaging.process.duration"
+                        ) {
+                            for point in attributes {
+                                for kv in point {
+                                    if kv.key.as_str() == "messaging.consumer.group.name" {
+                                        consume_groups.insert((m.name().to_owned(), kv.value.to_string()));
+                                    }
+                                }
+                            }
+                        }
                     }
                 }
             }
+            assert_eq!(
+                consume_groups,
+                BTreeSet::from([
+                    ("messaging.client.consumed.messages".to_owned(), prefix.clone()),
+                    ("messaging.process.duration".to_owned(), prefix.clone()),
+                ]),
+                "the consume metrics' group is the config's"
+            );
             for name in [
                 "messaging.client.sent.messages",
                 "messaging.client.consumed.messages",

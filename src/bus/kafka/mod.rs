@@ -196,6 +196,8 @@ impl KafkaEventBus {
     pub fn with_telemetry(config: KafkaEventBusConfig, telemetry: Telemetry) -> Result<Self, Error> {
         config.validate().context(ConfigSnafu)?;
         config.log_warnings();
+        // Telemetry built without a group labels its consume metrics with the config's.
+        telemetry.metrics().default_consumer_group(&config.consumer_group);
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
