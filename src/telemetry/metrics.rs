@@ -148,6 +148,24 @@ struct Instruments {
     state: Arc<GaugeState>,
 }
 
+impl Instruments {
+    /// Records one publish call in `messaging.client.operation.duration` (messaging mode only).
+    fn operation_duration(&self, topic: &str, elapsed: Duration, error_type: Option<&str>) {
+        if let Some(s) = &self.messaging {
+            let mut attributes = vec![
+                KeyValue::new(semconv_attr::MESSAGING_SYSTEM, "kafka"),
+                KeyValue::new(semconv_attr::MESSAGING_DESTINATION_NAME, topic.to_owned()),
+                KeyValue::new(semconv_attr::MESSAGING_OPERATION_NAME, "send"),
+                KeyValue::new(semconv_attr::MESSAGING_OPERATION_TYPE, "send"),
+            ];
+            if let Some(error_type) = error_type {
+                attributes.push(KeyValue::new(semconv_attr::ERROR_TYPE, error_type.to_owned()));
+            }
+            s.operation_duration.record(elapsed.as_secs_f64(), &attributes);
+        }
+    }
+}
+
 impl Drop for Instruments {
     fn drop(&mut self) {
         // The SDK may keep calling the callbacks after the bus is gone: report it disconnected.
@@ -307,7 +325,7 @@ impl BusMetrics {
             ),
             operation_duration: s_histogram(
                 names::SEMCONV_OPERATION_DURATION,
-                "Duration of successful publish calls",
+                "Duration of publish calls (failed ones with error.type)",
             ),
             process_duration: s_histogram(
                 names::SEMCONV_PROCESS_DURATION,
@@ -397,6 +415,7 @@ impl BusMetrics {
 
     /// Names the consumer group `group` when these metrics were built without one (a Kafka bus built
     /// with user-made telemetry gives its config's group); a group given at build time is kept.
+    #[cfg_attr(not(feature = "client"), allow(dead_code))]
     pub(crate) fn default_consumer_group(&self, group: &str) {
         if let Some(m) = &self.inner
             && !group.is_empty()
@@ -414,17 +433,27 @@ impl BusMetrics {
                     &[KeyValue::new(attr::MESSAGING_DESTINATION, topic.to_owned())],
                 );
             }
-            if let Some(s) = &m.messaging {
-                s.operation_duration.record(
-                    elapsed.as_secs_f64(),
-                    &[
-                        KeyValue::new(semconv_attr::MESSAGING_SYSTEM, "kafka"),
-                        KeyValue::new(semconv_attr::MESSAGING_DESTINATION_NAME, topic.to_owned()),
-                        KeyValue::new(semconv_attr::MESSAGING_OPERATION_NAME, "send"),
-                        KeyValue::new(semconv_attr::MESSAGING_OPERATION_TYPE, "send"),
-                    ],
-                );
-            }
+            m.operation_duration(topic, elapsed, None);
+        }
+    }
+
+    /// A `publish()` call failed after `elapsed` (an event's error of type `error_type`): recorded in
+    /// `messaging.client.operation.duration` with `error.type`, as the messaging conventions ask;
+    /// eventsource-py's `publish.duration` counts successful calls only.
+    #[cfg_attr(not(feature = "client"), allow(dead_code))]
+    pub(crate) fn publish_failed_duration(&self, topic: &str, elapsed: Duration, error_type: &str) {
+        if let Some(m) = &self.inner {
+            m.operation_duration(topic, elapsed, Some(error_type));
+        }
+    }
+
+    /// A record was dead-lettered to `dlq_topic`: one message sent, counted in
+    /// `messaging.client.sent.messages` as a DLQ send that failed is (eventsource-py's
+    /// `messages.published` counts only the bus's own publishes; its DLQ count is [`Self::dlq`]).
+    #[cfg_attr(not(feature = "client"), allow(dead_code))]
+    pub(crate) fn dlq_sent(&self, dlq_topic: &str, event_type: &str) {
+        if let Some(s) = self.inner.as_ref().and_then(|m| m.messaging.as_ref()) {
+            s.sent.add(1, &send_attrs(dlq_topic, event_type));
         }
     }
 
@@ -437,6 +466,10 @@ impl BusMetrics {
     }
 
     /// One record with an `event_type` header was processed.
+    ///
+    /// A record that does not decode is not counted here (in either mode: it has no event type to
+    /// label it with); its processing time is in `consume.duration` / `messaging.process.duration`,
+    /// the latter with `error.type`, and the dead-letter counters count it.
     ///
     /// Labels on the consume path take anything that becomes a [`StringValue`]: a `&'static str`, a
     /// `String`, or an `Arc<str>` (shared, not copied: what the bus passes, once per record).
@@ -485,21 +518,38 @@ impl BusMetrics {
 
     /// Processing one record (success, decode error or failure) took `elapsed`.
     pub fn consume_duration(&self, topic: impl Into<StringValue>, elapsed: Duration) {
+        self.process_duration(topic.into(), elapsed, None);
+    }
+
+    /// Processing one record failed (decode error, or handlers that failed for good) after `elapsed`:
+    /// as [`consume_duration`](Self::consume_duration), with `error.type` on
+    /// `messaging.process.duration`.
+    #[cfg_attr(not(feature = "client"), allow(dead_code))]
+    pub(crate) fn consume_failed_duration(
+        &self,
+        topic: impl Into<StringValue>,
+        elapsed: Duration,
+        error_type: &str,
+    ) {
+        self.process_duration(topic.into(), elapsed, Some(error_type));
+    }
+
+    fn process_duration(&self, topic: StringValue, elapsed: Duration, error_type: Option<&str>) {
         if let Some(m) = &self.inner {
-            let topic = topic.into();
             if let Some(s) = &m.messaging {
-                s.process_duration.record(
-                    elapsed.as_secs_f64(),
-                    &[
-                        KeyValue::new(semconv_attr::MESSAGING_SYSTEM, "kafka"),
-                        KeyValue::new(
-                            semconv_attr::MESSAGING_DESTINATION_NAME,
-                            Value::String(topic.clone()),
-                        ),
-                        KeyValue::new(semconv_attr::MESSAGING_CONSUMER_GROUP_NAME, m.state.group()),
-                        KeyValue::new(semconv_attr::MESSAGING_OPERATION_NAME, "process"),
-                    ],
-                );
+                let mut attributes = vec![
+                    KeyValue::new(semconv_attr::MESSAGING_SYSTEM, "kafka"),
+                    KeyValue::new(
+                        semconv_attr::MESSAGING_DESTINATION_NAME,
+                        Value::String(topic.clone()),
+                    ),
+                    KeyValue::new(semconv_attr::MESSAGING_CONSUMER_GROUP_NAME, m.state.group()),
+                    KeyValue::new(semconv_attr::MESSAGING_OPERATION_NAME, "process"),
+                ];
+                if let Some(error_type) = error_type {
+                    attributes.push(KeyValue::new(semconv_attr::ERROR_TYPE, error_type.to_owned()));
+                }
+                s.process_duration.record(elapsed.as_secs_f64(), &attributes);
             }
             if let Some(r) = &m.reference {
                 r.consume_duration.record(

@@ -331,4 +331,96 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
             );
         },
     ));
+
+    trials.push(trial(
+        "telemetry::messaging_failure_metrics_carry_error_type",
+        |ctx| async move {
+            let metrics = InMemoryMetricExporter::default();
+            let meter_provider = SdkMeterProvider::builder()
+                .with_reader(PeriodicReader::builder(metrics.clone()).build())
+                .build();
+            let prefix = unique("otel-fail");
+            let telemetry = Telemetry::builder()
+                .meter(meter_provider.meter("eventsource.bus.kafka"))
+                .tracing(false)
+                .consumer_group(prefix.clone())
+                .semconv(SemconvStability::Messaging)
+                .build();
+            let bus = KafkaEventBus::with_telemetry(config(ctx, &prefix, &prefix), telemetry).unwrap();
+            bus.connect().await.unwrap();
+            bus.ensure_topics(kafka_event_bus::bus::TopicOptions::new().partitions(1))
+                .await
+                .unwrap();
+            bus.subscribe(|_: Arc<DomainEvent<OrderCreated>>| {
+                std::future::ready(Err(
+                    kafka_event_bus::bus::PermanentError::new("invalid order").into()
+                ))
+            })
+            .unwrap();
+            bus.start_consuming_in_background().unwrap();
+            let event = DomainEvent::new(
+                Uuid::new_v4(),
+                1,
+                OrderCreated {
+                    customer_id: "c".into(),
+                },
+            );
+            bus.publish_event(event).await.unwrap();
+            crate::group_support::eventually("the DLQ record", Duration::from_secs(30), || {
+                bus.stats().messages_sent_to_dlq == 1
+            })
+            .await;
+            let dlq_topic = bus.config().dlq_topic_name();
+            bus.shutdown(Duration::from_secs(10)).await.unwrap();
+
+            meter_provider.force_flush().unwrap();
+            let mut process_errors = Vec::new();
+            let mut sent_to = BTreeSet::new();
+            for rm in metrics.get_finished_metrics().unwrap() {
+                for sm in rm.scope_metrics() {
+                    for m in sm.metrics() {
+                        match (m.name(), m.data()) {
+                            (
+                                "messaging.process.duration",
+                                AggregatedMetrics::F64(MetricData::Histogram(h)),
+                            ) => {
+                                for p in h.data_points() {
+                                    let attributes: Vec<KeyValue> = p.attributes().cloned().collect();
+                                    if let Some(kv) =
+                                        attributes.iter().find(|kv| kv.key.as_str() == "error.type")
+                                    {
+                                        process_errors.push(kv.value.to_string());
+                                    }
+                                }
+                            }
+                            (
+                                "messaging.client.sent.messages",
+                                AggregatedMetrics::U64(MetricData::Sum(sum)),
+                            ) => {
+                                for p in sum.data_points() {
+                                    let attributes: Vec<KeyValue> = p.attributes().cloned().collect();
+                                    if let Some(kv) = attributes
+                                        .iter()
+                                        .find(|kv| kv.key.as_str() == "messaging.destination.name")
+                                    {
+                                        sent_to.insert(kv.value.to_string());
+                                    }
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+            }
+            assert_eq!(
+                process_errors.len(),
+                1,
+                "a failed record's process.duration has error.type"
+            );
+            assert!(
+                sent_to.contains(&dlq_topic),
+                "the DLQ send is a sent message: {sent_to:?}"
+            );
+        },
+    ));
 }

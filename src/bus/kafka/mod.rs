@@ -601,6 +601,12 @@ impl KafkaEventBus {
             telemetry.metrics().batch_size(total);
             Ok(())
         } else {
+            if let Some((_, e)) = failed.first() {
+                let elapsed = started.elapsed();
+                telemetry
+                    .metrics()
+                    .publish_failed_duration(&topic, elapsed, e.kind());
+            }
             self.inner.stats.stamp(Stamp::Error);
             Err(Error::Publish {
                 total,
