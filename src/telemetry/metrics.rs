@@ -59,11 +59,15 @@ pub mod names {
     /// Messaging conventions. Counter, `{message}`: per record sent, acknowledged or not (`error.type`
     /// then).
     pub const SEMCONV_SENT_MESSAGES: &str = super::semconv_metric::MESSAGING_CLIENT_SENT_MESSAGES;
-    /// Messaging conventions. Counter, `{message}`: per processed record that has an `event_type` header.
+    /// Messaging conventions. Counter, `{message}`: per record that decoded to an event and was handed
+    /// to the handlers (counted once, before they run, whatever their outcome); undecodable records
+    /// are not counted.
     pub const SEMCONV_CONSUMED_MESSAGES: &str = super::semconv_metric::MESSAGING_CLIENT_CONSUMED_MESSAGES;
-    /// Messaging conventions. Histogram, `s`: per successful `publish()` call (operation `send`).
+    /// Messaging conventions. Histogram, `s`: per `publish()` call (operation `send`), a failed one
+    /// with `error.type`.
     pub const SEMCONV_OPERATION_DURATION: &str = super::semconv_metric::MESSAGING_CLIENT_OPERATION_DURATION;
-    /// Messaging conventions. Histogram, `s`: per processed record.
+    /// Messaging conventions. Histogram, `s`: per processed record, a failed one (undecodable, or
+    /// dead-lettered after its handlers failed) with `error.type`.
     pub const SEMCONV_PROCESS_DURATION: &str = super::semconv_metric::MESSAGING_PROCESS_DURATION;
 }
 
