@@ -1,7 +1,7 @@
 //! Record key and headers through the bus on a real broker: a handler reads, through `RecordContext`,
 //! the key and every header that was published (eventsource-py's, the extra ones of `publish_with`,
-//! and the bus's own trace context in place of a caller's `traceparent`); a reserved header name is
-//! refused before anything is sent.
+//! and the bus's own trace context in place of a caller's trace headers); a reserved header name or a
+//! trace header that is not printable ASCII is refused before anything is sent.
 
 use std::{sync::Arc, time::Duration};
 
@@ -56,6 +56,12 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
                 .await
                 .unwrap_err();
             assert!(matches!(err, Error::ReservedHeader { .. }), "{err}");
+            let not_text = PublishOptions::new().header("baggage", &b"user=\xff"[..]);
+            let err = bus
+                .publish_with(vec![event().into_any().unwrap()], not_text)
+                .await
+                .unwrap_err();
+            assert!(matches!(err, Error::InvalidTraceHeader { .. }), "{err}");
             assert_eq!(
                 bus.stats().events_published,
                 0,
@@ -75,7 +81,9 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
             let options = PublishOptions::new()
                 .header("x-tenant", "acme")
                 .header("x-raw", &b"\xff\x00"[..])
-                .header("traceparent", FORGED_TRACEPARENT);
+                .header("traceparent", FORGED_TRACEPARENT)
+                .header("tracestate", "vendor=forged")
+                .header("baggage", "user=forged");
             bus.publish_with(vec![event.into_any().unwrap()], options)
                 .await
                 .unwrap();
@@ -108,7 +116,8 @@ pub(crate) fn trials(trials: &mut Vec<Trial>) {
             assert_eq!(headers.get_str("aggregate_id"), Some(aggregate_id.as_str()));
             assert_eq!(headers.get_str("x-tenant"), Some("acme"));
             assert_eq!(headers.get("x-raw"), Some(&b"\xff\x00"[..]));
-            // Tracing is on: the producer span's context replaced the caller's.
+            // Tracing is on: the producer span's context replaced the caller's, tracestate and baggage
+            // included (the names above hold no tracestate or baggage).
             let traceparent = headers.get_str("traceparent").unwrap();
             assert_ne!(traceparent, FORGED_TRACEPARENT);
             let producer = spans
