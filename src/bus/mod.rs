@@ -111,6 +111,13 @@ pub enum Error {
         /// The refused header name.
         name: String,
     },
+    /// An extra `traceparent`, `tracestate` or `baggage` header is not printable ASCII (W3C trace
+    /// headers are; eventsource-py's consumers fail on one that is not UTF-8).
+    #[snafu(display("cannot publish: the trace header {name:?} is not printable ASCII"))]
+    InvalidTraceHeader {
+        /// The refused header name.
+        name: String,
+    },
     /// Background publishing was asked for outside a Tokio runtime.
     #[snafu(display("background publishing needs a Tokio runtime"))]
     NoRuntime,

@@ -9,7 +9,12 @@ use bytes::Bytes;
 
 use super::Error;
 use crate::event::header;
-use crate::protocol::{Header, Headers};
+use crate::protocol::Header;
+#[cfg(any(feature = "client", test))]
+use crate::protocol::Headers;
+use crate::telemetry::TRACE_HEADERS;
+#[cfg(any(feature = "client", test))]
+use crate::telemetry::{HeaderCarrier, PublishSpan};
 
 /// Every header name eventsource-py writes itself on publish, retry or dead-lettering.
 const RESERVED: &[&str] = &[
@@ -52,9 +57,10 @@ pub fn is_reserved_header(name: &str) -> bool {
 ///
 /// Names the bus writes itself ([`is_reserved_header`]) are refused: the call fails with
 /// [`Error::ReservedHeader`] before any event is sent. A trace header (`traceparent`, `tracestate`,
-/// `baggage`) given here is written as is when tracing is off; when tracing is on and the bus has a
-/// trace context to inject (its producer span, or with no SDK installed the caller's current one), that
-/// context replaces it, so a consumer's span stays the producer span's child.
+/// `baggage`) given here must be printable ASCII (else [`Error::InvalidTraceHeader`]) and is written as
+/// is when tracing is off; when tracing is on and the bus has a trace context to inject (its producer
+/// span, or with no SDK installed the caller's current one), every given trace header is dropped and
+/// that context written instead, so a consumer's span stays the producer span's child.
 ///
 /// # Example
 ///
@@ -98,17 +104,38 @@ impl PublishOptions {
         self
     }
 
+    /// Adds a header whose value is copied from `value`: for a borrowed `&str` or `&[u8]` that
+    /// [`header`](Self::header) cannot take because it does not live for `'static`.
+    ///
+    /// ```
+    /// use kafka_event_bus::bus::PublishOptions;
+    ///
+    /// let tenant = String::from("acme");
+    /// let options = PublishOptions::new().header_copied("x-tenant", tenant.as_str());
+    /// assert_eq!(options.headers()[0].value.as_deref(), Some(&b"acme"[..]));
+    /// ```
+    pub fn header_copied(self, name: impl Into<String>, value: impl AsRef<[u8]>) -> Self {
+        self.header(name, Bytes::copy_from_slice(value.as_ref()))
+    }
+
     /// The extra headers, in the order given.
     pub fn headers(&self) -> &[Header] {
         &self.headers
     }
 
-    /// Refuses the options if a header name is one the bus writes itself.
+    /// Refuses the options if a header name is one the bus writes itself, or if a trace header
+    /// (`traceparent`, `tracestate`, `baggage`) is null or not printable ASCII: eventsource-py's
+    /// consumers decode those as text before their error handling, so such a value would stall them.
     pub(crate) fn check(&self) -> Result<(), Error> {
-        match self.headers.iter().find(|h| is_reserved_header(&h.key)) {
-            Some(h) => Err(Error::ReservedHeader { name: h.key.clone() }),
-            None => Ok(()),
+        for h in &self.headers {
+            if is_reserved_header(&h.key) {
+                return Err(Error::ReservedHeader { name: h.key.clone() });
+            }
+            if TRACE_HEADERS.contains(&h.key.as_str()) && !is_printable_ascii(h.value.as_deref()) {
+                return Err(Error::InvalidTraceHeader { name: h.key.clone() });
+            }
         }
+        Ok(())
     }
 
     /// Appends the extra headers to a record's `headers` (values are shared, not copied).
@@ -121,6 +148,52 @@ impl PublishOptions {
             }
         }
     }
+
+    /// Completes a record's `headers` (eventsource-py's already there): the extra headers, then
+    /// `span`'s trace context. When the span has a context to write, every trace header of the
+    /// options is removed first, so a record never mixes the caller's `tracestate` or `baggage` with
+    /// the bus's `traceparent`.
+    #[cfg(any(feature = "client", test))]
+    pub(crate) fn write_to(&self, headers: &mut Headers, span: &PublishSpan) {
+        self.add_to(headers);
+        let mut injected = Injected::default();
+        span.inject(&mut injected);
+        if injected.0.is_empty() {
+            return;
+        }
+        for name in TRACE_HEADERS {
+            headers.remove(name);
+        }
+        for (name, value) in injected.0 {
+            headers.insert(name, value);
+        }
+    }
+}
+
+/// Whether a header value is present and printable ASCII (space to `~`).
+fn is_printable_ascii(value: Option<&[u8]>) -> bool {
+    value.is_some_and(|v| v.iter().all(|b| (b' '..=b'~').contains(b)))
+}
+
+/// The trace headers a span writes, collected before they go into a record.
+#[cfg(any(feature = "client", test))]
+#[derive(Default)]
+struct Injected(Vec<(String, String)>);
+
+#[cfg(any(feature = "client", test))]
+impl HeaderCarrier for Injected {
+    fn text(&self, key: &str) -> Option<&str> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.iter().map(|(k, _)| k.as_str()).collect()
+    }
+
+    fn set_text(&mut self, key: &str, value: String) {
+        self.0.retain(|(k, _)| k != key);
+        self.0.push((key.to_owned(), value));
+    }
 }
 
 #[cfg(test)]
@@ -129,6 +202,7 @@ mod tests {
 
     use super::*;
     use crate::event::{EventMeta, publish_headers};
+    use crate::telemetry::TRACE_HEADERS;
 
     #[test]
     fn no_option_leaves_the_publish_headers_as_they_are() {
@@ -159,8 +233,6 @@ mod tests {
     /// The order the Kafka bus builds a record in: publish headers, extras, then the trace injection.
     fn record_headers(telemetry: &crate::telemetry::Telemetry, options: &PublishOptions) -> Headers {
         let meta = EventMeta::new("OrderCreated", "Order", uuid::Uuid::new_v4(), 3);
-        let mut headers = publish_headers(&meta);
-        options.add_to(&mut headers);
         let id = meta.event_id;
         let info = crate::telemetry::EventInfo {
             event_type: "OrderCreated",
@@ -169,7 +241,8 @@ mod tests {
             aggregate_type: "Order",
         };
         let span = telemetry.publish_span("orders.stream", &info);
-        span.inject(&mut headers);
+        let mut headers = publish_headers(&meta);
+        options.write_to(&mut headers, &span);
         span.acked(0, 1);
         headers
     }
@@ -195,5 +268,47 @@ mod tests {
         assert_eq!(values.len(), 1, "one traceparent");
         assert_ne!(values[0], Some(GIVEN.as_bytes()));
         assert_eq!(on.iter().last().map(|h| h.key), Some("traceparent"));
+    }
+
+    #[test]
+    fn the_bus_trace_context_replaces_every_given_trace_header() {
+        const GIVEN: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+        let options = PublishOptions::new()
+            .header("traceparent", GIVEN)
+            .header("tracestate", "vendor=given")
+            .header("baggage", "user=given")
+            .header("x-tenant", "acme");
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+        let on = crate::telemetry::Telemetry::builder()
+            .metrics(false)
+            .tracer_provider(&provider)
+            .build();
+        let on = record_headers(&on, &options);
+        assert_eq!(
+            on.get_all("tracestate").count(),
+            0,
+            "the given tracestate is gone"
+        );
+        assert_eq!(on.get_all("baggage").count(), 0, "the given baggage is gone");
+        assert_eq!(on.get_all("traceparent").count(), 1);
+        assert_eq!(on.get_str("x-tenant"), Some("acme"));
+    }
+
+    #[test]
+    fn trace_headers_must_be_printable_ascii() {
+        for name in ["traceparent", "tracestate", "baggage"] {
+            for bad in [&b"\xff\xfe"[..], b"a\nb", b"caf\xc3\xa9", b"\x7f"] {
+                let options = PublishOptions::new().header(name, Bytes::copy_from_slice(bad));
+                assert!(
+                    matches!(options.check(), Err(Error::InvalidTraceHeader { ref name }) if TRACE_HEADERS.contains(&name.as_str())),
+                    "{name} = {bad:?} accepted"
+                );
+            }
+            let ok = PublishOptions::new().header(name, "k=v, a b");
+            assert!(ok.check().is_ok());
+        }
+        // Other extra headers are opaque bytes.
+        let bytes = PublishOptions::new().header("x-bin", Bytes::from_static(b"\xff\x00"));
+        assert!(bytes.check().is_ok());
     }
 }

@@ -34,7 +34,10 @@ tokio::task_local! {
 /// })?;
 /// # Ok(()) }
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Its `Debug` output names the headers and gives the lengths of their values and of the key, never
+/// the bytes: keys and headers may carry personal data or credentials that do not belong in logs.
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RecordContext {
     /// The topic.
@@ -90,8 +93,9 @@ impl RecordContext {
         self.key().and_then(|k| std::str::from_utf8(k).ok())
     }
 
-    /// The record's headers, in wire order: eventsource-py's (`event_type`, `event_id`, ...), trace
-    /// headers, and any the publisher added. Read them with [`Headers::get`], [`Headers::get_str`] or
+    /// The record's headers, in wire order: eventsource-py's (`event_type`, `event_id`, ...), any the
+    /// publisher added ([`PublishOptions`](crate::bus::PublishOptions)), then the trace headers the
+    /// producer's bus wrote. Read them with [`Headers::get`], [`Headers::get_str`] or
     /// by iterating.
     pub fn headers(&self) -> &Headers {
         &self.headers
@@ -100,6 +104,29 @@ impl RecordContext {
     /// Runs `work` with `self` as the current context.
     pub(crate) async fn scope<F: Future>(self, work: F) -> F::Output {
         CURRENT.scope(self, work).await
+    }
+}
+
+impl std::fmt::Debug for RecordContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        /// A header as its name and the length of its value (`None` for a null value).
+        struct Lengths<'a>(&'a Headers);
+        impl std::fmt::Debug for Lengths<'_> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_map()
+                    .entries(self.0.iter().map(|h| (h.key, h.value.map(<[u8]>::len))))
+                    .finish()
+            }
+        }
+        f.debug_struct("RecordContext")
+            .field("topic", &self.topic)
+            .field("partition", &self.partition)
+            .field("offset", &self.offset)
+            .field("timestamp", &self.timestamp)
+            .field("retries", &self.retries)
+            .field("key_len", &self.key.as_ref().map(Bytes::len))
+            .field("header_value_lens", &Lengths(&self.headers))
+            .finish()
     }
 }
 
@@ -138,6 +165,22 @@ mod tests {
         assert!(inside.contains(&tenant.as_ptr()));
         let names: Vec<_> = retried.headers().iter().map(|h| h.key).collect();
         assert_eq!(names, ["event_type", "x-tenant"]);
+    }
+
+    #[test]
+    fn debug_shows_header_names_and_lengths_not_values() {
+        let mut headers = Headers::new();
+        headers.insert("authorization", "Bearer s3cr3t-token");
+        headers.insert_null("x-null");
+        let key = Bytes::from_static(b"customer-4711@example.com");
+        let context = RecordContext::new(Arc::from("orders.stream"), 1, 7, 0, Some(key), headers);
+        let shown = format!("{context:?}");
+        assert!(!shown.contains("s3cr3t"), "{shown}");
+        assert!(!shown.contains("4711"), "{shown}");
+        assert!(shown.contains("\"authorization\": Some(19)"), "{shown}");
+        assert!(shown.contains("\"x-null\": None"), "{shown}");
+        assert!(shown.contains("key_len: Some(25)"), "{shown}");
+        assert!(shown.contains("orders.stream"), "{shown}");
     }
 
     #[test]

@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use opentelemetry::metrics::{Counter, Histogram, Meter, ObservableGauge};
@@ -59,11 +59,15 @@ pub mod names {
     /// Messaging conventions. Counter, `{message}`: per record sent, acknowledged or not (`error.type`
     /// then).
     pub const SEMCONV_SENT_MESSAGES: &str = super::semconv_metric::MESSAGING_CLIENT_SENT_MESSAGES;
-    /// Messaging conventions. Counter, `{message}`: per processed record that has an `event_type` header.
+    /// Messaging conventions. Counter, `{message}`: per record that decoded to an event and was handed
+    /// to the handlers (counted once, before they run, whatever their outcome); undecodable records
+    /// are not counted.
     pub const SEMCONV_CONSUMED_MESSAGES: &str = super::semconv_metric::MESSAGING_CLIENT_CONSUMED_MESSAGES;
-    /// Messaging conventions. Histogram, `s`: per successful `publish()` call (operation `send`).
+    /// Messaging conventions. Histogram, `s`: per `publish()` call (operation `send`), a failed one
+    /// with `error.type`.
     pub const SEMCONV_OPERATION_DURATION: &str = super::semconv_metric::MESSAGING_CLIENT_OPERATION_DURATION;
-    /// Messaging conventions. Histogram, `s`: per processed record.
+    /// Messaging conventions. Histogram, `s`: per processed record, a failed one (undecodable, or
+    /// dead-lettered after its handlers failed) with `error.type`.
     pub const SEMCONV_PROCESS_DURATION: &str = super::semconv_metric::MESSAGING_PROCESS_DURATION;
 }
 
@@ -107,20 +111,24 @@ struct MessagingFlow {
     consumed: Counter<u64>,
     operation_duration: Histogram<f64>,
     process_duration: Histogram<f64>,
-    /// `messaging.consumer.group.name`, built once.
-    group: KeyValue,
 }
 
 /// What the two observable gauges read; the bus writes it through [`BusMetrics`].
 #[derive(Debug)]
 struct GaugeState {
-    group: String,
+    /// The consumer group: the builder's, or else the bus config's (set once, before any record).
+    group: OnceLock<StringValue>,
     connected: AtomicBool,
     /// topic -> partition -> lag.
     lag: Mutex<HashMap<String, HashMap<i32, i64>>>,
 }
 
 impl GaugeState {
+    /// The consumer group label (empty until one is known).
+    fn group(&self) -> StringValue {
+        self.group.get().cloned().unwrap_or_else(|| StringValue::from(""))
+    }
+
     fn lag(&self) -> MutexGuard<'_, HashMap<String, HashMap<i32, i64>>> {
         // A poisoned table is still a table of numbers: keep using it.
         self.lag.lock().unwrap_or_else(|e| e.into_inner())
@@ -142,6 +150,24 @@ struct Instruments {
     _connections_active: ObservableGauge<i64>,
     _consumer_lag: ObservableGauge<i64>,
     state: Arc<GaugeState>,
+}
+
+impl Instruments {
+    /// Records one publish call in `messaging.client.operation.duration` (messaging mode only).
+    fn operation_duration(&self, topic: &str, elapsed: Duration, error_type: Option<&str>) {
+        if let Some(s) = &self.messaging {
+            let mut attributes = vec![
+                KeyValue::new(semconv_attr::MESSAGING_SYSTEM, "kafka"),
+                KeyValue::new(semconv_attr::MESSAGING_DESTINATION_NAME, topic.to_owned()),
+                KeyValue::new(semconv_attr::MESSAGING_OPERATION_NAME, "send"),
+                KeyValue::new(semconv_attr::MESSAGING_OPERATION_TYPE, "send"),
+            ];
+            if let Some(error_type) = error_type {
+                attributes.push(KeyValue::new(semconv_attr::ERROR_TYPE, error_type.to_owned()));
+            }
+            s.operation_duration.record(elapsed.as_secs_f64(), &attributes);
+        }
+    }
 }
 
 impl Drop for Instruments {
@@ -204,8 +230,13 @@ impl BusMetrics {
         consumer_group: impl Into<String>,
         stability: SemconvStability,
     ) -> Self {
+        let group: String = consumer_group.into();
         let state = Arc::new(GaugeState {
-            group: consumer_group.into(),
+            group: if group.is_empty() {
+                OnceLock::new()
+            } else {
+                OnceLock::from(StringValue::from(group))
+            },
             connected: AtomicBool::new(false),
             lag: Mutex::new(HashMap::new()),
         });
@@ -234,7 +265,7 @@ impl BusMetrics {
                     i64::from(up),
                     &[KeyValue::new(
                         attr::MESSAGING_KAFKA_CONSUMER_GROUP,
-                        active_state.group.clone(),
+                        active_state.group(),
                     )],
                 );
             })
@@ -254,7 +285,7 @@ impl BusMetrics {
                             *lag,
                             &[
                                 KeyValue::new(attr::MESSAGING_KAFKA_PARTITION, i64::from(*partition)),
-                                KeyValue::new(attr::MESSAGING_KAFKA_CONSUMER_GROUP, lag_state.group.clone()),
+                                KeyValue::new(attr::MESSAGING_KAFKA_CONSUMER_GROUP, lag_state.group()),
                                 KeyValue::new(attr::MESSAGING_DESTINATION, topic.clone()),
                             ],
                         );
@@ -298,13 +329,12 @@ impl BusMetrics {
             ),
             operation_duration: s_histogram(
                 names::SEMCONV_OPERATION_DURATION,
-                "Duration of successful publish calls",
+                "Duration of publish calls (failed ones with error.type)",
             ),
             process_duration: s_histogram(
                 names::SEMCONV_PROCESS_DURATION,
                 "Duration of processing one record",
             ),
-            group: KeyValue::new(semconv_attr::MESSAGING_CONSUMER_GROUP_NAME, state.group.clone()),
         });
         let instruments = Instruments {
             reference,
@@ -387,6 +417,17 @@ impl BusMetrics {
         }
     }
 
+    /// Names the consumer group `group` when these metrics were built without one (a Kafka bus built
+    /// with user-made telemetry gives its config's group); a group given at build time is kept.
+    #[cfg_attr(not(feature = "client"), allow(dead_code))]
+    pub(crate) fn default_consumer_group(&self, group: &str) {
+        if let Some(m) = &self.inner
+            && !group.is_empty()
+        {
+            let _ = m.state.group.set(StringValue::from(group.to_owned()));
+        }
+    }
+
     /// A `publish()` call succeeded after `elapsed`.
     pub fn publish_duration(&self, topic: &str, elapsed: Duration) {
         if let Some(m) = &self.inner {
@@ -396,17 +437,27 @@ impl BusMetrics {
                     &[KeyValue::new(attr::MESSAGING_DESTINATION, topic.to_owned())],
                 );
             }
-            if let Some(s) = &m.messaging {
-                s.operation_duration.record(
-                    elapsed.as_secs_f64(),
-                    &[
-                        KeyValue::new(semconv_attr::MESSAGING_SYSTEM, "kafka"),
-                        KeyValue::new(semconv_attr::MESSAGING_DESTINATION_NAME, topic.to_owned()),
-                        KeyValue::new(semconv_attr::MESSAGING_OPERATION_NAME, "send"),
-                        KeyValue::new(semconv_attr::MESSAGING_OPERATION_TYPE, "send"),
-                    ],
-                );
-            }
+            m.operation_duration(topic, elapsed, None);
+        }
+    }
+
+    /// A `publish()` call failed after `elapsed` (an event's error of type `error_type`): recorded in
+    /// `messaging.client.operation.duration` with `error.type`, as the messaging conventions ask;
+    /// eventsource-py's `publish.duration` counts successful calls only.
+    #[cfg_attr(not(feature = "client"), allow(dead_code))]
+    pub(crate) fn publish_failed_duration(&self, topic: &str, elapsed: Duration, error_type: &str) {
+        if let Some(m) = &self.inner {
+            m.operation_duration(topic, elapsed, Some(error_type));
+        }
+    }
+
+    /// A record was dead-lettered to `dlq_topic`: one message sent, counted in
+    /// `messaging.client.sent.messages` as a DLQ send that failed is (eventsource-py's
+    /// `messages.published` counts only the bus's own publishes; its DLQ count is [`Self::dlq`]).
+    #[cfg_attr(not(feature = "client"), allow(dead_code))]
+    pub(crate) fn dlq_sent(&self, dlq_topic: &str, event_type: &str) {
+        if let Some(s) = self.inner.as_ref().and_then(|m| m.messaging.as_ref()) {
+            s.sent.add(1, &send_attrs(dlq_topic, event_type));
         }
     }
 
@@ -419,6 +470,10 @@ impl BusMetrics {
     }
 
     /// One record with an `event_type` header was processed.
+    ///
+    /// A record that does not decode is not counted here (in either mode: it has no event type to
+    /// label it with); its processing time is in `consume.duration` / `messaging.process.duration`,
+    /// the latter with `error.type`, and the dead-letter counters count it.
     ///
     /// Labels on the consume path take anything that becomes a [`StringValue`]: a `&'static str`, a
     /// `String`, or an `Arc<str>` (shared, not copied: what the bus passes, once per record).
@@ -444,7 +499,7 @@ impl BusMetrics {
                             semconv_attr::MESSAGING_DESTINATION_PARTITION_ID,
                             partition.to_string(),
                         ),
-                        s.group.clone(),
+                        KeyValue::new(semconv_attr::MESSAGING_CONSUMER_GROUP_NAME, m.state.group()),
                         KeyValue::new(semconv_attr::MESSAGING_OPERATION_NAME, "process"),
                         KeyValue::new(super::spans::attr::EVENT_TYPE, Value::String(event_type.clone())),
                     ],
@@ -467,21 +522,38 @@ impl BusMetrics {
 
     /// Processing one record (success, decode error or failure) took `elapsed`.
     pub fn consume_duration(&self, topic: impl Into<StringValue>, elapsed: Duration) {
+        self.process_duration(topic.into(), elapsed, None);
+    }
+
+    /// Processing one record failed (decode error, or handlers that failed for good) after `elapsed`:
+    /// as [`consume_duration`](Self::consume_duration), with `error.type` on
+    /// `messaging.process.duration`.
+    #[cfg_attr(not(feature = "client"), allow(dead_code))]
+    pub(crate) fn consume_failed_duration(
+        &self,
+        topic: impl Into<StringValue>,
+        elapsed: Duration,
+        error_type: &str,
+    ) {
+        self.process_duration(topic.into(), elapsed, Some(error_type));
+    }
+
+    fn process_duration(&self, topic: StringValue, elapsed: Duration, error_type: Option<&str>) {
         if let Some(m) = &self.inner {
-            let topic = topic.into();
             if let Some(s) = &m.messaging {
-                s.process_duration.record(
-                    elapsed.as_secs_f64(),
-                    &[
-                        KeyValue::new(semconv_attr::MESSAGING_SYSTEM, "kafka"),
-                        KeyValue::new(
-                            semconv_attr::MESSAGING_DESTINATION_NAME,
-                            Value::String(topic.clone()),
-                        ),
-                        s.group.clone(),
-                        KeyValue::new(semconv_attr::MESSAGING_OPERATION_NAME, "process"),
-                    ],
-                );
+                let mut attributes = vec![
+                    KeyValue::new(semconv_attr::MESSAGING_SYSTEM, "kafka"),
+                    KeyValue::new(
+                        semconv_attr::MESSAGING_DESTINATION_NAME,
+                        Value::String(topic.clone()),
+                    ),
+                    KeyValue::new(semconv_attr::MESSAGING_CONSUMER_GROUP_NAME, m.state.group()),
+                    KeyValue::new(semconv_attr::MESSAGING_OPERATION_NAME, "process"),
+                ];
+                if let Some(error_type) = error_type {
+                    attributes.push(KeyValue::new(semconv_attr::ERROR_TYPE, error_type.to_owned()));
+                }
+                s.process_duration.record(elapsed.as_secs_f64(), &attributes);
             }
             if let Some(r) = &m.reference {
                 r.consume_duration.record(

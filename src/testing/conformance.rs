@@ -1,5 +1,5 @@
 //! A conformance suite for any [`EventBus`]: the nine cases of eventsource-py's
-//! `EventBusConformanceSuite`, written so every case waits for delivery (so it runs unchanged against a
+//! `EventBusConformanceSuite` and one for [`publish_with`](EventBus::publish_with), written so every case waits for delivery (so it runs unchanged against a
 //! distributed bus such as the Kafka one).
 //!
 //! Waiting is done two ways: for what should arrive, by polling the recorder until it has enough or the
@@ -41,7 +41,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::bus::{EventBus, HandlerResult, Subscriber};
+use crate::bus::{Error, EventBus, HandlerResult, PublishOptions, Subscriber};
 use crate::event::{AnyEvent, DomainEvent, Event, EventType};
 
 /// Makes fresh buses for the suite.
@@ -442,6 +442,39 @@ pub async fn subscribe_all_registers_declared_types<F: BusFactory>(factory: &F) 
     h.finish().await
 }
 
+/// 10. `publish_with` refuses a header the bus writes itself before sending anything, and delivers
+///     with an extra header otherwise.
+pub async fn publish_with_refuses_reserved_headers<F: BusFactory>(factory: &F) -> Result<(), Failure> {
+    let h = Harness::new(factory).await?;
+    let received = Recorder::default();
+    h.bus.subscribe(received.typed_handler())?;
+    let agg = Uuid::new_v4();
+    let forged = make_event(agg, "forged");
+    let forged_id = forged.meta.event_id;
+    let refused = PublishOptions::new().header("event_type", "Forged");
+    match h.bus.publish_with(vec![forged.into_any()?], refused).await {
+        Err(Error::ReservedHeader { name }) if name == "event_type" => {}
+        other => {
+            return fail(format!(
+                "a reserved header gave {other:?}, expected ReservedHeader"
+            ));
+        }
+    }
+    let e = make_event(agg, "with an extra header");
+    let id = e.meta.event_id;
+    let extra = PublishOptions::new().header("x-conformance", "1");
+    h.bus.publish_with(vec![e.into_any()?], extra).await?;
+    received.wait_for(1, h.timeout).await?;
+    h.barrier(agg).await?;
+    check(received.ids() == [id], || {
+        format!(
+            "received {:?}, expected [{id}] (refused event {forged_id})",
+            received.ids()
+        )
+    })?;
+    h.finish().await
+}
+
 /// A case of the suite.
 pub type Case<F> = for<'a> fn(&'a F) -> Pin<Box<dyn Future<Output = Result<(), Failure>> + Send + 'a>>;
 
@@ -459,7 +492,8 @@ macro_rules! cases {
     };
 }
 
-/// The nine cases, by name, in eventsource-py's order (for a custom test harness).
+/// The ten cases, by name: eventsource-py's nine in its order, then `publish_with`'s (for a custom
+/// test harness).
 pub fn cases<F: BusFactory>() -> Vec<(&'static str, Case<F>)> {
     cases![
         publish_and_subscribe_roundtrip,
@@ -471,6 +505,7 @@ pub fn cases<F: BusFactory>() -> Vec<(&'static str, Case<F>)> {
         background_publish_delivers,
         per_aggregate_ordering,
         subscribe_all_registers_declared_types,
+        publish_with_refuses_reserved_headers,
     ]
 }
 

@@ -1,14 +1,14 @@
 //! Record key and headers through the bus on a real broker: a handler reads, through `RecordContext`,
 //! the key and every header that was published (eventsource-py's, the extra ones of `publish_with`,
-//! and the bus's own trace context in place of a caller's `traceparent`); a reserved header name is
-//! refused before anything is sent.
+//! and the bus's own trace context in place of a caller's trace headers); a reserved header name or a
+//! trace header that is not printable ASCII is refused before anything is sent.
 
 use std::{sync::Arc, time::Duration};
 
 use kafka_event_bus::{
     bus::{Error, EventBus, KafkaEventBus, PublishOptions, RecordContext},
     event::DomainEvent,
-    telemetry::Telemetry,
+    telemetry::{SemconvStability, Telemetry},
 };
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
 use tokio::sync::mpsc;
@@ -32,6 +32,7 @@ pub(crate) fn trials(trials: &mut crate::Trials<'_>) {
                 .metrics(false)
                 .tracer_provider(&tracer_provider)
                 .consumer_group(prefix.clone())
+                .semconv(SemconvStability::Reference)
                 .build();
             let bus = KafkaEventBus::with_telemetry(config(ctx, &prefix, &prefix), telemetry).unwrap();
             bus.connect().await.unwrap();
@@ -54,6 +55,12 @@ pub(crate) fn trials(trials: &mut crate::Trials<'_>) {
                 .await
                 .unwrap_err();
             assert!(matches!(err, Error::ReservedHeader { .. }), "{err}");
+            let not_text = PublishOptions::new().header("baggage", &b"user=\xff"[..]);
+            let err = bus
+                .publish_with(vec![event().into_any().unwrap()], not_text)
+                .await
+                .unwrap_err();
+            assert!(matches!(err, Error::InvalidTraceHeader { .. }), "{err}");
             assert_eq!(
                 bus.stats().events_published,
                 0,
@@ -73,7 +80,9 @@ pub(crate) fn trials(trials: &mut crate::Trials<'_>) {
             let options = PublishOptions::new()
                 .header("x-tenant", "acme")
                 .header("x-raw", &b"\xff\x00"[..])
-                .header("traceparent", FORGED_TRACEPARENT);
+                .header("traceparent", FORGED_TRACEPARENT)
+                .header("tracestate", "vendor=forged")
+                .header("baggage", "user=forged");
             bus.publish_with(vec![event.into_any().unwrap()], options)
                 .await
                 .unwrap();
@@ -106,7 +115,8 @@ pub(crate) fn trials(trials: &mut crate::Trials<'_>) {
             assert_eq!(headers.get_str("aggregate_id"), Some(aggregate_id.as_str()));
             assert_eq!(headers.get_str("x-tenant"), Some("acme"));
             assert_eq!(headers.get("x-raw"), Some(&b"\xff\x00"[..]));
-            // Tracing is on: the producer span's context replaced the caller's.
+            // Tracing is on: the producer span's context replaced the caller's, tracestate and baggage
+            // included (the names above hold no tracestate or baggage).
             let traceparent = headers.get_str("traceparent").unwrap();
             assert_ne!(traceparent, FORGED_TRACEPARENT);
             let producer = spans

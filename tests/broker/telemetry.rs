@@ -56,6 +56,8 @@ pub(crate) fn trials(trials: &mut crate::Trials<'_>) {
                 .meter(meter_provider.meter("eventsource.bus.kafka"))
                 .tracer_provider(&tracer_provider)
                 .consumer_group(prefix.clone())
+                // eventsource-py's names are asserted: whatever OTEL_SEMCONV_STABILITY_OPT_IN says.
+                .semconv(SemconvStability::Reference)
                 .build();
             let bus = KafkaEventBus::with_telemetry(config(ctx, &prefix, &prefix), telemetry).unwrap();
             bus.connect().await.unwrap();
@@ -168,6 +170,7 @@ pub(crate) fn trials(trials: &mut crate::Trials<'_>) {
                 .meter(meter_provider.meter("eventsource.bus.kafka"))
                 .tracing(false)
                 .consumer_group(prefix.clone())
+                .semconv(SemconvStability::Reference)
                 .build();
             let active = || {
                 metrics.reset();
@@ -215,7 +218,7 @@ pub(crate) fn trials(trials: &mut crate::Trials<'_>) {
             let telemetry = Telemetry::builder()
                 .meter(meter_provider.meter("eventsource.bus.kafka"))
                 .tracer_provider(&tracer_provider)
-                .consumer_group(prefix.clone())
+                // No consumer_group: the bus's config names the group for spans and metrics alike.
                 .semconv(SemconvStability::Messaging)
                 .build();
             let bus = KafkaEventBus::with_telemetry(config(ctx, &prefix, &prefix), telemetry).unwrap();
@@ -274,13 +277,45 @@ pub(crate) fn trials(trials: &mut crate::Trials<'_>) {
 
             meter_provider.force_flush().unwrap();
             let mut names = BTreeSet::new();
+            let mut consume_groups = BTreeSet::new();
             for rm in metrics.get_finished_metrics().unwrap() {
                 for sm in rm.scope_metrics() {
                     for m in sm.metrics() {
                         names.insert(m.name().to_owned());
+                        let attributes: Vec<Vec<KeyValue>> = match m.data() {
+                            AggregatedMetrics::U64(MetricData::Sum(sum)) => sum
+                                .data_points()
+                                .map(|p| p.attributes().cloned().collect())
+                                .collect(),
+                            AggregatedMetrics::F64(MetricData::Histogram(h)) => h
+                                .data_points()
+                                .map(|p| p.attributes().cloned().collect())
+                                .collect(),
+                            _ => Vec::new(),
+                        };
+                        if matches!(
+                            m.name(),
+                            "messaging.client.consumed.messages" | "messaging.process.duration"
+                        ) {
+                            for point in attributes {
+                                for kv in point {
+                                    if kv.key.as_str() == "messaging.consumer.group.name" {
+                                        consume_groups.insert((m.name().to_owned(), kv.value.to_string()));
+                                    }
+                                }
+                            }
+                        }
                     }
                 }
             }
+            assert_eq!(
+                consume_groups,
+                BTreeSet::from([
+                    ("messaging.client.consumed.messages".to_owned(), prefix.clone()),
+                    ("messaging.process.duration".to_owned(), prefix.clone()),
+                ]),
+                "the consume metrics' group is the config's"
+            );
             for name in [
                 "messaging.client.sent.messages",
                 "messaging.client.consumed.messages",
@@ -292,6 +327,98 @@ pub(crate) fn trials(trials: &mut crate::Trials<'_>) {
             assert!(
                 !names.iter().any(|n| n.starts_with("kafka.eventbus.messages.")),
                 "eventsource-py's publish/consume instruments in messaging mode: {names:?}"
+            );
+        },
+    ));
+
+    trials.push(trial(
+        "telemetry::messaging_failure_metrics_carry_error_type",
+        |ctx| async move {
+            let metrics = InMemoryMetricExporter::default();
+            let meter_provider = SdkMeterProvider::builder()
+                .with_reader(PeriodicReader::builder(metrics.clone()).build())
+                .build();
+            let prefix = unique("otel-fail");
+            let telemetry = Telemetry::builder()
+                .meter(meter_provider.meter("eventsource.bus.kafka"))
+                .tracing(false)
+                .consumer_group(prefix.clone())
+                .semconv(SemconvStability::Messaging)
+                .build();
+            let bus = KafkaEventBus::with_telemetry(config(ctx, &prefix, &prefix), telemetry).unwrap();
+            bus.connect().await.unwrap();
+            bus.ensure_topics(kafka_event_bus::bus::TopicOptions::new().partitions(1))
+                .await
+                .unwrap();
+            bus.subscribe(|_: Arc<DomainEvent<OrderCreated>>| {
+                std::future::ready(Err(
+                    kafka_event_bus::bus::PermanentError::new("invalid order").into()
+                ))
+            })
+            .unwrap();
+            bus.start_consuming_in_background().unwrap();
+            let event = DomainEvent::new(
+                Uuid::new_v4(),
+                1,
+                OrderCreated {
+                    customer_id: "c".into(),
+                },
+            );
+            bus.publish_event(event).await.unwrap();
+            crate::group_support::eventually("the DLQ record", Duration::from_secs(30), || {
+                bus.stats().messages_sent_to_dlq == 1
+            })
+            .await;
+            let dlq_topic = bus.config().dlq_topic_name();
+            bus.shutdown(Duration::from_secs(10)).await.unwrap();
+
+            meter_provider.force_flush().unwrap();
+            let mut process_errors = Vec::new();
+            let mut sent_to = BTreeSet::new();
+            for rm in metrics.get_finished_metrics().unwrap() {
+                for sm in rm.scope_metrics() {
+                    for m in sm.metrics() {
+                        match (m.name(), m.data()) {
+                            (
+                                "messaging.process.duration",
+                                AggregatedMetrics::F64(MetricData::Histogram(h)),
+                            ) => {
+                                for p in h.data_points() {
+                                    let attributes: Vec<KeyValue> = p.attributes().cloned().collect();
+                                    if let Some(kv) =
+                                        attributes.iter().find(|kv| kv.key.as_str() == "error.type")
+                                    {
+                                        process_errors.push(kv.value.to_string());
+                                    }
+                                }
+                            }
+                            (
+                                "messaging.client.sent.messages",
+                                AggregatedMetrics::U64(MetricData::Sum(sum)),
+                            ) => {
+                                for p in sum.data_points() {
+                                    let attributes: Vec<KeyValue> = p.attributes().cloned().collect();
+                                    if let Some(kv) = attributes
+                                        .iter()
+                                        .find(|kv| kv.key.as_str() == "messaging.destination.name")
+                                    {
+                                        sent_to.insert(kv.value.to_string());
+                                    }
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+            }
+            assert_eq!(
+                process_errors.len(),
+                1,
+                "a failed record's process.duration has error.type"
+            );
+            assert!(
+                sent_to.contains(&dlq_topic),
+                "the DLQ send is a sent message: {sent_to:?}"
             );
         },
     ));

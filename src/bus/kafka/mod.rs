@@ -201,6 +201,8 @@ impl KafkaEventBus {
     pub fn with_telemetry(config: KafkaEventBusConfig, telemetry: Telemetry) -> Result<Self, Error> {
         config.validate().context(ConfigSnafu)?;
         config.log_warnings();
+        // Telemetry built without a group labels its consume metrics with the config's.
+        telemetry.metrics().default_consumer_group(&config.consumer_group);
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
@@ -570,9 +572,8 @@ impl KafkaEventBus {
                 },
             );
             let mut record = event.to_record();
-            options.add_to(&mut record.headers);
-            // The producer span's own context, so a consumer's span is its child.
-            span.inject(&mut record.headers);
+            // Extras, then the producer span's own context, so a consumer's span is its child.
+            options.write_to(&mut record.headers, &span);
             let record = ProducerRecord::new(topic.clone())
                 .with_key(record.key)
                 .with_value(record.value)
@@ -609,6 +610,12 @@ impl KafkaEventBus {
             telemetry.metrics().batch_size(total);
             Ok(())
         } else {
+            if let Some((_, e)) = failed.first() {
+                let elapsed = started.elapsed();
+                telemetry
+                    .metrics()
+                    .publish_failed_duration(&topic, elapsed, e.kind());
+            }
             self.inner.stats.stamp(Stamp::Error);
             Err(Error::Publish {
                 total,

@@ -64,6 +64,8 @@ pub(super) async fn send_until_acked(
                     .telemetry
                     .metrics()
                     .dlq(dead.reason.as_str(), &dead.error_type);
+                let dlq_topic = &dispatcher.config.dlq_topic;
+                dispatcher.telemetry.metrics().dlq_sent(dlq_topic, letter.event_type);
                 return Ok(meta);
             }
             Err(_) if halt.is_cancelled() => return Err(Settled::Interrupted),

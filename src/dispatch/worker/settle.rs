@@ -93,10 +93,13 @@ pub(super) async fn settle(
                 message: e.to_string(),
                 retries: 0,
             };
+            let error_type = failure.error_type.clone();
             let settled = dead_letter(dispatcher, record, failure, halt).await;
-            telemetry
-                .metrics()
-                .consume_duration(Arc::clone(&record.topic), started.elapsed());
+            telemetry.metrics().consume_failed_duration(
+                Arc::clone(&record.topic),
+                started.elapsed(),
+                &error_type,
+            );
             return settled;
         }
     };
@@ -118,6 +121,7 @@ pub(super) async fn settle(
         record.headers.clone(),
     );
     let policy = &config.retry;
+    let mut failed_with = None;
     let settled = loop {
         let mut attempt = context.clone();
         attempt.retries = retries;
@@ -151,6 +155,7 @@ pub(super) async fn settle(
             if let Some(span) = span {
                 span.failed(&failure.error_type, failures[0].1.as_ref());
             }
+            failed_with = Some(failure.error_type.clone());
             break dead_letter(dispatcher, record, failure, halt).await;
         }
         let delay = policy.delay(retries, rng.unit());
@@ -167,8 +172,16 @@ pub(super) async fn settle(
         // Only the handlers that failed run again.
         pending = Cow::Owned(failures.into_iter().map(|(handler, _)| handler).collect());
     };
-    telemetry
-        .metrics()
-        .consume_duration(Arc::clone(&record.topic), started.elapsed());
+    let elapsed = started.elapsed();
+    match failed_with {
+        Some(error_type) => {
+            telemetry
+                .metrics()
+                .consume_failed_duration(Arc::clone(&record.topic), elapsed, &error_type)
+        }
+        None => telemetry
+            .metrics()
+            .consume_duration(Arc::clone(&record.topic), elapsed),
+    }
     settled
 }

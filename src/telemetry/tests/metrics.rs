@@ -459,3 +459,72 @@ fn dup_mode_has_both_instrument_sets() {
     assert!((got[names::CONSUME_DURATION].sums[0] - 5.5).abs() < 1e-9);
     assert_eq!(got.len(), 6 + 4 + 2, "{:?}", got.keys().collect::<Vec<_>>());
 }
+
+#[test]
+fn messaging_failures_carry_error_type_and_dlq_sends_are_sent_messages() {
+    let h = MetricsHarness::new();
+    let t = h.telemetry_in(true, SemconvStability::Messaging);
+    let m = t.metrics();
+    m.publish_failed_duration("orders.stream", Duration::from_millis(40), "KafkaTimeoutError");
+    m.consume_failed_duration("orders.stream", Duration::from_millis(7), "ValueError");
+    m.dlq_sent("orders.dlq", "OrderCreated");
+    let got = h.collect();
+    let error = |t: &str| ("error.type", s(t));
+    let kafka = || ("messaging.system", s("kafka"));
+    let send = || ("messaging.operation.name", s("send"));
+    assert_eq!(
+        got["messaging.client.operation.duration"].points,
+        vec![(
+            expect(&[
+                kafka(),
+                ("messaging.destination.name", s("orders.stream")),
+                send(),
+                ("messaging.operation.type", s("send")),
+                error("KafkaTimeoutError"),
+            ]),
+            1.0
+        )]
+    );
+    assert_eq!(
+        got["messaging.process.duration"].points,
+        vec![(
+            expect(&[
+                kafka(),
+                ("messaging.destination.name", s("orders.stream")),
+                ("messaging.consumer.group.name", s("billing")),
+                ("messaging.operation.name", s("process")),
+                error("ValueError"),
+            ]),
+            1.0
+        )]
+    );
+    assert_eq!(
+        got["messaging.client.sent.messages"].points,
+        vec![(
+            expect(&[
+                kafka(),
+                ("messaging.destination.name", s("orders.dlq")),
+                send(),
+                ("eventsource.event.type", s("OrderCreated")),
+            ]),
+            1.0
+        )]
+    );
+}
+
+#[test]
+fn reference_mode_keeps_eventsource_py_counts_for_failures_and_dlq_sends() {
+    let h = MetricsHarness::new();
+    let t = h.telemetry_in(true, SemconvStability::Reference);
+    let m = t.metrics();
+    m.publish_failed_duration("orders.stream", Duration::from_millis(40), "KafkaTimeoutError");
+    m.consume_failed_duration("orders.stream", Duration::from_millis(7), "ValueError");
+    m.dlq_sent("orders.dlq", "OrderCreated");
+    let got = h.collect();
+    // Only consume.duration (which eventsource-py records for every outcome) is recorded, besides
+    // the connection gauge, always observed.
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        [names::CONNECTIONS_ACTIVE, names::CONSUME_DURATION]
+    );
+}
