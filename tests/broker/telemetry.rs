@@ -332,7 +332,7 @@ pub(crate) fn trials(trials: &mut crate::Trials<'_>) {
     ));
 
     trials.push(trial(
-        "telemetry::messaging_failure_metrics_carry_error_type",
+        "messaging_failure_metrics_carry_error_type",
         |ctx| async move {
             let metrics = InMemoryMetricExporter::default();
             let meter_provider = SdkMeterProvider::builder()
