@@ -11,8 +11,9 @@
 //! Invariants:
 //! - **Reserve, then commit.** The only await in [`Accumulator::append`] is for buffer memory, before the
 //!   lock is taken; a cancelled `send` therefore appended nothing. The reserved bytes are released when
-//!   the batch completes (acknowledged or failed), so `buffer_memory` bounds everything buffered or in
-//!   flight.
+//!   the batch completes (acknowledged or failed), so `buffer_memory` bounds the record bytes buffered
+//!   or in flight. Batch buffers come on top: each partition holding records has one, of at least
+//!   `min(batch_size, 16 KiB)`, growing (by doubling) with its batch.
 //! - **Ordering.** A partition has at most one batch in flight; a batch that must be retried goes back
 //!   to the front of its partition's queue. Records of one partition are therefore written in the order
 //!   they were appended, retries included.
@@ -647,6 +648,15 @@ impl Accumulator {
             };
             self.complete(batch, Err(error));
         }
+        // Only a drain ends lingers: without one (no producer id, say) the entries of batches that
+        // completed here would pile up for as long as the outage lasts.
+        let mut state = self.lock();
+        let State {
+            lingering,
+            incomplete,
+            ..
+        } = &mut *state;
+        lingering.retain(|&(_, _, id)| incomplete.contains(&id));
     }
 
     /// Bytes of buffer memory in use.

@@ -200,12 +200,41 @@ impl ProducerConfig {
         if self.max_in_flight_per_broker == 0 {
             return fail("max_in_flight_per_broker must be > 0");
         }
+        // Java's int milliseconds (about 24.8 days): larger values overflow the clock arithmetic.
+        let fits = |d: Duration| i32::try_from(d.as_millis()).is_ok();
+        if !fits(self.request_timeout) {
+            return fail("request_timeout is too large");
+        }
+        if !fits(self.linger) {
+            return fail("linger is too large");
+        }
+        if !fits(self.delivery_timeout) {
+            return fail("delivery_timeout is too large");
+        }
         if self.delivery_timeout < self.linger + self.request_timeout {
             return fail("delivery_timeout must be at least linger + request_timeout");
         }
-        if i32::try_from(self.request_timeout.as_millis()).is_err() {
-            return fail("request_timeout is too large");
-        }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_too_large_for_the_wire_are_refused_not_a_panic() {
+        for config in [
+            ProducerConfig::default().with_linger(Duration::MAX),
+            ProducerConfig::default()
+                .with_linger(Duration::MAX - Duration::from_secs(60))
+                .with_delivery_timeout(Duration::MAX),
+            ProducerConfig::default().with_delivery_timeout(Duration::MAX),
+        ] {
+            assert!(
+                matches!(config.validate(), Err(Error::InvalidConfig { .. })),
+                "{config:?}"
+            );
+        }
     }
 }

@@ -519,3 +519,22 @@ async fn an_expired_batch_behind_one_in_flight_leaves_its_partition_in_flight() 
     let drained = acc.drain(t0 + Duration::from_secs(33), &meta, &HashSet::new(), None);
     assert_eq!(drained.by_broker[0].1.len(), 1);
 }
+
+/// While nothing can be sent at all (no producer id), the sender only fails expired batches and never
+/// drains: their linger entries must go with them, or an outage grows the list for ever.
+#[tokio::test]
+async fn batches_failed_without_a_drain_leave_no_linger_entry_behind() {
+    let acc = accumulator(config().with_delivery_timeout(Duration::from_secs(31)));
+    let t0 = Instant::now();
+    for round in 0..50u64 {
+        let now = t0 + Duration::from_secs(40 * round);
+        let delivery = append(&acc, record(0, "a"), now).await;
+        acc.fail_expired(now + Duration::from_secs(31), "no producer id");
+        assert!(matches!(
+            delivery.await.unwrap(),
+            Err(Error::DeliveryTimeout { .. })
+        ));
+    }
+    assert!(acc.is_empty());
+    assert!(acc.lock().lingering.len() <= 1, "{}", acc.lock().lingering.len());
+}
