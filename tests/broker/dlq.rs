@@ -181,8 +181,11 @@ pub(crate) fn trials(trials: &mut crate::Trials<'_>) {
         assert_eq!(by_offset(2).payload, None);
 
         // Serialized with eventsource-py's keys, headers as a dict (last value wins).
-        let json = serde_json::to_value(by_offset(0)).unwrap();
-        let keys: Vec<&str> = json.as_object().unwrap().keys().map(String::as_str).collect();
+        // The key order of the serialized text (a `serde_json::Value` sorts its keys).
+        let text = serde_json::to_string(by_offset(0)).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let mut keys: Vec<&str> = json.as_object().unwrap().keys().map(String::as_str).collect();
+        keys.sort_by_key(|k| text.find(&format!("\"{k}\":")));
         assert_eq!(
             keys,
             [

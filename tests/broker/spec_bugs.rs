@@ -25,7 +25,7 @@ use crate::{
     bus::config,
     group_support::eventually,
     read_back::read_partition,
-    sasl_proxy, spec_bugs_more,
+    sasl_proxy,
     support::OrderCreated,
     support::{Ctx, unique},
     tls_proxy, trial,
@@ -499,8 +499,6 @@ pub(crate) fn trials(trials: &mut crate::Trials<'_>) {
             );
         },
     ));
-
-    spec_bugs_more::trials(trials);
 }
 
 /// A raw producer on the shared broker.
