@@ -20,9 +20,10 @@ pub mod consumer;
 pub mod fetcher;
 pub mod group;
 pub mod producer;
+mod topic_partition;
 unstable! { pub mod subscription; }
 
 pub use cluster::{Cluster, ClusterMetadata, NewTopic, TopicCreation};
 pub use config::ClientConfig;
-pub use group::assignor::TopicPartition;
 pub use subscription::OffsetReset;
+pub use topic_partition::TopicPartition;

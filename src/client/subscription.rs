@@ -16,7 +16,7 @@
 
 use std::collections::BTreeMap;
 
-pub use super::group::assignor::TopicPartition;
+pub(crate) use super::TopicPartition;
 
 /// What to do when a partition has no committed offset (`auto.offset.reset`). The bus's
 /// `auto_offset_reset` setting is this type too (`bus::OffsetReset`), parsed from `"earliest"` or

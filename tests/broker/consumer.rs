@@ -7,7 +7,7 @@ use kafka_event_bus::{
     client::{
         consumer::{Consumer, ConsumerEvent, PartitionStream},
         group::LeaveReason,
-        subscription::{OffsetReset, TopicPartition},
+        OffsetReset, TopicPartition,
     },
     protocol::Compression,
 };

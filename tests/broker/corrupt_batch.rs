@@ -11,7 +11,7 @@ use kafka_event_bus::{
     client::{
         Cluster,
         consumer::{Consumer, ConsumerEvent, PartitionStream},
-        subscription::TopicPartition,
+        TopicPartition,
     },
     dlq::{DLQ_ORIGINAL_LAST_OFFSET, DeadLetter, DlqReason},
     event::DomainEvent,

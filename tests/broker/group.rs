@@ -6,7 +6,7 @@ use std::{collections::BTreeSet, sync::Arc, time::Duration};
 use kafka_event_bus::client::{
     consumer::ConsumerConfig,
     group::assignor::{Assignor, CooperativeStickyAssignor, RangeAssignor, RoundRobinAssignor},
-    subscription::TopicPartition,
+    TopicPartition,
 };
 
 use crate::{

@@ -11,7 +11,7 @@ use std::{
 use kafka_event_bus::client::{
     ClientConfig, Cluster,
     consumer::{Consumer, ConsumerEvent},
-    subscription::TopicPartition,
+    TopicPartition,
 };
 
 use crate::{

@@ -8,9 +8,8 @@ use std::{
 
 use kafka_event_bus::{
     client::{
-        Cluster, NewTopic,
+        Cluster, NewTopic, TopicPartition,
         consumer::{Consumer, ConsumerConfig, ConsumerEvent},
-        subscription::TopicPartition,
     },
     protocol::{Compression, Headers, RecordBatchBuilder},
 };

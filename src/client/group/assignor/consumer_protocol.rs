@@ -43,7 +43,7 @@ pub const CONSUMER_PROTOCOL_VERSION: i16 = 3;
 /// # Example
 ///
 /// ```
-/// use kafka_event_bus::client::group::assignor::{Subscription, TopicPartition};
+/// use kafka_event_bus::client::{TopicPartition, group::assignor::Subscription};
 ///
 /// let sub = Subscription::new(["orders"])
 ///     .with_owned_partitions(vec![TopicPartition::new("orders", 0)])
@@ -72,7 +72,7 @@ pub struct Subscription {
 /// # Example
 ///
 /// ```
-/// use kafka_event_bus::client::group::assignor::{Assignment, TopicPartition};
+/// use kafka_event_bus::client::{TopicPartition, group::assignor::Assignment};
 ///
 /// let a = Assignment::new(vec![TopicPartition::new("orders", 1), TopicPartition::new("orders", 3)])
 ///     .with_user_data(Some(bytes::Bytes::from_static(b"opaque")));

@@ -11,7 +11,7 @@
 //! | [`RoundRobinAssignor`] (`roundrobin`) | `RoundRobinAssignor` | eager |
 //! | [`CooperativeStickyAssignor`] (`cooperative-sticky`) | `CooperativeStickyAssignor` | cooperative (or eager) |
 //!
-//! Owns: [`TopicPartition`], [`MemberSubscription`], the [`Assignor`] trait and its implementations,
+//! Owns: [`MemberSubscription`], the [`Assignor`] trait and its implementations,
 //! [`AssignmentChange`] (what a member revokes and gains). May use [`crate::protocol`] and external
 //! crates only. No I/O, no clock, no randomness.
 //!
@@ -36,6 +36,7 @@ use std::fmt;
 
 use snafu::Snafu;
 
+pub(crate) use crate::client::TopicPartition;
 pub use consumer_protocol::Subscription;
 unstable! { pub use consumer_protocol::{Assignment, CONSUMER_PROTOCOL_VERSION}; }
 pub use range::RangeAssignor;
@@ -104,40 +105,6 @@ pub enum Error {
         /// What the codec said.
         source: Box<dyn std::error::Error + Send + Sync>,
     },
-}
-
-/// A topic and a partition number; ordered by topic, then partition.
-///
-/// # Example
-///
-/// ```
-/// use kafka_event_bus::client::group::assignor::TopicPartition;
-///
-/// assert!(TopicPartition::new("a", 9) < TopicPartition::new("b", 0));
-/// assert_eq!(TopicPartition::new("a", 1).to_string(), "a-1");
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct TopicPartition {
-    /// The topic.
-    pub topic: String,
-    /// The partition.
-    pub partition: i32,
-}
-
-impl TopicPartition {
-    /// A topic-partition.
-    pub fn new(topic: impl Into<String>, partition: i32) -> Self {
-        Self {
-            topic: topic.into(),
-            partition,
-        }
-    }
-}
-
-impl fmt::Display for TopicPartition {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}-{}", self.topic, self.partition)
-    }
 }
 
 /// Which rebalance protocol an assignor supports (Java's `RebalanceProtocol`).
@@ -215,8 +182,9 @@ pub type PartitionsPerTopic = BTreeMap<String, i32>;
 ///
 /// ```
 /// use std::collections::BTreeMap;
+/// use kafka_event_bus::client::TopicPartition;
 /// use kafka_event_bus::client::group::assignor::{
-///     Assignor, MemberSubscription, RangeAssignor, Subscription, TopicPartition,
+///     Assignor, MemberSubscription, RangeAssignor, Subscription,
 /// };
 ///
 /// let metadata = BTreeMap::from([("orders".to_owned(), 3)]);
@@ -270,7 +238,10 @@ pub trait Assignor: fmt::Debug + Send + Sync {
 /// # Example
 ///
 /// ```
-/// use kafka_event_bus::client::group::assignor::{AssignmentChange, TopicPartition};
+/// use kafka_event_bus::client::{
+///     TopicPartition,
+///     group::assignor::AssignmentChange,
+/// };
 ///
 /// let tp = |p| TopicPartition::new("t", p);
 /// let change = AssignmentChange::between(&[tp(0), tp(1)], &[tp(1), tp(2)]);

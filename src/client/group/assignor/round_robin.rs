@@ -19,8 +19,9 @@ use super::{
 /// ```
 /// use std::collections::BTreeMap;
 /// use kafka_event_bus::client::group::assignor::{
-///     Assignor, MemberSubscription, RoundRobinAssignor, Subscription, TopicPartition,
+///     Assignor, MemberSubscription, RoundRobinAssignor, Subscription,
 /// };
+/// use kafka_event_bus::client::TopicPartition;
 ///
 /// let metadata = BTreeMap::from([("t".to_owned(), 3)]);
 /// let members: BTreeMap<_, _> = ["a", "b"]

@@ -47,8 +47,9 @@ const DEFAULT_GENERATION: i32 = -1;
 /// ```
 /// use std::collections::BTreeMap;
 /// use kafka_event_bus::client::group::assignor::{
-///     Assignor, CooperativeStickyAssignor, MemberSubscription, Subscription, TopicPartition,
+///     Assignor, CooperativeStickyAssignor, MemberSubscription, Subscription,
 /// };
+/// use kafka_event_bus::client::TopicPartition;
 ///
 /// let tp = |p| TopicPartition::new("t", p);
 /// let member = |owned: Vec<TopicPartition>| {
