@@ -48,9 +48,11 @@ impl PartitionProbe {
 
     /// How far the application got, now.
     pub(crate) fn reach(&self) -> Reach {
-        let done = self.handle.done.load(Ordering::Acquire);
-        let delivered = self.handle.delivered.load(Ordering::Acquire);
         let state = self.fetch.lock();
+        // Read under the lock, after `buffered`'s writers: a record taken from the buffer before the
+        // lock shows in `delivered`, and one delivered before `done` is read shows as settled or not.
+        let delivered = self.handle.delivered.load(Ordering::Acquire);
+        let done = self.handle.done.load(Ordering::Acquire);
         let current = state
             .subscriptions
             .get(&self.handle.tp)
