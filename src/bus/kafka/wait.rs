@@ -25,8 +25,8 @@ fn deadline_after(timeout: Duration) -> Instant {
 
 impl KafkaEventBus {
     /// Waits until the consume loop holds at least one partition of the main topic (it joined the
-    /// group, got an assignment, and knows where it starts reading: its committed offset, or the
-    /// log end or start `auto_offset_reset` picks) and returns the partitions it holds. Call it after
+    /// group and got an assignment) and knows where it starts reading in every partition it holds
+    /// (its committed offset, or the log end or start `auto_offset_reset` picks), and returns them. Call it after
     /// [`start_consuming_in_background`](Self::start_consuming_in_background): events published from
     /// then on are handled by this member or another member of its group, and, with
     /// `auto_offset_reset = "latest"`, none is skipped by a late join.
@@ -55,19 +55,17 @@ impl KafkaEventBus {
         loop {
             self.connected()?;
             self.consuming_now()?;
-            let held: Vec<i32> = self
+            // Every partition held, each positioned: none of them can skip an event published next.
+            let reaches: Vec<_> = self
                 .inner
                 .assignment
                 .probes()
                 .iter()
-                .filter(|p| {
-                    let reach = p.reach();
-                    !reach.revoked && reach.position.is_some()
-                })
-                .map(|p| p.partition())
+                .map(|p| (p.partition(), p.reach()))
+                .filter(|(_, reach)| !reach.revoked)
                 .collect();
-            if !held.is_empty() {
-                return Ok(held);
+            if !reaches.is_empty() && reaches.iter().all(|(_, reach)| reach.position.is_some()) {
+                return Ok(reaches.into_iter().map(|(partition, _)| partition).collect());
             }
             if Instant::now() >= deadline {
                 return Err(Error::WaitTimeout {
