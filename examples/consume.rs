@@ -27,6 +27,7 @@ use kafka_event_bus::{
     event::DomainEvent,
     testing::TestBroker,
 };
+use tokio::signal::unix::{SignalKind, signal};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
@@ -63,18 +64,30 @@ async fn main() -> Result<(), Box<dyn Error>> {
         }
     })?;
 
+    // The signal handlers first: a SIGINT or SIGTERM while joining the group (which can take a while)
+    // still shuts down gracefully (commit, LeaveGroup) instead of killing the process.
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
     let consuming = bus.start_consuming_in_background()?;
     eprintln!(
         "consuming {} as group {}; Ctrl-C to stop",
         bus.config().topic_name(),
         bus.config().consumer_group
     );
-    let partitions = bus.wait_for_assignment(Duration::from_secs(60)).await?;
-    eprintln!("assigned partitions {partitions:?}");
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let assigned = async {
+        match bus.wait_for_assignment(Duration::from_secs(60)).await {
+            Ok(partitions) => eprintln!("assigned partitions {partitions:?}"),
+            // A member of a group with more members than partitions gets none: it keeps waiting.
+            Err(e) if e.is_retriable() => eprintln!("{e}; consuming on"),
+            // The consume loop ended: shut down and report why.
+            Err(e) => return eprintln!("{e}"),
+        }
+        std::future::pending::<()>().await;
+    };
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
+        _ = interrupt.recv() => {}
         _ = terminate.recv() => {}
+        () = assigned => {}
     }
     eprintln!("shutting down");
     bus.shutdown(Duration::from_secs(30)).await?;

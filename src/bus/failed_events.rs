@@ -1,7 +1,7 @@
 //! [`FailedEvents`]: the events of one publish call the broker did not acknowledge, summarised when
 //! shown: a call of thousands of events fails with one short line, not one line per event.
 
-use std::{fmt, ops::Deref};
+use std::{collections::HashMap, fmt, ops::Deref};
 
 use uuid::Uuid;
 
@@ -34,7 +34,21 @@ const CAUSES_SHOWN: usize = 3;
 pub struct FailedEvents(Vec<(Uuid, producer::Error)>);
 
 impl FailedEvents {
-    pub(crate) fn new(failed: Vec<(Uuid, producer::Error)>) -> Self {
+    /// The failed events of one publish call, each with why, in publish order: what an
+    /// [`EventBus`](crate::bus::EventBus) of your own puts in [`Error::Publish`](crate::bus::Error::Publish).
+    /// It can also be collected from the pairs.
+    ///
+    /// ```
+    /// use kafka_event_bus::bus::{Error, FailedEvents};
+    /// use kafka_event_bus::client::producer;
+    ///
+    /// let id = uuid::Uuid::new_v4();
+    /// let cause = producer::Error::UnknownTopic { topic: "orders.stream".into() };
+    /// let failed: FailedEvents = [(id, cause)].into_iter().collect();
+    /// let err = Error::Publish { total: 2, failed };
+    /// assert!(err.to_string().starts_with("1 of 2 events were not published"));
+    /// ```
+    pub fn new(failed: Vec<(Uuid, producer::Error)>) -> Self {
         Self(failed)
     }
 
@@ -45,13 +59,23 @@ impl FailedEvents {
 
     /// The distinct causes (as displayed), in order of first appearance, each with how many events
     /// failed with it.
+    ///
+    /// Linear in the number of events: each cause is looked up in an index, not in the list.
     pub fn causes(&self) -> Vec<(String, usize)> {
         let mut causes: Vec<(String, usize)> = Vec::new();
+        let mut index: HashMap<String, usize> = HashMap::new();
         for (_, e) in &self.0 {
             let text = e.to_string();
-            match causes.iter_mut().find(|(c, _)| *c == text) {
-                Some((_, n)) => *n += 1,
-                None => causes.push((text, 1)),
+            match index.get(&text) {
+                Some(&at) => {
+                    if let Some((_, n)) = causes.get_mut(at) {
+                        *n += 1;
+                    }
+                }
+                None => {
+                    index.insert(text.clone(), causes.len());
+                    causes.push((text, 1));
+                }
             }
         }
         causes
@@ -67,6 +91,18 @@ impl Deref for FailedEvents {
 
     fn deref(&self) -> &Self::Target {
         &self.0
+    }
+}
+
+impl From<Vec<(Uuid, producer::Error)>> for FailedEvents {
+    fn from(failed: Vec<(Uuid, producer::Error)>) -> Self {
+        Self(failed)
+    }
+}
+
+impl FromIterator<(Uuid, producer::Error)> for FailedEvents {
+    fn from_iter<I: IntoIterator<Item = (Uuid, producer::Error)>>(failed: I) -> Self {
+        Self(failed.into_iter().collect())
     }
 }
 
@@ -166,5 +202,30 @@ mod tests {
         );
         assert_eq!(failed.iter().count(), 3);
         assert!(!failed.to_string().contains("more"));
+    }
+
+    #[test]
+    fn many_distinct_causes_keep_first_appearance_order_and_counts() {
+        let topic = |i: usize| producer::Error::UnknownTopic {
+            topic: format!("t{i}"),
+        };
+        // 1000 distinct causes, each failing twice, the second round in reverse order.
+        let pairs: FailedEvents = (0..1000)
+            .chain((0..1000).rev())
+            .map(|i| (Uuid::new_v4(), topic(i)))
+            .collect();
+        let causes = pairs.causes();
+        assert_eq!(causes.len(), 1000);
+        for (i, (cause, n)) in causes.iter().enumerate() {
+            assert_eq!(*cause, topic(i).to_string());
+            assert_eq!(*n, 2, "{cause}");
+        }
+        let shown = pairs.to_string();
+        assert!(
+            shown.starts_with("unknown topic \"t0\" (2 events); unknown topic \"t1\""),
+            "{shown}"
+        );
+        assert!(shown.contains("and 997 other causes"), "{shown}");
+        assert!(format!("{pairs:?}").contains("other_causes: 997"));
     }
 }

@@ -186,6 +186,19 @@ pub enum Error {
         /// Where things stood (the partitions still behind, or why the log ends could not be read).
         state: String,
     },
+    /// The log ends a wait needs could not be read: the cluster refused (unknown topic, not
+    /// authorized, ...). Retriable as the cluster's error is.
+    #[cfg(feature = "client")]
+    #[snafu(display("cannot read the log ends: {source}"))]
+    LogEnds {
+        /// The cluster's answer, as the DLQ admin reads it.
+        source: Box<crate::dlq::AdminError>,
+    },
+    /// A wait on the consumer was asked while the consume loop is not running (never started, or
+    /// stopped): nothing would ever change.
+    #[cfg(feature = "client")]
+    #[snafu(display("the bus is not consuming: call start_consuming_in_background() first"))]
+    NotConsuming,
     /// Joining the group or consuming failed.
     #[cfg(feature = "client")]
     #[snafu(display("consuming stopped: {source}"))]
@@ -216,6 +229,8 @@ impl Error {
             Error::Dlq { source } => source.is_retriable(),
             #[cfg(feature = "client")]
             Error::WaitTimeout { .. } => true,
+            #[cfg(feature = "client")]
+            Error::LogEnds { source } => source.is_retriable(),
             _ => false,
         }
     }

@@ -4,7 +4,8 @@
 /// function they are written in (`my_service::main::{{closure}}` becomes `my_service::main`).
 ///
 /// A typed subscription adds the event type it is for (`my_service::Billing[OrderCreated]`), so one
-/// type handling two events, or two closures in one function, log under different names.
+/// type handling two events, or two closures in one function that handle different event types, log
+/// under different names. Two closures in one function for the same event type share a name.
 ///
 /// ```
 /// fn name_of<T>(_: &T) -> String { kafka_event_bus::bus::handler_name::<T>() }

@@ -6,6 +6,7 @@ use std::{
     net::{SocketAddr, TcpListener, TcpStream},
     path::PathBuf,
     process::{Child, ChildStdin, Command, Stdio},
+    sync::atomic::{AtomicU32, Ordering},
     time::{Duration, Instant},
 };
 
@@ -110,7 +111,7 @@ impl LocalBroker {
         env: Vec<(&'static str, String)>,
         stop_signal: &'static str,
     ) -> Result<Self, Error> {
-        let log = std::env::temp_dir().join(format!("kafka-event-bus-tansu-{port}.log"));
+        let log = std::env::temp_dir().join(log_file_name(port));
         let mut broker = Self {
             port,
             advertised_port,
@@ -276,19 +277,36 @@ pub(super) fn free_port() -> Result<u16, Error> {
         .port())
 }
 
-/// Whether process `pid` still runs: `ps` knows it and it is not a zombie (a broker that exited stays one
-/// until its watchdog reaps it). Without a working `ps` it is taken to run.
+/// The broker's log file name, unique to this process and broker: `kafka-event-bus-tansu-<port>-<pid>-<n>.log`
+/// (a later broker on the same port, in this process or another, never overwrites a kept log).
+fn log_file_name(port: u16) -> String {
+    static STARTED: AtomicU32 = AtomicU32::new(0);
+    let n = STARTED.fetch_add(1, Ordering::Relaxed);
+    format!("kafka-event-bus-tansu-{port}-{}-{n}.log", std::process::id())
+}
+
+/// Whether process `pid` still runs and is not a zombie (a broker that exited stays one until its
+/// watchdog reaps it). Where `/proc` exists (Linux, BusyBox included) its stat file tells; elsewhere
+/// `kill -0` does (a zombie then counts as running). Without either it is taken to run.
 fn is_alive(pid: u32) -> bool {
-    match Command::new("ps")
-        .args(["-o", "stat=", "-p"])
-        .arg(pid.to_string())
+    let proc = std::path::Path::new("/proc");
+    if proc.join("self").exists() {
+        return match std::fs::read_to_string(proc.join(pid.to_string()).join("stat")) {
+            // `pid (comm) S ...`: the state follows the last `)` (comm may hold one).
+            Ok(stat) => stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.trim_start().chars().next())
+                .is_none_or(|state| state != 'Z' && state != 'X'),
+            Err(_) => false,
+        };
+    }
+    match Command::new("kill")
+        .args(["-0", &pid.to_string()])
+        .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .output()
+        .status()
     {
-        Ok(out) if out.status.success() => {
-            !String::from_utf8_lossy(&out.stdout).trim_start().starts_with('Z')
-        }
-        Ok(_) => false,
+        Ok(status) => status.success(),
         Err(_) => true,
     }
 }
@@ -323,5 +341,35 @@ impl fmt::Debug for LocalBroker {
             .field("pid", &self.pid())
             .field("log", &self.log)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+
+    #[test]
+    fn two_brokers_on_one_port_get_two_log_files() {
+        let (a, b) = (log_file_name(9092), log_file_name(9092));
+        assert_ne!(a, b);
+        assert!(a.starts_with("kafka-event-bus-tansu-9092-"), "{a}");
+        assert!(a.contains(&std::process::id().to_string()), "{a}");
+    }
+
+    #[test]
+    fn a_running_process_is_alive_an_exited_one_is_not() {
+        assert!(is_alive(std::process::id()));
+        let mut child = Command::new("sh").args(["-c", "exit 0"]).spawn().unwrap();
+        let pid = child.id();
+        // Exited and not reaped yet (a zombie) or reaped: not alive either way.
+        let until = Instant::now() + Duration::from_secs(10);
+        while is_alive(pid) && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(!is_alive(pid));
+        child.wait().unwrap();
+        assert!(!is_alive(pid));
     }
 }

@@ -151,6 +151,9 @@ pub fn config(
 
 /// Publishes `orders` orders and a cancellation, lets the group handle them, lists, counts and
 /// replays the DLQ once the unknown customer is known, then shuts down gracefully.
+///
+/// It replays every letter the DLQ holds (the first 100): on a broker that keeps its topics between
+/// runs, give each run its own topic prefix, or a second run replays the first run's letters again.
 pub async fn run(config: KafkaEventBusConfig, orders: u64) -> Result<Report, Box<dyn std::error::Error>> {
     let bus = KafkaEventBus::new(config)?;
     bus.connect().await?;

@@ -138,9 +138,9 @@ pub struct TopicInfo {
 }
 
 /// Clears the consuming flag when the consume loop ends in any way.
-struct ConsumingGuard<'a>(&'a Inner);
+struct ConsumingGuard(Arc<Inner>);
 
-impl Drop for ConsumingGuard<'_> {
+impl Drop for ConsumingGuard {
     fn drop(&mut self) {
         *self.0.consuming.lock().unwrap_or_else(PoisonError::into_inner) = None;
     }
@@ -448,22 +448,36 @@ impl KafkaEventBus {
     /// for good.
     pub async fn start_consuming(&self) -> Result<(), Error> {
         let connection = self.connected()?;
-        let stop = {
-            let mut consuming = self
-                .inner
-                .consuming
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            if consuming.is_some() {
-                return Err(Error::AlreadyConsuming);
-            }
-            let stop = self.inner.shut_down.child_token();
-            *consuming = Some(stop.clone());
-            stop
-        };
+        let (stop, guard) = self.claim_consuming()?;
+        self.consume_claimed(connection, stop, guard).await
+    }
+
+    /// Marks the bus as consuming and returns the loop's stop token, and the guard that clears the mark
+    /// when dropped; [`Error::AlreadyConsuming`] when it already is.
+    fn claim_consuming(&self) -> Result<(CancellationToken, ConsumingGuard), Error> {
+        let mut consuming = self
+            .inner
+            .consuming
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if consuming.is_some() {
+            return Err(Error::AlreadyConsuming);
+        }
+        let stop = self.inner.shut_down.child_token();
+        *consuming = Some(stop.clone());
+        Ok((stop, ConsumingGuard(Arc::clone(&self.inner))))
+    }
+
+    /// The consume loop, once [`claim_consuming`](Self::claim_consuming) marked the bus as consuming.
+    async fn consume_claimed(
+        &self,
+        connection: Connection,
+        stop: CancellationToken,
+        guard: ConsumingGuard,
+    ) -> Result<(), Error> {
         // Whatever ends this call (return, error, or the future being dropped), the bus is no longer
         // consuming afterwards.
-        let _consuming = ConsumingGuard(&self.inner);
+        let _consuming = guard;
         // Errors while consuming are retried with backoff (1 s doubling to 60 s) and counted in
         // `reconnections`; only a configuration error, or shutdown, ends the loop.
         let mut backoff = Duration::from_secs(1);
@@ -514,13 +528,12 @@ impl KafkaEventBus {
     ///
     /// [`Error::NotConnected`] or [`Error::AlreadyConsuming`] at once.
     pub fn start_consuming_in_background(&self) -> Result<ConsumeHandle, Error> {
-        self.connected()?;
-        if self.is_consuming() {
-            return Err(Error::AlreadyConsuming);
-        }
+        let connection = self.connected()?;
+        // Marked as consuming before this returns, so a wait called next sees a running loop.
+        let (stop, guard) = self.claim_consuming()?;
         let bus = self.clone();
         Ok(ConsumeHandle {
-            task: tokio::spawn(async move { bus.start_consuming().await }),
+            task: tokio::spawn(async move { bus.consume_claimed(connection, stop, guard).await }),
         })
     }
 

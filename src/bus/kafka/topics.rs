@@ -9,8 +9,9 @@ use crate::client::{NewTopic, TopicCreation};
 /// How [`KafkaEventBus::ensure_topics`] creates the main topic and the DLQ topic when they are
 /// missing: named settings instead of three integers that are easy to swap.
 ///
-/// The defaults: 6 partitions for the main topic, 1 for the DLQ, replication factor 1 (Kafka's own
-/// default, right for a single local broker; a production cluster wants 3), no topic configs.
+/// The defaults: 6 partitions for the main topic, 1 for the DLQ, replication factor -1 (the broker's
+/// own `default.replication.factor`, KIP-464: 1 on a single local broker, what the cluster's
+/// operators chose on a production one), no topic configs.
 ///
 /// # Example
 ///
@@ -21,7 +22,8 @@ use crate::client::{NewTopic, TopicCreation};
 ///     .partitions(12)
 ///     .dlq_partitions(3)
 ///     .replication_factor(3)
-///     .config("retention.ms", "604800000"); // the main topic keeps a week
+///     .config("retention.ms", "604800000") // the main topic keeps a week
+///     .dlq_config("retention.ms", "2592000000"); // the DLQ keeps 30 days
 /// assert_eq!((options.partitions, options.dlq_partitions, options.replication_factor), (12, 3, 3));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,10 +33,13 @@ pub struct TopicOptions {
     pub partitions: i32,
     /// Partitions of the DLQ topic (created only with `enable_dlq`).
     pub dlq_partitions: i32,
-    /// Replicas of every partition of both topics.
+    /// Replicas of every partition of both topics; -1 leaves it to the broker's
+    /// `default.replication.factor`.
     pub replication_factor: i16,
     /// Topic configs of the main topic (`retention.ms`, `cleanup.policy`, ...).
     pub configs: Vec<(String, String)>,
+    /// Topic configs of the DLQ topic (the main topic's are not copied to it).
+    pub dlq_configs: Vec<(String, String)>,
 }
 
 impl Default for TopicOptions {
@@ -42,8 +47,9 @@ impl Default for TopicOptions {
         Self {
             partitions: 6,
             dlq_partitions: 1,
-            replication_factor: 1,
+            replication_factor: -1,
             configs: Vec::new(),
+            dlq_configs: Vec::new(),
         }
     }
 }
@@ -68,17 +74,24 @@ impl TopicOptions {
         self
     }
 
-    /// Replicas of every partition.
+    /// Replicas of every partition; -1 (the default) for the broker's `default.replication.factor`.
     #[must_use]
     pub fn replication_factor(mut self, replicas: i16) -> Self {
         self.replication_factor = replicas;
         self
     }
 
-    /// Adds a topic config of the main topic.
+    /// Adds a topic config of the main topic (only: the DLQ topic's are [`dlq_config`](Self::dlq_config)).
     #[must_use]
     pub fn config(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.configs.push((key.into(), value.into()));
+        self
+    }
+
+    /// Adds a topic config of the DLQ topic.
+    #[must_use]
+    pub fn dlq_config(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.dlq_configs.push((key.into(), value.into()));
         self
     }
 
@@ -90,11 +103,15 @@ impl TopicOptions {
         }
         let mut topics = vec![main];
         if config.enable_dlq {
-            topics.push(NewTopic::new(
+            let mut dlq = NewTopic::new(
                 config.dlq_topic_name(),
                 self.dlq_partitions,
                 self.replication_factor,
-            ));
+            );
+            for (key, value) in &self.dlq_configs {
+                dlq = dlq.with_config(key.as_str(), value.as_str());
+            }
+            topics.push(dlq);
         }
         topics
     }
@@ -144,7 +161,9 @@ mod tests {
             .partitions(12)
             .dlq_partitions(3)
             .replication_factor(2)
-            .config("retention.ms", "1000");
+            .config("retention.ms", "1000")
+            .dlq_config("retention.ms", "2000")
+            .dlq_config("cleanup.policy", "delete");
         let topics = options.topics(&config);
         let shape: Vec<_> = topics
             .iter()
@@ -159,11 +178,12 @@ mod tests {
             .collect();
         assert_eq!(
             shape,
-            [("orders.stream", 12, 2, 1), ("orders.stream.dlq", 3, 2, 0)]
+            [("orders.stream", 12, 2, 1), ("orders.stream.dlq", 3, 2, 2)]
         );
 
         config.enable_dlq = false;
         assert_eq!(TopicOptions::new().topics(&config).len(), 1);
         assert_eq!(TopicOptions::new().topics(&config)[0].num_partitions, 6);
+        assert_eq!(TopicOptions::new().topics(&config)[0].replication_factor, -1);
     }
 }

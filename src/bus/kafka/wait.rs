@@ -6,14 +6,27 @@ use tokio::time::Instant;
 
 use super::KafkaEventBus;
 use crate::bus::Error;
-use crate::dlq::{LogBounds, log_bounds};
+use crate::dlq::{AdminError, LogBounds, log_bounds};
 
 /// How often a wait looks at the consumer again.
 const POLL: Duration = Duration::from_millis(10);
 
+/// How far ahead a deadline may lie: a timeout beyond it (such as `Duration::MAX`) waits this long,
+/// as good as for ever, instead of overflowing the clock.
+const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+
+/// The instant `timeout` from now, or as far ahead as the clock goes when that overflows.
+fn deadline_after(timeout: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(timeout)
+        .or_else(|| now.checked_add(FOREVER))
+        .unwrap_or(now)
+}
+
 impl KafkaEventBus {
     /// Waits until the consume loop holds at least one partition of the main topic (it joined the
-    /// group and got an assignment) and returns the partitions it holds. Call it after
+    /// group and got an assignment) and knows where it starts reading in every partition it holds
+    /// (its committed offset, or the log end or start `auto_offset_reset` picks), and returns them. Call it after
     /// [`start_consuming_in_background`](Self::start_consuming_in_background): events published from
     /// then on are handled by this member or another member of its group, and, with
     /// `auto_offset_reset = "latest"`, none is skipped by a late join.
@@ -22,7 +35,9 @@ impl KafkaEventBus {
     ///
     /// # Errors
     ///
-    /// [`Error::WaitTimeout`] when no partition was assigned within `timeout`; [`Error::ShutDown`].
+    /// [`Error::WaitTimeout`] when no partition was assigned within `timeout`;
+    /// [`Error::NotConsuming`] at once when the consume loop is not running (never started, or
+    /// stopped); [`Error::ShutDown`].
     ///
     /// # Example
     ///
@@ -36,30 +51,27 @@ impl KafkaEventBus {
     /// # Ok(()) }
     /// ```
     pub async fn wait_for_assignment(&self, timeout: Duration) -> Result<Vec<i32>, Error> {
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline_after(timeout);
         loop {
             self.connected()?;
-            let held: Vec<i32> = self
+            self.consuming_now()?;
+            // Every partition held, each positioned: none of them can skip an event published next.
+            let reaches: Vec<_> = self
                 .inner
                 .assignment
                 .probes()
                 .iter()
-                .filter(|p| !p.reach().revoked)
-                .map(|p| p.partition())
+                .map(|p| (p.partition(), p.reach()))
+                .filter(|(_, reach)| !reach.revoked)
                 .collect();
-            if !held.is_empty() {
-                return Ok(held);
+            if !reaches.is_empty() && reaches.iter().all(|(_, reach)| reach.position.is_some()) {
+                return Ok(reaches.into_iter().map(|(partition, _)| partition).collect());
             }
             if Instant::now() >= deadline {
-                let state = if self.is_consuming() {
-                    "no partition assigned yet"
-                } else {
-                    "the bus is not consuming"
-                };
                 return Err(Error::WaitTimeout {
                     waiting_for: "a partition assignment",
                     timeout,
-                    state: state.into(),
+                    state: "no partition assigned (and positioned) yet".into(),
                 });
             }
             tokio::time::sleep(POLL).await;
@@ -75,13 +87,18 @@ impl KafkaEventBus {
     /// (a dead letter the DLQ refused for good) never catches up, so the wait then times out, naming it.
     ///
     /// The log ends come from Fetch high watermarks read by this call, not from the consumer's last
-    /// fetch, so an event acknowledged by [`publish`](crate::bus::EventBus::publish) before the call is
-    /// always waited for.
+    /// fetch. With `acks = "all"` (the default) an event acknowledged by
+    /// [`publish`](crate::bus::EventBus::publish) before the call is below the high watermark, so it
+    /// is always waited for. With `acks = "0"` or `"1"` the leader acknowledges before the high
+    /// watermark covers the record: such an event may not be waited for.
     ///
     /// # Errors
     ///
     /// [`Error::WaitTimeout`] when the member has not caught up within `timeout` (the message lists the
-    /// partitions still behind), or the log ends could not be read in time; [`Error::ShutDown`],
+    /// partitions still behind), or the log ends could not be read in time;
+    /// [`Error::LogEnds`] when the cluster refused to give the log ends (unknown topic, not
+    /// authorized, ...), with that error's retriability; [`Error::NotConsuming`] at once when the
+    /// consume loop is not running, or when it stops during the wait; [`Error::ShutDown`],
     /// [`Error::NotConnected`].
     ///
     /// # Example
@@ -98,15 +115,21 @@ impl KafkaEventBus {
     /// # Ok(()) }
     /// ```
     pub async fn wait_caught_up(&self, timeout: Duration) -> Result<(), Error> {
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline_after(timeout);
         let connection = self.connected()?;
+        self.consuming_now()?;
         let topic = self.inner.config.topic_name();
         let ends = log_bounds(&connection.cluster, &topic, deadline)
             .await
-            .map_err(|e| Error::WaitTimeout {
-                waiting_for: "the log ends",
-                timeout,
-                state: e.to_string(),
+            .map_err(|e| match e {
+                AdminError::Timeout { .. } | AdminError::ReadTimeout { .. } => Error::WaitTimeout {
+                    waiting_for: "the log ends",
+                    timeout,
+                    state: e.to_string(),
+                },
+                other => Error::LogEnds {
+                    source: Box::new(other),
+                },
             })?;
         let end_of = |partition: i32| {
             ends.iter()
@@ -116,6 +139,7 @@ impl KafkaEventBus {
         };
         loop {
             self.connected()?;
+            self.consuming_now()?;
             let probes = self.inner.assignment.probes();
             let behind: Vec<String> = probes
                 .iter()
@@ -145,5 +169,28 @@ impl KafkaEventBus {
             }
             tokio::time::sleep(POLL).await;
         }
+    }
+
+    /// `Ok` while the consume loop runs; [`Error::NotConsuming`] otherwise.
+    fn consuming_now(&self) -> Result<(), Error> {
+        if self.is_consuming() {
+            Ok(())
+        } else {
+            Err(Error::NotConsuming)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_huge_timeout_gives_a_far_deadline_instead_of_overflowing() {
+        let now = Instant::now();
+        assert!(deadline_after(Duration::MAX) >= now + Duration::from_secs(365 * 24 * 60 * 60));
+        let short = deadline_after(Duration::from_secs(1));
+        assert!(short >= now + Duration::from_secs(1));
+        assert!(short <= Instant::now() + Duration::from_secs(1));
     }
 }
