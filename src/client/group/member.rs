@@ -826,8 +826,32 @@ impl Member {
         });
     }
 
-    /// The Heartbeat answer.
-    pub fn handle_heartbeat(&mut self, now: Instant, response: Result<HeartbeatResponse, Failure>) {
+    /// The answer to a Heartbeat sent with generation `sent`.
+    ///
+    /// ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID and REBALANCE_IN_PROGRESS speak about the generation the
+    /// heartbeat carried: when the member has moved to another generation since (a late answer), they
+    /// are ignored, in every state (Java's `generationUnchanged`).
+    pub fn handle_heartbeat(
+        &mut self,
+        now: Instant,
+        sent: &Generation,
+        response: Result<HeartbeatResponse, Failure>,
+    ) {
+        if self.generation.as_ref() != Some(sent)
+            && let Ok(r) = &response
+            && ServerError::from_code(r.error_code, None).is_some_and(|e| {
+                matches!(
+                    e.code,
+                    ResponseError::IllegalGeneration
+                        | ResponseError::UnknownMemberId
+                        | ResponseError::RebalanceInProgress
+                )
+            })
+        {
+            tracing::debug!(group = %self.config.group_id, generation = sent.generation_id, error = r.error_code, "late heartbeat answer of an older generation ignored");
+            self.heartbeat.received(now);
+            return;
+        }
         if self.handover.is_some() && matches!(self.state, MemberState::Stable | MemberState::Unjoined) {
             return self.handover_heartbeat(now, response);
         }

@@ -93,6 +93,12 @@ fn join_request(m: &mut Member, now: Instant) -> (String, Vec<(String, Bytes)>) 
     }
 }
 
+/// Answers the heartbeat sent in the member's current generation.
+fn answer_heartbeat(m: &mut Member, now: Instant, response: Result<HeartbeatResponse, Failure>) {
+    let sent = m.generation.clone().expect("a heartbeat needs a generation");
+    m.handle_heartbeat(now, &sent, response);
+}
+
 /// Drives a follower from nothing to STABLE with `partitions`, generation 1.
 fn stable_follower(cooperative: bool, partitions: Vec<TopicPartition>, now: Instant) -> Member {
     let mut m = Member::new(config(cooperative), now);
@@ -185,7 +191,7 @@ fn member_id_required_round_trip_then_leader_assigns_and_heartbeats() {
     let t1 = t0 + Duration::from_secs(1);
     assert!(matches!(m.poll_request(t1), Some(GroupRequest::Heartbeat { .. })));
     assert_eq!(m.poll_request(t1 + Duration::from_secs(3)), None);
-    m.handle_heartbeat(t1, Ok(HeartbeatResponse::default()));
+    answer_heartbeat(&mut m, t1, Ok(HeartbeatResponse::default()));
     assert!(matches!(
         m.poll_request(t0 + Duration::from_secs(2)),
         Some(GroupRequest::Heartbeat { .. })
@@ -198,7 +204,7 @@ fn eager_rebalance_revokes_everything_before_rejoining() {
     let mut m = stable_follower(false, vec![tp(0), tp(1)], t0);
     let t1 = t0 + Duration::from_secs(1);
     assert!(matches!(m.poll_request(t1), Some(GroupRequest::Heartbeat { .. })));
-    m.handle_heartbeat(
+    answer_heartbeat(&mut m, 
         t1,
         Ok(HeartbeatResponse::default().with_error_code(ResponseError::RebalanceInProgress.code())),
     );
@@ -225,7 +231,7 @@ fn cooperative_revokes_only_moved_partitions_then_rejoins() {
     let mut m = stable_follower(true, vec![tp(0), tp(1), tp(2)], t0);
     let t1 = t0 + Duration::from_secs(1);
     assert!(matches!(m.poll_request(t1), Some(GroupRequest::Heartbeat { .. })));
-    m.handle_heartbeat(
+    answer_heartbeat(&mut m, 
         t1,
         Ok(HeartbeatResponse::default().with_error_code(ResponseError::RebalanceInProgress.code())),
     );
@@ -271,7 +277,7 @@ fn coordinator_loss_rediscovers_without_rejoining() {
     let mut m = stable_follower(false, vec![tp(0)], t0);
     let t1 = t0 + Duration::from_secs(1);
     assert!(matches!(m.poll_request(t1), Some(GroupRequest::Heartbeat { .. })));
-    m.handle_heartbeat(t1, Err(Failure::Transport("connection reset".into())));
+    answer_heartbeat(&mut m, t1, Err(Failure::Transport("connection reset".into())));
     assert_eq!(m.coordinator(), None);
     assert_eq!(m.poll_request(t1), None, "backs off first");
     let t2 = t1 + Duration::from_millis(100);
@@ -289,7 +295,7 @@ fn illegal_generation_loses_partitions_and_rejoins_without_generation() {
     let mut m = stable_follower(true, vec![tp(0)], t0);
     let t1 = t0 + Duration::from_secs(1);
     assert!(matches!(m.poll_request(t1), Some(GroupRequest::Heartbeat { .. })));
-    m.handle_heartbeat(
+    answer_heartbeat(&mut m, 
         t1,
         Ok(HeartbeatResponse::default().with_error_code(ResponseError::UnknownMemberId.code())),
     );
@@ -337,7 +343,7 @@ fn poll_timeout_revokes_then_leaves_and_rejoins_on_progress() {
         now += Duration::from_secs(1);
         m.handle_timeout(now);
         if let Some(GroupRequest::Heartbeat { .. }) = m.poll_request(now) {
-            m.handle_heartbeat(now, Ok(HeartbeatResponse::default()));
+            answer_heartbeat(&mut m, now, Ok(HeartbeatResponse::default()));
         }
     }
     assert!(events(&mut m).is_empty());
@@ -419,7 +425,7 @@ fn fenced_instance_is_fatal() {
     let mut m = stable_follower(false, vec![], t0);
     let t1 = t0 + Duration::from_secs(1);
     assert!(matches!(m.poll_request(t1), Some(GroupRequest::Heartbeat { .. })));
-    m.handle_heartbeat(
+    answer_heartbeat(&mut m, 
         t1,
         Ok(HeartbeatResponse::default().with_error_code(ResponseError::FencedInstanceId.code())),
     );
@@ -450,7 +456,7 @@ fn heartbeats_go_on_while_revoking_so_a_slow_revocation_keeps_membership() {
     let mut m = stable_follower(false, vec![tp(0), tp(1)], t0);
     let t1 = t0 + Duration::from_secs(1);
     assert!(matches!(m.poll_request(t1), Some(GroupRequest::Heartbeat { .. })));
-    m.handle_heartbeat(
+    answer_heartbeat(&mut m, 
         t1,
         Ok(HeartbeatResponse::default().with_error_code(ResponseError::RebalanceInProgress.code())),
     );
@@ -470,7 +476,7 @@ fn heartbeats_go_on_while_revoking_so_a_slow_revocation_keeps_membership() {
             "heartbeat while revoking at +{:?}",
             at - t1
         );
-        m.handle_heartbeat(
+        answer_heartbeat(&mut m, 
             at,
             Ok(HeartbeatResponse::default().with_error_code(ResponseError::RebalanceInProgress.code())),
         );
@@ -495,7 +501,7 @@ fn a_revocation_whose_commit_lost_the_coordinator_rediscovers_it_before_rejoinin
     let mut m = stable_follower(false, vec![tp(0), tp(1)], t0);
     let t1 = t0 + Duration::from_secs(1);
     assert!(matches!(m.poll_request(t1), Some(GroupRequest::Heartbeat { .. })));
-    m.handle_heartbeat(
+    answer_heartbeat(&mut m, 
         t1,
         Ok(HeartbeatResponse::default().with_error_code(ResponseError::RebalanceInProgress.code())),
     );
@@ -589,7 +595,7 @@ fn a_closing_leader_completes_a_started_rebalance_before_leaving() {
         matches!(m.poll_request(t0), Some(GroupRequest::Heartbeat { .. })),
         "the closing leader checks whether a rebalance started before it leaves"
     );
-    m.handle_heartbeat(t0, Ok(rebalancing()));
+    answer_heartbeat(&mut m, t0, Ok(rebalancing()));
     let (id, protocols) = join_request(&mut m, t0);
     assert_eq!(id, "me");
     let other = Subscription::new(["t"]).encode().unwrap();
@@ -640,7 +646,7 @@ fn a_closing_leader_of_a_stable_group_leaves_after_one_heartbeat() {
     events(&mut m);
     m.handle_revoked(t0);
     assert!(matches!(m.poll_request(t0), Some(GroupRequest::Heartbeat { .. })));
-    m.handle_heartbeat(t0, Ok(HeartbeatResponse::default()));
+    answer_heartbeat(&mut m, t0, Ok(HeartbeatResponse::default()));
     assert!(matches!(
         m.poll_request(t0),
         Some(GroupRequest::LeaveGroup { .. })
@@ -655,7 +661,7 @@ fn a_closing_leader_leaves_anyway_after_a_session_timeout() {
     events(&mut m);
     m.handle_revoked(t0);
     assert!(matches!(m.poll_request(t0), Some(GroupRequest::Heartbeat { .. })));
-    m.handle_heartbeat(t0, Ok(rebalancing()));
+    answer_heartbeat(&mut m, t0, Ok(rebalancing()));
     join_request(&mut m, t0);
     // The coordinator holds the JoinGroup: the hand-over is bounded by the session timeout.
     let deadline = m.poll_timeout().unwrap();
@@ -731,11 +737,11 @@ fn a_sync_held_past_its_generation_is_dropped_when_a_heartbeat_says_so() {
     assert!(matches!(m.poll_request(t1), Some(GroupRequest::Heartbeat { .. })));
     // Within the first interval, REBALANCE_IN_PROGRESS may be an older broker's answer for the whole
     // sync phase: ignored.
-    m.handle_heartbeat(t0 + Duration::from_millis(500), Ok(rebalancing()));
+    answer_heartbeat(&mut m, t0 + Duration::from_millis(500), Ok(rebalancing()));
     assert_eq!(m.state(), MemberState::Syncing);
     let t2 = t0 + Duration::from_secs(2);
     assert!(matches!(m.poll_request(t2), Some(GroupRequest::Heartbeat { .. })));
-    m.handle_heartbeat(t2, Ok(rebalancing()));
+    answer_heartbeat(&mut m, t2, Ok(rebalancing()));
     assert_eq!(m.state(), MemberState::Unjoined);
     let (id, _) = join_request(&mut m, t2);
     assert_eq!(id, "me");
@@ -743,4 +749,36 @@ fn a_sync_held_past_its_generation_is_dropped_when_a_heartbeat_says_so() {
     m.handle_sync(t2, Ok(sync_ok(vec![tp(0)])));
     assert_eq!(m.state(), MemberState::Joining);
     assert!(events(&mut m).is_empty());
+}
+
+#[test]
+fn a_late_heartbeat_answer_of_an_older_generation_keeps_the_newer_sync() {
+    // Cooperative member, generation 1, owns t-0 and t-1. A heartbeat of generation 1 is in flight
+    // when the member rejoins (a commit said REBALANCE_IN_PROGRESS). The round completes quickly
+    // (generation 2), SyncGroup goes out, and only then the generation-1 heartbeat is answered:
+    // a Kafka coordinator at generation 2 answers it ILLEGAL_GENERATION.
+    let t0 = Instant::now();
+    let mut m = stable_follower(true, vec![tp(0), tp(1)], t0);
+    let t1 = t0 + Duration::from_secs(1);
+    let Some(GroupRequest::Heartbeat { generation: sent }) = m.poll_request(t1) else {
+        panic!("expected a heartbeat")
+    };
+    assert_eq!(sent.generation_id, 1);
+    m.handle_commit_error(t1, &server(ResponseError::RebalanceInProgress));
+    join_request(&mut m, t1);
+    m.handle_join(t1, Ok(join_ok("me", "other", 2, "cooperative-sticky", &[])));
+    assert!(matches!(m.poll_request(t1), Some(GroupRequest::SyncGroup { .. })));
+    let t2 = t1 + Duration::from_millis(5);
+    m.handle_heartbeat(
+        t2,
+        &sent,
+        Ok(HeartbeatResponse::default().with_error_code(ResponseError::IllegalGeneration.code())),
+    );
+    let _ = m.poll_request(t2);
+    let lost: Vec<_> = events(&mut m)
+        .into_iter()
+        .filter(|e| matches!(e, MemberEvent::Revoke { lost: true, .. }))
+        .collect();
+    assert!(lost.is_empty(), "partitions given up as lost (no commit): {lost:?}");
+    assert_eq!(m.state(), MemberState::Syncing, "the generation-2 SyncGroup was dropped");
 }
