@@ -322,8 +322,6 @@ pub struct Member {
     pending_assign: Option<PendingAssign>,
     /// The last JoinGroup answer named this member the leader.
     leader: bool,
-    /// When the SyncGroup in flight was sent.
-    syncing_since: Option<Instant>,
     /// Closing as the leader: the LeaveGroup waits (until this instant at most) for the rebalance in
     /// flight to complete, so that the coordinator never keeps a departed member as the leader.
     handover: Option<Instant>,
@@ -356,7 +354,6 @@ impl Member {
             revoking: None,
             pending_assign: None,
             leader: false,
-            syncing_since: None,
             handover: None,
             left_for_poll: false,
             closing: false,
@@ -688,7 +685,7 @@ impl Member {
                 }
             }
         }
-        self.send_sync(now, generation, assignments);
+        self.send_sync(generation, assignments);
     }
 
     /// The JoinGroup answer.
@@ -729,7 +726,7 @@ impl Member {
         if self.leader && !response.skip_assignment {
             self.pending_assign = Some(Self::pending_assign(&response));
         } else {
-            self.send_sync(now, generation, Vec::new());
+            self.send_sync(generation, Vec::new());
         }
     }
 
@@ -897,10 +894,11 @@ impl Member {
     }
 
     /// A heartbeat answered while SyncGroup waits. A coordinator that holds SyncGroup until the leader's
-    /// assignment arrives may hold it long after the generation ended; the heartbeat says so at once,
-    /// and the member rejoins instead of waiting for the held answer. Like Java's heartbeat thread in
-    /// COMPLETING_REBALANCE, a REBALANCE_IN_PROGRESS that comes before the SyncGroup waited a heartbeat
-    /// interval is ignored (older brokers answer it for the whole sync phase).
+    /// assignment arrives may hold it long after the generation ended; ILLEGAL_GENERATION or
+    /// UNKNOWN_MEMBER_ID for the generation being synced says so at once, and the member rejoins instead
+    /// of waiting for the held answer. REBALANCE_IN_PROGRESS is ignored, as Java ignores it in every
+    /// state but STABLE: older brokers answer it for the whole sync phase, and a SyncGroup of an ended
+    /// generation is answered with it anyway.
     fn heartbeat_while_syncing(&mut self, now: Instant, response: Result<HeartbeatResponse, Failure>) {
         let error = match response {
             Ok(r) => ServerError::from_code(r.error_code, None),
@@ -913,15 +911,10 @@ impl Member {
             self.heartbeat.received(now);
             return;
         };
-        let held_long = self
-            .syncing_since
-            .is_some_and(|at| now >= at + self.heartbeat.config().heartbeat_interval);
         match e.code {
             ResponseError::RebalanceInProgress => {
                 self.heartbeat.received(now);
-                if !held_long {
-                    return;
-                }
+                return;
             }
             ResponseError::IllegalGeneration | ResponseError::UnknownMemberId => self.heartbeat.failed(now),
             ResponseError::FencedInstanceId => return self.fatal(&e),
@@ -1043,9 +1036,8 @@ impl Member {
         }
     }
 
-    fn send_sync(&mut self, now: Instant, generation: Generation, assignments: Vec<(String, Bytes)>) {
+    fn send_sync(&mut self, generation: Generation, assignments: Vec<(String, Bytes)>) {
         self.state = MemberState::Syncing;
-        self.syncing_since = Some(now);
         self.in_flight = Some(InFlight::Sync);
         self.queued.push_back(GroupRequest::SyncGroup {
             generation,

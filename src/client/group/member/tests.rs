@@ -735,13 +735,16 @@ fn a_sync_held_past_its_generation_is_dropped_when_a_heartbeat_says_so() {
     let t1 = t0 + Duration::from_secs(1);
     assert!(m.poll_timeout().is_some_and(|at| at <= t1));
     assert!(matches!(m.poll_request(t1), Some(GroupRequest::Heartbeat { .. })));
-    // Within the first interval, REBALANCE_IN_PROGRESS may be an older broker's answer for the whole
-    // sync phase: ignored.
+    // REBALANCE_IN_PROGRESS may be an older broker's answer for the whole sync phase: ignored.
     answer_heartbeat(&mut m, t0 + Duration::from_millis(500), Ok(rebalancing()));
     assert_eq!(m.state(), MemberState::Syncing);
     let t2 = t0 + Duration::from_secs(2);
     assert!(matches!(m.poll_request(t2), Some(GroupRequest::Heartbeat { .. })));
-    answer_heartbeat(&mut m, t2, Ok(rebalancing()));
+    answer_heartbeat(
+        &mut m,
+        t2,
+        Ok(HeartbeatResponse::default().with_error_code(ResponseError::IllegalGeneration.code())),
+    );
     assert_eq!(m.state(), MemberState::Unjoined);
     let (id, _) = join_request(&mut m, t2);
     assert_eq!(id, "me");
@@ -781,4 +784,23 @@ fn a_late_heartbeat_answer_of_an_older_generation_keeps_the_newer_sync() {
         .collect();
     assert!(lost.is_empty(), "partitions given up as lost (no commit): {lost:?}");
     assert_eq!(m.state(), MemberState::Syncing, "the generation-2 SyncGroup was dropped");
+}
+#[test]
+fn rebalance_in_progress_answered_for_the_whole_sync_phase_keeps_the_sync() {
+    // A coordinator that answers REBALANCE_IN_PROGRESS for the whole CompletingRebalance phase (older
+    // brokers do), with a leader that needs more than one heartbeat interval to send the assignment:
+    // the follower keeps waiting for its SyncGroup instead of starting another round.
+    let t0 = Instant::now();
+    let mut m = Member::new(config(false), t0);
+    m.poll_request(t0);
+    m.handle_coordinator(t0, Ok(coordinator()));
+    join_request(&mut m, t0);
+    m.handle_join(t0, Ok(join_ok("me", "other", 1, "range", &[])));
+    assert!(matches!(m.poll_request(t0), Some(GroupRequest::SyncGroup { .. })));
+    let t2 = t0 + Duration::from_secs(2);
+    let _ = m.poll_request(t0 + Duration::from_secs(1));
+    answer_heartbeat(&mut m, t0 + Duration::from_secs(1), Ok(rebalancing()));
+    let _ = m.poll_request(t2);
+    answer_heartbeat(&mut m, t2, Ok(rebalancing()));
+    assert_eq!(m.state(), MemberState::Syncing, "the follower gave up a valid SyncGroup");
 }
