@@ -1081,8 +1081,8 @@ impl Member {
 
     /// Leaves once revoked. A closing dynamic leader first lets the coordinator finish the rebalance it
     /// may be leading (see [`handover_heartbeat`](Self::handover_heartbeat)): its assignment in flight
-    /// goes out, or a heartbeat checks whether a rebalance started; for at most a session timeout. A
-    /// member whose own JoinGroup is held leaves at once: it has no answer to act on yet.
+    /// goes out, its own JoinGroup held by the coordinator is answered (and, as leader, it assigns), or a
+    /// heartbeat checks whether a rebalance started; for at most a session timeout.
     ///
     /// Java's `AbstractCoordinator.maybeLeaveGroup` and librdkafka's `rd_kafka_cgrp_leave` send
     /// LeaveGroup on the coordinator's connection, behind any request the coordinator still holds
@@ -1094,9 +1094,16 @@ impl Member {
         if reason == LeaveReason::Closed && dynamic && joined && self.leader && self.handover.is_none() {
             let assigning = self.pending_assign.is_some()
                 || matches!(self.in_flight, Some(InFlight::Metadata | InFlight::Sync));
+            // Its own JoinGroup held: the answer may make it the leader of the new generation, and the
+            // group would wait for its assignment.
+            let joining = self.state == MemberState::Joining && self.in_flight == Some(InFlight::Join);
             let check = !assigning
                 && matches!(self.state, MemberState::Stable | MemberState::Unjoined)
                 && self.in_flight.is_none();
+            if joining {
+                self.handover = Some(now + self.heartbeat.config().session_timeout);
+                return;
+            }
             if assigning || check {
                 self.handover = Some(now + self.heartbeat.config().session_timeout);
                 if let (true, Some(generation)) = (check, self.generation.clone()) {

@@ -804,3 +804,64 @@ fn rebalance_in_progress_answered_for_the_whole_sync_phase_keeps_the_sync() {
     answer_heartbeat(&mut m, t2, Ok(rebalancing()));
     assert_eq!(m.state(), MemberState::Syncing, "the follower gave up a valid SyncGroup");
 }
+
+#[test]
+fn a_leader_closing_while_its_join_group_is_held_completes_the_round_first() {
+    // Stable leader; a heartbeat says the group rebalances; it rejoins (JoinGroup held by the
+    // coordinator, as in every rebalance round until all members are in) and closes now.
+    let t0 = Instant::now();
+    let mut m = stable_leader(t0);
+    let t1 = t0 + Duration::from_secs(1);
+    assert!(matches!(m.poll_request(t1), Some(GroupRequest::Heartbeat { .. })));
+    answer_heartbeat(&mut m, t1, Ok(rebalancing()));
+    let _ = m.poll_request(t1); // revoke (eager)
+    events(&mut m);
+    m.handle_revoked(t1);
+    join_request(&mut m, t1);
+    m.close(t1);
+    assert!(
+        !matches!(m.poll_request(t1), Some(GroupRequest::LeaveGroup { .. })),
+        "the leader leaves during the rebalance without completing it"
+    );
+    // The join is answered: as the leader it hands everything to the others, then leaves.
+    let me = Subscription::new(["t"]).encode().unwrap();
+    let other = Subscription::new(["t"]).encode().unwrap();
+    m.handle_join(
+        t1,
+        Ok(join_ok("me", "me", 2, "range", &[("me", me), ("other", other)])),
+    );
+    assert!(matches!(m.poll_request(t1), Some(GroupRequest::Metadata { .. })));
+    m.handle_metadata(t1, Ok(BTreeMap::from([("t".to_owned(), 4)])));
+    let Some(GroupRequest::SyncGroup { assignments, .. }) = m.poll_request(t1) else {
+        panic!("expected the leader's SyncGroup")
+    };
+    assert_eq!(decoded(&assignments)["me"], Vec::new());
+    assert_eq!(decoded(&assignments)["other"], (0..4).map(tp).collect::<Vec<_>>());
+    m.handle_sync(t1, Ok(sync_ok(Vec::new())));
+    assert!(matches!(
+        m.poll_request(t1),
+        Some(GroupRequest::LeaveGroup { .. })
+    ));
+}
+
+#[test]
+fn a_leader_closing_while_its_join_group_is_held_leaves_when_the_hand_over_times_out() {
+    let t0 = Instant::now();
+    let mut m = stable_leader(t0);
+    let t1 = t0 + Duration::from_secs(1);
+    assert!(matches!(m.poll_request(t1), Some(GroupRequest::Heartbeat { .. })));
+    answer_heartbeat(&mut m, t1, Ok(rebalancing()));
+    let _ = m.poll_request(t1);
+    events(&mut m);
+    m.handle_revoked(t1);
+    join_request(&mut m, t1);
+    m.close(t1);
+    assert_eq!(m.poll_request(t1), None);
+    let deadline = m.poll_timeout().expect("a hand-over deadline");
+    assert!(deadline <= t1 + timeouts().session_timeout);
+    m.handle_timeout(deadline);
+    assert!(matches!(
+        m.poll_request(deadline),
+        Some(GroupRequest::LeaveGroup { .. })
+    ));
+}
