@@ -670,8 +670,9 @@ impl Member {
         };
         let mut members = pending.members;
         let mut result = BTreeMap::new();
-        if self.handover.is_some() && members.remove(&generation.member_id).is_some() {
-            // Leaving: everything goes to the others; the leader keeps an empty assignment.
+        if self.closing && members.remove(&generation.member_id).is_some() {
+            // Leaving (handing over, or still revoking after close): everything goes to the others; the
+            // leader keeps an empty assignment.
             result.insert(generation.member_id.clone(), Vec::new());
         }
         result.extend(assignor.assign(&metadata, &members));

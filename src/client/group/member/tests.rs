@@ -865,3 +865,44 @@ fn a_leader_closing_while_its_join_group_is_held_leaves_when_the_hand_over_times
         Some(GroupRequest::LeaveGroup { .. })
     ));
 }
+
+#[test]
+fn a_cooperative_leader_closing_while_it_assigns_assigns_itself_nothing() {
+    let t0 = Instant::now();
+    let mut m = Member::new(config(true), t0);
+    m.poll_request(t0);
+    m.handle_coordinator(t0, Ok(coordinator()));
+    let (_, protocols) = join_request(&mut m, t0);
+    let other = Subscription::new(["t"]).encode().unwrap();
+    let members = [("me", protocols[0].1.clone()), ("other", other.clone())];
+    m.handle_join(t0, Ok(join_ok("me", "me", 1, "cooperative-sticky", &members)));
+    m.poll_request(t0);
+    m.handle_metadata(t0, Ok(BTreeMap::from([("t".to_owned(), 4)])));
+    m.poll_request(t0);
+    m.handle_sync(t0, Ok(sync_ok(vec![tp(0), tp(1)])));
+    events(&mut m);
+    // Generation 2: the cooperative leader keeps owning t-0, t-1 while it assigns, and closes meanwhile.
+    m.handle_commit_error(t0, &server(ResponseError::RebalanceInProgress));
+    let (_, protocols) = join_request(&mut m, t0);
+    let members = [("me", protocols[0].1.clone()), ("other", other)];
+    m.handle_join(t0, Ok(join_ok("me", "me", 2, "cooperative-sticky", &members)));
+    assert!(matches!(m.poll_request(t0), Some(GroupRequest::Metadata { .. })));
+    m.close(t0); // revocation of t-0, t-1 starts
+    m.handle_metadata(t0, Ok(BTreeMap::from([("t".to_owned(), 4)])));
+    let Some(GroupRequest::SyncGroup { assignments, .. }) = m.poll_request(t0) else {
+        panic!("expected the leader's SyncGroup")
+    };
+    let me = &decoded(&assignments)["me"];
+    assert_eq!(*me, Vec::new(), "the closing leader assigned itself {me:?}");
+    // Once the sync is answered and the revocation done, it leaves.
+    m.handle_sync(t0, Ok(sync_ok(Vec::new())));
+    assert!(matches!(
+        events(&mut m).as_slice(),
+        [MemberEvent::Revoke { lost: false, .. }]
+    ));
+    m.handle_revoked(t0);
+    assert!(matches!(
+        m.poll_request(t0),
+        Some(GroupRequest::LeaveGroup { .. })
+    ));
+}
