@@ -20,7 +20,10 @@
 //!   the revoked partitions' offsets were committed (or the commit failed for good: fenced, or still
 //!   failing `request_timeout` after the first attempt; retriable failures are retried meanwhile).
 //! - Shutdown: close the member (revoke and commit everything), LeaveGroup (dynamic members), return.
-//!   LeaveGroup during a held JoinGroup/SyncGroup drops it and goes on a new connection.
+//!   A dynamic leader first completes the rebalance under way (its held JoinGroup answered, its
+//!   assignment sent) or checks with one heartbeat that none started: at most the session timeout or
+//!   5 s, whichever is shorter. LeaveGroup during a held JoinGroup/SyncGroup drops it and goes on a new
+//!   connection.
 
 use std::{
     collections::BTreeMap,

@@ -18,7 +18,10 @@
 //! # Invariants
 //!
 //! - At most one of FindCoordinator / Metadata / JoinGroup / SyncGroup / LeaveGroup is in flight, plus
-//!   at most one Heartbeat, and heartbeats only go out in STABLE.
+//!   at most one Heartbeat. Heartbeats go out in STABLE and while SyncGroup waits, and once more from a
+//!   closing leader checking whether a rebalance started before it leaves.
+//! - A closing dynamic leader completes the rebalance under way before LeaveGroup (the hand-over), for
+//!   at most the session timeout or 5 s, whichever is shorter.
 //! - Partitions are given up only through a [`MemberEvent::Revoke`], and the member waits for
 //!   [`Member::handle_revoked`] before the next step (JoinGroup under the eager protocol, LeaveGroup on
 //!   close or poll timeout), so the consumer can finish and commit their work first.
@@ -44,6 +47,9 @@ use super::{
     heartbeat::{Heartbeat, HeartbeatConfig},
 };
 use crate::protocol::{ResponseError, ServerError};
+
+/// The longest a closing leader waits for the rebalance it leads to complete before LeaveGroup.
+const HANDOVER_BOUND: Duration = Duration::from_secs(5);
 
 /// What a member needs to know about its group.
 ///
@@ -1083,7 +1089,8 @@ impl Member {
     /// Leaves once revoked. A closing dynamic leader first lets the coordinator finish the rebalance it
     /// may be leading (see [`handover_heartbeat`](Self::handover_heartbeat)): its assignment in flight
     /// goes out, its own JoinGroup held by the coordinator is answered (and, as leader, it assigns), or a
-    /// heartbeat checks whether a rebalance started; for at most a session timeout.
+    /// heartbeat checks whether a rebalance started; for at most the session timeout or 5 s, whichever is
+    /// shorter.
     ///
     /// Java's `AbstractCoordinator.maybeLeaveGroup` and librdkafka's `rd_kafka_cgrp_leave` send
     /// LeaveGroup on the coordinator's connection, behind any request the coordinator still holds
@@ -1102,11 +1109,11 @@ impl Member {
                 && matches!(self.state, MemberState::Stable | MemberState::Unjoined)
                 && self.in_flight.is_none();
             if joining {
-                self.handover = Some(now + self.heartbeat.config().session_timeout);
+                self.handover = Some(now + self.handover_bound());
                 return;
             }
             if assigning || check {
-                self.handover = Some(now + self.heartbeat.config().session_timeout);
+                self.handover = Some(now + self.handover_bound());
                 if let (true, Some(generation)) = (check, self.generation.clone()) {
                     self.heartbeat.sent(now);
                     self.queued.push_back(GroupRequest::Heartbeat { generation });
@@ -1119,6 +1126,12 @@ impl Member {
             }
         }
         self.leave_now(now, reason);
+    }
+
+    /// How long a closing leader's hand-over may take: the session timeout, at most
+    /// [`HANDOVER_BOUND`], so that it never eats a whole shutdown timeout.
+    fn handover_bound(&self) -> Duration {
+        self.heartbeat.config().session_timeout.min(HANDOVER_BOUND)
     }
 
     fn leave_now(&mut self, _now: Instant, reason: LeaveReason) {

@@ -548,7 +548,12 @@ fn rebalancing() -> HeartbeatResponse {
 
 /// Drives a member from nothing to STABLE as the leader of "me" and "other", generation 1.
 fn stable_leader(now: Instant) -> Member {
-    let mut m = Member::new(config(false), now);
+    stable_leader_with(config(false), now)
+}
+
+/// [`stable_leader`] with `config` (an eager assignor).
+fn stable_leader_with(config: MemberConfig, now: Instant) -> Member {
+    let mut m = Member::new(config, now);
     assert_eq!(m.poll_request(now), Some(GroupRequest::FindCoordinator));
     m.handle_coordinator(now, Ok(coordinator()));
     let (_, protocols) = join_request(&mut m, now);
@@ -903,6 +908,29 @@ fn a_cooperative_leader_closing_while_it_assigns_assigns_itself_nothing() {
     m.handle_revoked(t0);
     assert!(matches!(
         m.poll_request(t0),
+        Some(GroupRequest::LeaveGroup { .. })
+    ));
+}
+
+#[test]
+fn a_hand_over_takes_at_most_5_s_with_a_long_session_timeout() {
+    // Java's defaults: a 45 s session. The hand-over must leave time for the rest of a shutdown.
+    let t0 = Instant::now();
+    let long = HeartbeatConfig {
+        session_timeout: Duration::from_secs(45),
+        ..timeouts()
+    };
+    let mut m = stable_leader_with(config(false).with_timeouts(long), t0);
+    m.close(t0);
+    events(&mut m);
+    m.handle_revoked(t0);
+    assert!(matches!(m.poll_request(t0), Some(GroupRequest::Heartbeat { .. })));
+    let deadline = t0 + Duration::from_secs(5);
+    assert_eq!(m.handover, Some(deadline), "the hand-over may take longer than 5 s");
+    assert_eq!(m.poll_timeout(), Some(deadline));
+    m.handle_timeout(deadline);
+    assert!(matches!(
+        m.poll_request(deadline),
         Some(GroupRequest::LeaveGroup { .. })
     ));
 }
