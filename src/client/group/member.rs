@@ -477,7 +477,9 @@ impl Member {
         if let Some(at) = self.retry_at {
             deadlines.push(at);
         }
-        if let Some(at) = self.handover {
+        if let Some(at) = self.handover
+            && self.in_flight != Some(InFlight::Sync)
+        {
             deadlines.push(at);
         }
         if self.state == MemberState::Stable {
@@ -502,7 +504,9 @@ impl Member {
         if self.retry_at.is_some_and(|at| now >= at) {
             self.retry_at = None;
         }
-        if self.handover.is_some_and(|at| now >= at) {
+        // The leader's own SyncGroup carries the assignment the group waits for: it is not aborted, its
+        // answer (or its request timeout) ends the hand-over.
+        if self.handover.is_some_and(|at| now >= at) && self.in_flight != Some(InFlight::Sync) {
             tracing::info!(group = %self.config.group_id, "the rebalance did not complete in time: leaving anyway");
             self.leave_now(now, LeaveReason::Closed);
         }
@@ -1090,7 +1094,8 @@ impl Member {
     /// may be leading (see [`handover_heartbeat`](Self::handover_heartbeat)): its assignment in flight
     /// goes out, its own JoinGroup held by the coordinator is answered (and, as leader, it assigns), or a
     /// heartbeat checks whether a rebalance started; for at most the session timeout or 5 s, whichever is
-    /// shorter.
+    /// shorter, except that the leader's own SyncGroup in flight is never aborted: its answer (or its
+    /// request timeout) ends the wait.
     ///
     /// Java's `AbstractCoordinator.maybeLeaveGroup` and librdkafka's `rd_kafka_cgrp_leave` send
     /// LeaveGroup on the coordinator's connection, behind any request the coordinator still holds

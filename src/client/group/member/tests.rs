@@ -934,3 +934,38 @@ fn a_hand_over_takes_at_most_5_s_with_a_long_session_timeout() {
         Some(GroupRequest::LeaveGroup { .. })
     ));
 }
+
+#[test]
+fn a_hand_over_deadline_during_the_leaders_own_sync_waits_for_its_answer() {
+    let t0 = Instant::now();
+    let mut m = stable_leader(t0);
+    let t1 = t0 + Duration::from_secs(1);
+    assert!(matches!(m.poll_request(t1), Some(GroupRequest::Heartbeat { .. })));
+    answer_heartbeat(&mut m, t1, Ok(rebalancing()));
+    let _ = m.poll_request(t1);
+    events(&mut m);
+    m.handle_revoked(t1);
+    let (_, protocols) = join_request(&mut m, t1);
+    let other = Subscription::new(["t"]).encode().unwrap();
+    let members = [("me", protocols[0].1.clone()), ("other", other)];
+    m.handle_join(t1, Ok(join_ok("me", "me", 2, "range", &members)));
+    assert!(matches!(m.poll_request(t1), Some(GroupRequest::Metadata { .. })));
+    m.handle_metadata(t1, Ok(BTreeMap::from([("t".to_owned(), 4)])));
+    assert!(matches!(m.poll_request(t1), Some(GroupRequest::SyncGroup { .. })));
+    m.close(t1);
+    // The coordinator is slow to answer the leader's SyncGroup: the hand-over deadline passes.
+    let late = t1 + Duration::from_secs(6);
+    m.handle_timeout(late);
+    let sent: Vec<_> = std::iter::from_fn(|| m.poll_request(late)).take(10).collect();
+    assert!(
+        !sent.iter().any(|r| matches!(r, GroupRequest::LeaveGroup { .. })),
+        "the leader's own SyncGroup was aborted: {sent:?}"
+    );
+    assert!(m.poll_timeout().is_none_or(|at| at > late), "a deadline in the past");
+    // Its answer (or its failure) ends the hand-over.
+    m.handle_sync(late, Ok(sync_ok(Vec::new())));
+    assert!(matches!(
+        m.poll_request(late),
+        Some(GroupRequest::LeaveGroup { .. })
+    ));
+}
