@@ -54,6 +54,6 @@ pub use records::{Compression, Error as RecordBatchError};
 unstable! { pub use records::{Record, RecordBatch, RecordBatchBuilder, RecordBatchDecoder}; }
 unstable! { pub use versions::ApiVersionTable; }
 
-pub use kafka_protocol::protocol::VersionRange;
 /// Re-exports of the [`kafka_protocol`] types that appear in this crate's public API.
 pub use kafka_protocol::{error::ResponseError, messages::ApiKey, protocol::StrBytes};
+pub use kafka_protocol::protocol::VersionRange;
