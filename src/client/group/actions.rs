@@ -87,12 +87,13 @@ mod tests {
         while next_action(&mut m, t0).is_some() {}
 
         let t1 = t0 + Duration::from_secs(1);
-        assert!(matches!(
-            next_action(&mut m, t1),
-            Some(Action::Request(GroupRequest::Heartbeat { .. }))
-        ));
+        let Some(Action::Request(GroupRequest::Heartbeat { generation: sent })) = next_action(&mut m, t1)
+        else {
+            panic!("expected a heartbeat")
+        };
         m.handle_heartbeat(
             t1,
+            &sent,
             Ok(HeartbeatResponse::default().with_error_code(ResponseError::RebalanceInProgress.code())),
         );
         // The eager member revokes before it rejoins: the revocation comes out of this step.

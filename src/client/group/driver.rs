@@ -20,7 +20,10 @@
 //!   the revoked partitions' offsets were committed (or the commit failed for good: fenced, or still
 //!   failing `request_timeout` after the first attempt; retriable failures are retried meanwhile).
 //! - Shutdown: close the member (revoke and commit everything), LeaveGroup (dynamic members), return.
-//!   LeaveGroup during a held JoinGroup/SyncGroup drops it and goes on a new connection.
+//!   A dynamic leader first completes the rebalance under way (its held JoinGroup answered, its
+//!   assignment sent) or checks with one heartbeat that none started: at most the session timeout or
+//!   5 s, whichever is shorter. LeaveGroup during a held JoinGroup/SyncGroup drops it and goes on a new
+//!   connection.
 
 use std::{
     collections::BTreeMap,
@@ -36,7 +39,7 @@ use super::{
     actions::{Action, next_action},
     assignor::{PartitionsPerTopic, TopicPartition},
     coordinator::{self, CoordinatorConnection},
-    member::{Failure, GroupRequest, LeaveReason, Member, MemberConfig, MemberEvent},
+    member::{Failure, Generation, GroupRequest, LeaveReason, Member, MemberConfig, MemberEvent},
     offsets,
     waits::Waits,
 };
@@ -103,7 +106,11 @@ enum Completion {
     Metadata(Result<PartitionsPerTopic, Failure>),
     Join(Result<kafka_protocol::messages::JoinGroupResponse, Failure>),
     Sync(Result<kafka_protocol::messages::SyncGroupResponse, Failure>),
-    Heartbeat(Result<kafka_protocol::messages::HeartbeatResponse, Failure>),
+    /// The heartbeat's answer, with the generation it was sent with.
+    Heartbeat(
+        Generation,
+        Result<kafka_protocol::messages::HeartbeatResponse, Failure>,
+    ),
     Leave,
     Fetched {
         added: Vec<TopicPartition>,
@@ -441,7 +448,7 @@ impl Driver {
             let done = match request {
                 GroupRequest::JoinGroup { .. } => Completion::Join(Err(lost())),
                 GroupRequest::SyncGroup { .. } => Completion::Sync(Err(lost())),
-                GroupRequest::Heartbeat { .. } => Completion::Heartbeat(Err(lost())),
+                GroupRequest::Heartbeat { generation } => Completion::Heartbeat(generation, Err(lost())),
                 _ => Completion::Leave,
             };
             self.spawn("nothing (no coordinator)", false, async move { done });
@@ -505,7 +512,8 @@ impl Driver {
                 let c = self.heartbeats.clone().unwrap_or(c);
                 self.spawn("Heartbeat", true, async move {
                     let m = &config.member;
-                    Completion::Heartbeat(c.send(|_| coordinator::heartbeat(m, &generation), timeout).await)
+                    let result = c.send(|_| coordinator::heartbeat(m, &generation), timeout).await;
+                    Completion::Heartbeat(generation, result)
                 });
             }
             GroupRequest::LeaveGroup { member_id, reason } => {
@@ -540,7 +548,7 @@ impl Driver {
                 }
                 self.member.handle_sync(now, r)
             }
-            Completion::Heartbeat(r) => {
+            Completion::Heartbeat(sent, r) => {
                 match &r {
                     Ok(r) if r.error_code != 0 => {
                         tracing::debug!(group = %self.config.member.group_id, error = r.error_code, "Heartbeat answered");
@@ -550,7 +558,7 @@ impl Driver {
                     }
                     Ok(_) => {}
                 }
-                self.member.handle_heartbeat(now, r)
+                self.member.handle_heartbeat(now, &sent, r)
             }
             Completion::Leave => self.member.handle_leave(now),
             Completion::Fetched {

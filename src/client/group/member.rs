@@ -18,7 +18,10 @@
 //! # Invariants
 //!
 //! - At most one of FindCoordinator / Metadata / JoinGroup / SyncGroup / LeaveGroup is in flight, plus
-//!   at most one Heartbeat, and heartbeats only go out in STABLE.
+//!   at most one Heartbeat. Heartbeats go out in STABLE and while SyncGroup waits, and once more from a
+//!   closing leader checking whether a rebalance started before it leaves.
+//! - A closing dynamic leader completes the rebalance under way before LeaveGroup (the hand-over), for
+//!   at most the session timeout or 5 s, whichever is shorter.
 //! - Partitions are given up only through a [`MemberEvent::Revoke`], and the member waits for
 //!   [`Member::handle_revoked`] before the next step (JoinGroup under the eager protocol, LeaveGroup on
 //!   close or poll timeout), so the consumer can finish and commit their work first.
@@ -44,6 +47,9 @@ use super::{
     heartbeat::{Heartbeat, HeartbeatConfig},
 };
 use crate::protocol::{ResponseError, ServerError};
+
+/// The longest a closing leader waits for the rebalance it leads to complete before LeaveGroup.
+const HANDOVER_BOUND: Duration = Duration::from_secs(5);
 
 /// What a member needs to know about its group.
 ///
@@ -322,8 +328,6 @@ pub struct Member {
     pending_assign: Option<PendingAssign>,
     /// The last JoinGroup answer named this member the leader.
     leader: bool,
-    /// When the SyncGroup in flight was sent.
-    syncing_since: Option<Instant>,
     /// Closing as the leader: the LeaveGroup waits (until this instant at most) for the rebalance in
     /// flight to complete, so that the coordinator never keeps a departed member as the leader.
     handover: Option<Instant>,
@@ -356,7 +360,6 @@ impl Member {
             revoking: None,
             pending_assign: None,
             leader: false,
-            syncing_since: None,
             handover: None,
             left_for_poll: false,
             closing: false,
@@ -474,7 +477,9 @@ impl Member {
         if let Some(at) = self.retry_at {
             deadlines.push(at);
         }
-        if let Some(at) = self.handover {
+        if let Some(at) = self.handover
+            && self.in_flight != Some(InFlight::Sync)
+        {
             deadlines.push(at);
         }
         if self.state == MemberState::Stable {
@@ -499,7 +504,9 @@ impl Member {
         if self.retry_at.is_some_and(|at| now >= at) {
             self.retry_at = None;
         }
-        if self.handover.is_some_and(|at| now >= at) {
+        // The leader's own SyncGroup carries the assignment the group waits for: it is not aborted, its
+        // answer (or its request timeout) ends the hand-over.
+        if self.handover.is_some_and(|at| now >= at) && self.in_flight != Some(InFlight::Sync) {
             tracing::info!(group = %self.config.group_id, "the rebalance did not complete in time: leaving anyway");
             self.leave_now(now, LeaveReason::Closed);
         }
@@ -673,8 +680,9 @@ impl Member {
         };
         let mut members = pending.members;
         let mut result = BTreeMap::new();
-        if self.handover.is_some() && members.remove(&generation.member_id).is_some() {
-            // Leaving: everything goes to the others; the leader keeps an empty assignment.
+        if self.closing && members.remove(&generation.member_id).is_some() {
+            // Leaving (handing over, or still revoking after close): everything goes to the others; the
+            // leader keeps an empty assignment.
             result.insert(generation.member_id.clone(), Vec::new());
         }
         result.extend(assignor.assign(&metadata, &members));
@@ -688,7 +696,7 @@ impl Member {
                 }
             }
         }
-        self.send_sync(now, generation, assignments);
+        self.send_sync(generation, assignments);
     }
 
     /// The JoinGroup answer.
@@ -729,7 +737,7 @@ impl Member {
         if self.leader && !response.skip_assignment {
             self.pending_assign = Some(Self::pending_assign(&response));
         } else {
-            self.send_sync(now, generation, Vec::new());
+            self.send_sync(generation, Vec::new());
         }
     }
 
@@ -826,8 +834,32 @@ impl Member {
         });
     }
 
-    /// The Heartbeat answer.
-    pub fn handle_heartbeat(&mut self, now: Instant, response: Result<HeartbeatResponse, Failure>) {
+    /// The answer to a Heartbeat sent with generation `sent`.
+    ///
+    /// ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID and REBALANCE_IN_PROGRESS speak about the generation the
+    /// heartbeat carried: when the member has moved to another generation since (a late answer), they
+    /// are ignored, in every state (Java's `generationUnchanged`).
+    pub fn handle_heartbeat(
+        &mut self,
+        now: Instant,
+        sent: &Generation,
+        response: Result<HeartbeatResponse, Failure>,
+    ) {
+        if self.generation.as_ref() != Some(sent)
+            && let Ok(r) = &response
+            && ServerError::from_code(r.error_code, None).is_some_and(|e| {
+                matches!(
+                    e.code,
+                    ResponseError::IllegalGeneration
+                        | ResponseError::UnknownMemberId
+                        | ResponseError::RebalanceInProgress
+                )
+            })
+        {
+            tracing::debug!(group = %self.config.group_id, generation = sent.generation_id, error = r.error_code, "late heartbeat answer of an older generation ignored");
+            self.heartbeat.received(now);
+            return;
+        }
         if self.handover.is_some() && matches!(self.state, MemberState::Stable | MemberState::Unjoined) {
             return self.handover_heartbeat(now, response);
         }
@@ -873,10 +905,11 @@ impl Member {
     }
 
     /// A heartbeat answered while SyncGroup waits. A coordinator that holds SyncGroup until the leader's
-    /// assignment arrives may hold it long after the generation ended; the heartbeat says so at once,
-    /// and the member rejoins instead of waiting for the held answer. Like Java's heartbeat thread in
-    /// COMPLETING_REBALANCE, a REBALANCE_IN_PROGRESS that comes before the SyncGroup waited a heartbeat
-    /// interval is ignored (older brokers answer it for the whole sync phase).
+    /// assignment arrives may hold it long after the generation ended; ILLEGAL_GENERATION or
+    /// UNKNOWN_MEMBER_ID for the generation being synced says so at once, and the member rejoins instead
+    /// of waiting for the held answer. REBALANCE_IN_PROGRESS is ignored, as Java ignores it in every
+    /// state but STABLE: older brokers answer it for the whole sync phase, and a SyncGroup of an ended
+    /// generation is answered with it anyway.
     fn heartbeat_while_syncing(&mut self, now: Instant, response: Result<HeartbeatResponse, Failure>) {
         let error = match response {
             Ok(r) => ServerError::from_code(r.error_code, None),
@@ -889,15 +922,10 @@ impl Member {
             self.heartbeat.received(now);
             return;
         };
-        let held_long = self
-            .syncing_since
-            .is_some_and(|at| now >= at + self.heartbeat.config().heartbeat_interval);
         match e.code {
             ResponseError::RebalanceInProgress => {
                 self.heartbeat.received(now);
-                if !held_long {
-                    return;
-                }
+                return;
             }
             ResponseError::IllegalGeneration | ResponseError::UnknownMemberId => self.heartbeat.failed(now),
             ResponseError::FencedInstanceId => return self.fatal(&e),
@@ -1019,9 +1047,8 @@ impl Member {
         }
     }
 
-    fn send_sync(&mut self, now: Instant, generation: Generation, assignments: Vec<(String, Bytes)>) {
+    fn send_sync(&mut self, generation: Generation, assignments: Vec<(String, Bytes)>) {
         self.state = MemberState::Syncing;
-        self.syncing_since = Some(now);
         self.in_flight = Some(InFlight::Sync);
         self.queued.push_back(GroupRequest::SyncGroup {
             generation,
@@ -1065,8 +1092,10 @@ impl Member {
 
     /// Leaves once revoked. A closing dynamic leader first lets the coordinator finish the rebalance it
     /// may be leading (see [`handover_heartbeat`](Self::handover_heartbeat)): its assignment in flight
-    /// goes out, or a heartbeat checks whether a rebalance started; for at most a session timeout. A
-    /// member whose own JoinGroup is held leaves at once: it has no answer to act on yet.
+    /// goes out, its own JoinGroup held by the coordinator is answered (and, as leader, it assigns), or a
+    /// heartbeat checks whether a rebalance started; for at most the session timeout or 5 s, whichever is
+    /// shorter, except that the leader's own SyncGroup in flight is never aborted: its answer (or its
+    /// request timeout) ends the wait.
     ///
     /// Java's `AbstractCoordinator.maybeLeaveGroup` and librdkafka's `rd_kafka_cgrp_leave` send
     /// LeaveGroup on the coordinator's connection, behind any request the coordinator still holds
@@ -1078,11 +1107,18 @@ impl Member {
         if reason == LeaveReason::Closed && dynamic && joined && self.leader && self.handover.is_none() {
             let assigning = self.pending_assign.is_some()
                 || matches!(self.in_flight, Some(InFlight::Metadata | InFlight::Sync));
+            // Its own JoinGroup held: the answer may make it the leader of the new generation, and the
+            // group would wait for its assignment.
+            let joining = self.state == MemberState::Joining && self.in_flight == Some(InFlight::Join);
             let check = !assigning
                 && matches!(self.state, MemberState::Stable | MemberState::Unjoined)
                 && self.in_flight.is_none();
+            if joining {
+                self.handover = Some(now + self.handover_bound());
+                return;
+            }
             if assigning || check {
-                self.handover = Some(now + self.heartbeat.config().session_timeout);
+                self.handover = Some(now + self.handover_bound());
                 if let (true, Some(generation)) = (check, self.generation.clone()) {
                     self.heartbeat.sent(now);
                     self.queued.push_back(GroupRequest::Heartbeat { generation });
@@ -1095,6 +1131,12 @@ impl Member {
             }
         }
         self.leave_now(now, reason);
+    }
+
+    /// How long a closing leader's hand-over may take: the session timeout, at most
+    /// [`HANDOVER_BOUND`], so that it never eats a whole shutdown timeout.
+    fn handover_bound(&self) -> Duration {
+        self.heartbeat.config().session_timeout.min(HANDOVER_BOUND)
     }
 
     fn leave_now(&mut self, _now: Instant, reason: LeaveReason) {

@@ -93,6 +93,12 @@ fn join_request(m: &mut Member, now: Instant) -> (String, Vec<(String, Bytes)>) 
     }
 }
 
+/// Answers the heartbeat sent in the member's current generation.
+fn answer_heartbeat(m: &mut Member, now: Instant, response: Result<HeartbeatResponse, Failure>) {
+    let sent = m.generation.clone().expect("a heartbeat needs a generation");
+    m.handle_heartbeat(now, &sent, response);
+}
+
 /// Drives a follower from nothing to STABLE with `partitions`, generation 1.
 fn stable_follower(cooperative: bool, partitions: Vec<TopicPartition>, now: Instant) -> Member {
     let mut m = Member::new(config(cooperative), now);
@@ -185,7 +191,7 @@ fn member_id_required_round_trip_then_leader_assigns_and_heartbeats() {
     let t1 = t0 + Duration::from_secs(1);
     assert!(matches!(m.poll_request(t1), Some(GroupRequest::Heartbeat { .. })));
     assert_eq!(m.poll_request(t1 + Duration::from_secs(3)), None);
-    m.handle_heartbeat(t1, Ok(HeartbeatResponse::default()));
+    answer_heartbeat(&mut m, t1, Ok(HeartbeatResponse::default()));
     assert!(matches!(
         m.poll_request(t0 + Duration::from_secs(2)),
         Some(GroupRequest::Heartbeat { .. })
@@ -198,7 +204,7 @@ fn eager_rebalance_revokes_everything_before_rejoining() {
     let mut m = stable_follower(false, vec![tp(0), tp(1)], t0);
     let t1 = t0 + Duration::from_secs(1);
     assert!(matches!(m.poll_request(t1), Some(GroupRequest::Heartbeat { .. })));
-    m.handle_heartbeat(
+    answer_heartbeat(&mut m, 
         t1,
         Ok(HeartbeatResponse::default().with_error_code(ResponseError::RebalanceInProgress.code())),
     );
@@ -225,7 +231,7 @@ fn cooperative_revokes_only_moved_partitions_then_rejoins() {
     let mut m = stable_follower(true, vec![tp(0), tp(1), tp(2)], t0);
     let t1 = t0 + Duration::from_secs(1);
     assert!(matches!(m.poll_request(t1), Some(GroupRequest::Heartbeat { .. })));
-    m.handle_heartbeat(
+    answer_heartbeat(&mut m, 
         t1,
         Ok(HeartbeatResponse::default().with_error_code(ResponseError::RebalanceInProgress.code())),
     );
@@ -271,7 +277,7 @@ fn coordinator_loss_rediscovers_without_rejoining() {
     let mut m = stable_follower(false, vec![tp(0)], t0);
     let t1 = t0 + Duration::from_secs(1);
     assert!(matches!(m.poll_request(t1), Some(GroupRequest::Heartbeat { .. })));
-    m.handle_heartbeat(t1, Err(Failure::Transport("connection reset".into())));
+    answer_heartbeat(&mut m, t1, Err(Failure::Transport("connection reset".into())));
     assert_eq!(m.coordinator(), None);
     assert_eq!(m.poll_request(t1), None, "backs off first");
     let t2 = t1 + Duration::from_millis(100);
@@ -289,7 +295,7 @@ fn illegal_generation_loses_partitions_and_rejoins_without_generation() {
     let mut m = stable_follower(true, vec![tp(0)], t0);
     let t1 = t0 + Duration::from_secs(1);
     assert!(matches!(m.poll_request(t1), Some(GroupRequest::Heartbeat { .. })));
-    m.handle_heartbeat(
+    answer_heartbeat(&mut m, 
         t1,
         Ok(HeartbeatResponse::default().with_error_code(ResponseError::UnknownMemberId.code())),
     );
@@ -337,7 +343,7 @@ fn poll_timeout_revokes_then_leaves_and_rejoins_on_progress() {
         now += Duration::from_secs(1);
         m.handle_timeout(now);
         if let Some(GroupRequest::Heartbeat { .. }) = m.poll_request(now) {
-            m.handle_heartbeat(now, Ok(HeartbeatResponse::default()));
+            answer_heartbeat(&mut m, now, Ok(HeartbeatResponse::default()));
         }
     }
     assert!(events(&mut m).is_empty());
@@ -419,7 +425,7 @@ fn fenced_instance_is_fatal() {
     let mut m = stable_follower(false, vec![], t0);
     let t1 = t0 + Duration::from_secs(1);
     assert!(matches!(m.poll_request(t1), Some(GroupRequest::Heartbeat { .. })));
-    m.handle_heartbeat(
+    answer_heartbeat(&mut m, 
         t1,
         Ok(HeartbeatResponse::default().with_error_code(ResponseError::FencedInstanceId.code())),
     );
@@ -450,7 +456,7 @@ fn heartbeats_go_on_while_revoking_so_a_slow_revocation_keeps_membership() {
     let mut m = stable_follower(false, vec![tp(0), tp(1)], t0);
     let t1 = t0 + Duration::from_secs(1);
     assert!(matches!(m.poll_request(t1), Some(GroupRequest::Heartbeat { .. })));
-    m.handle_heartbeat(
+    answer_heartbeat(&mut m, 
         t1,
         Ok(HeartbeatResponse::default().with_error_code(ResponseError::RebalanceInProgress.code())),
     );
@@ -470,7 +476,7 @@ fn heartbeats_go_on_while_revoking_so_a_slow_revocation_keeps_membership() {
             "heartbeat while revoking at +{:?}",
             at - t1
         );
-        m.handle_heartbeat(
+        answer_heartbeat(&mut m, 
             at,
             Ok(HeartbeatResponse::default().with_error_code(ResponseError::RebalanceInProgress.code())),
         );
@@ -495,7 +501,7 @@ fn a_revocation_whose_commit_lost_the_coordinator_rediscovers_it_before_rejoinin
     let mut m = stable_follower(false, vec![tp(0), tp(1)], t0);
     let t1 = t0 + Duration::from_secs(1);
     assert!(matches!(m.poll_request(t1), Some(GroupRequest::Heartbeat { .. })));
-    m.handle_heartbeat(
+    answer_heartbeat(&mut m, 
         t1,
         Ok(HeartbeatResponse::default().with_error_code(ResponseError::RebalanceInProgress.code())),
     );
@@ -542,7 +548,12 @@ fn rebalancing() -> HeartbeatResponse {
 
 /// Drives a member from nothing to STABLE as the leader of "me" and "other", generation 1.
 fn stable_leader(now: Instant) -> Member {
-    let mut m = Member::new(config(false), now);
+    stable_leader_with(config(false), now)
+}
+
+/// [`stable_leader`] with `config` (an eager assignor).
+fn stable_leader_with(config: MemberConfig, now: Instant) -> Member {
+    let mut m = Member::new(config, now);
     assert_eq!(m.poll_request(now), Some(GroupRequest::FindCoordinator));
     m.handle_coordinator(now, Ok(coordinator()));
     let (_, protocols) = join_request(&mut m, now);
@@ -589,7 +600,7 @@ fn a_closing_leader_completes_a_started_rebalance_before_leaving() {
         matches!(m.poll_request(t0), Some(GroupRequest::Heartbeat { .. })),
         "the closing leader checks whether a rebalance started before it leaves"
     );
-    m.handle_heartbeat(t0, Ok(rebalancing()));
+    answer_heartbeat(&mut m, t0, Ok(rebalancing()));
     let (id, protocols) = join_request(&mut m, t0);
     assert_eq!(id, "me");
     let other = Subscription::new(["t"]).encode().unwrap();
@@ -640,7 +651,7 @@ fn a_closing_leader_of_a_stable_group_leaves_after_one_heartbeat() {
     events(&mut m);
     m.handle_revoked(t0);
     assert!(matches!(m.poll_request(t0), Some(GroupRequest::Heartbeat { .. })));
-    m.handle_heartbeat(t0, Ok(HeartbeatResponse::default()));
+    answer_heartbeat(&mut m, t0, Ok(HeartbeatResponse::default()));
     assert!(matches!(
         m.poll_request(t0),
         Some(GroupRequest::LeaveGroup { .. })
@@ -655,7 +666,7 @@ fn a_closing_leader_leaves_anyway_after_a_session_timeout() {
     events(&mut m);
     m.handle_revoked(t0);
     assert!(matches!(m.poll_request(t0), Some(GroupRequest::Heartbeat { .. })));
-    m.handle_heartbeat(t0, Ok(rebalancing()));
+    answer_heartbeat(&mut m, t0, Ok(rebalancing()));
     join_request(&mut m, t0);
     // The coordinator holds the JoinGroup: the hand-over is bounded by the session timeout.
     let deadline = m.poll_timeout().unwrap();
@@ -729,13 +740,16 @@ fn a_sync_held_past_its_generation_is_dropped_when_a_heartbeat_says_so() {
     let t1 = t0 + Duration::from_secs(1);
     assert!(m.poll_timeout().is_some_and(|at| at <= t1));
     assert!(matches!(m.poll_request(t1), Some(GroupRequest::Heartbeat { .. })));
-    // Within the first interval, REBALANCE_IN_PROGRESS may be an older broker's answer for the whole
-    // sync phase: ignored.
-    m.handle_heartbeat(t0 + Duration::from_millis(500), Ok(rebalancing()));
+    // REBALANCE_IN_PROGRESS may be an older broker's answer for the whole sync phase: ignored.
+    answer_heartbeat(&mut m, t0 + Duration::from_millis(500), Ok(rebalancing()));
     assert_eq!(m.state(), MemberState::Syncing);
     let t2 = t0 + Duration::from_secs(2);
     assert!(matches!(m.poll_request(t2), Some(GroupRequest::Heartbeat { .. })));
-    m.handle_heartbeat(t2, Ok(rebalancing()));
+    answer_heartbeat(
+        &mut m,
+        t2,
+        Ok(HeartbeatResponse::default().with_error_code(ResponseError::IllegalGeneration.code())),
+    );
     assert_eq!(m.state(), MemberState::Unjoined);
     let (id, _) = join_request(&mut m, t2);
     assert_eq!(id, "me");
@@ -743,4 +757,215 @@ fn a_sync_held_past_its_generation_is_dropped_when_a_heartbeat_says_so() {
     m.handle_sync(t2, Ok(sync_ok(vec![tp(0)])));
     assert_eq!(m.state(), MemberState::Joining);
     assert!(events(&mut m).is_empty());
+}
+
+#[test]
+fn a_late_heartbeat_answer_of_an_older_generation_keeps_the_newer_sync() {
+    // Cooperative member, generation 1, owns t-0 and t-1. A heartbeat of generation 1 is in flight
+    // when the member rejoins (a commit said REBALANCE_IN_PROGRESS). The round completes quickly
+    // (generation 2), SyncGroup goes out, and only then the generation-1 heartbeat is answered:
+    // a Kafka coordinator at generation 2 answers it ILLEGAL_GENERATION.
+    let t0 = Instant::now();
+    let mut m = stable_follower(true, vec![tp(0), tp(1)], t0);
+    let t1 = t0 + Duration::from_secs(1);
+    let Some(GroupRequest::Heartbeat { generation: sent }) = m.poll_request(t1) else {
+        panic!("expected a heartbeat")
+    };
+    assert_eq!(sent.generation_id, 1);
+    m.handle_commit_error(t1, &server(ResponseError::RebalanceInProgress));
+    join_request(&mut m, t1);
+    m.handle_join(t1, Ok(join_ok("me", "other", 2, "cooperative-sticky", &[])));
+    assert!(matches!(m.poll_request(t1), Some(GroupRequest::SyncGroup { .. })));
+    let t2 = t1 + Duration::from_millis(5);
+    m.handle_heartbeat(
+        t2,
+        &sent,
+        Ok(HeartbeatResponse::default().with_error_code(ResponseError::IllegalGeneration.code())),
+    );
+    let _ = m.poll_request(t2);
+    let lost: Vec<_> = events(&mut m)
+        .into_iter()
+        .filter(|e| matches!(e, MemberEvent::Revoke { lost: true, .. }))
+        .collect();
+    assert!(lost.is_empty(), "partitions given up as lost (no commit): {lost:?}");
+    assert_eq!(m.state(), MemberState::Syncing, "the generation-2 SyncGroup was dropped");
+}
+#[test]
+fn rebalance_in_progress_answered_for_the_whole_sync_phase_keeps_the_sync() {
+    // A coordinator that answers REBALANCE_IN_PROGRESS for the whole CompletingRebalance phase (older
+    // brokers do), with a leader that needs more than one heartbeat interval to send the assignment:
+    // the follower keeps waiting for its SyncGroup instead of starting another round.
+    let t0 = Instant::now();
+    let mut m = Member::new(config(false), t0);
+    m.poll_request(t0);
+    m.handle_coordinator(t0, Ok(coordinator()));
+    join_request(&mut m, t0);
+    m.handle_join(t0, Ok(join_ok("me", "other", 1, "range", &[])));
+    assert!(matches!(m.poll_request(t0), Some(GroupRequest::SyncGroup { .. })));
+    let t2 = t0 + Duration::from_secs(2);
+    let _ = m.poll_request(t0 + Duration::from_secs(1));
+    answer_heartbeat(&mut m, t0 + Duration::from_secs(1), Ok(rebalancing()));
+    let _ = m.poll_request(t2);
+    answer_heartbeat(&mut m, t2, Ok(rebalancing()));
+    assert_eq!(m.state(), MemberState::Syncing, "the follower gave up a valid SyncGroup");
+}
+
+#[test]
+fn a_leader_closing_while_its_join_group_is_held_completes_the_round_first() {
+    // Stable leader; a heartbeat says the group rebalances; it rejoins (JoinGroup held by the
+    // coordinator, as in every rebalance round until all members are in) and closes now.
+    let t0 = Instant::now();
+    let mut m = stable_leader(t0);
+    let t1 = t0 + Duration::from_secs(1);
+    assert!(matches!(m.poll_request(t1), Some(GroupRequest::Heartbeat { .. })));
+    answer_heartbeat(&mut m, t1, Ok(rebalancing()));
+    let _ = m.poll_request(t1); // revoke (eager)
+    events(&mut m);
+    m.handle_revoked(t1);
+    join_request(&mut m, t1);
+    m.close(t1);
+    assert!(
+        !matches!(m.poll_request(t1), Some(GroupRequest::LeaveGroup { .. })),
+        "the leader leaves during the rebalance without completing it"
+    );
+    // The join is answered: as the leader it hands everything to the others, then leaves.
+    let me = Subscription::new(["t"]).encode().unwrap();
+    let other = Subscription::new(["t"]).encode().unwrap();
+    m.handle_join(
+        t1,
+        Ok(join_ok("me", "me", 2, "range", &[("me", me), ("other", other)])),
+    );
+    assert!(matches!(m.poll_request(t1), Some(GroupRequest::Metadata { .. })));
+    m.handle_metadata(t1, Ok(BTreeMap::from([("t".to_owned(), 4)])));
+    let Some(GroupRequest::SyncGroup { assignments, .. }) = m.poll_request(t1) else {
+        panic!("expected the leader's SyncGroup")
+    };
+    assert_eq!(decoded(&assignments)["me"], Vec::new());
+    assert_eq!(decoded(&assignments)["other"], (0..4).map(tp).collect::<Vec<_>>());
+    m.handle_sync(t1, Ok(sync_ok(Vec::new())));
+    assert!(matches!(
+        m.poll_request(t1),
+        Some(GroupRequest::LeaveGroup { .. })
+    ));
+}
+
+#[test]
+fn a_leader_closing_while_its_join_group_is_held_leaves_when_the_hand_over_times_out() {
+    let t0 = Instant::now();
+    let mut m = stable_leader(t0);
+    let t1 = t0 + Duration::from_secs(1);
+    assert!(matches!(m.poll_request(t1), Some(GroupRequest::Heartbeat { .. })));
+    answer_heartbeat(&mut m, t1, Ok(rebalancing()));
+    let _ = m.poll_request(t1);
+    events(&mut m);
+    m.handle_revoked(t1);
+    join_request(&mut m, t1);
+    m.close(t1);
+    assert_eq!(m.poll_request(t1), None);
+    let deadline = m.poll_timeout().expect("a hand-over deadline");
+    assert!(deadline <= t1 + timeouts().session_timeout);
+    m.handle_timeout(deadline);
+    assert!(matches!(
+        m.poll_request(deadline),
+        Some(GroupRequest::LeaveGroup { .. })
+    ));
+}
+
+#[test]
+fn a_cooperative_leader_closing_while_it_assigns_assigns_itself_nothing() {
+    let t0 = Instant::now();
+    let mut m = Member::new(config(true), t0);
+    m.poll_request(t0);
+    m.handle_coordinator(t0, Ok(coordinator()));
+    let (_, protocols) = join_request(&mut m, t0);
+    let other = Subscription::new(["t"]).encode().unwrap();
+    let members = [("me", protocols[0].1.clone()), ("other", other.clone())];
+    m.handle_join(t0, Ok(join_ok("me", "me", 1, "cooperative-sticky", &members)));
+    m.poll_request(t0);
+    m.handle_metadata(t0, Ok(BTreeMap::from([("t".to_owned(), 4)])));
+    m.poll_request(t0);
+    m.handle_sync(t0, Ok(sync_ok(vec![tp(0), tp(1)])));
+    events(&mut m);
+    // Generation 2: the cooperative leader keeps owning t-0, t-1 while it assigns, and closes meanwhile.
+    m.handle_commit_error(t0, &server(ResponseError::RebalanceInProgress));
+    let (_, protocols) = join_request(&mut m, t0);
+    let members = [("me", protocols[0].1.clone()), ("other", other)];
+    m.handle_join(t0, Ok(join_ok("me", "me", 2, "cooperative-sticky", &members)));
+    assert!(matches!(m.poll_request(t0), Some(GroupRequest::Metadata { .. })));
+    m.close(t0); // revocation of t-0, t-1 starts
+    m.handle_metadata(t0, Ok(BTreeMap::from([("t".to_owned(), 4)])));
+    let Some(GroupRequest::SyncGroup { assignments, .. }) = m.poll_request(t0) else {
+        panic!("expected the leader's SyncGroup")
+    };
+    let me = &decoded(&assignments)["me"];
+    assert_eq!(*me, Vec::new(), "the closing leader assigned itself {me:?}");
+    // Once the sync is answered and the revocation done, it leaves.
+    m.handle_sync(t0, Ok(sync_ok(Vec::new())));
+    assert!(matches!(
+        events(&mut m).as_slice(),
+        [MemberEvent::Revoke { lost: false, .. }]
+    ));
+    m.handle_revoked(t0);
+    assert!(matches!(
+        m.poll_request(t0),
+        Some(GroupRequest::LeaveGroup { .. })
+    ));
+}
+
+#[test]
+fn a_hand_over_takes_at_most_5_s_with_a_long_session_timeout() {
+    // Java's defaults: a 45 s session. The hand-over must leave time for the rest of a shutdown.
+    let t0 = Instant::now();
+    let long = HeartbeatConfig {
+        session_timeout: Duration::from_secs(45),
+        ..timeouts()
+    };
+    let mut m = stable_leader_with(config(false).with_timeouts(long), t0);
+    m.close(t0);
+    events(&mut m);
+    m.handle_revoked(t0);
+    assert!(matches!(m.poll_request(t0), Some(GroupRequest::Heartbeat { .. })));
+    let deadline = t0 + Duration::from_secs(5);
+    assert_eq!(m.handover, Some(deadline), "the hand-over may take longer than 5 s");
+    assert_eq!(m.poll_timeout(), Some(deadline));
+    m.handle_timeout(deadline);
+    assert!(matches!(
+        m.poll_request(deadline),
+        Some(GroupRequest::LeaveGroup { .. })
+    ));
+}
+
+#[test]
+fn a_hand_over_deadline_during_the_leaders_own_sync_waits_for_its_answer() {
+    let t0 = Instant::now();
+    let mut m = stable_leader(t0);
+    let t1 = t0 + Duration::from_secs(1);
+    assert!(matches!(m.poll_request(t1), Some(GroupRequest::Heartbeat { .. })));
+    answer_heartbeat(&mut m, t1, Ok(rebalancing()));
+    let _ = m.poll_request(t1);
+    events(&mut m);
+    m.handle_revoked(t1);
+    let (_, protocols) = join_request(&mut m, t1);
+    let other = Subscription::new(["t"]).encode().unwrap();
+    let members = [("me", protocols[0].1.clone()), ("other", other)];
+    m.handle_join(t1, Ok(join_ok("me", "me", 2, "range", &members)));
+    assert!(matches!(m.poll_request(t1), Some(GroupRequest::Metadata { .. })));
+    m.handle_metadata(t1, Ok(BTreeMap::from([("t".to_owned(), 4)])));
+    assert!(matches!(m.poll_request(t1), Some(GroupRequest::SyncGroup { .. })));
+    m.close(t1);
+    // The coordinator is slow to answer the leader's SyncGroup: the hand-over deadline passes.
+    let late = t1 + Duration::from_secs(6);
+    m.handle_timeout(late);
+    let sent: Vec<_> = std::iter::from_fn(|| m.poll_request(late)).take(10).collect();
+    assert!(
+        !sent.iter().any(|r| matches!(r, GroupRequest::LeaveGroup { .. })),
+        "the leader's own SyncGroup was aborted: {sent:?}"
+    );
+    assert!(m.poll_timeout().is_none_or(|at| at > late), "a deadline in the past");
+    // Its answer (or its failure) ends the hand-over.
+    m.handle_sync(late, Ok(sync_ok(Vec::new())));
+    assert!(matches!(
+        m.poll_request(late),
+        Some(GroupRequest::LeaveGroup { .. })
+    ));
 }
