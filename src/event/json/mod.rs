@@ -500,4 +500,36 @@ mod tests {
             _ => a == b,
         }
     }
+
+    #[derive(Debug, serde::Serialize, serde::Deserialize)]
+    struct Flattened {
+        order_id: String,
+        #[serde(flatten)]
+        extra: std::collections::BTreeMap<String, String>,
+    }
+    impl Event for Flattened {
+        const EVENT_TYPE: &'static str = "Flattened";
+        const AGGREGATE_TYPE: &'static str = "Order";
+    }
+
+    #[test]
+    fn a_payload_key_written_twice_is_refused() {
+        let meta = EventMeta::new("Flattened", "Order", Uuid::nil(), 1);
+        let twice = Flattened {
+            order_id: "a".into(),
+            extra: std::collections::BTreeMap::from([("order_id".to_owned(), "b".to_owned())]),
+        };
+        match encode(&meta, &twice) {
+            Err(Error::DuplicateField { event_type, field }) => {
+                assert_eq!((event_type.as_str(), field.as_str()), ("Flattened", "order_id"));
+            }
+            other => panic!("not a DuplicateField: {other:?}"),
+        }
+        let once = Flattened {
+            order_id: "a".into(),
+            extra: std::collections::BTreeMap::from([("sku".to_owned(), "b".to_owned())]),
+        };
+        let json = String::from_utf8(encode(&meta, &once).unwrap()).unwrap();
+        assert!(json.ends_with(r#""order_id":"a","sku":"b"}"#), "{json}");
+    }
 }
