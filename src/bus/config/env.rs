@@ -224,20 +224,25 @@ impl KafkaEventBusConfig {
             c.compression_type = (!v.eq_ignore_ascii_case("none")).then_some(v);
         }
         // eventsource-py 0.8.1 called the same byte count `batch_size`.
-        let max_batch_bytes = env.get("KAFKA_PRODUCER_MAX_BATCH_BYTES");
-        let batch_size = env.get("KAFKA_BATCH_SIZE");
-        if let (Some(new), Some(old)) = (&max_batch_bytes, &batch_size)
+        // Both may be set if they name the same number ("65536" and "065536" agree).
+        let max_batch_bytes = env
+            .get("KAFKA_PRODUCER_MAX_BATCH_BYTES")
+            .map(|v| number::<usize>("KAFKA_PRODUCER_MAX_BATCH_BYTES", &v))
+            .transpose()?;
+        let batch_size = env
+            .get("KAFKA_BATCH_SIZE")
+            .map(|v| number::<usize>("KAFKA_BATCH_SIZE", &v))
+            .transpose()?;
+        if let (Some(new), Some(old)) = (max_batch_bytes, batch_size)
             && new != old
         {
             return Err(invalid(
                 "KAFKA_BATCH_SIZE",
-                format!("{old:?} disagrees with KAFKA_PRODUCER_MAX_BATCH_BYTES={new:?}; set only one"),
+                format!("{old} disagrees with KAFKA_PRODUCER_MAX_BATCH_BYTES={new}; set only one"),
             ));
         }
-        if let Some(v) = max_batch_bytes {
-            c.producer_max_batch_bytes = number("KAFKA_PRODUCER_MAX_BATCH_BYTES", &v)?;
-        } else if let Some(v) = batch_size {
-            c.producer_max_batch_bytes = number("KAFKA_BATCH_SIZE", &v)?;
+        if let Some(bytes) = max_batch_bytes.or(batch_size) {
+            c.producer_max_batch_bytes = bytes;
         }
         env.number("KAFKA_LINGER_MS", &mut c.linger_ms)?;
         env.string("KAFKA_AUTO_OFFSET_RESET", &mut c.auto_offset_reset);

@@ -768,3 +768,19 @@ fn the_0_8_1_batch_size_variable_is_the_batch_bytes() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn batch_size_and_batch_bytes_agree_by_value_not_by_spelling() {
+    for (old, new) in [("065536", "65536"), ("+65536", "65536"), ("65536", "0065536")] {
+        let c = from(&[("KAFKA_BATCH_SIZE", old), ("KAFKA_PRODUCER_MAX_BATCH_BYTES", new)])
+            .unwrap_or_else(|e| panic!("{old} vs {new}: {e}"));
+        assert_eq!(c.producer_max_batch_bytes, 65_536);
+    }
+    match from(&[
+        ("KAFKA_BATCH_SIZE", "lots"),
+        ("KAFKA_PRODUCER_MAX_BATCH_BYTES", "65536"),
+    ]) {
+        Err(ConfigError::InvalidEnv { name, .. }) => assert_eq!(name, "KAFKA_BATCH_SIZE"),
+        other => panic!("{other:?}"),
+    }
+}
