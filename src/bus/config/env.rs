@@ -111,14 +111,24 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         Ok(())
     }
 
-    /// Seconds as a decimal number (`"1.5"`), as eventsource-py's float fields.
-    fn seconds(&self, name: &str, into: &mut Duration) -> Result<(), ConfigError> {
+    /// Seconds as a decimal number (`"1.5"`), as eventsource-py's float fields. Zero is taken as it is;
+    /// anything else must be at least a millisecond, the wire's unit (a shorter value would be sent
+    /// as 0).
+    fn seconds(&self, name: &'static str, into: &mut Duration) -> Result<(), ConfigError> {
         if let Some(v) = self.get(name) {
-            *into = v
+            let value = v
                 .parse::<f64>()
                 .ok()
                 .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
                 .ok_or_else(|| invalid(name, format!("{v:?} is not a non-negative number of seconds")))?;
+            if !value.is_zero() && value < Duration::from_millis(1) {
+                return Err(ConfigError::OutOfRange {
+                    field: name,
+                    value: v,
+                    expected: "0 or at least 0.001 seconds",
+                });
+            }
+            *into = value;
         }
         Ok(())
     }

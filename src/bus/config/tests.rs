@@ -784,3 +784,24 @@ fn batch_size_and_batch_bytes_agree_by_value_not_by_spelling() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn duration_variables_under_a_millisecond_are_out_of_range() {
+    for name in [
+        "KAFKA_REQUEST_TIMEOUT",
+        "KAFKA_DELIVERY_TIMEOUT",
+        "KAFKA_FETCH_MAX_WAIT",
+        "KAFKA_BOOTSTRAP_TIMEOUT",
+        "KAFKA_RETRY_BASE_DELAY",
+        "KAFKA_SHUTDOWN_TIMEOUT",
+    ] {
+        match from(&[(name, "0.0004")]) {
+            Err(ConfigError::OutOfRange { field, .. }) => assert_eq!(field, name),
+            other => panic!("{name}=0.0004: {other:?}"),
+        }
+    }
+    let c = from(&[("KAFKA_FETCH_MAX_WAIT", "0.001")]).unwrap();
+    assert_eq!(c.fetch_max_wait, Duration::from_millis(1));
+    let c = from(&[("KAFKA_FETCH_MAX_WAIT", "0")]).unwrap();
+    assert_eq!(c.fetch_max_wait, Duration::ZERO);
+}
