@@ -114,8 +114,12 @@ impl Cluster {
                 refreshing: tokio::sync::Mutex::new(()),
             }),
         };
+        // The attempts stop at the same instant as the hard cut; at that instant the attempts are
+        // polled first, so the error that names every server wins over the bare timeout.
         let timeout = cluster.bootstrap_timeout();
-        match tokio::time::timeout(timeout, cluster.refresh_within(Some(&[]), Retry::Bootstrap)).await {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let bootstrap = cluster.refresh_within(Some(&[]), Retry::Bootstrap(deadline));
+        match tokio::time::timeout_at(deadline, bootstrap).await {
             Ok(refreshed) => refreshed.map(|_| cluster),
             Err(_) => Err(Error::Timeout {
                 what: "a bootstrap server to answer".to_owned(),
@@ -270,11 +274,10 @@ impl Cluster {
         retry: Retry,
     ) -> Result<(String, R::Response), Error> {
         let config = &self.inner.config;
-        let deadline = tokio::time::Instant::now()
-            + match retry {
-                Retry::Bootstrap => self.bootstrap_timeout(),
-                Retry::Request => config.reconnect_deadline,
-            };
+        let deadline = match retry {
+            Retry::Bootstrap(deadline) => deadline,
+            Retry::Request => tokio::time::Instant::now() + config.reconnect_deadline,
+        };
         let mut delays = ExponentialBuilder::new()
             .with_min_delay(config.reconnect_backoff)
             .with_max_delay(config.reconnect_backoff_max)
@@ -295,7 +298,7 @@ impl Cluster {
                     messenger.request(&build(version)).await
                 };
                 let result = match retry {
-                    Retry::Bootstrap => {
+                    Retry::Bootstrap(_) => {
                         let share = attempt_share(config, deadline, candidates.len() - tried);
                         tokio::time::timeout(share, attempt).await.unwrap_or_else(|_| {
                             Err(connection::Error::ConnectTimeout {
@@ -310,7 +313,7 @@ impl Cluster {
                     Ok(response) => return Ok((conn.address().to_owned(), response)),
                     Err(e) if e.is_retriable() => {
                         match retry {
-                            Retry::Bootstrap => {
+                            Retry::Bootstrap(_) => {
                                 info!(broker = conn.address(), error = %e, "bootstrap server unreachable, retrying");
                             }
                             Retry::Request => {
@@ -337,9 +340,10 @@ impl Cluster {
 /// Which deadline a request to any broker retries against, and how loudly it reports a failed attempt.
 #[derive(Debug, Clone, Copy)]
 enum Retry {
-    /// The first metadata request of [`Cluster::connect`]: [`ClientConfig::bootstrap_timeout`] (else
-    /// the reconnect deadline), INFO.
-    Bootstrap,
+    /// The first metadata request of [`Cluster::connect`], until the instant its
+    /// [`ClientConfig::bootstrap_timeout`] (else the reconnect deadline) ends; each attempt gets a
+    /// share of the time left; INFO.
+    Bootstrap(tokio::time::Instant),
     /// Any later request: [`ClientConfig::reconnect_deadline`], DEBUG.
     Request,
 }
