@@ -234,8 +234,8 @@ impl<E: Event> DomainEvent<E> {
     ///
     /// # Errors
     ///
-    /// [`Error::Serialize`], [`Error::PayloadNotObject`], [`Error::ReservedField`] or
-    /// [`Error::InvalidVersion`].
+    /// [`Error::Serialize`], [`Error::PayloadNotObject`], [`Error::ReservedField`],
+    /// [`Error::DuplicateField`] or [`Error::InvalidVersion`].
     pub fn to_json(&self) -> Result<Vec<u8>, Error> {
         json::encode(&self.meta, &self.payload)
     }

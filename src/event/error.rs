@@ -119,6 +119,16 @@ pub enum Error {
         field: String,
     },
 
+    /// The payload writes the same top-level key twice (e.g. a `#[serde(flatten)]` map holding the
+    /// name of a field); readers would keep only one of the two values.
+    #[snafu(display("cannot encode {event_type}: payload field {field} is written twice"))]
+    DuplicateField {
+        /// The type being encoded.
+        event_type: String,
+        /// The repeated key.
+        field: String,
+    },
+
     /// A version field is 0 (eventsource-py requires versions >= 1).
     #[snafu(display("cannot encode {event_type}: {field} must be >= 1"))]
     InvalidVersion {

@@ -1,9 +1,10 @@
 //! [`Metadata`]: an event's free-form `metadata` object, in its own order.
 //!
-//! Owns the order of the entries (as written by the producer, or as inserted) and, for entries read from
-//! a document, the value's JSON text as pydantic would write it back (nested objects in the document's
-//! order, exact floats), so that re-encoding a decoded event gives the reference's bytes. Invariant: one
-//! entry per key.
+//! Owns the order of the entries (as written by the producer, or as inserted) and, for entries of an
+//! event's envelope read from a document, the value's JSON text with its nested objects in the
+//! document's order and its floats as written, so that re-encoding a decoded event keeps them.
+//! Integers beyond `u64`/`i64` and `-0` are kept as floats (`1e+20`, `-0.0`), not as written.
+//! Invariant: one entry per key.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -25,11 +26,19 @@ struct Entry {
 /// insertion order when built).
 ///
 /// An ordered type of the crate's own rather than `serde_json::Map`, whose order depends on a
-/// process-wide serde_json feature. A value read from a document also keeps its JSON text (its nested
-/// objects in the document's order), so a decoded event re-encodes as eventsource-py re-encodes it; a
-/// value inserted by the program is written from its [`Value`] (whose nested objects serde_json may
-/// sort). It also serializes and deserializes as a JSON object in order, so a payload field of this
-/// type keeps the order of a free-form object. Lookups and inserts are linear in the number of entries.
+/// process-wide serde_json feature.
+///
+/// What re-encoding a decoded event keeps, and what it does not:
+/// - The event's own `metadata` keeps its key order and, for each value, its nested objects in the
+///   document's order and its floats as written. Integers beyond `u64`/`i64` and `-0` come back as
+///   floats (`1e+20`, `-0.0`), so those bytes differ from the record's.
+/// - A payload field of this type keeps its top-level key order only: its values are plain [`Value`]s,
+///   whose nested objects serde_json writes sorted by key (as for a field of type `Value` or `Map`).
+/// - A value inserted by the program is written from its [`Value`] (nested objects sorted).
+///
+/// Equality (`==`) compares the keys and values in order (not the kept text): two `Metadata` with the
+/// same entries in different orders are not equal. Lookups and inserts are linear in the number of
+/// entries.
 ///
 /// # Example
 ///
@@ -143,7 +152,8 @@ impl Metadata {
     }
 }
 
-/// Equal when the same keys have equal values in the same order (the kept text is not compared).
+/// Equal when the same keys have equal values in the same order: the same entries in another order are
+/// not equal (the kept text is not compared).
 impl PartialEq for Metadata {
     fn eq(&self, other: &Self) -> bool {
         self.iter().eq(other.iter())

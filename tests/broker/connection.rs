@@ -167,6 +167,35 @@ pub(crate) fn trials(trials: &mut crate::Trials<'_>) {
     ));
 
     trials.push(trial(
+        "a_hung_first_bootstrap_server_leaves_time_for_the_next",
+        |ctx| async move {
+            // The first server accepts TCP and never answers; the live broker comes second. Each
+            // bootstrap attempt gets a share of the time left, so the broker is reached well inside
+            // bootstrap_timeout even though connect_timeout alone would outlast it.
+            let hung = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let hung_address = hung.local_addr().unwrap();
+            let held = tokio::spawn(async move {
+                let mut open = Vec::new();
+                while let Ok((socket, _)) = hung.accept().await {
+                    open.push(socket);
+                }
+            });
+            let bootstrap_timeout = Duration::from_secs(4);
+            let config = ClientConfig::new(&format!("{hung_address},{}", ctx.bootstrap))
+                .with_connect_timeout(Duration::from_secs(10))
+                .with_request_timeout(Duration::from_secs(10))
+                .with_bootstrap_timeout(bootstrap_timeout);
+            let started = Instant::now();
+            let cluster = Cluster::connect(config).await.unwrap();
+            let took = started.elapsed();
+            assert!(!cluster.metadata().brokers.is_empty());
+            assert!(took < bootstrap_timeout, "took {took:?}");
+            eprintln!("connected past a hung first server in {took:?}");
+            held.abort();
+        },
+    ));
+
+    trials.push(trial(
         "a_stopped_broker_fails_requests_then_recovers",
         |_ctx| async move {
             let mut broker = tokio::task::spawn_blocking(LocalBroker::start)

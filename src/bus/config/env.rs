@@ -111,14 +111,24 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         Ok(())
     }
 
-    /// Seconds as a decimal number (`"1.5"`), as eventsource-py's float fields.
-    fn seconds(&self, name: &str, into: &mut Duration) -> Result<(), ConfigError> {
+    /// Seconds as a decimal number (`"1.5"`), as eventsource-py's float fields. Zero is taken as it is;
+    /// anything else must be at least a millisecond, the wire's unit (a shorter value would be sent
+    /// as 0).
+    fn seconds(&self, name: &'static str, into: &mut Duration) -> Result<(), ConfigError> {
         if let Some(v) = self.get(name) {
-            *into = v
+            let value = v
                 .parse::<f64>()
                 .ok()
                 .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
                 .ok_or_else(|| invalid(name, format!("{v:?} is not a non-negative number of seconds")))?;
+            if !value.is_zero() && value < Duration::from_millis(1) {
+                return Err(ConfigError::OutOfRange {
+                    field: name,
+                    value: v,
+                    expected: "0 or at least 0.001 seconds",
+                });
+            }
+            *into = value;
         }
         Ok(())
     }
@@ -224,20 +234,25 @@ impl KafkaEventBusConfig {
             c.compression_type = (!v.eq_ignore_ascii_case("none")).then_some(v);
         }
         // eventsource-py 0.8.1 called the same byte count `batch_size`.
-        let max_batch_bytes = env.get("KAFKA_PRODUCER_MAX_BATCH_BYTES");
-        let batch_size = env.get("KAFKA_BATCH_SIZE");
-        if let (Some(new), Some(old)) = (&max_batch_bytes, &batch_size)
+        // Both may be set if they name the same number ("65536" and "065536" agree).
+        let max_batch_bytes = env
+            .get("KAFKA_PRODUCER_MAX_BATCH_BYTES")
+            .map(|v| number::<usize>("KAFKA_PRODUCER_MAX_BATCH_BYTES", &v))
+            .transpose()?;
+        let batch_size = env
+            .get("KAFKA_BATCH_SIZE")
+            .map(|v| number::<usize>("KAFKA_BATCH_SIZE", &v))
+            .transpose()?;
+        if let (Some(new), Some(old)) = (max_batch_bytes, batch_size)
             && new != old
         {
             return Err(invalid(
                 "KAFKA_BATCH_SIZE",
-                format!("{old:?} disagrees with KAFKA_PRODUCER_MAX_BATCH_BYTES={new:?}; set only one"),
+                format!("{old} disagrees with KAFKA_PRODUCER_MAX_BATCH_BYTES={new}; set only one"),
             ));
         }
-        if let Some(v) = max_batch_bytes {
-            c.producer_max_batch_bytes = number("KAFKA_PRODUCER_MAX_BATCH_BYTES", &v)?;
-        } else if let Some(v) = batch_size {
-            c.producer_max_batch_bytes = number("KAFKA_BATCH_SIZE", &v)?;
+        if let Some(bytes) = max_batch_bytes.or(batch_size) {
+            c.producer_max_batch_bytes = bytes;
         }
         env.number("KAFKA_LINGER_MS", &mut c.linger_ms)?;
         env.string("KAFKA_AUTO_OFFSET_RESET", &mut c.auto_offset_reset);

@@ -4,14 +4,16 @@
 //! The keys are the field names, which are also the `KAFKA_*` variable names lower-cased without the
 //! prefix (`bootstrap_servers`, `session_timeout_ms`, ...); `batch_size` is accepted for
 //! `producer_max_batch_bytes`, as eventsource-py 0.8.1 named it. Missing keys keep their default,
-//! unknown keys are an error, and durations are seconds (decimals allowed), as in the environment.
+//! unknown keys are an error, and durations are seconds (decimals allowed, as a number or a numeric
+//! string), as in the environment.
 //! `ssl_context` cannot be read from a file. A deserialized config is not validated yet: call
 //! [`KafkaEventBusConfig::validate`] (the bus does when it is built).
 
 #[cfg(doc)]
 use super::KafkaEventBusConfig;
 
-/// A [`Duration`](std::time::Duration) as a non-negative number of seconds.
+/// A [`Duration`](std::time::Duration) as a non-negative number of seconds, written as a number or as
+/// a string holding one (`1.5` or `"1.5"`).
 pub(super) mod seconds {
     use std::{fmt, time::Duration};
 
@@ -43,6 +45,14 @@ pub(super) mod seconds {
         fn visit_f64<E: de::Error>(self, secs: f64) -> Result<Duration, E> {
             Duration::try_from_secs_f64(secs)
                 .map_err(|_| E::invalid_value(de::Unexpected::Float(secs), &self))
+        }
+
+        /// A number written as a string (`"1.5"`), as in the environment.
+        fn visit_str<E: de::Error>(self, text: &str) -> Result<Duration, E> {
+            text.parse::<f64>()
+                .ok()
+                .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
+                .ok_or_else(|| E::invalid_value(de::Unexpected::Str(text), &self))
         }
     }
 }
@@ -163,6 +173,22 @@ mod tests {
             r#"{"ssl_context": null}"#,
         ] {
             assert!(parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn durations_may_be_numeric_strings() {
+        for (text, expected) in [
+            ("1.5", Duration::from_millis(1500)),
+            ("30", Duration::from_secs(30)),
+            ("0.25", Duration::from_millis(250)),
+        ] {
+            let c = parse(&format!(r#"{{"shutdown_timeout": "{text}"}}"#)).unwrap();
+            assert_eq!(c.shutdown_timeout, expected, "{text}");
+        }
+        for bad in ["-1", "NaN", "inf", "", "1.5s"] {
+            let doc = format!(r#"{{"shutdown_timeout": "{bad}"}}"#);
+            assert!(parse(&doc).is_err(), "{doc}");
         }
     }
 }

@@ -768,3 +768,40 @@ fn the_0_8_1_batch_size_variable_is_the_batch_bytes() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn batch_size_and_batch_bytes_agree_by_value_not_by_spelling() {
+    for (old, new) in [("065536", "65536"), ("+65536", "65536"), ("65536", "0065536")] {
+        let c = from(&[("KAFKA_BATCH_SIZE", old), ("KAFKA_PRODUCER_MAX_BATCH_BYTES", new)])
+            .unwrap_or_else(|e| panic!("{old} vs {new}: {e}"));
+        assert_eq!(c.producer_max_batch_bytes, 65_536);
+    }
+    match from(&[
+        ("KAFKA_BATCH_SIZE", "lots"),
+        ("KAFKA_PRODUCER_MAX_BATCH_BYTES", "65536"),
+    ]) {
+        Err(ConfigError::InvalidEnv { name, .. }) => assert_eq!(name, "KAFKA_BATCH_SIZE"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn duration_variables_under_a_millisecond_are_out_of_range() {
+    for name in [
+        "KAFKA_REQUEST_TIMEOUT",
+        "KAFKA_DELIVERY_TIMEOUT",
+        "KAFKA_FETCH_MAX_WAIT",
+        "KAFKA_BOOTSTRAP_TIMEOUT",
+        "KAFKA_RETRY_BASE_DELAY",
+        "KAFKA_SHUTDOWN_TIMEOUT",
+    ] {
+        match from(&[(name, "0.0004")]) {
+            Err(ConfigError::OutOfRange { field, .. }) => assert_eq!(field, name),
+            other => panic!("{name}=0.0004: {other:?}"),
+        }
+    }
+    let c = from(&[("KAFKA_FETCH_MAX_WAIT", "0.001")]).unwrap();
+    assert_eq!(c.fetch_max_wait, Duration::from_millis(1));
+    let c = from(&[("KAFKA_FETCH_MAX_WAIT", "0")]).unwrap();
+    assert_eq!(c.fetch_max_wait, Duration::ZERO);
+}

@@ -1,8 +1,9 @@
 //! The bus's first contact with the cluster, bounded by `bootstrap_timeout`.
 //!
-//! [`Cluster::connect`] retries the bootstrap servers (each failure logged at INFO) until the client's
-//! `bootstrap_timeout`; this bounds the whole of it too, so a connection attempt that stalls (a
-//! black-holed address, a TLS handshake that never ends) cannot hold `connect()` past the setting.
+//! [`Cluster::connect`] retries the bootstrap servers (each failure logged at INFO), gives each attempt
+//! a share of the time left, and stops at the client's `bootstrap_timeout`: a server that stalls (a
+//! black-holed address, a TLS handshake that never ends) neither holds `connect()` past the setting
+//! nor keeps the other servers from being tried.
 
 use crate::{
     bus::{Error, KafkaEventBusConfig},
@@ -19,26 +20,29 @@ pub(super) async fn connect_cluster(
     config: &KafkaEventBusConfig,
     client: ClientConfig,
 ) -> Result<Cluster, Error> {
-    let timeout = config.bootstrap_timeout;
     let exhausted = |source| Error::BootstrapTimeout {
         bootstrap_servers: config.bootstrap_servers.clone(),
-        timeout,
+        timeout: config.bootstrap_timeout,
         source: Box::new(source),
     };
-    match tokio::time::timeout(timeout, Cluster::connect(client)).await {
-        Ok(Ok(cluster)) => Ok(cluster),
-        Ok(Err(e @ cluster::Error::NoBrokerReachable { .. })) => Err(exhausted(e)),
-        Ok(Err(source)) => Err(Error::Cluster { source }),
-        Err(_) => Err(exhausted(cluster::Error::Timeout {
-            what: "a bootstrap server to answer".to_owned(),
-            timeout,
-        })),
+    match Cluster::connect(client).await {
+        Ok(cluster) => Ok(cluster),
+        Err(e @ (cluster::Error::NoBrokerReachable { .. } | cluster::Error::Timeout { .. })) => {
+            Err(exhausted(e))
+        }
+        Err(source) => Err(Error::Cluster { source }),
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::time::{Duration, Instant};
+    use std::{
+        sync::{
+            Arc,
+            atomic::{AtomicUsize, Ordering},
+        },
+        time::{Duration, Instant},
+    };
 
     use tracing::Level;
 
@@ -112,7 +116,60 @@ mod tests {
             "took {:?}",
             started.elapsed()
         );
-        assert!(matches!(err, Error::BootstrapTimeout { .. }), "{err}");
+        // The attempts end with the hard cut, and their error (naming each server) is the one kept.
+        match &err {
+            Error::BootstrapTimeout { source, .. } => assert!(
+                matches!(**source, cluster::Error::NoBrokerReachable { .. }),
+                "{source}"
+            ),
+            other => panic!("not a BootstrapTimeout: {other}"),
+        }
         held.abort();
+    }
+
+    #[tokio::test]
+    async fn a_stalled_first_server_leaves_time_for_the_second() {
+        // Server 1 accepts and never answers; server 2 counts the connections it gets.
+        let stalled = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let stalled_address = stalled.local_addr().unwrap();
+        let held = tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((socket, _)) = stalled.accept().await {
+                open.push(socket);
+            }
+        });
+        let second = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let second_address = second.local_addr().unwrap();
+        let hits = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&hits);
+        let counted = tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((socket, _)) = second.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+                open.push(socket);
+            }
+        });
+        let config = KafkaEventBusConfig::builder()
+            .bootstrap_servers(format!("{stalled_address},{second_address}"))
+            .request_timeout(Duration::from_secs(3))
+            .bootstrap_timeout(Duration::from_secs(2))
+            .build()
+            .unwrap();
+        let started = Instant::now();
+        let err = connect_cluster(&config, config.client_config().unwrap())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::BootstrapTimeout { .. }), "{err}");
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "took {:?}",
+            started.elapsed()
+        );
+        assert!(
+            hits.load(Ordering::SeqCst) >= 1,
+            "the second server was never tried"
+        );
+        held.abort();
+        counted.abort();
     }
 }

@@ -75,12 +75,15 @@ impl Cluster {
     ///
     /// Bootstrap servers are tried in order; an unreachable one is skipped at once (logged at INFO with
     /// its address and the cause). If none answers, the whole list is tried again with backoff until
-    /// [`ClientConfig::bootstrap_timeout`] (by default [`ClientConfig::reconnect_deadline`]).
+    /// [`ClientConfig::bootstrap_timeout`] (by default [`ClientConfig::reconnect_deadline`]). Each
+    /// attempt may take an equal share of the time left among the servers not yet tried in the round
+    /// (at most a connect plus a request), so a server that accepts and never answers does not keep
+    /// the others from being tried; the whole call never outlasts the bootstrap timeout.
     ///
     /// # Errors
     ///
     /// [`Error::InvalidConfig`] for an empty list or a malformed address, [`Error::NoBrokerReachable`]
-    /// (with every server's last error) when the deadline passes.
+    /// (with every server's last error) or [`Error::Timeout`] when the bootstrap timeout passes.
     pub async fn connect(config: ClientConfig) -> Result<Self, Error> {
         if config.bootstrap_servers().is_empty() {
             return InvalidConfigSnafu {
@@ -111,8 +114,24 @@ impl Cluster {
                 refreshing: tokio::sync::Mutex::new(()),
             }),
         };
-        cluster.refresh_within(Some(&[]), Retry::Bootstrap).await?;
-        Ok(cluster)
+        // The attempts stop at the same instant as the hard cut; at that instant the attempts are
+        // polled first, so the error that names every server wins over the bare timeout.
+        let timeout = cluster.bootstrap_timeout();
+        let deadline = tokio::time::Instant::now() + timeout;
+        let bootstrap = cluster.refresh_within(Some(&[]), Retry::Bootstrap(deadline));
+        match tokio::time::timeout_at(deadline, bootstrap).await {
+            Ok(refreshed) => refreshed.map(|_| cluster),
+            Err(_) => Err(Error::Timeout {
+                what: "a bootstrap server to answer".to_owned(),
+                timeout,
+            }),
+        }
+    }
+
+    /// How long [`connect`](Self::connect) may take in all.
+    fn bootstrap_timeout(&self) -> Duration {
+        let config = &self.inner.config;
+        config.bootstrap_timeout.unwrap_or(config.reconnect_deadline)
     }
 
     /// The configuration this cluster was connected with.
@@ -244,22 +263,21 @@ impl Cluster {
     /// the broker that ends up answering: `build` gets that version.
     pub(crate) async fn request_any_with<R: ApiRequest>(
         &self,
-        build: impl Fn(i16) -> R,
+        build: impl Fn(i16) -> R + Sync,
     ) -> Result<(String, R::Response), Error> {
         self.request_any_within(build, Retry::Request).await
     }
 
     async fn request_any_within<R: ApiRequest>(
         &self,
-        build: impl Fn(i16) -> R,
+        build: impl Fn(i16) -> R + Sync,
         retry: Retry,
     ) -> Result<(String, R::Response), Error> {
         let config = &self.inner.config;
-        let deadline = tokio::time::Instant::now()
-            + match retry {
-                Retry::Bootstrap => config.bootstrap_timeout.unwrap_or(config.reconnect_deadline),
-                Retry::Request => config.reconnect_deadline,
-            };
+        let deadline = match retry {
+            Retry::Bootstrap(deadline) => deadline,
+            Retry::Request => tokio::time::Instant::now() + config.reconnect_deadline,
+        };
         let mut delays = ExponentialBuilder::new()
             .with_min_delay(config.reconnect_backoff)
             .with_max_delay(config.reconnect_backoff_max)
@@ -273,19 +291,29 @@ impl Cluster {
             };
             candidates.extend(self.inner.bootstrap.iter().cloned());
             let mut attempts = Vec::new();
-            for conn in &candidates {
-                let result = match conn.connect_once().await {
-                    Ok(messenger) => match messenger.version_for::<R>() {
-                        Ok(version) => messenger.request(&build(version)).await,
-                        Err(e) => Err(e),
-                    },
-                    Err(e) => Err(e),
+            for (tried, conn) in candidates.iter().enumerate() {
+                let attempt = async {
+                    let messenger = conn.connect_once().await?;
+                    let version = messenger.version_for::<R>()?;
+                    messenger.request(&build(version)).await
+                };
+                let result = match retry {
+                    Retry::Bootstrap(_) => {
+                        let share = attempt_share(config, deadline, candidates.len() - tried);
+                        tokio::time::timeout(share, attempt).await.unwrap_or_else(|_| {
+                            Err(connection::Error::ConnectTimeout {
+                                broker: conn.address().to_owned(),
+                                timeout: share,
+                            })
+                        })
+                    }
+                    Retry::Request => attempt.await,
                 };
                 match result {
                     Ok(response) => return Ok((conn.address().to_owned(), response)),
                     Err(e) if e.is_retriable() => {
                         match retry {
-                            Retry::Bootstrap => {
+                            Retry::Bootstrap(_) => {
                                 info!(broker = conn.address(), error = %e, "bootstrap server unreachable, retrying");
                             }
                             Retry::Request => {
@@ -312,11 +340,21 @@ impl Cluster {
 /// Which deadline a request to any broker retries against, and how loudly it reports a failed attempt.
 #[derive(Debug, Clone, Copy)]
 enum Retry {
-    /// The first metadata request of [`Cluster::connect`]: [`ClientConfig::bootstrap_timeout`] (else
-    /// the reconnect deadline), INFO.
-    Bootstrap,
+    /// The first metadata request of [`Cluster::connect`], until the instant its
+    /// [`ClientConfig::bootstrap_timeout`] (else the reconnect deadline) ends; each attempt gets a
+    /// share of the time left; INFO.
+    Bootstrap(tokio::time::Instant),
     /// Any later request: [`ClientConfig::reconnect_deadline`], DEBUG.
     Request,
+}
+
+/// How long one bootstrap attempt may take: an equal share of the time left among the servers not yet
+/// tried in this round, so a server that accepts and never answers cannot use up the whole
+/// `bootstrap_timeout` before the others are tried; never more than a connect plus a request.
+fn attempt_share(config: &ClientConfig, deadline: tokio::time::Instant, untried: usize) -> Duration {
+    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+    let share = left / u32::try_from(untried.max(1)).unwrap_or(u32::MAX);
+    share.min(config.connect_timeout.saturating_add(config.request_timeout))
 }
 
 fn topic_name(name: &str) -> TopicName {

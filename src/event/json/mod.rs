@@ -6,7 +6,10 @@
 //! its own parser ([`node`], [`document`]), which keeps the document's order and parses numbers exactly,
 //! so neither direction depends on serde_json's process-wide `preserve_order` or `float_roundtrip`
 //! features; serde is the interface to the payload types ([`de`]). Uses [`super::timefmt`]. Invariants:
-//! encoding is deterministic; decoding never panics and reports the first bad field.
+//! encoding is deterministic; decoding never panics and reports the first bad field; a payload never
+//! writes a top-level key twice. A decode then encode keeps the top-level order and the metadata's
+//! nested order, not the nested order of payload fields of type `Value`, `Map` or `Metadata` (sorted),
+//! nor integers beyond 64 bits or `-0` (written as floats).
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -231,8 +234,8 @@ fn meta_from(envelope: Envelope<'_>, name: &str, aggregate_type: Option<&str>) -
     })
 }
 
-/// The metadata entries as values, each with its text in pydantic's form (nested objects in the
-/// document's order).
+/// The metadata entries as values, each with its text (nested objects in the document's order, floats
+/// as written; integers beyond 64 bits and `-0` as floats).
 fn metadata_from(entries: Vec<Entry<'_>>) -> Result<Metadata, serde_json::Error> {
     let mut metadata = Metadata::new();
     for Entry { key, value } in entries {
@@ -499,5 +502,68 @@ mod tests {
             }
             _ => a == b,
         }
+    }
+
+    #[derive(Debug, serde::Serialize, serde::Deserialize)]
+    struct Flattened {
+        order_id: String,
+        #[serde(flatten)]
+        extra: std::collections::BTreeMap<String, String>,
+    }
+    impl Event for Flattened {
+        const EVENT_TYPE: &'static str = "Flattened";
+        const AGGREGATE_TYPE: &'static str = "Order";
+    }
+
+    #[test]
+    fn a_payload_key_written_twice_is_refused() {
+        let meta = EventMeta::new("Flattened", "Order", Uuid::nil(), 1);
+        let twice = Flattened {
+            order_id: "a".into(),
+            extra: std::collections::BTreeMap::from([("order_id".to_owned(), "b".to_owned())]),
+        };
+        match encode(&meta, &twice) {
+            Err(Error::DuplicateField { event_type, field }) => {
+                assert_eq!((event_type.as_str(), field.as_str()), ("Flattened", "order_id"));
+            }
+            other => panic!("not a DuplicateField: {other:?}"),
+        }
+        let once = Flattened {
+            order_id: "a".into(),
+            extra: std::collections::BTreeMap::from([("sku".to_owned(), "b".to_owned())]),
+        };
+        let json = String::from_utf8(encode(&meta, &once).unwrap()).unwrap();
+        assert!(json.ends_with(r#""order_id":"a","sku":"b"}"#), "{json}");
+    }
+
+    #[derive(Debug, serde::Serialize, serde::Deserialize)]
+    struct FreeForm {
+        attrs: Metadata,
+        free: Value,
+    }
+    impl Event for FreeForm {
+        const EVENT_TYPE: &'static str = "FreeForm";
+        const AGGREGATE_TYPE: &'static str = "Order";
+    }
+
+    /// What a decode then encode keeps: the envelope's and the payload's top-level order and the
+    /// metadata's nested order; what it does not keep: nested objects inside payload fields of type
+    /// `Value` or `Metadata` come back sorted by key, and integers beyond 64 bits and `-0` (metadata
+    /// included) come back as floats.
+    #[test]
+    fn what_a_reencode_keeps_and_what_it_does_not() {
+        let id = "0b6a3e6e-9d7c-4c31-8a0e-6f1f2a8d9c01";
+        let envelope = format!(
+            r#"{{"event_id":"{id}","event_type":"FreeForm","event_version":1,"occurred_at":"2024-05-06T07:08:09.123456Z","aggregate_id":"{id}","aggregate_type":"Order","aggregate_version":1,"tenant_id":null,"actor_id":null,"correlation_id":"{id}","causation_id":null,"metadata":{{"n":100000000000000000000,"z":-0,"o":{{"w":1,"h":2}}}}"#
+        );
+        let doc = format!(r#"{envelope},"attrs":{{"y":{{"w":1,"h":2}},"b":1}},"free":{{"w":1,"h":2}}}}"#);
+        let event = decode::<FreeForm>(doc.as_bytes()).unwrap();
+        let out = String::from_utf8(encode(&event.meta, &event.payload).unwrap()).unwrap();
+        let envelope = envelope
+            .replace("100000000000000000000", "1e+20")
+            .replace("-0,", "-0.0,");
+        let expected =
+            format!(r#"{envelope},"attrs":{{"y":{{"h":2,"w":1}},"b":1}},"free":{{"h":2,"w":1}}}}"#);
+        assert_eq!(out, expected);
     }
 }

@@ -131,11 +131,20 @@ pub(crate) fn encode<E: Serialize>(meta: &EventMeta, payload: &E) -> Result<Vec<
             out.push(b'}');
         }
         Some([b'{', fields @ ..]) => {
-            if let Some(field) = reserved_field(fields) {
-                return Err(Error::ReservedField {
-                    event_type: event_type.clone(),
-                    field,
-                });
+            match field_clash(fields) {
+                Some(FieldClash::Reserved(field)) => {
+                    return Err(Error::ReservedField {
+                        event_type: event_type.clone(),
+                        field,
+                    });
+                }
+                Some(FieldClash::Repeated(field)) => {
+                    return Err(Error::DuplicateField {
+                        event_type: event_type.clone(),
+                        field,
+                    });
+                }
+                None => {}
             }
             // The payload's `{` joins its fields to the envelope's; its `}` closes the document.
             out[start] = b',';
@@ -155,9 +164,19 @@ pub(crate) fn encode<E: Serialize>(meta: &EventMeta, payload: &E) -> Result<Vec<
     Ok(out)
 }
 
+/// A top-level payload key that cannot go into the envelope.
+enum FieldClash {
+    /// The key is an envelope field name.
+    Reserved(String),
+    /// The key was already written.
+    Repeated(String),
+}
+
 /// The first top-level key of a compact object's fields (after its `{`, as serde_json writes them) that
-/// is an envelope field name.
-fn reserved_field(fields: &[u8]) -> Option<String> {
+/// is an envelope field name or repeats an earlier key. serde_json writes equal keys as equal bytes,
+/// so keys are compared as written.
+fn field_clash(fields: &[u8]) -> Option<FieldClash> {
+    let mut seen = std::collections::HashSet::new();
     let mut at = 0;
     while fields.get(at) == Some(&b'"') {
         let key_end = string_end(fields, at)?;
@@ -165,7 +184,10 @@ fn reserved_field(fields: &[u8]) -> Option<String> {
         if let Ok(key) = std::str::from_utf8(key)
             && envelope_index(key).is_some()
         {
-            return Some(key.to_owned());
+            return Some(FieldClash::Reserved(key.to_owned()));
+        }
+        if !seen.insert(key) {
+            return Some(FieldClash::Repeated(String::from_utf8_lossy(key).into_owned()));
         }
         // Past the colon and the value, to the comma (or the closing brace: done).
         at = value_end(fields, key_end + 1)?;
