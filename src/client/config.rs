@@ -40,7 +40,9 @@ pub struct ClientConfig {
     pub reconnect_deadline: Duration,
     /// How long [`Cluster::connect`](super::Cluster::connect) keeps trying the bootstrap servers (each
     /// failed attempt is logged at INFO with the address and the cause); `None` (the default) is
-    /// [`reconnect_deadline`](Self::reconnect_deadline).
+    /// [`reconnect_deadline`](Self::reconnect_deadline). The servers not yet tried share the time
+    /// left, so a hung one cannot use it all: with N servers an attempt may get only a 1/N share,
+    /// which must cover TCP, TLS, SASL and one Metadata request (set it to N times a slow handshake).
     pub bootstrap_timeout: Option<Duration>,
     /// TLS for every broker connection (`security_protocol` SSL); `None` is plaintext.
     pub tls: Option<TlsConfig>,

@@ -22,8 +22,9 @@
 //! - Shutdown: close the member (revoke and commit everything), LeaveGroup (dynamic members), return.
 //!   A dynamic leader first completes the rebalance under way (its held JoinGroup answered, its
 //!   assignment sent) or checks with one heartbeat that none started: at most the session timeout or
-//!   5 s, whichever is shorter. LeaveGroup during a held JoinGroup/SyncGroup drops it and goes on a new
-//!   connection.
+//!   5 s, whichever is shorter, except that the leader's own SyncGroup (everyone's assignment) is never
+//!   cut and may take up to `request_timeout`. LeaveGroup during a held JoinGroup/SyncGroup drops it
+//!   and goes on a new connection.
 
 use std::{
     collections::BTreeMap,

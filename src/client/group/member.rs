@@ -21,7 +21,8 @@
 //!   at most one Heartbeat. Heartbeats go out in STABLE and while SyncGroup waits, and once more from a
 //!   closing leader checking whether a rebalance started before it leaves.
 //! - A closing dynamic leader completes the rebalance under way before LeaveGroup (the hand-over), for
-//!   at most the session timeout or 5 s, whichever is shorter.
+//!   at most the session timeout or 5 s, whichever is shorter; its own SyncGroup, once sent, is never
+//!   cut (it carries everyone's assignment) and ends with its answer or the request timeout.
 //! - Partitions are given up only through a [`MemberEvent::Revoke`], and the member waits for
 //!   [`Member::handle_revoked`] before the next step (JoinGroup under the eager protocol, LeaveGroup on
 //!   close or poll timeout), so the consumer can finish and commit their work first.
