@@ -706,8 +706,11 @@ impl Member {
         if self.handover.is_some() && self.state == MemberState::Joining {
             return self.handover_join(now, response);
         }
-        if self.state != MemberState::Joining || self.closing {
+        if self.state != MemberState::Joining {
             return;
+        }
+        if self.closing {
+            return self.closing_join(response);
         }
         let response = match response {
             Ok(r) => match ServerError::from_code(r.error_code, None) {
@@ -760,6 +763,31 @@ impl Member {
         } else {
             self.leave_now(now, LeaveReason::Closed);
         }
+    }
+
+    /// The JoinGroup answer of a member that closes while it still revokes (a cooperative member owns
+    /// partitions until the revocation ends). As the leader of the new generation it keeps the answer
+    /// as its pending assignment, which gives it nothing since it closes: the group waits for that
+    /// assignment, and the hand-over sends it once the revocation ends. Any other answer is dropped.
+    fn closing_join(&mut self, response: Result<JoinGroupResponse, Failure>) {
+        let Ok(response) = response else {
+            return;
+        };
+        let leader = response.error_code == 0
+            && !response.skip_assignment
+            && self.config.group_instance_id.is_none()
+            && response.leader == response.member_id;
+        if !leader {
+            return;
+        }
+        self.member_id = response.member_id.to_string();
+        self.generation = Some(Generation {
+            generation_id: response.generation_id,
+            member_id: self.member_id.clone(),
+            protocol_name: response.protocol_name.as_ref().map(ToString::to_string),
+        });
+        self.leader = true;
+        self.pending_assign = Some(Self::pending_assign(&response));
     }
 
     /// The subscriptions of a JoinGroup answer's members, for the leader to assign.

@@ -913,6 +913,55 @@ fn a_cooperative_leader_closing_while_it_assigns_assigns_itself_nothing() {
 }
 
 #[test]
+fn a_cooperative_leader_closing_while_its_join_group_is_held_assigns_before_leaving() {
+    // A cooperative leader still owns its partitions at close: the revocation runs while the
+    // coordinator holds its JoinGroup. The answer naming it leader must not be dropped, or the group
+    // waits for an assignment nobody sends.
+    let t0 = Instant::now();
+    let mut m = Member::new(config(true), t0);
+    m.poll_request(t0);
+    m.handle_coordinator(t0, Ok(coordinator()));
+    let (_, protocols) = join_request(&mut m, t0);
+    let other = Subscription::new(["t"]).encode().unwrap();
+    let members = [("me", protocols[0].1.clone()), ("other", other.clone())];
+    m.handle_join(t0, Ok(join_ok("me", "me", 1, "cooperative-sticky", &members)));
+    m.poll_request(t0);
+    m.handle_metadata(t0, Ok(BTreeMap::from([("t".to_owned(), 4)])));
+    m.poll_request(t0);
+    m.handle_sync(t0, Ok(sync_ok(vec![tp(0), tp(1)])));
+    events(&mut m);
+    // Generation 2 starts: the member rejoins, keeping t-0 and t-1, and closes while the join is held.
+    let t1 = t0 + Duration::from_secs(1);
+    assert!(matches!(m.poll_request(t1), Some(GroupRequest::Heartbeat { .. })));
+    answer_heartbeat(&mut m, t1, Ok(rebalancing()));
+    let (_, protocols) = join_request(&mut m, t1);
+    m.close(t1);
+    assert!(matches!(
+        events(&mut m).as_slice(),
+        [MemberEvent::Revoke { lost: false, .. }]
+    ));
+    let members = [("me", protocols[0].1.clone()), ("other", other)];
+    m.handle_join(t1, Ok(join_ok("me", "me", 2, "cooperative-sticky", &members)));
+    m.handle_revoked(t1);
+    let next = m.poll_request(t1);
+    assert!(
+        matches!(next, Some(GroupRequest::Metadata { .. })),
+        "expected the leader's Metadata, got {next:?}"
+    );
+    m.handle_metadata(t1, Ok(BTreeMap::from([("t".to_owned(), 4)])));
+    let Some(GroupRequest::SyncGroup { assignments, .. }) = m.poll_request(t1) else {
+        panic!("expected the leader's SyncGroup")
+    };
+    assert_eq!(decoded(&assignments)["me"], Vec::new());
+    assert_eq!(decoded(&assignments)["other"], (0..4).map(tp).collect::<Vec<_>>());
+    m.handle_sync(t1, Ok(sync_ok(Vec::new())));
+    assert!(matches!(
+        m.poll_request(t1),
+        Some(GroupRequest::LeaveGroup { .. })
+    ));
+}
+
+#[test]
 fn a_hand_over_takes_at_most_5_s_with_a_long_session_timeout() {
     // Java's defaults: a 45 s session. The hand-over must leave time for the rest of a shutdown.
     let t0 = Instant::now();
