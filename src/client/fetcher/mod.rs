@@ -48,7 +48,7 @@ pub(crate) mod partition_reader;
 mod reset;
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::{BTreeMap, HashMap, HashSet},
     sync::{Arc, Mutex, MutexGuard},
     time::{Duration, Instant},
 };
@@ -680,15 +680,27 @@ impl Fetcher {
             self.failed(&targets);
             return;
         }
-        let mut by_tp: HashMap<(String, i32), FetchTarget> = targets
-            .into_iter()
-            .map(|t| ((t.tp.topic.clone(), t.tp.partition), t))
-            .collect();
+        // By topic, then partition number: one name lookup per topic of the answer, no name copied or
+        // hashed per partition.
+        let mut by_tp: BTreeMap<String, BTreeMap<i32, FetchTarget>> = BTreeMap::new();
+        for t in targets {
+            match by_tp.get_mut(t.tp.topic.as_str()) {
+                Some(partitions) => {
+                    partitions.insert(t.tp.partition, t);
+                }
+                None => {
+                    by_tp.insert(t.tp.topic.clone(), BTreeMap::from([(t.tp.partition, t)]));
+                }
+            }
+        }
         let mut needs_metadata = false;
         for topic in response.responses {
+            let Some(asked) = by_tp.get_mut(topic.topic.0.as_str()) else {
+                continue;
+            };
             let name: Arc<str> = Arc::from(topic.topic.0.as_str());
             for data in topic.partitions {
-                let Some(target) = by_tp.remove(&(name.to_string(), data.partition_index)) else {
+                let Some(target) = asked.remove(&data.partition_index) else {
                     continue;
                 };
                 let outcome = plan::scan_partition(&name, target.offset, data, &self.config);
@@ -757,9 +769,10 @@ impl Fetcher {
             }
         }
         // Partitions the broker left out of its answer.
-        if !by_tp.is_empty() {
+        let mut unanswered = by_tp.values().flat_map(BTreeMap::values).peekable();
+        if unanswered.peek().is_some() {
             let mut state = self.shared.lock();
-            for target in by_tp.values() {
+            for target in unanswered {
                 state
                     .subscriptions
                     .unanswered(&target.tp, target.epoch, target.offset);

@@ -155,9 +155,9 @@ thread_local! {
     static DEFLATE: RefCell<Option<(u32, flate2::Compress)>> = const { RefCell::new(None) };
 }
 
-/// How many deflate states this thread has set up (for tests of their reuse).
 #[cfg(test)]
 thread_local! {
+    /// How many deflate states this thread has set up (for tests of their reuse).
     static DEFLATE_SETUPS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
