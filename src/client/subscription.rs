@@ -398,7 +398,7 @@ mod tests {
         assert!(s.get(&TopicPartition::new("c", 10)).is_none());
         assert_eq!(s.remove(&TopicPartition::new("ab", 1)).unwrap().position, Some(1));
         assert!(s.remove(&TopicPartition::new("ab", 1)).is_none());
-        assert!(s.partitions.get("ab").is_none(), "a topic with no partition left is dropped");
+        assert!(!s.partitions.contains_key("ab"), "a topic with no partition left is dropped");
         let fetchable: Vec<_> = s.fetchable().into_iter().map(|(tp, pos, _)| (tp.topic, pos)).collect();
         assert_eq!(fetchable.len(), 4);
         assert_eq!(fetchable[0], ("a".to_owned(), 9));
