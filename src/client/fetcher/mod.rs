@@ -48,7 +48,7 @@ pub(crate) mod partition_reader;
 mod reset;
 
 use std::{
-    collections::{BTreeMap, HashMap, HashSet},
+    collections::{BTreeMap, BTreeSet, HashMap, HashSet},
     sync::{Arc, Mutex, MutexGuard},
     time::{Duration, Instant},
 };
@@ -383,7 +383,7 @@ pub(crate) async fn run(
         shared,
         connections: HashMap::new(),
         busy: HashSet::new(),
-        in_flight: HashSet::new(),
+        in_flight: BTreeMap::new(),
         resetting: HashSet::new(),
         backoff: HashMap::new(),
         held: HashMap::new(),
@@ -424,7 +424,8 @@ struct Fetcher {
     connections: HashMap<(i32, Lane), Arc<BrokerConnection>>,
     /// The brokers' lanes with a Fetch in flight.
     busy: HashSet<(i32, Lane)>,
-    in_flight: HashSet<TopicPartition>,
+    /// By topic, then partition number: no name hashed or copied per partition and Fetch.
+    in_flight: BTreeMap<String, BTreeSet<i32>>,
     resetting: HashSet<TopicPartition>,
     backoff: HashMap<i32, Instant>,
     /// Partitions not fetched before the time given (a batch at their position failed its checks once).
@@ -438,6 +439,12 @@ struct Fetcher {
 }
 
 impl Fetcher {
+    fn is_in_flight(&self, tp: &TopicPartition) -> bool {
+        self.in_flight
+            .get(tp.topic.as_str())
+            .is_some_and(|partitions| partitions.contains(&tp.partition))
+    }
+
     fn connection(&mut self, broker: i32, lane: Lane) -> Option<Arc<BrokerConnection>> {
         let address = self.cluster.metadata().brokers.get(&broker)?.address();
         let conn = self.connections.entry((broker, lane)).or_insert_with(|| {
@@ -494,7 +501,7 @@ impl Fetcher {
             let fetchable: Vec<(FetchTarget, Lane)> = subscriptions
                 .fetchable()
                 .into_iter()
-                .filter(|(tp, ..)| !self.in_flight.contains(tp) && !self.held.contains_key(tp))
+                .filter(|(tp, ..)| !self.is_in_flight(tp) && !self.held.contains_key(tp))
                 .map(|(tp, offset, epoch)| {
                     let known = subscriptions.has_records_to_fetch(&tp, read_committed);
                     if known.is_none() {
@@ -534,7 +541,17 @@ impl Fetcher {
                 continue;
             };
             self.busy.insert((broker, lane));
-            self.in_flight.extend(targets.iter().map(|t| t.tp.clone()));
+            for t in &targets {
+                match self.in_flight.get_mut(t.tp.topic.as_str()) {
+                    Some(partitions) => {
+                        partitions.insert(t.tp.partition);
+                    }
+                    None => {
+                        self.in_flight
+                            .insert(t.tp.topic.clone(), BTreeSet::from([t.tp.partition]));
+                    }
+                }
+            }
             let config = if targets.iter().any(|t| unknown.contains(&t.tp)) {
                 Arc::new(FetchConfig {
                     fetch_max_wait: self.config.fetch_max_wait.min(plan::LOOK_MAX_WAIT),
@@ -594,7 +611,12 @@ impl Fetcher {
                 }
                 self.busy.remove(&(broker, lane));
                 for t in &targets {
-                    self.in_flight.remove(&t.tp);
+                    if let Some(partitions) = self.in_flight.get_mut(t.tp.topic.as_str()) {
+                        partitions.remove(&t.tp.partition);
+                        if partitions.is_empty() {
+                            self.in_flight.remove(t.tp.topic.as_str());
+                        }
+                    }
                 }
                 match result {
                     Ok(response) => self.deliver(broker, targets, response),
