@@ -87,7 +87,10 @@ impl PartitionState {
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct SubscriptionState {
-    partitions: BTreeMap<TopicPartition, PartitionState>,
+    /// By topic, then by partition number: a lookup compares the name with the few assigned topics
+    /// only, then integers (keyed by the whole [`TopicPartition`], each of a lookup's ~10 steps among a
+    /// topic's 1,000 partitions compared the topic name again). Iterates in `(topic, partition)` order.
+    partitions: BTreeMap<String, BTreeMap<i32, (TopicPartition, PartitionState)>>,
     next_epoch: u64,
     max_buffered: usize,
 }
@@ -124,35 +127,61 @@ impl SubscriptionState {
             bad_batch: None,
             stopped: None,
         };
-        self.partitions.insert(tp, state);
+        self.partitions
+            .entry(tp.topic.clone())
+            .or_default()
+            .insert(tp.partition, (tp, state));
         epoch
     }
 
     /// Stops fetching `tp` (it is being revoked).
     pub fn mark_revoking(&mut self, tp: &TopicPartition) {
-        if let Some(p) = self.partitions.get_mut(tp) {
+        if let Some(p) = self.state_mut(tp) {
             p.revoking = true;
         }
     }
 
     /// Forgets `tp`.
     pub fn remove(&mut self, tp: &TopicPartition) -> Option<PartitionState> {
-        self.partitions.remove(tp)
+        let topic = self.partitions.get_mut(tp.topic.as_str())?;
+        let (_, state) = topic.remove(&tp.partition)?;
+        if topic.is_empty() {
+            self.partitions.remove(tp.topic.as_str());
+        }
+        Some(state)
     }
 
     /// One partition's state.
     pub fn get(&self, tp: &TopicPartition) -> Option<&PartitionState> {
-        self.partitions.get(tp)
+        self.state(tp)
+    }
+
+    fn state(&self, tp: &TopicPartition) -> Option<&PartitionState> {
+        let (_, state) = self.partitions.get(tp.topic.as_str())?.get(&tp.partition)?;
+        Some(state)
+    }
+
+    fn state_mut(&mut self, tp: &TopicPartition) -> Option<&mut PartitionState> {
+        let (_, state) = self.partitions.get_mut(tp.topic.as_str())?.get_mut(&tp.partition)?;
+        Some(state)
+    }
+
+    /// Every assigned partition with its state, in `(topic, partition)` order.
+    fn iter(&self) -> impl Iterator<Item = (&TopicPartition, &PartitionState)> {
+        self.partitions
+            .values()
+            .flat_map(BTreeMap::values)
+            .map(|(tp, state)| (tp, state))
     }
 
     /// The assigned partitions.
     pub fn assigned(&self) -> impl Iterator<Item = &TopicPartition> {
-        self.partitions.keys()
+        self.iter().map(|(tp, _)| tp)
     }
 
     /// Pauses fetching `tp`.
     pub fn pause(&mut self, tp: &TopicPartition) {
-        if let Some(p) = self.partitions.get_mut(tp) {
+        if let Some(p) = self.state_mut(tp) {
             p.paused = true;
             p.end_is_current = false;
         }
@@ -160,7 +189,7 @@ impl SubscriptionState {
 
     /// Resumes fetching `tp`.
     pub fn resume(&mut self, tp: &TopicPartition) {
-        if let Some(p) = self.partitions.get_mut(tp) {
+        if let Some(p) = self.state_mut(tp) {
             p.paused = false;
             // A Fetch that came back while it was paused may have made the end current again.
             p.end_is_current = false;
@@ -169,8 +198,7 @@ impl SubscriptionState {
 
     /// `(partition, position, epoch)` of every fetchable partition.
     pub fn fetchable(&self) -> Vec<(TopicPartition, i64, u64)> {
-        self.partitions
-            .iter()
+        self.iter()
             .filter(|(_, p)| {
                 !p.paused && !p.revoking && p.stopped.is_none() && p.buffered < self.max_buffered
             })
@@ -180,8 +208,7 @@ impl SubscriptionState {
 
     /// Partitions waiting for an offset reset: `(partition, strategy, epoch)`.
     pub fn needing_reset(&self) -> Vec<(TopicPartition, OffsetReset, u64)> {
-        self.partitions
-            .iter()
+        self.iter()
             .filter(|(_, p)| !p.revoking)
             .filter_map(|(tp, p)| p.reset.map(|r| (tp.clone(), r, p.epoch)))
             .collect()
@@ -189,7 +216,7 @@ impl SubscriptionState {
 
     /// Sets the position found by a reset, if `epoch` still matches.
     pub fn reset_to(&mut self, tp: &TopicPartition, epoch: u64, position: i64) -> bool {
-        match self.partitions.get_mut(tp) {
+        match self.state_mut(tp) {
             Some(p) if p.epoch == epoch && p.reset.is_some() => {
                 p.position = Some(position);
                 p.reset = None;
@@ -202,7 +229,7 @@ impl SubscriptionState {
 
     /// Asks for a reset of `tp` (e.g. after OFFSET_OUT_OF_RANGE).
     pub fn request_reset(&mut self, tp: &TopicPartition, epoch: u64, reset: OffsetReset) {
-        if let Some(p) = self.partitions.get_mut(tp).filter(|p| p.epoch == epoch) {
+        if let Some(p) = self.state_mut(tp).filter(|p| p.epoch == epoch) {
             p.position = None;
             p.reset = Some(reset);
             p.forget_end();
@@ -221,7 +248,8 @@ impl SubscriptionState {
         watermarks: (i64, i64),
         delivered: bool,
     ) -> bool {
-        let Some(p) = self.partitions.get_mut(tp) else {
+        let max_buffered = self.max_buffered;
+        let Some(p) = self.state_mut(tp) else {
             return false;
         };
         if p.epoch != epoch || p.position != Some(fetched_at) || p.revoking {
@@ -242,14 +270,14 @@ impl SubscriptionState {
         }
         // Held back by a full buffer (or paused), the partition is not fetched for a while: records may
         // arrive meanwhile, so its end must be looked at again before it is long-polled.
-        p.end_is_current = !p.paused && p.buffered < self.max_buffered;
+        p.end_is_current = !p.paused && p.buffered < max_buffered;
         true
     }
 
     /// The batch at `at` of `tp` (epoch `epoch`) failed its checks: returns whether it had already
     /// (then the partition is to stop at it), else remembers it.
     pub fn note_bad_batch(&mut self, tp: &TopicPartition, epoch: u64, at: i64) -> bool {
-        let Some(p) = self.partitions.get_mut(tp).filter(|p| p.epoch == epoch) else {
+        let Some(p) = self.state_mut(tp).filter(|p| p.epoch == epoch) else {
             return false;
         };
         let again = p.bad_batch == Some(at);
@@ -272,7 +300,7 @@ impl SubscriptionState {
         if !self.advance(tp, epoch, fetched_at, fetched_at, watermarks, true) {
             return false;
         }
-        if let Some(p) = self.partitions.get_mut(tp) {
+        if let Some(p) = self.state_mut(tp) {
             p.stopped = Some(past.max(fetched_at));
             p.end_is_current = false;
         }
@@ -282,7 +310,7 @@ impl SubscriptionState {
     /// The application passed the batch `tp` (epoch `epoch`) stopped at: fetching goes on after it.
     /// Returns the new position, `None` if the partition was not stopped (or the epoch is stale).
     pub fn pass_stopped_batch(&mut self, tp: &TopicPartition, epoch: u64) -> Option<i64> {
-        let p = self.partitions.get_mut(tp).filter(|p| p.epoch == epoch)?;
+        let p = self.state_mut(tp).filter(|p| p.epoch == epoch)?;
         let past = p.stopped.take()?;
         p.position = Some(past);
         p.bad_batch = None;
@@ -294,7 +322,7 @@ impl SubscriptionState {
     /// leader that moved, a lost connection): whatever arrived meanwhile is unknown, so its end is
     /// looked at again before it is long-polled (on the leader the next metadata names).
     pub fn fetch_failed(&mut self, tp: &TopicPartition, epoch: u64) {
-        if let Some(p) = self.partitions.get_mut(tp).filter(|p| p.epoch == epoch) {
+        if let Some(p) = self.state_mut(tp).filter(|p| p.epoch == epoch) {
             p.forget_end();
         }
     }
@@ -303,7 +331,7 @@ impl SubscriptionState {
     /// partition it has nothing for; Kafka answers every partition of a full fetch): its end is as
     /// current as it will get, so it is long-polled next rather than looked at again.
     pub fn unanswered(&mut self, tp: &TopicPartition, epoch: u64, fetched_at: i64) {
-        if let Some(p) = self.partitions.get_mut(tp)
+        if let Some(p) = self.state_mut(tp)
             && p.epoch == epoch
             && p.position == Some(fetched_at)
             && !p.paused
@@ -314,7 +342,7 @@ impl SubscriptionState {
 
     /// The application took one chunk of `tp` (epoch `epoch`).
     pub fn consumed_chunk(&mut self, tp: &TopicPartition, epoch: u64) {
-        if let Some(p) = self.partitions.get_mut(tp).filter(|p| p.epoch == epoch) {
+        if let Some(p) = self.state_mut(tp).filter(|p| p.epoch == epoch) {
             p.buffered = p.buffered.saturating_sub(1);
         }
     }
@@ -328,7 +356,7 @@ impl SubscriptionState {
     /// long-polls only partitions at `Some(false)`, on a connection of their own, and looks at `None`
     /// with a short wait, so records known to wait do not wait behind a long poll.
     pub fn has_records_to_fetch(&self, tp: &TopicPartition, read_committed: bool) -> Option<bool> {
-        let p = self.partitions.get(tp)?;
+        let p = self.state(tp)?;
         let position = p.position?;
         let end = if read_committed {
             p.last_stable_offset.or(p.high_watermark)
@@ -344,7 +372,7 @@ impl SubscriptionState {
 
     /// How far `tp`'s position is behind its high watermark.
     pub fn lag(&self, tp: &TopicPartition) -> Option<i64> {
-        let p = self.partitions.get(tp)?;
+        let p = self.state(tp)?;
         Some((p.high_watermark? - p.position?).max(0))
     }
 }
@@ -355,6 +383,25 @@ mod tests {
 
     fn tp(p: i32) -> TopicPartition {
         TopicPartition::new("t", p)
+    }
+
+    #[test]
+    fn partitions_of_several_topics_are_found_listed_in_order_and_removed() {
+        let mut s = SubscriptionState::new(2);
+        for (topic, p) in [("b", 2), ("a", 10), ("b", 0), ("a", 9), ("ab", 1)] {
+            s.assign(TopicPartition::new(topic, p), Some(i64::from(p)), None);
+        }
+        let listed: Vec<_> = s.assigned().map(|tp| (tp.topic.as_str(), tp.partition)).collect();
+        assert_eq!(listed, [("a", 9), ("a", 10), ("ab", 1), ("b", 0), ("b", 2)]);
+        assert_eq!(s.get(&TopicPartition::new("a", 10)).unwrap().position, Some(10));
+        assert!(s.get(&TopicPartition::new("a", 2)).is_none());
+        assert!(s.get(&TopicPartition::new("c", 10)).is_none());
+        assert_eq!(s.remove(&TopicPartition::new("ab", 1)).unwrap().position, Some(1));
+        assert!(s.remove(&TopicPartition::new("ab", 1)).is_none());
+        assert!(!s.partitions.contains_key("ab"), "a topic with no partition left is dropped");
+        let fetchable: Vec<_> = s.fetchable().into_iter().map(|(tp, pos, _)| (tp.topic, pos)).collect();
+        assert_eq!(fetchable.len(), 4);
+        assert_eq!(fetchable[0], ("a".to_owned(), 9));
     }
 
     #[test]

@@ -48,7 +48,7 @@ pub(crate) mod partition_reader;
 mod reset;
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::{BTreeMap, BTreeSet, HashMap, HashSet},
     sync::{Arc, Mutex, MutexGuard},
     time::{Duration, Instant},
 };
@@ -383,7 +383,7 @@ pub(crate) async fn run(
         shared,
         connections: HashMap::new(),
         busy: HashSet::new(),
-        in_flight: HashSet::new(),
+        in_flight: BTreeMap::new(),
         resetting: HashSet::new(),
         backoff: HashMap::new(),
         held: HashMap::new(),
@@ -424,7 +424,8 @@ struct Fetcher {
     connections: HashMap<(i32, Lane), Arc<BrokerConnection>>,
     /// The brokers' lanes with a Fetch in flight.
     busy: HashSet<(i32, Lane)>,
-    in_flight: HashSet<TopicPartition>,
+    /// By topic, then partition number: no name hashed or copied per partition and Fetch.
+    in_flight: BTreeMap<String, BTreeSet<i32>>,
     resetting: HashSet<TopicPartition>,
     backoff: HashMap<i32, Instant>,
     /// Partitions not fetched before the time given (a batch at their position failed its checks once).
@@ -438,6 +439,12 @@ struct Fetcher {
 }
 
 impl Fetcher {
+    fn is_in_flight(&self, tp: &TopicPartition) -> bool {
+        self.in_flight
+            .get(tp.topic.as_str())
+            .is_some_and(|partitions| partitions.contains(&tp.partition))
+    }
+
     fn connection(&mut self, broker: i32, lane: Lane) -> Option<Arc<BrokerConnection>> {
         let address = self.cluster.metadata().brokers.get(&broker)?.address();
         let conn = self.connections.entry((broker, lane)).or_insert_with(|| {
@@ -494,7 +501,7 @@ impl Fetcher {
             let fetchable: Vec<(FetchTarget, Lane)> = subscriptions
                 .fetchable()
                 .into_iter()
-                .filter(|(tp, ..)| !self.in_flight.contains(tp) && !self.held.contains_key(tp))
+                .filter(|(tp, ..)| !self.is_in_flight(tp) && !self.held.contains_key(tp))
                 .map(|(tp, offset, epoch)| {
                     let known = subscriptions.has_records_to_fetch(&tp, read_committed);
                     if known.is_none() {
@@ -534,7 +541,17 @@ impl Fetcher {
                 continue;
             };
             self.busy.insert((broker, lane));
-            self.in_flight.extend(targets.iter().map(|t| t.tp.clone()));
+            for t in &targets {
+                match self.in_flight.get_mut(t.tp.topic.as_str()) {
+                    Some(partitions) => {
+                        partitions.insert(t.tp.partition);
+                    }
+                    None => {
+                        self.in_flight
+                            .insert(t.tp.topic.clone(), BTreeSet::from([t.tp.partition]));
+                    }
+                }
+            }
             let config = if targets.iter().any(|t| unknown.contains(&t.tp)) {
                 Arc::new(FetchConfig {
                     fetch_max_wait: self.config.fetch_max_wait.min(plan::LOOK_MAX_WAIT),
@@ -594,7 +611,12 @@ impl Fetcher {
                 }
                 self.busy.remove(&(broker, lane));
                 for t in &targets {
-                    self.in_flight.remove(&t.tp);
+                    if let Some(partitions) = self.in_flight.get_mut(t.tp.topic.as_str()) {
+                        partitions.remove(&t.tp.partition);
+                        if partitions.is_empty() {
+                            self.in_flight.remove(t.tp.topic.as_str());
+                        }
+                    }
                 }
                 match result {
                     Ok(response) => self.deliver(broker, targets, response),
@@ -680,15 +702,27 @@ impl Fetcher {
             self.failed(&targets);
             return;
         }
-        let mut by_tp: HashMap<(String, i32), FetchTarget> = targets
-            .into_iter()
-            .map(|t| ((t.tp.topic.clone(), t.tp.partition), t))
-            .collect();
+        // By topic, then partition number: one name lookup per topic of the answer, no name copied or
+        // hashed per partition.
+        let mut by_tp: BTreeMap<String, BTreeMap<i32, FetchTarget>> = BTreeMap::new();
+        for t in targets {
+            match by_tp.get_mut(t.tp.topic.as_str()) {
+                Some(partitions) => {
+                    partitions.insert(t.tp.partition, t);
+                }
+                None => {
+                    by_tp.insert(t.tp.topic.clone(), BTreeMap::from([(t.tp.partition, t)]));
+                }
+            }
+        }
         let mut needs_metadata = false;
         for topic in response.responses {
+            let Some(asked) = by_tp.get_mut(topic.topic.0.as_str()) else {
+                continue;
+            };
             let name: Arc<str> = Arc::from(topic.topic.0.as_str());
             for data in topic.partitions {
-                let Some(target) = by_tp.remove(&(name.to_string(), data.partition_index)) else {
+                let Some(target) = asked.remove(&data.partition_index) else {
                     continue;
                 };
                 let outcome = plan::scan_partition(&name, target.offset, data, &self.config);
@@ -757,9 +791,10 @@ impl Fetcher {
             }
         }
         // Partitions the broker left out of its answer.
-        if !by_tp.is_empty() {
+        let mut unanswered = by_tp.values().flat_map(BTreeMap::values).peekable();
+        if unanswered.peek().is_some() {
             let mut state = self.shared.lock();
-            for target in by_tp.values() {
+            for target in unanswered {
                 state
                     .subscriptions
                     .unanswered(&target.tp, target.epoch, target.offset);

@@ -13,6 +13,7 @@
 //! Invariant: decompression never allocates more than the caller's limit plus one codec block, whatever
 //! the input claims (a "zip bomb" is an error, not an OOM), and never panics.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::io::{Read, Write};
 use std::str::FromStr;
@@ -118,12 +119,7 @@ pub(crate) fn compress(
 ) -> Result<(), CodecError> {
     match compression {
         Compression::None => out.extend_from_slice(input),
-        Compression::Gzip => {
-            let level = flate2::Compression::new(gzip_level.clamp(1, 9));
-            let mut enc = flate2::write::GzEncoder::new(out.writer(), level);
-            enc.write_all(input)?;
-            enc.finish()?;
-        }
+        Compression::Gzip => gzip_compress(gzip_level, input, out)?,
         Compression::Snappy => {
             out.extend_from_slice(XERIAL_HEADER);
             let mut enc = snap::raw::Encoder::new();
@@ -150,6 +146,91 @@ pub(crate) fn compress(
         }
     }
     Ok(())
+}
+
+thread_local! {
+    /// This thread's deflate state and the level it was made for, reset between batches: setting one
+    /// up (allocating and clearing its window and hash tables) costs more than compressing a small
+    /// batch, and with many partitions most batches are small.
+    static DEFLATE: RefCell<Option<(u32, flate2::Compress)>> = const { RefCell::new(None) };
+}
+
+#[cfg(test)]
+thread_local! {
+    /// How many deflate states this thread has set up (for tests of their reuse).
+    static DEFLATE_SETUPS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// The gzip member header flate2's `GzEncoder` writes: deflate, no flags, no mtime, the extra flags
+/// for `level`, OS unknown (255), so that output does not depend on the machine.
+fn gzip_header(level: u32) -> [u8; 10] {
+    let xfl = match level {
+        9.. => 2,
+        ..=1 => 4,
+        _ => 0,
+    };
+    [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, xfl, 255]
+}
+
+/// Appends one gzip member holding `input` to `out`, deflating with this thread's reused state.
+fn gzip_compress(level: u32, input: &[u8], out: &mut BytesMut) -> Result<(), CodecError> {
+    let level = level.clamp(1, 9);
+    out.extend_from_slice(&gzip_header(level));
+    DEFLATE.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let deflate = match &mut *slot {
+            Some((made_for, deflate)) if *made_for == level => {
+                deflate.reset();
+                deflate
+            }
+            other => {
+                #[cfg(test)]
+                DEFLATE_SETUPS.with(|n| n.set(n.get() + 1));
+                &mut other
+                    .insert((level, flate2::Compress::new(flate2::Compression::new(level), false)))
+                    .1
+            }
+        };
+        deflate_into(deflate, input, out)
+    })?;
+    let mut crc = flate2::Crc::new();
+    crc.update(input);
+    out.extend_from_slice(&crc.sum().to_le_bytes());
+    // ISIZE: the input length modulo 2^32.
+    out.extend_from_slice(&(input.len() as u64 as u32).to_le_bytes());
+    Ok(())
+}
+
+/// Deflates all of `input` into `out` (raw deflate, finished), growing `out` as output comes. The input
+/// goes in first and the stream is finished after, as `GzEncoder` does, so the bytes are the same as
+/// its (deflate's level 1 writes a different stream when told to finish on the first call).
+fn deflate_into(deflate: &mut flate2::Compress, input: &[u8], out: &mut BytesMut) -> Result<(), CodecError> {
+    let mut fed = 0usize;
+    // Room for incompressible input plus deflate's block overhead, so few calls are needed.
+    let mut room = input.len().saturating_add(input.len() / 8).saturating_add(64);
+    loop {
+        let rest = input.get(fed..).unwrap_or_default();
+        let flush = if rest.is_empty() {
+            flate2::FlushCompress::Finish
+        } else {
+            flate2::FlushCompress::None
+        };
+        let start = out.len();
+        out.resize(start.saturating_add(room), 0);
+        let (in_before, out_before) = (deflate.total_in(), deflate.total_out());
+        let status = deflate.compress(rest, out.get_mut(start..).unwrap_or_default(), flush);
+        let written = usize::try_from(deflate.total_out().saturating_sub(out_before))?;
+        let read = usize::try_from(deflate.total_in().saturating_sub(in_before))?;
+        out.truncate(start.saturating_add(written));
+        fed = fed.saturating_add(read);
+        match status? {
+            flate2::Status::StreamEnd => return Ok(()),
+            flate2::Status::BufError if written == 0 && read == 0 => {
+                return Err("deflate made no progress".into());
+            }
+            flate2::Status::Ok | flate2::Status::BufError => room = room.max(32 * 1024),
+        }
+    }
 }
 
 /// Why [`decompress`] failed.
@@ -411,6 +492,49 @@ mod tests {
         c.compress_vec(b"hello", &mut out, flate2::FlushCompress::Finish)
             .unwrap();
         assert_eq!(&out[..2], &[0x1f, 0x8b]);
+    }
+
+    /// What flate2's `GzEncoder` writes for `input` at `level`.
+    fn gz_encoder(level: u32, input: &[u8]) -> Vec<u8> {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(level));
+        enc.write_all(input).unwrap();
+        enc.finish().unwrap()
+    }
+
+    #[test]
+    fn gzip_writes_the_same_bytes_as_gz_encoder_at_every_level() {
+        let inputs = [Vec::new(), b"x".to_vec(), sample(10), sample(8000), (0..=255u8).cycle().take(100_000).collect()];
+        for level in 1..=9 {
+            for input in &inputs {
+                let mut out = BytesMut::new();
+                compress(Compression::Gzip, level, input, &mut out).unwrap();
+                assert!(&out[..] == gz_encoder(level, input).as_slice(), "level {level}, {} bytes", input.len());
+            }
+        }
+    }
+
+    #[test]
+    fn gzip_reuses_one_deflate_state_per_thread_and_level() {
+        // A fresh thread: its own state, counted from zero.
+        std::thread::spawn(|| {
+            let setups = || DEFLATE_SETUPS.with(std::cell::Cell::get);
+            let mut batches = Vec::new();
+            for i in 0..50 {
+                let mut out = BytesMut::new();
+                compress(Compression::Gzip, DEFAULT_GZIP_LEVEL, &sample(i), &mut out).unwrap();
+                batches.push(out);
+            }
+            assert_eq!(setups(), 1, "one deflate state for 50 batches");
+            for (i, out) in batches.iter().enumerate() {
+                assert_eq!(decompress(Compression::Gzip, out, usize::MAX).unwrap(), sample(i));
+            }
+            let mut out = BytesMut::new();
+            compress(Compression::Gzip, 1, &sample(3), &mut out).unwrap();
+            assert_eq!(setups(), 2, "another level, another state");
+            assert_eq!(decompress(Compression::Gzip, &out, usize::MAX).unwrap(), sample(3));
+        })
+        .join()
+        .unwrap();
     }
 
     proptest! {
