@@ -76,7 +76,7 @@ impl PartitionState {
 /// # Example
 ///
 /// ```
-/// use kafka_event_bus::client::subscription::{SubscriptionState, TopicPartition};
+/// use kafka_event_bus::client::{TopicPartition, subscription::SubscriptionState};
 ///
 /// let mut subs = SubscriptionState::new(2);
 /// let tp = TopicPartition::new("orders", 0);

@@ -394,12 +394,12 @@ impl Consumer {
 /// use kafka_event_bus::client::consumer::{Consumer, ConsumerConfig, ConsumerEvent};
 ///
 /// let consumer = Consumer::connect(&cluster, ConsumerConfig::new("billing", ["orders"])).unwrap();
-/// let mut assigned = consumer.filter_map(|event| async move {
+/// let mut assigned = std::pin::pin!(consumer.filter_map(|event| async move {
 ///     match event {
 ///         ConsumerEvent::Assigned(streams) => Some(streams),
 ///         _ => None,
 ///     }
-/// });
+/// }));
 /// # let _ = assigned.next().await;
 /// # }
 /// ```
