@@ -5,13 +5,12 @@
 use std::time::Duration;
 
 use kafka_event_bus::bus::{EventBus, KafkaEventBus};
-use uuid::Uuid;
 
 use crate::{
     bus::{config, warm_up},
     corrupt_batch::{event_batch, flipped},
     group_support::{eventually, produce_batch},
-    spec_bugs::{Calls, order, record_calls, start},
+    spec_bugs::{Calls, other_partitions_flow, record_calls, start},
     support::{Ctx, unique},
     trial,
 };
@@ -47,24 +46,7 @@ async fn bus_stopped_at_a_corrupt_batch(
 async fn assert_the_group_unaffected(bus: &KafkaEventBus, calls: &Calls) {
     // Past max_poll_interval (8 s): a stalled partition would have made the member leave by now.
     tokio::time::sleep(Duration::from_secs(10)).await;
-    let others: Vec<_> = (0..30)
-        .map(|i| {
-            order(Uuid::new_v4(), 1, &format!("other-{i}"))
-                .into_any()
-                .unwrap()
-        })
-        .collect();
-    bus.publish(others).await.unwrap();
-    eventually("the other partitions to flow", Duration::from_secs(20), || {
-        calls
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|c| c.starts_with("other-"))
-            .count()
-            >= 10
-    })
-    .await;
+    other_partitions_flow(bus, calls).await;
     let s = bus.stats();
     assert_eq!(s.rebalance_count, 0, "the member left the group: {s:?}");
     assert_eq!((s.corrupt_batches, s.messages_sent_to_dlq), (1, 0), "{s:?}");

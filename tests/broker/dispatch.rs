@@ -20,6 +20,7 @@ use opentelemetry_sdk::metrics::{
 use uuid::Uuid;
 
 use crate::{
+    spec_bugs::other_partitions_flow,
     bus::{config, warm_up},
     group_support::eventually,
     read_back::read_partition,
@@ -61,24 +62,7 @@ async fn assert_paused_not_poisoned(
     // Past max_poll_interval (8 s): a stalled partition would have made the member leave by now.
     tokio::time::sleep(Duration::from_secs(10)).await;
     // The member still holds the other partitions: their events are handled.
-    let others: Vec<_> = (0..30)
-        .map(|i| {
-            order(Uuid::new_v4(), 1, &format!("other-{i}"))
-                .into_any()
-                .unwrap()
-        })
-        .collect();
-    bus.publish(others).await.unwrap();
-    eventually("the other partitions to flow", Duration::from_secs(20), || {
-        calls
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|c| c.starts_with("other-"))
-            .count()
-            >= 10
-    })
-    .await;
+    other_partitions_flow(bus, calls).await;
     let s = bus.stats();
     assert_eq!(s.rebalance_count, 0, "the member left the group");
     assert_eq!(count(calls, "behind"), 0, "the paused partition went on");
@@ -247,24 +231,7 @@ pub(crate) fn trials(trials: &mut crate::Trials<'_>) {
             })
             .await;
             bus.publish_event(order(aggregate, 2, "second")).await.unwrap();
-            let others: Vec<_> = (0..30)
-                .map(|i| {
-                    order(Uuid::new_v4(), 1, &format!("other-{i}"))
-                        .into_any()
-                        .unwrap()
-                })
-                .collect();
-            bus.publish(others).await.unwrap();
-            eventually("the other partitions to flow", Duration::from_secs(20), || {
-                calls
-                    .lock()
-                    .unwrap()
-                    .iter()
-                    .filter(|c| c.starts_with("other-"))
-                    .count()
-                    >= 10
-            })
-            .await;
+            other_partitions_flow(&bus, &calls).await;
             tokio::time::sleep(Duration::from_secs(1)).await;
             assert_eq!(
                 count(&calls, "first"),

@@ -106,6 +106,29 @@ pub(crate) fn record_calls(
     calls
 }
 
+/// Publishes 30 events on fresh aggregates (customers `other-0`..) and waits until at least 10 were
+/// handled: the partitions other than a stopped one still flow.
+pub(crate) async fn other_partitions_flow(bus: &KafkaEventBus, calls: &Calls) {
+    let others: Vec<_> = (0..30)
+        .map(|i| {
+            order(Uuid::new_v4(), 1, &format!("other-{i}"))
+                .into_any()
+                .unwrap()
+        })
+        .collect();
+    bus.publish(others).await.unwrap();
+    eventually("the other partitions to flow", Duration::from_secs(20), || {
+        calls
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|c| c.starts_with("other-"))
+            .count()
+            >= 10
+    })
+    .await;
+}
+
 pub(crate) fn count(calls: &Calls, customer: &str) -> usize {
     calls.lock().unwrap().iter().filter(|c| *c == customer).count()
 }
