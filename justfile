@@ -77,8 +77,15 @@ bench:
 # The peer benchmarks: publish, consume, the bus path and publish->handler latency of
 # kafka-event-bus and rust-rdkafka (librdkafka built from source with the system C compiler, outside the
 # library's tree) on one local broker, none and gzip; JSON lines + medians and ratios. RUNS=3 for medians.
+# PARTITIONS="6 100 1000" MODES="publish consume bus": one summary per partition count (the curve).
 bench-peers events="200000" partitions="6":
     bash scripts/bench-peers.sh {{events}} {{partitions}}
+
+# The group benchmark: MEMBERS member processes on a PARTITIONS-partition topic at 1,000 events/s, through
+# the first assignment, a join, a clean leave and a kill -9: settle times and events handled again, for
+# kafka-event-bus and librdkafka (confluent-kafka from PyPI), eager range and cooperative-sticky.
+bench-group members="10" partitions="60":
+    bash scripts/bench-group.sh {{members}} {{partitions}}
 
 # N full consumer-group rebalance storms, member logs kept when one fails.
 storm N="10":

@@ -19,7 +19,8 @@
 # RDKAFKA_API (base: BaseProducer and a delivery callback, librdkafka's fastest path, the default; or future:
 # FutureProducer, one future per record like kafka-event-bus's send), VERIFY=1 (read every published topic
 # back with a librdkafka consumer and check it holds exactly the events sent: distinct, 7 headers,
-# per-aggregate order).
+# per-aggregate order). PARTITIONS="6 100 1000" (a list) runs everything once per partition count, each on a
+# fresh broker, with its own summary (and ignores the PARTITIONS argument).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,6 +35,13 @@ api=${RDKAFKA_API:-base}
 port=${BENCH_PORT:-19392}
 export CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-1}
 has_mode() { [[ "$modes" == *" $1 "* ]]; }
+if [ -n "${PARTITIONS:-}" ]; then
+    for count in $PARTITIONS; do
+        echo "== $count partitions =="
+        PARTITIONS= bash "$0" "$events" "$count"
+    done
+    exit 0
+fi
 
 echo "building (release): examples/bench, examples/local_broker, benches/peers/rdkafka" >&2
 cargo build -q --release --example bench --example local_broker

@@ -3,7 +3,8 @@
 
 Same interface as `examples/consume`: `--prefix P --group G --out FILE`, settings from
 KAFKA_BOOTSTRAP_SERVERS, KAFKA_SESSION_TIMEOUT_MS and KAFKA_HEARTBEAT_INTERVAL_MS. It reads
-`P.stream` in group G with the classic protocol and the range assignor (eager, like the bus's default),
+`P.stream` in group G with the classic protocol and the range assignor (eager, like the bus's default;
+KAFKA_PARTITION_ASSIGNMENT_STRATEGY names another, e.g. cooperative-sticky),
 appends `event_id partition offset` per record to FILE (flushed at once), stores the offset after
 writing it (at least once) and commits every second; SIGINT or SIGTERM closes the consumer (commit,
 LeaveGroup). Rebalance callbacks are logged to stderr with the time.
@@ -39,7 +40,7 @@ def main():
             "group.id": group,
             "session.timeout.ms": int(os.environ.get("KAFKA_SESSION_TIMEOUT_MS", "6000")),
             "heartbeat.interval.ms": int(os.environ.get("KAFKA_HEARTBEAT_INTERVAL_MS", "1000")),
-            "partition.assignment.strategy": "range",
+            "partition.assignment.strategy": os.environ.get("KAFKA_PARTITION_ASSIGNMENT_STRATEGY", "range"),
             "auto.offset.reset": "earliest",
             "enable.auto.commit": True,
             "auto.commit.interval.ms": 1000,
