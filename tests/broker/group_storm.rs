@@ -481,7 +481,17 @@ pub(crate) async fn storm(ctx: &Ctx, storm: Storm) -> StormOutcome {
             dir.display()
         ))
     } else {
-        let _ = std::fs::remove_dir_all(&dir);
+        if consuming > Storm::rebalance_bound() {
+            // Within the bound, but the group paused longer than a rebalance takes: the logs say why.
+            eprintln!(
+                "storm: consuming again only {consuming:?} after the last kill (a rebalance takes at \
+                 most {:?}); member logs kept in {}",
+                Storm::rebalance_bound(),
+                dir.display()
+            );
+        } else {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
         None
     };
     StormOutcome { failure, ..outcome }
