@@ -1,7 +1,29 @@
 //! A rebalance storm: members of one group (`consume` example processes) handle a stream of events while,
 //! every `STORM_EVERY_MS`, one of them is killed (SIGKILL, every third time SIGINT) and a new one started.
-//! After the storm the live members must be consuming again within the bound, and every event is handled
-//! (at least once; duplicates are counted).
+//! Recovery is the time from the last kill until every event published before it is handled; it must stay
+//! within the bound, and every event is handled (at least once; duplicates are counted).
+//!
+//! # The bound
+//!
+//! Derived from the members' session timeout `s` (6 s) and heartbeat interval `h` (1 s), Tansu's holds,
+//! and the backlog `b` (events published before the last kill and not handled at that instant):
+//!
+//! ```text
+//! bound = s + 0.8 s + h + s/2 + 1 s + b / drain_rate      (15.8 s + b / 2,000 per second here)
+//! ```
+//!
+//! - `s + 0.8 s`: Tansu expires the killed member `s` after its last contact, and a member killed while
+//!   the coordinator held its SyncGroup (for want of the leader's assignment, up to 0.8 s) counts as in
+//!   contact until that hold ends. Until then the group keeps it, with its partitions.
+//! - `h`: the survivors hear REBALANCE_IN_PROGRESS with their next heartbeat.
+//! - `s/2`: Tansu holds each JoinGroup about half the session timeout.
+//! - `1 s`: the followers' SyncGroup is answered within a second of the leader's.
+//! - `b / drain_rate`: the backlog is drained after the last assignment; `DRAIN_RATE` is the slowest
+//!   drain over all members the bound allows (`STORM_DRAIN_RATE` changes it, `STORM_BOUND_S` replaces
+//!   the whole bound).
+//!
+//! Every second after the last kill the trial prints how much of that backlog is handled, and when each
+//! member first handles again, so that a slow storm shows whether the group or the drain took the time.
 //!
 //! The short storm runs with the other trials. `just storm N` runs N full storms (60,000 events at 3,000/s,
 //! a kill every 2 s for 20 s); the `STORM_*` variables below change any of it. Each member logs its group
@@ -43,8 +65,11 @@ pub(crate) struct Storm {
     members: usize,
     kills: usize,
     every: Duration,
-    /// How long after the last kill every event must be handled.
-    bound: Duration,
+    /// How long after the last kill every event published before it must be handled; `None`: the
+    /// derived bound ([`Storm::bound`]).
+    bound: Option<Duration>,
+    /// The slowest drain of the backlog the bound allows (events a second, over all members).
+    drain_rate: usize,
     seed: u64,
 }
 
@@ -64,7 +89,8 @@ impl Storm {
             members: 3,
             kills: 3,
             every: Duration::from_secs(2),
-            bound: Duration::from_secs(20),
+            bound: None,
+            drain_rate: DRAIN_RATE,
             seed: seed(),
         }
     }
@@ -77,9 +103,40 @@ impl Storm {
             members: env_or("STORM_MEMBERS", 3),
             kills: env_or("STORM_KILLS", 10),
             every: Duration::from_millis(env_or("STORM_EVERY_MS", 2_000)),
-            bound: Duration::from_secs(env_or("STORM_BOUND_S", 20)),
+            bound: std::env::var("STORM_BOUND_S")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .map(Duration::from_secs_f64),
+            drain_rate: env_or("STORM_DRAIN_RATE", DRAIN_RATE),
             seed: env_or("STORM_SEED", seed()),
         }
+    }
+}
+
+/// The members' session timeout and heartbeat interval (`spawn` passes them on).
+const SESSION: Duration = Duration::from_secs(6);
+const HEARTBEAT: Duration = Duration::from_secs(1);
+/// The slowest backlog drain the derived bound allows, in events a second over all members. Measured with
+/// `examples/consume` built in debug on a loaded 2-core machine: 4,000 to 6,000 a second once every
+/// partition is assigned, 2,000 to 4,000 in storms run beside builds.
+const DRAIN_RATE: usize = 2_000;
+
+impl Storm {
+    /// How long the group may take, after the last kill, to be consuming again on Tansu: the killed
+    /// member expires `SESSION` after its last contact, and a member killed while the coordinator held
+    /// its SyncGroup counts as alive until that hold ends (0.8 × `SESSION`); the survivors hear of the
+    /// rebalance with their next heartbeat (`HEARTBEAT`), their JoinGroup is held `SESSION` / 2, and
+    /// the followers' SyncGroup is answered within a second of the leader's.
+    fn rebalance_bound() -> Duration {
+        SESSION + SESSION.mul_f64(0.8) + HEARTBEAT + SESSION / 2 + Duration::from_secs(1)
+    }
+
+    /// The bound of a storm with `backlog` events published before the last kill and not yet handled at
+    /// that instant: the rebalance (`rebalance_bound`), then the drain of that backlog at `drain_rate`.
+    fn bound(&self, backlog: usize) -> Duration {
+        self.bound.unwrap_or_else(|| {
+            Self::rebalance_bound() + Duration::from_secs_f64(backlog as f64 / self.drain_rate.max(1) as f64)
+        })
     }
 }
 
@@ -133,8 +190,8 @@ fn spawn(bootstrap: &str, prefix: &str, dir: &Path, n: usize) -> Member {
         .args(["--prefix", prefix, "--group", prefix, "--out"])
         .arg(&out)
         .env("KAFKA_BOOTSTRAP_SERVERS", bootstrap)
-        .env("KAFKA_SESSION_TIMEOUT_MS", "6000")
-        .env("KAFKA_HEARTBEAT_INTERVAL_MS", "1000")
+        .env("KAFKA_SESSION_TIMEOUT_MS", SESSION.as_millis().to_string())
+        .env("KAFKA_HEARTBEAT_INTERVAL_MS", HEARTBEAT.as_millis().to_string())
         .env(
             "RUST_LOG",
             std::env::var("STORM_LOG").unwrap_or_else(|_| "info,kafka_event_bus::client::group=debug".into()),
@@ -153,19 +210,73 @@ fn signal(pid: u32, name: &str) {
         .status();
 }
 
-/// How often each event id was handled, over every output file in `dir`.
-fn handled(dir: &Path) -> HashMap<String, usize> {
-    let mut out = HashMap::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.extension().is_some_and(|e| e == "txt") {
-            let text = std::fs::read_to_string(&path).unwrap_or_default();
-            for id in text.lines().filter_map(|l| l.split(' ').next()) {
-                *out.entry(id.to_owned()).or_insert(0) += 1;
+/// How often each event id was handled, over every output file in a storm's directory, read as the
+/// files grow (only what was appended since the last look is parsed, so that watching a storm costs
+/// the machine little CPU beside the members).
+#[derive(Default)]
+struct Tally {
+    /// Per output file: how far it was read, and an unfinished last line.
+    read: HashMap<PathBuf, (u64, String)>,
+    counts: HashMap<String, usize>,
+    /// Output files that grew since [`Tally::grown`] was last asked.
+    grew: Vec<PathBuf>,
+    /// Ids handled for the first time since [`Tally::first_handled`] was last asked.
+    fresh: Vec<String>,
+}
+
+impl Tally {
+    /// Reads what the members appended since the last call.
+    fn update(&mut self, dir: &Path) -> &HashMap<String, usize> {
+        use std::io::{Read, Seek, SeekFrom};
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.extension().is_none_or(|e| e != "txt") {
+                continue;
             }
+            let (offset, partial) = self.read.entry(path.clone()).or_default();
+            let Ok(mut file) = std::fs::File::open(&path) else {
+                continue;
+            };
+            let mut text = String::new();
+            if file.seek(SeekFrom::Start(*offset)).is_err() || file.read_to_string(&mut text).is_err() {
+                continue;
+            }
+            if !text.is_empty() {
+                self.grew.push(path.clone());
+            }
+            *offset += text.len() as u64;
+            partial.push_str(&text);
+            let Some(end) = partial.rfind('\n') else {
+                continue;
+            };
+            let rest = partial.split_off(end + 1);
+            for id in partial.lines().filter_map(|l| l.split(' ').next()) {
+                let n = self.counts.entry(id.to_owned()).or_insert(0);
+                *n += 1;
+                if *n == 1 {
+                    self.fresh.push(id.to_owned());
+                }
+            }
+            *partial = rest;
         }
+        &self.counts
     }
-    out
+
+    /// The ids handled for the first time since the last call.
+    fn first_handled(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.fresh)
+    }
+
+    /// The output files that grew since the last call.
+    fn grown(&mut self) -> Vec<PathBuf> {
+        std::mem::take(&mut self.grew)
+    }
+}
+
+fn epoch() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// What one storm measured.
@@ -238,11 +349,11 @@ pub(crate) async fn storm(ctx: &Ctx, storm: Storm) -> StormOutcome {
         let victim = members.remove((next(&mut rng) % members.len() as u64) as usize);
         let pid = victim.child.id();
         if (k + 1) % 3 == 0 {
-            eprintln!("storm: SIGINT member {} (pid {pid})", victim.n);
+            eprintln!("storm: {:.3} SIGINT member {} (pid {pid})", epoch(), victim.n);
             signal(pid, "INT");
             stopping.push(victim);
         } else {
-            eprintln!("storm: SIGKILL member {} (pid {pid})", victim.n);
+            eprintln!("storm: {:.3} SIGKILL member {} (pid {pid})", epoch(), victim.n);
             drop(victim);
         }
         last_kill = Instant::now();
@@ -258,10 +369,59 @@ pub(crate) async fn storm(ctx: &Ctx, storm: Storm) -> StormOutcome {
         .filter(|(_, at)| *at <= last_kill)
         .map(|(id, _)| id.clone())
         .collect();
-    let deadline = last_kill + storm.bound.max(Duration::from_secs(60));
+    let mut tally = Tally::default();
+    tally.update(&dir);
+    tally.grown();
+    let mut waiting: std::collections::HashSet<&str> = before_last_kill.iter().map(String::as_str).collect();
+    for id in tally.first_handled() {
+        waiting.remove(id.as_str());
+    }
+    let backlog = waiting.len();
+    let bound = storm.bound(backlog);
+    eprintln!(
+        "storm: at the last kill {backlog} of {} published events wait; bound {bound:?}",
+        before_last_kill.len()
+    );
+    let deadline = last_kill + bound.max(Duration::from_secs(60));
+    // When each member first handled something after the last kill.
+    let mut first_after_kill: Vec<PathBuf> = Vec::new();
+    // Once a second: how many of the events published before the last kill are handled (the drain).
+    let mut next_report = last_kill + Duration::from_secs(1);
+    // The group consumes again once the last pause of a second or more without progress ended.
+    let (mut last_done, mut last_progress, mut consuming) =
+        (before_last_kill.len() - backlog, last_kill, Duration::ZERO);
     let recovery = loop {
-        let seen = handled(&dir);
-        if before_last_kill.iter().all(|id| seen.contains_key(id)) {
+        tally.update(&dir);
+        for id in tally.first_handled() {
+            waiting.remove(id.as_str());
+        }
+        let done = before_last_kill.len() - waiting.len();
+        let now = Instant::now();
+        if done > last_done {
+            if now - last_progress >= Duration::from_secs(1) {
+                consuming = now - last_kill;
+            }
+            (last_done, last_progress) = (done, now);
+        }
+        for path in tally.grown() {
+            if !first_after_kill.contains(&path) {
+                eprintln!(
+                    "storm: +{:.1} s: {} handles again",
+                    last_kill.elapsed().as_secs_f64(),
+                    path.file_stem().and_then(|s| s.to_str()).unwrap_or_default()
+                );
+                first_after_kill.push(path);
+            }
+        }
+        if Instant::now() >= next_report {
+            eprintln!(
+                "storm: +{:.0} s: {done} of {} handled",
+                last_kill.elapsed().as_secs_f64(),
+                before_last_kill.len()
+            );
+            next_report += Duration::from_secs(1);
+        }
+        if done == before_last_kill.len() {
             break last_kill.elapsed();
         }
         if Instant::now() > deadline {
@@ -271,8 +431,8 @@ pub(crate) async fn storm(ctx: &Ctx, storm: Storm) -> StormOutcome {
     };
     let published = publisher.await.unwrap();
     let publish_end = last_kill.elapsed();
-    let all_handled = eventually_all(&dir, &published, Duration::from_secs(60)).await;
-    let seen = handled(&dir);
+    let all_handled = eventually_all(&mut tally, &dir, &published, Duration::from_secs(60)).await;
+    let seen = tally.update(&dir);
     let missing = published.iter().filter(|id| !seen.contains_key(*id)).count();
     let duplicates: usize = seen.values().map(|n| n - 1).sum();
     let alive: Vec<usize> = members.iter().map(|m| m.n).collect();
@@ -297,40 +457,52 @@ pub(crate) async fn storm(ctx: &Ctx, storm: Storm) -> StormOutcome {
         failure: None,
     };
     eprintln!(
-        "storm: seed {} recovery {:?} ({} events published before the last kill; publishing ended \
+        "storm: seed {} recovery {:?} (consuming again {consuming:?}; bound {bound:?}; {} events \
+         published before the last kill, {backlog} of them not handled at the kill; publishing ended \
          {publish_end:?} after it, everything handled {all_handled:?} after that); handled {} of {}, \
-         {} duplicates; survivors {alive:?}",
+         {} duplicates; survivors {alive:?}; load {}",
         storm.seed,
         outcome.recovery,
         before_last_kill.len(),
         outcome.handled,
         published.len(),
-        outcome.duplicates
+        outcome.duplicates,
+        std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim()
     );
     let failure = if missing > 0 {
         Some(format!(
             "{missing} events never handled; member logs in {}",
             dir.display()
         ))
-    } else if recovery > storm.bound {
+    } else if recovery > bound {
         Some(format!(
             "the group took {recovery:?} after the last kill to handle what was published before it \
              (bound {:?}); member logs in {}",
-            storm.bound,
+            bound,
             dir.display()
         ))
     } else {
-        let _ = std::fs::remove_dir_all(&dir);
+        if consuming > Storm::rebalance_bound() {
+            // Within the bound, but the group paused longer than a rebalance takes: the logs say why.
+            eprintln!(
+                "storm: consuming again only {consuming:?} after the last kill (a rebalance takes at \
+                 most {:?}); member logs kept in {}",
+                Storm::rebalance_bound(),
+                dir.display()
+            );
+        } else {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
         None
     };
     StormOutcome { failure, ..outcome }
 }
 
 /// Waits until every id in `published` is handled; how long that took.
-async fn eventually_all(dir: &Path, published: &[String], timeout: Duration) -> Duration {
+async fn eventually_all(tally: &mut Tally, dir: &Path, published: &[String], timeout: Duration) -> Duration {
     let start = Instant::now();
     while start.elapsed() < timeout {
-        let seen = handled(dir);
+        let seen = tally.update(dir);
         if published.iter().all(|id| seen.contains_key(id)) {
             break;
         }

@@ -7,7 +7,8 @@ KAFKA_BOOTSTRAP_SERVERS, KAFKA_SESSION_TIMEOUT_MS and KAFKA_HEARTBEAT_INTERVAL_M
 KAFKA_PARTITION_ASSIGNMENT_STRATEGY names another, e.g. cooperative-sticky),
 appends `event_id partition offset` per record to FILE (flushed at once), stores the offset after
 writing it (at least once) and commits every second; SIGINT or SIGTERM closes the consumer (commit,
-LeaveGroup). Rebalance callbacks are logged to stderr with the time.
+LeaveGroup). Rebalance callbacks are logged to stderr with the time, and the first record handled after
+each assignment. STORM_RDKAFKA_DEBUG (e.g. `cgrp`) turns on librdkafka's debug contexts (to stderr).
 
     python3 -m venv target/peers-venv && target/peers-venv/bin/pip install confluent-kafka
     STORM_MEMBER="target/peers-venv/bin/python benches/peers/storm/member.py" STORM_RUNS=5 \
@@ -27,9 +28,14 @@ def arg(name):
     return argv[argv.index("--" + name) + 1] if "--" + name in argv else None
 
 
+FIRST = []
+
+
 def log(what, partitions):
     parts = sorted(p.partition for p in partitions)
     print(f"{time.time():.3f} {what} {parts}", file=sys.stderr, flush=True)
+    if what == "assigned":
+        FIRST.append(1)
 
 
 def main():
@@ -45,6 +51,7 @@ def main():
             "enable.auto.commit": True,
             "auto.commit.interval.ms": 1000,
             "enable.auto.offset.store": False,
+            **({"debug": os.environ["STORM_RDKAFKA_DEBUG"]} if os.environ.get("STORM_RDKAFKA_DEBUG") else {}),
         }
     )
     stop = []
@@ -70,6 +77,9 @@ def main():
             sink.write(f"{event_id} {msg.partition()} {msg.offset()}\n")
             sink.flush()
             consumer.store_offsets(msg)
+            if FIRST:
+                FIRST.clear()
+                print(f"{time.time():.3f} first record handled p{msg.partition()}", file=sys.stderr, flush=True)
     consumer.close()
 
 
