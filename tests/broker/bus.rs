@@ -53,7 +53,7 @@ pub(crate) fn config(ctx: &Ctx, prefix: &str, group: &str) -> KafkaEventBusConfi
 }
 
 /// A connected bus with its topics, consuming, and (after `warm_up`) owning its partitions.
-async fn start(config: KafkaEventBusConfig) -> KafkaEventBus {
+pub(crate) async fn start(config: KafkaEventBusConfig) -> KafkaEventBus {
     let bus = KafkaEventBus::new(config).unwrap();
     bus.connect().await.unwrap();
     bus.ensure_topics(kafka_event_bus::bus::TopicOptions::new().partitions(3))

@@ -1,4 +1,5 @@
-//! `KafkaEventBusConfig` settings that only a real group shows working: the assignment strategy.
+//! `KafkaEventBusConfig` settings that only a real group shows working: the assignment strategy and the
+//! commit interval.
 
 use std::{collections::HashSet, sync::Arc, time::Duration};
 
@@ -10,7 +11,8 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use crate::{
-    bus::{config, warm_up},
+    bus::{config, start, warm_up},
+    faults_support::committed,
     support::{OrderCreated, unique},
     trial,
 };
@@ -87,6 +89,51 @@ pub(crate) fn trials(trials: &mut crate::Trials<'_>) {
                 let stats = bus.stats();
                 assert_eq!(stats.events_processed_success, stats.events_consumed);
             }
+        },
+    ));    trials.push(trial(
+        "commit_interval_sets_how_soon_settled_offsets_are_committed",
+        |ctx| async move {
+            let cluster = kafka_event_bus::client::Cluster::connect(ctx.config())
+                .await
+                .unwrap();
+            // A commit only on the interval (no revocation or shutdown here): with 60 s nothing is
+            // committed for seconds after the warm-up event was handled...
+            let prefix = unique("commitint");
+            let mut cfg = config(ctx, &prefix, &prefix);
+            cfg.commit_interval = Duration::from_secs(60);
+            let topic = cfg.topic_name();
+            let bus = start(cfg).await;
+            warm_up(&bus).await;
+            let quiet = tokio::time::Instant::now() + Duration::from_secs(3);
+            while tokio::time::Instant::now() < quiet {
+                let offsets = committed(&cluster, &prefix, &topic, 3).await.unwrap();
+                assert!(offsets.is_empty(), "committed before the interval: {offsets:?}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            bus.shutdown(Duration::from_secs(10)).await.unwrap();
+            // ...and with 200 ms each handled event is committed within a second, five times in a row
+            // (the 5 s default would make that a 1-in-3,000 chance).
+            let prefix = unique("commitint");
+            let mut cfg = config(ctx, &prefix, &prefix);
+            cfg.commit_interval = Duration::from_millis(200);
+            let topic = cfg.topic_name();
+            let bus = start(cfg).await;
+            for round in 1..=5_i64 {
+                warm_up(&bus).await;
+                let handled = tokio::time::Instant::now();
+                loop {
+                    let offsets = committed(&cluster, &prefix, &topic, 3).await.unwrap();
+                    if offsets.values().sum::<i64>() == round {
+                        break;
+                    }
+                    assert!(
+                        handled.elapsed() < Duration::from_secs(1),
+                        "round {round}: not committed within 1 s: {offsets:?}"
+                    );
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+            bus.shutdown(Duration::from_secs(10)).await.unwrap();
         },
     ));
 }

@@ -247,7 +247,8 @@ impl KafkaEventBusConfig {
             .with_heartbeat_interval(self.heartbeat_interval())
             .with_max_poll_interval(self.max_poll_interval())
             .with_fetch(fetch)
-            .with_auto_offset_reset(reset);
+            .with_auto_offset_reset(reset)
+            .with_commit_interval(self.commit_interval);
         consumer.revoke_timeout = self.shutdown_timeout;
         consumer.request_timeout = self.request_timeout;
         if let Some(id) = &self.group_instance_id {
@@ -413,6 +414,7 @@ mod tests {
         c.buffer_memory = 8 << 20;
         c.request_timeout = Duration::from_secs(12);
         c.bootstrap_timeout = Duration::from_secs(7);
+        c.commit_interval = Duration::from_millis(300);
         c.enable_idempotence = Some(false);
         let p = c.producer_config().unwrap();
         assert_eq!(p.delivery_timeout, Duration::from_secs(45));
@@ -423,10 +425,9 @@ mod tests {
         let client = c.client_config().unwrap();
         assert_eq!(client.request_timeout, Duration::from_secs(12));
         assert_eq!(client.bootstrap_timeout, Some(Duration::from_secs(7)));
-        assert_eq!(
-            c.consumer_config().unwrap().request_timeout,
-            Duration::from_secs(12)
-        );
+        let consumer = c.consumer_config().unwrap();
+        assert_eq!(consumer.request_timeout, Duration::from_secs(12));
+        assert_eq!(consumer.commit_interval, Duration::from_millis(300));
         // Unset, idempotence follows acks as before.
         let p = config().producer_config().unwrap();
         assert_eq!(p.idempotence, None);

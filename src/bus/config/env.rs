@@ -17,7 +17,7 @@ impl KafkaEventBusConfig {
     ///
     /// assert!(KafkaEventBusConfig::ENV_VARIABLES.contains(&"KAFKA_SASL_PASSWORD"));
     /// ```
-    pub const ENV_VARIABLES: [&'static str; 46] = [
+    pub const ENV_VARIABLES: [&'static str; 47] = [
         "KAFKA_BOOTSTRAP_SERVERS",
         "KAFKA_TOPIC_PREFIX",
         "KAFKA_CONSUMER_GROUP",
@@ -64,6 +64,7 @@ impl KafkaEventBusConfig {
         "KAFKA_ENABLE_IDEMPOTENCE",
         "KAFKA_PARTITION_ASSIGNMENT_STRATEGY",
         "KAFKA_BOOTSTRAP_TIMEOUT",
+        "KAFKA_COMMIT_INTERVAL",
     ];
 }
 
@@ -176,8 +177,8 @@ impl KafkaEventBusConfig {
     /// (seconds), `KAFKA_MAX_IN_FLIGHT_PER_PARTITION`, `KAFKA_GROUP_INSTANCE_ID`,
     /// `KAFKA_FETCH_MAX_WAIT` (seconds), `KAFKA_DELIVERY_TIMEOUT` (seconds), `KAFKA_BUFFER_MEMORY`,
     /// `KAFKA_REQUEST_TIMEOUT` (seconds), `KAFKA_ENABLE_IDEMPOTENCE` (boolean; unset: on when acks is
-    /// all), `KAFKA_PARTITION_ASSIGNMENT_STRATEGY` (e.g. `cooperative-sticky` or `range,roundrobin`) and
-    /// `KAFKA_BOOTSTRAP_TIMEOUT` (seconds). Unset or empty variables keep the default; values are
+    /// all), `KAFKA_PARTITION_ASSIGNMENT_STRATEGY` (e.g. `cooperative-sticky` or `range,roundrobin`),
+    /// `KAFKA_BOOTSTRAP_TIMEOUT` and `KAFKA_COMMIT_INTERVAL` (seconds). Unset or empty variables keep the default; values are
     /// trimmed.
     ///
     /// `KAFKA_BATCH_SIZE` (eventsource-py 0.8.1's name for the batch size in bytes) is read as
@@ -312,6 +313,7 @@ impl KafkaEventBusConfig {
             &mut c.partition_assignment_strategy,
         );
         env.seconds("KAFKA_BOOTSTRAP_TIMEOUT", &mut c.bootstrap_timeout)?;
+        env.seconds("KAFKA_COMMIT_INTERVAL", &mut c.commit_interval)?;
         c.validate()?;
         Ok(c)
     }

@@ -130,7 +130,8 @@ mod tests {
                 "request_timeout": 15,
                 "enable_idempotence": false,
                 "partition_assignment_strategy": "cooperative-sticky",
-                "bootstrap_timeout": 5
+                "bootstrap_timeout": 5,
+                "commit_interval": 1.5
             }"#,
         )
         .unwrap();
@@ -155,6 +156,7 @@ mod tests {
         assert_eq!(c.retry_base_delay, Duration::from_millis(500));
         assert_eq!(c.fetch_max_wait, Duration::from_millis(100));
         assert_eq!(c.bootstrap_timeout, Duration::from_secs(5));
+        assert_eq!(c.commit_interval, Duration::from_millis(1_500));
         assert_eq!(c.enable_idempotence, Some(false));
         assert_eq!(c.compression_type, None);
     }

@@ -95,6 +95,11 @@ const KEYS: &[(&str, &str, Value)] = &[
         "KAFKA_PARTITION_ASSIGNMENT_STRATEGY",
         Value::Same,
     ),
+    (
+        "auto.commit.interval.ms",
+        "KAFKA_COMMIT_INTERVAL",
+        Value::MillisToSeconds,
+    ),
     ("security.protocol", "KAFKA_SECURITY_PROTOCOL", Value::Upper),
     ("sasl.mechanism", "KAFKA_SASL_MECHANISM", Value::Upper),
     ("sasl.mechanisms", "KAFKA_SASL_MECHANISM", Value::Upper),
@@ -168,6 +173,7 @@ impl KafkaEventBusConfig {
     /// `auto.offset.reset` (`smallest`/`largest` too), `session.timeout.ms`, `heartbeat.interval.ms`,
     /// `max.poll.interval.ms`, `fetch.max.bytes`, `max.partition.fetch.bytes`, `fetch.max.wait.ms`
     /// (`fetch.wait.max.ms`), `partition.assignment.strategy` (protocol or Java class names),
+    /// `auto.commit.interval.ms`,
     /// `security.protocol`, `sasl.mechanism` (`sasl.mechanisms`), `sasl.username`, `sasl.password`,
     /// `ssl.ca.location`, `ssl.certificate.location`, `ssl.key.location` and
     /// `ssl.endpoint.identification.algorithm` (`https` or empty). The bus's own settings are taken by
@@ -262,6 +268,7 @@ mod tests {
             ("max.partition.fetch.bytes", "500000"),
             ("fetch.max.wait.ms", "100"),
             ("partition.assignment.strategy", "cooperative-sticky"),
+            ("auto.commit.interval.ms", "1500"),
             ("security.protocol", "sasl_ssl"),
             ("sasl.mechanism", "SCRAM-SHA-512"),
             ("sasl.username", "billing"),
@@ -284,6 +291,7 @@ mod tests {
         assert_eq!(c.enable_idempotence, Some(true));
         assert_eq!(c.delivery_timeout, Duration::from_secs(90));
         assert_eq!(c.request_timeout, Duration::from_millis(15_500));
+        assert_eq!(c.commit_interval, Duration::from_millis(1_500));
         assert_eq!(c.buffer_memory, 16 << 20);
         assert_eq!(c.auto_offset_reset, "latest");
         assert_eq!(

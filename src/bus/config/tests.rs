@@ -676,6 +676,7 @@ fn production_settings_have_the_java_clients_defaults() {
     assert_eq!(c.enable_idempotence, None);
     assert_eq!(c.partition_assignment_strategy, "range,roundrobin");
     assert_eq!(c.bootstrap_timeout, Duration::from_secs(30));
+    assert_eq!(c.commit_interval, Duration::from_secs(5));
 }
 
 #[test]
@@ -693,6 +694,10 @@ fn production_settings_are_checked() {
         ),
         ("delivery_timeout", |c| c.delivery_timeout = Duration::ZERO),
         ("bootstrap_timeout", |c| c.bootstrap_timeout = Duration::ZERO),
+        ("commit_interval", |c| c.commit_interval = Duration::ZERO),
+        ("commit_interval", |c| {
+            c.commit_interval = Duration::from_secs(u64::from(u32::MAX))
+        }),
         ("request_timeout", |c| {
             c.request_timeout = Duration::from_secs(u64::from(u32::MAX))
         }),
@@ -731,6 +736,7 @@ fn from_env_reads_the_production_settings() {
         ("KAFKA_MAX_IN_FLIGHT_PER_PARTITION", "4"),
         ("KAFKA_GROUP_INSTANCE_ID", "worker-3"),
         ("KAFKA_FETCH_MAX_WAIT", "0.1"),
+        ("KAFKA_COMMIT_INTERVAL", "0.25"),
     ])
     .unwrap();
     assert_eq!(c.delivery_timeout, Duration::from_secs(60));
@@ -745,6 +751,7 @@ fn from_env_reads_the_production_settings() {
     assert_eq!(c.max_in_flight_per_partition, 4);
     assert_eq!(c.group_instance_id.as_deref(), Some("worker-3"));
     assert_eq!(c.fetch_max_wait, Duration::from_millis(100));
+    assert_eq!(c.commit_interval, Duration::from_millis(250));
 }
 
 #[test]

@@ -538,6 +538,7 @@ impl KafkaEventBusConfig {
 
     fn validate_consumer(&self) -> Result<(), ConfigError> {
         self.offset_reset()?;
+        check_millis("commit_interval", self.commit_interval)?;
         self.corrupt_batches()?;
         self.assignment_strategies()?;
         if self.max_uncompressed_batch_bytes == 0 {
