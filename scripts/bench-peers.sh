@@ -19,8 +19,11 @@
 # RDKAFKA_API (base: BaseProducer and a delivery callback, librdkafka's fastest path, the default; or future:
 # FutureProducer, one future per record like kafka-event-bus's send), VERIFY=1 (read every published topic
 # back with a librdkafka consumer and check it holds exactly the events sent: distinct, 7 headers,
-# per-aggregate order). PARTITIONS="6 100 1000" (a list) runs everything once per partition count, each on a
-# fresh broker, with its own summary (and ignores the PARTITIONS argument).
+# per-aggregate order), IDEMPOTENCE (true or false, default false: both producers publish with the same
+# setting; kafka-event-bus's default with acks=all is true, librdkafka's is false, and Tansu's idempotent
+# path costs the broker more with each run, so true measures the broker more than the clients).
+# PARTITIONS="6 100 1000" (a list) runs everything once per partition count, each on a fresh broker, with
+# its own summary (and ignores the PARTITIONS argument).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,6 +36,7 @@ latency_events=${LATENCY_EVENTS:-20000}
 latency_rate=${LATENCY_RATE:-2000}
 api=${RDKAFKA_API:-base}
 port=${BENCH_PORT:-19392}
+idempotence=${IDEMPOTENCE:-false}
 export CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-1}
 has_mode() { [[ "$modes" == *" $1 "* ]]; }
 if [ -n "${PARTITIONS:-}" ]; then
@@ -71,7 +75,7 @@ if [ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then
     done
     export KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$port
 fi
-echo "broker: $KAFKA_BOOTSTRAP_SERVERS; $events events, $partitions partitions, $runs run(s), modes${modes% }, rdkafka api $api" >&2
+echo "broker: $KAFKA_BOOTSTRAP_SERVERS; $events events, $partitions partitions, $runs run(s), modes${modes% }, rdkafka api $api, idempotence $idempotence" >&2
 
 results=$(mktemp)
 log=$(mktemp)
@@ -99,8 +103,8 @@ for run in $(seq "$runs"); do
         topic=
         if has_mode publish || has_mode consume || has_mode bus || has_mode slow; then
             # kafka-event-bus's topic is kept for the consume and bus runs (and named PREFIX.stream for the bus).
-            ours_cmd=(env BENCH_KEEP_TOPIC=1 "$ours" --mode publish "${common[@]}")
-            peer_cmd=("$peer" --mode publish "${common[@]}" --api "$api")
+            ours_cmd=(env BENCH_KEEP_TOPIC=1 "$ours" --mode publish "${common[@]}" --idempotence "$idempotence")
+            peer_cmd=("$peer" --mode publish "${common[@]}" --api "$api" --idempotence "$idempotence")
             if [ "${VERIFY:-0}" = 1 ]; then peer_cmd=(env BENCH_KEEP_TOPIC=1 "${peer_cmd[@]}"); fi
             if has_mode publish; then
                 if [ $((run % 2)) -eq 1 ]; then order=(ours peer); else order=(peer ours); fi

@@ -141,6 +141,34 @@ pub(crate) fn trials(trials: &mut crate::Trials<'_>) {
         }));
     }
 
+    // A request holds gzip batches up to `max_request_size` as sent (their compressed size estimated
+    // from earlier batches): many more batches than their uncompressed size allows. The broker takes
+    // them all, in order.
+    trials.push(trial("gzip_requests_filled_by_compressed_size", |ctx| async move {
+        let cluster = ctx.cluster().await;
+        let topic = topic(&cluster, "produce-gzip-fill", 40).await;
+        let producer = Producer::new(
+            cluster.clone(),
+            ProducerConfig::default()
+                .with_compression(Compression::Gzip)
+                .with_batch_size(4096)
+                .with_max_request_size(64 * 1024),
+        )
+        .unwrap();
+        let records: Vec<_> = (0..4000)
+            .map(|i| event(&topic, &format!("k{}", i % 97), i))
+            .collect();
+        for r in producer.send_all(records).await {
+            r.unwrap();
+        }
+        let (by_key, total) = read_topic(&cluster, &topic, 40).await;
+        assert_eq!(total, 4000);
+        for (key, seqs) in by_key {
+            assert!(seqs.windows(2).all(|w| w[0] < w[1]), "order of {key:?}");
+        }
+        producer.close().await;
+    }));
+
     trials.push(trial("acks_none_leader_and_all", |ctx| async move {
         let cluster = ctx.cluster().await;
         for acks in [Acks::None, Acks::Leader, Acks::All] {

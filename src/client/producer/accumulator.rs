@@ -78,6 +78,8 @@ pub(crate) struct ProducerBatch {
     stale_encoding: bool,
     /// Drained and not yet completed or requeued: its partition is in flight because of it.
     in_flight: bool,
+    /// Compressed / uncompressed size of its records, once encoded with a codec.
+    compression_ratio: Option<f32>,
 }
 
 impl ProducerBatch {
@@ -86,10 +88,11 @@ impl ProducerBatch {
         self.deliveries.len()
     }
 
-    fn size(&self) -> usize {
+    /// Its size in a request: as encoded, or as expected after compression at `compression_ratio`.
+    fn size(&self, compression_ratio: f32) -> usize {
         match (&self.encoded, &self.builder) {
             (Some(bytes), _) => bytes.len(),
-            (None, Some(builder)) => builder.size(),
+            (None, Some(builder)) => builder.estimated_size(compression_ratio),
             (None, None) => 0,
         }
     }
@@ -102,7 +105,13 @@ impl ProducerBatch {
             if let Some((id, epoch, sequence)) = self.producer {
                 builder.set_producer_state(id, epoch, sequence);
             }
-            self.encoded = Some(builder.finish()?);
+            let (size, records) = (builder.size(), builder.records_size());
+            let encoded = builder.finish()?;
+            if builder.compression() != records::Compression::None && records > 0 {
+                let header = size - records;
+                self.compression_ratio = Some(encoded.len().saturating_sub(header) as f32 / records as f32);
+            }
+            self.encoded = Some(encoded);
             self.stale_encoding = false;
         }
         if self.stale_encoding
@@ -192,6 +201,9 @@ struct State {
     /// Batches with a smaller id are sent without waiting for `linger`.
     flush_below: u64,
     closed: bool,
+    /// The expected compressed / uncompressed size of a batch's records, from the batches encoded so
+    /// far (1.0 until one was): a drain fills a request up to `max_request_size` as sent.
+    compression_ratio: f32,
 }
 
 /// What the sender gets from one [`Accumulator::drain`].
@@ -241,6 +253,7 @@ impl Accumulator {
                 incomplete: BTreeSet::new(),
                 flush_below: 0,
                 closed: false,
+                compression_ratio: 1.0,
             }),
             wake_sender: Notify::new(),
             completed: Notify::new(),
@@ -351,6 +364,7 @@ impl Accumulator {
             producer: None,
             stale_encoding: false,
             in_flight: false,
+            compression_ratio: None,
         });
         let builder = batch.builder.as_mut().ok_or(Error::Closed)?;
         let appended = builder.append(timestamp, key, record.value.as_deref(), &record.headers);
@@ -438,6 +452,7 @@ impl Accumulator {
         }
         unpark(state, metadata.generation, busy);
 
+        let compression_ratio = state.compression_ratio;
         let State {
             topics,
             ready,
@@ -506,7 +521,7 @@ impl Accumulator {
                 .sealed
                 .front()
                 .or(queue.open.as_ref())
-                .map_or(0, ProducerBatch::size);
+                .map_or(0, |batch| batch.size(compression_ratio));
             let used = request_bytes.entry(leader).or_default();
             if *used > 0 && *used + size > self.config.max_request_size {
                 queue.listed = true;
@@ -563,6 +578,9 @@ impl Accumulator {
                 list(state, key);
             }
             state.incomplete.remove(&batch.id);
+            if let Some(observed) = batch.compression_ratio {
+                state.compression_ratio = next_compression_ratio(state.compression_ratio, observed);
+            }
         }
         batch.complete(result);
         self.completed.notify_waiters();
@@ -675,6 +693,21 @@ fn take_expired(queue: &mut PartitionQueue, now: Instant, timeout: Duration, out
     if queue.sealed.is_empty() && queue.open.as_ref().is_some_and(expired) {
         out.extend(queue.open.take());
     }
+}
+
+/// The expected compression ratio after a batch compressed at `observed`: a worse ratio is taken at
+/// once (with a margin, as the Java client does), a better one by halves, so that the estimate stays
+/// at or above what batches show and a request rarely exceeds `max_request_size` as sent.
+fn next_compression_ratio(estimate: f32, observed: f32) -> f32 {
+    if !observed.is_finite() {
+        return estimate;
+    }
+    let next = if observed > estimate {
+        (estimate + 0.05).max(observed)
+    } else {
+        (estimate + observed) / 2.0
+    };
+    next.clamp(0.01, 1.5)
 }
 
 fn wake_at(slot: &mut Option<Instant>, at: Instant) {

@@ -88,7 +88,8 @@ pub struct ProducerConfig {
     /// The most bytes of records buffered (waiting or in flight) at once; beyond it, sending waits
     /// (backpressure) instead of growing memory.
     pub buffer_memory: usize,
-    /// The largest Produce request (and so the largest single record) sent.
+    /// The largest Produce request (and so the largest single record) sent. Batches are counted as
+    /// sent: compressed sizes are estimated from the batches encoded before.
     pub max_request_size: usize,
     /// How long a record may take from `send` to acknowledgement, retries included, before it fails.
     pub delivery_timeout: Duration,
