@@ -98,7 +98,8 @@ pub(super) async fn settle(
                 retries: 0,
             };
             let error_type = failure.error_type.clone();
-            let settled = dead_letter(dispatcher, record, failure, halt).await;
+            // Boxed: the DLQ hand-off is the cold path, and inline it would size every worker's future.
+            let settled = Box::pin(dead_letter(dispatcher, record, failure, halt)).await;
             telemetry.metrics().consume_failed_duration(
                 Arc::clone(&record.topic),
                 started.elapsed(),
@@ -163,7 +164,7 @@ pub(super) async fn settle(
                 span.failed(&failure.error_type, failures[0].1.as_ref());
             }
             failed_with = Some(failure.error_type.clone());
-            break dead_letter(dispatcher, record, failure, halt).await;
+            break Box::pin(dead_letter(dispatcher, record, failure, halt)).await;
         }
         let delay = policy.delay(retries, rng.unit());
         warn!(
