@@ -23,7 +23,8 @@
 //!   event types (`{sku, quantity}` payloads) reads the N events of `--topic` (which must be named
 //!   `PREFIX.stream`, the bus's topic): fetch, decode into `DomainEvent<T>`, dispatch, commit.
 //!   `bus_events_per_s` from the first handled event to the N-th (the bus tells no assignment time);
-//!   `first_event_ms` from `start_consuming` to the first handled event.
+//!   `first_event_ms` from `start_consuming` to the first handled event; `tasks`, the runtime's alive
+//!   tasks once the N-th event was handled (a worker per assigned partition, plus the client's own).
 //! - `latency` (issue 7): publishes N events at `--rate` per second through the bus while the same
 //!   process's bus consumer handles them; p50/p99/max publish→handler latency, with a 10 ms fetch max
 //!   wait (`--fetch-max-wait-ms`); `latency-raw` measures the same with the raw `Producer` and
@@ -606,6 +607,8 @@ async fn bus_consume(args: &Args, bootstrap: &str, topic: &str) -> Result<Measur
     let first = tally.first.get().copied().ok_or("no first event")?;
     let elapsed = last.duration_since(first);
     report_cpu("kafka-event-bus", args.events, cpu_before, elapsed);
+    // The runtime's tasks while the bus holds its partitions (a worker each, plus the client's own).
+    let tasks = tokio::runtime::Handle::current().metrics().num_alive_tasks();
     bus.shutdown(Duration::from_secs(30)).await?;
     consuming.wait().await?;
     let stats = bus.stats();
@@ -619,6 +622,7 @@ async fn bus_consume(args: &Args, bootstrap: &str, topic: &str) -> Result<Measur
             "first_event_ms",
             first.duration_since(started).as_secs_f64() * 1e3,
         ),
+        ("tasks", tasks as f64),
     ])
 }
 

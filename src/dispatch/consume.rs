@@ -27,17 +27,22 @@ pub(crate) async fn consume(
     let settings = &dispatcher.config;
     info!(group = %settings.consumer_group, topic = %settings.topic, "consuming");
     let workers = TaskTracker::new();
-    let stop_workers = CancellationToken::new();
+    // One halt per worker, a child of its partition's revocation: cancelled by the revocation, or here
+    // when consuming stops. No task watches a partition for either.
+    let mut halts: Vec<CancellationToken> = Vec::new();
     let result = loop {
         tokio::select! {
             () = stop.cancelled() => break Ok(()),
             event = consumer.next_event() => match event {
                 Some(ConsumerEvent::Assigned(streams)) => {
+                    halts.retain(|halt| !halt.is_cancelled());
                     for stream in streams {
                         let tp = stream.topic_partition().clone();
                         debug!(?tp, "partition assigned");
                         dispatcher.assignment.assign(stream.probe());
-                        workers.spawn(partition_worker(Arc::clone(&dispatcher), stream, stop_workers.clone()));
+                        let halt = stream.revocation().child_token();
+                        halts.push(halt.clone());
+                        workers.spawn(partition_worker(Arc::clone(&dispatcher), stream, halt));
                     }
                 }
                 Some(ConsumerEvent::Revoked { partitions, lost }) => {
@@ -61,7 +66,9 @@ pub(crate) async fn consume(
     };
     // Workers finish the record they hold (each within the grace period), then stop; the consumer then
     // commits what is done and leaves. A shutdown's deadline bounds all of it.
-    stop_workers.cancel();
+    for halt in &halts {
+        halt.cancel();
+    }
     workers.close();
     if tokio::time::timeout(dispatcher.grace() + WORKER_EXIT, workers.wait())
         .await

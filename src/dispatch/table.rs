@@ -65,14 +65,12 @@ impl Snapshot {
     /// Decodes a consumed record: a registered type becomes its typed event; an event of a type this bus
     /// does not know (no typed subscription) becomes an untyped [`AnyEvent`] that wildcard handlers
     /// receive, as long as its envelope is valid. Bad headers, bad JSON and bad envelopes are errors.
+    /// `name` is the record's `event_type` header, read once by the caller (see
+    /// [`event_type_header`](crate::event::event_type_header)).
     #[cfg(feature = "client")]
-    pub(crate) fn decode(
-        &self,
-        headers: &crate::protocol::Headers,
-        value: bytes::Bytes,
-    ) -> Result<AnyEvent, crate::event::Error> {
-        match self.registry.decode(headers, value.clone()) {
-            Err(crate::event::Error::UnknownEventType { .. }) => AnyEvent::decode_untyped(headers, value),
+    pub(crate) fn decode(&self, name: &str, value: bytes::Bytes) -> Result<AnyEvent, crate::event::Error> {
+        match self.registry.decode_named(name, value.clone()) {
+            Err(crate::event::Error::UnknownEventType { .. }) => AnyEvent::decode_untyped_named(name, value),
             other => other,
         }
     }

@@ -119,7 +119,13 @@ impl AnyEvent {
     /// # Ok::<(), kafka_event_bus::event::Error>(())
     /// ```
     pub fn decode_untyped(headers: &Headers, value: Bytes) -> Result<Self, Error> {
-        let name = codec::event_type_header(headers)?.to_owned();
+        Self::decode_untyped_named(codec::event_type_header(headers)?, value)
+    }
+
+    /// [`decode_untyped`](Self::decode_untyped) of a record whose `event_type` header was already read
+    /// as `name`.
+    pub(crate) fn decode_untyped_named(name: &str, value: Bytes) -> Result<Self, Error> {
+        let name = name.to_owned();
         let meta = json::decode_meta(&value, &name)?;
         Ok(Self(Arc::new(Inner {
             type_name: Cow::Owned(name),

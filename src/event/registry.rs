@@ -216,10 +216,14 @@ impl EventRegistry {
     /// [`Error::UnknownEventType`], or a JSON error of [`DomainEvent::from_json`]; see
     /// [`Error::should_dead_letter`].
     pub fn decode(&self, headers: &Headers, value: impl Into<Bytes>) -> Result<AnyEvent, Error> {
-        let name = codec::event_type_header(headers)?;
+        self.decode_named(codec::event_type_header(headers)?, value.into())
+    }
+
+    /// [`decode`](Self::decode) of a record whose `event_type` header was already read as `name`.
+    pub(crate) fn decode_named(&self, name: &str, value: Bytes) -> Result<AnyEvent, Error> {
         let ty = self.types.get(name).ok_or_else(|| Error::UnknownEventType {
             event_type: name.to_owned(),
         })?;
-        (ty.decode)(value.into(), ty.name)
+        (ty.decode)(value, ty.name)
     }
 }

@@ -43,6 +43,7 @@ trial_modules! {
     bus,
     bus_background,
     bus_config,
+    bus_footprint,
     bus_crash,
     bus_tls,
     bus_wait,

@@ -47,6 +47,12 @@ impl Ctx {
     }
 }
 
+/// The broker context, for a test that runs a runtime of its own.
+pub(crate) fn ctx() -> Result<&'static Ctx, Failed> {
+    CTX.get()
+        .ok_or_else(|| "the broker context was not initialised".into())
+}
+
 /// Runs one async test on the shared runtime with the time limit; a panic is a failure.
 pub(crate) fn run<F, Fut>(test: F) -> Result<(), Failed>
 where

@@ -7,21 +7,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use super::Settled;
-use crate::{client::consumer::PartitionStream, dispatch::Dispatcher};
-
-/// A token cancelled by `stop` or by the revocation of `stream`'s partition.
-pub(super) fn token(stop: &CancellationToken, stream: &PartitionStream) -> CancellationToken {
-    let halt = stop.child_token();
-    let revoked = stream.revocation();
-    let watched = halt.clone();
-    tokio::spawn(async move {
-        tokio::select! {
-            () = revoked.cancelled() => watched.cancel(),
-            () = watched.cancelled() => {}
-        }
-    });
-    halt
-}
+use crate::dispatch::Dispatcher;
 
 /// Runs `settling` to its end; once `halt` is cancelled it may go on for the dispatcher's grace period
 /// only (cut short by a shutdown that begins meanwhile), then it is dropped (with the handler it runs) and the record counts as interrupted.

@@ -64,14 +64,15 @@ pub(crate) enum Ended {
     Stuck,
 }
 
-/// Runs the worker of one partition until it is revoked or `stop` is cancelled. A worker that dies
-/// (a panic outside a handler) or a record that cannot be settled pauses the partition until then.
+/// Runs the worker of one partition until `halt` is cancelled (the partition is revoked or the bus
+/// stops consuming: a child of the stream's revocation, which the consume loop also cancels when it
+/// stops). A worker that dies (a panic outside a handler) or a record that cannot be settled pauses the
+/// partition until then.
 pub(crate) async fn partition_worker(
     dispatcher: Arc<Dispatcher>,
     mut stream: PartitionStream,
-    stop: CancellationToken,
+    halt: CancellationToken,
 ) {
-    let halt = halt::token(&stop, &stream);
     let tp = stream.topic_partition().clone();
     let run = async {
         if dispatcher.config.max_in_flight_per_partition > 1 {

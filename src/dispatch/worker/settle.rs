@@ -45,10 +45,10 @@ pub(super) async fn settle(
     }
     stats.add(Counter::EventsConsumed, 1);
     stats.stamp(Stamp::Consume);
+    // The event_type header, read once: it names the span and picks the decoder.
+    let event_type = record.headers.get_str(crate::event::header::EVENT_TYPE);
     // A CONSUMER span for every record with an event_type header, child of the publisher's span.
-    let span = record
-        .headers
-        .get_str(crate::event::header::EVENT_TYPE)
+    let span = event_type
         .map(|event_type| {
             let info = RecordInfo {
                 topic: &record.topic,
@@ -60,9 +60,13 @@ pub(super) async fn settle(
             };
             telemetry.consume_span(&info, &record.headers)
         });
-    let decoded = match &record.value {
-        Some(value) => handlers.decode(&record.headers, value.clone()),
-        None => Err(crate::event::Error::MissingEventType),
+    let decoded = match (&record.value, event_type) {
+        (Some(value), Some(name)) if !name.is_empty() => handlers.decode(name, value.clone()),
+        // Missing, empty or not UTF-8: the header's own error says which.
+        (Some(_), _) => Err(crate::event::event_type_header(&record.headers)
+            .err()
+            .unwrap_or(crate::event::Error::MissingEventType)),
+        (None, _) => Err(crate::event::Error::MissingEventType),
     };
     // `dead_letter_unknown_types`: an event of a type with no typed subscription that no wildcard
     // takes either is, for this group, an unknown type (eventsource-py's policy).
@@ -94,7 +98,8 @@ pub(super) async fn settle(
                 retries: 0,
             };
             let error_type = failure.error_type.clone();
-            let settled = dead_letter(dispatcher, record, failure, halt).await;
+            // Boxed: the DLQ hand-off is the cold path, and inline it would size every worker's future.
+            let settled = Box::pin(dead_letter(dispatcher, record, failure, halt)).await;
             telemetry.metrics().consume_failed_duration(
                 Arc::clone(&record.topic),
                 started.elapsed(),
@@ -112,18 +117,21 @@ pub(super) async fn settle(
         .consumed(Arc::clone(&record.topic), record.partition, event.type_label());
     let mut pending = Cow::Borrowed(handlers.handlers_for(&event));
     let mut retries = 0u32;
-    let context = RecordContext::new(
-        Arc::clone(&record.topic),
-        record.partition,
-        record.offset,
-        record.timestamp,
-        record.key.clone(),
-        record.headers.clone(),
-    );
+    // Each attempt's context is built from the record (shared bytes, no copies).
+    let context = || {
+        RecordContext::new(
+            Arc::clone(&record.topic),
+            record.partition,
+            record.offset,
+            record.timestamp,
+            record.key.clone(),
+            record.headers.clone(),
+        )
+    };
     let policy = &config.retry;
     let mut failed_with = None;
     let settled = loop {
-        let mut attempt = context.clone();
+        let mut attempt = context();
         attempt.retries = retries;
         let (failures, ended) = attempt
             .scope(run_handlers(dispatcher, &pending, &event, span.as_ref()))
@@ -156,7 +164,7 @@ pub(super) async fn settle(
                 span.failed(&failure.error_type, failures[0].1.as_ref());
             }
             failed_with = Some(failure.error_type.clone());
-            break dead_letter(dispatcher, record, failure, halt).await;
+            break Box::pin(dead_letter(dispatcher, record, failure, halt)).await;
         }
         let delay = policy.delay(retries, rng.unit());
         warn!(
