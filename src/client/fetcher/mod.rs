@@ -429,6 +429,13 @@ pub(crate) async fn run(
                 if let Ok(done) = done {
                     f.complete(done);
                 }
+                // Whatever else completed meanwhile (offset resets finish in bursts, one per
+                // partition) is taken before the next plan, which walks the whole assignment.
+                while let Some(done) = f.tasks.try_join_next() {
+                    if let Ok(done) = done {
+                        f.complete(done);
+                    }
+                }
             }
             () = f.shared.wake.notified() => {}
             () = tokio::time::sleep_until(wake_at.max(now + Duration::from_millis(1)).into()) => {}
