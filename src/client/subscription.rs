@@ -14,7 +14,7 @@
 //!   revoked, and has fewer than the allowed number of chunks waiting for the application (this is
 //!   the backpressure that keeps a slow handler from growing memory).
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, sync::Arc};
 
 pub(crate) use super::TopicPartition;
 
@@ -63,6 +63,21 @@ pub struct PartitionState {
 }
 
 impl PartitionState {
+    /// Whether records wait past the position: see [`SubscriptionState::has_records_to_fetch`].
+    pub(crate) fn records_to_fetch(&self, read_committed: bool) -> Option<bool> {
+        let position = self.position?;
+        let end = if read_committed {
+            self.last_stable_offset.or(self.high_watermark)
+        } else {
+            self.high_watermark
+        };
+        match end {
+            Some(end) if position < end => Some(true),
+            _ if self.end_is_current => Some(false),
+            _ => None,
+        }
+    }
+
     /// The watermarks belong to a position that no longer holds (a reset, or a log truncated under it).
     fn forget_end(&mut self) {
         self.high_watermark = None;
@@ -90,7 +105,8 @@ pub struct SubscriptionState {
     /// By topic, then by partition number: a lookup compares the name with the few assigned topics
     /// only, then integers (keyed by the whole [`TopicPartition`], each of a lookup's ~10 steps among a
     /// topic's 1,000 partitions compared the topic name again). Iterates in `(topic, partition)` order.
-    partitions: BTreeMap<String, BTreeMap<i32, (TopicPartition, PartitionState)>>,
+    /// Each name is shared (`Arc`): the fetcher lists partitions in every Fetch without copying names.
+    partitions: BTreeMap<String, BTreeMap<i32, (Arc<TopicPartition>, PartitionState)>>,
     next_epoch: u64,
     max_buffered: usize,
 }
@@ -130,7 +146,7 @@ impl SubscriptionState {
         self.partitions
             .entry(tp.topic.clone())
             .or_default()
-            .insert(tp.partition, (tp, state));
+            .insert(tp.partition, (Arc::new(tp), state));
         epoch
     }
 
@@ -171,7 +187,25 @@ impl SubscriptionState {
         self.partitions
             .values()
             .flat_map(BTreeMap::values)
-            .map(|(tp, state)| (tp, state))
+            .map(|(tp, state)| (&**tp, state))
+    }
+
+    /// Whether a partition in state `p` may be fetched (see [`fetchable`](Self::fetchable)).
+    pub(crate) fn is_fetchable(&self, p: &PartitionState) -> bool {
+        !p.paused && !p.revoking && p.stopped.is_none() && p.buffered < self.max_buffered && p.position.is_some()
+    }
+
+    /// Every assigned partition by topic, in `(topic, partition)` order, with its shared name and
+    /// state: the fetcher plans its Fetches and offset resets in one pass over it, copying no name.
+    pub(crate) fn by_topic(
+        &self,
+    ) -> impl Iterator<Item = (&str, impl Iterator<Item = (&Arc<TopicPartition>, &PartitionState)>)> {
+        self.partitions.iter().map(|(topic, partitions)| {
+            (
+                topic.as_str(),
+                partitions.values().map(|(tp, p)| (tp, p)),
+            )
+        })
     }
 
     /// The assigned partitions.
@@ -199,9 +233,7 @@ impl SubscriptionState {
     /// `(partition, position, epoch)` of every fetchable partition.
     pub fn fetchable(&self) -> Vec<(TopicPartition, i64, u64)> {
         self.iter()
-            .filter(|(_, p)| {
-                !p.paused && !p.revoking && p.stopped.is_none() && p.buffered < self.max_buffered
-            })
+            .filter(|(_, p)| self.is_fetchable(p))
             .filter_map(|(tp, p)| p.position.map(|pos| (tp.clone(), pos, p.epoch)))
             .collect()
     }
@@ -340,11 +372,16 @@ impl SubscriptionState {
         }
     }
 
-    /// The application took one chunk of `tp` (epoch `epoch`).
-    pub fn consumed_chunk(&mut self, tp: &TopicPartition, epoch: u64) {
-        if let Some(p) = self.state_mut(tp).filter(|p| p.epoch == epoch) {
-            p.buffered = p.buffered.saturating_sub(1);
-        }
+    /// The application took one chunk of `tp` (epoch `epoch`). Returns whether that made `tp`
+    /// fetchable again (its buffer was full): only then has the fetcher something new to fetch.
+    pub fn consumed_chunk(&mut self, tp: &TopicPartition, epoch: u64) -> bool {
+        let max_buffered = self.max_buffered;
+        let Some(p) = self.state_mut(tp).filter(|p| p.epoch == epoch) else {
+            return false;
+        };
+        let was_full = p.buffered >= max_buffered;
+        p.buffered = p.buffered.saturating_sub(1);
+        was_full && p.buffered < max_buffered
     }
 
     /// Whether `tp` has records past its position, as far as fetches told: `Some(true)` while the
@@ -356,18 +393,7 @@ impl SubscriptionState {
     /// long-polls only partitions at `Some(false)`, on a connection of their own, and looks at `None`
     /// with a short wait, so records known to wait do not wait behind a long poll.
     pub fn has_records_to_fetch(&self, tp: &TopicPartition, read_committed: bool) -> Option<bool> {
-        let p = self.state(tp)?;
-        let position = p.position?;
-        let end = if read_committed {
-            p.last_stable_offset.or(p.high_watermark)
-        } else {
-            p.high_watermark
-        };
-        match end {
-            Some(end) if position < end => Some(true),
-            _ if p.end_is_current => Some(false),
-            _ => None,
-        }
+        self.state(tp)?.records_to_fetch(read_committed)
     }
 
     /// How far `tp`'s position is behind its high watermark.

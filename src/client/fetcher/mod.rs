@@ -45,10 +45,11 @@ mod plan;
 pub use error::Error;
 pub(crate) use plan::{CompletedFetch, Failed};
 pub(crate) mod partition_reader;
+mod partition_set;
 mod reset;
 
 use std::{
-    collections::{BTreeMap, BTreeSet, HashMap, HashSet},
+    collections::{BTreeMap, HashMap, HashSet},
     sync::{Arc, Mutex, MutexGuard},
     time::{Duration, Instant},
 };
@@ -68,6 +69,7 @@ use crate::{
     },
     protocol::{Headers, ResponseError},
 };
+use partition_set::PartitionSet;
 use plan::{FetchTarget, Lane, PartitionOutcome};
 
 /// `isolation.level`.
@@ -184,7 +186,9 @@ pub(crate) struct FetchShared {
 #[derive(Debug)]
 struct FetchState {
     subscriptions: SubscriptionState,
-    sinks: HashMap<TopicPartition, (u64, Sink)>,
+    /// By assignment epoch (each assignment of a partition has its own): a chunk goes to the stream of
+    /// the assignment it was fetched under without its partition's name being hashed or compared.
+    sinks: BTreeMap<u64, Sink>,
 }
 
 /// Where one assignment of a partition receives its fetched chunks.
@@ -195,7 +199,7 @@ impl FetchShared {
         Self {
             state: Mutex::new(FetchState {
                 subscriptions: SubscriptionState::new(max_buffered),
-                sinks: HashMap::new(),
+                sinks: BTreeMap::new(),
             }),
             wake: Notify::new(),
         }
@@ -214,9 +218,10 @@ impl FetchShared {
         reset: OffsetReset,
     ) -> (u64, ChunkReceiver) {
         let mut state = self.lock();
+        state.forget_sink(tp);
         let epoch = state.subscriptions.assign(tp.clone(), committed, Some(reset));
         let (tx, rx) = mpsc::unbounded_channel();
-        state.sinks.insert(tp.clone(), (epoch, tx));
+        state.sinks.insert(epoch, tx);
         (epoch, rx)
     }
 
@@ -224,21 +229,26 @@ impl FetchShared {
     /// [`revoked`](Self::revoked).
     pub(crate) fn revoke(&self, tp: &TopicPartition) {
         let mut state = self.lock();
+        state.forget_sink(tp);
         state.subscriptions.mark_revoking(tp);
-        state.sinks.remove(tp);
     }
 
     /// Forgets `tp` (the revocation completed).
     pub(crate) fn revoked(&self, tp: &TopicPartition) {
         let mut state = self.lock();
+        state.forget_sink(tp);
         state.subscriptions.remove(tp);
-        state.sinks.remove(tp);
     }
 
     /// The application worked through one chunk of `tp` (assignment `epoch`): one more may be fetched.
+    /// The fetch task is woken only when that makes the partition fetchable again: while it is
+    /// fetchable anyway, the task plans its next Fetch when one completes, and a wake-up per chunk
+    /// would have it walk every assigned partition per chunk.
     pub(crate) fn chunk_consumed(&self, tp: &TopicPartition, epoch: u64) {
-        self.lock().subscriptions.consumed_chunk(tp, epoch);
-        self.wake();
+        let unblocked = self.lock().subscriptions.consumed_chunk(tp, epoch);
+        if unblocked {
+            self.wake();
+        }
     }
 
     /// Stops fetching `tp` (chunks already fetched are still delivered).
@@ -306,7 +316,10 @@ impl FetchShared {
     #[cfg(test)]
     pub(crate) fn deliver_for_tests(&self, tp: &TopicPartition, records: bytes::Bytes) {
         let mut state = self.lock();
-        let Some((epoch, sink)) = state.sinks.get(tp).cloned() else {
+        let Some(epoch) = state.subscriptions.get(tp).map(|p| p.epoch) else {
+            return;
+        };
+        let Some(sink) = state.sinks.get(&epoch).cloned() else {
             return;
         };
         if state.subscriptions.get(tp).is_some_and(|p| p.position.is_none()) {
@@ -329,6 +342,15 @@ impl FetchShared {
             let mut chunk = *chunk;
             chunk.epoch = epoch;
             let _ = sink.send(chunk);
+        }
+    }
+}
+
+impl FetchState {
+    /// Drops the sink of `tp`'s current assignment (it is revoked or assigned anew).
+    fn forget_sink(&mut self, tp: &TopicPartition) {
+        if let Some(epoch) = self.subscriptions.get(tp).map(|p| p.epoch) {
+            self.sinks.remove(&epoch);
         }
     }
 }
@@ -361,10 +383,10 @@ const MAX_HALVINGS: u32 = 8;
 /// Hands `chunk` to `target`'s stream, or (no stream of that assignment) forgets it.
 fn send(state: &mut FetchState, target: &FetchTarget, mut chunk: CompletedFetch) {
     chunk.epoch = target.epoch;
-    let sent = match state.sinks.get(&target.tp) {
-        Some((epoch, sink)) if *epoch == target.epoch => sink.send(chunk).is_ok(),
-        _ => false,
-    };
+    let sent = state
+        .sinks
+        .get(&target.epoch)
+        .is_some_and(|sink| sink.send(chunk).is_ok());
     if !sent {
         state.subscriptions.consumed_chunk(&target.tp, target.epoch);
     }
@@ -383,8 +405,8 @@ pub(crate) async fn run(
         shared,
         connections: HashMap::new(),
         busy: HashSet::new(),
-        in_flight: BTreeMap::new(),
-        resetting: HashSet::new(),
+        in_flight: PartitionSet::default(),
+        resetting: PartitionSet::default(),
         backoff: HashMap::new(),
         held: HashMap::new(),
         shrink: HashMap::new(),
@@ -407,6 +429,13 @@ pub(crate) async fn run(
                 if let Ok(done) = done {
                     f.complete(done);
                 }
+                // Whatever else completed meanwhile (offset resets finish in bursts, one per
+                // partition) is taken before the next plan, which walks the whole assignment.
+                while let Some(done) = f.tasks.try_join_next() {
+                    if let Ok(done) = done {
+                        f.complete(done);
+                    }
+                }
             }
             () = f.shared.wake.notified() => {}
             () = tokio::time::sleep_until(wake_at.max(now + Duration::from_millis(1)).into()) => {}
@@ -425,8 +454,9 @@ struct Fetcher {
     /// The brokers' lanes with a Fetch in flight.
     busy: HashSet<(i32, Lane)>,
     /// By topic, then partition number: no name hashed or copied per partition and Fetch.
-    in_flight: BTreeMap<String, BTreeSet<i32>>,
-    resetting: HashSet<TopicPartition>,
+    in_flight: PartitionSet,
+    /// The partitions whose offset reset is under way.
+    resetting: PartitionSet,
     backoff: HashMap<i32, Instant>,
     /// Partitions not fetched before the time given (a batch at their position failed its checks once).
     held: HashMap<TopicPartition, Instant>,
@@ -439,12 +469,6 @@ struct Fetcher {
 }
 
 impl Fetcher {
-    fn is_in_flight(&self, tp: &TopicPartition) -> bool {
-        self.in_flight
-            .get(tp.topic.as_str())
-            .is_some_and(|partitions| partitions.contains(&tp.partition))
-    }
-
     fn connection(&mut self, broker: i32, lane: Lane) -> Option<Arc<BrokerConnection>> {
         let address = self.cluster.metadata().brokers.get(&broker)?.address();
         let conn = self.connections.entry((broker, lane)).or_insert_with(|| {
@@ -493,27 +517,48 @@ impl Fetcher {
         self.backoff.retain(|_, until| *until > now);
         self.held.retain(|_, until| *until > now);
         let read_committed = self.config.isolation_level == IsolationLevel::ReadCommitted;
-        // Partitions to look at again (their end is not current).
-        let mut unknown = HashSet::new();
-        let (fetchable, resets) = {
+        let metadata = self.cluster.metadata();
+        let mut plan = plan::Plan::default();
+        let mut resets = Vec::new();
+        {
             let state = self.shared.lock();
             let subscriptions = &state.subscriptions;
-            let fetchable: Vec<(FetchTarget, Lane)> = subscriptions
-                .fetchable()
-                .into_iter()
-                .filter(|(tp, ..)| !self.is_in_flight(tp) && !self.held.contains_key(tp))
-                .map(|(tp, offset, epoch)| {
-                    let known = subscriptions.has_records_to_fetch(&tp, read_committed);
-                    if known.is_none() {
-                        unknown.insert(tp.clone());
+            // One pass over the assignment; the in-flight and resetting sets and the leaders are
+            // looked up once per topic, and no name is copied or hashed per partition.
+            for (topic, partitions) in subscriptions.by_topic() {
+                let in_flight = self.in_flight.topic(topic);
+                let resetting = self.resetting.topic(topic);
+                let leaders = metadata.topics.get(topic);
+                for (tp, p) in partitions {
+                    if let Some(reset) = p.reset.filter(|_| !p.revoking) {
+                        if !resetting.is_some_and(|partitions| partitions.contains(&tp.partition)) {
+                            resets.push((Arc::clone(tp), reset, p.epoch));
+                        }
+                        continue;
                     }
-                    (FetchTarget { tp, offset, epoch }, Lane::of(known))
-                })
-                .collect();
-            (fetchable, subscriptions.needing_reset())
-        };
+                    let Some(offset) = p.position.filter(|_| subscriptions.is_fetchable(p)) else {
+                        continue;
+                    };
+                    if in_flight.is_some_and(|partitions| partitions.contains(&tp.partition))
+                        || (!self.held.is_empty() && self.held.contains_key(&**tp))
+                    {
+                        continue;
+                    }
+                    let leader = leaders
+                        .and_then(|t| t.partition(tp.partition))
+                        .and_then(|p| p.leader);
+                    let target = FetchTarget {
+                        tp: Arc::clone(tp),
+                        offset,
+                        epoch: p.epoch,
+                    };
+                    plan.add(target, p.records_to_fetch(read_committed), leader);
+                }
+            }
+        }
         for (tp, reset, epoch) in resets {
-            if self.resetting.insert(tp.clone()) {
+            if self.resetting.insert(&tp) {
+                let tp = TopicPartition::clone(&tp);
                 let cluster = self.cluster.clone();
                 let config = Arc::clone(&self.config);
                 self.tasks.spawn(async move {
@@ -522,14 +567,10 @@ impl Fetcher {
                 });
             }
         }
-        let metadata = self.cluster.metadata();
-        let (plan, leaderless) = plan::by_leader(fetchable, |tp| {
-            metadata.topics.get(&tp.topic)?.partition(tp.partition)?.leader
-        });
-        if !leaderless.is_empty() {
+        if plan.leaderless > 0 {
             self.refresh_metadata();
         }
-        for ((broker, lane), mut targets) in plan {
+        for ((broker, lane), plan::PlannedFetch { mut targets, look }) in plan.fetches {
             if self.busy.contains(&(broker, lane)) || self.backoff.contains_key(&broker) {
                 continue;
             }
@@ -542,17 +583,9 @@ impl Fetcher {
             };
             self.busy.insert((broker, lane));
             for t in &targets {
-                match self.in_flight.get_mut(t.tp.topic.as_str()) {
-                    Some(partitions) => {
-                        partitions.insert(t.tp.partition);
-                    }
-                    None => {
-                        self.in_flight
-                            .insert(t.tp.topic.clone(), BTreeSet::from([t.tp.partition]));
-                    }
-                }
+                self.in_flight.insert(&t.tp);
             }
-            let config = if targets.iter().any(|t| unknown.contains(&t.tp)) {
+            let config = if look {
                 Arc::new(FetchConfig {
                     fetch_max_wait: self.config.fetch_max_wait.min(plan::LOOK_MAX_WAIT),
                     ..FetchConfig::clone(&self.config)
@@ -611,12 +644,7 @@ impl Fetcher {
                 }
                 self.busy.remove(&(broker, lane));
                 for t in &targets {
-                    if let Some(partitions) = self.in_flight.get_mut(t.tp.topic.as_str()) {
-                        partitions.remove(&t.tp.partition);
-                        if partitions.is_empty() {
-                            self.in_flight.remove(t.tp.topic.as_str());
-                        }
-                    }
+                    self.in_flight.remove(&t.tp);
                 }
                 match result {
                     Ok(response) => self.deliver(broker, targets, response),
@@ -677,8 +705,10 @@ impl Fetcher {
         if !subscriptions.note_bad_batch(&target.tp, target.epoch, bad.base_offset) {
             tracing::warn!(tp = %target.tp, offset = bad.base_offset, error = %bad.error, "record batch failed its checks; fetching it again");
             subscriptions.fetch_failed(&target.tp, target.epoch);
-            self.held
-                .insert(target.tp.clone(), Instant::now() + self.config.retry_backoff);
+            self.held.insert(
+                TopicPartition::clone(&target.tp),
+                Instant::now() + self.config.retry_backoff,
+            );
             return;
         }
         let past = bad.past;
@@ -736,7 +766,9 @@ impl Fetcher {
                     } => {
                         let watermarks = (high_watermark, last_stable_offset);
                         match (chunk, bad) {
-                            (None, Some(bad)) => self.bad_batch_at_position(&name, &target, watermarks, *bad),
+                            (None, Some(bad)) => {
+                                self.bad_batch_at_position(&name, &target, watermarks, *bad);
+                            }
                             (chunk, bad) => {
                                 let mut state = self.shared.lock();
                                 let delivered = chunk.is_some();
@@ -805,5 +837,75 @@ impl Fetcher {
                 .insert(broker, Instant::now() + self.config.retry_backoff);
             self.refresh_metadata();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::FutureExt;
+
+    use super::*;
+
+    /// Whether the fetch task would wake (takes the stored wake-up).
+    fn woken(shared: &FetchShared) -> bool {
+        shared.wake.notified().now_or_never().is_some()
+    }
+
+    #[test]
+    fn a_consumed_chunk_wakes_the_fetch_task_only_when_its_partition_is_fetchable_again() {
+        let shared = FetchShared::new(2);
+        let tp = TopicPartition::new("t", 0);
+        let (epoch, _rx) = shared.assign(&tp, Some(0), OffsetReset::Earliest);
+        {
+            let mut state = shared.lock();
+            assert!(state.subscriptions.advance(&tp, epoch, 0, 5, (10, 10), true));
+            assert!(state.subscriptions.advance(&tp, epoch, 5, 10, (10, 10), true));
+            assert!(
+                state.subscriptions.fetchable().is_empty(),
+                "two chunks buffered: full"
+            );
+        }
+        assert!(!woken(&shared));
+        shared.chunk_consumed(&tp, epoch);
+        assert!(woken(&shared), "fetchable again");
+        shared.chunk_consumed(&tp, epoch);
+        assert!(!woken(&shared), "it was fetchable already: nothing new to plan");
+        shared.chunk_consumed(&tp, epoch + 1);
+        assert!(!woken(&shared), "another assignment's chunk");
+    }
+
+    #[test]
+    fn chunks_go_to_the_stream_of_the_assignment_they_were_fetched_under() {
+        let shared = FetchShared::new(2);
+        let tp = TopicPartition::new("t", 0);
+        let (old, mut old_rx) = shared.assign(&tp, Some(0), OffsetReset::Earliest);
+        let (new, mut new_rx) = shared.assign(&tp, Some(0), OffsetReset::Earliest);
+        let target = |epoch| FetchTarget {
+            tp: Arc::new(tp.clone()),
+            offset: 0,
+            epoch,
+        };
+        let bad = || plan::BadBatch {
+            base_offset: 0,
+            past: 1,
+            error: Error::BatchTooLarge {
+                topic: "t".to_owned(),
+                partition: 0,
+                base_offset: 0,
+                size: 9,
+                received: 1,
+                limit: 1,
+            },
+        };
+        let chunk = || CompletedFetch::failed(&Arc::from("t"), 0, 0, bad());
+        let mut state = shared.lock();
+        send(&mut state, &target(old), chunk());
+        assert!(old_rx.try_recv().is_err(), "the old assignment's stream is gone");
+        send(&mut state, &target(new), chunk());
+        assert_eq!(new_rx.try_recv().map(|c| c.epoch).ok(), Some(new));
+        state.forget_sink(&tp);
+        send(&mut state, &target(new), chunk());
+        assert!(new_rx.try_recv().is_err(), "revoked");
+        assert!(state.sinks.is_empty());
     }
 }

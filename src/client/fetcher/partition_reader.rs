@@ -148,7 +148,7 @@ pub(crate) async fn fetch(
         .version_for::<FetchRequest>()
         .context(ConnectionSnafu { tp: tp.clone() })?;
     let target = [FetchTarget {
-        tp: tp.clone(),
+        tp: std::sync::Arc::new(tp.clone()),
         offset,
         epoch: 0,
     }];

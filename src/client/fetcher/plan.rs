@@ -28,7 +28,8 @@ use crate::{
 /// One partition in a Fetch: where it was fetched from and under which assignment epoch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct FetchTarget {
-    pub(crate) tp: TopicPartition,
+    /// Shared with the subscription state: listing a partition in a Fetch copies no name.
+    pub(crate) tp: Arc<TopicPartition>,
     pub(crate) offset: i64,
     pub(crate) epoch: u64,
 }
@@ -540,24 +541,42 @@ impl Lane {
 /// before reading anything.
 pub(crate) const LOOK_MAX_WAIT: Duration = Duration::from_millis(10);
 
-/// The Fetches to send: the partitions of each (leader, lane).
-pub(crate) type Plan = BTreeMap<(i32, Lane), Vec<FetchTarget>>;
+/// The partitions of one Fetch, and whether one of them is to be looked at again (its end is not
+/// current: the Fetch waits at most [`LOOK_MAX_WAIT`]).
+#[derive(Debug, Default)]
+pub(crate) struct PlannedFetch {
+    pub(crate) targets: Vec<FetchTarget>,
+    pub(crate) look: bool,
+}
 
-/// Groups fetchable partitions by the Fetch they go in: one per leader and lane. Partitions without a
-/// known leader come back separately.
-pub(crate) fn by_leader(
-    fetchable: Vec<(FetchTarget, Lane)>,
-    leader_of: impl Fn(&TopicPartition) -> Option<i32>,
-) -> (Plan, Vec<FetchTarget>) {
-    let mut plan = Plan::new();
-    let mut leaderless = Vec::new();
-    for (t, lane) in fetchable {
-        match leader_of(&t.tp) {
-            Some(leader) => plan.entry((leader, lane)).or_default().push(t),
-            None => leaderless.push(t),
-        }
+/// The Fetches to send: one per leader and lane.
+#[derive(Debug, Default)]
+pub(crate) struct Plan {
+    pub(crate) fetches: BTreeMap<(i32, Lane), PlannedFetch>,
+    /// How many fetchable partitions have no known leader (metadata is to be refreshed).
+    pub(crate) leaderless: usize,
+}
+
+impl Plan {
+    /// Adds `target` to the Fetch of its `leader` on the lane `has_records_to_fetch` picks
+    /// ([`Lane::of`]); without a leader it is only counted.
+    pub(crate) fn add(
+        &mut self,
+        target: FetchTarget,
+        has_records_to_fetch: Option<bool>,
+        leader: Option<i32>,
+    ) {
+        let Some(leader) = leader else {
+            self.leaderless += 1;
+            return;
+        };
+        let fetch = self
+            .fetches
+            .entry((leader, Lane::of(has_records_to_fetch)))
+            .or_default();
+        fetch.targets.push(target);
+        fetch.look |= has_records_to_fetch.is_none();
     }
-    (plan, leaderless)
 }
 
 #[cfg(test)]
@@ -961,17 +980,17 @@ mod tests {
         let config = FetchConfig::default();
         let targets = vec![
             FetchTarget {
-                tp: TopicPartition::new("a", 0),
+                tp: Arc::new(TopicPartition::new("a", 0)),
                 offset: 5,
                 epoch: 1,
             },
             FetchTarget {
-                tp: TopicPartition::new("b", 1),
+                tp: Arc::new(TopicPartition::new("b", 1)),
                 offset: 0,
                 epoch: 1,
             },
             FetchTarget {
-                tp: TopicPartition::new("a", 2),
+                tp: Arc::new(TopicPartition::new("a", 2)),
                 offset: 9,
                 epoch: 1,
             },
@@ -983,19 +1002,35 @@ mod tests {
             assert_eq!(r.topics[0].partitions.len(), 2);
             assert_eq!(r.topics[0].partitions[1].fetch_offset, 9);
         }
-        let lanes = [Lane::Data, Lane::Poll, Lane::Data];
-        let (plan, leaderless) = by_leader(targets.into_iter().zip(lanes).collect(), |tp| {
-            (tp.topic == "a").then_some(3)
-        });
-        assert_eq!(plan[&(3, Lane::Data)].len(), 2);
-        assert!(!plan.contains_key(&(3, Lane::Poll)), "b-1 (polled) has no leader");
-        assert_eq!(leaderless.len(), 1);
+        let known = [Some(true), Some(false), None];
+        let mut plan = Plan::default();
+        for (t, known) in targets.into_iter().zip(known) {
+            let leader = (t.tp.topic == "a").then_some(3);
+            plan.add(t, known, leader);
+        }
+        let data = &plan.fetches[&(3, Lane::Data)];
+        assert_eq!(data.targets.len(), 2);
+        assert!(data.look, "a-2's end is to be looked at again");
+        assert!(
+            !plan.fetches.contains_key(&(3, Lane::Poll)),
+            "b-1 (polled) has no leader"
+        );
+        assert_eq!(plan.leaderless, 1);
+        let mut plan = Plan::default();
+        let t = |p| FetchTarget {
+            tp: Arc::new(TopicPartition::new("a", p)),
+            offset: 0,
+            epoch: 1,
+        };
+        plan.add(t(0), Some(true), Some(1));
+        plan.add(t(1), Some(false), Some(1));
+        assert!(!plan.fetches[&(1, Lane::Data)].look && !plan.fetches[&(1, Lane::Poll)].look);
     }
 
     #[test]
     fn fetches_start_from_each_partition_in_turn() {
         let target = |topic: &str, partition| FetchTarget {
-            tp: TopicPartition::new(topic, partition),
+            tp: Arc::new(TopicPartition::new(topic, partition)),
             offset: 7,
             epoch: 1,
         };
