@@ -357,7 +357,8 @@ impl KafkaEventBusConfig {
     }
 
     /// Logs eventsource-py's warnings (and ours) for settings that work but deserve attention:
-    /// PLAINTEXT, SASL without TLS, hostname checks off, settings the protocol ignores. Called once per
+    /// PLAINTEXT, SASL without TLS, hostname checks off, settings the protocol ignores, a commit interval
+    /// longer than `max_poll_interval_ms` (a millisecond value given in seconds). Called once per
     /// bus, when `KafkaEventBus` is built; building or reading a config logs nothing.
     pub fn log_warnings(&self) {
         for warning in self.warnings() {
@@ -394,6 +395,12 @@ impl KafkaEventBusConfig {
         let ssl_set = self.ssl_cafile.is_some() || self.ssl_certfile.is_some() || self.ssl_keyfile.is_some();
         if ssl_set && !protocol.contains("SSL") {
             out.push("ssl_* files are ignored: security_protocol is not SSL or SASL_SSL");
+        }
+        if self.commit_interval > self.max_poll_interval() {
+            out.push(
+                "commit_interval is longer than max_poll_interval_ms: a crash redelivers that much work \
+                 (KAFKA_COMMIT_INTERVAL is in seconds, not milliseconds)",
+            );
         }
         out
     }

@@ -18,7 +18,8 @@ The changes, one after the other, each once the group has settled and then held 
   member_leave      one member is stopped with SIGINT (a clean close: commit, LeaveGroup);
   member_kill       another member is killed with SIGKILL (its partitions move after the session timeout).
 
-A change has settled when every partition is consuming (an event handled within the last `--gap` seconds)
+A change has settled when every partition is consuming (an event handled within the last `--gap` seconds;
+default max(1, 5 × partitions / rate), several of a partition's gaps between events)
 by a live member, the joining member has handled events (member_join), and this has held for
 `--stable` seconds. Its `settle_ms` runs from the change to the last partition's resumption: the first
 event handled on a partition by another member than before the change, or after a gap of at least
@@ -210,12 +211,15 @@ def main():
     parser.add_argument("--rate", type=int, default=1000)
     parser.add_argument("--session-ms", type=int, default=6000)
     parser.add_argument("--heartbeat-ms", type=int, default=1000)
-    parser.add_argument("--gap", type=float, default=1.0)
+    parser.add_argument("--gap", type=float, default=None)
     parser.add_argument("--stable", type=float, default=3.0)
     parser.add_argument("--hold", type=float, default=3.0)
     parser.add_argument("--timeout", type=float, default=60.0)
     parser.add_argument("--dir", default=None)
     args = parser.parse_args()
+    # A partition gets rate / partitions events a second: "consuming" must allow several of its gaps, or a
+    # wide topic never looks settled.
+    args.gap = args.gap or max(1.0, 5.0 * args.partitions / args.rate)
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
     prefix = f"group-bench-{uuid.uuid4().hex[:8]}"
     args.dir = args.dir or os.path.join("/tmp", prefix)
@@ -231,6 +235,8 @@ def main():
             "KAFKA_HEARTBEAT_INTERVAL_MS": str(args.heartbeat_ms),
             "KAFKA_PARTITION_ASSIGNMENT_STRATEGY": args.strategy,
             "KAFKA_AUTO_OFFSET_RESET": "earliest",
+            # Both clients commit every second (member.py does), so redeliveries compare like for like.
+            "KAFKA_COMMIT_INTERVAL": "1",
         }
     )
     env.setdefault("RUST_LOG", "info,kafka_event_bus::client::group=debug")

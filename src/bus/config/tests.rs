@@ -212,6 +212,20 @@ fn warnings_are_the_references_plus_ignored_settings() {
 }
 
 #[test]
+fn a_commit_interval_given_in_milliseconds_is_warned_about() {
+    // Kafka's auto.commit.interval.ms is in milliseconds; KAFKA_COMMIT_INTERVAL is in seconds.
+    let c = from(&[("KAFKA_COMMIT_INTERVAL", "5000")]).unwrap();
+    assert_eq!(c.commit_interval, Duration::from_secs(5000));
+    assert!(
+        c.warnings().iter().any(|w| w.contains("commit_interval")),
+        "{:?}",
+        c.warnings()
+    );
+    let c = from(&[("KAFKA_COMMIT_INTERVAL", "5")]).unwrap();
+    assert!(!c.warnings().iter().any(|w| w.contains("commit_interval")));
+}
+
+#[test]
 fn bootstrap_servers_must_be_host_port_entries() {
     let mut c = config();
     for bad in [

@@ -124,7 +124,8 @@ pub struct ConsumerConfig {
     pub group: MemberConfig,
     /// Fetch settings, `auto_offset_reset` and `isolation_level`.
     pub fetch: FetchConfig,
-    /// `auto.commit.interval.ms`: how often stored offsets are committed.
+    /// `auto.commit.interval.ms`: how often stored offsets are committed. Below 1 ms (zero included)
+    /// it is taken as 1 ms, so the group's thread never spins.
     pub commit_interval: Duration,
     /// The longest a revocation waits for in-flight work on a partition before committing what is done.
     pub revoke_timeout: Duration,
@@ -201,11 +202,17 @@ impl ConsumerConfig {
         self
     }
 
-    /// Sets the commit interval.
+    /// Sets the commit interval (at least 1 ms is used).
     #[must_use]
     pub fn with_commit_interval(mut self, interval: Duration) -> Self {
         self.commit_interval = interval;
         self
+    }
+
+    /// The interval the group's thread commits at: `commit_interval`, at least 1 ms (a zero interval
+    /// made its next commit always due, so the thread woke without pause).
+    fn effective_commit_interval(&self) -> Duration {
+        self.commit_interval.max(Duration::from_millis(1))
     }
 
     /// Sets the bounded wait of a revocation.
@@ -313,7 +320,7 @@ impl Consumer {
                 cluster.clone(),
                 DriverConfig {
                     member: config.group.clone(),
-                    commit_interval: config.commit_interval,
+                    commit_interval: config.effective_commit_interval(),
                     request_timeout: config.request_timeout,
                     cluster_runtime: Some(runtime.clone()),
                 },
@@ -446,6 +453,12 @@ mod tests {
         assert_eq!(c.group.timeouts.session_timeout, Duration::from_secs(45));
         assert_eq!(c.group.rebalance_timeout, Duration::from_secs(300));
         assert_eq!(c.commit_interval, Duration::from_secs(5));
+        assert_eq!(
+            c.clone()
+                .with_commit_interval(Duration::ZERO)
+                .effective_commit_interval(),
+            Duration::from_millis(1)
+        );
         let c = c.with_max_poll_interval(Duration::from_secs(10));
         assert_eq!(c.group.rebalance_timeout, Duration::from_secs(10));
     }
