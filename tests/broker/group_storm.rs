@@ -28,8 +28,9 @@
 //! Every second after the last kill the trial prints how much of that backlog is handled, and when each
 //! member first handles again, so that a slow storm shows whether the group or the drain took the time.
 //!
-//! The short storm runs with the other trials. `just storm N` runs N full storms (60,000 events at 3,000/s,
-//! a kill every 2 s for 20 s); the `STORM_*` variables below change any of it. Each member logs its group
+//! The short storm runs with the other trials (debug members). `just storm N` runs N full storms (60,000
+//! events at 3,000/s, a kill every 2 s for 20 s) with release-built members, so that the drain after the
+//! group consumes again is short; the `STORM_*` variables below change any of it. Each member logs its group
 //! transitions (`RUST_LOG`) to `member-K.log` in the storm's directory, kept when a storm fails.
 //! `STORM_MEMBER` replaces the member program (same arguments), e.g. by librdkafka's, for comparison.
 //!
