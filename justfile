@@ -87,10 +87,12 @@ bench-peers events="200000" partitions="6":
 bench-group members="10" partitions="60":
     bash scripts/bench-group.sh {{members}} {{partitions}}
 
-# N full consumer-group rebalance storms, member logs kept when one fails.
+# N full consumer-group rebalance storms, member logs kept when one fails. The members are the release
+# build of `examples/consume` (a debug member handles ~50x fewer events per CPU second, so on a loaded
+# machine its drain, not the group, would take the time); `STORM_MEMBER` names another member program.
 storm N="10":
-    cargo build --example consume
-    STORM_RUNS={{N}} cargo test --test broker -- --include-ignored --nocapture group_storm::storm_full
+    cargo build --release --example consume
+    STORM_MEMBER="${STORM_MEMBER:-target/release/examples/consume}" STORM_RUNS={{N}} cargo test --test broker -- --include-ignored --nocapture group_storm::storm_full
 
 # The persistent broker (Tansu on a local S3 server) killed -9 and frozen, a blackholed link; the first
 # run installs the S3 server (PyPI moto[server]) under the target directory.

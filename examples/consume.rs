@@ -56,8 +56,11 @@ async fn main() -> Result<(), Box<dyn Error>> {
                 return Err(format!("failing event {} once, as asked", event.meta.event_id).into());
             }
             if let (Some(out), Some(at)) = (out, at) {
+                // One write per line: a process killed mid-line leaves no partial line, and a line costs
+                // one system call (formatting into the file directly wrote each piece separately).
+                let line = format!("{} {} {}\n", event.meta.event_id, at.partition, at.offset);
                 let mut file = out.lock().map_err(|_| "output file lock poisoned")?;
-                writeln!(file, "{} {} {}", event.meta.event_id, at.partition, at.offset)?;
+                file.write_all(line.as_bytes())?;
                 file.flush()?;
             }
             Ok(())
