@@ -372,8 +372,10 @@ impl SubscriptionState {
         }
     }
 
-    /// The application took one chunk of `tp` (epoch `epoch`). Returns whether that made `tp`
-    /// fetchable again (its buffer was full): only then has the fetcher something new to fetch.
+    /// The application took one chunk of `tp` (epoch `epoch`). Returns whether the buffered-fetch limit
+    /// no longer holds `tp` back (its buffer was full and now is not): only then may the fetcher have
+    /// something new to fetch for it. A paused, stopped or revoking partition stays unfetchable for its
+    /// own reasons (`resume` wakes the fetcher itself).
     pub fn consumed_chunk(&mut self, tp: &TopicPartition, epoch: u64) -> bool {
         let max_buffered = self.max_buffered;
         let Some(p) = self.state_mut(tp).filter(|p| p.epoch == epoch) else {

@@ -247,7 +247,7 @@ impl PartitionStream {
 
     /// Moves on to the next batch of the chunk being handed out (or to its error). When the chunk is
     /// used up it stops counting against `max_buffered_fetches` (so a chunk being worked through still
-    /// bounds how much more is fetched) and the fetcher is woken.
+    /// bounds how much more is fetched); the fetcher is woken when that lifts the buffered-fetch limit.
     fn next_batch(&mut self) {
         let Some(batches) = &mut self.batches else {
             return;

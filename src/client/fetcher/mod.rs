@@ -2,7 +2,7 @@
 //! records waiting and one long poll for those that are caught up, decoded into per-partition chunks.
 //!
 //! ```text
-//!  SubscriptionState::fetchable ──by leader, lane──▶ one Fetch per broker and lane (own connections)
+//!  SubscriptionState::by_topic ──by leader, lane──▶ one Fetch per broker and lane (own connections)
 //!          ▲ advance(position, watermarks)            │ decode (4 codecs, control/aborted skipped)
 //!          └──────────────────────────────────────────┴──▶ per-partition sink (CompletedFetch)
 //! ```
