@@ -92,7 +92,7 @@ bench-group members="10" partitions="60":
 # machine its drain, not the group, would take the time); `STORM_MEMBER` names another member program.
 storm N="10":
     cargo build --release --example consume
-    STORM_MEMBER="${STORM_MEMBER:-target/release/examples/consume}" STORM_RUNS={{N}} cargo test --test broker -- --include-ignored --nocapture group_storm::storm_full
+    STORM_MEMBER="${STORM_MEMBER:-{{target}}/release/examples/consume}" STORM_RUNS={{N}} cargo test --test broker -- --include-ignored --nocapture group_storm::storm_full
 
 # The persistent broker (Tansu on a local S3 server) killed -9 and frozen, a blackholed link; the first
 # run installs the S3 server (PyPI moto[server]) under the target directory.
