@@ -16,6 +16,7 @@
 //! May use: [`crate::protocol`] and [`crate::client::cluster`].
 
 mod accumulator;
+mod compression_ratio;
 mod config;
 mod error;
 mod idempotence;
