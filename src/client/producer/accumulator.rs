@@ -27,6 +27,10 @@
 //!   behind a broker that was busy. Lingers end in creation order (`lingering`), so the sender sleeps
 //!   until the oldest one and only a first lingering batch wakes it. Idle partitions cost a drain
 //!   nothing, and a partition's batch buffer exists only while it holds records.
+//! - **Requests as sent.** A request holds batches up to `max_request_size` counted as sent: a drain
+//!   estimates a batch not yet encoded by its topic's compression ratio, and the sender returns the
+//!   batches that do not fit once encoded to the front of their partitions, with no attempt counted
+//!   (`request_cap`); a request always holds at least one batch.
 //! - No I/O and no clock: `now` is passed in, so the rules above are unit-tested with virtual time.
 
 use std::{
@@ -79,7 +83,8 @@ pub(crate) struct ProducerBatch {
     stale_encoding: bool,
     /// Drained and not yet completed or requeued: its partition is in flight because of it.
     in_flight: bool,
-    /// Compressed / uncompressed size of its records, once encoded with a codec.
+    /// Compressed / uncompressed size of its records, once encoded with a codec and until its topic's
+    /// estimate learned from it.
     compression_ratio: Option<f32>,
 }
 
