@@ -141,28 +141,56 @@ pub(crate) fn trials(trials: &mut crate::Trials<'_>) {
         }));
     }
 
-    // A request holds gzip batches up to `max_request_size` as sent (their compressed size estimated
-    // from earlier batches): many more batches than their uncompressed size allows. The broker takes
-    // them all, in order.
-    trials.push(trial("gzip_requests_filled_by_compressed_size", |ctx| async move {
-        let cluster = ctx.cluster().await;
-        let topic = topic(&cluster, "produce-gzip-fill", 40).await;
+    // Compressible records teach the producer a low compression ratio; incompressible ones follow in
+    // every partition, all ready at once. The drain expects them small, yet no Produce request on
+    // the wire may exceed `max_request_size` (plus the request's own framing): the sender sends the
+    // batches that fit once encoded and the others in the next requests. All records arrive, in order.
+    trials.push(trial("gzip_requests_stay_within_max_request_size_as_sent", |_ctx| async move {
+        const CAP: usize = 20_000;
+        let broker = produce_sizes::RecordingBroker::start().await;
+        let cluster = Cluster::connect(ClientConfig::new(&broker.bootstrap))
+            .await
+            .unwrap();
+        let topic = topic(&cluster, "produce-gzip-cap", 64).await;
         let producer = Producer::new(
             cluster.clone(),
             ProducerConfig::default()
                 .with_compression(Compression::Gzip)
-                .with_batch_size(4096)
-                .with_max_request_size(64 * 1024),
+                .with_batch_size(8192)
+                .with_linger(Duration::from_secs(10))
+                .with_max_request_size(CAP),
         )
         .unwrap();
-        let records: Vec<_> = (0..4000)
-            .map(|i| event(&topic, &format!("k{}", i % 97), i))
-            .collect();
-        for r in producer.send_all(records).await {
-            r.unwrap();
+        let mut deliveries = Vec::new();
+        let mut seq = 0;
+        let mut noise = 0x5eed_u64;
+        for round in 0..7 {
+            for p in 0..64 {
+                for _ in 0..10 {
+                    let value = if round < 6 {
+                        Bytes::from("a compressible value, ".repeat(10))
+                    } else {
+                        produce_sizes::incompressible(&mut noise, 220)
+                    };
+                    let record = event(&topic, &format!("p{p}"), seq)
+                        .with_partition(p)
+                        .with_value(value);
+                    seq += 1;
+                    deliveries.push(producer.send(record).await.unwrap());
+                }
+            }
+            producer.flush().await;
         }
-        let (by_key, total) = read_topic(&cluster, &topic, 40).await;
-        assert_eq!(total, 4000);
+        for delivery in deliveries {
+            delivery.await.unwrap();
+        }
+        let largest = broker.largest_produce_request();
+        assert!(
+            largest <= CAP + 2048,
+            "a Produce request of {largest} bytes on the wire, max_request_size {CAP}"
+        );
+        let (by_key, total) = read_topic(&cluster, &topic, 64).await;
+        assert_eq!(total, seq);
         for (key, seqs) in by_key {
             assert!(seqs.windows(2).all(|w| w[0] < w[1]), "order of {key:?}");
         }
@@ -371,4 +399,116 @@ pub(crate) fn trials(trials: &mut crate::Trials<'_>) {
             assert!(matches!(err, Error::Closed), "{err}");
         },
     ));
+}
+
+/// A broker behind a TCP proxy that records the size of every Produce request it forwards.
+mod produce_sizes {
+    use std::sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    };
+
+    use bytes::Bytes;
+    use kafka_event_bus::testing::LocalBroker;
+    use tokio::{
+        io::{AsyncReadExt, AsyncWriteExt},
+        net::{TcpListener, TcpStream},
+        task::AbortHandle,
+    };
+
+    /// Produce's API key.
+    const PRODUCE: i16 = 0;
+
+    pub(crate) struct RecordingBroker {
+        pub(crate) bootstrap: String,
+        _broker: LocalBroker,
+        largest: Arc<AtomicUsize>,
+        accept: AbortHandle,
+    }
+
+    impl RecordingBroker {
+        pub(crate) async fn start() -> Self {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let broker = tokio::task::spawn_blocking(move || LocalBroker::start_behind(port))
+                .await
+                .unwrap()
+                .unwrap();
+            let upstream = format!("127.0.0.1:{}", broker.port());
+            let largest = Arc::new(AtomicUsize::new(0));
+            let seen = Arc::clone(&largest);
+            let accept = tokio::spawn(async move {
+                while let Ok((client, _)) = listener.accept().await {
+                    let Ok(server) = TcpStream::connect(&upstream).await else {
+                        return;
+                    };
+                    let seen = Arc::clone(&seen);
+                    tokio::spawn(async move {
+                        let (mut client_read, mut client_write) = client.into_split();
+                        let (mut server_read, mut server_write) = server.into_split();
+                        let requests = async {
+                            // Whole frames: a 4-byte size, then the request (API key first).
+                            loop {
+                                let mut size = [0u8; 4];
+                                if client_read.read_exact(&mut size).await.is_err() {
+                                    break;
+                                }
+                                let len = u32::from_be_bytes(size) as usize;
+                                let mut frame = vec![0u8; len];
+                                if client_read.read_exact(&mut frame).await.is_err() {
+                                    break;
+                                }
+                                if frame.len() >= 2 && i16::from_be_bytes([frame[0], frame[1]]) == PRODUCE {
+                                    seen.fetch_max(len, Ordering::Relaxed);
+                                }
+                                if server_write.write_all(&size).await.is_err()
+                                    || server_write.write_all(&frame).await.is_err()
+                                {
+                                    break;
+                                }
+                            }
+                            let _ = server_write.shutdown().await;
+                        };
+                        let answers = async {
+                            let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
+                            let _ = client_write.shutdown().await;
+                        };
+                        tokio::join!(requests, answers);
+                    });
+                }
+            })
+            .abort_handle();
+            Self {
+                bootstrap: format!("127.0.0.1:{port}"),
+                _broker: broker,
+                largest,
+                accept,
+            }
+        }
+
+        /// The largest Produce request forwarded so far, in bytes (size prefix excluded).
+        pub(crate) fn largest_produce_request(&self) -> usize {
+            self.largest.load(Ordering::Relaxed)
+        }
+    }
+
+    impl Drop for RecordingBroker {
+        fn drop(&mut self) {
+            self.accept.abort();
+        }
+    }
+
+    /// `len` bytes that gzip cannot shrink (SplitMix64 output).
+    pub(crate) fn incompressible(state: &mut u64, len: usize) -> Bytes {
+        let mut out = Vec::with_capacity(len + 8);
+        while out.len() < len {
+            *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = *state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            out.extend_from_slice(&(z ^ (z >> 31)).to_le_bytes());
+        }
+        out.truncate(len);
+        Bytes::from(out)
+    }
 }

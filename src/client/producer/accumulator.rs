@@ -27,6 +27,10 @@
 //!   behind a broker that was busy. Lingers end in creation order (`lingering`), so the sender sleeps
 //!   until the oldest one and only a first lingering batch wakes it. Idle partitions cost a drain
 //!   nothing, and a partition's batch buffer exists only while it holds records.
+//! - **Requests as sent.** A request holds batches up to `max_request_size` counted as sent: a drain
+//!   estimates a batch not yet encoded by its topic's compression ratio, and the sender returns the
+//!   batches that do not fit once encoded to the front of their partitions, with no attempt counted
+//!   (`request_cap`); a request always holds at least one batch.
 //! - No I/O and no clock: `now` is passed in, so the rules above are unit-tested with virtual time.
 
 use std::{
@@ -41,6 +45,7 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, oneshot};
 
 use super::{
     Error, ProducerConfig, ProducerRecord, RecordMetadata,
+    compression_ratio::CompressionRatio,
     idempotence::{Assignment, assignment},
     partitioner::Partitioner,
 };
@@ -78,7 +83,8 @@ pub(crate) struct ProducerBatch {
     stale_encoding: bool,
     /// Drained and not yet completed or requeued: its partition is in flight because of it.
     in_flight: bool,
-    /// Compressed / uncompressed size of its records, once encoded with a codec.
+    /// Compressed / uncompressed size of its records, once encoded with a codec and until its topic's
+    /// estimate learned from it.
     compression_ratio: Option<f32>,
 }
 
@@ -174,6 +180,9 @@ impl PartitionQueue {
 struct TopicQueues {
     name: Arc<str>,
     partitions: Vec<PartitionQueue>,
+    /// How well this topic's batches compressed so far: a drain counts a batch not yet encoded at
+    /// its expected compressed size.
+    compression: CompressionRatio,
 }
 
 #[derive(Debug)]
@@ -201,9 +210,6 @@ struct State {
     /// Batches with a smaller id are sent without waiting for `linger`.
     flush_below: u64,
     closed: bool,
-    /// The expected compressed / uncompressed size of a batch's records, from the batches encoded so
-    /// far (1.0 until one was): a drain fills a request up to `max_request_size` as sent.
-    compression_ratio: f32,
 }
 
 /// What the sender gets from one [`Accumulator::drain`].
@@ -253,7 +259,6 @@ impl Accumulator {
                 incomplete: BTreeSet::new(),
                 flush_below: 0,
                 closed: false,
-                compression_ratio: 1.0,
             }),
             wake_sender: Notify::new(),
             completed: Notify::new(),
@@ -408,8 +413,9 @@ impl Accumulator {
     ///
     /// A batch is ready when it is sealed (full), or its linger has passed, or a flush or close asked
     /// for it, and its partition has no batch in flight and a known leader that is not `busy`. Batches
-    /// for one broker are grouped up to `max_request_size`. With `producer` set (idempotence), each
-    /// batch gets its sequence number here.
+    /// for one broker are grouped up to `max_request_size`, a batch not yet encoded counted at its
+    /// topic's expected compressed size (the sender caps the request again once encoded, see
+    /// `request_cap`). With `producer` set (idempotence), each batch gets its sequence number here.
     pub(crate) fn drain(
         &self,
         now: Instant,
@@ -452,7 +458,6 @@ impl Accumulator {
         }
         unpark(state, metadata.generation, busy);
 
-        let compression_ratio = state.compression_ratio;
         let State {
             topics,
             ready,
@@ -521,7 +526,7 @@ impl Accumulator {
                 .sealed
                 .front()
                 .or(queue.open.as_ref())
-                .map_or(0, |batch| batch.size(compression_ratio));
+                .map_or(0, |batch| batch.size(topic.compression.estimate()));
             let used = request_bytes.entry(leader).or_default();
             if *used > 0 && *used + size > self.config.max_request_size {
                 queue.listed = true;
@@ -578,9 +583,6 @@ impl Accumulator {
                 list(state, key);
             }
             state.incomplete.remove(&batch.id);
-            if let Some(observed) = batch.compression_ratio {
-                state.compression_ratio = next_compression_ratio(state.compression_ratio, observed);
-            }
         }
         batch.complete(result);
         self.completed.notify_waiters();
@@ -695,21 +697,6 @@ fn take_expired(queue: &mut PartitionQueue, now: Instant, timeout: Duration, out
     }
 }
 
-/// The expected compression ratio after a batch compressed at `observed`: a worse ratio is taken at
-/// once (with a margin, as the Java client does), a better one by halves, so that the estimate stays
-/// at or above what batches show and a request rarely exceeds `max_request_size` as sent.
-fn next_compression_ratio(estimate: f32, observed: f32) -> f32 {
-    if !observed.is_finite() {
-        return estimate;
-    }
-    let next = if observed > estimate {
-        (estimate + 0.05).max(observed)
-    } else {
-        (estimate + observed) / 2.0
-    };
-    next.clamp(0.01, 1.5)
-}
-
 fn wake_at(slot: &mut Option<Instant>, at: Instant) {
     *slot = Some(slot.map_or(at, |current| current.min(at)));
 }
@@ -778,6 +765,7 @@ fn topic_slot(state: &mut State, topic: &str) -> usize {
     state.topics.push(TopicQueues {
         name: Arc::clone(&name),
         partitions: Vec::new(),
+        compression: CompressionRatio::default(),
     });
     state.topic_index.insert(name, index);
     index
@@ -811,5 +799,10 @@ pub(crate) fn epoch_millis() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
+mod request_cap;
+
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod request_cap_tests;

@@ -88,8 +88,10 @@ pub struct ProducerConfig {
     /// The most bytes of records buffered (waiting or in flight) at once; beyond it, sending waits
     /// (backpressure) instead of growing memory.
     pub buffer_memory: usize,
-    /// The largest Produce request (and so the largest single record) sent. Batches are counted as
-    /// sent: compressed sizes are estimated from the batches encoded before.
+    /// The largest Produce request (and so the largest single record) sent, counted in bytes of
+    /// record batches as sent (compressed). A request is filled by estimated compressed sizes and
+    /// capped once encoded; the first batch of a request is sent even if alone it is larger (a batch
+    /// fills up to `batch_size`, which may be set above this).
     pub max_request_size: usize,
     /// How long a record may take from `send` to acknowledgement, retries included, before it fails.
     pub delivery_timeout: Duration,

@@ -10,12 +10,16 @@
 //! - `partitioner`: Java's murmur2 for keyed records (a Rust and a Java/Python publisher put one key on
 //!   the same partition), sticky partitions for unkeyed ones.
 //! - `accumulator`: batches, `batch_size`, `linger`, `buffer_memory` backpressure, ordering, sequence
-//!   numbers (see its invariants).
+//!   numbers (see its invariants); `accumulator::request_cap`: a request's batches, once encoded,
+//!   within `max_request_size`.
+//! - `compression_ratio`: the expected compressed size of a topic's batches, learned as they are
+//!   encoded (how a drain fills a request).
 //! - `sender`: Produce requests, acks, retries within `delivery_timeout`, idempotence.
 //!
 //! May use: [`crate::protocol`] and [`crate::client::cluster`].
 
 mod accumulator;
+mod compression_ratio;
 mod config;
 mod error;
 mod idempotence;

@@ -4,7 +4,8 @@
 //! ```text
 //!  loop: drain(now, leaders, busy brokers, producer id) ──▶ per broker: spawn request task
 //!          ▲                                                   │ encode + compress (off the lock,
-//!          │ wake: new/full batch, completion, backoff end     │ in parallel across requests)
+//!          │ wake: new/full batch, completion, backoff end     │ in parallel across requests; what
+//!          │                                                   │ exceeds max_request_size goes back)
 //!          └──────── complete (offsets) / requeue (retry) ◀────┘ Produce → response per partition
 //! ```
 //!
@@ -222,30 +223,29 @@ impl Sender {
         self.accumulator.wake_sender.notify_one();
     }
 
-    async fn send_inner(&self, broker: i32, mut batches: Vec<ProducerBatch>) {
-        // Encode (compress) here, outside the accumulator's lock and in parallel across requests.
+    async fn send_inner(&self, broker: i32, batches: Vec<ProducerBatch>) {
+        // Encode (compress) here, outside the accumulator's lock and in parallel across requests; the
+        // batches beyond `max_request_size` as encoded go back to their partitions unsent.
+        let request = self.accumulator.encode_request(batches);
+        for (batch, e) in request.failed {
+            self.accumulator
+                .complete(batch, Err(Error::Encode { source: Arc::new(e) }));
+        }
         let mut topics: Vec<TopicProduceData> = Vec::new();
-        let mut sending = Vec::with_capacity(batches.len());
-        for mut batch in batches.drain(..) {
-            match batch.encode() {
-                Ok(bytes) => {
-                    let data = PartitionProduceData::default()
-                        .with_index(batch.partition)
-                        .with_records(Some(bytes));
-                    match topics.iter_mut().find(|t| t.name.0.as_str() == &*batch.topic) {
-                        Some(topic) => topic.partition_data.push(data),
-                        None => topics.push(
-                            TopicProduceData::default()
-                                .with_name(TopicName(StrBytes::from_string(batch.topic.to_string())))
-                                .with_partition_data(vec![data]),
-                        ),
-                    }
-                    sending.push(batch);
-                }
-                Err(e) => self
-                    .accumulator
-                    .complete(batch, Err(Error::Encode { source: Arc::new(e) })),
+        let mut sending = Vec::with_capacity(request.sending.len());
+        for (batch, bytes) in request.sending {
+            let data = PartitionProduceData::default()
+                .with_index(batch.partition)
+                .with_records(Some(bytes));
+            match topics.iter_mut().find(|t| t.name.0.as_str() == &*batch.topic) {
+                Some(topic) => topic.partition_data.push(data),
+                None => topics.push(
+                    TopicProduceData::default()
+                        .with_name(TopicName(StrBytes::from_string(batch.topic.to_string())))
+                        .with_partition_data(vec![data]),
+                ),
             }
+            sending.push(batch);
         }
         if sending.is_empty() {
             return;
