@@ -6,12 +6,13 @@ use std::time::Duration;
 use kafka_event_bus::{
     client::{
         consumer::{Consumer, ConsumerConfig, ConsumerEvent, PartitionStream},
-        OffsetReset, TopicPartition,
+        ClientConfig, Cluster, OffsetReset, TopicPartition,
     },
     protocol::Compression,
 };
 
 use crate::{
+    fault_proxy::FaultyBroker,
     group_support::{create_topic, eventually, fast_config, produce},
     support::unique,
     trial,
@@ -19,6 +20,8 @@ use crate::{
 
 const WAIT: Duration = Duration::from_secs(30);
 const PARTITIONS: i32 = 64;
+/// ListOffsets' API key.
+const LIST_OFFSETS: i16 = 2;
 
 /// Waits for the first assignment and returns its streams sorted by partition.
 async fn assigned(consumer: &mut Consumer) -> Vec<PartitionStream> {
@@ -34,7 +37,7 @@ async fn assigned(consumer: &mut Consumer) -> Vec<PartitionStream> {
 
 /// Two batches of `size` records per partition (offsets 0..2×size), each value naming its
 /// partition: multi-record batches, where Tansu's ListOffsets(latest) is wrong.
-async fn fill(cluster: &kafka_event_bus::client::Cluster, topic: &str, size: usize, pad: usize) {
+async fn fill(cluster: &Cluster, topic: &str, size: usize, pad: usize) {
     for p in 0..PARTITIONS {
         for b in 0..2 {
             let values: Vec<String> = (0..size)
@@ -47,7 +50,7 @@ async fn fill(cluster: &kafka_event_bus::client::Cluster, topic: &str, size: usi
 
 /// A new group at `reset` on a filled topic: checks every partition's position and first record.
 async fn new_group_starts_right(
-    cluster: &kafka_event_bus::client::Cluster,
+    cluster: &Cluster,
     topic: &str,
     config: ConsumerConfig,
     reset: OffsetReset,
@@ -92,7 +95,30 @@ async fn new_group_starts_right(
     consumer.close().await;
 }
 
+/// A new group at `reset` through a counting proxy: ListOffsets requests its resets sent.
+async fn list_offsets_of_a_new_group(reset: OffsetReset) -> usize {
+    let broker = FaultyBroker::start().await;
+    let cluster = Cluster::connect(ClientConfig::new(&broker.bootstrap)).await.unwrap();
+    let (topic, group) = (unique("reset-count"), unique("reset-count-g"));
+    create_topic(&cluster, &topic, PARTITIONS).await;
+    fill(&cluster, &topic, 10, 0).await;
+    let before = broker.requests(LIST_OFFSETS);
+    new_group_starts_right(&cluster, &topic, fast_config(&group, &topic), reset, 20).await;
+    broker.requests(LIST_OFFSETS) - before
+}
+
 pub(crate) fn trials(trials: &mut crate::Trials<'_>) {
+    // One broker: one ListOffsets for the whole group (a few more only if one fails and is retried),
+    // not one per partition.
+    trials.push(trial("earliest_lists_offsets_once_per_leader", |_ctx| async move {
+        let sent = list_offsets_of_a_new_group(OffsetReset::Earliest).await;
+        assert!(sent <= 4, "{sent} ListOffsets for {PARTITIONS} partitions on one broker");
+    }));
+    trials.push(trial("latest_lists_offsets_once_per_leader", |_ctx| async move {
+        let sent = list_offsets_of_a_new_group(OffsetReset::Latest).await;
+        assert!(sent <= 4, "{sent} ListOffsets for {PARTITIONS} partitions on one broker");
+    }));
+
     trials.push(trial("earliest_on_64_partitions", |ctx| async move {
         let cluster = ctx.cluster().await;
         let (topic, group) = (unique("reset-early"), unique("reset-early-g"));
