@@ -31,6 +31,9 @@
 //! - A result is delivered only if the partition's epoch and position still match what was fetched
 //!   (no stale records after a revoke, reassignment or reset).
 //! - The fetcher's connections are its own: long-polls never hold up other requests to the broker.
+//! - Partitions waiting for an offset reset are resolved per leader and reset kind, a bounded number a
+//!   request (`reset::batches`): one ListOffsets per broker, plus one Fetch probe per broker for
+//!   `latest`. A partition whose reset failed waits `retry_backoff` before it is tried again.
 //! - The position passes a batch only after its frame, magic and (with `check_crcs`) CRC were checked
 //!   (`plan::walk`); it moves over a batch no further than the next batch's base offset or the high
 //!   watermark, whatever its `lastOffsetDelta` claims. A batch that fails is fetched once more after
