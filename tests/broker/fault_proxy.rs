@@ -6,8 +6,10 @@
 //! lasts, stop forwarding for good but stay open (a NAT that forgot the flows, a host that vanished);
 //! after [`FaultyBroker::forward`] new connections work again. And it can *freeze* what clients send
 //! ([`FaultyBroker::freeze`]): requests are held in the proxy until it thaws or the connection is cut.
+//! It counts the requests clients send, by API key ([`FaultyBroker::requests`]).
 
 use std::{
+    collections::HashMap,
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
@@ -33,6 +35,8 @@ pub(crate) struct FaultyBroker {
     blackholed: Arc<AtomicBool>,
     /// While set, what clients send is held in the proxy (a `cut` then drops it unsent).
     frozen: Arc<AtomicBool>,
+    /// Requests sent through the proxy, by API key.
+    requests: Arc<RequestCounts>,
 }
 
 impl FaultyBroker {
@@ -50,6 +54,8 @@ impl FaultyBroker {
         let blackholed = Arc::new(AtomicBool::new(false));
         let frozen: Arc<AtomicBool> = Arc::default();
         let hold = Arc::clone(&frozen);
+        let requests: Arc<RequestCounts> = Arc::default();
+        let counts = Arc::clone(&requests);
         let (silencer_registry, blackholed_now) = (Arc::clone(&silencers), Arc::clone(&blackholed));
         let accept = tokio::spawn(async move {
             loop {
@@ -58,6 +64,7 @@ impl FaultyBroker {
                 };
                 let upstream = upstream.clone();
                 let hold = Arc::clone(&hold);
+                let counts = Arc::clone(&counts);
                 let (silencer, silent) = watch::channel(blackholed_now.load(Ordering::SeqCst));
                 silencer_registry.lock().unwrap().push(silencer);
                 let task = tokio::spawn(async move {
@@ -67,7 +74,7 @@ impl FaultyBroker {
                     let (client_read, client_write) = client.into_split();
                     let (server_read, server_write) = server.into_split();
                     tokio::join!(
-                        pump(client_read, server_write, silent.clone(), Some(hold)),
+                        pump(client_read, server_write, silent.clone(), Some((hold, counts))),
                         pump(server_read, client_write, silent, None),
                     );
                 });
@@ -83,7 +90,13 @@ impl FaultyBroker {
             silencers,
             blackholed,
             frozen,
+            requests,
         }
+    }
+
+    /// How many requests with `api_key` clients sent through the proxy so far.
+    pub(crate) fn requests(&self, api_key: i16) -> usize {
+        self.requests.lock().unwrap().get(&api_key).copied().unwrap_or(0)
     }
 
     /// Holds (or, with `false`, forwards again) what clients send: requests sent meanwhile reach the
@@ -125,15 +138,18 @@ impl Drop for FaultyBroker {
 }
 
 /// Copies `from` to `to` until EOF, or, once `silent` turns true, holds everything and never returns;
-/// while `hold` is set, what was read waits in the proxy.
-// A byte pump forwards whatever arrives; it does not parse frames, so short reads are what it wants.
+/// with `client`, `from` is a client's side: while its hold flag is set, what was read waits in the proxy, and
+/// its requests are counted.
+// A byte pump forwards whatever arrives (frames are only followed to be counted): short reads are what
+// it wants.
 #[allow(clippy::disallowed_methods)]
 async fn pump(
     mut from: impl AsyncRead + Unpin,
     mut to: impl AsyncWrite + Unpin,
     mut silent: watch::Receiver<bool>,
-    hold: Option<Arc<AtomicBool>>,
+    client: Option<(Arc<AtomicBool>, Arc<RequestCounts>)>,
 ) {
+    let mut frames = FrameCounter::default();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         let read = tokio::select! {
@@ -149,7 +165,10 @@ async fn pump(
             None | Some(Ok(_)) if silenced => return std::future::pending().await,
             _ => break,
         };
-        while hold.as_ref().is_some_and(|h| h.load(Ordering::Acquire)) {
+        if let Some((_, counts)) = &client {
+            frames.count(&buf[..n], counts);
+        }
+        while client.as_ref().is_some_and(|(h, _)| h.load(Ordering::Acquire)) {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         if to.write_all(&buf[..n]).await.is_err() {
@@ -157,4 +176,38 @@ async fn pump(
         }
     }
     let _ = to.shutdown().await;
+}
+
+/// Requests sent through the proxy, by API key.
+type RequestCounts = Mutex<HashMap<i16, usize>>;
+
+/// Follows a client's byte stream frame by frame (size prefix, then the request header's API key).
+#[derive(Default)]
+struct FrameCounter {
+    /// The first bytes of the frame being read: its size and API key.
+    head: Vec<u8>,
+    /// Bytes of the current frame still to pass.
+    skip: usize,
+}
+
+impl FrameCounter {
+    fn count(&mut self, mut bytes: &[u8], counts: &RequestCounts) {
+        while !bytes.is_empty() {
+            if self.skip > 0 {
+                let n = self.skip.min(bytes.len());
+                self.skip -= n;
+                bytes = &bytes[n..];
+                continue;
+            }
+            self.head.push(bytes[0]);
+            bytes = &bytes[1..];
+            if self.head.len() == 6 {
+                let size = i32::from_be_bytes([self.head[0], self.head[1], self.head[2], self.head[3]]);
+                let api_key = i16::from_be_bytes([self.head[4], self.head[5]]);
+                *counts.lock().unwrap().entry(api_key).or_default() += 1;
+                self.skip = usize::try_from(size).unwrap_or(0).saturating_sub(2);
+                self.head.clear();
+            }
+        }
+    }
 }

@@ -64,6 +64,7 @@ trial_modules! {
     local_broker,
     producer,
     record_headers,
+    resets,
     sasl,
     spec_bugs,
     spec_bugs_more,

@@ -31,6 +31,9 @@
 //! - A result is delivered only if the partition's epoch and position still match what was fetched
 //!   (no stale records after a revoke, reassignment or reset).
 //! - The fetcher's connections are its own: long-polls never hold up other requests to the broker.
+//! - Partitions waiting for an offset reset are resolved per leader and reset kind, a bounded number a
+//!   request (`reset::batches`): one ListOffsets per broker, plus one Fetch probe per broker for
+//!   `latest`. A partition whose reset failed waits `retry_backoff` before it is tried again.
 //! - The position passes a batch only after its frame, magic and (with `check_crcs`) CRC were checked
 //!   (`plan::walk`); it moves over a batch no further than the next batch's base offset or the high
 //!   watermark, whatever its `lastOffsetDelta` claims. A batch that fails is fetched once more after
@@ -362,10 +365,10 @@ enum FetchDone {
         targets: Vec<FetchTarget>,
         result: Result<kafka_protocol::messages::FetchResponse, connection::Error>,
     },
-    Reset {
-        tp: TopicPartition,
-        epoch: u64,
-        result: Result<i64, partition_reader::ReadError>,
+    /// The partitions of one [`reset::ResetBatch`] and the position found for each, in its order.
+    Resets {
+        partitions: Vec<(Arc<TopicPartition>, u64)>,
+        results: Vec<Result<i64, partition_reader::ReadError>>,
     },
     Metadata,
 }
@@ -531,7 +534,9 @@ impl Fetcher {
                 let leaders = metadata.topics.get(topic);
                 for (tp, p) in partitions {
                     if let Some(reset) = p.reset.filter(|_| !p.revoking) {
-                        if !resetting.is_some_and(|partitions| partitions.contains(&tp.partition)) {
+                        if !resetting.is_some_and(|partitions| partitions.contains(&tp.partition))
+                            && (self.held.is_empty() || !self.held.contains_key(&**tp))
+                        {
                             resets.push((Arc::clone(tp), reset, p.epoch));
                         }
                         continue;
@@ -556,17 +561,7 @@ impl Fetcher {
                 }
             }
         }
-        for (tp, reset, epoch) in resets {
-            if self.resetting.insert(&tp) {
-                let tp = TopicPartition::clone(&tp);
-                let cluster = self.cluster.clone();
-                let config = Arc::clone(&self.config);
-                self.tasks.spawn(async move {
-                    let result = reset::resolve(&cluster, &tp, reset, &config).await;
-                    FetchDone::Reset { tp, epoch, result }
-                });
-            }
-        }
+        self.start_resets(resets, &metadata);
         if plan.leaderless > 0 {
             self.refresh_metadata();
         }
@@ -617,20 +612,70 @@ impl Fetcher {
         }
     }
 
+    /// Resolves the partitions `waiting` for a reset per leader: one task per [`reset::ResetBatch`].
+    fn start_resets(
+        &mut self,
+        waiting: Vec<(Arc<TopicPartition>, OffsetReset, u64)>,
+        metadata: &crate::client::cluster::ClusterMetadata,
+    ) {
+        if waiting.is_empty() {
+            return;
+        }
+        let leader_of = |tp: &TopicPartition| {
+            metadata
+                .topics
+                .get(&tp.topic)
+                .and_then(|t| t.partition(tp.partition))
+                .and_then(|p| p.leader)
+        };
+        for batch in reset::batches(waiting, leader_of, reset::MAX_BATCH_PARTITIONS) {
+            for (tp, _) in &batch.partitions {
+                self.resetting.insert(tp);
+            }
+            let cluster = self.cluster.clone();
+            let config = Arc::clone(&self.config);
+            self.tasks.spawn(async move {
+                let results = reset::resolve_batch(&cluster, &batch, &config).await;
+                FetchDone::Resets {
+                    partitions: batch.partitions,
+                    results,
+                }
+            });
+        }
+    }
+
     fn complete(&mut self, done: FetchDone) {
         match done {
             FetchDone::Metadata => self.refreshing = false,
-            FetchDone::Reset { tp, epoch, result } => {
-                self.resetting.remove(&tp);
-                match result {
-                    Ok(position) => {
-                        tracing::debug!(%tp, position, "offset reset");
-                        self.shared.lock().subscriptions.reset_to(&tp, epoch, position);
+            FetchDone::Resets { partitions, results } => {
+                let answered = results.len();
+                let mut retry = false;
+                {
+                    let mut state = self.shared.lock();
+                    for ((tp, epoch), result) in partitions.iter().zip(results) {
+                        self.resetting.remove(tp);
+                        match result {
+                            Ok(position) => {
+                                tracing::debug!(%tp, position, "offset reset");
+                                state.subscriptions.reset_to(tp, *epoch, position);
+                            }
+                            Err(e) => {
+                                tracing::warn!(%tp, error = %e, "offset reset failed; retrying");
+                                self.held.insert(
+                                    TopicPartition::clone(tp),
+                                    Instant::now() + self.config.retry_backoff,
+                                );
+                                retry = true;
+                            }
+                        }
                     }
-                    Err(e) => {
-                        tracing::warn!(%tp, error = %e, "offset reset failed; retrying");
-                        self.refresh_metadata();
-                    }
+                }
+                // A batch answered short (cannot happen with `resolve_batch`): the rest is asked again.
+                for (tp, _) in partitions.iter().skip(answered) {
+                    self.resetting.remove(tp);
+                }
+                if retry {
+                    self.refresh_metadata();
                 }
             }
             FetchDone::Fetch {

@@ -1,4 +1,4 @@
-//! Plain reads of one partition from its leader, outside any group and without position state: the
+//! Plain reads of partitions from their leader, outside any group and without position state: the
 //! log start (ListOffsets earliest), the log end (a Fetch's high watermark, see [`log_end`]) and one
 //! Fetch at an offset. Offset resets (`reset`) and the DLQ admin (`dlq::admin`) read through it.
 //!
@@ -8,8 +8,10 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+use std::collections::HashMap;
+
 use kafka_protocol::messages::{
-    FetchRequest, ListOffsetsRequest, TopicName,
+    FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse, TopicName,
     list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic},
 };
 use snafu::{ResultExt, Snafu};
@@ -19,7 +21,11 @@ use super::{
     plan::{FetchTarget, fetch_request},
 };
 use crate::{
-    client::{Cluster, cluster, connection, subscription::TopicPartition},
+    client::{
+        Cluster, cluster,
+        connection::{self, BrokerConnection},
+        subscription::TopicPartition,
+    },
     protocol::{ServerError, StrBytes},
 };
 
@@ -94,38 +100,204 @@ async fn list_offsets(
         .leader(&tp.topic, tp.partition)
         .await
         .context(LeaderSnafu { tp: tp.clone() })?;
-    let messenger = leader
-        .messenger()
+    let tps = std::slice::from_ref(tp);
+    let answers = list_offsets_at(&leader, tps, isolation, timestamp)
         .await
         .context(ConnectionSnafu { tp: tp.clone() })?;
-    let version = messenger
-        .version_for::<ListOffsetsRequest>()
-        .context(ConnectionSnafu { tp: tp.clone() })?;
-    let request = ListOffsetsRequest::default()
-        .with_isolation_level(if version >= 2 { isolation.code() } else { 0 })
-        .with_topics(vec![
-            ListOffsetsTopic::default()
-                .with_name(TopicName(StrBytes::from_string(tp.topic.clone())))
-                .with_partitions(vec![
-                    ListOffsetsPartition::default()
-                        .with_partition_index(tp.partition)
-                        .with_timestamp(timestamp),
-                ]),
-        ]);
-    let response = messenger
-        .request(&request)
-        .await
-        .context(ConnectionSnafu { tp: tp.clone() })?;
-    let p = response
-        .topics
-        .iter()
-        .flat_map(|t| t.partitions.iter())
-        .find(|p| p.partition_index == tp.partition)
-        .ok_or_else(|| MissingPartitionSnafu { tp: tp.clone() }.build())?;
-    if let Some(e) = ServerError::from_code(p.error_code, None) {
-        return Err(e).context(BrokerSnafu { tp: tp.clone() });
+    match answers.into_iter().next() {
+        Some(answer) => answer,
+        None => MissingPartitionSnafu { tp: tp.clone() }.fail(),
     }
-    Ok(p.offset)
+}
+
+/// ListOffsets(earliest) for every partition of `tps` in one request to their `leader`: the log start of
+/// each, in the order of `tps`. `Err` when the request itself failed (it says nothing of any partition).
+pub(crate) async fn log_starts(
+    leader: &BrokerConnection,
+    tps: &[TopicPartition],
+    isolation: IsolationLevel,
+) -> Result<Vec<Result<i64, ReadError>>, connection::Error> {
+    list_offsets_at(leader, tps, isolation, EARLIEST_TIMESTAMP).await
+}
+
+/// One ListOffsets at `timestamp` for `tps` to `leader`; the answer for each of `tps`, in order.
+async fn list_offsets_at(
+    leader: &BrokerConnection,
+    tps: &[TopicPartition],
+    isolation: IsolationLevel,
+    timestamp: i64,
+) -> Result<Vec<Result<i64, ReadError>>, connection::Error> {
+    let messenger = leader.messenger().await?;
+    let version = messenger.version_for::<ListOffsetsRequest>()?;
+    let request = list_offsets_request(version, isolation, tps, timestamp);
+    let response = messenger.request(&request).await?;
+    Ok(list_offsets_answers(tps, &response))
+}
+
+/// The ListOffsets asking `timestamp` for each of `tps` (topics in order of first appearance).
+pub(crate) fn list_offsets_request(
+    version: i16,
+    isolation: IsolationLevel,
+    tps: &[TopicPartition],
+    timestamp: i64,
+) -> ListOffsetsRequest {
+    let mut topics: Vec<ListOffsetsTopic> = Vec::new();
+    for tp in tps {
+        let partition = ListOffsetsPartition::default()
+            .with_partition_index(tp.partition)
+            .with_timestamp(timestamp);
+        match topics.iter_mut().find(|t| t.name.0.as_str() == tp.topic) {
+            Some(topic) => topic.partitions.push(partition),
+            None => topics.push(
+                ListOffsetsTopic::default()
+                    .with_name(TopicName(StrBytes::from_string(tp.topic.clone())))
+                    .with_partitions(vec![partition]),
+            ),
+        }
+    }
+    ListOffsetsRequest::default()
+        .with_isolation_level(if version >= 2 { isolation.code() } else { 0 })
+        .with_topics(topics)
+}
+
+/// What `response` says of each of `tps`, in order: its offset, its error, or
+/// [`ReadError::MissingPartition`] when the answer leaves it out. Partitions not asked for are
+/// ignored; of a partition answered twice, the first answer counts.
+pub(crate) fn list_offsets_answers(
+    tps: &[TopicPartition],
+    response: &ListOffsetsResponse,
+) -> Vec<Result<i64, ReadError>> {
+    let mut answers: Vec<Option<Result<i64, ReadError>>> = tps.iter().map(|_| None).collect();
+    let index = positions(tps);
+    for topic in &response.topics {
+        let Some(partitions) = index.get(topic.name.0.as_str()) else {
+            continue;
+        };
+        for p in &topic.partitions {
+            let Some(&i) = partitions.get(&p.partition_index) else {
+                continue;
+            };
+            let (Some(slot), Some(tp)) = (answers.get_mut(i), tps.get(i)) else {
+                continue;
+            };
+            if slot.is_none() {
+                *slot = Some(match ServerError::from_code(p.error_code, None) {
+                    Some(e) => Err(e).context(BrokerSnafu { tp: tp.clone() }),
+                    None => Ok(p.offset),
+                });
+            }
+        }
+    }
+    fill_missing(tps, answers)
+}
+
+/// Where each of `tps` is in `tps`, by topic then partition (the first place of one listed twice).
+fn positions(tps: &[TopicPartition]) -> HashMap<&str, HashMap<i32, usize>> {
+    let mut index: HashMap<&str, HashMap<i32, usize>> = HashMap::new();
+    for (i, tp) in tps.iter().enumerate() {
+        index
+            .entry(tp.topic.as_str())
+            .or_default()
+            .entry(tp.partition)
+            .or_insert(i);
+    }
+    index
+}
+
+/// `answers` with every partition left unanswered as [`ReadError::MissingPartition`].
+fn fill_missing<T>(
+    tps: &[TopicPartition],
+    answers: Vec<Option<Result<T, ReadError>>>,
+) -> Vec<Result<T, ReadError>> {
+    let mut out = Vec::with_capacity(tps.len());
+    for (tp, answer) in tps.iter().zip(answers) {
+        out.push(match answer {
+            Some(answer) => answer,
+            None => MissingPartitionSnafu { tp: tp.clone() }.fail(),
+        });
+    }
+    out
+}
+
+/// The log ends of `tps` (each at its log start, `starts`) under `config`'s isolation from one Fetch
+/// probe to `leader` (see [`log_end`]), in the order of `tps`. A partition the probe's answer leaves out
+/// is [`ReadError::MissingPartition`]: [`log_end`] settles it alone. `Err` when the request itself
+/// failed.
+pub(crate) async fn log_ends(
+    cluster: &Cluster,
+    leader: &BrokerConnection,
+    tps: &[TopicPartition],
+    starts: &[i64],
+    config: &FetchConfig,
+) -> Result<Vec<Result<i64, ReadError>>, connection::Error> {
+    let probe = probe_config(config);
+    let messenger = leader.messenger().await?;
+    let version = messenger.version_for::<FetchRequest>()?;
+    let targets: Vec<FetchTarget> = tps
+        .iter()
+        .zip(starts)
+        .map(|(tp, &offset)| FetchTarget {
+            tp: std::sync::Arc::new(tp.clone()),
+            offset,
+            epoch: 0,
+        })
+        .collect();
+    let request = fetch_request(version, &probe, cluster.config().max_response_size, &targets);
+    let timeout = probe.fetch_max_wait + cluster.config().request_timeout;
+    let response = messenger.request_with_timeout(&request, timeout).await?;
+    Ok(probe_answers(tps, starts, &response, config.isolation_level))
+}
+
+/// What a Fetch probe's `response` says of the log end of each of `tps` (fetched at `starts`), in
+/// order: the end under `isolation`, never below the start; the partition's error; or
+/// [`ReadError::MissingPartition`]. Partitions not asked for are ignored; of a partition answered
+/// twice, the first answer counts.
+pub(crate) fn probe_answers(
+    tps: &[TopicPartition],
+    starts: &[i64],
+    response: &FetchResponse,
+    isolation: IsolationLevel,
+) -> Vec<Result<i64, ReadError>> {
+    let mut answers: Vec<Option<Result<i64, ReadError>>> = tps.iter().map(|_| None).collect();
+    let index = positions(tps);
+    for topic in &response.responses {
+        let Some(partitions) = index.get(topic.topic.0.as_str()) else {
+            continue;
+        };
+        for p in &topic.partitions {
+            let Some(&i) = partitions.get(&p.partition_index) else {
+                continue;
+            };
+            let (Some(slot), Some(tp), Some(&start)) = (answers.get_mut(i), tps.get(i), starts.get(i)) else {
+                continue;
+            };
+            if slot.is_none() {
+                *slot = Some(match ServerError::from_code(p.error_code, None) {
+                    Some(e) => Err(e).context(BrokerSnafu { tp: tp.clone() }),
+                    None => Ok(PartitionFetch {
+                        high_watermark: p.high_watermark,
+                        last_stable_offset: p.last_stable_offset,
+                        records: Bytes::new(),
+                    }
+                    .end(isolation)
+                    .max(start)),
+                });
+            }
+        }
+    }
+    fill_missing(tps, answers)
+}
+
+/// The Fetch settings of a log-end probe. Tansu leaves a partition out of the answer when its limits
+/// are below one batch, so the probe uses the configured sizes (one-off cost: up to
+/// `max_partition_fetch_bytes` a partition). A zero wait makes Tansu answer before reading anything, so
+/// the probe waits a little.
+fn probe_config(config: &FetchConfig) -> FetchConfig {
+    FetchConfig {
+        fetch_max_wait: Duration::from_millis(100),
+        fetch_min_bytes: 1,
+        ..config.clone()
+    }
 }
 
 /// One Fetch of `tp` at `offset` with `config`'s wait, sizes and isolation (sizes lowered to fit the
@@ -189,14 +361,7 @@ pub(crate) async fn log_end(
     config: &FetchConfig,
 ) -> Result<i64, ReadError> {
     let start = log_start(cluster, tp, config.isolation_level).await?;
-    // Tansu leaves a partition out of the answer when its limits are below one batch, so the probe
-    // uses the configured sizes (one-off cost: up to `max_partition_fetch_bytes`). A zero wait makes
-    // Tansu answer before reading anything, so the probe waits a little.
-    let probe = FetchConfig {
-        fetch_max_wait: Duration::from_millis(100),
-        fetch_min_bytes: 1,
-        ..config.clone()
-    };
+    let probe = probe_config(config);
     match fetch(cluster, tp, start, &probe).await {
         Ok(fetched) => Ok(fetched.end(config.isolation_level).max(start)),
         Err(ReadError::MissingPartition { .. }) => {
@@ -205,5 +370,153 @@ pub(crate) async fn log_end(
             Ok(end.max(start))
         }
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kafka_protocol::messages::{
+        fetch_response::{FetchableTopicResponse, PartitionData},
+        list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse},
+    };
+
+    use super::*;
+    use crate::protocol::ResponseError;
+
+    fn name(topic: &str) -> TopicName {
+        TopicName(StrBytes::from_string(topic.to_owned()))
+    }
+
+    fn asked() -> Vec<TopicPartition> {
+        vec![
+            TopicPartition::new("a", 0),
+            TopicPartition::new("a", 1),
+            TopicPartition::new("b", 0),
+            TopicPartition::new("a", 2),
+        ]
+    }
+
+    fn offsets_answer(partitions: &[(i32, i64, i16)]) -> Vec<ListOffsetsPartitionResponse> {
+        partitions
+            .iter()
+            .map(|&(p, offset, error)| {
+                ListOffsetsPartitionResponse::default()
+                    .with_partition_index(p)
+                    .with_offset(offset)
+                    .with_error_code(error)
+            })
+            .collect()
+    }
+
+    fn server_error(result: &Result<i64, ReadError>) -> Option<ResponseError> {
+        match result {
+            Err(ReadError::Broker { source, .. }) => Some(source.code),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn one_list_offsets_carries_every_partition_by_topic() {
+        let request = list_offsets_request(7, IsolationLevel::ReadCommitted, &asked(), EARLIEST_TIMESTAMP);
+        assert_eq!(request.isolation_level, 1);
+        let topics: Vec<(String, Vec<(i32, i64)>)> = request
+            .topics
+            .iter()
+            .map(|t| {
+                let partitions = t
+                    .partitions
+                    .iter()
+                    .map(|p| (p.partition_index, p.timestamp))
+                    .collect();
+                (t.name.0.to_string(), partitions)
+            })
+            .collect();
+        assert_eq!(
+            topics,
+            vec![
+                ("a".to_owned(), vec![(0, -2), (1, -2), (2, -2)]),
+                ("b".to_owned(), vec![(0, -2)]),
+            ]
+        );
+        let old = list_offsets_request(1, IsolationLevel::ReadCommitted, &asked(), LATEST_TIMESTAMP);
+        assert_eq!(old.isolation_level, 0, "v1 has no isolation level");
+    }
+
+    #[test]
+    fn list_offsets_answers_are_matched_to_the_partitions_asked() {
+        let response = ListOffsetsResponse::default().with_topics(vec![
+            ListOffsetsTopicResponse::default()
+                .with_name(name("a"))
+                // a-0 answered twice (the first counts), a-1 not led here, a-9 never asked.
+                .with_partitions(offsets_answer(&[(0, 5, 0), (1, -1, 6), (9, 1, 0), (0, 99, 0)])),
+            ListOffsetsTopicResponse::default()
+                .with_name(name("c"))
+                .with_partitions(offsets_answer(&[(0, 3, 0)])),
+            ListOffsetsTopicResponse::default()
+                .with_name(name("b"))
+                .with_partitions(offsets_answer(&[(0, 0, 3)])),
+        ]);
+        let answers = list_offsets_answers(&asked(), &response);
+        assert_eq!(answers.len(), 4);
+        assert_eq!(answers[0].as_ref().ok(), Some(&5));
+        assert_eq!(
+            server_error(&answers[1]),
+            Some(ResponseError::NotLeaderOrFollower)
+        );
+        assert_eq!(
+            server_error(&answers[2]),
+            Some(ResponseError::UnknownTopicOrPartition)
+        );
+        assert!(
+            matches!(&answers[3], Err(ReadError::MissingPartition { tp }) if *tp == TopicPartition::new("a", 2)),
+            "left out: an error for that partition only"
+        );
+        let empty = list_offsets_answers(&asked(), &ListOffsetsResponse::default());
+        assert!(
+            empty
+                .iter()
+                .all(|a| matches!(a, Err(ReadError::MissingPartition { .. })))
+        );
+    }
+
+    fn probed(partitions: &[(i32, i64, i64, i16)]) -> Vec<PartitionData> {
+        partitions
+            .iter()
+            .map(|&(p, hw, lso, error)| {
+                PartitionData::default()
+                    .with_partition_index(p)
+                    .with_high_watermark(hw)
+                    .with_last_stable_offset(lso)
+                    .with_error_code(error)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_probe_gives_each_partition_its_end_never_below_its_start() {
+        let response = FetchResponse::default().with_responses(vec![
+            FetchableTopicResponse::default()
+                .with_topic(name("a"))
+                .with_partitions(probed(&[(1, 3, -1, 0), (0, 20, 15, 0), (7, 50, 50, 0)])),
+            FetchableTopicResponse::default()
+                .with_topic(name("b"))
+                .with_partitions(probed(&[(0, -1, -1, 6)])),
+        ]);
+        let starts = [0, 10, 0, 0];
+        let uncommitted = probe_answers(&asked(), &starts, &response, IsolationLevel::ReadUncommitted);
+        assert_eq!(uncommitted[0].as_ref().ok(), Some(&20));
+        assert_eq!(
+            uncommitted[1].as_ref().ok(),
+            Some(&10),
+            "never below the log start"
+        );
+        assert_eq!(
+            server_error(&uncommitted[2]),
+            Some(ResponseError::NotLeaderOrFollower)
+        );
+        assert!(matches!(uncommitted[3], Err(ReadError::MissingPartition { .. })));
+        let committed = probe_answers(&asked(), &starts, &response, IsolationLevel::ReadCommitted);
+        assert_eq!(committed[0].as_ref().ok(), Some(&15), "the last stable offset");
+        assert_eq!(committed[1].as_ref().ok(), Some(&10));
     }
 }
