@@ -47,6 +47,8 @@ mod error;
 mod plan;
 pub use error::Error;
 pub(crate) use plan::{CompletedFetch, Failed};
+#[cfg(test)]
+mod fake_broker_tests;
 pub(crate) mod partition_reader;
 mod partition_set;
 mod reset;

@@ -1,0 +1,304 @@
+//! The fetch task against an in-process broker that answers ApiVersions, Metadata, ListOffsets and
+//! Fetch (one record batch per partition per Fetch): what a real broker will not do on demand (refuse
+//! every ListOffsets), and a revoke and reassign in the middle of a stream.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use bytes::{BufMut, BytesMut};
+use kafka_protocol::{
+    messages::{
+        ApiVersionsResponse, BrokerId, ListOffsetsResponse, MetadataResponse, ResponseHeader, TopicName,
+        api_versions_response::ApiVersion,
+        list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse},
+        metadata_response::{MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic},
+    },
+    protocol::{Encodable, HeaderVersion, StrBytes},
+};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpListener,
+};
+
+use super::*;
+
+/// A broker that leads t-0 and answers every ListOffsets with NOT_LEADER_OR_FOLLOWER.
+async fn broker(list_offsets: Arc<AtomicUsize>) -> String {
+    fake(list_offsets, 1, 0, 0).await
+}
+
+fn batch(base: i64, n: usize) -> bytes::Bytes {
+    let mut b = crate::protocol::RecordBatchBuilder::new(crate::protocol::Compression::None);
+    for i in 0..n {
+        b.append(
+            0,
+            None,
+            Some(format!("v{i}").as_bytes()),
+            &crate::protocol::Headers::new(),
+        )
+        .unwrap();
+    }
+    let bytes = b.finish().unwrap();
+    let mut v = bytes.to_vec();
+    v[0..8].copy_from_slice(&base.to_be_bytes());
+    bytes::Bytes::from(v)
+}
+
+/// `partitions` partitions of t, each with `records` records in batches of `per_batch`; one batch
+/// per partition per Fetch. `partitions == 1 && records == 0`: ListOffsets fails.
+async fn fake(list_offsets: Arc<AtomicUsize>, partitions: i32, records: i64, per_batch: i64) -> String {
+    use kafka_protocol::messages::{
+        FetchRequest, FetchResponse, RequestHeader,
+        fetch_response::{FetchableTopicResponse, PartitionData},
+    };
+    use kafka_protocol::protocol::Decodable;
+    let fail_resets = records == 0;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let list_offsets = Arc::clone(&list_offsets);
+            tokio::spawn(async move {
+                loop {
+                    let mut prefix = [0u8; 4];
+                    if socket.read_exact(&mut prefix).await.is_err() {
+                        return;
+                    }
+                    let mut request = vec![0u8; i32::from_be_bytes(prefix) as usize];
+                    if socket.read_exact(&mut request).await.is_err() {
+                        return;
+                    }
+                    let api = i16::from_be_bytes([request[0], request[1]]);
+                    let version = i16::from_be_bytes([request[2], request[3]]);
+                    let id = i32::from_be_bytes([request[4], request[5], request[6], request[7]]);
+                    let mut out = BytesMut::new();
+                    let header = ResponseHeader::default().with_correlation_id(id);
+                    match api {
+                        18 => {
+                            let body = ApiVersionsResponse::default().with_api_keys(vec![
+                                ApiVersion::default()
+                                    .with_api_key(18)
+                                    .with_min_version(0)
+                                    .with_max_version(3),
+                                ApiVersion::default()
+                                    .with_api_key(3)
+                                    .with_min_version(0)
+                                    .with_max_version(12),
+                                ApiVersion::default()
+                                    .with_api_key(2)
+                                    .with_min_version(1)
+                                    .with_max_version(7),
+                                ApiVersion::default()
+                                    .with_api_key(1)
+                                    .with_min_version(4)
+                                    .with_max_version(12),
+                            ]);
+                            header
+                                .encode(&mut out, ApiVersionsResponse::header_version(version))
+                                .unwrap();
+                            body.encode(&mut out, version).unwrap();
+                        }
+                        3 => {
+                            let body = MetadataResponse::default()
+                                .with_cluster_id(Some(StrBytes::from_static_str("c1")))
+                                .with_controller_id(BrokerId(1))
+                                .with_brokers(vec![
+                                    MetadataResponseBroker::default()
+                                        .with_node_id(BrokerId(1))
+                                        .with_host(StrBytes::from_string(address.ip().to_string()))
+                                        .with_port(i32::from(address.port())),
+                                ])
+                                .with_topics(vec![
+                                    MetadataResponseTopic::default()
+                                        .with_name(Some(TopicName(StrBytes::from_static_str("t"))))
+                                        .with_partitions(
+                                            vec![
+                                                MetadataResponsePartition::default()
+                                                    .with_partition_index(0)
+                                                    .with_leader_id(BrokerId(1))
+                                                    .with_replica_nodes(vec![BrokerId(1)])
+                                                    .with_isr_nodes(vec![BrokerId(1)]),
+                                            ]
+                                            .into_iter()
+                                            .cycle()
+                                            .take(partitions as usize)
+                                            .enumerate()
+                                            .map(|(i, p)| p.with_partition_index(i as i32))
+                                            .collect(),
+                                        ),
+                                ]);
+                            header
+                                .encode(&mut out, MetadataResponse::header_version(version))
+                                .unwrap();
+                            body.encode(&mut out, version).unwrap();
+                        }
+                        2 => {
+                            list_offsets.fetch_add(1, Ordering::SeqCst);
+                            let body = ListOffsetsResponse::default().with_topics(vec![
+                                ListOffsetsTopicResponse::default()
+                                    .with_name(TopicName(StrBytes::from_static_str("t")))
+                                    .with_partitions(
+                                        vec![
+                                            ListOffsetsPartitionResponse::default()
+                                                .with_partition_index(0)
+                                                .with_error_code(if fail_resets { 6 } else { 0 })
+                                                .with_offset(0),
+                                        ]
+                                        .into_iter()
+                                        .cycle()
+                                        .take(partitions as usize)
+                                        .enumerate()
+                                        .map(|(i, p)| p.with_partition_index(i as i32))
+                                        .collect(),
+                                    ),
+                            ]);
+                            header
+                                .encode(&mut out, ListOffsetsResponse::header_version(version))
+                                .unwrap();
+                            body.encode(&mut out, version).unwrap();
+                        }
+                        1 => {
+                            let mut buf = bytes::Bytes::from(request.clone());
+                            let _ = RequestHeader::decode(&mut buf, FetchRequest::header_version(version))
+                                .unwrap();
+                            let req = FetchRequest::decode(&mut buf, version).unwrap();
+                            let mut any = false;
+                            let topics: Vec<FetchableTopicResponse> = req
+                                .topics
+                                .iter()
+                                .map(|t| {
+                                    FetchableTopicResponse::default()
+                                        .with_topic(t.topic.clone())
+                                        .with_partitions(
+                                            t.partitions
+                                                .iter()
+                                                .map(|p| {
+                                                    let at = p.fetch_offset;
+                                                    let data = PartitionData::default()
+                                                        .with_partition_index(p.partition)
+                                                        .with_high_watermark(records)
+                                                        .with_last_stable_offset(records);
+                                                    if at < records {
+                                                        any = true;
+                                                        let base = at / per_batch * per_batch;
+                                                        data.with_records(Some(batch(
+                                                            base,
+                                                            per_batch as usize,
+                                                        )))
+                                                    } else {
+                                                        data
+                                                    }
+                                                })
+                                                .collect(),
+                                        )
+                                })
+                                .collect();
+                            if let Some(ms) = std::env::var("REV2_DELAY_MS")
+                                .ok()
+                                .and_then(|v| v.parse::<u64>().ok())
+                            {
+                                tokio::time::sleep(Duration::from_millis(ms)).await;
+                            }
+                            if !any {
+                                tokio::time::sleep(Duration::from_millis(
+                                    u64::try_from(req.max_wait_ms).unwrap_or(0).min(100),
+                                ))
+                                .await;
+                            }
+                            let body = FetchResponse::default().with_responses(topics);
+                            header
+                                .encode(&mut out, FetchResponse::header_version(version))
+                                .unwrap();
+                            body.encode(&mut out, version).unwrap();
+                        }
+                        _ => return,
+                    }
+                    let mut frame = BytesMut::new();
+                    frame.put_i32(out.len() as i32);
+                    frame.put_slice(&out);
+                    if socket.write_all(&frame).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    address.to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_offset_reset_waits_the_retry_backoff() {
+    let count = Arc::new(AtomicUsize::new(0));
+    let address = broker(Arc::clone(&count)).await;
+    let cluster = Cluster::connect(crate::client::ClientConfig::new(&address))
+        .await
+        .unwrap();
+    let shared = Arc::new(FetchShared::new(2));
+    let tp = TopicPartition::new("t", 0);
+    let (_epoch, _rx) = shared.assign(&tp, None, OffsetReset::Earliest);
+    let shutdown = CancellationToken::new();
+    let config = FetchConfig::default(); // retry_backoff 100 ms
+    let task = tokio::spawn(run(cluster, config, Arc::clone(&shared), shutdown.clone()));
+    shared.wake();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    shutdown.cancel();
+    task.await.unwrap();
+    let n = count.load(Ordering::SeqCst);
+    assert!(
+        n <= 12,
+        "{n} ListOffsets in 1 s: the failed reset is retried without backoff"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reassigned_partition_gets_only_its_new_assignments_chunks() {
+    let address = fake(Arc::new(AtomicUsize::new(0)), 4, 400, 10).await;
+    let cluster = Cluster::connect(crate::client::ClientConfig::new(&address))
+        .await
+        .unwrap();
+    let shared = Arc::new(FetchShared::new(2));
+    let shutdown = CancellationToken::new();
+    let tp = TopicPartition::new("t", 1);
+    let mut others = Vec::new();
+    for p in [0, 2, 3] {
+        others.push(shared.assign(&TopicPartition::new("t", p), Some(0), OffsetReset::Earliest));
+    }
+    let (e1, mut rx1) = shared.assign(&tp, Some(0), OffsetReset::Earliest);
+    let task = tokio::spawn(run(
+        cluster,
+        FetchConfig::default(),
+        Arc::clone(&shared),
+        shutdown.clone(),
+    ));
+    shared.wake();
+    // Take two chunks of the first assignment, leave the buffer full-ish, then revoke and reassign.
+    for _ in 0..2 {
+        let c = rx1.recv().await.unwrap();
+        assert_eq!(c.epoch, e1);
+        shared.chunk_consumed(&tp, e1);
+    }
+    shared.revoke(&tp);
+    shared.revoked(&tp);
+    let (e2, mut rx2) = shared.assign(&tp, Some(55), OffsetReset::Earliest);
+    shared.wake();
+    // Whatever the old stream still holds was sent before the revoke; nothing after.
+    // The old stream ends (its sender is dropped at the revoke).
+    while let Some(c) = rx1.recv().await {
+        assert_eq!(c.epoch, e1);
+    }
+    let c = tokio::time::timeout(Duration::from_secs(3), rx2.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.epoch, e2);
+    let first = c.into_iter().next().unwrap().unwrap()[0].offset;
+    assert_eq!(first, 55);
+    // Drain the others so the set stays bounded.
+    {
+        let state = shared.lock();
+        assert_eq!(state.sinks.len(), 4);
+    }
+    shutdown.cancel();
+    task.await.unwrap();
+    drop(others);
+}
