@@ -18,13 +18,14 @@
 //!   to the front of its partition's queue. Records of one partition are therefore written in the order
 //!   they were appended, retries included.
 //! - **Idempotence.** A batch gets its sequence number when it is first drained, in partition order, and
-//!   keeps it across retries, so the broker discards a retry of a batch it already wrote. When the
+//!   keeps it across retries, so the broker discards a retry of a batch it already wrote (a batch
+//!   returned or failed unsent, never seen by the broker, gives it back: `request_cap`). When the
 //!   producer id or epoch changes (after OUT_OF_ORDER_SEQUENCE / UNKNOWN_PRODUCER_ID), sequences
 //!   restart at 0, and a batch that may already have been written under the old one is failed
 //!   ([`Drained::uncertain`]) rather than sent again (see `idempotence`).
 //! - **Work follows data.** A drain looks only at the partitions that may have a batch to send: those
-//!   listed in `ready` (a batch sealed, a linger or backoff ended, a completion, a flush) or parked
-//!   behind a broker that was busy. Lingers end in creation order (`lingering`), so the sender sleeps
+//!   listed in `ready` (a batch sealed, a linger or backoff ended, a completion, a flush), parked
+//!   behind a broker that was busy, or returned unsent by the sender (looked at first). Lingers end in creation order (`lingering`), so the sender sleeps
 //!   until the oldest one and only a first lingering batch wakes it. Idle partitions cost a drain
 //!   nothing, and a partition's batch buffer exists only while it holds records.
 //! - **Requests as sent.** A request holds batches up to `max_request_size` counted as sent: a drain
