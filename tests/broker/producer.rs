@@ -439,8 +439,9 @@ mod produce_sizes {
             let seen = Arc::clone(&largest);
             let accept = tokio::spawn(async move {
                 while let Ok((client, _)) = listener.accept().await {
+                    // A failed connection to the broker drops this client only: the next one may succeed.
                     let Ok(server) = TcpStream::connect(&upstream).await else {
-                        return;
+                        continue;
                     };
                     let seen = Arc::clone(&seen);
                     tokio::spawn(async move {

@@ -18,13 +18,14 @@
 //!   to the front of its partition's queue. Records of one partition are therefore written in the order
 //!   they were appended, retries included.
 //! - **Idempotence.** A batch gets its sequence number when it is first drained, in partition order, and
-//!   keeps it across retries, so the broker discards a retry of a batch it already wrote. When the
+//!   keeps it across retries, so the broker discards a retry of a batch it already wrote (a batch
+//!   returned or failed unsent, never seen by the broker, gives it back: `request_cap`). When the
 //!   producer id or epoch changes (after OUT_OF_ORDER_SEQUENCE / UNKNOWN_PRODUCER_ID), sequences
 //!   restart at 0, and a batch that may already have been written under the old one is failed
 //!   ([`Drained::uncertain`]) rather than sent again (see `idempotence`).
 //! - **Work follows data.** A drain looks only at the partitions that may have a batch to send: those
-//!   listed in `ready` (a batch sealed, a linger or backoff ended, a completion, a flush) or parked
-//!   behind a broker that was busy. Lingers end in creation order (`lingering`), so the sender sleeps
+//!   listed in `ready` (a batch sealed, a linger or backoff ended, a completion, a flush), parked
+//!   behind a broker that was busy, or returned unsent by the sender (looked at first). Lingers end in creation order (`lingering`), so the sender sleeps
 //!   until the oldest one and only a first lingering batch wakes it. Idle partitions cost a drain
 //!   nothing, and a partition's batch buffer exists only while it holds records.
 //! - **Requests as sent.** A request holds batches up to `max_request_size` counted as sent: a drain
@@ -164,7 +165,7 @@ struct PartitionQueue {
     open: Option<ProducerBatch>,
     sealed: VecDeque<ProducerBatch>,
     in_flight: bool,
-    /// In `State::ready` or `State::parked`: the next drain looks at it.
+    /// In `State::ready`, `State::parked` or `State::returned`: the next drain looks at it.
     listed: bool,
     next_sequence: i32,
     sequence_owner: Option<ProducerState>,
@@ -196,6 +197,9 @@ struct State {
     /// Listed partitions whose leader was busy at the last drain, by leader: looked at again once the
     /// leader is not busy, or the metadata changed.
     parked: HashMap<i32, Vec<PartitionKey>>,
+    /// Partitions whose batch the sender returned unsent (`request_cap`), in request order: the next
+    /// drain looks at them first, before `ready` and the partitions `unpark` lists.
+    returned: Vec<PartitionKey>,
     /// The metadata generation the parked partitions' leaders come from.
     parked_generation: u64,
     /// (end of linger, partition, batch id) of each new batch, in creation order (so by end of linger).
@@ -251,6 +255,7 @@ impl Accumulator {
                 topic_index: HashMap::new(),
                 ready: VecDeque::new(),
                 parked: HashMap::new(),
+                returned: Vec::new(),
                 parked_generation: 0,
                 lingering: VecDeque::new(),
                 backoff: BinaryHeap::new(),
@@ -457,20 +462,31 @@ impl Accumulator {
             }
         }
         unpark(state, metadata.generation, busy);
+        // Returned batches go first: before the partitions just unparked.
+        let returned_count = state.returned.len();
+        for key in state.returned.drain(..).rev() {
+            state.ready.push_front(key);
+        }
 
         let State {
             topics,
             ready,
             parked,
+            returned,
             backoff,
             ..
         } = state;
+        // How many of the returned partitions each busy leader got: they park ahead of the others.
+        let mut parked_first: HashMap<i32, usize> = HashMap::new();
+        let mut popped = 0usize;
         let mut request_bytes: HashMap<i32, usize> = HashMap::new();
         // Partitions with no known leader, or whose batch did not fit this drain's request.
         let mut again: Vec<PartitionKey> = Vec::new();
         let mut request_full = false;
         let mut leaders: Option<(usize, Option<&crate::client::cluster::TopicMetadata>)> = None;
         while let Some(key @ (topic_at, partition)) = ready.pop_front() {
+            popped += 1;
+            let first_in_line = popped <= returned_count;
             let Some(topic) = topics.get_mut(topic_at) else {
                 continue;
             };
@@ -519,7 +535,14 @@ impl Accumulator {
             };
             if busy.contains(&leader) {
                 queue.listed = true;
-                parked.entry(leader).or_default().push(key);
+                let keys = parked.entry(leader).or_default();
+                if first_in_line {
+                    let at = parked_first.entry(leader).or_default();
+                    keys.insert((*at).min(keys.len()), key);
+                    *at += 1;
+                } else {
+                    keys.push(key);
+                }
                 continue;
             }
             let size = queue
@@ -530,7 +553,11 @@ impl Accumulator {
             let used = request_bytes.entry(leader).or_default();
             if *used > 0 && *used + size > self.config.max_request_size {
                 queue.listed = true;
-                again.push(key);
+                if first_in_line {
+                    returned.push(key);
+                } else {
+                    again.push(key);
+                }
                 request_full = true;
                 continue;
             }
@@ -597,15 +624,27 @@ impl Accumulator {
         batch.in_flight = false;
         let mut guard = self.lock();
         let state = &mut *guard;
-        if let Some(key) = key_of(state, &batch.topic, batch.partition)
-            && let Some(queue) = queue_at(&mut state.topics, key)
-        {
-            queue.in_flight = false;
-            queue.sealed.push_front(batch);
-            list(state, key);
-        }
+        let key = key_of(state, &batch.topic, batch.partition);
+        let Some((key, queue)) = key.and_then(|key| Some((key, queue_at(&mut state.topics, key)?))) else {
+            drop(guard);
+            self.fail_orphan(batch);
+            return;
+        };
+        queue.in_flight = false;
+        queue.sealed.push_front(batch);
+        list(state, key);
         drop(guard);
         self.wake_sender.notify_one();
+    }
+
+    /// Fails a drained batch whose partition the accumulator holds no queue for: it cannot be put
+    /// back, and a batch dropped instead would never answer its records (nor let `flush` return).
+    fn fail_orphan(&self, batch: ProducerBatch) {
+        let error = Error::UnknownPartition {
+            topic: batch.topic.to_string(),
+            partition: batch.partition,
+        };
+        self.complete(batch, Err(error));
     }
 
     /// Makes every batch that exists now ready at once, and waits until all of them completed.
@@ -715,11 +754,16 @@ fn assign_sequence(queue: &mut PartitionQueue, batch: &mut ProducerBatch, state:
     }
     let sequence = queue.next_sequence;
     let count = i32::try_from(batch.record_count()).unwrap_or(i32::MAX);
-    // Sequences wrap from i32::MAX to 0, as the protocol says.
-    queue.next_sequence = ((i64::from(sequence) + i64::from(count)) % (i64::from(i32::MAX) + 1)) as i32;
+    queue.next_sequence = sequence_after(sequence, count);
     batch.stale_encoding = batch.encoded.is_some();
     batch.producer = Some((state.0, state.1, sequence));
     true
+}
+
+/// The sequence after a batch of `count` records from `sequence`: sequences wrap from i32::MAX to 0,
+/// as the protocol says.
+fn sequence_after(sequence: i32, count: i32) -> i32 {
+    ((i64::from(sequence) + i64::from(count)) % (i64::from(i32::MAX) + 1)) as i32
 }
 
 /// Lists `key` for the next drain, unless it is listed already, in flight or empty.

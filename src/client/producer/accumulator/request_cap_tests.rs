@@ -214,3 +214,198 @@ async fn batches_over_the_cap_are_requeued_without_an_attempt() {
     }
     assert!(batches.iter().all(|b| !sent.contains(&b.partition)));
 }
+
+/// Drains the 64 incompressible batches of `t` after a compressible history, with `producer`, and
+/// sends what fits: the partitions sent, and the drained batches' sequences by partition.
+async fn drain_over_the_cap(
+    acc: &Accumulator,
+    meta: &ClusterMetadata,
+    producer: Option<ProducerState>,
+    now: Instant,
+) -> (Vec<(ProducerBatch, Bytes)>, Vec<Delivery>) {
+    for _ in 0..4 {
+        fill(acc, "t", 0..32, 64, compressible, now).await;
+        send_everything(acc, meta, now + Duration::from_millis(20));
+    }
+    let mut rng = 3;
+    let deliveries = fill(acc, "t", 0..64, 64, || incompressible(&mut rng), now).await;
+    let mut drained = acc.drain(now + Duration::from_millis(20), meta, &HashSet::new(), producer);
+    let (_, batches) = drained.by_broker.pop().unwrap();
+    (send_request(acc, batches), deliveries)
+}
+
+/// A batch returned unsent gives its sequence back: if it expires before it is drained again, the
+/// partition's next batch takes that sequence, not the one after it (a gap the broker would answer
+/// with OUT_OF_ORDER_SEQUENCE_NUMBER, an epoch bump failing other partitions' uncertain batches).
+#[tokio::test]
+async fn a_returned_batch_that_expires_leaves_no_sequence_gap() {
+    let acc = gzip_accumulator();
+    let meta = metadata(&[("t", 64)]);
+    let t0 = Instant::now();
+    let producer = Some((7, 0));
+    let (sent, _deliveries) = drain_over_the_cap(&acc, &meta, producer, t0).await;
+    let sent_parts: HashSet<i32> = sent.iter().map(|(b, _)| b.partition).collect();
+    for (batch, _) in sent {
+        acc.complete(batch, Ok(0));
+    }
+    // The returned batches wait (their broker busy) past the delivery timeout.
+    let expired_at = t0 + acc.config.delivery_timeout + Duration::from_secs(1);
+    let busy: HashSet<i32> = [1].into_iter().collect();
+    let drained = acc.drain(expired_at, &meta, &busy, producer);
+    let returned = drained
+        .expired
+        .iter()
+        .map(|b| b.partition)
+        .find(|p| !sent_parts.contains(p))
+        .expect("a returned batch expired");
+    for batch in drained.expired {
+        acc.complete(batch, Err(Error::Closed));
+    }
+    let _next = fill(&acc, "t", returned..returned + 1, 64, compressible, expired_at).await;
+    let later = expired_at + Duration::from_millis(20);
+    let mut drained = acc.drain(later, &meta, &HashSet::new(), producer);
+    let (_, batches) = drained.by_broker.pop().unwrap();
+    let next = batches.iter().find(|b| b.partition == returned).unwrap();
+    assert_eq!(
+        next.producer,
+        Some((7, 0, 0)),
+        "the first batch partition {returned} sends must have sequence 0"
+    );
+}
+
+/// A returned batch drained again gets its sequence anew, and its bytes (encoded under the sequence
+/// it gave back) are rewritten to carry it.
+#[tokio::test]
+async fn a_returned_encoded_batch_is_sent_with_the_sequence_drained_again() {
+    let acc = gzip_accumulator();
+    let meta = metadata(&[("t", 64)]);
+    let t0 = Instant::now();
+    let producer = Some((7, 0));
+    let (sent, _deliveries) = drain_over_the_cap(&acc, &meta, producer, t0).await;
+    let sent_parts: HashSet<i32> = sent.iter().map(|(b, _)| b.partition).collect();
+    for (batch, _) in sent {
+        acc.complete(batch, Ok(0));
+    }
+    let mut drained = acc.drain(t0 + Duration::from_millis(20), &meta, &HashSet::new(), producer);
+    let (_, batches) = drained.by_broker.pop().unwrap();
+    let first = &batches[0];
+    assert!(!sent_parts.contains(&first.partition));
+    assert!(
+        first.encoded.is_some(),
+        "the batch that broke the cap was encoded"
+    );
+    assert_eq!(first.producer, Some((7, 0, 0)));
+    for (batch, bytes) in send_request(&acc, batches) {
+        // A v2 batch's base sequence is at byte 53.
+        let base_sequence = i32::from_be_bytes([bytes[53], bytes[54], bytes[55], bytes[56]]);
+        assert_eq!(Some(base_sequence), batch.producer.map(|p| p.2));
+    }
+}
+
+/// A batch that cannot be encoded is failed unsent: its sequence goes back to its partition.
+#[tokio::test]
+async fn a_batch_failed_unencoded_leaves_no_sequence_gap() {
+    let acc = gzip_accumulator();
+    let meta = metadata(&[("t", 4)]);
+    let t0 = Instant::now();
+    let later = t0 + Duration::from_millis(20);
+    let producer = Some((7, 0));
+    let _first = fill(&acc, "t", 0..1, 4, compressible, t0).await;
+    let mut drained = acc.drain(later, &meta, &HashSet::new(), producer);
+    let (_, mut batches) = drained.by_broker.pop().unwrap();
+    // Bytes the producer state cannot be written into.
+    batches[0].encoded = Some(Bytes::from_static(b"not a record batch"));
+    batches[0].builder = None;
+    batches[0].stale_encoding = true;
+    let request = acc.encode_request(batches);
+    assert!(request.sending.is_empty());
+    for (batch, e) in request.failed {
+        acc.complete(batch, Err(Error::Encode { source: Arc::new(e) }));
+    }
+    let _second = fill(&acc, "t", 0..1, 4, compressible, t0).await;
+    let mut drained = acc.drain(later, &meta, &HashSet::new(), producer);
+    let (_, batches) = drained.by_broker.pop().unwrap();
+    assert_eq!(batches[0].producer, Some((7, 0, 0)));
+}
+
+/// Returned batches are first in line for the next drain, before partitions that were parked
+/// behind their busy broker meanwhile.
+#[tokio::test]
+async fn returned_batches_go_before_partitions_parked_behind_a_busy_broker() {
+    returned_batches_go_first(false).await;
+}
+
+/// Returned batches whose broker is still busy at the next drain park ahead of the partitions
+/// parked before them.
+#[tokio::test]
+async fn returned_batches_park_ahead_of_partitions_parked_before() {
+    returned_batches_go_first(true).await;
+}
+
+/// Drains 32 incompressible batches; while their request is encoded (some batches returned), 32
+/// more partitions park behind the busy broker; with `still_busy`, a drain finds the broker busy
+/// once more before it is free. The request after must start with the returned batches.
+async fn returned_batches_go_first(still_busy: bool) {
+    let acc = gzip_accumulator();
+    let meta = metadata(&[("t", 64)]);
+    let t0 = Instant::now();
+    let later = t0 + Duration::from_millis(20);
+    for _ in 0..4 {
+        fill(&acc, "t", 0..32, 64, compressible, t0).await;
+        send_everything(&acc, &meta, later);
+    }
+    let mut rng = 3;
+    let _a = fill(&acc, "t", 0..32, 64, || incompressible(&mut rng), t0).await;
+    let mut drained = acc.drain(later, &meta, &HashSet::new(), None);
+    let (_, batches) = drained.by_broker.pop().unwrap();
+    let drained_order: Vec<i32> = batches.iter().map(|b| b.partition).collect();
+    // While the request is encoded, other partitions become ready and park behind the busy broker.
+    let _b = fill(&acc, "t", 32..64, 64, || incompressible(&mut rng), t0).await;
+    let busy: HashSet<i32> = [1].into_iter().collect();
+    assert!(acc.drain(later, &meta, &busy, None).by_broker.is_empty());
+    let sent = send_request(&acc, batches);
+    let sent: HashSet<i32> = sent.iter().map(|(b, _)| b.partition).collect();
+    let returned: Vec<i32> = drained_order.into_iter().filter(|p| !sent.contains(p)).collect();
+    assert!(!returned.is_empty(), "every drained batch was sent");
+
+    if still_busy {
+        assert!(acc.drain(later, &meta, &busy, None).by_broker.is_empty());
+    }
+    let mut drained = acc.drain(later, &meta, &HashSet::new(), None);
+    let (_, batches) = drained.by_broker.pop().unwrap();
+    let order: Vec<i32> = batches.iter().map(|b| b.partition).collect();
+    let first = returned.len().min(order.len());
+    assert_eq!(
+        order[..first],
+        returned[..first],
+        "the next request {order:?} must start with the returned partitions {returned:?}"
+    );
+}
+
+/// A batch whose partition has no queue any more is failed, not dropped: a dropped batch would
+/// never answer its records nor leave `incomplete`, and `flush` would wait forever.
+#[tokio::test]
+async fn a_batch_without_its_partition_queue_is_failed_not_dropped() {
+    let acc = gzip_accumulator();
+    let meta = metadata(&[("t", 4)]);
+    let t0 = Instant::now();
+    let later = t0 + Duration::from_millis(20);
+    let mut deliveries = fill(&acc, "t", 0..2, 4, compressible, t0).await;
+    let mut drained = acc.drain(later, &meta, &HashSet::new(), None);
+    let (_, mut batches) = drained.by_broker.pop().unwrap();
+    assert_eq!(batches.len(), 2);
+    for batch in &mut batches {
+        batch.partition += 100;
+    }
+    let retried = batches.pop().unwrap();
+    acc.requeue(retried, later, "a retriable error".to_owned());
+    acc.learn_and_return(Vec::new(), batches, &mut []);
+    for delivery in &mut deliveries {
+        let outcome = delivery.try_recv();
+        assert!(
+            matches!(outcome, Ok(Err(Error::UnknownPartition { .. }))),
+            "{outcome:?}"
+        );
+    }
+    assert!(acc.is_empty());
+}
