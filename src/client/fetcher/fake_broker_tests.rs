@@ -302,3 +302,39 @@ async fn a_reassigned_partition_gets_only_its_new_assignments_chunks() {
     task.await.unwrap();
     drop(others);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_failed_reset_of_a_revoked_assignment_holds_nothing() {
+    let address = broker(Arc::new(AtomicUsize::new(0))).await;
+    let cluster = Cluster::connect(crate::client::ClientConfig::new(&address))
+        .await
+        .unwrap();
+    let shared = Arc::new(FetchShared::new(2));
+    let tp = TopicPartition::new("t", 0);
+    let (old, _old_rx) = shared.assign(&tp, None, OffsetReset::Earliest);
+    let mut f = Fetcher::new(cluster, FetchConfig::default(), Arc::clone(&shared));
+    // The partition is revoked and assigned again while its first reset is in flight.
+    shared.revoke(&tp);
+    shared.revoked(&tp);
+    let (new, _new_rx) = shared.assign(&tp, None, OffsetReset::Earliest);
+    assert_ne!(old, new);
+    f.complete(FetchDone::Resets {
+        partitions: vec![(Arc::new(tp.clone()), old)],
+        results: vec![Err(partition_reader::ReadError::MissingPartition {
+            tp: tp.clone(),
+        })],
+    });
+    assert!(
+        !f.held.contains_key(&tp),
+        "the old assignment's failure holds the new one's reset back"
+    );
+    // The current assignment's own failure does hold it.
+    f.complete(FetchDone::Resets {
+        partitions: vec![(Arc::new(tp.clone()), new)],
+        results: vec![Err(partition_reader::ReadError::MissingPartition {
+            tp: tp.clone(),
+        })],
+    });
+    assert!(f.held.contains_key(&tp));
+    f.tasks.abort_all();
+}

@@ -31,9 +31,11 @@
 //! - A result is delivered only if the partition's epoch and position still match what was fetched
 //!   (no stale records after a revoke, reassignment or reset).
 //! - The fetcher's connections are its own: long-polls never hold up other requests to the broker.
-//! - Partitions waiting for an offset reset are resolved per leader and reset kind, a bounded number a
-//!   request (`reset::batches`): one ListOffsets per broker, plus one Fetch probe per broker for
-//!   `latest`. A partition whose reset failed waits `retry_backoff` before it is tried again.
+//! - Partitions waiting for an `earliest` offset reset are resolved per leader, a bounded number a
+//!   request (`reset::batches`): one ListOffsets per broker, applied when it answers. `latest` is
+//!   resolved per partition (a log-end Fetch of many cold partitions is unbounded work; see `reset`).
+//!   A partition whose reset failed under its current assignment waits `retry_backoff` before it is
+//!   tried again.
 //! - The position passes a batch only after its frame, magic and (with `check_crcs`) CRC were checked
 //!   (`plan::walk`); it moves over a batch no further than the next batch's base offset or the high
 //!   watermark, whatever its `lastOffsetDelta` claims. A batch that fails is fetched once more after
@@ -404,21 +406,7 @@ pub(crate) async fn run(
     shared: Arc<FetchShared>,
     shutdown: CancellationToken,
 ) {
-    let mut f = Fetcher {
-        cluster,
-        config: Arc::new(config),
-        shared,
-        connections: HashMap::new(),
-        busy: HashSet::new(),
-        in_flight: PartitionSet::default(),
-        resetting: PartitionSet::default(),
-        backoff: HashMap::new(),
-        held: HashMap::new(),
-        shrink: HashMap::new(),
-        refreshing: false,
-        tasks: JoinSet::new(),
-        turns: HashMap::new(),
-    };
+    let mut f = Fetcher::new(cluster, config, shared);
     loop {
         let now = Instant::now();
         f.plan(now);
@@ -474,6 +462,24 @@ struct Fetcher {
 }
 
 impl Fetcher {
+    fn new(cluster: Cluster, config: FetchConfig, shared: Arc<FetchShared>) -> Self {
+        Fetcher {
+            cluster,
+            config: Arc::new(config),
+            shared,
+            connections: HashMap::new(),
+            busy: HashSet::new(),
+            in_flight: PartitionSet::default(),
+            resetting: PartitionSet::default(),
+            backoff: HashMap::new(),
+            held: HashMap::new(),
+            shrink: HashMap::new(),
+            refreshing: false,
+            tasks: JoinSet::new(),
+            turns: HashMap::new(),
+        }
+    }
+
     fn connection(&mut self, broker: i32, lane: Lane) -> Option<Arc<BrokerConnection>> {
         let address = self.cluster.metadata().brokers.get(&broker)?.address();
         let conn = self.connections.entry((broker, lane)).or_insert_with(|| {
@@ -614,7 +620,9 @@ impl Fetcher {
         }
     }
 
-    /// Resolves the partitions `waiting` for a reset per leader: one task per [`reset::ResetBatch`].
+    /// Starts the resets of the partitions `waiting` for one: those waiting for earliest with a known
+    /// leader one task per [`reset::ResetBatch`] (one ListOffsets per leader), the others one task per
+    /// partition (see [`reset`] for why latest is not batched).
     fn start_resets(
         &mut self,
         waiting: Vec<(Arc<TopicPartition>, OffsetReset, u64)>,
@@ -630,7 +638,10 @@ impl Fetcher {
                 .and_then(|t| t.partition(tp.partition))
                 .and_then(|p| p.leader)
         };
-        for batch in reset::batches(waiting, leader_of, reset::MAX_BATCH_PARTITIONS) {
+        let (batched, alone): (Vec<_>, Vec<_>) = waiting
+            .into_iter()
+            .partition(|(tp, reset, _)| *reset != OffsetReset::Latest && leader_of(tp).is_some());
+        for batch in reset::batches(batched, leader_of, reset::MAX_BATCH_PARTITIONS) {
             for (tp, _) in &batch.partitions {
                 self.resetting.insert(tp);
             }
@@ -641,6 +652,18 @@ impl Fetcher {
                 FetchDone::Resets {
                     partitions: batch.partitions,
                     results,
+                }
+            });
+        }
+        for (tp, reset, epoch) in alone {
+            self.resetting.insert(&tp);
+            let cluster = self.cluster.clone();
+            let config = Arc::clone(&self.config);
+            self.tasks.spawn(async move {
+                let result = reset::resolve(&cluster, &tp, reset, &config).await;
+                FetchDone::Resets {
+                    partitions: vec![(tp, epoch)],
+                    results: vec![result],
                 }
             });
         }
@@ -662,12 +685,20 @@ impl Fetcher {
                                 state.subscriptions.reset_to(tp, *epoch, position);
                             }
                             Err(e) => {
-                                tracing::warn!(%tp, error = %e, "offset reset failed; retrying");
-                                self.held.insert(
-                                    TopicPartition::clone(tp),
-                                    Instant::now() + self.config.retry_backoff,
-                                );
-                                retry = true;
+                                // A result for an older assignment of the partition holds nothing:
+                                // the partition's current assignment resets on its own schedule.
+                                let current = state
+                                    .subscriptions
+                                    .get(tp)
+                                    .is_some_and(|p| p.epoch == *epoch && p.reset.is_some());
+                                if current {
+                                    tracing::warn!(%tp, error = %e, "offset reset failed; retrying");
+                                    self.held.insert(
+                                        TopicPartition::clone(tp),
+                                        Instant::now() + self.config.retry_backoff,
+                                    );
+                                    retry = true;
+                                }
                             }
                         }
                     }

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use std::collections::HashMap;
 
 use kafka_protocol::messages::{
-    FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse, TopicName,
+    FetchRequest, ListOffsetsRequest, ListOffsetsResponse, TopicName,
     list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic},
 };
 use snafu::{ResultExt, Snafu};
@@ -219,75 +219,6 @@ fn fill_missing<T>(
     out
 }
 
-/// The log ends of `tps` (each at its log start, `starts`) under `config`'s isolation from one Fetch
-/// probe to `leader` (see [`log_end`]), in the order of `tps`. A partition the probe's answer leaves out
-/// is [`ReadError::MissingPartition`]: [`log_end`] settles it alone. `Err` when the request itself
-/// failed.
-pub(crate) async fn log_ends(
-    cluster: &Cluster,
-    leader: &BrokerConnection,
-    tps: &[TopicPartition],
-    starts: &[i64],
-    config: &FetchConfig,
-) -> Result<Vec<Result<i64, ReadError>>, connection::Error> {
-    let probe = probe_config(config);
-    let messenger = leader.messenger().await?;
-    let version = messenger.version_for::<FetchRequest>()?;
-    let targets: Vec<FetchTarget> = tps
-        .iter()
-        .zip(starts)
-        .map(|(tp, &offset)| FetchTarget {
-            tp: std::sync::Arc::new(tp.clone()),
-            offset,
-            epoch: 0,
-        })
-        .collect();
-    let request = fetch_request(version, &probe, cluster.config().max_response_size, &targets);
-    let timeout = probe.fetch_max_wait + cluster.config().request_timeout;
-    let response = messenger.request_with_timeout(&request, timeout).await?;
-    Ok(probe_answers(tps, starts, &response, config.isolation_level))
-}
-
-/// What a Fetch probe's `response` says of the log end of each of `tps` (fetched at `starts`), in
-/// order: the end under `isolation`, never below the start; the partition's error; or
-/// [`ReadError::MissingPartition`]. Partitions not asked for are ignored; of a partition answered
-/// twice, the first answer counts.
-pub(crate) fn probe_answers(
-    tps: &[TopicPartition],
-    starts: &[i64],
-    response: &FetchResponse,
-    isolation: IsolationLevel,
-) -> Vec<Result<i64, ReadError>> {
-    let mut answers: Vec<Option<Result<i64, ReadError>>> = tps.iter().map(|_| None).collect();
-    let index = positions(tps);
-    for topic in &response.responses {
-        let Some(partitions) = index.get(topic.topic.0.as_str()) else {
-            continue;
-        };
-        for p in &topic.partitions {
-            let Some(&i) = partitions.get(&p.partition_index) else {
-                continue;
-            };
-            let (Some(slot), Some(tp), Some(&start)) = (answers.get_mut(i), tps.get(i), starts.get(i)) else {
-                continue;
-            };
-            if slot.is_none() {
-                *slot = Some(match ServerError::from_code(p.error_code, None) {
-                    Some(e) => Err(e).context(BrokerSnafu { tp: tp.clone() }),
-                    None => Ok(PartitionFetch {
-                        high_watermark: p.high_watermark,
-                        last_stable_offset: p.last_stable_offset,
-                        records: Bytes::new(),
-                    }
-                    .end(isolation)
-                    .max(start)),
-                });
-            }
-        }
-    }
-    fill_missing(tps, answers)
-}
-
 /// The Fetch settings of a log-end probe. Tansu leaves a partition out of the answer when its limits
 /// are below one batch, so the probe uses the configured sizes (one-off cost: up to
 /// `max_partition_fetch_bytes` a partition). A zero wait makes Tansu answer before reading anything, so
@@ -375,9 +306,8 @@ pub(crate) async fn log_end(
 
 #[cfg(test)]
 mod tests {
-    use kafka_protocol::messages::{
-        fetch_response::{FetchableTopicResponse, PartitionData},
-        list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse},
+    use kafka_protocol::messages::list_offsets_response::{
+        ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
     };
 
     use super::*;
@@ -477,46 +407,5 @@ mod tests {
                 .iter()
                 .all(|a| matches!(a, Err(ReadError::MissingPartition { .. })))
         );
-    }
-
-    fn probed(partitions: &[(i32, i64, i64, i16)]) -> Vec<PartitionData> {
-        partitions
-            .iter()
-            .map(|&(p, hw, lso, error)| {
-                PartitionData::default()
-                    .with_partition_index(p)
-                    .with_high_watermark(hw)
-                    .with_last_stable_offset(lso)
-                    .with_error_code(error)
-            })
-            .collect()
-    }
-
-    #[test]
-    fn a_probe_gives_each_partition_its_end_never_below_its_start() {
-        let response = FetchResponse::default().with_responses(vec![
-            FetchableTopicResponse::default()
-                .with_topic(name("a"))
-                .with_partitions(probed(&[(1, 3, -1, 0), (0, 20, 15, 0), (7, 50, 50, 0)])),
-            FetchableTopicResponse::default()
-                .with_topic(name("b"))
-                .with_partitions(probed(&[(0, -1, -1, 6)])),
-        ]);
-        let starts = [0, 10, 0, 0];
-        let uncommitted = probe_answers(&asked(), &starts, &response, IsolationLevel::ReadUncommitted);
-        assert_eq!(uncommitted[0].as_ref().ok(), Some(&20));
-        assert_eq!(
-            uncommitted[1].as_ref().ok(),
-            Some(&10),
-            "never below the log start"
-        );
-        assert_eq!(
-            server_error(&uncommitted[2]),
-            Some(ResponseError::NotLeaderOrFollower)
-        );
-        assert!(matches!(uncommitted[3], Err(ReadError::MissingPartition { .. })));
-        let committed = probe_answers(&asked(), &starts, &response, IsolationLevel::ReadCommitted);
-        assert_eq!(committed[0].as_ref().ok(), Some(&15), "the last stable offset");
-        assert_eq!(committed[1].as_ref().ok(), Some(&10));
     }
 }

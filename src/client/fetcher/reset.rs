@@ -3,15 +3,17 @@
 //! gives it (see [`partition_reader::log_end`] for why not ListOffsets(latest)), so "latest" is exactly
 //! "records produced from now on".
 //!
-//! Partitions waiting for a reset are resolved per leader, as Java's `OffsetFetcher` does: one
-//! ListOffsets(earliest) per broker carries all its partitions waiting for a reset, and one Fetch
-//! probe per broker finds the log ends of those waiting for "latest" ([`batches`], at most
-//! [`MAX_BATCH_PARTITIONS`] partitions a request). A partition without a known leader, or one a probe's
-//! answer leaves out, is resolved alone ([`resolve`]), as before batching.
+//! Partitions waiting for **earliest** are resolved per leader, as Java's `OffsetFetcher` does: one
+//! ListOffsets(earliest) per broker carries all its partitions waiting for it ([`batches`], at most
+//! [`MAX_BATCH_PARTITIONS`] a request); the positions are applied as soon as it answers, and a
+//! partition the answer leaves out or fails waits `retry_backoff` before it is asked again.
+//! Partitions waiting for **latest**, and those without a known leader, are resolved one at a time
+//! ([`resolve`]): the log end comes from a Fetch at the log start, and a Fetch of many cold partitions
+//! would pull up to `fetch_max_bytes` of records just to read their high watermarks (Tansu also leaves
+//! out the partitions past its byte budget). Each such partition's position is applied when its own
+//! requests answer, so a slow one holds up no other.
 
 use std::{collections::BTreeMap, sync::Arc};
-
-use tokio::task::JoinSet;
 
 use super::{FetchConfig, partition_reader};
 use crate::client::{
@@ -73,12 +75,13 @@ pub(crate) fn batches(
     out
 }
 
-/// The positions the batch's reset gives its partitions, in the batch's order. A failed request fails
-/// each of its partitions; a partition-level error fails that partition only.
+/// The log starts of an **earliest** batch's partitions from one ListOffsets to its leader, in the
+/// batch's order. A failed request (or an unknown leader) fails each of its partitions; a
+/// partition-level error or a partition the answer leaves out fails that partition only.
 pub(crate) async fn resolve_batch(
     cluster: &Cluster,
     batch: &ResetBatch,
-    config: &Arc<FetchConfig>,
+    config: &FetchConfig,
 ) -> Vec<Result<i64, ReadError>> {
     let tps: Vec<TopicPartition> = batch
         .partitions
@@ -86,53 +89,20 @@ pub(crate) async fn resolve_batch(
         .map(|(tp, _)| TopicPartition::clone(tp))
         .collect();
     let Some(leader) = batch.leader.and_then(|id| cluster.broker(id).ok()) else {
-        // The leader lookup refreshes the metadata and says what is wrong, partition by partition.
-        let each = tps.into_iter().map(|tp| (tp, batch.reset)).collect();
-        return resolve_each(cluster, each, config).await;
+        let id = batch.leader.unwrap_or(-1);
+        let mut out = Vec::with_capacity(tps.len());
+        for tp in tps {
+            out.push(Err(ReadError::Leader {
+                tp,
+                source: crate::client::cluster::Error::UnknownBroker { id },
+            }));
+        }
+        return out;
     };
-    let starts = match partition_reader::log_starts(&leader, &tps, config.isolation_level).await {
+    match partition_reader::log_starts(&leader, &tps, config.isolation_level).await {
         Ok(starts) => starts,
-        Err(e) => return failed(&tps, &e),
-    };
-    if batch.reset != OffsetReset::Latest {
-        return starts;
+        Err(e) => failed(&tps, &e),
     }
-    let (probed, probe_starts): (Vec<usize>, Vec<i64>) = starts
-        .iter()
-        .enumerate()
-        .filter_map(|(i, start)| start.as_ref().ok().map(|&s| (i, s)))
-        .unzip();
-    let probe_tps: Vec<TopicPartition> = probed.iter().filter_map(|&i| tps.get(i).cloned()).collect();
-    let ends = if probe_tps.is_empty() {
-        Vec::new()
-    } else {
-        match partition_reader::log_ends(cluster, &leader, &probe_tps, &probe_starts, config).await {
-            Ok(ends) => ends,
-            Err(e) => failed(&probe_tps, &e),
-        }
-    };
-    let mut results = starts;
-    let mut alone = Vec::new();
-    for (i, end) in probed.into_iter().zip(ends) {
-        if matches!(end, Err(ReadError::MissingPartition { .. })) {
-            alone.push(i);
-        } else if let Some(slot) = results.get_mut(i) {
-            *slot = end;
-        }
-    }
-    // A probe's answer may leave a partition out (Tansu, when the response's byte budget ran out
-    // before it): asked alone, it is found as before batching.
-    let each = alone
-        .iter()
-        .filter_map(|&i| tps.get(i).map(|tp| (tp.clone(), OffsetReset::Latest)))
-        .collect();
-    let settled = resolve_each(cluster, each, config).await;
-    for (i, end) in alone.into_iter().zip(settled) {
-        if let Some(slot) = results.get_mut(i) {
-            *slot = end;
-        }
-    }
-    results
 }
 
 /// Every partition of `tps` failed with the request's `error`.
@@ -143,37 +113,6 @@ fn failed(tps: &[TopicPartition], error: &crate::client::connection::Error) -> V
             tp: tp.clone(),
             source: error.clone(),
         }));
-    }
-    out
-}
-
-/// [`resolve`] for each partition of `each`, concurrently; the results in the order given (a task that
-/// did not finish leaves its partition [`ReadError::MissingPartition`], retried as any failure).
-async fn resolve_each(
-    cluster: &Cluster,
-    each: Vec<(TopicPartition, OffsetReset)>,
-    config: &Arc<FetchConfig>,
-) -> Vec<Result<i64, ReadError>> {
-    let mut tasks = JoinSet::new();
-    for (i, (tp, reset)) in each.iter().cloned().enumerate() {
-        let cluster = cluster.clone();
-        let config = Arc::clone(config);
-        tasks.spawn(async move { (i, resolve(&cluster, &tp, reset, &config).await) });
-    }
-    let mut results: Vec<Option<Result<i64, ReadError>>> = each.iter().map(|_| None).collect();
-    while let Some(joined) = tasks.join_next().await {
-        if let Ok((i, result)) = joined
-            && let Some(slot) = results.get_mut(i)
-        {
-            *slot = Some(result);
-        }
-    }
-    let mut out = Vec::with_capacity(each.len());
-    for ((tp, _), result) in each.into_iter().zip(results) {
-        out.push(match result {
-            Some(result) => result,
-            None => Err(ReadError::MissingPartition { tp }),
-        });
     }
     out
 }
@@ -211,24 +150,14 @@ mod tests {
             .collect()
     }
 
-    /// Requests (ListOffsets for earliest, ListOffsets and a Fetch probe for latest) a set of batches
-    /// sends when every partition has a leader and is answered.
-    fn requests(batches: &[ResetBatch]) -> usize {
-        batches
-            .iter()
-            .map(|b| if b.reset == OffsetReset::Latest { 2 } else { 1 })
-            .sum()
-    }
-
     #[test]
-    fn a_new_group_on_one_leader_sends_one_request_per_reset_kind() {
+    fn a_new_group_on_one_leader_lists_its_earliest_offsets_in_one_request() {
         let earliest = batches(
             waiting("t", 1000, OffsetReset::Earliest),
             |_| Some(1),
             MAX_BATCH_PARTITIONS,
         );
-        assert_eq!(earliest.len(), 1);
-        assert_eq!(requests(&earliest), 1, "not one per partition");
+        assert_eq!(earliest.len(), 1, "one ListOffsets, not one per partition");
         assert_eq!(earliest[0].partitions.len(), 1000);
         assert_eq!(earliest[0].leader, Some(1));
         assert_eq!(
@@ -236,12 +165,6 @@ mod tests {
             (Arc::new(TopicPartition::new("t", 7)), 7),
             "each partition keeps its assignment epoch"
         );
-        let latest = batches(
-            waiting("t", 1000, OffsetReset::Latest),
-            |_| Some(1),
-            MAX_BATCH_PARTITIONS,
-        );
-        assert_eq!(requests(&latest), 2);
     }
 
     #[test]
