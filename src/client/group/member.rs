@@ -329,6 +329,8 @@ pub struct Member {
     pending_assign: Option<PendingAssign>,
     /// The last JoinGroup answer named this member the leader.
     leader: bool,
+    /// When the SyncGroup in flight went out (while SYNCING).
+    sync_sent: Option<Instant>,
     /// Closing as the leader: the LeaveGroup waits (until this instant at most) for the rebalance in
     /// flight to complete, so that the coordinator never keeps a departed member as the leader.
     handover: Option<Instant>,
@@ -361,6 +363,7 @@ impl Member {
             revoking: None,
             pending_assign: None,
             leader: false,
+            sync_sent: None,
             handover: None,
             left_for_poll: false,
             closing: false,
@@ -697,7 +700,7 @@ impl Member {
                 }
             }
         }
-        self.send_sync(generation, assignments);
+        self.send_sync(now, generation, assignments);
     }
 
     /// The JoinGroup answer.
@@ -741,7 +744,7 @@ impl Member {
         if self.leader && !response.skip_assignment {
             self.pending_assign = Some(Self::pending_assign(&response));
         } else {
-            self.send_sync(generation, Vec::new());
+            self.send_sync(now, generation, Vec::new());
         }
     }
 
@@ -936,9 +939,15 @@ impl Member {
     /// A heartbeat answered while SyncGroup waits. A coordinator that holds SyncGroup until the leader's
     /// assignment arrives may hold it long after the generation ended; ILLEGAL_GENERATION or
     /// UNKNOWN_MEMBER_ID for the generation being synced says so at once, and the member rejoins instead
-    /// of waiting for the held answer. REBALANCE_IN_PROGRESS is ignored, as Java ignores it in every
-    /// state but STABLE: older brokers answer it for the whole sync phase, and a SyncGroup of an ended
-    /// generation is answered with it anyway.
+    /// of waiting for the held answer.
+    ///
+    /// REBALANCE_IN_PROGRESS is ignored while the SyncGroup is younger than
+    /// [`sync_hold_bound`](Self::sync_hold_bound), as Java ignores it in every state but STABLE: older
+    /// brokers answer it for the whole sync phase, which lasts until the leader's assignment arrives.
+    /// Heard past that bound, the round is over (a Kafka coordinator answers every pending SyncGroup the
+    /// moment it prepares a new rebalance; a coordinator that holds the SyncGroup until its own timeout
+    /// has not): the member drops the held SyncGroup and rejoins with its member id at once. A closing
+    /// leader's own SyncGroup, which carries everyone's assignment, is never cut.
     fn heartbeat_while_syncing(&mut self, now: Instant, response: Result<HeartbeatResponse, Failure>) {
         let error = match response {
             Ok(r) => ServerError::from_code(r.error_code, None),
@@ -954,22 +963,40 @@ impl Member {
         match e.code {
             ResponseError::RebalanceInProgress => {
                 self.heartbeat.received(now);
-                return;
+                let held = self
+                    .sync_sent
+                    .map_or(Duration::ZERO, |at| now.saturating_duration_since(at));
+                if self.closing || self.handover.is_some() || held < self.sync_hold_bound() {
+                    return;
+                }
+                tracing::info!(group = %self.config.group_id, "SyncGroup held {}s while the group rebalances: rejoining", held.as_secs_f32());
             }
-            ResponseError::IllegalGeneration | ResponseError::UnknownMemberId => self.heartbeat.failed(now),
+            ResponseError::IllegalGeneration | ResponseError::UnknownMemberId => {
+                self.heartbeat.failed(now);
+                tracing::debug!(group = %self.config.group_id, error = %e, "generation over while syncing: rejoining");
+            }
             ResponseError::FencedInstanceId => return self.fatal(&e),
             _ => {
                 self.heartbeat.failed(now);
                 return;
             }
         }
-        tracing::debug!(group = %self.config.group_id, error = %e, "generation over while syncing: rejoining");
         // The held SyncGroup is dropped: its answer no longer matters (the state is not SYNCING).
         self.take_in_flight(InFlight::Sync);
         if self.handover.is_some() {
             return self.leave_now(now, LeaveReason::Closed);
         }
         self.join_or_sync_failed(now, e);
+    }
+
+    /// How long a SyncGroup may be held before REBALANCE_IN_PROGRESS from a heartbeat ends it: two
+    /// heartbeat intervals or half the session timeout, whichever is longer. A leader's assignment takes
+    /// milliseconds, so a broker that answers REBALANCE_IN_PROGRESS for the whole sync phase has
+    /// answered the SyncGroup long before; the bound stays below the 0.8 × session timeout a coordinator
+    /// may hold the SyncGroup for, so the member rejoins before that hold ends.
+    fn sync_hold_bound(&self) -> Duration {
+        let config = self.heartbeat.config();
+        (config.heartbeat_interval * 2).max(config.session_timeout / 2)
     }
 
     /// The heartbeat a closing leader sends before LeaveGroup. A coordinator that started a rebalance
@@ -1076,8 +1103,9 @@ impl Member {
         }
     }
 
-    fn send_sync(&mut self, generation: Generation, assignments: Vec<(String, Bytes)>) {
+    fn send_sync(&mut self, now: Instant, generation: Generation, assignments: Vec<(String, Bytes)>) {
         self.state = MemberState::Syncing;
+        self.sync_sent = Some(now);
         self.in_flight = Some(InFlight::Sync);
         self.queued.push_back(GroupRequest::SyncGroup {
             generation,

@@ -1018,3 +1018,120 @@ fn a_hand_over_deadline_during_the_leaders_own_sync_waits_for_its_answer() {
         Some(GroupRequest::LeaveGroup { .. })
     ));
 }
+
+/// A follower whose SyncGroup of generation 1 went out at `now` and is still held.
+fn syncing_follower(now: Instant) -> Member {
+    let mut m = Member::new(config(false), now);
+    m.poll_request(now);
+    m.handle_coordinator(now, Ok(coordinator()));
+    join_request(&mut m, now);
+    m.handle_join(now, Ok(join_ok("me", "other", 1, "range", &[])));
+    assert!(matches!(m.poll_request(now), Some(GroupRequest::SyncGroup { .. })));
+    m
+}
+
+#[test]
+fn rebalance_in_progress_past_the_sync_hold_bound_drops_the_sync_and_rejoins() {
+    // A coordinator that holds SyncGroup until its own timeout (0.8 × the session) while the next
+    // round already began: heartbeats say REBALANCE_IN_PROGRESS. Within two heartbeat intervals or half
+    // the session (3 s here) it is ignored; past that, the member rejoins with its id at once.
+    let t0 = Instant::now();
+    let mut m = syncing_follower(t0);
+    let t2 = t0 + Duration::from_secs(2);
+    assert!(matches!(m.poll_request(t2), Some(GroupRequest::Heartbeat { .. })));
+    answer_heartbeat(&mut m, t2, Ok(rebalancing()));
+    assert_eq!(m.state(), MemberState::Syncing, "within the bound: still waiting");
+    let t3 = t0 + Duration::from_secs(3);
+    assert!(matches!(m.poll_request(t3), Some(GroupRequest::Heartbeat { .. })));
+    answer_heartbeat(&mut m, t3, Ok(rebalancing()));
+    assert_eq!(m.state(), MemberState::Unjoined, "the held SyncGroup was kept");
+    let (id, _) = join_request(&mut m, t3);
+    assert_eq!(id, "me", "rejoins with the same member id");
+    // The held SyncGroup's late answer changes nothing.
+    let t4 = t0 + Duration::from_millis(4800);
+    m.handle_sync(t4, Ok(sync_ok(vec![tp(0)])));
+    assert_eq!(m.state(), MemberState::Joining);
+    assert!(events(&mut m).is_empty());
+    // And neither does a late REBALANCE_IN_PROGRESS answer to the sync itself.
+    m.handle_sync(
+        t4,
+        Ok(SyncGroupResponse::default().with_error_code(ResponseError::RebalanceInProgress.code())),
+    );
+    assert_eq!(m.state(), MemberState::Joining);
+    assert_eq!(m.poll_request(t4), None, "a second JoinGroup while one is in flight");
+}
+
+#[test]
+fn a_cooperative_member_whose_sync_is_held_past_the_bound_rejoins_keeping_its_partitions() {
+    // Generation 1 owns t-0, t-1; generation 2's SyncGroup is held while generation 3 begins. The
+    // partitions were not lost (the member is still in the group): no revocation, they go back to
+    // the leader in the JoinGroup's subscription.
+    let t0 = Instant::now();
+    let mut m = stable_follower(true, vec![tp(0), tp(1)], t0);
+    m.handle_commit_error(t0, &server(ResponseError::RebalanceInProgress));
+    join_request(&mut m, t0);
+    m.handle_join(t0, Ok(join_ok("me", "other", 2, "cooperative-sticky", &[])));
+    assert!(matches!(m.poll_request(t0), Some(GroupRequest::SyncGroup { .. })));
+    let t4 = t0 + Duration::from_secs(4);
+    assert!(matches!(m.poll_request(t4), Some(GroupRequest::Heartbeat { .. })));
+    answer_heartbeat(&mut m, t4, Ok(rebalancing()));
+    let (id, protocols) = join_request(&mut m, t4);
+    assert_eq!(id, "me");
+    let owned = Subscription::decode(&protocols[0].1).unwrap().owned_partitions;
+    assert_eq!(owned, vec![tp(0), tp(1)]);
+    assert!(events(&mut m).is_empty(), "partitions revoked on a rejoin");
+    assert_eq!(m.owned(), &[tp(0), tp(1)]);
+}
+
+#[test]
+fn a_leader_past_the_sync_hold_bound_rejoins_unless_it_hands_over() {
+    // A leader that is not closing: its held SyncGroup ends like a follower's.
+    let t0 = Instant::now();
+    let mut m = Member::new(config(false), t0);
+    m.poll_request(t0);
+    m.handle_coordinator(t0, Ok(coordinator()));
+    let (_, protocols) = join_request(&mut m, t0);
+    let other = Subscription::new(["t"]).encode().unwrap();
+    let members = [("me", protocols[0].1.clone()), ("other", other.clone())];
+    m.handle_join(t0, Ok(join_ok("me", "me", 1, "range", &members)));
+    m.poll_request(t0);
+    m.handle_metadata(t0, Ok(BTreeMap::from([("t".to_owned(), 4)])));
+    assert!(matches!(m.poll_request(t0), Some(GroupRequest::SyncGroup { .. })));
+    let t4 = t0 + Duration::from_secs(4);
+    assert!(matches!(m.poll_request(t4), Some(GroupRequest::Heartbeat { .. })));
+    answer_heartbeat(&mut m, t4, Ok(rebalancing()));
+    assert_eq!(join_request(&mut m, t4).0, "me");
+
+    // A closing leader in hand-over: its own SyncGroup carries everyone's assignment and is never cut.
+    let mut m = stable_leader(t0);
+    let t1 = t0 + Duration::from_secs(1);
+    assert!(matches!(m.poll_request(t1), Some(GroupRequest::Heartbeat { .. })));
+    answer_heartbeat(&mut m, t1, Ok(rebalancing()));
+    let _ = m.poll_request(t1);
+    events(&mut m);
+    m.handle_revoked(t1);
+    let (_, protocols) = join_request(&mut m, t1);
+    let members = [("me", protocols[0].1.clone()), ("other", other)];
+    m.handle_join(t1, Ok(join_ok("me", "me", 2, "range", &members)));
+    m.poll_request(t1);
+    m.handle_metadata(t1, Ok(BTreeMap::from([("t".to_owned(), 4)])));
+    assert!(matches!(m.poll_request(t1), Some(GroupRequest::SyncGroup { .. })));
+    m.close(t1);
+    let t5 = t1 + Duration::from_secs(4);
+    let sent: Vec<_> = std::iter::from_fn(|| m.poll_request(t5)).take(10).collect();
+    assert!(matches!(sent.as_slice(), [GroupRequest::Heartbeat { .. }]), "{sent:?}");
+    answer_heartbeat(&mut m, t5, Ok(rebalancing()));
+    assert_eq!(m.state(), MemberState::Syncing, "the closing leader's SyncGroup was cut");
+    let sent: Vec<_> = std::iter::from_fn(|| m.poll_request(t5)).take(10).collect();
+    assert!(
+        !sent
+            .iter()
+            .any(|r| matches!(r, GroupRequest::LeaveGroup { .. } | GroupRequest::JoinGroup { .. })),
+        "{sent:?}"
+    );
+    m.handle_sync(t5, Ok(sync_ok(Vec::new())));
+    assert!(matches!(
+        m.poll_request(t5),
+        Some(GroupRequest::LeaveGroup { .. })
+    ));
+}
