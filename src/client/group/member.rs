@@ -329,8 +329,12 @@ pub struct Member {
     pending_assign: Option<PendingAssign>,
     /// The last JoinGroup answer named this member the leader.
     leader: bool,
-    /// When the SyncGroup in flight went out (while SYNCING).
-    sync_sent: Option<Instant>,
+    /// When the SyncGroup in flight went out (while SYNCING), and its generation.
+    sync_sent: Option<(Instant, i32)>,
+    /// The generation whose held SyncGroup this member last dropped on REBALANCE_IN_PROGRESS. A rejoin
+    /// answered with that same generation means the coordinator was still completing it (a broker that
+    /// answers REBALANCE_IN_PROGRESS for the whole sync phase, behind a slow leader): it is not cut again.
+    sync_cut: Option<i32>,
     /// Closing as the leader: the LeaveGroup waits (until this instant at most) for the rebalance in
     /// flight to complete, so that the coordinator never keeps a departed member as the leader.
     handover: Option<Instant>,
@@ -364,6 +368,7 @@ impl Member {
             pending_assign: None,
             leader: false,
             sync_sent: None,
+            sync_cut: None,
             handover: None,
             left_for_poll: false,
             closing: false,
@@ -942,12 +947,15 @@ impl Member {
     /// of waiting for the held answer.
     ///
     /// REBALANCE_IN_PROGRESS is ignored while the SyncGroup is younger than
-    /// [`sync_hold_bound`](Self::sync_hold_bound), as Java ignores it in every state but STABLE: older
-    /// brokers answer it for the whole sync phase, which lasts until the leader's assignment arrives.
-    /// Heard past that bound, the round is over (a Kafka coordinator answers every pending SyncGroup the
-    /// moment it prepares a new rebalance; a coordinator that holds the SyncGroup until its own timeout
-    /// has not): the member drops the held SyncGroup and rejoins with its member id at once. A closing
-    /// leader's own SyncGroup, which carries everyone's assignment, is never cut.
+    /// [`sync_hold_bound`](Self::sync_hold_bound), as Java ignores it in every state but STABLE: some
+    /// brokers (Kafka before heartbeats in CompletingRebalance were answered NONE, Redpanda) answer it
+    /// for the whole sync phase, which lasts until the leader's assignment arrives. Heard past that
+    /// bound, the round is taken as over (a Kafka coordinator answers every pending SyncGroup the moment
+    /// it prepares a new rebalance; a coordinator that holds the SyncGroup until its own timeout has
+    /// not): the member drops the held SyncGroup and rejoins with its member id at once. If that rejoin
+    /// is answered with the same generation, the coordinator was still completing it behind a slow
+    /// leader, and that generation's SyncGroup is not cut again. A closing leader's own SyncGroup, which
+    /// carries everyone's assignment, is never cut.
     fn heartbeat_while_syncing(&mut self, now: Instant, response: Result<HeartbeatResponse, Failure>) {
         let error = match response {
             Ok(r) => ServerError::from_code(r.error_code, None),
@@ -963,12 +971,17 @@ impl Member {
         match e.code {
             ResponseError::RebalanceInProgress => {
                 self.heartbeat.received(now);
-                let held = self
+                let (held, generation) = self
                     .sync_sent
-                    .map_or(Duration::ZERO, |at| now.saturating_duration_since(at));
-                if self.closing || self.handover.is_some() || held < self.sync_hold_bound() {
+                    .map_or((Duration::ZERO, None), |(at, g)| (now.saturating_duration_since(at), Some(g)));
+                if self.closing
+                    || self.handover.is_some()
+                    || held < self.sync_hold_bound()
+                    || generation == self.sync_cut
+                {
                     return;
                 }
+                self.sync_cut = generation;
                 tracing::info!(group = %self.config.group_id, "SyncGroup held {}s while the group rebalances: rejoining", held.as_secs_f32());
             }
             ResponseError::IllegalGeneration | ResponseError::UnknownMemberId => {
@@ -992,8 +1005,9 @@ impl Member {
     /// How long a SyncGroup may be held before REBALANCE_IN_PROGRESS from a heartbeat ends it: two
     /// heartbeat intervals or half the session timeout, whichever is longer. A leader's assignment takes
     /// milliseconds, so a broker that answers REBALANCE_IN_PROGRESS for the whole sync phase has
-    /// answered the SyncGroup long before; the bound stays below the 0.8 × session timeout a coordinator
-    /// may hold the SyncGroup for, so the member rejoins before that hold ends.
+    /// answered the SyncGroup long before. The cut comes with the first heartbeat answer past the
+    /// bound, so between the bound and the bound plus one heartbeat interval; with a heartbeat interval
+    /// well below the session timeout that is before a coordinator's hold of 0.8 × the session ends.
     fn sync_hold_bound(&self) -> Duration {
         let config = self.heartbeat.config();
         (config.heartbeat_interval * 2).max(config.session_timeout / 2)
@@ -1105,7 +1119,7 @@ impl Member {
 
     fn send_sync(&mut self, now: Instant, generation: Generation, assignments: Vec<(String, Bytes)>) {
         self.state = MemberState::Syncing;
-        self.sync_sent = Some(now);
+        self.sync_sent = Some((now, generation.generation_id));
         self.in_flight = Some(InFlight::Sync);
         self.queued.push_back(GroupRequest::SyncGroup {
             generation,

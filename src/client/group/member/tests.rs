@@ -1135,3 +1135,49 @@ fn a_leader_past_the_sync_hold_bound_rejoins_unless_it_hands_over() {
         Some(GroupRequest::LeaveGroup { .. })
     ));
 }
+
+#[test]
+fn a_later_syncgroup_is_timed_from_when_it_went_out() {
+    // The first SyncGroup is cut at 3 s; generation 2's SyncGroup goes out at 6 s and is one second
+    // old at 7 s: REBALANCE_IN_PROGRESS then leaves it waiting (a stale timestamp would cut it).
+    let t0 = Instant::now();
+    let mut m = syncing_follower(t0);
+    let t3 = t0 + Duration::from_secs(3);
+    assert!(matches!(m.poll_request(t3), Some(GroupRequest::Heartbeat { .. })));
+    answer_heartbeat(&mut m, t3, Ok(rebalancing()));
+    join_request(&mut m, t3);
+    let t6 = t0 + Duration::from_secs(6);
+    m.handle_join(t6, Ok(join_ok("me", "other", 2, "range", &[])));
+    // A heartbeat of generation 2 is due first; then the SyncGroup goes out.
+    assert!(matches!(m.poll_request(t6), Some(GroupRequest::Heartbeat { .. })));
+    answer_heartbeat(&mut m, t6, Ok(HeartbeatResponse::default()));
+    assert!(matches!(m.poll_request(t6), Some(GroupRequest::SyncGroup { .. })));
+    let t7 = t0 + Duration::from_secs(7);
+    assert!(matches!(m.poll_request(t7), Some(GroupRequest::Heartbeat { .. })));
+    answer_heartbeat(&mut m, t7, Ok(rebalancing()));
+    assert_eq!(m.state(), MemberState::Syncing);
+}
+
+#[test]
+fn a_generation_answered_again_after_its_sync_was_cut_is_not_cut_twice() {
+    // A broker that answers REBALANCE_IN_PROGRESS for the whole sync phase, behind a leader slower
+    // than the bound: the rejoin is answered with the same generation, so the coordinator is still
+    // completing it; its new SyncGroup is left to wait for the leader.
+    let t0 = Instant::now();
+    let mut m = syncing_follower(t0);
+    let t3 = t0 + Duration::from_secs(3);
+    assert!(matches!(m.poll_request(t3), Some(GroupRequest::Heartbeat { .. })));
+    answer_heartbeat(&mut m, t3, Ok(rebalancing()));
+    join_request(&mut m, t3);
+    m.handle_join(t3, Ok(join_ok("me", "other", 1, "range", &[])));
+    assert!(matches!(m.poll_request(t3), Some(GroupRequest::SyncGroup { .. })));
+    for s in 4..=9 {
+        let t = t0 + Duration::from_secs(s);
+        if matches!(m.poll_request(t), Some(GroupRequest::Heartbeat { .. })) {
+            answer_heartbeat(&mut m, t, Ok(rebalancing()));
+        }
+        assert_eq!(m.state(), MemberState::Syncing, "cut again at {s} s");
+    }
+    m.handle_sync(t0 + Duration::from_secs(9), Ok(sync_ok(vec![tp(0)])));
+    assert_eq!(m.state(), MemberState::Stable);
+}
