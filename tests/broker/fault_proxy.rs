@@ -6,7 +6,8 @@
 //! lasts, stop forwarding for good but stay open (a NAT that forgot the flows, a host that vanished);
 //! after [`FaultyBroker::forward`] new connections work again. And it can *freeze* what clients send
 //! ([`FaultyBroker::freeze`]): requests are held in the proxy until it thaws or the connection is cut.
-//! It counts the requests clients send, by API key ([`FaultyBroker::requests`]).
+//! It counts the requests clients send, by API key ([`FaultyBroker::requests`]), and keeps the largest
+//! of each ([`FaultyBroker::largest_request`]).
 
 use std::{
     collections::HashMap,
@@ -96,7 +97,21 @@ impl FaultyBroker {
 
     /// How many requests with `api_key` clients sent through the proxy so far.
     pub(crate) fn requests(&self, api_key: i16) -> usize {
-        self.requests.lock().unwrap().get(&api_key).copied().unwrap_or(0)
+        self.requests
+            .lock()
+            .unwrap()
+            .get(&api_key)
+            .map_or(0, |seen| seen.count)
+    }
+
+    /// The largest request with `api_key` clients sent through the proxy so far, in bytes (the size
+    /// prefix excluded).
+    pub(crate) fn largest_request(&self, api_key: i16) -> usize {
+        self.requests
+            .lock()
+            .unwrap()
+            .get(&api_key)
+            .map_or(0, |seen| seen.largest)
     }
 
     /// Holds (or, with `false`, forwards again) what clients send: requests sent meanwhile reach the
@@ -179,7 +194,14 @@ async fn pump(
 }
 
 /// Requests sent through the proxy, by API key.
-type RequestCounts = Mutex<HashMap<i16, usize>>;
+type RequestCounts = Mutex<HashMap<i16, Seen>>;
+
+/// The requests of one API key: how many, and the largest (bytes after the size prefix).
+#[derive(Default)]
+struct Seen {
+    count: usize,
+    largest: usize,
+}
 
 /// Follows a client's byte stream frame by frame (size prefix, then the request header's API key).
 #[derive(Default)]
@@ -204,8 +226,12 @@ impl FrameCounter {
             if self.head.len() == 6 {
                 let size = i32::from_be_bytes([self.head[0], self.head[1], self.head[2], self.head[3]]);
                 let api_key = i16::from_be_bytes([self.head[4], self.head[5]]);
-                *counts.lock().unwrap().entry(api_key).or_default() += 1;
-                self.skip = usize::try_from(size).unwrap_or(0).saturating_sub(2);
+                let size = usize::try_from(size).unwrap_or(0);
+                let mut counts = counts.lock().unwrap();
+                let seen = counts.entry(api_key).or_default();
+                seen.count += 1;
+                seen.largest = seen.largest.max(size);
+                self.skip = size.saturating_sub(2);
                 self.head.clear();
             }
         }

@@ -147,7 +147,7 @@ pub(crate) fn trials(trials: &mut crate::Trials<'_>) {
     // batches that fit once encoded and the others in the next requests. All records arrive, in order.
     trials.push(trial("gzip_requests_stay_within_max_request_size_as_sent", |_ctx| async move {
         const CAP: usize = 20_000;
-        let broker = produce_sizes::RecordingBroker::start().await;
+        let broker = FaultyBroker::start().await;
         let cluster = Cluster::connect(ClientConfig::new(&broker.bootstrap))
             .await
             .unwrap();
@@ -184,7 +184,9 @@ pub(crate) fn trials(trials: &mut crate::Trials<'_>) {
         for delivery in deliveries {
             delivery.await.unwrap();
         }
-        let largest = broker.largest_produce_request();
+        // Produce's API key is 0.
+        let largest = broker.largest_request(0);
+        assert!(largest > 0, "the proxy saw no Produce request");
         assert!(
             largest <= CAP + 2048,
             "a Produce request of {largest} bytes on the wire, max_request_size {CAP}"
@@ -401,103 +403,9 @@ pub(crate) fn trials(trials: &mut crate::Trials<'_>) {
     ));
 }
 
-/// A broker behind a TCP proxy that records the size of every Produce request it forwards.
+/// Test values gzip cannot shrink.
 mod produce_sizes {
-    use std::sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    };
-
     use bytes::Bytes;
-    use kafka_event_bus::testing::LocalBroker;
-    use tokio::{
-        io::{AsyncReadExt, AsyncWriteExt},
-        net::{TcpListener, TcpStream},
-        task::AbortHandle,
-    };
-
-    /// Produce's API key.
-    const PRODUCE: i16 = 0;
-
-    pub(crate) struct RecordingBroker {
-        pub(crate) bootstrap: String,
-        _broker: LocalBroker,
-        largest: Arc<AtomicUsize>,
-        accept: AbortHandle,
-    }
-
-    impl RecordingBroker {
-        pub(crate) async fn start() -> Self {
-            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let port = listener.local_addr().unwrap().port();
-            let broker = tokio::task::spawn_blocking(move || LocalBroker::start_behind(port))
-                .await
-                .unwrap()
-                .unwrap();
-            let upstream = format!("127.0.0.1:{}", broker.port());
-            let largest = Arc::new(AtomicUsize::new(0));
-            let seen = Arc::clone(&largest);
-            let accept = tokio::spawn(async move {
-                while let Ok((client, _)) = listener.accept().await {
-                    // A failed connection to the broker drops this client only: the next one may succeed.
-                    let Ok(server) = TcpStream::connect(&upstream).await else {
-                        continue;
-                    };
-                    let seen = Arc::clone(&seen);
-                    tokio::spawn(async move {
-                        let (mut client_read, mut client_write) = client.into_split();
-                        let (mut server_read, mut server_write) = server.into_split();
-                        let requests = async {
-                            // Whole frames: a 4-byte size, then the request (API key first).
-                            loop {
-                                let mut size = [0u8; 4];
-                                if client_read.read_exact(&mut size).await.is_err() {
-                                    break;
-                                }
-                                let len = u32::from_be_bytes(size) as usize;
-                                let mut frame = vec![0u8; len];
-                                if client_read.read_exact(&mut frame).await.is_err() {
-                                    break;
-                                }
-                                if frame.len() >= 2 && i16::from_be_bytes([frame[0], frame[1]]) == PRODUCE {
-                                    seen.fetch_max(len, Ordering::Relaxed);
-                                }
-                                if server_write.write_all(&size).await.is_err()
-                                    || server_write.write_all(&frame).await.is_err()
-                                {
-                                    break;
-                                }
-                            }
-                            let _ = server_write.shutdown().await;
-                        };
-                        let answers = async {
-                            let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
-                            let _ = client_write.shutdown().await;
-                        };
-                        tokio::join!(requests, answers);
-                    });
-                }
-            })
-            .abort_handle();
-            Self {
-                bootstrap: format!("127.0.0.1:{port}"),
-                _broker: broker,
-                largest,
-                accept,
-            }
-        }
-
-        /// The largest Produce request forwarded so far, in bytes (size prefix excluded).
-        pub(crate) fn largest_produce_request(&self) -> usize {
-            self.largest.load(Ordering::Relaxed)
-        }
-    }
-
-    impl Drop for RecordingBroker {
-        fn drop(&mut self) {
-            self.accept.abort();
-        }
-    }
 
     /// `len` bytes that gzip cannot shrink (SplitMix64 output).
     pub(crate) fn incompressible(state: &mut u64, len: usize) -> Bytes {
