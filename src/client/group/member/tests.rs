@@ -93,6 +93,79 @@ fn join_request(m: &mut Member, now: Instant) -> (String, Vec<(String, Bytes)>) 
     }
 }
 
+/// The variant name of a request, for assertions.
+fn kind(request: &GroupRequest) -> &'static str {
+    match request {
+        GroupRequest::FindCoordinator => "FindCoordinator",
+        GroupRequest::Metadata { .. } => "Metadata",
+        GroupRequest::JoinGroup { .. } => "JoinGroup",
+        GroupRequest::SyncGroup { .. } => "SyncGroup",
+        GroupRequest::Heartbeat { .. } => "Heartbeat",
+        GroupRequest::LeaveGroup { .. } => "LeaveGroup",
+    }
+}
+
+/// Asserts that the member's next request at `now` is a `expected` ("Heartbeat", "LeaveGroup", ...).
+fn expect(m: &mut Member, now: Instant, expected: &str) -> GroupRequest {
+    match m.poll_request(now) {
+        Some(request) if kind(&request) == expected => request,
+        other => panic!("expected {expected}, got {other:?}"),
+    }
+}
+
+/// A new member with `config` that found its coordinator and sent its first JoinGroup at `now`: the
+/// member and the JoinGroup's protocols.
+fn joining(config: MemberConfig, now: Instant) -> (Member, Vec<(String, Bytes)>) {
+    let mut m = Member::new(config, now);
+    expect(&mut m, now, "FindCoordinator");
+    m.handle_coordinator(now, Ok(coordinator()));
+    let (_, protocols) = join_request(&mut m, now);
+    (m, protocols)
+}
+
+/// Answers a JoinGroup that sent `protocols` by making the member leader of generation `generation`
+/// with "other" beside it, answers its Metadata with 4 partitions of "t": the assignments of the
+/// leader's SyncGroup.
+fn lead(
+    m: &mut Member,
+    now: Instant,
+    generation: i32,
+    protocol: &str,
+    protocols: &[(String, Bytes)],
+) -> Vec<(String, Bytes)> {
+    let members = me_and_other(protocols);
+    m.handle_join(now, Ok(join_ok("me", "me", generation, protocol, &members)));
+    expect(m, now, "Metadata");
+    m.handle_metadata(now, Ok(BTreeMap::from([("t".to_owned(), 4)])));
+    match expect(m, now, "SyncGroup") {
+        GroupRequest::SyncGroup { assignments, .. } => assignments,
+        _ => unreachable!(),
+    }
+}
+
+/// The members of a JoinGroup answer naming this member leader: "me" with the `protocols` it sent, and
+/// "other" subscribed to "t".
+fn me_and_other(protocols: &[(String, Bytes)]) -> [(&'static str, Bytes); 2] {
+    let other = Subscription::new(["t"]).encode().unwrap();
+    [("me", protocols[0].1.clone()), ("other", other)]
+}
+
+/// Sends the heartbeat due at `now` and answers it with `response`.
+fn heartbeat(m: &mut Member, now: Instant, response: Result<HeartbeatResponse, Failure>) {
+    expect(m, now, "Heartbeat");
+    answer_heartbeat(m, now, response);
+}
+
+/// An eager member told by its heartbeat at `now` that the group rebalances: it revokes everything and
+/// rejoins; the JoinGroup's protocols.
+fn rejoin_eagerly(m: &mut Member, now: Instant) -> Vec<(String, Bytes)> {
+    heartbeat(m, now, Ok(rebalancing()));
+    let _ = m.poll_request(now);
+    events(m);
+    m.handle_revoked(now);
+    join_request(m, now).1
+}
+
 /// Answers the heartbeat sent in the member's current generation.
 fn answer_heartbeat(m: &mut Member, now: Instant, response: Result<HeartbeatResponse, Failure>) {
     let sent = m.generation.clone().expect("a heartbeat needs a generation");
@@ -111,10 +184,7 @@ fn stable_follower(cooperative: bool, partitions: Vec<TopicPartition>, now: Inst
         "range"
     };
     m.handle_join(now, Ok(join_ok("me", "other", 1, protocol, &[])));
-    assert!(matches!(
-        m.poll_request(now),
-        Some(GroupRequest::SyncGroup { .. })
-    ));
+    expect(&mut m, now, "SyncGroup");
     m.handle_sync(now, Ok(sync_ok(partitions)));
     assert_eq!(m.state(), MemberState::Stable);
     events(&mut m);
@@ -189,13 +259,10 @@ fn member_id_required_round_trip_then_leader_assigns_and_heartbeats() {
     assert_eq!(m.poll_request(t0), None);
     assert_eq!(m.poll_timeout(), Some(t0 + Duration::from_secs(1)));
     let t1 = t0 + Duration::from_secs(1);
-    assert!(matches!(m.poll_request(t1), Some(GroupRequest::Heartbeat { .. })));
+    expect(&mut m, t1, "Heartbeat");
     assert_eq!(m.poll_request(t1 + Duration::from_secs(3)), None);
     answer_heartbeat(&mut m, t1, Ok(HeartbeatResponse::default()));
-    assert!(matches!(
-        m.poll_request(t0 + Duration::from_secs(2)),
-        Some(GroupRequest::Heartbeat { .. })
-    ));
+    expect(&mut m, t0 + Duration::from_secs(2), "Heartbeat");
 }
 
 #[test]
@@ -203,11 +270,7 @@ fn eager_rebalance_revokes_everything_before_rejoining() {
     let t0 = Instant::now();
     let mut m = stable_follower(false, vec![tp(0), tp(1)], t0);
     let t1 = t0 + Duration::from_secs(1);
-    assert!(matches!(m.poll_request(t1), Some(GroupRequest::Heartbeat { .. })));
-    answer_heartbeat(&mut m, 
-        t1,
-        Ok(HeartbeatResponse::default().with_error_code(ResponseError::RebalanceInProgress.code())),
-    );
+    heartbeat(&mut m, t1, Ok(rebalancing()));
     // The consumer must revoke (and commit, with the still-valid generation) before JoinGroup goes out.
     assert_eq!(m.poll_request(t1), None);
     assert_eq!(
@@ -230,11 +293,7 @@ fn cooperative_revokes_only_moved_partitions_then_rejoins() {
     let t0 = Instant::now();
     let mut m = stable_follower(true, vec![tp(0), tp(1), tp(2)], t0);
     let t1 = t0 + Duration::from_secs(1);
-    assert!(matches!(m.poll_request(t1), Some(GroupRequest::Heartbeat { .. })));
-    answer_heartbeat(&mut m, 
-        t1,
-        Ok(HeartbeatResponse::default().with_error_code(ResponseError::RebalanceInProgress.code())),
-    );
+    heartbeat(&mut m, t1, Ok(rebalancing()));
     // Cooperative: nothing revoked before joining, owned partitions travel in the subscription.
     let (_, protocols) = join_request(&mut m, t1);
     let sub = Subscription::decode(&protocols[0].1).unwrap();
@@ -243,7 +302,7 @@ fn cooperative_revokes_only_moved_partitions_then_rejoins() {
     assert!(events(&mut m).is_empty());
 
     m.handle_join(t1, Ok(join_ok("me", "other", 2, "cooperative-sticky", &[])));
-    assert!(matches!(m.poll_request(t1), Some(GroupRequest::SyncGroup { .. })));
+    expect(&mut m, t1, "SyncGroup");
     m.handle_sync(t1, Ok(sync_ok(vec![tp(0), tp(1)])));
     assert_eq!(
         events(&mut m),
@@ -276,15 +335,14 @@ fn coordinator_loss_rediscovers_without_rejoining() {
     let t0 = Instant::now();
     let mut m = stable_follower(false, vec![tp(0)], t0);
     let t1 = t0 + Duration::from_secs(1);
-    assert!(matches!(m.poll_request(t1), Some(GroupRequest::Heartbeat { .. })));
-    answer_heartbeat(&mut m, t1, Err(Failure::Transport("connection reset".into())));
+    heartbeat(&mut m, t1, Err(Failure::Transport("connection reset".into())));
     assert_eq!(m.coordinator(), None);
     assert_eq!(m.poll_request(t1), None, "backs off first");
     let t2 = t1 + Duration::from_millis(100);
     m.handle_timeout(t2);
     assert_eq!(m.poll_request(t2), Some(GroupRequest::FindCoordinator));
     m.handle_coordinator(t2, Ok(coordinator()));
-    assert!(matches!(m.poll_request(t2), Some(GroupRequest::Heartbeat { .. })));
+    expect(&mut m, t2, "Heartbeat");
     assert_eq!(m.state(), MemberState::Stable);
     assert!(events(&mut m).is_empty(), "partitions kept");
 }
@@ -294,8 +352,8 @@ fn illegal_generation_loses_partitions_and_rejoins_without_generation() {
     let t0 = Instant::now();
     let mut m = stable_follower(true, vec![tp(0)], t0);
     let t1 = t0 + Duration::from_secs(1);
-    assert!(matches!(m.poll_request(t1), Some(GroupRequest::Heartbeat { .. })));
-    answer_heartbeat(&mut m, 
+    heartbeat(
+        &mut m,
         t1,
         Ok(HeartbeatResponse::default().with_error_code(ResponseError::UnknownMemberId.code())),
     );
@@ -320,7 +378,7 @@ fn session_expiry_without_heartbeat_answers_rediscovers_and_rejoins() {
     let t0 = Instant::now();
     let mut m = stable_follower(false, vec![tp(0)], t0);
     let t1 = t0 + Duration::from_secs(1);
-    assert!(matches!(m.poll_request(t1), Some(GroupRequest::Heartbeat { .. })));
+    expect(&mut m, t1, "Heartbeat");
     // No answer ever comes; the session deadline is the next timeout.
     assert_eq!(m.poll_timeout(), Some(t0 + Duration::from_secs(6)));
     let t6 = t0 + Duration::from_secs(6);
@@ -390,10 +448,7 @@ fn close_revokes_then_leaves_dynamic_but_not_static() {
     assert!(matches!(&events(&mut m)[..], [MemberEvent::Revoke { .. }]));
     assert!(m.generation().is_some());
     m.handle_revoked(t0);
-    assert!(matches!(
-        m.poll_request(t0),
-        Some(GroupRequest::LeaveGroup { .. })
-    ));
+    expect(&mut m, t0, "LeaveGroup");
     assert!(!m.is_closed());
     m.handle_leave(t0);
     assert!(m.is_closed());
@@ -424,8 +479,8 @@ fn fenced_instance_is_fatal() {
     let t0 = Instant::now();
     let mut m = stable_follower(false, vec![], t0);
     let t1 = t0 + Duration::from_secs(1);
-    assert!(matches!(m.poll_request(t1), Some(GroupRequest::Heartbeat { .. })));
-    answer_heartbeat(&mut m, 
+    heartbeat(
+        &mut m,
         t1,
         Ok(HeartbeatResponse::default().with_error_code(ResponseError::FencedInstanceId.code())),
     );
@@ -437,10 +492,7 @@ fn fenced_instance_is_fatal() {
 #[test]
 fn join_errors_rejoin_or_rediscover() {
     let t0 = Instant::now();
-    let mut m = Member::new(config(false), t0);
-    m.poll_request(t0);
-    m.handle_coordinator(t0, Ok(coordinator()));
-    join_request(&mut m, t0);
+    let (mut m, _) = joining(config(false), t0);
     m.handle_join(t0, Err(server(ResponseError::NotCoordinator)));
     assert_eq!(m.coordinator(), None);
     m.handle_timeout(t0 + Duration::from_millis(100));
@@ -455,11 +507,7 @@ fn heartbeats_go_on_while_revoking_so_a_slow_revocation_keeps_membership() {
     let t0 = Instant::now();
     let mut m = stable_follower(false, vec![tp(0), tp(1)], t0);
     let t1 = t0 + Duration::from_secs(1);
-    assert!(matches!(m.poll_request(t1), Some(GroupRequest::Heartbeat { .. })));
-    answer_heartbeat(&mut m, 
-        t1,
-        Ok(HeartbeatResponse::default().with_error_code(ResponseError::RebalanceInProgress.code())),
-    );
+    heartbeat(&mut m, t1, Ok(rebalancing()));
     assert_eq!(m.poll_request(t1), None);
     assert!(matches!(events(&mut m)[..], [MemberEvent::Revoke { .. }]));
     // The revocation takes longer than the session timeout: the member keeps heartbeating all along.
@@ -476,10 +524,7 @@ fn heartbeats_go_on_while_revoking_so_a_slow_revocation_keeps_membership() {
             "heartbeat while revoking at +{:?}",
             at - t1
         );
-        answer_heartbeat(&mut m, 
-            at,
-            Ok(HeartbeatResponse::default().with_error_code(ResponseError::RebalanceInProgress.code())),
-        );
+        answer_heartbeat(&mut m, at, Ok(rebalancing()));
         assert_eq!(
             m.poll_request(at),
             None,
@@ -500,11 +545,7 @@ fn a_revocation_whose_commit_lost_the_coordinator_rediscovers_it_before_rejoinin
     let t0 = Instant::now();
     let mut m = stable_follower(false, vec![tp(0), tp(1)], t0);
     let t1 = t0 + Duration::from_secs(1);
-    assert!(matches!(m.poll_request(t1), Some(GroupRequest::Heartbeat { .. })));
-    answer_heartbeat(&mut m, 
-        t1,
-        Ok(HeartbeatResponse::default().with_error_code(ResponseError::RebalanceInProgress.code())),
-    );
+    heartbeat(&mut m, t1, Ok(rebalancing()));
     assert_eq!(m.poll_request(t1), None);
     assert!(matches!(events(&mut m)[..], [MemberEvent::Revoke { .. }]));
     // The revoke commit's connection is cut: the commit is retriable, the coordinator is looked up
@@ -553,27 +594,8 @@ fn stable_leader(now: Instant) -> Member {
 
 /// [`stable_leader`] with `config` (an eager assignor).
 fn stable_leader_with(config: MemberConfig, now: Instant) -> Member {
-    let mut m = Member::new(config, now);
-    assert_eq!(m.poll_request(now), Some(GroupRequest::FindCoordinator));
-    m.handle_coordinator(now, Ok(coordinator()));
-    let (_, protocols) = join_request(&mut m, now);
-    let other = Subscription::new(["t"]).encode().unwrap();
-    m.handle_join(
-        now,
-        Ok(join_ok(
-            "me",
-            "me",
-            1,
-            "range",
-            &[("me", protocols[0].1.clone()), ("other", other)],
-        )),
-    );
-    assert!(matches!(m.poll_request(now), Some(GroupRequest::Metadata { .. })));
-    m.handle_metadata(now, Ok(BTreeMap::from([("t".to_owned(), 4)])));
-    assert!(matches!(
-        m.poll_request(now),
-        Some(GroupRequest::SyncGroup { .. })
-    ));
+    let (mut m, protocols) = joining(config, now);
+    lead(&mut m, now, 1, "range", &protocols);
     m.handle_sync(now, Ok(sync_ok(vec![tp(0), tp(1)])));
     assert_eq!(m.state(), MemberState::Stable);
     events(&mut m);
@@ -603,18 +625,8 @@ fn a_closing_leader_completes_a_started_rebalance_before_leaving() {
     answer_heartbeat(&mut m, t0, Ok(rebalancing()));
     let (id, protocols) = join_request(&mut m, t0);
     assert_eq!(id, "me");
-    let other = Subscription::new(["t"]).encode().unwrap();
-    m.handle_join(
-        t0,
-        Ok(join_ok(
-            "me",
-            "me",
-            2,
-            "range",
-            &[("me", protocols[0].1.clone()), ("other", other)],
-        )),
-    );
-    assert!(matches!(m.poll_request(t0), Some(GroupRequest::Metadata { .. })));
+    m.handle_join(t0, Ok(join_ok("me", "me", 2, "range", &me_and_other(&protocols))));
+    expect(&mut m, t0, "Metadata");
     m.handle_metadata(t0, Ok(BTreeMap::from([("t".to_owned(), 4)])));
     let Some(GroupRequest::SyncGroup {
         generation,
@@ -650,12 +662,8 @@ fn a_closing_leader_of_a_stable_group_leaves_after_one_heartbeat() {
     m.close(t0);
     events(&mut m);
     m.handle_revoked(t0);
-    assert!(matches!(m.poll_request(t0), Some(GroupRequest::Heartbeat { .. })));
-    answer_heartbeat(&mut m, t0, Ok(HeartbeatResponse::default()));
-    assert!(matches!(
-        m.poll_request(t0),
-        Some(GroupRequest::LeaveGroup { .. })
-    ));
+    heartbeat(&mut m, t0, Ok(HeartbeatResponse::default()));
+    expect(&mut m, t0, "LeaveGroup");
 }
 
 #[test]
@@ -665,38 +673,21 @@ fn a_closing_leader_leaves_anyway_after_a_session_timeout() {
     m.close(t0);
     events(&mut m);
     m.handle_revoked(t0);
-    assert!(matches!(m.poll_request(t0), Some(GroupRequest::Heartbeat { .. })));
-    answer_heartbeat(&mut m, t0, Ok(rebalancing()));
+    heartbeat(&mut m, t0, Ok(rebalancing()));
     join_request(&mut m, t0);
     // The coordinator holds the JoinGroup: the hand-over is bounded by the session timeout.
     let deadline = m.poll_timeout().unwrap();
     assert!(deadline <= t0 + Duration::from_secs(6), "{:?}", deadline - t0);
     m.handle_timeout(t0 + Duration::from_secs(6));
-    assert!(matches!(
-        m.poll_request(t0 + Duration::from_secs(6)),
-        Some(GroupRequest::LeaveGroup { .. })
-    ));
+    expect(&mut m, t0 + Duration::from_secs(6), "LeaveGroup");
 }
 
 #[test]
 fn a_leader_closing_while_it_assigns_sends_the_assignment_then_leaves() {
     let t0 = Instant::now();
-    let mut m = Member::new(config(false), t0);
-    m.poll_request(t0);
-    m.handle_coordinator(t0, Ok(coordinator()));
-    let (_, protocols) = join_request(&mut m, t0);
-    let other = Subscription::new(["t"]).encode().unwrap();
-    m.handle_join(
-        t0,
-        Ok(join_ok(
-            "me",
-            "me",
-            1,
-            "range",
-            &[("me", protocols[0].1.clone()), ("other", other)],
-        )),
-    );
-    assert!(matches!(m.poll_request(t0), Some(GroupRequest::Metadata { .. })));
+    let (mut m, protocols) = joining(config(false), t0);
+    m.handle_join(t0, Ok(join_ok("me", "me", 1, "range", &me_and_other(&protocols))));
+    expect(&mut m, t0, "Metadata");
     m.close(t0);
     assert_eq!(m.poll_request(t0), None, "waits for the metadata");
     m.handle_metadata(t0, Ok(BTreeMap::from([("t".to_owned(), 2)])));
@@ -705,10 +696,7 @@ fn a_leader_closing_while_it_assigns_sends_the_assignment_then_leaves() {
     };
     assert_eq!(decoded(&assignments)["other"], vec![tp(0), tp(1)]);
     m.handle_sync(t0, Ok(sync_ok(Vec::new())));
-    assert!(matches!(
-        m.poll_request(t0),
-        Some(GroupRequest::LeaveGroup { .. })
-    ));
+    expect(&mut m, t0, "LeaveGroup");
 }
 
 #[test]
@@ -718,10 +706,7 @@ fn a_follower_closes_without_a_hand_over() {
     m.close(t0);
     events(&mut m);
     m.handle_revoked(t0);
-    assert!(matches!(
-        m.poll_request(t0),
-        Some(GroupRequest::LeaveGroup { .. })
-    ));
+    expect(&mut m, t0, "LeaveGroup");
 }
 
 #[test]
@@ -729,22 +714,19 @@ fn a_sync_held_past_its_generation_is_dropped_when_a_heartbeat_says_so() {
     // A coordinator may hold a follower's SyncGroup for seconds after the generation ended; the
     // heartbeat that goes beside it tells the member to rejoin at once.
     let t0 = Instant::now();
-    let mut m = Member::new(config(false), t0);
-    m.poll_request(t0);
-    m.handle_coordinator(t0, Ok(coordinator()));
-    join_request(&mut m, t0);
+    let (mut m, _) = joining(config(false), t0);
     m.handle_join(t0, Ok(join_ok("me", "other", 1, "range", &[])));
-    assert!(matches!(m.poll_request(t0), Some(GroupRequest::SyncGroup { .. })));
+    expect(&mut m, t0, "SyncGroup");
     assert_eq!(m.state(), MemberState::Syncing);
     // Heartbeats go while the SyncGroup waits.
     let t1 = t0 + Duration::from_secs(1);
     assert!(m.poll_timeout().is_some_and(|at| at <= t1));
-    assert!(matches!(m.poll_request(t1), Some(GroupRequest::Heartbeat { .. })));
+    expect(&mut m, t1, "Heartbeat");
     // REBALANCE_IN_PROGRESS may be an older broker's answer for the whole sync phase: ignored.
     answer_heartbeat(&mut m, t0 + Duration::from_millis(500), Ok(rebalancing()));
     assert_eq!(m.state(), MemberState::Syncing);
     let t2 = t0 + Duration::from_secs(2);
-    assert!(matches!(m.poll_request(t2), Some(GroupRequest::Heartbeat { .. })));
+    expect(&mut m, t2, "Heartbeat");
     answer_heartbeat(
         &mut m,
         t2,
@@ -775,7 +757,7 @@ fn a_late_heartbeat_answer_of_an_older_generation_keeps_the_newer_sync() {
     m.handle_commit_error(t1, &server(ResponseError::RebalanceInProgress));
     join_request(&mut m, t1);
     m.handle_join(t1, Ok(join_ok("me", "other", 2, "cooperative-sticky", &[])));
-    assert!(matches!(m.poll_request(t1), Some(GroupRequest::SyncGroup { .. })));
+    expect(&mut m, t1, "SyncGroup");
     let t2 = t1 + Duration::from_millis(5);
     m.handle_heartbeat(
         t2,
@@ -787,8 +769,15 @@ fn a_late_heartbeat_answer_of_an_older_generation_keeps_the_newer_sync() {
         .into_iter()
         .filter(|e| matches!(e, MemberEvent::Revoke { lost: true, .. }))
         .collect();
-    assert!(lost.is_empty(), "partitions given up as lost (no commit): {lost:?}");
-    assert_eq!(m.state(), MemberState::Syncing, "the generation-2 SyncGroup was dropped");
+    assert!(
+        lost.is_empty(),
+        "partitions given up as lost (no commit): {lost:?}"
+    );
+    assert_eq!(
+        m.state(),
+        MemberState::Syncing,
+        "the generation-2 SyncGroup was dropped"
+    );
 }
 #[test]
 fn rebalance_in_progress_answered_for_the_whole_sync_phase_keeps_the_sync() {
@@ -796,18 +785,19 @@ fn rebalance_in_progress_answered_for_the_whole_sync_phase_keeps_the_sync() {
     // brokers do), with a leader that needs more than one heartbeat interval to send the assignment:
     // the follower keeps waiting for its SyncGroup instead of starting another round.
     let t0 = Instant::now();
-    let mut m = Member::new(config(false), t0);
-    m.poll_request(t0);
-    m.handle_coordinator(t0, Ok(coordinator()));
-    join_request(&mut m, t0);
+    let (mut m, _) = joining(config(false), t0);
     m.handle_join(t0, Ok(join_ok("me", "other", 1, "range", &[])));
-    assert!(matches!(m.poll_request(t0), Some(GroupRequest::SyncGroup { .. })));
+    expect(&mut m, t0, "SyncGroup");
     let t2 = t0 + Duration::from_secs(2);
     let _ = m.poll_request(t0 + Duration::from_secs(1));
     answer_heartbeat(&mut m, t0 + Duration::from_secs(1), Ok(rebalancing()));
     let _ = m.poll_request(t2);
     answer_heartbeat(&mut m, t2, Ok(rebalancing()));
-    assert_eq!(m.state(), MemberState::Syncing, "the follower gave up a valid SyncGroup");
+    assert_eq!(
+        m.state(),
+        MemberState::Syncing,
+        "the follower gave up a valid SyncGroup"
+    );
 }
 
 #[test]
@@ -817,12 +807,7 @@ fn a_leader_closing_while_its_join_group_is_held_completes_the_round_first() {
     let t0 = Instant::now();
     let mut m = stable_leader(t0);
     let t1 = t0 + Duration::from_secs(1);
-    assert!(matches!(m.poll_request(t1), Some(GroupRequest::Heartbeat { .. })));
-    answer_heartbeat(&mut m, t1, Ok(rebalancing()));
-    let _ = m.poll_request(t1); // revoke (eager)
-    events(&mut m);
-    m.handle_revoked(t1);
-    join_request(&mut m, t1);
+    rejoin_eagerly(&mut m, t1);
     m.close(t1);
     assert!(
         !matches!(m.poll_request(t1), Some(GroupRequest::LeaveGroup { .. })),
@@ -835,7 +820,7 @@ fn a_leader_closing_while_its_join_group_is_held_completes_the_round_first() {
         t1,
         Ok(join_ok("me", "me", 2, "range", &[("me", me), ("other", other)])),
     );
-    assert!(matches!(m.poll_request(t1), Some(GroupRequest::Metadata { .. })));
+    expect(&mut m, t1, "Metadata");
     m.handle_metadata(t1, Ok(BTreeMap::from([("t".to_owned(), 4)])));
     let Some(GroupRequest::SyncGroup { assignments, .. }) = m.poll_request(t1) else {
         panic!("expected the leader's SyncGroup")
@@ -843,10 +828,7 @@ fn a_leader_closing_while_its_join_group_is_held_completes_the_round_first() {
     assert_eq!(decoded(&assignments)["me"], Vec::new());
     assert_eq!(decoded(&assignments)["other"], (0..4).map(tp).collect::<Vec<_>>());
     m.handle_sync(t1, Ok(sync_ok(Vec::new())));
-    assert!(matches!(
-        m.poll_request(t1),
-        Some(GroupRequest::LeaveGroup { .. })
-    ));
+    expect(&mut m, t1, "LeaveGroup");
 }
 
 #[test]
@@ -854,44 +836,28 @@ fn a_leader_closing_while_its_join_group_is_held_leaves_when_the_hand_over_times
     let t0 = Instant::now();
     let mut m = stable_leader(t0);
     let t1 = t0 + Duration::from_secs(1);
-    assert!(matches!(m.poll_request(t1), Some(GroupRequest::Heartbeat { .. })));
-    answer_heartbeat(&mut m, t1, Ok(rebalancing()));
-    let _ = m.poll_request(t1);
-    events(&mut m);
-    m.handle_revoked(t1);
-    join_request(&mut m, t1);
+    rejoin_eagerly(&mut m, t1);
     m.close(t1);
     assert_eq!(m.poll_request(t1), None);
     let deadline = m.poll_timeout().expect("a hand-over deadline");
     assert!(deadline <= t1 + timeouts().session_timeout);
     m.handle_timeout(deadline);
-    assert!(matches!(
-        m.poll_request(deadline),
-        Some(GroupRequest::LeaveGroup { .. })
-    ));
+    expect(&mut m, deadline, "LeaveGroup");
 }
 
 #[test]
 fn a_cooperative_leader_closing_while_it_assigns_assigns_itself_nothing() {
     let t0 = Instant::now();
-    let mut m = Member::new(config(true), t0);
-    m.poll_request(t0);
-    m.handle_coordinator(t0, Ok(coordinator()));
-    let (_, protocols) = join_request(&mut m, t0);
-    let other = Subscription::new(["t"]).encode().unwrap();
-    let members = [("me", protocols[0].1.clone()), ("other", other.clone())];
-    m.handle_join(t0, Ok(join_ok("me", "me", 1, "cooperative-sticky", &members)));
-    m.poll_request(t0);
-    m.handle_metadata(t0, Ok(BTreeMap::from([("t".to_owned(), 4)])));
-    m.poll_request(t0);
+    let (mut m, protocols) = joining(config(true), t0);
+    lead(&mut m, t0, 1, "cooperative-sticky", &protocols);
     m.handle_sync(t0, Ok(sync_ok(vec![tp(0), tp(1)])));
     events(&mut m);
     // Generation 2: the cooperative leader keeps owning t-0, t-1 while it assigns, and closes meanwhile.
     m.handle_commit_error(t0, &server(ResponseError::RebalanceInProgress));
     let (_, protocols) = join_request(&mut m, t0);
-    let members = [("me", protocols[0].1.clone()), ("other", other)];
+    let members = me_and_other(&protocols);
     m.handle_join(t0, Ok(join_ok("me", "me", 2, "cooperative-sticky", &members)));
-    assert!(matches!(m.poll_request(t0), Some(GroupRequest::Metadata { .. })));
+    expect(&mut m, t0, "Metadata");
     m.close(t0); // revocation of t-0, t-1 starts
     m.handle_metadata(t0, Ok(BTreeMap::from([("t".to_owned(), 4)])));
     let Some(GroupRequest::SyncGroup { assignments, .. }) = m.poll_request(t0) else {
@@ -906,10 +872,7 @@ fn a_cooperative_leader_closing_while_it_assigns_assigns_itself_nothing() {
         [MemberEvent::Revoke { lost: false, .. }]
     ));
     m.handle_revoked(t0);
-    assert!(matches!(
-        m.poll_request(t0),
-        Some(GroupRequest::LeaveGroup { .. })
-    ));
+    expect(&mut m, t0, "LeaveGroup");
 }
 
 #[test]
@@ -918,29 +881,20 @@ fn a_cooperative_leader_closing_while_its_join_group_is_held_assigns_before_leav
     // coordinator holds its JoinGroup. The answer naming it leader must not be dropped, or the group
     // waits for an assignment nobody sends.
     let t0 = Instant::now();
-    let mut m = Member::new(config(true), t0);
-    m.poll_request(t0);
-    m.handle_coordinator(t0, Ok(coordinator()));
-    let (_, protocols) = join_request(&mut m, t0);
-    let other = Subscription::new(["t"]).encode().unwrap();
-    let members = [("me", protocols[0].1.clone()), ("other", other.clone())];
-    m.handle_join(t0, Ok(join_ok("me", "me", 1, "cooperative-sticky", &members)));
-    m.poll_request(t0);
-    m.handle_metadata(t0, Ok(BTreeMap::from([("t".to_owned(), 4)])));
-    m.poll_request(t0);
+    let (mut m, protocols) = joining(config(true), t0);
+    lead(&mut m, t0, 1, "cooperative-sticky", &protocols);
     m.handle_sync(t0, Ok(sync_ok(vec![tp(0), tp(1)])));
     events(&mut m);
     // Generation 2 starts: the member rejoins, keeping t-0 and t-1, and closes while the join is held.
     let t1 = t0 + Duration::from_secs(1);
-    assert!(matches!(m.poll_request(t1), Some(GroupRequest::Heartbeat { .. })));
-    answer_heartbeat(&mut m, t1, Ok(rebalancing()));
+    heartbeat(&mut m, t1, Ok(rebalancing()));
     let (_, protocols) = join_request(&mut m, t1);
     m.close(t1);
     assert!(matches!(
         events(&mut m).as_slice(),
         [MemberEvent::Revoke { lost: false, .. }]
     ));
-    let members = [("me", protocols[0].1.clone()), ("other", other)];
+    let members = me_and_other(&protocols);
     m.handle_join(t1, Ok(join_ok("me", "me", 2, "cooperative-sticky", &members)));
     m.handle_revoked(t1);
     let next = m.poll_request(t1);
@@ -955,10 +909,7 @@ fn a_cooperative_leader_closing_while_its_join_group_is_held_assigns_before_leav
     assert_eq!(decoded(&assignments)["me"], Vec::new());
     assert_eq!(decoded(&assignments)["other"], (0..4).map(tp).collect::<Vec<_>>());
     m.handle_sync(t1, Ok(sync_ok(Vec::new())));
-    assert!(matches!(
-        m.poll_request(t1),
-        Some(GroupRequest::LeaveGroup { .. })
-    ));
+    expect(&mut m, t1, "LeaveGroup");
 }
 
 #[test]
@@ -973,15 +924,16 @@ fn a_hand_over_takes_at_most_5_s_with_a_long_session_timeout() {
     m.close(t0);
     events(&mut m);
     m.handle_revoked(t0);
-    assert!(matches!(m.poll_request(t0), Some(GroupRequest::Heartbeat { .. })));
+    expect(&mut m, t0, "Heartbeat");
     let deadline = t0 + Duration::from_secs(5);
-    assert_eq!(m.handover, Some(deadline), "the hand-over may take longer than 5 s");
+    assert_eq!(
+        m.handover,
+        Some(deadline),
+        "the hand-over may take longer than 5 s"
+    );
     assert_eq!(m.poll_timeout(), Some(deadline));
     m.handle_timeout(deadline);
-    assert!(matches!(
-        m.poll_request(deadline),
-        Some(GroupRequest::LeaveGroup { .. })
-    ));
+    expect(&mut m, deadline, "LeaveGroup");
 }
 
 #[test]
@@ -989,18 +941,8 @@ fn a_hand_over_deadline_during_the_leaders_own_sync_waits_for_its_answer() {
     let t0 = Instant::now();
     let mut m = stable_leader(t0);
     let t1 = t0 + Duration::from_secs(1);
-    assert!(matches!(m.poll_request(t1), Some(GroupRequest::Heartbeat { .. })));
-    answer_heartbeat(&mut m, t1, Ok(rebalancing()));
-    let _ = m.poll_request(t1);
-    events(&mut m);
-    m.handle_revoked(t1);
-    let (_, protocols) = join_request(&mut m, t1);
-    let other = Subscription::new(["t"]).encode().unwrap();
-    let members = [("me", protocols[0].1.clone()), ("other", other)];
-    m.handle_join(t1, Ok(join_ok("me", "me", 2, "range", &members)));
-    assert!(matches!(m.poll_request(t1), Some(GroupRequest::Metadata { .. })));
-    m.handle_metadata(t1, Ok(BTreeMap::from([("t".to_owned(), 4)])));
-    assert!(matches!(m.poll_request(t1), Some(GroupRequest::SyncGroup { .. })));
+    let protocols = rejoin_eagerly(&mut m, t1);
+    lead(&mut m, t1, 2, "range", &protocols);
     m.close(t1);
     // The coordinator is slow to answer the leader's SyncGroup: the hand-over deadline passes.
     let late = t1 + Duration::from_secs(6);
@@ -1010,23 +952,20 @@ fn a_hand_over_deadline_during_the_leaders_own_sync_waits_for_its_answer() {
         !sent.iter().any(|r| matches!(r, GroupRequest::LeaveGroup { .. })),
         "the leader's own SyncGroup was aborted: {sent:?}"
     );
-    assert!(m.poll_timeout().is_none_or(|at| at > late), "a deadline in the past");
+    assert!(
+        m.poll_timeout().is_none_or(|at| at > late),
+        "a deadline in the past"
+    );
     // Its answer (or its failure) ends the hand-over.
     m.handle_sync(late, Ok(sync_ok(Vec::new())));
-    assert!(matches!(
-        m.poll_request(late),
-        Some(GroupRequest::LeaveGroup { .. })
-    ));
+    expect(&mut m, late, "LeaveGroup");
 }
 
 /// A follower whose SyncGroup of generation 1 went out at `now` and is still held.
 fn syncing_follower(now: Instant) -> Member {
-    let mut m = Member::new(config(false), now);
-    m.poll_request(now);
-    m.handle_coordinator(now, Ok(coordinator()));
-    join_request(&mut m, now);
+    let (mut m, _) = joining(config(false), now);
     m.handle_join(now, Ok(join_ok("me", "other", 1, "range", &[])));
-    assert!(matches!(m.poll_request(now), Some(GroupRequest::SyncGroup { .. })));
+    expect(&mut m, now, "SyncGroup");
     m
 }
 
@@ -1038,12 +977,10 @@ fn rebalance_in_progress_past_the_sync_hold_bound_drops_the_sync_and_rejoins() {
     let t0 = Instant::now();
     let mut m = syncing_follower(t0);
     let t2 = t0 + Duration::from_secs(2);
-    assert!(matches!(m.poll_request(t2), Some(GroupRequest::Heartbeat { .. })));
-    answer_heartbeat(&mut m, t2, Ok(rebalancing()));
+    heartbeat(&mut m, t2, Ok(rebalancing()));
     assert_eq!(m.state(), MemberState::Syncing, "within the bound: still waiting");
     let t3 = t0 + Duration::from_secs(3);
-    assert!(matches!(m.poll_request(t3), Some(GroupRequest::Heartbeat { .. })));
-    answer_heartbeat(&mut m, t3, Ok(rebalancing()));
+    heartbeat(&mut m, t3, Ok(rebalancing()));
     assert_eq!(m.state(), MemberState::Unjoined, "the held SyncGroup was kept");
     let (id, _) = join_request(&mut m, t3);
     assert_eq!(id, "me", "rejoins with the same member id");
@@ -1058,7 +995,11 @@ fn rebalance_in_progress_past_the_sync_hold_bound_drops_the_sync_and_rejoins() {
         Ok(SyncGroupResponse::default().with_error_code(ResponseError::RebalanceInProgress.code())),
     );
     assert_eq!(m.state(), MemberState::Joining);
-    assert_eq!(m.poll_request(t4), None, "a second JoinGroup while one is in flight");
+    assert_eq!(
+        m.poll_request(t4),
+        None,
+        "a second JoinGroup while one is in flight"
+    );
 }
 
 #[test]
@@ -1071,10 +1012,9 @@ fn a_cooperative_member_whose_sync_is_held_past_the_bound_rejoins_keeping_its_pa
     m.handle_commit_error(t0, &server(ResponseError::RebalanceInProgress));
     join_request(&mut m, t0);
     m.handle_join(t0, Ok(join_ok("me", "other", 2, "cooperative-sticky", &[])));
-    assert!(matches!(m.poll_request(t0), Some(GroupRequest::SyncGroup { .. })));
+    expect(&mut m, t0, "SyncGroup");
     let t4 = t0 + Duration::from_secs(4);
-    assert!(matches!(m.poll_request(t4), Some(GroupRequest::Heartbeat { .. })));
-    answer_heartbeat(&mut m, t4, Ok(rebalancing()));
+    heartbeat(&mut m, t4, Ok(rebalancing()));
     let (id, protocols) = join_request(&mut m, t4);
     assert_eq!(id, "me");
     let owned = Subscription::decode(&protocols[0].1).unwrap().owned_partitions;
@@ -1087,53 +1027,40 @@ fn a_cooperative_member_whose_sync_is_held_past_the_bound_rejoins_keeping_its_pa
 fn a_leader_past_the_sync_hold_bound_rejoins_unless_it_hands_over() {
     // A leader that is not closing: its held SyncGroup ends like a follower's.
     let t0 = Instant::now();
-    let mut m = Member::new(config(false), t0);
-    m.poll_request(t0);
-    m.handle_coordinator(t0, Ok(coordinator()));
-    let (_, protocols) = join_request(&mut m, t0);
-    let other = Subscription::new(["t"]).encode().unwrap();
-    let members = [("me", protocols[0].1.clone()), ("other", other.clone())];
-    m.handle_join(t0, Ok(join_ok("me", "me", 1, "range", &members)));
-    m.poll_request(t0);
-    m.handle_metadata(t0, Ok(BTreeMap::from([("t".to_owned(), 4)])));
-    assert!(matches!(m.poll_request(t0), Some(GroupRequest::SyncGroup { .. })));
+    let (mut m, protocols) = joining(config(false), t0);
+    lead(&mut m, t0, 1, "range", &protocols);
     let t4 = t0 + Duration::from_secs(4);
-    assert!(matches!(m.poll_request(t4), Some(GroupRequest::Heartbeat { .. })));
-    answer_heartbeat(&mut m, t4, Ok(rebalancing()));
+    heartbeat(&mut m, t4, Ok(rebalancing()));
     assert_eq!(join_request(&mut m, t4).0, "me");
 
     // A closing leader in hand-over: its own SyncGroup carries everyone's assignment and is never cut.
     let mut m = stable_leader(t0);
     let t1 = t0 + Duration::from_secs(1);
-    assert!(matches!(m.poll_request(t1), Some(GroupRequest::Heartbeat { .. })));
-    answer_heartbeat(&mut m, t1, Ok(rebalancing()));
-    let _ = m.poll_request(t1);
-    events(&mut m);
-    m.handle_revoked(t1);
-    let (_, protocols) = join_request(&mut m, t1);
-    let members = [("me", protocols[0].1.clone()), ("other", other)];
-    m.handle_join(t1, Ok(join_ok("me", "me", 2, "range", &members)));
-    m.poll_request(t1);
-    m.handle_metadata(t1, Ok(BTreeMap::from([("t".to_owned(), 4)])));
-    assert!(matches!(m.poll_request(t1), Some(GroupRequest::SyncGroup { .. })));
+    let protocols = rejoin_eagerly(&mut m, t1);
+    lead(&mut m, t1, 2, "range", &protocols);
     m.close(t1);
     let t5 = t1 + Duration::from_secs(4);
     let sent: Vec<_> = std::iter::from_fn(|| m.poll_request(t5)).take(10).collect();
-    assert!(matches!(sent.as_slice(), [GroupRequest::Heartbeat { .. }]), "{sent:?}");
+    assert!(
+        matches!(sent.as_slice(), [GroupRequest::Heartbeat { .. }]),
+        "{sent:?}"
+    );
     answer_heartbeat(&mut m, t5, Ok(rebalancing()));
-    assert_eq!(m.state(), MemberState::Syncing, "the closing leader's SyncGroup was cut");
+    assert_eq!(
+        m.state(),
+        MemberState::Syncing,
+        "the closing leader's SyncGroup was cut"
+    );
     let sent: Vec<_> = std::iter::from_fn(|| m.poll_request(t5)).take(10).collect();
     assert!(
-        !sent
-            .iter()
-            .any(|r| matches!(r, GroupRequest::LeaveGroup { .. } | GroupRequest::JoinGroup { .. })),
+        !sent.iter().any(|r| matches!(
+            r,
+            GroupRequest::LeaveGroup { .. } | GroupRequest::JoinGroup { .. }
+        )),
         "{sent:?}"
     );
     m.handle_sync(t5, Ok(sync_ok(Vec::new())));
-    assert!(matches!(
-        m.poll_request(t5),
-        Some(GroupRequest::LeaveGroup { .. })
-    ));
+    expect(&mut m, t5, "LeaveGroup");
 }
 
 #[test]
@@ -1143,18 +1070,15 @@ fn a_later_syncgroup_is_timed_from_when_it_went_out() {
     let t0 = Instant::now();
     let mut m = syncing_follower(t0);
     let t3 = t0 + Duration::from_secs(3);
-    assert!(matches!(m.poll_request(t3), Some(GroupRequest::Heartbeat { .. })));
-    answer_heartbeat(&mut m, t3, Ok(rebalancing()));
+    heartbeat(&mut m, t3, Ok(rebalancing()));
     join_request(&mut m, t3);
     let t6 = t0 + Duration::from_secs(6);
     m.handle_join(t6, Ok(join_ok("me", "other", 2, "range", &[])));
     // A heartbeat of generation 2 is due first; then the SyncGroup goes out.
-    assert!(matches!(m.poll_request(t6), Some(GroupRequest::Heartbeat { .. })));
-    answer_heartbeat(&mut m, t6, Ok(HeartbeatResponse::default()));
-    assert!(matches!(m.poll_request(t6), Some(GroupRequest::SyncGroup { .. })));
+    heartbeat(&mut m, t6, Ok(HeartbeatResponse::default()));
+    expect(&mut m, t6, "SyncGroup");
     let t7 = t0 + Duration::from_secs(7);
-    assert!(matches!(m.poll_request(t7), Some(GroupRequest::Heartbeat { .. })));
-    answer_heartbeat(&mut m, t7, Ok(rebalancing()));
+    heartbeat(&mut m, t7, Ok(rebalancing()));
     assert_eq!(m.state(), MemberState::Syncing);
 }
 
@@ -1166,11 +1090,10 @@ fn a_generation_answered_again_after_its_sync_was_cut_is_not_cut_twice() {
     let t0 = Instant::now();
     let mut m = syncing_follower(t0);
     let t3 = t0 + Duration::from_secs(3);
-    assert!(matches!(m.poll_request(t3), Some(GroupRequest::Heartbeat { .. })));
-    answer_heartbeat(&mut m, t3, Ok(rebalancing()));
+    heartbeat(&mut m, t3, Ok(rebalancing()));
     join_request(&mut m, t3);
     m.handle_join(t3, Ok(join_ok("me", "other", 1, "range", &[])));
-    assert!(matches!(m.poll_request(t3), Some(GroupRequest::SyncGroup { .. })));
+    expect(&mut m, t3, "SyncGroup");
     for s in 4..=9 {
         let t = t0 + Duration::from_secs(s);
         if matches!(m.poll_request(t), Some(GroupRequest::Heartbeat { .. })) {
