@@ -230,6 +230,39 @@ impl<B: EventBus> Harness<B> {
     async fn finish(self) -> Result<(), Failure> {
         Ok(self.bus.shutdown(self.timeout).await?)
     }
+
+    /// Waits until `recorder` saw as many events as `expected`, then for a barrier on `aggregate_id`,
+    /// and checks that it saw exactly `expected`, in that order.
+    async fn expect_exactly(
+        &self,
+        recorder: &Recorder,
+        expected: &[Uuid],
+        aggregate_id: Uuid,
+    ) -> Result<(), Failure> {
+        recorder.wait_for(expected.len(), self.timeout).await?;
+        self.barrier(aggregate_id).await?;
+        check(recorder.ids() == expected, || {
+            format!("received {:?}, expected {expected:?}", recorder.ids())
+        })
+    }
+
+    /// Publishes an event, waits until `recorder` saw it, calls `unsubscribe`, publishes a second
+    /// event of the same aggregate and checks that `recorder` saw only the first.
+    async fn unsubscribe_between(
+        &self,
+        recorder: &Recorder,
+        unsubscribe: impl FnOnce(&B) -> Result<(), Failure>,
+    ) -> Result<(), Failure> {
+        let agg = Uuid::new_v4();
+        self.publish(vec![make_event(agg, "first")]).await?;
+        recorder.wait_for(1, self.timeout).await?;
+        unsubscribe(&self.bus)?;
+        self.publish(vec![make_event(agg, "second")]).await?;
+        self.barrier(agg).await?;
+        check(recorder.ids().len() == 1, || {
+            format!("{} deliveries after unsubscribe", recorder.ids().len())
+        })
+    }
 }
 
 /// 1. A typed handler receives a published event exactly once.
@@ -240,11 +273,7 @@ pub async fn publish_and_subscribe_roundtrip<F: BusFactory>(factory: &F) -> Resu
     let e = make_event(Uuid::new_v4(), "conformance");
     let (id, agg) = (e.meta.event_id, e.meta.aggregate_id);
     h.publish(vec![e]).await?;
-    received.wait_for(1, h.timeout).await?;
-    h.barrier(agg).await?;
-    check(received.ids() == [id], || {
-        format!("received {:?}, expected [{id}]", received.ids())
-    })?;
+    h.expect_exactly(&received, &[id], agg).await?;
     h.finish().await
 }
 
@@ -271,18 +300,13 @@ pub async fn unsubscribe_stops_delivery<F: BusFactory>(factory: &F) -> Result<()
     let h = Harness::new(factory).await?;
     let received = Recorder::default();
     let sub = h.bus.subscribe(received.typed_handler())?;
-    let agg = Uuid::new_v4();
-    h.publish(vec![make_event(agg, "first")]).await?;
-    received.wait_for(1, h.timeout).await?;
-    check(h.bus.unsubscribe(sub), || "unsubscribe returned false".into())?;
-    check(!h.bus.unsubscribe(sub), || {
-        "a second unsubscribe returned true".into()
-    })?;
-    h.publish(vec![make_event(agg, "second")]).await?;
-    h.barrier(agg).await?;
-    check(received.ids().len() == 1, || {
-        format!("{} deliveries after unsubscribe", received.ids().len())
-    })?;
+    h.unsubscribe_between(&received, |bus| {
+        check(bus.unsubscribe(sub), || "unsubscribe returned false".into())?;
+        check(!bus.unsubscribe(sub), || {
+            "a second unsubscribe returned true".into()
+        })
+    })
+    .await?;
     h.finish().await
 }
 
@@ -328,15 +352,10 @@ pub async fn unsubscribe_from_all_events<F: BusFactory>(factory: &F) -> Result<(
     let h = Harness::new(factory).await?;
     let received = Recorder::default();
     let sub = h.bus.subscribe_to_all_events(received.wildcard_handler())?;
-    let agg = Uuid::new_v4();
-    h.publish(vec![make_event(agg, "first")]).await?;
-    received.wait_for(1, h.timeout).await?;
-    check(h.bus.unsubscribe(sub), || "unsubscribe returned false".into())?;
-    h.publish(vec![make_event(agg, "second")]).await?;
-    h.barrier(agg).await?;
-    check(received.ids().len() == 1, || {
-        format!("{} deliveries after unsubscribe", received.ids().len())
-    })?;
+    h.unsubscribe_between(&received, |bus| {
+        check(bus.unsubscribe(sub), || "unsubscribe returned false".into())
+    })
+    .await?;
     h.finish().await
 }
 
@@ -373,11 +392,7 @@ pub async fn background_publish_delivers<F: BusFactory>(factory: &F) -> Result<(
     let e = make_event(Uuid::new_v4(), "background");
     let (id, agg) = (e.meta.event_id, e.meta.aggregate_id);
     h.bus.publish_background(vec![e.into_any()?]).await?;
-    received.wait_for(1, h.timeout).await?;
-    h.barrier(agg).await?;
-    check(received.ids() == [id], || {
-        format!("received {:?}, expected [{id}]", received.ids())
-    })?;
+    h.expect_exactly(&received, &[id], agg).await?;
     h.finish().await
 }
 
@@ -400,11 +415,7 @@ pub async fn per_aggregate_ordering<F: BusFactory>(factory: &F) -> Result<(), Fa
         .collect();
     let expected: Vec<Uuid> = events.iter().map(|e| e.meta.event_id).collect();
     h.publish(events).await?;
-    received.wait_for(5, h.timeout).await?;
-    h.barrier(agg).await?;
-    check(received.ids() == expected, || {
-        format!("received {:?}, expected {expected:?}", received.ids())
-    })?;
+    h.expect_exactly(&received, &expected, agg).await?;
     h.finish().await
 }
 
@@ -434,11 +445,7 @@ pub async fn subscribe_all_registers_declared_types<F: BusFactory>(factory: &F) 
     let e = make_event(Uuid::new_v4(), "conformance");
     let (id, agg) = (e.meta.event_id, e.meta.aggregate_id);
     h.publish(vec![e]).await?;
-    received.wait_for(1, h.timeout).await?;
-    h.barrier(agg).await?;
-    check(received.ids() == [id], || {
-        format!("received {:?}, expected [{id}]", received.ids())
-    })?;
+    h.expect_exactly(&received, &[id], agg).await?;
     h.finish().await
 }
 

@@ -155,6 +155,24 @@ async fn bus_over_a_bad_batch(
 }
 
 /// The offset the group `group` committed for partition 0 of `topic`, as a new member of it sees it.
+/// Shuts `bus` (over `topic`) down, checks its counts of corrupt batches and of events sent to the DLQ,
+/// and returns the offset its group committed on partition 0.
+async fn shut_down(
+    ctx: &'static crate::support::Ctx,
+    bus: &KafkaEventBus,
+    topic: &str,
+    corrupt_and_dead_lettered: (u64, u64),
+) -> Option<i64> {
+    bus.shutdown(Duration::from_secs(10)).await.unwrap();
+    let stats = bus.stats();
+    assert_eq!(
+        (stats.corrupt_batches, stats.messages_sent_to_dlq),
+        corrupt_and_dead_lettered,
+        "{stats:?}"
+    );
+    committed(ctx, topic.trim_end_matches(".stream"), topic).await
+}
+
 async fn committed(ctx: &'static crate::support::Ctx, group: &str, topic: &str) -> Option<i64> {
     let cluster = ctx.cluster().await;
     let mut consumer = Consumer::connect(&cluster, fast_config(group, topic)).unwrap();
@@ -287,14 +305,7 @@ pub(crate) fn trials(trials: &mut crate::Trials<'_>) {
                 bus_over_a_corrupt_batch(ctx, "corrupt-bus", ("dead_letter", 1), Duration::from_secs(3))
                     .await;
             assert_eq!(handled, [ids("A"), ids("C"), ids("D")].concat());
-            let prefix = topic.trim_end_matches(".stream").to_owned();
-            bus.shutdown(Duration::from_secs(10)).await.unwrap();
-            let stats = bus.stats();
-            assert_eq!(
-                (stats.corrupt_batches, stats.messages_sent_to_dlq),
-                (1, 1),
-                "{stats:?}"
-            );
+            let committed = shut_down(ctx, &bus, &topic, (1, 1)).await;
             let cluster = ctx.cluster().await;
             let dlq = read_partition(&cluster, &format!("{topic}.dlq"), 0).await;
             assert_eq!(dlq.len(), 1);
@@ -318,7 +329,7 @@ pub(crate) fn trials(trials: &mut crate::Trials<'_>) {
                 b[12..],
                 "the batch as stored (its base offset set by the broker)"
             );
-            assert_eq!(committed(ctx, &prefix, &topic).await, Some(start + 12), "after D");
+            assert_eq!(committed, Some(start + 12), "after D");
         },
     ));
     trials.push(trial(
@@ -328,15 +339,8 @@ pub(crate) fn trials(trials: &mut crate::Trials<'_>) {
                 bus_over_a_corrupt_batch(ctx, "corrupt-stop-bus", ("stop", 1), Duration::from_secs(3)).await;
             // The first three handled are A's; nothing after B.
             assert_eq!(handled, ids("A"));
-            let prefix = topic.trim_end_matches(".stream").to_owned();
-            bus.shutdown(Duration::from_secs(10)).await.unwrap();
-            let stats = bus.stats();
-            assert_eq!(
-                (stats.corrupt_batches, stats.messages_sent_to_dlq),
-                (1, 0),
-                "{stats:?}"
-            );
-            assert_eq!(committed(ctx, &prefix, &topic).await, Some(start + 3), "at B");
+            let committed = shut_down(ctx, &bus, &topic, (1, 0)).await;
+            assert_eq!(committed, Some(start + 3), "at B");
         },
     ));
     trials.push(trial(
@@ -375,15 +379,8 @@ pub(crate) fn trials(trials: &mut crate::Trials<'_>) {
             // Keys run concurrently: C's and D's records may interleave.
             handled.sort();
             assert_eq!(handled, [ids("A"), ids("C"), ids("D")].concat());
-            let prefix = topic.trim_end_matches(".stream").to_owned();
-            bus.shutdown(Duration::from_secs(10)).await.unwrap();
-            let stats = bus.stats();
-            assert_eq!(
-                (stats.corrupt_batches, stats.messages_sent_to_dlq),
-                (1, 1),
-                "{stats:?}"
-            );
-            assert_eq!(committed(ctx, &prefix, &topic).await, Some(start + 12), "after D");
+            let committed = shut_down(ctx, &bus, &topic, (1, 1)).await;
+            assert_eq!(committed, Some(start + 12), "after D");
         },
     ));
     trials.push(trial(
@@ -398,14 +395,7 @@ pub(crate) fn trials(trials: &mut crate::Trials<'_>) {
             )
             .await;
             assert_eq!(handled, [ids("A"), ids("C"), ids("D")].concat());
-            let prefix = topic.trim_end_matches(".stream").to_owned();
-            bus.shutdown(Duration::from_secs(10)).await.unwrap();
-            let stats = bus.stats();
-            assert_eq!(
-                (stats.corrupt_batches, stats.messages_sent_to_dlq),
-                (1, 1),
-                "{stats:?}"
-            );
+            let committed = shut_down(ctx, &bus, &topic, (1, 1)).await;
             let cluster = ctx.cluster().await;
             let dlq = read_partition(&cluster, &format!("{topic}.dlq"), 0).await;
             let letter = DeadLetter::from_headers(&dlq[0].1.headers).unwrap();
@@ -415,7 +405,7 @@ pub(crate) fn trials(trials: &mut crate::Trials<'_>) {
             );
             assert_eq!(letter.original_offset, start + 3);
             assert_eq!(dlq[0].1.value.as_ref().map(Bytes::len), Some(b.len()));
-            assert_eq!(committed(ctx, &prefix, &topic).await, Some(start + 12), "after D");
+            assert_eq!(committed, Some(start + 12), "after D");
         },
     ));
 }
