@@ -12,10 +12,12 @@
 //! Retriable failures (connection loss, NOT_LEADER_OR_FOLLOWER, timeouts...) put the batch back at the
 //! front of its partition's queue after `retry_backoff`, refreshing metadata when the leader may have
 //! moved, until `delivery_timeout`. With idempotence, OUT_OF_ORDER_SEQUENCE_NUMBER, UNKNOWN_PRODUCER_ID
-//! and a fenced epoch make the sender take a new producer identity (InitProducerId carrying the current
-//! id and epoch, as KIP-360 asks; sequences restart at 0). A batch is sent under the new identity only if
-//! none of its attempts can have been written; one whose attempt went unanswered fails with
-//! [`Error::DeliveryUncertain`] (see `idempotence`).
+//! and a fenced epoch on a partition, under the current identity, make the sender take a new one
+//! (InitProducerId carrying the current id and epoch, as KIP-360 asks; a new id when the broker refuses
+//! the bump). The refused partition restarts at sequence 0 under it; its batch is resent there only if
+//! none of its attempts can have been written, and one whose attempt went unanswered fails with
+//! [`Error::DeliveryUncertain`]. Other partitions finish their retries under the identity they were
+//! sent with, then move over (see `idempotence`).
 
 use std::{
     collections::{HashMap, HashSet},
@@ -109,7 +111,8 @@ impl Sender {
                     topic: batch.topic.to_string(),
                     partition: batch.partition,
                     reason: format!(
-                        "the producer id was replaced after an attempt went unanswered (last error: {})",
+                        "the broker refused the partition's sequences after an attempt went unanswered \
+                         (last error: {})",
                         batch.last_error.as_deref().unwrap_or("none")
                     ),
                 };
@@ -321,7 +324,8 @@ impl Sender {
             }
         }
         let mut refresh = false;
-        let mut reset = false;
+        // The identities the broker refused some partition's sequences under.
+        let mut refused: Vec<ProducerState> = Vec::new();
         let now = Instant::now();
         for mut batch in sending {
             let Some((code, base_offset, message)) = results.get(&(&*batch.topic, batch.partition)).cloned()
@@ -341,7 +345,8 @@ impl Sender {
                 | ResponseError::UnknownProducerId
                 | ResponseError::InvalidProducerEpoch
                 | ResponseError::ProducerFenced => {
-                    reset = true;
+                    refused.extend(batch.identity());
+                    batch.sequence_refused = true;
                     self.retry_or_expire(batch, now, error.to_string());
                 }
                 code if code.is_retriable() => {
@@ -369,11 +374,18 @@ impl Sender {
                 }
             }
         }
-        if reset {
-            warn!("the broker lost track of this producer's sequence numbers; bumping the producer epoch");
-            let replaced = self.producer.lock().unwrap_or_else(|p| p.into_inner()).take();
-            if replaced.is_some() {
-                *self.replaced.lock().unwrap_or_else(|p| p.into_inner()) = replaced;
+        if !refused.is_empty() {
+            // Only the current identity is replaced: a refusal of an older one (a retry still carrying
+            // it) concerns a partition that moves to the current one with its next batch.
+            let mut producer = self.producer.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(current) = *producer
+                && refused.contains(&current)
+            {
+                warn!(
+                    "the broker lost track of this producer's sequence numbers; bumping the producer epoch"
+                );
+                *producer = None;
+                *self.replaced.lock().unwrap_or_else(|p| p.into_inner()) = Some(current);
             }
         }
         if refresh {
