@@ -1,7 +1,9 @@
 //! An idempotent Produce request written by the client that never reaches the broker (the proxy
-//! swallows it) while the delivery timeout is short: its batch expires with its sequence numbers taken.
-//! Later publishes to the same partition are still acknowledged (no error, no stall), and reading the
-//! partition back finds them after the earlier records, in order, and the expired record nowhere.
+//! swallows it) while the delivery timeout is short: its batch expires with its sequence numbers taken,
+//! unresolved. Later publishes to the same partition are still acknowledged (no error, no stall), even
+//! when the next one's first attempt goes unanswered too, a retry of another partition's unanswered batch
+//! is not failed by the identity change, and reading the partitions back finds the records in order and
+//! the expired record nowhere.
 
 use std::time::Duration;
 
@@ -9,6 +11,8 @@ use kafka_event_bus::client::{
     ClientConfig, Cluster, NewTopic,
     producer::{Error, Producer, ProducerConfig, ProducerRecord},
 };
+
+use kafka_protocol::messages::MetadataRequest;
 
 use crate::{fault_proxy::FaultyBroker, read_back::read_partition, support::unique, trial};
 
@@ -106,8 +110,8 @@ pub(crate) fn trials(trials: &mut crate::Trials<'_>) {
 
             // t = 0: x (partition 0) is swallowed. t = 3: y (partition 1) is swallowed too, and b0
             // waits behind x. t = 6: x's request times out and the connection with it: x expires
-            // (its sequence taken, never written), y goes back for a retry at t = 7, b0 is sent
-            // past the gap and refused, and the producer takes a new identity.
+            // (its sequence unresolved) and the producer takes a new identity, y goes back for a
+            // retry at t = 7, b0 goes at sequence 0 under the new identity.
             broker.swallow(PRODUCE, 2);
             let x = producer.send(record(0, "x")).await.unwrap();
             tokio::time::sleep(Duration::from_secs(3)).await;
@@ -137,6 +141,72 @@ pub(crate) fn trials(trials: &mut crate::Trials<'_>) {
                 ["a", "b0", "b1", "b2"]
             );
             assert_eq!(values(read_partition(&cluster, &topic, 1).await), ["a", "y", "z"]);
+            producer.close().await;
+        },
+    ));
+
+    trials.push(trial(
+        "the_batch_after_an_expired_unanswered_one_survives_a_cut",
+        |_ctx| async move {
+            let broker = FaultyBroker::start().await;
+            let config = ClientConfig::new(&broker.bootstrap)
+                .with_reconnect_backoff(Duration::from_millis(5), Duration::from_millis(50));
+            let cluster = Cluster::connect(config).await.unwrap();
+            let topic = unique("seqgap3");
+            cluster
+                .ensure_topics(&[NewTopic::new(&topic, 1, 1)])
+                .await
+                .unwrap();
+            let producer = Producer::new(
+                cluster.clone(),
+                ProducerConfig::default()
+                    .with_idempotence(true)
+                    .with_linger(Duration::from_millis(1))
+                    .with_request_timeout(Duration::from_secs(1))
+                    .with_delivery_timeout(Duration::from_secs(5))
+                    .with_retry_backoff(Duration::from_millis(10)),
+            )
+            .unwrap();
+            let record = |value: &str| {
+                ProducerRecord::new(&topic)
+                    .with_partition(0)
+                    .with_value(value.to_owned())
+            };
+            producer.send_and_wait(record("a")).await.unwrap();
+            broker.swallow(PRODUCE, 1);
+            let lost = producer.send_and_wait(record("lost")).await.unwrap_err();
+            assert!(matches!(lost, Error::DeliveryTimeout { .. }), "{lost}");
+
+            // The connection the timed-out request poisoned is replaced now, so that the next Produce
+            // request is written at once (not held behind a handshake).
+            let (_, leader) = cluster.leader(&topic, 0).await.unwrap();
+            leader.request(&MetadataRequest::default()).await.unwrap();
+            // The next batch's first request is held in the proxy, then its connection is cut: had it
+            // gone out under the identity whose sequences the expired batch left unresolved, its
+            // attempt would be in doubt, and its retry refused (the gap) and failed as uncertain.
+            broker.freeze(true);
+            let produced = broker.requests(PRODUCE);
+            let next = producer.send(record("next")).await.unwrap();
+            for _ in 0..100 {
+                if broker.requests(PRODUCE) > produced {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            broker.cut();
+            broker.freeze(false);
+            let next = tokio::time::timeout(Duration::from_secs(20), next)
+                .await
+                .expect("the next publish stalled");
+            assert!(next.is_ok(), "{next:?}");
+            producer.send_and_wait(record("last")).await.unwrap();
+
+            let read: Vec<String> = read_partition(&cluster, &topic, 0)
+                .await
+                .into_iter()
+                .map(|(_, r)| String::from_utf8(r.value.unwrap().to_vec()).unwrap())
+                .collect();
+            assert_eq!(read, ["a", "next", "last"]);
             producer.close().await;
         },
     ));

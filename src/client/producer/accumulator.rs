@@ -23,8 +23,9 @@
 //!   broker refuses a partition's sequences (OUT_OF_ORDER_SEQUENCE / UNKNOWN_PRODUCER_ID) the producer
 //!   takes a new id or epoch; each partition moves to it at sequence 0 with its next new batch, a retry
 //!   keeps its identity while its partition still trusts it, and a batch of a refused partition that
-//!   may already have been written is failed ([`Drained::uncertain`]) rather than sent again (see
-//!   `idempotence`).
+//!   may already have been written is failed ([`Drained::uncertain`]) rather than sent again. A batch
+//!   that may have been written and fails for good leaves its partition's sequences unresolved: the
+//!   partition waits for the sender's next identity (`take_unresolved`) (see `idempotence`).
 //! - **Work follows data.** A drain looks only at the partitions that may have a batch to send: those
 //!   listed in `ready` (a batch sealed, a linger or backoff ended, a completion, a flush), parked
 //!   behind a broker that was busy, or returned unsent by the sender (looked at first). Lingers end in creation order (`lingering`), so the sender sleeps
@@ -181,6 +182,9 @@ struct PartitionQueue {
     next_sequence: i32,
     /// The identity the partition's sequences belong to; `None` once the broker refused them.
     sequence_owner: Option<ProducerState>,
+    /// An identity the partition sends nothing more under: the broker refused its sequences, or a batch
+    /// sent under it went unanswered and then failed (its sequences are unresolved).
+    abandoned: Option<ProducerState>,
 }
 
 impl PartitionQueue {
@@ -225,6 +229,8 @@ struct State {
     incomplete: BTreeSet<u64>,
     /// Batches with a smaller id are sent without waiting for `linger`.
     flush_below: u64,
+    /// Identities some partition abandoned since the sender last looked (`take_unresolved`).
+    unresolved: Vec<ProducerState>,
     closed: bool,
 }
 
@@ -275,6 +281,7 @@ impl Accumulator {
                 next_batch_id: 0,
                 incomplete: BTreeSet::new(),
                 flush_below: 0,
+                unresolved: Vec::new(),
                 closed: false,
             }),
             wake_sender: Notify::new(),
@@ -546,6 +553,12 @@ impl Accumulator {
                 again.push(key);
                 continue;
             };
+            if producer.is_some() && queue.abandoned == producer {
+                // Waits for the sender's next identity (`take_unresolved`).
+                queue.listed = true;
+                again.push(key);
+                continue;
+            }
             if busy.contains(&leader) {
                 queue.listed = true;
                 let keys = parked.entry(leader).or_default();
@@ -614,6 +627,9 @@ impl Accumulator {
             let mut guard = self.lock();
             let state = &mut *guard;
             forget_refused(state, &batch);
+            if result.is_err() && batch.maybe_written {
+                abandon_unresolved(state, &batch);
+            }
             // An expired batch was never in flight: another batch of its partition may be.
             if batch.in_flight
                 && let Some(key) = key_of(state, &batch.topic, batch.partition)
@@ -734,6 +750,12 @@ impl Accumulator {
         lingering.retain(|&(_, _, id)| incomplete.contains(&id));
     }
 
+    /// The identities some partition abandoned since the last call (a batch that may have been written
+    /// failed): the sender replaces the current one if it is among them.
+    pub(crate) fn take_unresolved(&self) -> Vec<ProducerState> {
+        std::mem::take(&mut self.lock().unresolved)
+    }
+
     /// Bytes of buffer memory in use.
     pub(crate) fn buffered_bytes(&self) -> usize {
         self.config.buffer_memory - self.memory.available_permits()
@@ -788,6 +810,26 @@ fn forget_refused(state: &mut State, batch: &ProducerBatch) {
         && queue.sequence_owner == batch.identity()
     {
         queue.sequence_owner = None;
+        queue.abandoned = batch.identity();
+    }
+}
+
+/// A batch that may have been written failed for good: whether the broker holds its sequences is
+/// unknown, so the partition sends nothing more under its identity (a next batch would follow a
+/// possible gap) and the sender is told to take a new one, under which the partition restarts at 0.
+fn abandon_unresolved(state: &mut State, batch: &ProducerBatch) {
+    let Some(identity) = batch.identity() else {
+        return;
+    };
+    if let Some(key) = key_of(state, &batch.topic, batch.partition)
+        && let Some(queue) = queue_at(&mut state.topics, key)
+        && queue.sequence_owner == Some(identity)
+    {
+        queue.sequence_owner = None;
+        queue.abandoned = Some(identity);
+        if !state.unresolved.contains(&identity) {
+            state.unresolved.push(identity);
+        }
     }
 }
 

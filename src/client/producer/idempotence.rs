@@ -18,9 +18,11 @@
 //! [`Error::DeliveryUncertain`](super::Error::DeliveryUncertain) instead, as Java's client fails such a
 //! batch with OutOfOrderSequenceException: resending it could write it twice.
 //!
-//! A batch that expires after an unanswered attempt leaves its sequences taken. The partition's next
-//! batch resolves it: acknowledged, the expired one was written; refused with
-//! OUT_OF_ORDER_SEQUENCE_NUMBER, it was not, and that batch goes on under the new identity at sequence 0.
+//! A batch that fails for good (expires) after an unanswered attempt leaves its partition's sequences
+//! unresolved: the broker may or may not hold it, and a next batch would follow a possible gap (refused
+//! with OUT_OF_ORDER_SEQUENCE_NUMBER if it is one). As Java's client bumps its epoch then, the partition
+//! sends nothing more under that identity, the producer takes a new one, and the partition restarts at
+//! sequence 0 under it; a retry of that next batch is then deduplicated like any other.
 
 use super::accumulator::ProducerState;
 

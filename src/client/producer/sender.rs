@@ -17,7 +17,9 @@
 //! the bump). The refused partition restarts at sequence 0 under it; its batch is resent there only if
 //! none of its attempts can have been written, and one whose attempt went unanswered fails with
 //! [`Error::DeliveryUncertain`]. Other partitions finish their retries under the identity they were
-//! sent with, then move over (see `idempotence`).
+//! sent with, then move over. A batch that fails for good after an unanswered attempt leaves its
+//! partition's sequences unresolved: the sender takes a new identity the same way before that partition
+//! sends again (see `idempotence`).
 
 use std::{
     collections::{HashMap, HashSet},
@@ -78,6 +80,10 @@ impl Sender {
         let idempotent = self.config.is_idempotent();
         loop {
             let wake = self.accumulator.wake_sender.notified();
+            if idempotent {
+                // Before the identity is read for this drain.
+                self.replace_if_unresolved();
+            }
             if idempotent && self.producer_state().is_none() && !self.accumulator.is_empty() {
                 match self.init_producer_id().await {
                     Ok(state) => *self.producer.lock().unwrap_or_else(|p| p.into_inner()) = Some(state),
@@ -98,7 +104,23 @@ impl Sender {
                 .filter(|(_, n)| **n >= self.config.max_in_flight_per_broker)
                 .map(|(id, _)| *id)
                 .collect();
-            let producer = if idempotent { self.producer_state() } else { None };
+            let producer = if idempotent {
+                let Some(producer) = self.producer_state() else {
+                    // A request task just gave the identity up: draining now would send batches
+                    // without sequences. The next turn gets a new one.
+                    if self.accumulator.is_closed_and_empty() {
+                        return;
+                    }
+                    tokio::select! {
+                        () = wake => {}
+                        () = tokio::time::sleep(self.config.retry_backoff) => {}
+                    }
+                    continue;
+                };
+                Some(producer)
+            } else {
+                None
+            };
             let drained = self
                 .accumulator
                 .drain(now, &self.cluster.metadata(), &busy, producer);
@@ -147,6 +169,24 @@ impl Sender {
                 () = wake => {}
                 () = tokio::time::sleep_until(next.min(retry_metadata).into()) => {}
             }
+        }
+    }
+
+    /// Replaces the current identity when a partition left its sequences unresolved under it (a batch
+    /// that may have been written failed): the partition sends nothing more under it, and restarts at
+    /// sequence 0 under the next one.
+    fn replace_if_unresolved(&self) {
+        let unresolved = self.accumulator.take_unresolved();
+        if unresolved.is_empty() {
+            return;
+        }
+        let mut producer = self.producer.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(current) = *producer
+            && unresolved.contains(&current)
+        {
+            warn!("a batch that may have been written failed; bumping the producer epoch");
+            *producer = None;
+            *self.replaced.lock().unwrap_or_else(|p| p.into_inner()) = Some(current);
         }
     }
 

@@ -650,3 +650,61 @@ async fn an_unanswered_batch_keeps_its_identity_when_another_partition_forces_a_
     acc.complete(after, Ok(4));
     assert_eq!(next.await.unwrap().unwrap().offset, 4);
 }
+
+/// A batch whose request went unanswered and that then failed (expired) leaves its partition's
+/// sequences unresolved: the broker may or may not hold it. Nothing more of the partition goes under
+/// that identity (its next batch would follow a possible gap, and be refused); the sender is told to
+/// take a new one, under which the partition restarts at sequence 0, as Java's client bumps the epoch.
+#[tokio::test]
+async fn an_unanswered_batch_that_fails_leaves_its_partition_waiting_for_a_new_identity() {
+    let acc = accumulator(config().with_batch_size(100));
+    let t0 = Instant::now();
+    let meta = metadata("t", &[1, 1]);
+    let old = Some((7, 0));
+    let _lost = append(&acc, record(0, "lost"), t0).await;
+    let later = t0 + Duration::from_millis(20);
+    let mut batch = acc
+        .drain(later, &meta, &HashSet::new(), old)
+        .by_broker
+        .remove(0)
+        .1
+        .remove(0);
+    assert_eq!(batch.producer, Some((7, 0, 0)));
+    batch.maybe_written = true;
+    let error = Error::DeliveryTimeout {
+        topic: "t".into(),
+        partition: 0,
+        timeout: Duration::from_secs(120),
+        last_error: Some("request timed out".into()),
+    };
+    acc.complete(batch, Err(error));
+    assert_eq!(acc.take_unresolved(), [(7, 0)]);
+    assert!(acc.take_unresolved().is_empty(), "reported once");
+    let next = append(&acc, record(0, "next"), later).await;
+    let other = append(&acc, record(1, "other"), later).await;
+
+    let t = later + Duration::from_millis(20);
+    let drained = acc.drain(t, &meta, &HashSet::new(), old);
+    let sent: Vec<_> = drained.by_broker.into_iter().flat_map(|(_, b)| b).collect();
+    assert_eq!(
+        sent.len(),
+        1,
+        "only the other partition goes on under the old identity"
+    );
+    assert_eq!((sent[0].partition, sent[0].producer), (1, Some((7, 0, 0))));
+    for batch in sent {
+        acc.complete(batch, Ok(0));
+    }
+    assert_eq!(other.await.unwrap().unwrap().offset, 0);
+
+    let mut after = acc
+        .drain(t, &meta, &HashSet::new(), Some((8, 0)))
+        .by_broker
+        .remove(0)
+        .1
+        .remove(0);
+    assert_eq!(after.producer, Some((8, 0, 0)));
+    assert_eq!(values(&mut after), ["next"]);
+    acc.complete(after, Ok(1));
+    assert_eq!(next.await.unwrap().unwrap().offset, 1);
+}
