@@ -766,8 +766,14 @@ impl Accumulator {
 /// younger batch never expires before an older one of the same partition).
 fn take_expired(queue: &mut PartitionQueue, now: Instant, timeout: Duration, out: &mut Vec<ProducerBatch>) {
     let expired = |b: &ProducerBatch| now.saturating_duration_since(b.created) >= timeout;
-    while queue.sealed.front().is_some_and(expired) {
-        out.extend(queue.sealed.pop_front());
+    while let Some(batch) = queue.sealed.pop_front_if(|b| expired(b)) {
+        // One that may have been written leaves the partition's sequences unresolved at once, before
+        // this drain reaches its next batch (`abandon_unresolved` reports it when it completes).
+        if batch.maybe_written && batch.identity().is_some() && batch.identity() == queue.sequence_owner {
+            queue.sequence_owner = None;
+            queue.abandoned = batch.identity();
+        }
+        out.push(batch);
     }
     if queue.sealed.is_empty() && queue.open.as_ref().is_some_and(expired) {
         out.extend(queue.open.take());
@@ -823,7 +829,7 @@ fn abandon_unresolved(state: &mut State, batch: &ProducerBatch) {
     };
     if let Some(key) = key_of(state, &batch.topic, batch.partition)
         && let Some(queue) = queue_at(&mut state.topics, key)
-        && queue.sequence_owner == Some(identity)
+        && (queue.sequence_owner == Some(identity) || queue.abandoned == Some(identity))
     {
         queue.sequence_owner = None;
         queue.abandoned = Some(identity);

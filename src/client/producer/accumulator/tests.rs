@@ -708,3 +708,54 @@ async fn an_unanswered_batch_that_fails_leaves_its_partition_waiting_for_a_new_i
     acc.complete(after, Ok(1));
     assert_eq!(next.await.unwrap().unwrap().offset, 1);
 }
+
+/// An unanswered batch waiting for its retry expires in the queue: the drain that expires it does not
+/// send the partition's next batch under the same identity (past a possible gap).
+#[tokio::test]
+async fn an_unanswered_batch_expiring_in_its_queue_holds_the_next_one_for_a_new_identity() {
+    let acc = accumulator(config().with_batch_size(100));
+    let t0 = Instant::now();
+    let meta = metadata("t", &[1, 1]);
+    let old = Some((7, 0));
+    let _lost = append(&acc, record(0, "lost"), t0).await;
+    let later = t0 + Duration::from_millis(20);
+    let mut batch = acc
+        .drain(later, &meta, &HashSet::new(), old)
+        .by_broker
+        .remove(0)
+        .1
+        .remove(0);
+    batch.maybe_written = true;
+    acc.requeue(batch, later, "connection lost".into());
+    let expiry = t0 + Duration::from_secs(120);
+    let next = append(&acc, record(0, "next"), expiry - Duration::from_secs(1)).await;
+
+    let drained = acc.drain(expiry, &meta, &HashSet::new(), old);
+    assert_eq!(drained.expired.len(), 1);
+    let sent: Vec<_> = drained.by_broker.into_iter().flat_map(|(_, b)| b).collect();
+    assert!(
+        sent.is_empty(),
+        "sent under the old identity: {:?}",
+        sent.iter().map(|b| b.producer).collect::<Vec<_>>()
+    );
+    for batch in drained.expired {
+        let error = Error::DeliveryTimeout {
+            topic: "t".into(),
+            partition: 0,
+            timeout: Duration::from_secs(120),
+            last_error: None,
+        };
+        acc.complete(batch, Err(error));
+    }
+    assert_eq!(acc.take_unresolved(), [(7, 0)]);
+    let mut after = acc
+        .drain(expiry, &meta, &HashSet::new(), Some((8, 0)))
+        .by_broker
+        .remove(0)
+        .1
+        .remove(0);
+    assert_eq!(after.producer, Some((8, 0, 0)));
+    assert_eq!(values(&mut after), ["next"]);
+    acc.complete(after, Ok(2));
+    assert_eq!(next.await.unwrap().unwrap().offset, 2);
+}
