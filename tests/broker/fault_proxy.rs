@@ -7,13 +7,15 @@
 //! after [`FaultyBroker::forward`] new connections work again. And it can *freeze* what clients send
 //! ([`FaultyBroker::freeze`]): requests are held in the proxy until it thaws or the connection is cut.
 //! It counts the requests clients send, by API key ([`FaultyBroker::requests`]), and keeps the largest
-//! of each ([`FaultyBroker::largest_request`]).
+//! of each ([`FaultyBroker::largest_request`]). And it can *swallow* requests of one API key
+//! ([`FaultyBroker::swallow`]): the client wrote them, the broker never gets them, the connection stays
+//! open.
 
 use std::{
     collections::HashMap,
     sync::{
         Arc, Mutex,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering},
     },
     time::Duration,
 };
@@ -38,6 +40,26 @@ pub(crate) struct FaultyBroker {
     frozen: Arc<AtomicBool>,
     /// Requests sent through the proxy, by API key.
     requests: Arc<RequestCounts>,
+    /// Requests to drop unforwarded.
+    swallowing: Arc<Swallow>,
+}
+
+/// How many of the next requests with `api_key` the proxy drops instead of forwarding.
+#[derive(Default)]
+struct Swallow {
+    api_key: AtomicI32,
+    left: AtomicUsize,
+}
+
+impl Swallow {
+    /// Whether a request with `api_key` is to be dropped (and counts it as dropped).
+    fn take(&self, api_key: i16) -> bool {
+        i32::from(api_key) == self.api_key.load(Ordering::Acquire)
+            && self
+                .left
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+                .is_ok()
+    }
 }
 
 impl FaultyBroker {
@@ -57,6 +79,8 @@ impl FaultyBroker {
         let hold = Arc::clone(&frozen);
         let requests: Arc<RequestCounts> = Arc::default();
         let counts = Arc::clone(&requests);
+        let swallowing: Arc<Swallow> = Arc::default();
+        let swallow = Arc::clone(&swallowing);
         let (silencer_registry, blackholed_now) = (Arc::clone(&silencers), Arc::clone(&blackholed));
         let accept = tokio::spawn(async move {
             loop {
@@ -66,6 +90,7 @@ impl FaultyBroker {
                 let upstream = upstream.clone();
                 let hold = Arc::clone(&hold);
                 let counts = Arc::clone(&counts);
+                let swallow = Arc::clone(&swallow);
                 let (silencer, silent) = watch::channel(blackholed_now.load(Ordering::SeqCst));
                 silencer_registry.lock().unwrap().push(silencer);
                 let task = tokio::spawn(async move {
@@ -75,7 +100,12 @@ impl FaultyBroker {
                     let (client_read, client_write) = client.into_split();
                     let (server_read, server_write) = server.into_split();
                     tokio::join!(
-                        pump(client_read, server_write, silent.clone(), Some((hold, counts))),
+                        pump(
+                            client_read,
+                            server_write,
+                            silent.clone(),
+                            Some((hold, counts, swallow))
+                        ),
                         pump(server_read, client_write, silent, None),
                     );
                 });
@@ -92,7 +122,22 @@ impl FaultyBroker {
             blackholed,
             frozen,
             requests,
+            swallowing,
         }
+    }
+
+    /// Drops the next `count` requests with `api_key` that clients send, on any connection: they were
+    /// written by the client and never reach the broker, and the connection stays open.
+    pub(crate) fn swallow(&self, api_key: i16, count: usize) {
+        self.swallowing
+            .api_key
+            .store(i32::from(api_key), Ordering::Release);
+        self.swallowing.left.store(count, Ordering::Release);
+    }
+
+    /// How many of the requests [`swallow`](Self::swallow) asked for are still to be dropped.
+    pub(crate) fn left_to_swallow(&self) -> usize {
+        self.swallowing.left.load(Ordering::Acquire)
     }
 
     /// How many requests with `api_key` clients sent through the proxy so far.
@@ -154,7 +199,7 @@ impl Drop for FaultyBroker {
 
 /// Copies `from` to `to` until EOF, or, once `silent` turns true, holds everything and never returns;
 /// with `client`, `from` is a client's side: while its hold flag is set, what was read waits in the proxy, and
-/// its requests are counted.
+/// its requests are counted (and dropped while `Swallow` asks for them).
 // A byte pump forwards whatever arrives (frames are only followed to be counted): short reads are what
 // it wants.
 #[allow(clippy::disallowed_methods)]
@@ -162,7 +207,7 @@ async fn pump(
     mut from: impl AsyncRead + Unpin,
     mut to: impl AsyncWrite + Unpin,
     mut silent: watch::Receiver<bool>,
-    client: Option<(Arc<AtomicBool>, Arc<RequestCounts>)>,
+    client: Option<(Arc<AtomicBool>, Arc<RequestCounts>, Arc<Swallow>)>,
 ) {
     let mut frames = FrameCounter::default();
     let mut buf = vec![0u8; 64 * 1024];
@@ -180,13 +225,14 @@ async fn pump(
             None | Some(Ok(_)) if silenced => return std::future::pending().await,
             _ => break,
         };
-        if let Some((_, counts)) = &client {
-            frames.count(&buf[..n], counts);
-        }
-        while client.as_ref().is_some_and(|(h, _)| h.load(Ordering::Acquire)) {
+        let forward = match &client {
+            Some((_, counts, swallow)) => frames.count(&buf[..n], counts, swallow),
+            None => buf[..n].to_vec(),
+        };
+        while client.as_ref().is_some_and(|(h, _, _)| h.load(Ordering::Acquire)) {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        if to.write_all(&buf[..n]).await.is_err() {
+        if to.write_all(&forward).await.is_err() {
             break;
         }
     }
@@ -206,18 +252,25 @@ struct Seen {
 /// Follows a client's byte stream frame by frame (size prefix, then the request header's API key).
 #[derive(Default)]
 struct FrameCounter {
-    /// The first bytes of the frame being read: its size and API key.
+    /// The first bytes of the frame being read: its size and API key (forwarded once both are known).
     head: Vec<u8>,
     /// Bytes of the current frame still to pass.
     skip: usize,
+    /// The current frame is dropped, not forwarded.
+    dropping: bool,
 }
 
 impl FrameCounter {
-    fn count(&mut self, mut bytes: &[u8], counts: &RequestCounts) {
+    /// Counts the frames in `bytes` and returns what to forward (all of it but swallowed frames).
+    fn count(&mut self, mut bytes: &[u8], counts: &RequestCounts, swallow: &Swallow) -> Vec<u8> {
+        let mut forward = Vec::with_capacity(bytes.len());
         while !bytes.is_empty() {
             if self.skip > 0 {
                 let n = self.skip.min(bytes.len());
                 self.skip -= n;
+                if !self.dropping {
+                    forward.extend_from_slice(&bytes[..n]);
+                }
                 bytes = &bytes[n..];
                 continue;
             }
@@ -232,8 +285,13 @@ impl FrameCounter {
                 seen.count += 1;
                 seen.largest = seen.largest.max(size);
                 self.skip = size.saturating_sub(2);
+                self.dropping = swallow.take(api_key);
+                if !self.dropping {
+                    forward.extend_from_slice(&self.head);
+                }
                 self.head.clear();
             }
         }
+        forward
     }
 }

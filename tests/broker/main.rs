@@ -63,6 +63,7 @@ trial_modules! {
     group_storm,
     local_broker,
     producer,
+    producer_sequence_gap,
     record_headers,
     resets,
     sasl,

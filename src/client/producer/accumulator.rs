@@ -20,9 +20,12 @@
 //! - **Idempotence.** A batch gets its sequence number when it is first drained, in partition order, and
 //!   keeps it across retries, so the broker discards a retry of a batch it already wrote (a batch
 //!   returned or failed unsent, never seen by the broker, gives it back: `request_cap`). When the
-//!   producer id or epoch changes (after OUT_OF_ORDER_SEQUENCE / UNKNOWN_PRODUCER_ID), sequences
-//!   restart at 0, and a batch that may already have been written under the old one is failed
-//!   ([`Drained::uncertain`]) rather than sent again (see `idempotence`).
+//!   broker refuses a partition's sequences (OUT_OF_ORDER_SEQUENCE / UNKNOWN_PRODUCER_ID) the producer
+//!   takes a new id or epoch; each partition moves to it at sequence 0 with its next new batch, a retry
+//!   keeps its identity while its partition still trusts it, and a batch of a refused partition that
+//!   may already have been written is failed ([`Drained::uncertain`]) rather than sent again. A batch
+//!   that may have been written and fails for good leaves its partition's sequences unresolved: the
+//!   partition waits for the sender's next identity (`take_unresolved`) (see `idempotence`).
 //! - **Work follows data.** A drain looks only at the partitions that may have a batch to send: those
 //!   listed in `ready` (a batch sealed, a linger or backoff ended, a completion, a flush), parked
 //!   behind a broker that was busy, or returned unsent by the sender (looked at first). Lingers end in creation order (`lingering`), so the sender sleeps
@@ -78,6 +81,10 @@ pub(crate) struct ProducerBatch {
     pub(crate) last_error: Option<String>,
     /// An attempt went unanswered (timeout, lost connection): the broker may have written the batch.
     pub(crate) maybe_written: bool,
+    /// The broker refused the producer identity it carries for its partition (OUT_OF_ORDER_SEQUENCE_NUMBER,
+    /// UNKNOWN_PRODUCER_ID, a fenced epoch): once it is requeued or completed, its partition no longer
+    /// trusts that identity's sequences (see `idempotence`).
+    pub(crate) sequence_refused: bool,
     /// (producer id, epoch, base sequence) once assigned.
     producer: Option<(i64, i16, i32)>,
     /// The encoded bytes carry an older producer state than `producer`.
@@ -93,6 +100,11 @@ impl ProducerBatch {
     /// How many records it holds.
     pub(crate) fn record_count(&self) -> usize {
         self.deliveries.len()
+    }
+
+    /// The producer identity it was last sent with, if any.
+    pub(crate) fn identity(&self) -> Option<ProducerState> {
+        self.producer.map(|(id, epoch, _)| (id, epoch))
     }
 
     /// Its size in a request: as encoded, or as expected after compression at `compression_ratio`.
@@ -168,7 +180,11 @@ struct PartitionQueue {
     /// In `State::ready`, `State::parked` or `State::returned`: the next drain looks at it.
     listed: bool,
     next_sequence: i32,
+    /// The identity the partition's sequences belong to; `None` once the broker refused them.
     sequence_owner: Option<ProducerState>,
+    /// An identity the partition sends nothing more under: the broker refused its sequences, or a batch
+    /// sent under it went unanswered and then failed (its sequences are unresolved).
+    abandoned: Option<ProducerState>,
 }
 
 impl PartitionQueue {
@@ -213,6 +229,8 @@ struct State {
     incomplete: BTreeSet<u64>,
     /// Batches with a smaller id are sent without waiting for `linger`.
     flush_below: u64,
+    /// Identities some partition abandoned since the sender last looked (`take_unresolved`).
+    unresolved: Vec<ProducerState>,
     closed: bool,
 }
 
@@ -223,8 +241,8 @@ pub(crate) struct Drained {
     pub(crate) by_broker: Vec<(i32, Vec<ProducerBatch>)>,
     /// Batches past their delivery timeout, to be failed.
     pub(crate) expired: Vec<ProducerBatch>,
-    /// Batches that may have been written under an earlier producer id or epoch, to be failed with
-    /// [`Error::DeliveryUncertain`] (their partition stays busy until they are).
+    /// Batches that may have been written under an identity their partition no longer trusts, to be
+    /// failed with [`Error::DeliveryUncertain`] (their partition stays busy until they are).
     pub(crate) uncertain: Vec<ProducerBatch>,
     /// The next instant something becomes ready (a linger or retry backoff ending).
     pub(crate) next_wake: Option<Instant>,
@@ -263,6 +281,7 @@ impl Accumulator {
                 next_batch_id: 0,
                 incomplete: BTreeSet::new(),
                 flush_below: 0,
+                unresolved: Vec::new(),
                 closed: false,
             }),
             wake_sender: Notify::new(),
@@ -371,6 +390,7 @@ impl Accumulator {
             attempts: 0,
             last_error: None,
             maybe_written: false,
+            sequence_refused: false,
             producer: None,
             stale_encoding: false,
             in_flight: false,
@@ -533,6 +553,12 @@ impl Accumulator {
                 again.push(key);
                 continue;
             };
+            if producer.is_some() && queue.abandoned == producer {
+                // Waits for the sender's next identity (`take_unresolved`).
+                queue.listed = true;
+                again.push(key);
+                continue;
+            }
             if busy.contains(&leader) {
                 queue.listed = true;
                 let keys = parked.entry(leader).or_default();
@@ -600,6 +626,10 @@ impl Accumulator {
         {
             let mut guard = self.lock();
             let state = &mut *guard;
+            forget_refused(state, &batch);
+            if result.is_err() && batch.maybe_written {
+                abandon_unresolved(state, &batch);
+            }
             // An expired batch was never in flight: another batch of its partition may be.
             if batch.in_flight
                 && let Some(key) = key_of(state, &batch.topic, batch.partition)
@@ -624,6 +654,8 @@ impl Accumulator {
         batch.in_flight = false;
         let mut guard = self.lock();
         let state = &mut *guard;
+        forget_refused(state, &batch);
+        batch.sequence_refused = false;
         let key = key_of(state, &batch.topic, batch.partition);
         let Some((key, queue)) = key.and_then(|key| Some((key, queue_at(&mut state.topics, key)?))) else {
             drop(guard);
@@ -718,6 +750,12 @@ impl Accumulator {
         lingering.retain(|&(_, _, id)| incomplete.contains(&id));
     }
 
+    /// The identities some partition abandoned since the last call (a batch that may have been written
+    /// failed): the sender replaces the current one if it is among them.
+    pub(crate) fn take_unresolved(&self) -> Vec<ProducerState> {
+        std::mem::take(&mut self.lock().unresolved)
+    }
+
     /// Bytes of buffer memory in use.
     pub(crate) fn buffered_bytes(&self) -> usize {
         self.config.buffer_memory - self.memory.available_permits()
@@ -728,8 +766,14 @@ impl Accumulator {
 /// younger batch never expires before an older one of the same partition).
 fn take_expired(queue: &mut PartitionQueue, now: Instant, timeout: Duration, out: &mut Vec<ProducerBatch>) {
     let expired = |b: &ProducerBatch| now.saturating_duration_since(b.created) >= timeout;
-    while queue.sealed.front().is_some_and(expired) {
-        out.extend(queue.sealed.pop_front());
+    while let Some(batch) = queue.sealed.pop_front_if(|b| expired(b)) {
+        // One that may have been written leaves the partition's sequences unresolved at once, before
+        // this drain reaches its next batch (`abandon_unresolved` reports it when it completes).
+        if batch.maybe_written && batch.identity().is_some() && batch.identity() == queue.sequence_owner {
+            queue.sequence_owner = None;
+            queue.abandoned = batch.identity();
+        }
+        out.push(batch);
     }
     if queue.sealed.is_empty() && queue.open.as_ref().is_some_and(expired) {
         out.extend(queue.open.take());
@@ -741,10 +785,10 @@ fn wake_at(slot: &mut Option<Instant>, at: Instant) {
 }
 
 /// Gives `batch` its sequence under `state`; `false` (nothing assigned) when it may already have been
-/// written under an earlier state and must not be sent again.
+/// written under an identity its partition no longer trusts and must not be sent again.
 fn assign_sequence(queue: &mut PartitionQueue, batch: &mut ProducerBatch, state: ProducerState) -> bool {
-    match assignment(batch.producer, batch.maybe_written, state) {
-        Assignment::Keep => return true, // a retry keeps its sequence
+    match assignment(batch.producer, batch.maybe_written, queue.sequence_owner) {
+        Assignment::Keep => return true, // a retry keeps its identity and sequence
         Assignment::Uncertain => return false,
         Assignment::Next => {}
     }
@@ -758,6 +802,41 @@ fn assign_sequence(queue: &mut PartitionQueue, batch: &mut ProducerBatch, state:
     batch.stale_encoding = batch.encoded.is_some();
     batch.producer = Some((state.0, state.1, sequence));
     true
+}
+
+/// Makes the partition of `batch` forget its sequences when the broker refused them under the identity
+/// the batch carries (a later identity the partition moved to meanwhile is kept).
+fn forget_refused(state: &mut State, batch: &ProducerBatch) {
+    if !batch.sequence_refused {
+        return;
+    }
+    if let Some(key) = key_of(state, &batch.topic, batch.partition)
+        && let Some(queue) = queue_at(&mut state.topics, key)
+        && queue.sequence_owner.is_some()
+        && queue.sequence_owner == batch.identity()
+    {
+        queue.sequence_owner = None;
+        queue.abandoned = batch.identity();
+    }
+}
+
+/// A batch that may have been written failed for good: whether the broker holds its sequences is
+/// unknown, so the partition sends nothing more under its identity (a next batch would follow a
+/// possible gap) and the sender is told to take a new one, under which the partition restarts at 0.
+fn abandon_unresolved(state: &mut State, batch: &ProducerBatch) {
+    let Some(identity) = batch.identity() else {
+        return;
+    };
+    if let Some(key) = key_of(state, &batch.topic, batch.partition)
+        && let Some(queue) = queue_at(&mut state.topics, key)
+        && (queue.sequence_owner == Some(identity) || queue.abandoned == Some(identity))
+    {
+        queue.sequence_owner = None;
+        queue.abandoned = Some(identity);
+        if !state.unresolved.contains(&identity) {
+            state.unresolved.push(identity);
+        }
+    }
 }
 
 /// The sequence after a batch of `count` records from `sequence`: sequences wrap from i32::MAX to 0,

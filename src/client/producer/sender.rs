@@ -12,10 +12,14 @@
 //! Retriable failures (connection loss, NOT_LEADER_OR_FOLLOWER, timeouts...) put the batch back at the
 //! front of its partition's queue after `retry_backoff`, refreshing metadata when the leader may have
 //! moved, until `delivery_timeout`. With idempotence, OUT_OF_ORDER_SEQUENCE_NUMBER, UNKNOWN_PRODUCER_ID
-//! and a fenced epoch make the sender take a new producer identity (InitProducerId carrying the current
-//! id and epoch, as KIP-360 asks; sequences restart at 0). A batch is sent under the new identity only if
-//! none of its attempts can have been written; one whose attempt went unanswered fails with
-//! [`Error::DeliveryUncertain`] (see `idempotence`).
+//! and a fenced epoch on a partition, under the current identity, make the sender take a new one
+//! (InitProducerId carrying the current id and epoch, as KIP-360 asks; a new id when the broker refuses
+//! the bump). The refused partition restarts at sequence 0 under it; its batch is resent there only if
+//! none of its attempts can have been written, and one whose attempt went unanswered fails with
+//! [`Error::DeliveryUncertain`]. Other partitions finish their retries under the identity they were
+//! sent with, then move over. A batch that fails for good after an unanswered attempt leaves its
+//! partition's sequences unresolved: the sender takes a new identity the same way before that partition
+//! sends again (see `idempotence`).
 
 use std::{
     collections::{HashMap, HashSet},
@@ -76,6 +80,10 @@ impl Sender {
         let idempotent = self.config.is_idempotent();
         loop {
             let wake = self.accumulator.wake_sender.notified();
+            if idempotent {
+                // Before the identity is read for this drain.
+                self.replace_if_unresolved();
+            }
             if idempotent && self.producer_state().is_none() && !self.accumulator.is_empty() {
                 match self.init_producer_id().await {
                     Ok(state) => *self.producer.lock().unwrap_or_else(|p| p.into_inner()) = Some(state),
@@ -96,7 +104,23 @@ impl Sender {
                 .filter(|(_, n)| **n >= self.config.max_in_flight_per_broker)
                 .map(|(id, _)| *id)
                 .collect();
-            let producer = if idempotent { self.producer_state() } else { None };
+            let producer = if idempotent {
+                let Some(producer) = self.producer_state() else {
+                    // A request task just gave the identity up: draining now would send batches
+                    // without sequences. The next turn gets a new one.
+                    if self.accumulator.is_closed_and_empty() {
+                        return;
+                    }
+                    tokio::select! {
+                        () = wake => {}
+                        () = tokio::time::sleep(self.config.retry_backoff) => {}
+                    }
+                    continue;
+                };
+                Some(producer)
+            } else {
+                None
+            };
             let drained = self
                 .accumulator
                 .drain(now, &self.cluster.metadata(), &busy, producer);
@@ -109,7 +133,8 @@ impl Sender {
                     topic: batch.topic.to_string(),
                     partition: batch.partition,
                     reason: format!(
-                        "the producer id was replaced after an attempt went unanswered (last error: {})",
+                        "the broker refused the partition's sequences after an attempt went unanswered \
+                         (last error: {})",
                         batch.last_error.as_deref().unwrap_or("none")
                     ),
                 };
@@ -144,6 +169,24 @@ impl Sender {
                 () = wake => {}
                 () = tokio::time::sleep_until(next.min(retry_metadata).into()) => {}
             }
+        }
+    }
+
+    /// Replaces the current identity when a partition left its sequences unresolved under it (a batch
+    /// that may have been written failed): the partition sends nothing more under it, and restarts at
+    /// sequence 0 under the next one.
+    fn replace_if_unresolved(&self) {
+        let unresolved = self.accumulator.take_unresolved();
+        if unresolved.is_empty() {
+            return;
+        }
+        let mut producer = self.producer.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(current) = *producer
+            && unresolved.contains(&current)
+        {
+            warn!("a batch that may have been written failed; bumping the producer epoch");
+            *producer = None;
+            *self.replaced.lock().unwrap_or_else(|p| p.into_inner()) = Some(current);
         }
     }
 
@@ -321,7 +364,8 @@ impl Sender {
             }
         }
         let mut refresh = false;
-        let mut reset = false;
+        // The identities the broker refused some partition's sequences under.
+        let mut refused: Vec<ProducerState> = Vec::new();
         let now = Instant::now();
         for mut batch in sending {
             let Some((code, base_offset, message)) = results.get(&(&*batch.topic, batch.partition)).cloned()
@@ -341,7 +385,8 @@ impl Sender {
                 | ResponseError::UnknownProducerId
                 | ResponseError::InvalidProducerEpoch
                 | ResponseError::ProducerFenced => {
-                    reset = true;
+                    refused.extend(batch.identity());
+                    batch.sequence_refused = true;
                     self.retry_or_expire(batch, now, error.to_string());
                 }
                 code if code.is_retriable() => {
@@ -369,11 +414,18 @@ impl Sender {
                 }
             }
         }
-        if reset {
-            warn!("the broker lost track of this producer's sequence numbers; bumping the producer epoch");
-            let replaced = self.producer.lock().unwrap_or_else(|p| p.into_inner()).take();
-            if replaced.is_some() {
-                *self.replaced.lock().unwrap_or_else(|p| p.into_inner()) = replaced;
+        if !refused.is_empty() {
+            // Only the current identity is replaced: a refusal of an older one (a retry still carrying
+            // it) concerns a partition that moves to the current one with its next batch.
+            let mut producer = self.producer.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(current) = *producer
+                && refused.contains(&current)
+            {
+                warn!(
+                    "the broker lost track of this producer's sequence numbers; bumping the producer epoch"
+                );
+                *producer = None;
+                *self.replaced.lock().unwrap_or_else(|p| p.into_inner()) = Some(current);
             }
         }
         if refresh {

@@ -162,6 +162,7 @@ async fn one_batch_in_flight_per_partition_and_retries_keep_order_and_sequence()
         .remove(0);
     assert_eq!(next.producer, Some((7, 0, n)));
     assert!(values(&mut next)[0].ends_with(&format!("{n}")));
+    next.sequence_refused = true;
     acc.requeue(next, retry_time, "out of order".into());
     let t = retry_time + Duration::from_millis(100);
     let mut next = acc
@@ -351,9 +352,13 @@ async fn a_batch_that_may_have_been_written_is_not_resent_under_a_new_epoch() {
     sent.sort_by_key(|b| b.partition);
     let (mut unanswered, rejected) = (sent.remove(0), sent.remove(0));
     assert_eq!(unanswered.producer, Some((7, 0, 0)));
-    // Partition 0's request timed out; partition 1's came back OUT_OF_ORDER_SEQUENCE_NUMBER.
+    // Partition 0's request timed out, and its retry came back UNKNOWN_PRODUCER_ID; partition 1's
+    // came back OUT_OF_ORDER_SEQUENCE_NUMBER.
     unanswered.maybe_written = true;
-    acc.requeue(unanswered, later, "request timed out".into());
+    unanswered.sequence_refused = true;
+    acc.requeue(unanswered, later, "unknown producer id".into());
+    let mut rejected = rejected;
+    rejected.sequence_refused = true;
     acc.requeue(rejected, later, "out of order".into());
     let next_on_0 = append(&acc, record(0, "after"), later).await;
 
@@ -593,4 +598,164 @@ async fn a_request_of_compressed_batches_is_filled_by_their_compressed_size() {
         "{count} batches, {sent} bytes as sent, in a request capped at 20,000"
     );
     assert!(sent <= 20_000, "{sent} bytes");
+}
+
+/// The producer took a new identity because the broker lost *another* partition's sequences: a batch
+/// whose request went unanswered is resent under the identity it was first sent with (the broker still
+/// holds that partition's sequences and discards a copy it already wrote), and the partition moves to
+/// the new identity, at sequence 0, with its next batch.
+#[tokio::test]
+async fn an_unanswered_batch_keeps_its_identity_when_another_partition_forces_a_new_one() {
+    let acc = accumulator(config().with_batch_size(100));
+    let t0 = Instant::now();
+    let meta = metadata("t", &[1, 1]);
+    let unanswered = append(&acc, record(0, "unanswered"), t0).await;
+    let later = t0 + Duration::from_millis(20);
+    let mut batch = acc
+        .drain(later, &meta, &HashSet::new(), Some((7, 0)))
+        .by_broker
+        .remove(0)
+        .1
+        .remove(0);
+    batch.maybe_written = true;
+    acc.requeue(batch, later, "request timed out".into());
+    let next = append(&acc, record(0, "next"), later).await;
+
+    let t = later + Duration::from_millis(100);
+    let drained = acc.drain(t, &meta, &HashSet::new(), Some((8, 0)));
+    assert!(
+        drained.uncertain.is_empty(),
+        "failed although its partition's sequences are intact"
+    );
+    let mut resent = drained
+        .by_broker
+        .into_iter()
+        .flat_map(|(_, b)| b)
+        .collect::<Vec<_>>();
+    assert_eq!(resent.len(), 1);
+    let mut resent = resent.remove(0);
+    assert_eq!(resent.producer, Some((7, 0, 0)));
+    assert_eq!(values(&mut resent), ["unanswered"]);
+    acc.complete(resent, Ok(3));
+    assert_eq!(unanswered.await.unwrap().unwrap().offset, 3);
+
+    let mut after = acc
+        .drain(t, &meta, &HashSet::new(), Some((8, 0)))
+        .by_broker
+        .remove(0)
+        .1
+        .remove(0);
+    assert_eq!(after.producer, Some((8, 0, 0)));
+    assert_eq!(values(&mut after), ["next"]);
+    acc.complete(after, Ok(4));
+    assert_eq!(next.await.unwrap().unwrap().offset, 4);
+}
+
+/// A batch whose request went unanswered and that then failed (expired) leaves its partition's
+/// sequences unresolved: the broker may or may not hold it. Nothing more of the partition goes under
+/// that identity (its next batch would follow a possible gap, and be refused); the sender is told to
+/// take a new one, under which the partition restarts at sequence 0, as Java's client bumps the epoch.
+#[tokio::test]
+async fn an_unanswered_batch_that_fails_leaves_its_partition_waiting_for_a_new_identity() {
+    let acc = accumulator(config().with_batch_size(100));
+    let t0 = Instant::now();
+    let meta = metadata("t", &[1, 1]);
+    let old = Some((7, 0));
+    let _lost = append(&acc, record(0, "lost"), t0).await;
+    let later = t0 + Duration::from_millis(20);
+    let mut batch = acc
+        .drain(later, &meta, &HashSet::new(), old)
+        .by_broker
+        .remove(0)
+        .1
+        .remove(0);
+    assert_eq!(batch.producer, Some((7, 0, 0)));
+    batch.maybe_written = true;
+    let error = Error::DeliveryTimeout {
+        topic: "t".into(),
+        partition: 0,
+        timeout: Duration::from_secs(120),
+        last_error: Some("request timed out".into()),
+    };
+    acc.complete(batch, Err(error));
+    assert_eq!(acc.take_unresolved(), [(7, 0)]);
+    assert!(acc.take_unresolved().is_empty(), "reported once");
+    let next = append(&acc, record(0, "next"), later).await;
+    let other = append(&acc, record(1, "other"), later).await;
+
+    let t = later + Duration::from_millis(20);
+    let drained = acc.drain(t, &meta, &HashSet::new(), old);
+    let sent: Vec<_> = drained.by_broker.into_iter().flat_map(|(_, b)| b).collect();
+    assert_eq!(
+        sent.len(),
+        1,
+        "only the other partition goes on under the old identity"
+    );
+    assert_eq!((sent[0].partition, sent[0].producer), (1, Some((7, 0, 0))));
+    for batch in sent {
+        acc.complete(batch, Ok(0));
+    }
+    assert_eq!(other.await.unwrap().unwrap().offset, 0);
+
+    let mut after = acc
+        .drain(t, &meta, &HashSet::new(), Some((8, 0)))
+        .by_broker
+        .remove(0)
+        .1
+        .remove(0);
+    assert_eq!(after.producer, Some((8, 0, 0)));
+    assert_eq!(values(&mut after), ["next"]);
+    acc.complete(after, Ok(1));
+    assert_eq!(next.await.unwrap().unwrap().offset, 1);
+}
+
+/// An unanswered batch waiting for its retry expires in the queue: the drain that expires it does not
+/// send the partition's next batch under the same identity (past a possible gap).
+#[tokio::test]
+async fn an_unanswered_batch_expiring_in_its_queue_holds_the_next_one_for_a_new_identity() {
+    let acc = accumulator(config().with_batch_size(100));
+    let t0 = Instant::now();
+    let meta = metadata("t", &[1, 1]);
+    let old = Some((7, 0));
+    let _lost = append(&acc, record(0, "lost"), t0).await;
+    let later = t0 + Duration::from_millis(20);
+    let mut batch = acc
+        .drain(later, &meta, &HashSet::new(), old)
+        .by_broker
+        .remove(0)
+        .1
+        .remove(0);
+    batch.maybe_written = true;
+    acc.requeue(batch, later, "connection lost".into());
+    let expiry = t0 + Duration::from_secs(120);
+    let next = append(&acc, record(0, "next"), expiry - Duration::from_secs(1)).await;
+
+    let drained = acc.drain(expiry, &meta, &HashSet::new(), old);
+    assert_eq!(drained.expired.len(), 1);
+    let sent: Vec<_> = drained.by_broker.into_iter().flat_map(|(_, b)| b).collect();
+    assert!(
+        sent.is_empty(),
+        "sent under the old identity: {:?}",
+        sent.iter().map(|b| b.producer).collect::<Vec<_>>()
+    );
+    for batch in drained.expired {
+        let error = Error::DeliveryTimeout {
+            topic: "t".into(),
+            partition: 0,
+            timeout: Duration::from_secs(120),
+            last_error: None,
+        };
+        acc.complete(batch, Err(error));
+    }
+    assert_eq!(acc.take_unresolved(), [(7, 0)]);
+    let mut after = acc
+        .drain(expiry, &meta, &HashSet::new(), Some((8, 0)))
+        .by_broker
+        .remove(0)
+        .1
+        .remove(0);
+    assert_eq!(after.producer, Some((8, 0, 0)));
+    assert_eq!(values(&mut after), ["next"]);
+    acc.complete(after, Ok(2));
+    assert_eq!(next.await.unwrap().unwrap().offset, 2);
 }
