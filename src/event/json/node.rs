@@ -15,6 +15,29 @@ const MAX_DEPTH: usize = 127;
 /// Objects up to this many entries look for repeated keys pairwise; larger ones sort.
 const PAIRWISE_DEDUP: usize = 16;
 
+/// [`STRING_BYTE`]: a byte inside a string as written.
+const PLAIN: u8 = 0;
+/// [`STRING_BYTE`]: the closing quote or a backslash.
+const END: u8 = 1;
+/// [`STRING_BYTE`]: a control character, which JSON refuses unescaped.
+const CONTROL: u8 = 2;
+
+/// How many bytes of a string are scanned one by one before a vector search takes over.
+const SHORT_RUN: usize = 64;
+
+/// What each byte is inside a JSON string.
+static STRING_BYTE: [u8; 256] = {
+    let mut table = [PLAIN; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = CONTROL;
+        b += 1;
+    }
+    table[b'"' as usize] = END;
+    table[b'\\' as usize] = END;
+    table
+};
+
 /// A JSON number as serde_json classifies it: a non-negative integer that fits a `u64`, a negative one
 /// that fits an `i64`, or else (`-0`, fractions, exponents, larger integers) a float.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -261,6 +284,11 @@ impl<'a> Parser<'a> {
             }
         }
         let text = self.text.get(start..self.pos)?;
+        // Up to 19 digits always fit a u64: summed here instead of parsed again.
+        if integral && !negative && text.len() <= 19 {
+            let n = text.bytes().fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+            return Some(Number::PosInt(n));
+        }
         if integral {
             if !negative {
                 if let Ok(u) = text.parse::<u64>() {
@@ -280,15 +308,10 @@ impl<'a> Parser<'a> {
     pub(crate) fn string(&mut self) -> Option<Cow<'a, str>> {
         self.eat(b'"')?;
         let start = self.pos;
-        let bytes = self.text.as_bytes();
-        // The plain run up to the first quote or escape, checked for control characters.
-        let at = self.pos + memchr::memchr2(b'"', b'\\', bytes.get(self.pos..)?)?;
+        let at = self.plain_run()?;
         let plain = self.text.get(start..at)?;
-        if plain.bytes().fold(false, |bad, b| bad | (b < 0x20)) {
-            return None;
-        }
         self.pos = at + 1;
-        if bytes[at] == b'"' {
+        if self.text.as_bytes()[at] == b'"' {
             return Some(Cow::Borrowed(plain));
         }
         let mut owned = String::with_capacity(plain.len() + 16);
@@ -296,18 +319,34 @@ impl<'a> Parser<'a> {
         self.escape(&mut owned)?;
         loop {
             let run_start = self.pos;
-            let at = self.pos + memchr::memchr2(b'"', b'\\', bytes.get(self.pos..)?)?;
-            let run = self.text.get(run_start..at)?;
-            if run.bytes().any(|b| b < 0x20) {
-                return None;
-            }
-            owned.push_str(run);
+            let at = self.plain_run()?;
+            owned.push_str(self.text.get(run_start..at)?);
             self.pos = at + 1;
-            if bytes[at] == b'"' {
+            if self.text.as_bytes()[at] == b'"' {
                 return Some(Cow::Owned(owned));
             }
             self.escape(&mut owned)?;
         }
+    }
+
+    /// The position of the quote or backslash that ends the run of plain string bytes starting here;
+    /// `None` at a control character or the end of the text. One pass over the bytes, which for the
+    /// short strings of event documents (names, UUIDs, timestamps) costs less than a vector search
+    /// followed by a second pass for control characters.
+    /// Past [`SHORT_RUN`] bytes, the rest of a long run is found with a vector search and then checked.
+    fn plain_run(&self) -> Option<usize> {
+        let bytes = self.text.as_bytes();
+        let short_end = bytes.len().min(self.pos.saturating_add(SHORT_RUN));
+        for (i, &b) in bytes.get(self.pos..short_end)?.iter().enumerate() {
+            match STRING_BYTE[usize::from(b)] {
+                PLAIN => {}
+                END => return Some(self.pos + i),
+                _ => return None,
+            }
+        }
+        let at = short_end + memchr::memchr2(b'"', b'\\', bytes.get(short_end..)?)?;
+        let long = bytes.get(short_end..at)?;
+        (!long.iter().fold(false, |bad, &b| bad | (b < 0x20))).then_some(at)
     }
 
     /// The escape after a backslash (already eaten), appended to `out`.
@@ -359,6 +398,10 @@ impl<'a> Parser<'a> {
 pub(crate) fn dedup(entries: &mut Vec<Entry<'_>>) {
     let n = entries.len();
     if n < 2 {
+        return;
+    }
+    // The common case, checked without allocating: a small object whose keys are all distinct.
+    if n <= PAIRWISE_DEDUP && (1..n).all(|j| entries[..j].iter().all(|e| e.key != entries[j].key)) {
         return;
     }
     // `keep[i]`: the entry stays; a repeated key's last value moves to its first position.
@@ -453,6 +496,30 @@ mod tests {
         ] {
             assert_eq!(parse(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn long_strings_are_checked_past_the_short_scan() {
+        let long = "x".repeat(SHORT_RUN * 3);
+        assert_eq!(
+            parse(&format!("\"{long}\"")),
+            Some(Node::String(Cow::Borrowed(&long)))
+        );
+        assert_eq!(
+            parse(&format!(r#""{long}\n{long}""#)),
+            Some(Node::String(Cow::Owned(format!("{long}\n{long}"))))
+        );
+        for at in [0, SHORT_RUN - 1, SHORT_RUN, SHORT_RUN + 1, long.len() - 1] {
+            let mut bad = long.clone();
+            bad.replace_range(at..=at, "\u{1f}");
+            assert_eq!(parse(&format!("\"{bad}\"")), None, "control character at {at}");
+            assert_eq!(
+                parse(&format!(r#""{long}\t{bad}""#)),
+                None,
+                "after an escape, at {at}"
+            );
+        }
+        assert_eq!(parse(&format!("\"{long}")), None, "unterminated");
     }
 
     #[test]
