@@ -22,9 +22,6 @@ const END: u8 = 1;
 /// [`STRING_BYTE`]: a control character, which JSON refuses unescaped.
 const CONTROL: u8 = 2;
 
-/// How many bytes of a string are scanned one by one before a vector search takes over.
-const SHORT_RUN: usize = 64;
-
 /// What each byte is inside a JSON string.
 static STRING_BYTE: [u8; 256] = {
     let mut table = [PLAIN; 256];
@@ -37,6 +34,19 @@ static STRING_BYTE: [u8; 256] = {
     table[b'\\' as usize] = END;
     table
 };
+
+/// Whether any of the eight bytes of `word` is a quote, a backslash or a control character. (The
+/// usual word-at-a-time tests: a byte is zero, or below 0x20, exactly when its high bit survives
+/// `(b - n) & !b & 0x80`; carries can only flag bytes after a true one, so the answer is exact.)
+fn special_byte_in(word: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let zero_in = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+    let quote = zero_in(word ^ (ONES * u64::from(b'"')));
+    let backslash = zero_in(word ^ (ONES * u64::from(b'\\')));
+    let control = word.wrapping_sub(ONES * 0x20) & !word & HIGH;
+    quote | backslash | control != 0
+}
 
 /// A JSON number as serde_json classifies it: a non-negative integer that fits a `u64`, a negative one
 /// that fits an `i64`, or else (`-0`, fractions, exponents, larger integers) a float.
@@ -330,23 +340,26 @@ impl<'a> Parser<'a> {
     }
 
     /// The position of the quote or backslash that ends the run of plain string bytes starting here;
-    /// `None` at a control character or the end of the text. One pass over the bytes, which for the
-    /// short strings of event documents (names, UUIDs, timestamps) costs less than a vector search
-    /// followed by a second pass for control characters.
-    /// Past [`SHORT_RUN`] bytes, the rest of a long run is found with a vector search and then checked.
+    /// `None` at a control character or the end of the text. One pass over the bytes, eight at a time,
+    /// instead of a search for the end followed by a second pass for control characters.
     fn plain_run(&self) -> Option<usize> {
         let bytes = self.text.as_bytes();
-        let short_end = bytes.len().min(self.pos.saturating_add(SHORT_RUN));
-        for (i, &b) in bytes.get(self.pos..short_end)?.iter().enumerate() {
-            match STRING_BYTE[usize::from(b)] {
-                PLAIN => {}
-                END => return Some(self.pos + i),
+        let mut i = self.pos;
+        while let Some(word) = bytes.get(i..i.saturating_add(8)) {
+            let word = u64::from_le_bytes(word.try_into().ok()?);
+            if special_byte_in(word) {
+                break;
+            }
+            i += 8;
+        }
+        // The word with the end (or the last, short one): byte by byte.
+        loop {
+            match STRING_BYTE[usize::from(*bytes.get(i)?)] {
+                PLAIN => i += 1,
+                END => return Some(i),
                 _ => return None,
             }
         }
-        let at = short_end + memchr::memchr2(b'"', b'\\', bytes.get(short_end..)?)?;
-        let long = bytes.get(short_end..at)?;
-        (!long.iter().fold(false, |bad, &b| bad | (b < 0x20))).then_some(at)
     }
 
     /// The escape after a backslash (already eaten), appended to `out`.
@@ -499,8 +512,22 @@ mod tests {
     }
 
     #[test]
-    fn long_strings_are_checked_past_the_short_scan() {
-        let long = "x".repeat(SHORT_RUN * 3);
+    fn the_word_test_agrees_with_the_byte_table() {
+        for special in 0..=255u8 {
+            for at in 0..8 {
+                for fill in [b'x', 0x80, 0xff, b' ', b'#', b']'] {
+                    let mut word = [fill; 8];
+                    word[at] = special;
+                    let expected = word.iter().any(|&b| STRING_BYTE[usize::from(b)] != PLAIN);
+                    assert_eq!(special_byte_in(u64::from_le_bytes(word)), expected, "{word:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_byte_of_a_long_string_is_checked() {
+        let long = "x".repeat(40);
         assert_eq!(
             parse(&format!("\"{long}\"")),
             Some(Node::String(Cow::Borrowed(&long)))
@@ -509,7 +536,7 @@ mod tests {
             parse(&format!(r#""{long}\n{long}""#)),
             Some(Node::String(Cow::Owned(format!("{long}\n{long}"))))
         );
-        for at in [0, SHORT_RUN - 1, SHORT_RUN, SHORT_RUN + 1, long.len() - 1] {
+        for at in 0..long.len() {
             let mut bad = long.clone();
             bad.replace_range(at..=at, "\u{1f}");
             assert_eq!(parse(&format!("\"{bad}\"")), None, "control character at {at}");
