@@ -135,7 +135,7 @@ pub(super) async fn settle(
         let mut attempt = context();
         attempt.retries = retries;
         let (failures, ended) = attempt
-            .scope(run_handlers(dispatcher, &pending, &event, span.as_ref()))
+            .scope(run_handlers(dispatcher, &pending, &event, span.as_ref(), started))
             .await;
         if failures.is_empty() {
             stats.add(Counter::EventsProcessedSuccess, 1);
