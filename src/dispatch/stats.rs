@@ -2,6 +2,7 @@
 //! `get_stats_dict()`.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::time::Instant;
 
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -116,6 +117,54 @@ fn iso<S: serde::Serializer>(t: &Option<OffsetDateTime>, s: S) -> Result<S::Ok, 
 #[derive(Debug)]
 pub(crate) struct Stats {
     shards: [Shard; SHARDS],
+    clock: WallClock,
+}
+
+/// Wall-clock times of monotonic instants the consume path reads anyway, so stamping a consumed record
+/// costs no clock read of its own: the offset between the two clocks is read again when it is older
+/// than [`REANCHOR_NANOS`], so a step of the wall clock (or a suspend) shows within a second.
+#[derive(Debug)]
+struct WallClock {
+    origin: Instant,
+    /// When the offset was last read, in nanoseconds since `origin` (published after `offset`).
+    anchored_at: AtomicI64,
+    /// Unix nanoseconds minus nanoseconds since `origin`.
+    offset: AtomicI64,
+}
+
+/// How old the wall clock's offset may get before it is read again (1 s).
+const REANCHOR_NANOS: i64 = 1_000_000_000;
+
+impl WallClock {
+    fn new() -> Self {
+        let clock = Self {
+            origin: Instant::now(),
+            anchored_at: AtomicI64::new(0),
+            offset: AtomicI64::new(0),
+        };
+        clock.anchor();
+        clock
+    }
+
+    fn since_origin(&self, at: Instant) -> i64 {
+        i64::try_from(at.saturating_duration_since(self.origin).as_nanos()).unwrap_or(i64::MAX)
+    }
+
+    fn anchor(&self) {
+        let mono = self.since_origin(Instant::now());
+        let unix = i64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos()).unwrap_or(i64::MAX);
+        self.offset.store(unix.saturating_sub(mono), Ordering::Relaxed);
+        self.anchored_at.store(mono, Ordering::Release);
+    }
+
+    /// `at` as Unix nanoseconds.
+    fn unix_nanos(&self, at: Instant) -> i64 {
+        let mono = self.since_origin(at);
+        if mono.saturating_sub(self.anchored_at.load(Ordering::Acquire)) > REANCHOR_NANOS {
+            self.anchor();
+        }
+        mono.saturating_add(self.offset.load(Ordering::Relaxed))
+    }
 }
 
 const SHARDS: usize = 8;
@@ -142,6 +191,7 @@ impl Default for Stats {
     fn default() -> Self {
         Self {
             shards: std::array::from_fn(|_| Shard::default()),
+            clock: WallClock::new(),
         }
     }
 }
@@ -198,6 +248,13 @@ impl Stats {
     pub(crate) fn stamp(&self, which: Stamp) {
         let now = i64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos()).unwrap_or(i64::MAX);
         self.shard().times[which as usize].store(now, Ordering::Relaxed);
+    }
+
+    /// Sets `which` to the wall-clock time of `at`, an instant the caller read anyway (see
+    /// [`WallClock`]).
+    pub(crate) fn stamp_at(&self, which: Stamp, at: Instant) {
+        let at = self.clock.unix_nanos(at);
+        self.shard().times[which as usize].store(at, Ordering::Relaxed);
     }
 
     fn count(&self, counter: Counter) -> u64 {
@@ -289,5 +346,27 @@ mod tests {
         );
         assert!(snap.last_consume_at.is_some_and(|t| t >= before));
         assert_eq!((snap.last_publish_at, snap.connected_at), (None, None));
+    }
+
+    #[test]
+    fn a_stamp_from_an_instant_is_the_wall_clock_time_of_that_instant() {
+        let stats = Stats::default();
+        let close = |a: OffsetDateTime, b: OffsetDateTime| (a - b).abs() < time::Duration::milliseconds(5);
+        let (before, at) = (OffsetDateTime::now_utc(), Instant::now());
+        stats.stamp_at(Stamp::Consume, at);
+        let stamped = stats.snapshot().last_consume_at;
+        assert!(stamped.is_some_and(|t| close(t, before)), "{stamped:?} vs {before:?}");
+        // Instants later than the offset's reading, by more than the re-reading age too.
+        let later = at + std::time::Duration::from_secs(5);
+        stats.stamp_at(Stamp::Consume, later);
+        let stamped = stats.snapshot().last_consume_at;
+        let expected = before + time::Duration::seconds(5);
+        assert!(stamped.is_some_and(|t| close(t, expected)), "{stamped:?} vs {expected:?}");
+        // The offset was read again: it still maps now to now.
+        let (now, at) = (OffsetDateTime::now_utc(), Instant::now());
+        assert!(close(
+            OffsetDateTime::from_unix_timestamp_nanos(i128::from(stats.clock.unix_nanos(at))).unwrap(),
+            now
+        ));
     }
 }

@@ -44,7 +44,8 @@ pub(super) async fn settle(
         return Settled::Yes;
     }
     stats.add(Counter::EventsConsumed, 1);
-    stats.stamp(Stamp::Consume);
+    // `last_consume_at` from the instant just read: no wall-clock read per record.
+    stats.stamp_at(Stamp::Consume, started);
     // The event_type header, read once: it names the span and picks the decoder.
     let event_type = record.headers.get_str(crate::event::header::EVENT_TYPE);
     // A CONSUMER span for every record with an event_type header, child of the publisher's span.
@@ -134,7 +135,7 @@ pub(super) async fn settle(
         let mut attempt = context();
         attempt.retries = retries;
         let (failures, ended) = attempt
-            .scope(run_handlers(dispatcher, &pending, &event, span.as_ref()))
+            .scope(run_handlers(dispatcher, &pending, &event, span.as_ref(), started))
             .await;
         if failures.is_empty() {
             stats.add(Counter::EventsProcessedSuccess, 1);

@@ -15,6 +15,39 @@ const MAX_DEPTH: usize = 127;
 /// Objects up to this many entries look for repeated keys pairwise; larger ones sort.
 const PAIRWISE_DEDUP: usize = 16;
 
+/// [`STRING_BYTE`]: a byte inside a string as written.
+const PLAIN: u8 = 0;
+/// [`STRING_BYTE`]: the closing quote or a backslash.
+const END: u8 = 1;
+/// [`STRING_BYTE`]: a control character, which JSON refuses unescaped.
+const CONTROL: u8 = 2;
+
+/// What each byte is inside a JSON string.
+static STRING_BYTE: [u8; 256] = {
+    let mut table = [PLAIN; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = CONTROL;
+        b += 1;
+    }
+    table[b'"' as usize] = END;
+    table[b'\\' as usize] = END;
+    table
+};
+
+/// Whether any of the eight bytes of `word` is a quote, a backslash or a control character. (The
+/// usual word-at-a-time tests: a byte is zero, or below 0x20, exactly when its high bit survives
+/// `(b - n) & !b & 0x80`; carries can only flag bytes after a true one, so the answer is exact.)
+fn special_byte_in(word: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let zero_in = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+    let quote = zero_in(word ^ (ONES * u64::from(b'"')));
+    let backslash = zero_in(word ^ (ONES * u64::from(b'\\')));
+    let control = word.wrapping_sub(ONES * 0x20) & !word & HIGH;
+    quote | backslash | control != 0
+}
+
 /// A JSON number as serde_json classifies it: a non-negative integer that fits a `u64`, a negative one
 /// that fits an `i64`, or else (`-0`, fractions, exponents, larger integers) a float.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -261,6 +294,11 @@ impl<'a> Parser<'a> {
             }
         }
         let text = self.text.get(start..self.pos)?;
+        // Up to 19 digits always fit a u64: summed here instead of parsed again.
+        if integral && !negative && text.len() <= 19 {
+            let n = text.bytes().fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+            return Some(Number::PosInt(n));
+        }
         if integral {
             if !negative {
                 if let Ok(u) = text.parse::<u64>() {
@@ -280,15 +318,10 @@ impl<'a> Parser<'a> {
     pub(crate) fn string(&mut self) -> Option<Cow<'a, str>> {
         self.eat(b'"')?;
         let start = self.pos;
-        let bytes = self.text.as_bytes();
-        // The plain run up to the first quote or escape, checked for control characters.
-        let at = self.pos + memchr::memchr2(b'"', b'\\', bytes.get(self.pos..)?)?;
+        let at = self.plain_run()?;
         let plain = self.text.get(start..at)?;
-        if plain.bytes().fold(false, |bad, b| bad | (b < 0x20)) {
-            return None;
-        }
         self.pos = at + 1;
-        if bytes[at] == b'"' {
+        if self.text.as_bytes()[at] == b'"' {
             return Some(Cow::Borrowed(plain));
         }
         let mut owned = String::with_capacity(plain.len() + 16);
@@ -296,17 +329,36 @@ impl<'a> Parser<'a> {
         self.escape(&mut owned)?;
         loop {
             let run_start = self.pos;
-            let at = self.pos + memchr::memchr2(b'"', b'\\', bytes.get(self.pos..)?)?;
-            let run = self.text.get(run_start..at)?;
-            if run.bytes().any(|b| b < 0x20) {
-                return None;
-            }
-            owned.push_str(run);
+            let at = self.plain_run()?;
+            owned.push_str(self.text.get(run_start..at)?);
             self.pos = at + 1;
-            if bytes[at] == b'"' {
+            if self.text.as_bytes()[at] == b'"' {
                 return Some(Cow::Owned(owned));
             }
             self.escape(&mut owned)?;
+        }
+    }
+
+    /// The position of the quote or backslash that ends the run of plain string bytes starting here;
+    /// `None` at a control character or the end of the text. One pass over the bytes, eight at a time,
+    /// instead of a search for the end followed by a second pass for control characters.
+    fn plain_run(&self) -> Option<usize> {
+        let bytes = self.text.as_bytes();
+        let mut i = self.pos;
+        while let Some(word) = bytes.get(i..i.saturating_add(8)) {
+            let word = u64::from_le_bytes(word.try_into().ok()?);
+            if special_byte_in(word) {
+                break;
+            }
+            i += 8;
+        }
+        // The word with the end (or the last, short one): byte by byte.
+        loop {
+            match STRING_BYTE[usize::from(*bytes.get(i)?)] {
+                PLAIN => i += 1,
+                END => return Some(i),
+                _ => return None,
+            }
         }
     }
 
@@ -359,6 +411,10 @@ impl<'a> Parser<'a> {
 pub(crate) fn dedup(entries: &mut Vec<Entry<'_>>) {
     let n = entries.len();
     if n < 2 {
+        return;
+    }
+    // The common case, checked without allocating: a small object whose keys are all distinct.
+    if n <= PAIRWISE_DEDUP && (1..n).all(|j| entries[..j].iter().all(|e| e.key != entries[j].key)) {
         return;
     }
     // `keep[i]`: the entry stays; a repeated key's last value moves to its first position.
@@ -453,6 +509,44 @@ mod tests {
         ] {
             assert_eq!(parse(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn the_word_test_agrees_with_the_byte_table() {
+        for special in 0..=255u8 {
+            for at in 0..8 {
+                for fill in [b'x', 0x80, 0xff, b' ', b'#', b']'] {
+                    let mut word = [fill; 8];
+                    word[at] = special;
+                    let expected = word.iter().any(|&b| STRING_BYTE[usize::from(b)] != PLAIN);
+                    assert_eq!(special_byte_in(u64::from_le_bytes(word)), expected, "{word:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_byte_of_a_long_string_is_checked() {
+        let long = "x".repeat(40);
+        assert_eq!(
+            parse(&format!("\"{long}\"")),
+            Some(Node::String(Cow::Borrowed(&long)))
+        );
+        assert_eq!(
+            parse(&format!(r#""{long}\n{long}""#)),
+            Some(Node::String(Cow::Owned(format!("{long}\n{long}"))))
+        );
+        for at in 0..long.len() {
+            let mut bad = long.clone();
+            bad.replace_range(at..=at, "\u{1f}");
+            assert_eq!(parse(&format!("\"{bad}\"")), None, "control character at {at}");
+            assert_eq!(
+                parse(&format!(r#""{long}\t{bad}""#)),
+                None,
+                "after an escape, at {at}"
+            );
+        }
+        assert_eq!(parse(&format!("\"{long}")), None, "unterminated");
     }
 
     #[test]
