@@ -447,6 +447,15 @@ mod tests {
         assert_send::<Progress>();
     }
 
+    /// A stream lives inline in its worker (the bus keeps one worker per assigned partition): the
+    /// chunk being handed out and a failed batch's error are boxed, as both are absent most of the
+    /// time (inline they made every stream 448 bytes).
+    #[test]
+    fn a_partition_stream_keeps_its_chunk_and_error_out_of_line() {
+        let size = size_of::<PartitionStream>();
+        assert!(size <= 128, "{size} bytes");
+    }
+
     #[test]
     fn config_defaults_follow_java() {
         let c = ConsumerConfig::new("g", ["t"]);
