@@ -159,7 +159,7 @@ pub struct PartitionStream {
     pub(crate) current: std::vec::IntoIter<ConsumerRecord>,
     /// The rest of the completed fetch being handed out, decoded a batch at a time. It counts against
     /// `max_buffered_fetches` until it is used up.
-    pub(crate) batches: Option<Box<CompletedFetch>>,
+    pub(crate) batches: Option<CompletedFetch>,
     pub(crate) fetch: Arc<FetchShared>,
     /// The error of the batch the stream stopped at, until handed out.
     pub(crate) failure: Option<Box<fetcher::Error>>,
@@ -248,7 +248,7 @@ impl PartitionStream {
     }
 
     fn take_chunk(&mut self, chunk: Box<CompletedFetch>) {
-        self.batches = Some(chunk);
+        self.batches = Some(*chunk);
     }
 
     /// Moves on to the next batch of the chunk being handed out (or to its error). When the chunk is
@@ -282,7 +282,6 @@ impl PartitionStream {
             if !self.current.as_slice().is_empty() {
                 return Fill::Ready;
             }
-            self.current = Vec::new().into_iter();
             if self.failure.is_some() {
                 return Fill::Failed;
             }
@@ -294,6 +293,9 @@ impl PartitionStream {
                 self.next_batch();
                 continue;
             }
+            // About to wait: the used-up batch's records buffer is freed first, not kept while the
+            // partition is idle.
+            self.current = Vec::new().into_iter();
             tokio::select! {
                 biased;
                 () = self.handle.revoked.cancelled() => return Fill::Ended,
