@@ -239,6 +239,40 @@ mod tests {
         );
     }
 
+    /// A partition waiting for records holds no decoded ones: the records buffer of the batch it handed
+    /// out last is freed once used up, not kept until the next batch (with many partitions, each idle
+    /// one held its last batch's records for as long as it stayed idle).
+    #[tokio::test]
+    async fn a_used_up_batch_leaves_no_records_buffer_behind() {
+        let (shared, mut rx) = shared(Duration::from_secs(5));
+        let listener = Listener(Arc::clone(&shared));
+        let (a, b) = (TopicPartition::new("t", 0), TopicPartition::new("t", 1));
+        listener.on_assigned(vec![(a.clone(), Some(0)), (b.clone(), Some(0))]);
+        let (mut sa, mut sb) = match rx.recv().await {
+            Some(ConsumerEvent::Assigned(mut s)) => {
+                let second = s.pop().unwrap();
+                let first = s.pop().unwrap();
+                if first.topic_partition() == &a {
+                    (first, second)
+                } else {
+                    (second, first)
+                }
+            }
+            other => panic!("{other:?}"),
+        };
+        deliver(&shared, &a, 3);
+        deliver(&shared, &b, 3);
+        assert_eq!((0..3).filter_map(|_| sa.next_ready()).count(), 3);
+        assert!(sa.next_ready().is_none());
+        assert!(!sa.holds_decoded_records(), "next_ready");
+        for _ in 0..3 {
+            sb.next().await.unwrap();
+        }
+        let waited = tokio::time::timeout(Duration::from_millis(20), sb.next()).await;
+        assert!(waited.is_err(), "nothing more fetched");
+        assert!(!sb.holds_decoded_records(), "next");
+    }
+
     #[tokio::test]
     async fn revocation_waits_for_in_flight_work_then_commits_only_what_is_done() {
         let (shared, mut rx) = shared(Duration::from_secs(5));

@@ -447,6 +447,16 @@ mod tests {
         assert_send::<Progress>();
     }
 
+    /// A stream lives inline in its worker (the bus keeps one worker per assigned partition): a failed
+    /// batch's error, absent nearly always, is kept out of line (inline it made every stream 448 bytes).
+    /// The chunk being decoded stays inline: boxed, it cost the raw consumer CPU per event.
+    #[test]
+    fn a_partition_stream_keeps_a_failed_batchs_error_out_of_line() {
+        let size = size_of::<PartitionStream>();
+        let chunk = size_of::<crate::client::fetcher::CompletedFetch>();
+        assert!(size <= chunk + 96, "{size} bytes, of which {chunk} the chunk");
+    }
+
     #[test]
     fn config_defaults_follow_java() {
         let c = ConsumerConfig::new("g", ["t"]);

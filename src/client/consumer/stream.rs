@@ -162,7 +162,7 @@ pub struct PartitionStream {
     pub(crate) batches: Option<CompletedFetch>,
     pub(crate) fetch: Arc<FetchShared>,
     /// The error of the batch the stream stopped at, until handed out.
-    pub(crate) failure: Option<fetcher::Error>,
+    pub(crate) failure: Option<Box<fetcher::Error>>,
     /// Stopped at a failed batch (its error handed out) until it is passed.
     pub(crate) stopped: bool,
     /// What wakes a [`Stream`] poll when the partition is revoked (made on the first poll that waits).
@@ -241,8 +241,14 @@ impl PartitionStream {
         Some((hw - next).max(0))
     }
 
-    fn take_chunk(&mut self, chunk: CompletedFetch) {
-        self.batches = Some(chunk);
+    /// Whether the stream holds a buffer of decoded records (possibly all handed out already).
+    #[cfg(test)]
+    pub(crate) fn holds_decoded_records(&self) -> bool {
+        self.current.as_slice().as_ptr() != std::ptr::NonNull::<ConsumerRecord>::dangling().as_ptr()
+    }
+
+    fn take_chunk(&mut self, chunk: Box<CompletedFetch>) {
+        self.batches = Some(*chunk);
     }
 
     /// Moves on to the next batch of the chunk being handed out (or to its error). When the chunk is
@@ -258,7 +264,7 @@ impl PartitionStream {
                 return;
             }
             Some(Err(e)) => {
-                self.failure = Some(e);
+                self.failure = Some(Box::new(e));
                 return;
             }
             None => {}
@@ -287,6 +293,9 @@ impl PartitionStream {
                 self.next_batch();
                 continue;
             }
+            // About to wait: the used-up batch's records buffer is freed first, not kept while the
+            // partition is idle.
+            self.current = Vec::new().into_iter();
             tokio::select! {
                 biased;
                 () = self.handle.revoked.cancelled() => return Fill::Ended,
@@ -302,7 +311,7 @@ impl PartitionStream {
     fn fail(&mut self) -> Option<fetcher::Error> {
         let error = self.failure.take()?;
         self.stopped = true;
-        Some(error)
+        Some(*error)
     }
 
     /// The next record, or the error of a batch that cannot be decoded (see the type's docs: the
@@ -389,6 +398,9 @@ impl PartitionStream {
                 self.delivered(&record);
                 return Some(record);
             }
+            // Used up: its buffer is freed now, not kept until a next batch replaces it (a partition
+            // may then wait idle for long, and there may be thousands of them).
+            self.current = Vec::new().into_iter();
             if self.failure.is_some() || self.stopped {
                 return None;
             }
