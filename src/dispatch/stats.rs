@@ -114,57 +114,18 @@ fn iso<S: serde::Serializer>(t: &Option<OffsetDateTime>, s: S) -> Result<S::Ok, 
 /// The live counters and timestamps, sharded by thread: the consume path of every partition worker adds
 /// to them per record, so one shared cache line would bounce between cores on every event. A snapshot
 /// sums the counters and takes the latest of each timestamp.
+///
+/// Timestamps are kept on the monotonic clock (nanoseconds since `origin`), so stamping a consumed
+/// record needs no clock read beyond the instant the worker reads anyway, and the latest stamp is the
+/// latest whatever the wall clock does. A snapshot turns each into the wall clock's time of that instant
+/// by reading both clocks then: a step of the wall clock (an NTP sync, a manual change) shows in the
+/// next snapshot and never freezes or misdates a stamp.
 #[derive(Debug)]
 pub(crate) struct Stats {
     shards: [Shard; SHARDS],
-    clock: WallClock,
-}
-
-/// Wall-clock times of monotonic instants the consume path reads anyway, so stamping a consumed record
-/// costs no clock read of its own: the offset between the two clocks is read again when it is older
-/// than [`REANCHOR_NANOS`], so a step of the wall clock (or a suspend) shows within a second.
-#[derive(Debug)]
-struct WallClock {
     origin: Instant,
-    /// When the offset was last read, in nanoseconds since `origin` (published after `offset`).
-    anchored_at: AtomicI64,
-    /// Unix nanoseconds minus nanoseconds since `origin`.
-    offset: AtomicI64,
-}
-
-/// How old the wall clock's offset may get before it is read again (1 s).
-const REANCHOR_NANOS: i64 = 1_000_000_000;
-
-impl WallClock {
-    fn new() -> Self {
-        let clock = Self {
-            origin: Instant::now(),
-            anchored_at: AtomicI64::new(0),
-            offset: AtomicI64::new(0),
-        };
-        clock.anchor();
-        clock
-    }
-
-    fn since_origin(&self, at: Instant) -> i64 {
-        i64::try_from(at.saturating_duration_since(self.origin).as_nanos()).unwrap_or(i64::MAX)
-    }
-
-    fn anchor(&self) {
-        let mono = self.since_origin(Instant::now());
-        let unix = i64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos()).unwrap_or(i64::MAX);
-        self.offset.store(unix.saturating_sub(mono), Ordering::Relaxed);
-        self.anchored_at.store(mono, Ordering::Release);
-    }
-
-    /// `at` as Unix nanoseconds.
-    fn unix_nanos(&self, at: Instant) -> i64 {
-        let mono = self.since_origin(at);
-        if mono.saturating_sub(self.anchored_at.load(Ordering::Acquire)) > REANCHOR_NANOS {
-            self.anchor();
-        }
-        mono.saturating_add(self.offset.load(Ordering::Relaxed))
-    }
+    /// The wall clock (a test steps its own).
+    wall: fn() -> OffsetDateTime,
 }
 
 const SHARDS: usize = 8;
@@ -174,7 +135,7 @@ const SHARDS: usize = 8;
 #[repr(align(128))]
 struct Shard {
     counters: [AtomicU64; COUNTERS],
-    /// By [`Stamp`], as Unix nanoseconds ([`NEVER`] = not yet).
+    /// By [`Stamp`], in nanoseconds since [`Stats::origin`] ([`NEVER`] = not yet).
     times: [AtomicI64; 4],
 }
 
@@ -191,7 +152,8 @@ impl Default for Stats {
     fn default() -> Self {
         Self {
             shards: std::array::from_fn(|_| Shard::default()),
-            clock: WallClock::new(),
+            origin: Instant::now(),
+            wall: OffsetDateTime::now_utc,
         }
     }
 }
@@ -246,14 +208,12 @@ impl Stats {
     }
 
     pub(crate) fn stamp(&self, which: Stamp) {
-        let now = i64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos()).unwrap_or(i64::MAX);
-        self.shard().times[which as usize].store(now, Ordering::Relaxed);
+        self.stamp_at(which, Instant::now());
     }
 
-    /// Sets `which` to the wall-clock time of `at`, an instant the caller read anyway (see
-    /// [`WallClock`]).
+    /// Sets `which` to `at`, an instant the caller read anyway.
     pub(crate) fn stamp_at(&self, which: Stamp, at: Instant) {
-        let at = self.clock.unix_nanos(at);
+        let at = i64::try_from(at.saturating_duration_since(self.origin).as_nanos()).unwrap_or(i64::MAX);
         self.shard().times[which as usize].store(at, Ordering::Relaxed);
     }
 
@@ -271,10 +231,13 @@ impl Stats {
             .map(|s| s.times[which as usize].load(Ordering::Relaxed))
             .max()
             .unwrap_or(NEVER);
-        match latest {
-            NEVER => None,
-            t => OffsetDateTime::from_unix_timestamp_nanos(i128::from(t)).ok(),
+        if latest == NEVER {
+            return None;
         }
+        let (now, wall) = (Instant::now(), (self.wall)());
+        let elapsed = now.saturating_duration_since(self.origin).as_nanos();
+        let ago = i64::try_from(elapsed).unwrap_or(i64::MAX).saturating_sub(latest);
+        wall.checked_sub(time::Duration::nanoseconds(ago))
     }
 
     pub(crate) fn snapshot(&self) -> BusStats {
@@ -356,17 +319,38 @@ mod tests {
         stats.stamp_at(Stamp::Consume, at);
         let stamped = stats.snapshot().last_consume_at;
         assert!(stamped.is_some_and(|t| close(t, before)), "{stamped:?} vs {before:?}");
-        // Instants later than the offset's reading, by more than the re-reading age too.
+        // An instant 5 s ahead of the snapshot shows 5 s ahead.
         let later = at + std::time::Duration::from_secs(5);
         stats.stamp_at(Stamp::Consume, later);
         let stamped = stats.snapshot().last_consume_at;
         let expected = before + time::Duration::seconds(5);
         assert!(stamped.is_some_and(|t| close(t, expected)), "{stamped:?} vs {expected:?}");
-        // The offset was read again: it still maps now to now.
-        let (now, at) = (OffsetDateTime::now_utc(), Instant::now());
-        assert!(close(
-            OffsetDateTime::from_unix_timestamp_nanos(i128::from(stats.clock.unix_nanos(at))).unwrap(),
-            now
-        ));
+    }
+
+    /// A wall clock the test steps: the real one plus `STEP_SECS`.
+    fn stepped() -> OffsetDateTime {
+        OffsetDateTime::now_utc() + time::Duration::seconds(STEP_SECS.load(Ordering::Relaxed))
+    }
+    static STEP_SECS: AtomicI64 = AtomicI64::new(0);
+
+    #[test]
+    fn a_step_of_the_wall_clock_shows_in_the_next_snapshot() {
+        let stats = Stats {
+            wall: stepped,
+            ..Stats::default()
+        };
+        let close = |a: OffsetDateTime, b: OffsetDateTime| (a - b).abs() < time::Duration::milliseconds(50);
+        stats.stamp_at(Stamp::Consume, Instant::now());
+        let stamped = stats.snapshot().last_consume_at;
+        assert!(stamped.is_some_and(|t| close(t, stepped())), "{stamped:?}");
+        // The wall clock steps an hour ahead (a first NTP sync); a record consumed now is stamped now.
+        STEP_SECS.store(3600, Ordering::Relaxed);
+        stats.stamp_at(Stamp::Consume, Instant::now());
+        let stamped = stats.snapshot().last_consume_at;
+        assert!(stamped.is_some_and(|t| close(t, stepped())), "{stamped:?} vs {:?}", stepped());
+        // Stepped back an hour: the record consumed a moment ago is still a moment ago.
+        STEP_SECS.store(0, Ordering::Relaxed);
+        let stamped = stats.snapshot().last_consume_at;
+        assert!(stamped.is_some_and(|t| close(t, stepped())), "{stamped:?} vs {:?}", stepped());
     }
 }

@@ -35,8 +35,9 @@ pub(crate) struct HandlerTable {
 /// The subscriptions as of one generation, arranged for dispatch.
 #[derive(Default)]
 pub(crate) struct Snapshot {
+    /// Shared by every worker's localized copy: it is only read.
     #[cfg_attr(not(feature = "client"), allow(dead_code))]
-    registry: EventRegistry,
+    registry: Arc<EventRegistry>,
     /// Per registered type: its handlers, then the wildcards.
     by_type: HashMap<TypeId, Vec<ErasedHandler>>,
     wildcards: Vec<ErasedHandler>,
@@ -48,7 +49,7 @@ impl Snapshot {
     fn localized(&self) -> Self {
         let own = |handlers: &Vec<ErasedHandler>| handlers.iter().map(ErasedHandler::with_own_name).collect();
         Self {
-            registry: self.registry.clone(),
+            registry: Arc::clone(&self.registry),
             by_type: self.by_type.iter().map(|(t, h)| (*t, own(h))).collect(),
             wildcards: own(&self.wildcards),
         }
@@ -134,7 +135,7 @@ impl HandlerTable {
     /// Publishes a new snapshot of `subs` (called with the `subs` write lock held, so rebuilds are in
     /// order).
     fn rebuild(&self, subs: &[Sub]) {
-        let registry = self.registry();
+        let registry = Arc::new(self.registry());
         let wildcards: Vec<ErasedHandler> = subs
             .iter()
             .filter(|s| s.type_id.is_none())

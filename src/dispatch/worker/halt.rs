@@ -1,7 +1,7 @@
 //! When a worker must stop (the bus stops consuming, or its partition is revoked), and how long the
 //! record it holds may still take then.
 
-use std::future::Future;
+use std::{future::Future, pin::Pin};
 
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
@@ -13,11 +13,10 @@ use crate::dispatch::Dispatcher;
 /// only (cut short by a shutdown that begins meanwhile), then it is dropped (with the handler it runs) and the record counts as interrupted.
 pub(super) async fn bounded(
     dispatcher: &Dispatcher,
-    settling: impl Future<Output = Settled>,
+    mut settling: Pin<&mut impl Future<Output = Settled>>,
     halt: &CancellationToken,
     offset: i64,
 ) -> Settled {
-    let mut settling = std::pin::pin!(settling);
     tokio::select! {
         biased;
         settled = &mut settling => settled,

@@ -48,8 +48,10 @@ fn spawn(
     let (dispatcher, halt) = (Arc::clone(dispatcher), halt.clone());
     running.spawn(async move {
         let mut rng = SplitMix64::from_entropy();
-        let settling = settle(&dispatcher, &handlers, &record, &halt, &mut rng);
-        let settled = bounded(&dispatcher, settling, &halt, record.offset).await;
+        let settled = {
+            let settling = std::pin::pin!(settle(&dispatcher, &handlers, &record, &halt, &mut rng));
+            bounded(&dispatcher, settling, &halt, record.offset).await
+        };
         (record, settled)
     });
 }

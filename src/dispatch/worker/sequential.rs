@@ -30,7 +30,8 @@ pub(super) async fn run(
                 () = halt.cancelled() => return Ended::Halted,
                 record = stream.try_next() => match record {
                     Some(Ok(record)) => record,
-                    Some(Err(e)) => match settle_corrupt(dispatcher, e, halt).await {
+                    // Boxed: a rare path whose future would otherwise take room in every worker's.
+                    Some(Err(e)) => match Box::pin(settle_corrupt(dispatcher, e, halt)).await {
                         // A batch the stream cannot pass stays where it stopped: the partition pauses.
                         Settled::Yes if stream.skip_failed_batch() => continue,
                         Settled::Yes => return Ended::Stuck,
@@ -43,7 +44,7 @@ pub(super) async fn run(
         };
         injected_fault(&record.topic);
         let handlers = handlers.current(&dispatcher.handlers);
-        let settling = settle(dispatcher, handlers, &record, halt, &mut rng);
+        let settling = std::pin::pin!(settle(dispatcher, handlers, &record, halt, &mut rng));
         match bounded(dispatcher, settling, halt, record.offset).await {
             Settled::Yes => progress.store_offset(record.offset.saturating_add(1)),
             Settled::Interrupted => return Ended::Halted,

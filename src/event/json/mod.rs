@@ -436,7 +436,7 @@ mod tests {
                 r#"{{"aggregate_id":"{id}","extra":[1e300,"\u00e9\ud83d\ude00",{{"k":-1.5e-300}},18446744073709551615,-9223372036854775808,-0],"order_id":"o","total":2}}"#
             ),
         ];
-        const ALPHABET: &[u8] = b"{}[]\":,\\ \t\n0123456789-.+eEnultrfasxu\x01";
+        const ALPHABET: &[u8] = b"{}[]\":,\\ \t\n0123456789-.+eEnultrfasxu\x00\x01\x1f\x7f\xc3\xa9";
         let mut state = 0x2545_f491_4f6c_dd1d_u64;
         let mut next = move |n: usize| {
             state ^= state << 13;
