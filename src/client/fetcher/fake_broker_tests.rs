@@ -5,22 +5,21 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use bytes::{BufMut, BytesMut};
 use kafka_protocol::{
     messages::{
-        ApiVersionsResponse, BrokerId, ListOffsetsResponse, MetadataResponse, ResponseHeader, TopicName,
+        ApiKey, ApiVersionsResponse, BrokerId, FetchRequest, FetchResponse, ListOffsetsResponse,
+        MetadataResponse, TopicName,
         api_versions_response::ApiVersion,
+        fetch_response::{FetchableTopicResponse, PartitionData},
         list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse},
         metadata_response::{MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic},
     },
-    protocol::{Encodable, HeaderVersion, StrBytes},
+    protocol::{Decodable, StrBytes},
 };
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpListener,
-};
+use tokio::net::TcpListener;
 
 use super::*;
+use crate::client::connection::fake_peer::FakePeer;
 
 /// A broker that leads t-0 and answers every ListOffsets with NOT_LEADER_OR_FOLLOWER.
 async fn broker(list_offsets: Arc<AtomicUsize>) -> String {
@@ -47,59 +46,44 @@ fn batch(base: i64, n: usize) -> bytes::Bytes {
 /// `partitions` partitions of t, each with `records` records in batches of `per_batch`; one batch
 /// per partition per Fetch. `partitions == 1 && records == 0`: ListOffsets fails.
 async fn fake(list_offsets: Arc<AtomicUsize>, partitions: i32, records: i64, per_batch: i64) -> String {
-    use kafka_protocol::messages::{
-        FetchRequest, FetchResponse, RequestHeader,
-        fetch_response::{FetchableTopicResponse, PartitionData},
-    };
-    use kafka_protocol::protocol::Decodable;
     let fail_resets = records == 0;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
+        while let Ok((socket, _)) = listener.accept().await {
             let list_offsets = Arc::clone(&list_offsets);
             tokio::spawn(async move {
-                loop {
-                    let mut prefix = [0u8; 4];
-                    if socket.read_exact(&mut prefix).await.is_err() {
-                        return;
-                    }
-                    let mut request = vec![0u8; i32::from_be_bytes(prefix) as usize];
-                    if socket.read_exact(&mut request).await.is_err() {
-                        return;
-                    }
-                    let api = i16::from_be_bytes([request[0], request[1]]);
-                    let version = i16::from_be_bytes([request[2], request[3]]);
-                    let id = i32::from_be_bytes([request[4], request[5], request[6], request[7]]);
-                    let mut out = BytesMut::new();
-                    let header = ResponseHeader::default().with_correlation_id(id);
-                    match api {
-                        18 => {
-                            let body = ApiVersionsResponse::default().with_api_keys(vec![
+                let mut peer = FakePeer::new(socket);
+                while let Some((header, mut body)) = peer.read_request().await {
+                    let (id, version) = (header.correlation_id, header.request_api_version);
+                    match ApiKey::try_from(header.request_api_key) {
+                        Ok(ApiKey::ApiVersions) => {
+                            let keys = [
+                                (ApiKey::ApiVersions, 0, 3),
+                                (ApiKey::Metadata, 0, 12),
+                                (ApiKey::ListOffsets, 1, 7),
+                                (ApiKey::Fetch, 4, 12),
+                            ]
+                            .map(|(api, min, max)| {
                                 ApiVersion::default()
-                                    .with_api_key(18)
-                                    .with_min_version(0)
-                                    .with_max_version(3),
-                                ApiVersion::default()
-                                    .with_api_key(3)
-                                    .with_min_version(0)
-                                    .with_max_version(12),
-                                ApiVersion::default()
-                                    .with_api_key(2)
-                                    .with_min_version(1)
-                                    .with_max_version(7),
-                                ApiVersion::default()
-                                    .with_api_key(1)
-                                    .with_min_version(4)
-                                    .with_max_version(12),
-                            ]);
-                            header
-                                .encode(&mut out, ApiVersionsResponse::header_version(version))
-                                .unwrap();
-                            body.encode(&mut out, version).unwrap();
+                                    .with_api_key(api as i16)
+                                    .with_min_version(min)
+                                    .with_max_version(max)
+                            });
+                            let answer = ApiVersionsResponse::default().with_api_keys(keys.to_vec());
+                            peer.respond(id, version, &answer).await;
                         }
-                        3 => {
-                            let body = MetadataResponse::default()
+                        Ok(ApiKey::Metadata) => {
+                            let partitions = (0..partitions)
+                                .map(|i| {
+                                    MetadataResponsePartition::default()
+                                        .with_partition_index(i)
+                                        .with_leader_id(BrokerId(1))
+                                        .with_replica_nodes(vec![BrokerId(1)])
+                                        .with_isr_nodes(vec![BrokerId(1)])
+                                })
+                                .collect();
+                            let answer = MetadataResponse::default()
                                 .with_cluster_id(Some(StrBytes::from_static_str("c1")))
                                 .with_controller_id(BrokerId(1))
                                 .with_brokers(vec![
@@ -111,119 +95,79 @@ async fn fake(list_offsets: Arc<AtomicUsize>, partitions: i32, records: i64, per
                                 .with_topics(vec![
                                     MetadataResponseTopic::default()
                                         .with_name(Some(TopicName(StrBytes::from_static_str("t"))))
-                                        .with_partitions(
-                                            vec![
-                                                MetadataResponsePartition::default()
-                                                    .with_partition_index(0)
-                                                    .with_leader_id(BrokerId(1))
-                                                    .with_replica_nodes(vec![BrokerId(1)])
-                                                    .with_isr_nodes(vec![BrokerId(1)]),
-                                            ]
-                                            .into_iter()
-                                            .cycle()
-                                            .take(partitions as usize)
-                                            .enumerate()
-                                            .map(|(i, p)| p.with_partition_index(i as i32))
-                                            .collect(),
-                                        ),
+                                        .with_partitions(partitions),
                                 ]);
-                            header
-                                .encode(&mut out, MetadataResponse::header_version(version))
-                                .unwrap();
-                            body.encode(&mut out, version).unwrap();
+                            peer.respond(id, version, &answer).await;
                         }
-                        2 => {
+                        Ok(ApiKey::ListOffsets) => {
                             list_offsets.fetch_add(1, Ordering::SeqCst);
-                            let body = ListOffsetsResponse::default().with_topics(vec![
-                                ListOffsetsTopicResponse::default()
-                                    .with_name(TopicName(StrBytes::from_static_str("t")))
-                                    .with_partitions(
-                                        vec![
-                                            ListOffsetsPartitionResponse::default()
-                                                .with_partition_index(0)
-                                                .with_error_code(if fail_resets { 6 } else { 0 })
-                                                .with_offset(0),
-                                        ]
-                                        .into_iter()
-                                        .cycle()
-                                        .take(partitions as usize)
-                                        .enumerate()
-                                        .map(|(i, p)| p.with_partition_index(i as i32))
-                                        .collect(),
-                                    ),
-                            ]);
-                            header
-                                .encode(&mut out, ListOffsetsResponse::header_version(version))
-                                .unwrap();
-                            body.encode(&mut out, version).unwrap();
-                        }
-                        1 => {
-                            let mut buf = bytes::Bytes::from(request.clone());
-                            let _ = RequestHeader::decode(&mut buf, FetchRequest::header_version(version))
-                                .unwrap();
-                            let req = FetchRequest::decode(&mut buf, version).unwrap();
-                            let mut any = false;
-                            let topics: Vec<FetchableTopicResponse> = req
-                                .topics
-                                .iter()
-                                .map(|t| {
-                                    FetchableTopicResponse::default()
-                                        .with_topic(t.topic.clone())
-                                        .with_partitions(
-                                            t.partitions
-                                                .iter()
-                                                .map(|p| {
-                                                    let at = p.fetch_offset;
-                                                    let data = PartitionData::default()
-                                                        .with_partition_index(p.partition)
-                                                        .with_high_watermark(records)
-                                                        .with_last_stable_offset(records);
-                                                    if at < records {
-                                                        any = true;
-                                                        let base = at / per_batch * per_batch;
-                                                        data.with_records(Some(batch(
-                                                            base,
-                                                            per_batch as usize,
-                                                        )))
-                                                    } else {
-                                                        data
-                                                    }
-                                                })
-                                                .collect(),
-                                        )
+                            let partitions = (0..partitions)
+                                .map(|i| {
+                                    ListOffsetsPartitionResponse::default()
+                                        .with_partition_index(i)
+                                        .with_error_code(if fail_resets { 6 } else { 0 })
+                                        .with_offset(0)
                                 })
                                 .collect();
-                            if let Some(ms) = std::env::var("REV2_DELAY_MS")
-                                .ok()
-                                .and_then(|v| v.parse::<u64>().ok())
-                            {
-                                tokio::time::sleep(Duration::from_millis(ms)).await;
-                            }
+                            let answer = ListOffsetsResponse::default().with_topics(vec![
+                                ListOffsetsTopicResponse::default()
+                                    .with_name(TopicName(StrBytes::from_static_str("t")))
+                                    .with_partitions(partitions),
+                            ]);
+                            peer.respond(id, version, &answer).await;
+                        }
+                        Ok(ApiKey::Fetch) => {
+                            let request = FetchRequest::decode(&mut body, version).unwrap();
+                            let answer = fetch_answer(&request, records, per_batch);
+                            let any = answer
+                                .responses
+                                .iter()
+                                .flat_map(|t| &t.partitions)
+                                .any(|p| p.records.is_some());
                             if !any {
-                                tokio::time::sleep(Duration::from_millis(
-                                    u64::try_from(req.max_wait_ms).unwrap_or(0).min(100),
-                                ))
-                                .await;
+                                let wait = u64::try_from(request.max_wait_ms).unwrap_or(0).min(100);
+                                tokio::time::sleep(Duration::from_millis(wait)).await;
                             }
-                            let body = FetchResponse::default().with_responses(topics);
-                            header
-                                .encode(&mut out, FetchResponse::header_version(version))
-                                .unwrap();
-                            body.encode(&mut out, version).unwrap();
+                            peer.respond(id, version, &answer).await;
                         }
                         _ => return,
-                    }
-                    let mut frame = BytesMut::new();
-                    frame.put_i32(out.len() as i32);
-                    frame.put_slice(&out);
-                    if socket.write_all(&frame).await.is_err() {
-                        return;
                     }
                 }
             });
         }
     });
     address.to_string()
+}
+
+/// A Fetch's answer: for each partition asked for below `records`, the batch of `per_batch` records
+/// that holds its fetch offset.
+fn fetch_answer(request: &FetchRequest, records: i64, per_batch: i64) -> FetchResponse {
+    let topics = request
+        .topics
+        .iter()
+        .map(|t| {
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let data = PartitionData::default()
+                        .with_partition_index(p.partition)
+                        .with_high_watermark(records)
+                        .with_last_stable_offset(records);
+                    if p.fetch_offset < records {
+                        let base = p.fetch_offset / per_batch * per_batch;
+                        data.with_records(Some(batch(base, per_batch as usize)))
+                    } else {
+                        data
+                    }
+                })
+                .collect();
+            FetchableTopicResponse::default()
+                .with_topic(t.topic.clone())
+                .with_partitions(partitions)
+        })
+        .collect();
+    FetchResponse::default().with_responses(topics)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
