@@ -17,7 +17,7 @@
 //! the bump). The refused partition restarts at sequence 0 under it; its batch is resent there only if
 //! none of its attempts can have been written, and one whose attempt went unanswered fails with
 //! [`Error::DeliveryUncertain`]. Other partitions finish their retries under the identity they were
-//! sent with, then move over. A batch that fails for good after an unanswered attempt leaves its
+//! sent with, then move over. A batch that carries a sequence and fails for good leaves its
 //! partition's sequences unresolved: the sender takes a new identity the same way before that partition
 //! sends again (see `idempotence`).
 
@@ -37,10 +37,11 @@ use super::{
     Error, ProducerConfig,
     accumulator::{Accumulator, ProducerBatch, ProducerState},
     config::Acks,
+    partition_answer::{PartitionAnswer, partition_answer},
 };
 use crate::{
     client::Cluster,
-    protocol::{ResponseError, ServerError, StrBytes},
+    protocol::{ServerError, StrBytes},
 };
 
 /// Shared between the sender loop and its request tasks.
@@ -86,7 +87,10 @@ impl Sender {
             }
             if idempotent && self.producer_state().is_none() && !self.accumulator.is_empty() {
                 match self.init_producer_id().await {
-                    Ok(state) => *self.producer.lock().unwrap_or_else(|p| p.into_inner()) = Some(state),
+                    Ok(state) => {
+                        *self.producer.lock().unwrap_or_else(|p| p.into_inner()) = Some(state);
+                        self.accumulator.renewed();
+                    }
                     Err(e) => {
                         warn!(error = %e, "cannot get a producer id; retrying");
                         self.accumulator.fail_expired(Instant::now(), &e.to_string());
@@ -173,7 +177,7 @@ impl Sender {
     }
 
     /// Replaces the current identity when a partition left its sequences unresolved under it (a batch
-    /// that may have been written failed): the partition sends nothing more under it, and restarts at
+    /// that carried a sequence failed): the partition sends nothing more under it, and restarts at
     /// sequence 0 under the next one.
     fn replace_if_unresolved(&self) {
         let unresolved = self.accumulator.take_unresolved();
@@ -184,7 +188,7 @@ impl Sender {
         if let Some(current) = *producer
             && unresolved.contains(&current)
         {
-            warn!("a batch that may have been written failed; bumping the producer epoch");
+            warn!("a batch that carried a sequence failed; bumping the producer epoch");
             *producer = None;
             *self.replaced.lock().unwrap_or_else(|p| p.into_inner()) = Some(current);
         }
@@ -378,29 +382,22 @@ impl Sender {
                 self.accumulator.complete(batch, Ok(base_offset));
                 continue;
             };
-            match error.code {
-                // The broker already has this batch: a retry of a write that succeeded.
-                ResponseError::DuplicateSequenceNumber => self.accumulator.complete(batch, Ok(-1)),
-                ResponseError::OutOfOrderSequenceNumber
-                | ResponseError::UnknownProducerId
-                | ResponseError::InvalidProducerEpoch
-                | ResponseError::ProducerFenced => {
+            match partition_answer(error.code) {
+                PartitionAnswer::Duplicate => self.accumulator.complete(batch, Ok(-1)),
+                PartitionAnswer::SequenceRefused => {
                     refused.extend(batch.identity());
                     batch.sequence_refused = true;
                     self.retry_or_expire(batch, now, error.to_string());
                 }
-                code if code.is_retriable() => {
-                    refresh |= matches!(
-                        code,
-                        ResponseError::NotLeaderOrFollower
-                            | ResponseError::LeaderNotAvailable
-                            | ResponseError::UnknownTopicOrPartition
-                            | ResponseError::FencedLeaderEpoch
-                            | ResponseError::KafkaStorageError
-                    );
+                PartitionAnswer::Retry {
+                    refresh: moved,
+                    maybe_written,
+                } => {
+                    refresh |= moved;
+                    batch.maybe_written |= maybe_written;
                     self.retry_or_expire(batch, now, error.to_string());
                 }
-                _ => {
+                PartitionAnswer::Reject => {
                     let (topic, partition) = (batch.topic.to_string(), batch.partition);
                     self.accumulator.complete(
                         batch,
