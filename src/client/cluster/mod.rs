@@ -250,8 +250,8 @@ impl Cluster {
     }
 
     /// Sends `request` to any broker that answers: those with a live connection first, then the other
-    /// known brokers, then the bootstrap servers. A broker that cannot be reached is skipped at once; when none answers, the round is repeated with
-    /// backoff until the reconnect deadline.
+    /// known brokers, then the bootstrap servers. A broker that cannot be reached is skipped at once;
+    /// when none answers, the round is repeated with backoff until the reconnect deadline.
     pub(crate) async fn request_any<R: ApiRequest + Clone>(
         &self,
         request: &R,
@@ -365,3 +365,6 @@ fn topic_name(name: &str) -> TopicName {
 
 /// How long to wait between polls while the cluster converges (a new topic getting leaders).
 const CONVERGE_POLL: Duration = Duration::from_millis(50);
+
+#[cfg(test)]
+mod request_any_tests;
