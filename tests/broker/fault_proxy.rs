@@ -9,10 +9,11 @@
 //! It counts the requests clients send, by API key ([`FaultyBroker::requests`]), and keeps the largest
 //! of each ([`FaultyBroker::largest_request`]). And it can *swallow* requests of one API key
 //! ([`FaultyBroker::swallow`]): the client wrote them, the broker never gets them, the connection stays
-//! open.
+//! open. Or it can *lose the answers* to requests of one API key ([`FaultyBroker::lose_answers`]): the
+//! broker gets and handles them, the client never sees their responses, the connection stays open.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering},
@@ -42,9 +43,12 @@ pub(crate) struct FaultyBroker {
     requests: Arc<RequestCounts>,
     /// Requests to drop unforwarded.
     swallowing: Arc<Swallow>,
+    /// Requests whose responses are dropped.
+    losing: Arc<Swallow>,
 }
 
-/// How many of the next requests with `api_key` the proxy drops instead of forwarding.
+/// How many of the next requests with `api_key` the proxy drops instead of forwarding (or whose
+/// responses it drops).
 #[derive(Default)]
 struct Swallow {
     api_key: AtomicI32,
@@ -81,6 +85,8 @@ impl FaultyBroker {
         let counts = Arc::clone(&requests);
         let swallowing: Arc<Swallow> = Arc::default();
         let swallow = Arc::clone(&swallowing);
+        let losing: Arc<Swallow> = Arc::default();
+        let lose = Arc::clone(&losing);
         let (silencer_registry, blackholed_now) = (Arc::clone(&silencers), Arc::clone(&blackholed));
         let accept = tokio::spawn(async move {
             loop {
@@ -91,6 +97,7 @@ impl FaultyBroker {
                 let hold = Arc::clone(&hold);
                 let counts = Arc::clone(&counts);
                 let swallow = Arc::clone(&swallow);
+                let lose = Arc::clone(&lose);
                 let (silencer, silent) = watch::channel(blackholed_now.load(Ordering::SeqCst));
                 silencer_registry.lock().unwrap().push(silencer);
                 let task = tokio::spawn(async move {
@@ -99,14 +106,18 @@ impl FaultyBroker {
                     };
                     let (client_read, client_write) = client.into_split();
                     let (server_read, server_write) = server.into_split();
+                    // Correlation ids of this connection's requests whose responses are dropped.
+                    let unanswered: Arc<Mutex<HashSet<i32>>> = Arc::default();
+                    let requests = Requests {
+                        hold,
+                        counts,
+                        swallow,
+                        lose,
+                        unanswered: Arc::clone(&unanswered),
+                    };
                     tokio::join!(
-                        pump(
-                            client_read,
-                            server_write,
-                            silent.clone(),
-                            Some((hold, counts, swallow))
-                        ),
-                        pump(server_read, client_write, silent, None),
+                        pump(client_read, server_write, silent.clone(), Side::Client(requests)),
+                        pump(server_read, client_write, silent, Side::Broker(unanswered)),
                     );
                 });
                 registry.lock().unwrap().push(task.abort_handle());
@@ -123,6 +134,7 @@ impl FaultyBroker {
             frozen,
             requests,
             swallowing,
+            losing,
         }
     }
 
@@ -138,6 +150,19 @@ impl FaultyBroker {
     /// How many of the requests [`swallow`](Self::swallow) asked for are still to be dropped.
     pub(crate) fn left_to_swallow(&self) -> usize {
         self.swallowing.left.load(Ordering::Acquire)
+    }
+
+    /// Forwards the next `count` requests with `api_key` that clients send, on any connection, and
+    /// drops their responses: the broker handles them, the client never hears back, the connection
+    /// stays open.
+    pub(crate) fn lose_answers(&self, api_key: i16, count: usize) {
+        self.losing.api_key.store(i32::from(api_key), Ordering::Release);
+        self.losing.left.store(count, Ordering::Release);
+    }
+
+    /// How many of the requests [`lose_answers`](Self::lose_answers) asked for are still to be sent.
+    pub(crate) fn answers_left_to_lose(&self) -> usize {
+        self.losing.left.load(Ordering::Acquire)
     }
 
     /// How many requests with `api_key` clients sent through the proxy so far.
@@ -197,9 +222,30 @@ impl Drop for FaultyBroker {
     }
 }
 
-/// Copies `from` to `to` until EOF, or, once `silent` turns true, holds everything and never returns;
-/// with `client`, `from` is a client's side: while its hold flag is set, what was read waits in the proxy, and
-/// its requests are counted (and dropped while `Swallow` asks for them).
+/// What a client's side of a connection does with its requests.
+struct Requests {
+    /// While set, what was read waits in the proxy.
+    hold: Arc<AtomicBool>,
+    counts: Arc<RequestCounts>,
+    /// Requests dropped unforwarded.
+    swallow: Arc<Swallow>,
+    /// Requests whose responses are dropped: their correlation ids go to `unanswered`.
+    lose: Arc<Swallow>,
+    unanswered: Arc<Mutex<HashSet<i32>>>,
+}
+
+/// Which end of a connection a pump reads.
+enum Side {
+    /// The client's: requests.
+    Client(Requests),
+    /// The broker's: responses, the ones whose correlation id is listed dropped.
+    Broker(Arc<Mutex<HashSet<i32>>>),
+}
+
+/// Copies `from` to `to` until EOF, or, once `silent` turns true, holds everything and never returns.
+/// From a client's side, while its hold flag is set what was read waits in the proxy, and its requests
+/// are counted (and dropped while `Swallow` asks for them); from the broker's side, the responses to
+/// requests whose answers are to be lost are dropped.
 // A byte pump forwards whatever arrives (frames are only followed to be counted): short reads are what
 // it wants.
 #[allow(clippy::disallowed_methods)]
@@ -207,9 +253,10 @@ async fn pump(
     mut from: impl AsyncRead + Unpin,
     mut to: impl AsyncWrite + Unpin,
     mut silent: watch::Receiver<bool>,
-    client: Option<(Arc<AtomicBool>, Arc<RequestCounts>, Arc<Swallow>)>,
+    side: Side,
 ) {
     let mut frames = FrameCounter::default();
+    let mut responses = ResponseFilter::default();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         let read = tokio::select! {
@@ -225,11 +272,11 @@ async fn pump(
             None | Some(Ok(_)) if silenced => return std::future::pending().await,
             _ => break,
         };
-        let forward = match &client {
-            Some((_, counts, swallow)) => frames.count(&buf[..n], counts, swallow),
-            None => buf[..n].to_vec(),
+        let forward = match &side {
+            Side::Client(requests) => frames.count(&buf[..n], requests),
+            Side::Broker(unanswered) => responses.filter(&buf[..n], unanswered),
         };
-        while client.as_ref().is_some_and(|(h, _, _)| h.load(Ordering::Acquire)) {
+        while matches!(&side, Side::Client(r) if r.hold.load(Ordering::Acquire)) {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         if to.write_all(&forward).await.is_err() {
@@ -249,10 +296,17 @@ struct Seen {
     largest: usize,
 }
 
-/// Follows a client's byte stream frame by frame (size prefix, then the request header's API key).
+/// The bytes of a request frame the proxy reads before deciding: size prefix, then the request
+/// header's API key, API version and correlation id.
+const REQUEST_HEAD: usize = 12;
+
+/// The bytes of a response frame the proxy reads before deciding: size prefix and correlation id.
+const RESPONSE_HEAD: usize = 8;
+
+/// Follows a client's byte stream frame by frame (size prefix, then the request header).
 #[derive(Default)]
 struct FrameCounter {
-    /// The first bytes of the frame being read: its size and API key (forwarded once both are known).
+    /// The first bytes of the frame being read, up to its correlation id (forwarded once known).
     head: Vec<u8>,
     /// Bytes of the current frame still to pass.
     skip: usize,
@@ -262,7 +316,7 @@ struct FrameCounter {
 
 impl FrameCounter {
     /// Counts the frames in `bytes` and returns what to forward (all of it but swallowed frames).
-    fn count(&mut self, mut bytes: &[u8], counts: &RequestCounts, swallow: &Swallow) -> Vec<u8> {
+    fn count(&mut self, mut bytes: &[u8], requests: &Requests) -> Vec<u8> {
         let mut forward = Vec::with_capacity(bytes.len());
         while !bytes.is_empty() {
             if self.skip > 0 {
@@ -276,16 +330,67 @@ impl FrameCounter {
             }
             self.head.push(bytes[0]);
             bytes = &bytes[1..];
-            if self.head.len() == 6 {
+            if self.head.len() == REQUEST_HEAD {
                 let size = i32::from_be_bytes([self.head[0], self.head[1], self.head[2], self.head[3]]);
                 let api_key = i16::from_be_bytes([self.head[4], self.head[5]]);
+                let correlation_id =
+                    i32::from_be_bytes([self.head[8], self.head[9], self.head[10], self.head[11]]);
                 let size = usize::try_from(size).unwrap_or(0);
-                let mut counts = counts.lock().unwrap();
+                let mut counts = requests.counts.lock().unwrap();
                 let seen = counts.entry(api_key).or_default();
                 seen.count += 1;
                 seen.largest = seen.largest.max(size);
-                self.skip = size.saturating_sub(2);
-                self.dropping = swallow.take(api_key);
+                self.skip = size.saturating_sub(REQUEST_HEAD - 4);
+                self.dropping = requests.swallow.take(api_key);
+                if !self.dropping && requests.lose.take(api_key) {
+                    requests.unanswered.lock().unwrap().insert(correlation_id);
+                }
+                if !self.dropping {
+                    forward.extend_from_slice(&self.head);
+                }
+                self.head.clear();
+            }
+        }
+        forward
+    }
+}
+
+/// Follows a broker's byte stream frame by frame (size prefix, then the correlation id), dropping the
+/// responses whose correlation id is listed.
+#[derive(Default)]
+struct ResponseFilter {
+    /// The first bytes of the frame being read, up to its correlation id (forwarded once known).
+    head: Vec<u8>,
+    /// Bytes of the current frame still to pass.
+    skip: usize,
+    /// The current frame is dropped, not forwarded.
+    dropping: bool,
+}
+
+impl ResponseFilter {
+    /// Returns what of `bytes` to forward: all of it but the responses to requests in `unanswered`.
+    fn filter(&mut self, mut bytes: &[u8], unanswered: &Mutex<HashSet<i32>>) -> Vec<u8> {
+        let mut forward = Vec::with_capacity(bytes.len());
+        while !bytes.is_empty() {
+            if self.skip > 0 {
+                let n = self.skip.min(bytes.len());
+                self.skip -= n;
+                if !self.dropping {
+                    forward.extend_from_slice(&bytes[..n]);
+                }
+                bytes = &bytes[n..];
+                continue;
+            }
+            self.head.push(bytes[0]);
+            bytes = &bytes[1..];
+            if self.head.len() == RESPONSE_HEAD {
+                let size = i32::from_be_bytes([self.head[0], self.head[1], self.head[2], self.head[3]]);
+                let correlation_id =
+                    i32::from_be_bytes([self.head[4], self.head[5], self.head[6], self.head[7]]);
+                self.skip = usize::try_from(size)
+                    .unwrap_or(0)
+                    .saturating_sub(RESPONSE_HEAD - 4);
+                self.dropping = unanswered.lock().unwrap().remove(&correlation_id);
                 if !self.dropping {
                     forward.extend_from_slice(&self.head);
                 }

@@ -1,9 +1,10 @@
 //! An idempotent Produce request written by the client that never reaches the broker (the proxy
 //! swallows it) while the delivery timeout is short: its batch expires with its sequence numbers taken,
 //! unresolved. Later publishes to the same partition are still acknowledged (no error, no stall), even
-//! when the next one's first attempt goes unanswered too, a retry of another partition's unanswered batch
-//! is not failed by the identity change, and reading the partitions back finds the records in order and
-//! the expired record nowhere.
+//! when the next one's first attempt goes unanswered too; a retry of another partition's batch that
+//! the broker wrote but whose answer was lost is neither failed by the identity change nor written
+//! twice; other partitions keep being acknowledged while the new identity is being taken; and reading
+//! the partitions back finds the records in order, once, and the expired record nowhere.
 
 use std::time::Duration;
 
@@ -18,6 +19,8 @@ use crate::{fault_proxy::FaultyBroker, read_back::read_partition, support::uniqu
 
 /// Produce's API key.
 const PRODUCE: i16 = 0;
+/// InitProducerId's API key.
+const INIT_PRODUCER_ID: i16 = 22;
 
 pub(crate) fn trials(trials: &mut crate::Trials<'_>) {
     trials.push(trial(
@@ -108,22 +111,26 @@ pub(crate) fn trials(trials: &mut crate::Trials<'_>) {
             producer.send_and_wait(record(0, "a")).await.unwrap();
             producer.send_and_wait(record(1, "a")).await.unwrap();
 
-            // t = 0: x (partition 0) is swallowed. t = 3: y (partition 1) is swallowed too, and b0
-            // waits behind x. t = 6: x's request times out and the connection with it: x expires
-            // (its sequence unresolved) and the producer takes a new identity, y goes back for a
-            // retry at t = 7, b0 goes at sequence 0 under the new identity.
-            broker.swallow(PRODUCE, 2);
+            // t = 0: x (partition 0) is swallowed. t = 3: y (partition 1) reaches the broker, which
+            // writes it, but its answer is lost; b0 waits behind x. t = 6: x's request times out
+            // and the connection with it: x expires (its sequence unresolved) and the producer takes
+            // a new identity, y goes back for a retry at t = 7, b0 goes at sequence 0 under the new
+            // identity.
+            broker.swallow(PRODUCE, 1);
             let x = producer.send(record(0, "x")).await.unwrap();
             tokio::time::sleep(Duration::from_secs(3)).await;
+            assert_eq!(broker.left_to_swallow(), 0, "x's request was not swallowed");
+            broker.lose_answers(PRODUCE, 1);
             let y = producer.send(record(1, "y")).await.unwrap();
             let b0 = producer.send(record(0, "b0")).await.unwrap();
             let x = x.await.unwrap_err();
             assert!(matches!(x, Error::DeliveryTimeout { .. }), "x: {x}");
-            assert_eq!(broker.left_to_swallow(), 0, "y's request was not swallowed");
+            assert_eq!(broker.answers_left_to_lose(), 0, "y's answer was not lost");
             let b0 = b0.await;
             let y = y.await;
             assert!(b0.is_ok(), "b0: {b0:?}");
-            // y's partition kept its sequences: its retry is deduplicated by the broker, not failed.
+            // y's partition kept its sequences: the broker recognises its retry as the batch it
+            // already wrote (read back below: y once), and it is not failed.
             assert!(y.is_ok(), "y: {y:?}");
 
             let later = vec![record(0, "b1"), record(1, "z"), record(0, "b2")];
@@ -207,6 +214,100 @@ pub(crate) fn trials(trials: &mut crate::Trials<'_>) {
                 .map(|(_, r)| String::from_utf8(r.value.unwrap().to_vec()).unwrap())
                 .collect();
             assert_eq!(read, ["a", "next", "last"]);
+            producer.close().await;
+        },
+    ));
+    trials.push(trial(
+        "other_partitions_keep_producing_while_the_identity_is_renewed",
+        |_ctx| async move {
+            let broker = FaultyBroker::start().await;
+            // An unanswered InitProducerId holds the renewal for the client's request timeout.
+            let config = ClientConfig::new(&broker.bootstrap)
+                .with_request_timeout(Duration::from_secs(6))
+                .with_reconnect_backoff(Duration::from_millis(5), Duration::from_millis(50));
+            let cluster = Cluster::connect(config).await.unwrap();
+            let topic = unique("seqgap4");
+            cluster
+                .ensure_topics(&[NewTopic::new(&topic, 2, 1)])
+                .await
+                .unwrap();
+            let producer = Producer::new(
+                cluster.clone(),
+                ProducerConfig::default()
+                    .with_idempotence(true)
+                    .with_linger(Duration::from_millis(1))
+                    .with_request_timeout(Duration::from_secs(1))
+                    .with_delivery_timeout(Duration::from_secs(3))
+                    .with_retry_backoff(Duration::from_millis(10)),
+            )
+            .unwrap();
+            let record = |partition: i32, value: &str| {
+                ProducerRecord::new(&topic)
+                    .with_partition(partition)
+                    .with_value(value.to_owned())
+            };
+            producer.send_and_wait(record(0, "a")).await.unwrap();
+            producer.send_and_wait(record(1, "a")).await.unwrap();
+
+            // The lost batch's request never reaches the broker; it expires, and the renewal it
+            // triggers is held: its first InitProducerId is swallowed too.
+            broker.swallow(PRODUCE, 1);
+            let lost = producer.send(record(0, "lost")).await.unwrap();
+            for _ in 0..200 {
+                if broker.left_to_swallow() == 0 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            assert_eq!(broker.left_to_swallow(), 0, "the Produce request was not swallowed");
+            let inits = broker.requests(INIT_PRODUCER_ID);
+            broker.swallow(INIT_PRODUCER_ID, 1);
+            let lost = lost.await.unwrap_err();
+            assert!(matches!(lost, Error::DeliveryTimeout { .. }), "{lost}");
+
+            // The next publish starts the renewal (the producer renews only with something to send).
+            // Partition 1 owes nothing to it: it is acknowledged while the renewal waits.
+            for value in ["h0", "h1"] {
+                let sent = tokio::time::timeout(
+                    Duration::from_secs(2),
+                    producer.send_and_wait(record(1, value)),
+                )
+                .await;
+                assert!(
+                    matches!(sent, Ok(Ok(_))),
+                    "{value} waited for the renewal: {sent:?}"
+                );
+            }
+            assert_eq!(broker.left_to_swallow(), 0, "no renewal was asked for");
+
+            // Partition 0 goes on under the new identity once it is there: after the swallowed
+            // request, the epoch bump Tansu refuses and the request for a new id.
+            for _ in 0..300 {
+                if broker.requests(INIT_PRODUCER_ID) >= inits + 3 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            let next = tokio::time::timeout(
+                Duration::from_secs(20),
+                producer.send_and_wait(record(0, "next")),
+            )
+            .await
+            .expect("partition 0 stalled");
+            assert!(next.is_ok(), "{next:?}");
+            producer.send_and_wait(record(1, "z")).await.unwrap();
+
+            let values = |records: Vec<crate::read_back::ReadRecord>| -> Vec<String> {
+                records
+                    .into_iter()
+                    .map(|(_, r)| String::from_utf8(r.value.unwrap().to_vec()).unwrap())
+                    .collect()
+            };
+            assert_eq!(values(read_partition(&cluster, &topic, 0).await), ["a", "next"]);
+            assert_eq!(
+                values(read_partition(&cluster, &topic, 1).await),
+                ["a", "h0", "h1", "z"]
+            );
             producer.close().await;
         },
     ));

@@ -249,9 +249,9 @@ impl Cluster {
     }
     }
 
-    /// Sends `request` to any broker that answers: the known brokers first, then the bootstrap servers.
-    /// A broker that cannot be reached is skipped at once; when none answers, the round is repeated with
-    /// backoff until the reconnect deadline.
+    /// Sends `request` to any broker that answers: those with a live connection first, then the other
+    /// known brokers, then the bootstrap servers. A broker that cannot be reached is skipped at once;
+    /// when none answers, the round is repeated with backoff until the reconnect deadline.
     pub(crate) async fn request_any<R: ApiRequest + Clone>(
         &self,
         request: &R,
@@ -290,6 +290,8 @@ impl Cluster {
                 ids.into_iter().filter_map(|id| self.broker(id).ok()).collect()
             };
             candidates.extend(self.inner.bootstrap.iter().cloned());
+            // A broker with a live connection first: one that became unreachable is tried last.
+            candidates.sort_by_key(|conn| !conn.is_connected());
             let mut attempts = Vec::new();
             for (tried, conn) in candidates.iter().enumerate() {
                 let attempt = async {
@@ -363,3 +365,6 @@ fn topic_name(name: &str) -> TopicName {
 
 /// How long to wait between polls while the cluster converges (a new topic getting leaders).
 const CONVERGE_POLL: Duration = Duration::from_millis(50);
+
+#[cfg(test)]
+mod request_any_tests;

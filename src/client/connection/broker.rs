@@ -61,6 +61,11 @@ impl BrokerConnection {
         &self.address
     }
 
+    /// Whether a connection is open and not poisoned (a request would go out on it at once).
+    pub(crate) fn is_connected(&self) -> bool {
+        self.healthy().is_some()
+    }
+
     fn healthy(&self) -> Option<Arc<Messenger>> {
         let current = self.current.lock().unwrap_or_else(|p| p.into_inner());
         current.as_ref().filter(|m| !m.is_poisoned()).cloned()

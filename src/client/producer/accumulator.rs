@@ -24,8 +24,9 @@
 //!   takes a new id or epoch; each partition moves to it at sequence 0 with its next new batch, a retry
 //!   keeps its identity while its partition still trusts it, and a batch of a refused partition that
 //!   may already have been written is failed ([`Drained::uncertain`]) rather than sent again. A batch
-//!   that may have been written and fails for good leaves its partition's sequences unresolved: the
-//!   partition waits for the sender's next identity (`take_unresolved`) (see `idempotence`).
+//!   that carries a sequence and fails for good (written or not) leaves its partition's sequences
+//!   unresolved: the partition waits for the sender's next identity (`take_unresolved`) (see
+//!   `idempotence`).
 //! - **Work follows data.** A drain looks only at the partitions that may have a batch to send: those
 //!   listed in `ready` (a batch sealed, a linger or backoff ended, a completion, a flush), parked
 //!   behind a broker that was busy, or returned unsent by the sender (looked at first). Lingers end in creation order (`lingering`), so the sender sleeps
@@ -182,9 +183,13 @@ struct PartitionQueue {
     next_sequence: i32,
     /// The identity the partition's sequences belong to; `None` once the broker refused them.
     sequence_owner: Option<ProducerState>,
-    /// An identity the partition sends nothing more under: the broker refused its sequences, or a batch
-    /// sent under it went unanswered and then failed (its sequences are unresolved).
-    abandoned: Option<ProducerState>,
+    /// The renewal generation (`State::generation`) `sequence_owner` was taken in.
+    owner_generation: u64,
+    /// An identity, and the generation it was taken in, the partition sends nothing more under: the
+    /// broker refused its sequences, or a batch that carried one of them failed (they are unresolved).
+    /// The generation, not the identity, tells whether the sender renewed it: a renewal may hand out
+    /// an equal id and epoch again.
+    abandoned: Option<(ProducerState, u64)>,
 }
 
 impl PartitionQueue {
@@ -231,6 +236,11 @@ struct State {
     flush_below: u64,
     /// Identities some partition abandoned since the sender last looked (`take_unresolved`).
     unresolved: Vec<ProducerState>,
+    /// Counts the producer identities the sender installed (`renewed`, or a drain under an identity
+    /// other than the last one).
+    generation: u64,
+    /// The identity of the last drain.
+    last_producer: Option<ProducerState>,
     closed: bool,
 }
 
@@ -282,6 +292,8 @@ impl Accumulator {
                 incomplete: BTreeSet::new(),
                 flush_below: 0,
                 unresolved: Vec::new(),
+                generation: 0,
+                last_producer: None,
                 closed: false,
             }),
             wake_sender: Notify::new(),
@@ -454,6 +466,11 @@ impl Accumulator {
         let linger = self.config.linger;
         let timeout = self.config.delivery_timeout;
         let flush_below = if state.closed { u64::MAX } else { state.flush_below };
+        if producer != state.last_producer {
+            state.last_producer = producer;
+            state.generation += 1;
+        }
+        let generation = state.generation;
 
         // Lingers that ended (or that a flush or close cut short), and retry backoffs that ended.
         while let Some(&(due, key, id)) = state.lingering.front() {
@@ -553,7 +570,7 @@ impl Accumulator {
                 again.push(key);
                 continue;
             };
-            if producer.is_some() && queue.abandoned == producer {
+            if producer.is_some() && queue.abandoned.is_some_and(|(_, g)| g == generation) {
                 // Waits for the sender's next identity (`take_unresolved`).
                 queue.listed = true;
                 again.push(key);
@@ -594,7 +611,7 @@ impl Accumulator {
             queue.in_flight = true;
             batch.in_flight = true;
             if let Some(state) = producer
-                && !assign_sequence(queue, &mut batch, state)
+                && !assign_sequence(queue, &mut batch, state, generation)
             {
                 drained.uncertain.push(batch);
                 continue;
@@ -627,7 +644,7 @@ impl Accumulator {
             let mut guard = self.lock();
             let state = &mut *guard;
             forget_refused(state, &batch);
-            if result.is_err() && batch.maybe_written {
+            if result.is_err() {
                 abandon_unresolved(state, &batch);
             }
             // An expired batch was never in flight: another batch of its partition may be.
@@ -750,10 +767,16 @@ impl Accumulator {
         lingering.retain(|&(_, _, id)| incomplete.contains(&id));
     }
 
-    /// The identities some partition abandoned since the last call (a batch that may have been written
+    /// The identities some partition abandoned since the last call (a batch that carried a sequence
     /// failed): the sender replaces the current one if it is among them.
     pub(crate) fn take_unresolved(&self) -> Vec<ProducerState> {
         std::mem::take(&mut self.lock().unresolved)
+    }
+
+    /// The sender installed a new producer identity: partitions that abandoned the previous one may
+    /// send again (at sequence 0), even if the new one has the same id and epoch.
+    pub(crate) fn renewed(&self) {
+        self.lock().generation += 1;
     }
 
     /// Bytes of buffer memory in use.
@@ -767,11 +790,13 @@ impl Accumulator {
 fn take_expired(queue: &mut PartitionQueue, now: Instant, timeout: Duration, out: &mut Vec<ProducerBatch>) {
     let expired = |b: &ProducerBatch| now.saturating_duration_since(b.created) >= timeout;
     while let Some(batch) = queue.sealed.pop_front_if(|b| expired(b)) {
-        // One that may have been written leaves the partition's sequences unresolved at once, before
-        // this drain reaches its next batch (`abandon_unresolved` reports it when it completes).
-        if batch.maybe_written && batch.identity().is_some() && batch.identity() == queue.sequence_owner {
-            queue.sequence_owner = None;
-            queue.abandoned = batch.identity();
+        // One that carries a sequence leaves the partition's sequences unresolved at once (written or
+        // not, the broker's next expected sequence is unknown or behind the partition's), before this
+        // drain reaches its next batch (`abandon_unresolved` reports it when it completes).
+        if let Some(identity) = batch.identity()
+            && queue.sequence_owner == Some(identity)
+        {
+            abandon(queue, identity);
         }
         out.push(batch);
     }
@@ -786,7 +811,12 @@ fn wake_at(slot: &mut Option<Instant>, at: Instant) {
 
 /// Gives `batch` its sequence under `state`; `false` (nothing assigned) when it may already have been
 /// written under an identity its partition no longer trusts and must not be sent again.
-fn assign_sequence(queue: &mut PartitionQueue, batch: &mut ProducerBatch, state: ProducerState) -> bool {
+fn assign_sequence(
+    queue: &mut PartitionQueue,
+    batch: &mut ProducerBatch,
+    state: ProducerState,
+    generation: u64,
+) -> bool {
     match assignment(batch.producer, batch.maybe_written, queue.sequence_owner) {
         Assignment::Keep => return true, // a retry keeps its identity and sequence
         Assignment::Uncertain => return false,
@@ -794,6 +824,7 @@ fn assign_sequence(queue: &mut PartitionQueue, batch: &mut ProducerBatch, state:
     }
     if queue.sequence_owner != Some(state) {
         queue.sequence_owner = Some(state);
+        queue.owner_generation = generation;
         queue.next_sequence = 0;
     }
     let sequence = queue.next_sequence;
@@ -812,31 +843,40 @@ fn forget_refused(state: &mut State, batch: &ProducerBatch) {
     }
     if let Some(key) = key_of(state, &batch.topic, batch.partition)
         && let Some(queue) = queue_at(&mut state.topics, key)
-        && queue.sequence_owner.is_some()
-        && queue.sequence_owner == batch.identity()
+        && let Some(identity) = batch.identity()
+        && queue.sequence_owner == Some(identity)
     {
-        queue.sequence_owner = None;
-        queue.abandoned = batch.identity();
+        abandon(queue, identity);
     }
 }
 
-/// A batch that may have been written failed for good: whether the broker holds its sequences is
-/// unknown, so the partition sends nothing more under its identity (a next batch would follow a
-/// possible gap) and the sender is told to take a new one, under which the partition restarts at 0.
+/// A batch that carries a sequence failed for good: the broker may hold it (an attempt went
+/// unanswered) or not (it was rejected, or never reached the leader), so the broker's next expected
+/// sequence is unknown or behind the partition's. The partition sends nothing more under its identity
+/// (a next batch would follow a possible gap) and the sender is told to take a new one, under which the
+/// partition restarts at 0. A batch that gave its sequence back (`request_cap`) carries none.
 fn abandon_unresolved(state: &mut State, batch: &ProducerBatch) {
     let Some(identity) = batch.identity() else {
         return;
     };
     if let Some(key) = key_of(state, &batch.topic, batch.partition)
         && let Some(queue) = queue_at(&mut state.topics, key)
-        && (queue.sequence_owner == Some(identity) || queue.abandoned == Some(identity))
+        && (queue.sequence_owner == Some(identity) || queue.abandoned.is_some_and(|(a, _)| a == identity))
     {
-        queue.sequence_owner = None;
-        queue.abandoned = Some(identity);
+        if queue.sequence_owner == Some(identity) {
+            abandon(queue, identity);
+        }
         if !state.unresolved.contains(&identity) {
             state.unresolved.push(identity);
         }
     }
+}
+
+/// Makes `queue`, whose sequences belong to `identity`, send nothing more under it until the sender
+/// renews it.
+fn abandon(queue: &mut PartitionQueue, identity: ProducerState) {
+    queue.sequence_owner = None;
+    queue.abandoned = Some((identity, queue.owner_generation));
 }
 
 /// The sequence after a batch of `count` records from `sequence`: sequences wrap from i32::MAX to 0,

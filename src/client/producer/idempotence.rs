@@ -15,14 +15,16 @@
 //! attempt of it can have been written: every attempt got an answer that rejected it. One with an
 //! attempt whose outcome is unknown (a timeout, a connection lost after the request went out, a
 //! response without its partition) is failed with
-//! [`Error::DeliveryUncertain`](super::Error::DeliveryUncertain) instead, as Java's client fails such a
-//! batch with OutOfOrderSequenceException: resending it could write it twice.
+//! [`Error::DeliveryUncertain`](super::Error::DeliveryUncertain) instead: resending it could write it
+//! twice. (Java's client, since 2.5, bumps its epoch locally and resends such a batch.)
 //!
-//! A batch that fails for good (expires) after an unanswered attempt leaves its partition's sequences
-//! unresolved: the broker may or may not hold it, and a next batch would follow a possible gap (refused
-//! with OUT_OF_ORDER_SEQUENCE_NUMBER if it is one). As Java's client bumps its epoch then, the partition
-//! sends nothing more under that identity, the producer takes a new one, and the partition restarts at
-//! sequence 0 under it; a retry of that next batch is then deduplicated like any other.
+//! A batch that fails for good once it carries a sequence (it expired, after an unanswered attempt or
+//! not, or the broker rejected it) leaves its partition's sequences unresolved: the broker may hold it
+//! or not, and a next batch would follow a possible gap (refused with OUT_OF_ORDER_SEQUENCE_NUMBER if
+//! it is one). As Java's client bumps its epoch then, the partition sends nothing more under that
+//! identity, the producer takes a new one, and the partition restarts at sequence 0 under it; a retry
+//! of that next batch is then deduplicated like any other. Whether the partition waits is decided by
+//! the renewal generation, not the id and epoch, which a renewal may hand out again.
 
 use super::accumulator::ProducerState;
 

@@ -23,6 +23,7 @@ mod compression_ratio;
 mod config;
 mod error;
 mod idempotence;
+mod partition_answer;
 unstable! { pub mod partitioner; }
 mod record;
 mod sender;

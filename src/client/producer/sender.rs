@@ -17,9 +17,11 @@
 //! the bump). The refused partition restarts at sequence 0 under it; its batch is resent there only if
 //! none of its attempts can have been written, and one whose attempt went unanswered fails with
 //! [`Error::DeliveryUncertain`]. Other partitions finish their retries under the identity they were
-//! sent with, then move over. A batch that fails for good after an unanswered attempt leaves its
+//! sent with, then move over. A batch that carries a sequence and fails for good leaves its
 //! partition's sequences unresolved: the sender takes a new identity the same way before that partition
-//! sends again (see `idempotence`).
+//! sends again (see `idempotence`). The new identity is taken in a task of its own, one at a time
+//! (InitProducerId may wait for an unreachable broker): meanwhile the sender keeps draining under the
+//! identity being replaced, and only the partitions that abandoned it wait.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -37,10 +39,11 @@ use super::{
     Error, ProducerConfig,
     accumulator::{Accumulator, ProducerBatch, ProducerState},
     config::Acks,
+    partition_answer::{PartitionAnswer, partition_answer},
 };
 use crate::{
     client::Cluster,
-    protocol::{ResponseError, ServerError, StrBytes},
+    protocol::{ServerError, StrBytes},
 };
 
 /// Shared between the sender loop and its request tasks.
@@ -56,6 +59,8 @@ pub(crate) struct Sender {
     /// The id and epoch being replaced, sent along with InitProducerId so the broker may bump the epoch.
     replaced: Mutex<Option<ProducerState>>,
     refreshing: std::sync::atomic::AtomicBool,
+    /// An identity renewal (InitProducerId) is running in its own task.
+    renewing: std::sync::atomic::AtomicBool,
 }
 
 impl Sender {
@@ -68,6 +73,7 @@ impl Sender {
             producer: Mutex::new(None),
             replaced: Mutex::new(None),
             refreshing: std::sync::atomic::AtomicBool::new(false),
+            renewing: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -83,16 +89,8 @@ impl Sender {
             if idempotent {
                 // Before the identity is read for this drain.
                 self.replace_if_unresolved();
-            }
-            if idempotent && self.producer_state().is_none() && !self.accumulator.is_empty() {
-                match self.init_producer_id().await {
-                    Ok(state) => *self.producer.lock().unwrap_or_else(|p| p.into_inner()) = Some(state),
-                    Err(e) => {
-                        warn!(error = %e, "cannot get a producer id; retrying");
-                        self.accumulator.fail_expired(Instant::now(), &e.to_string());
-                        tokio::time::sleep(self.config.retry_backoff).await;
-                        continue;
-                    }
+                if self.producer_state().is_none() && !self.accumulator.is_empty() {
+                    self.renew();
                 }
             }
             let now = Instant::now();
@@ -105,9 +103,11 @@ impl Sender {
                 .map(|(id, _)| *id)
                 .collect();
             let producer = if idempotent {
-                let Some(producer) = self.producer_state() else {
-                    // A request task just gave the identity up: draining now would send batches
-                    // without sequences. The next turn gets a new one.
+                // While the identity is renewed, the partitions that do not wait on the new one go on
+                // under the one being replaced (the accumulator holds back those that abandoned it).
+                let Some(producer) = self.producer_state().or_else(|| self.replaced_state()) else {
+                    // No identity yet: draining now would send batches without sequences. The renewal
+                    // wakes this loop when it is done.
                     if self.accumulator.is_closed_and_empty() {
                         return;
                     }
@@ -172,8 +172,39 @@ impl Sender {
         }
     }
 
+    fn replaced_state(&self) -> Option<ProducerState> {
+        *self.replaced.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Takes a new identity in a task of its own, unless one is being taken already: InitProducerId
+    /// may wait for an unreachable broker, and the partitions that do not need the new identity keep
+    /// draining meanwhile.
+    fn renew(self: &Arc<Self>) {
+        use std::sync::atomic::Ordering;
+        if self.renewing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let this = Arc::clone(self);
+        tokio::spawn(async move {
+            match this.init_producer_id().await {
+                Ok(state) => {
+                    *this.producer.lock().unwrap_or_else(|p| p.into_inner()) = Some(state);
+                    *this.replaced.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                    this.accumulator.renewed();
+                }
+                Err(e) => {
+                    warn!(error = %e, "cannot get a producer id; retrying");
+                    this.accumulator.fail_expired(Instant::now(), &e.to_string());
+                    tokio::time::sleep(this.config.retry_backoff).await;
+                }
+            }
+            this.renewing.store(false, Ordering::Release);
+            this.accumulator.wake_sender.notify_one();
+        });
+    }
+
     /// Replaces the current identity when a partition left its sequences unresolved under it (a batch
-    /// that may have been written failed): the partition sends nothing more under it, and restarts at
+    /// that carried a sequence failed): the partition sends nothing more under it, and restarts at
     /// sequence 0 under the next one.
     fn replace_if_unresolved(&self) {
         let unresolved = self.accumulator.take_unresolved();
@@ -184,7 +215,7 @@ impl Sender {
         if let Some(current) = *producer
             && unresolved.contains(&current)
         {
-            warn!("a batch that may have been written failed; bumping the producer epoch");
+            warn!("a batch that carried a sequence failed; bumping the producer epoch");
             *producer = None;
             *self.replaced.lock().unwrap_or_else(|p| p.into_inner()) = Some(current);
         }
@@ -215,7 +246,6 @@ impl Sender {
                 source,
             });
         }
-        *self.replaced.lock().unwrap_or_else(|p| p.into_inner()) = None;
         debug!(
             producer_id = response.producer_id.0,
             epoch = response.producer_epoch,
@@ -378,29 +408,22 @@ impl Sender {
                 self.accumulator.complete(batch, Ok(base_offset));
                 continue;
             };
-            match error.code {
-                // The broker already has this batch: a retry of a write that succeeded.
-                ResponseError::DuplicateSequenceNumber => self.accumulator.complete(batch, Ok(-1)),
-                ResponseError::OutOfOrderSequenceNumber
-                | ResponseError::UnknownProducerId
-                | ResponseError::InvalidProducerEpoch
-                | ResponseError::ProducerFenced => {
+            match partition_answer(error.code) {
+                PartitionAnswer::Duplicate => self.accumulator.complete(batch, Ok(-1)),
+                PartitionAnswer::SequenceRefused => {
                     refused.extend(batch.identity());
                     batch.sequence_refused = true;
                     self.retry_or_expire(batch, now, error.to_string());
                 }
-                code if code.is_retriable() => {
-                    refresh |= matches!(
-                        code,
-                        ResponseError::NotLeaderOrFollower
-                            | ResponseError::LeaderNotAvailable
-                            | ResponseError::UnknownTopicOrPartition
-                            | ResponseError::FencedLeaderEpoch
-                            | ResponseError::KafkaStorageError
-                    );
+                PartitionAnswer::Retry {
+                    refresh: moved,
+                    maybe_written,
+                } => {
+                    refresh |= moved;
+                    batch.maybe_written |= maybe_written;
                     self.retry_or_expire(batch, now, error.to_string());
                 }
-                _ => {
+                PartitionAnswer::Reject => {
                     let (topic, partition) = (batch.topic.to_string(), batch.partition);
                     self.accumulator.complete(
                         batch,

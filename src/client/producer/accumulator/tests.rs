@@ -759,3 +759,151 @@ async fn an_unanswered_batch_expiring_in_its_queue_holds_the_next_one_for_a_new_
     acc.complete(after, Ok(2));
     assert_eq!(next.await.unwrap().unwrap().offset, 2);
 }
+
+/// A batch that was sent and answered (never written: NOT_LEADER_OR_FOLLOWER until it expired, or a
+/// non-retriable rejection) leaves its sequence unused on the broker: the partition's next batch must
+/// not go out past that gap under the same identity.
+#[tokio::test]
+async fn an_answered_batch_that_fails_sends_nothing_past_its_sequence() {
+    let acc = accumulator(config().with_batch_size(100));
+    let t0 = Instant::now();
+    let meta = metadata("t", &[1, 1]);
+    let old = Some((7, 0));
+    let _lost = append(&acc, record(0, "lost"), t0).await;
+    let later = t0 + Duration::from_millis(20);
+    let batch = acc
+        .drain(later, &meta, &HashSet::new(), old)
+        .by_broker
+        .remove(0)
+        .1
+        .remove(0);
+    assert_eq!(batch.producer, Some((7, 0, 0)));
+    assert!(!batch.maybe_written);
+    let error = Error::DeliveryTimeout {
+        topic: "t".into(),
+        partition: 0,
+        timeout: Duration::from_secs(120),
+        last_error: Some("NOT_LEADER_OR_FOLLOWER".into()),
+    };
+    acc.complete(batch, Err(error));
+    let _next = append(&acc, record(0, "next"), later).await;
+    let t = later + Duration::from_millis(20);
+    let sent: Vec<_> = acc
+        .drain(t, &meta, &HashSet::new(), old)
+        .by_broker
+        .into_iter()
+        .flat_map(|(_, b)| b)
+        .collect();
+    let past_gap: Vec<_> = sent
+        .iter()
+        .filter_map(|b| b.producer)
+        .filter(|&(id, epoch, seq)| (id, epoch) == (7, 0) && seq != 0)
+        .collect();
+    assert!(
+        past_gap.is_empty(),
+        "sent past the gap (broker expects seq 0): {past_gap:?}"
+    );
+}
+
+/// Otherwise the next batch's first attempt goes unanswered, its retry is refused
+/// (OUT_OF_ORDER_SEQUENCE_NUMBER: the gap), and it is failed as uncertain although never written.
+#[tokio::test]
+async fn the_batch_after_an_answered_failure_is_not_failed_as_uncertain() {
+    let acc = accumulator(config().with_batch_size(100));
+    let t0 = Instant::now();
+    let meta = metadata("t", &[1, 1]);
+    let old = Some((7, 0));
+    let _lost = append(&acc, record(0, "lost"), t0).await;
+    let later = t0 + Duration::from_millis(20);
+    let batch = acc
+        .drain(later, &meta, &HashSet::new(), old)
+        .by_broker
+        .remove(0)
+        .1
+        .remove(0);
+    let error = Error::DeliveryTimeout {
+        topic: "t".into(),
+        partition: 0,
+        timeout: Duration::from_secs(120),
+        last_error: Some("NOT_LEADER_OR_FOLLOWER".into()),
+    };
+    acc.complete(batch, Err(error));
+    let _ = acc.take_unresolved();
+    let _next = append(&acc, record(0, "next"), later).await;
+    let t = later + Duration::from_millis(20);
+    let sent: Vec<_> = acc
+        .drain(t, &meta, &HashSet::new(), old)
+        .by_broker
+        .into_iter()
+        .flat_map(|(_, b)| b)
+        .collect();
+    if sent.is_empty() {
+        return; // held for a new identity: fine
+    }
+    let mut next = sent.into_iter().next().unwrap();
+    let sent_with = next.producer;
+    next.maybe_written = true; // its request timed out (never reached the broker)
+    acc.requeue(next, t, "request timed out".into());
+    let t2 = t + Duration::from_millis(200);
+    let mut retry = acc
+        .drain(t2, &meta, &HashSet::new(), old)
+        .by_broker
+        .remove(0)
+        .1
+        .remove(0);
+    assert_eq!(retry.producer, sent_with);
+    if retry.producer != Some((7, 0, 0)) {
+        // The broker expects sequence 0: it answers OUT_OF_ORDER_SEQUENCE_NUMBER.
+        retry.sequence_refused = true;
+        acc.requeue(retry, t2, "out of order".into());
+        let t3 = t2 + Duration::from_millis(200);
+        let drained = acc.drain(t3, &meta, &HashSet::new(), Some((8, 0)));
+        assert!(
+            drained.uncertain.is_empty(),
+            "never written (the broker refused the gap), yet failed as DeliveryUncertain"
+        );
+    }
+}
+
+/// A renewal may hand out the id and epoch the partition abandoned (a broker that answers a bump with
+/// the same pair): the partition goes on at sequence 0 under it, rather than waiting forever.
+#[tokio::test]
+async fn a_partition_sends_again_under_a_renewed_identity_equal_to_the_abandoned_one() {
+    let acc = accumulator(config().with_batch_size(100));
+    let t0 = Instant::now();
+    let meta = metadata("t", &[1, 1]);
+    let same = Some((7, 0));
+    let _lost = append(&acc, record(0, "lost"), t0).await;
+    let later = t0 + Duration::from_millis(20);
+    let mut batch = acc
+        .drain(later, &meta, &HashSet::new(), same)
+        .by_broker
+        .remove(0)
+        .1
+        .remove(0);
+    batch.maybe_written = true;
+    let error = Error::DeliveryTimeout {
+        topic: "t".into(),
+        partition: 0,
+        timeout: Duration::from_secs(120),
+        last_error: Some("request timed out".into()),
+    };
+    acc.complete(batch, Err(error));
+    assert_eq!(acc.take_unresolved(), [(7, 0)]);
+    let _next = append(&acc, record(0, "next"), later).await;
+    let t = later + Duration::from_millis(20);
+    assert!(
+        acc.drain(t, &meta, &HashSet::new(), same).by_broker.is_empty(),
+        "held until the identity is renewed"
+    );
+    acc.renewed();
+    let t = t + Duration::from_millis(20);
+    let sent: Vec<_> = acc
+        .drain(t, &meta, &HashSet::new(), same)
+        .by_broker
+        .into_iter()
+        .flat_map(|(_, b)| b)
+        .collect();
+    assert_eq!(sent.len(), 1, "sent under the renewed identity");
+    assert_eq!(sent[0].producer, Some((7, 0, 0)));
+}
