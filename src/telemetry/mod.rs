@@ -36,6 +36,7 @@
 //! ```
 
 mod carrier;
+mod labels;
 mod metrics;
 mod semconv;
 mod spans;
@@ -55,6 +56,7 @@ pub use carrier::{
     BAGGAGE, HeaderCarrier, HeaderExtractor, HeaderInjector, TRACE_HEADERS, TRACEPARENT, TRACESTATE,
     W3cPropagator, copy_trace_headers,
 };
+pub(crate) use labels::{ConsumeLabels, TypeLabels};
 pub use metrics::{BusMetrics, METER_NAME, attr as metric_attr, names};
 pub use semconv::{SEMCONV_STABILITY_OPT_IN, SemconvStability};
 pub use spans::{

@@ -48,7 +48,12 @@ fn spawn(
     let (dispatcher, halt) = (Arc::clone(dispatcher), halt.clone());
     running.spawn(async move {
         let mut rng = SplitMix64::from_entropy();
-        let settling = settle(&dispatcher, &handlers, &record, &halt, &mut rng);
+        // Records settle in their own tasks here: each builds its metric attributes.
+        let mut labels = dispatcher
+            .telemetry
+            .metrics()
+            .consume_labels(Arc::clone(&record.topic), record.partition);
+        let settling = settle(&dispatcher, &handlers, &record, &halt, &mut rng, &mut labels);
         let settled = bounded(&dispatcher, settling, &halt, record.offset).await;
         (record, settled)
     });

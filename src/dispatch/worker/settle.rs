@@ -19,7 +19,7 @@ use crate::{
         table::Snapshot,
     },
     dlq::{DlqReason, replay_is_for},
-    telemetry::RecordInfo,
+    telemetry::{ConsumeLabels, RecordInfo},
 };
 
 /// Settles `record`: handled, dead-lettered, interrupted by `halt` during a retry sleep or DLQ retry,
@@ -30,6 +30,7 @@ pub(super) async fn settle(
     record: &ConsumerRecord,
     halt: &CancellationToken,
     rng: &mut SplitMix64,
+    labels: &mut ConsumeLabels,
 ) -> Settled {
     let started = std::time::Instant::now();
     let config = &dispatcher.config;
@@ -113,9 +114,11 @@ pub(super) async fn settle(
     if let Some(span) = &span {
         span.decoded(&meta.event_id, &meta.aggregate_id, &meta.aggregate_type);
     }
-    telemetry
-        .metrics()
-        .consumed(Arc::clone(&record.topic), record.partition, event.type_label());
+    // The partition's and event type's metric attributes, built once per worker (`None`: metrics off).
+    let mut type_labels = labels.event_type(event.type_name(), || event.type_label());
+    if let Some(type_labels) = &type_labels {
+        telemetry.metrics().consumed_labeled(type_labels);
+    }
     let mut pending = Cow::Borrowed(handlers.handlers_for(&event));
     let mut retries = 0u32;
     // Each attempt's context is built from the record (shared bytes, no copies).
@@ -135,7 +138,14 @@ pub(super) async fn settle(
         let mut attempt = context();
         attempt.retries = retries;
         let (failures, ended) = attempt
-            .scope(run_handlers(dispatcher, &pending, &event, span.as_ref(), started))
+            .scope(run_handlers(
+                dispatcher,
+                &pending,
+                &event,
+                span.as_ref(),
+                started,
+                type_labels.as_deref_mut(),
+            ))
             .await;
         if failures.is_empty() {
             stats.add(Counter::EventsProcessedSuccess, 1);
@@ -144,7 +154,7 @@ pub(super) async fn settle(
             }
             telemetry
                 .metrics()
-                .consume_duration(Arc::clone(&record.topic), ended.duration_since(started));
+                .consume_duration_labeled(labels, ended.duration_since(started));
             return Settled::Yes;
         }
         // A permanent failure (see `PermanentError`) is not retried: it goes to the DLQ at once.
@@ -188,9 +198,7 @@ pub(super) async fn settle(
                 .metrics()
                 .consume_failed_duration(Arc::clone(&record.topic), elapsed, &error_type)
         }
-        None => telemetry
-            .metrics()
-            .consume_duration(Arc::clone(&record.topic), elapsed),
+        None => telemetry.metrics().consume_duration_labeled(labels, elapsed),
     }
     settled
 }
