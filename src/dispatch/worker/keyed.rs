@@ -42,7 +42,7 @@ fn spawn(
     running: &mut Running,
     dispatcher: &Arc<Dispatcher>,
     handlers: Arc<Snapshot>,
-    record: ConsumerRecord,
+    mut record: ConsumerRecord,
     halt: &CancellationToken,
 ) {
     let (dispatcher, halt) = (Arc::clone(dispatcher), halt.clone());
@@ -53,8 +53,9 @@ fn spawn(
             .telemetry
             .metrics()
             .consume_labels(Arc::clone(&record.topic), record.partition);
-        let settling = settle(&dispatcher, &handlers, &record, &halt, &mut rng, &mut labels);
-        let settled = bounded(&dispatcher, settling, &halt, record.offset).await;
+        let offset = record.offset;
+        let settling = settle(&dispatcher, &handlers, &mut record, &halt, &mut rng, &mut labels);
+        let settled = bounded(&dispatcher, settling, &halt, offset).await;
         (record, settled)
     });
 }

@@ -29,7 +29,7 @@ pub(super) async fn run(
         } else {
             stream.next_ready()
         };
-        let record = match ready {
+        let mut record = match ready {
             Some(record) => record,
             None => tokio::select! {
                 biased;
@@ -49,8 +49,9 @@ pub(super) async fn run(
         };
         injected_fault(&record.topic);
         let handlers = handlers.current(&dispatcher.handlers);
-        let settling = settle(dispatcher, handlers, &record, halt, &mut rng, &mut labels);
-        match bounded(dispatcher, settling, halt, record.offset).await {
+        let offset = record.offset;
+        let settling = settle(dispatcher, handlers, &mut record, halt, &mut rng, &mut labels);
+        match bounded(dispatcher, settling, halt, offset).await {
             Settled::Yes => progress.store_offset(record.offset.saturating_add(1)),
             Settled::Interrupted => return Ended::Halted,
             Settled::Stuck => return Ended::Stuck,

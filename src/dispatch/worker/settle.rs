@@ -27,7 +27,7 @@ use crate::{
 pub(super) async fn settle(
     dispatcher: &Dispatcher,
     handlers: &Snapshot,
-    record: &ConsumerRecord,
+    record: &mut ConsumerRecord,
     halt: &CancellationToken,
     rng: &mut SplitMix64,
     labels: &mut ConsumeLabels,
@@ -121,32 +121,35 @@ pub(super) async fn settle(
     }
     let mut pending = Cow::Borrowed(handlers.handlers_for(&event));
     let mut retries = 0u32;
-    // Each attempt's context is built from the record (shared bytes, no copies).
-    let context = || {
-        RecordContext::new(
+    let policy = &config.retry;
+    let mut failed_with = None;
+    let settled = loop {
+        // Each attempt's context takes the record's key and headers (no reference counts touched)
+        // and gives them back when the handlers are done, for the DLQ or the next attempt.
+        let mut attempt = RecordContext::new(
             Arc::clone(&record.topic),
             record.partition,
             record.offset,
             record.timestamp,
-            record.key.clone(),
-            record.headers.clone(),
-        )
-    };
-    let policy = &config.retry;
-    let mut failed_with = None;
-    let settled = loop {
-        let mut attempt = context();
+            record.key.take(),
+            std::mem::take(&mut record.headers),
+        );
         attempt.retries = retries;
-        let (failures, ended) = attempt
-            .scope(run_handlers(
+        let (failures, ended) = {
+            let mut scoped = std::pin::pin!(attempt.scope(run_handlers(
                 dispatcher,
                 &pending,
                 &event,
                 span.as_ref(),
                 started,
                 type_labels.as_deref_mut(),
-            ))
-            .await;
+            )));
+            let ran = scoped.as_mut().await;
+            if let Some(attempt) = scoped.as_mut().take_value() {
+                (record.key, record.headers) = attempt.into_key_and_headers();
+            }
+            ran
+        };
         if failures.is_empty() {
             stats.add(Counter::EventsProcessedSuccess, 1);
             if let Some(span) = span {
