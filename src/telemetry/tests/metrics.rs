@@ -528,3 +528,68 @@ fn reference_mode_keeps_eventsource_py_counts_for_failures_and_dlq_sends() {
         [names::CONNECTIONS_ACTIVE, names::CONSUME_DURATION]
     );
 }
+
+/// The consume path's records, through the per-record methods or a partition worker's cached
+/// attributes: two partitions (one worker each, as after a reassignment), more event types than a
+/// worker keeps, two handlers.
+fn consume_flow(m: &BusMetrics, cached: bool) {
+    let types: Vec<String> = (0..40).map(|i| format!("Type{}", i % 37)).collect();
+    for partition in [2, 5] {
+        let mut labels = m.consume_labels("orders.stream", partition);
+        for event_type in &types {
+            for handler in ["send_invoice", "audit", "send_invoice"] {
+                if cached {
+                    let t = labels
+                        .event_type(event_type, || event_type.clone().into())
+                        .unwrap();
+                    let attrs = t.handler(handler, || handler.into());
+                    m.handler_duration_labeled(attrs, Duration::from_millis(2));
+                    m.handler_invocation_labeled(attrs);
+                } else {
+                    m.handler_duration(handler, event_type.clone(), Duration::from_millis(2));
+                    m.handler_invocation(handler, event_type.clone());
+                }
+            }
+            if cached {
+                let t = labels
+                    .event_type(event_type, || event_type.clone().into())
+                    .unwrap();
+                m.consumed_labeled(t);
+                m.consume_duration_labeled(&labels, Duration::from_millis(3));
+            } else {
+                m.consumed("orders.stream", partition, event_type.clone());
+                m.consume_duration("orders.stream", Duration::from_millis(3));
+            }
+        }
+    }
+}
+
+#[test]
+fn cached_consume_attributes_record_what_the_per_record_ones_do() {
+    for mode in [SemconvStability::Reference, SemconvStability::MessagingDup] {
+        let (per_record, cached) = (MetricsHarness::new(), MetricsHarness::new());
+        consume_flow(per_record.telemetry_in(true, mode).metrics(), false);
+        consume_flow(cached.telemetry_in(true, mode).metrics(), true);
+        let (want, got) = (per_record.collect(), cached.collect());
+        assert_eq!(want.keys().collect::<Vec<_>>(), got.keys().collect::<Vec<_>>());
+        for (name, want) in &want {
+            let got = &got[name];
+            let sorted = |s: &Seen| {
+                let mut points: Vec<String> = s.points.iter().map(|p| format!("{p:?}")).collect();
+                points.sort();
+                points
+            };
+            assert_eq!(sorted(want), sorted(got), "{name} in {mode:?}");
+            assert!(!want.points.is_empty(), "{name}");
+        }
+    }
+    // Off: nothing to cache.
+    let off = MetricsHarness::new();
+    let t = off.telemetry(false);
+    let mut labels = t.metrics().consume_labels("orders.stream", 2);
+    assert!(
+        labels
+            .event_type("OrderCreated", || "OrderCreated".into())
+            .is_none()
+    );
+}
