@@ -115,11 +115,13 @@ fn iso<S: serde::Serializer>(t: &Option<OffsetDateTime>, s: S) -> Result<S::Ok, 
 /// to them per record, so one shared cache line would bounce between cores on every event. A snapshot
 /// sums the counters and takes the latest of each timestamp.
 ///
-/// Timestamps are kept on the monotonic clock (nanoseconds since `origin`), so stamping a consumed
-/// record needs no clock read beyond the instant the worker reads anyway, and the latest stamp is the
-/// latest whatever the wall clock does. A snapshot turns each into the wall clock's time of that instant
-/// by reading both clocks then: a step of the wall clock (an NTP sync, a manual change) shows in the
-/// next snapshot and never freezes or misdates a stamp.
+/// A timestamp is the wall clock's time when it was taken, kept with the monotonic time of the same
+/// moment (nanoseconds since `origin`): the latest of a kind is the one with the latest monotonic time,
+/// so a step of the wall clock (an NTP sync, a manual change) never makes an older stamp the latest, and
+/// a snapshot reports times as they were read (two snapshots agree; a suspend does not shift them). A
+/// consumed record ([`Stats::stamp_at`]) reads the wall clock only when its shard's stamp is at least
+/// [`CONSUME_RESOLUTION_NANOS`] old, so `last_consume_at` is exact to that, at one clock read per
+/// millisecond instead of one per record.
 #[derive(Debug)]
 pub(crate) struct Stats {
     shards: [Shard; SHARDS],
@@ -136,14 +138,17 @@ const SHARDS: usize = 8;
 struct Shard {
     counters: [AtomicU64; COUNTERS],
     /// By [`Stamp`], in nanoseconds since [`Stats::origin`] ([`NEVER`] = not yet).
-    times: [AtomicI64; 4],
+    monotonic: [AtomicI64; 4],
+    /// By [`Stamp`], the wall clock's Unix nanoseconds at the same moment.
+    wall: [AtomicI64; 4],
 }
 
 impl Default for Shard {
     fn default() -> Self {
         Self {
             counters: std::array::from_fn(|_| AtomicU64::new(0)),
-            times: std::array::from_fn(|_| AtomicI64::new(NEVER)),
+            monotonic: std::array::from_fn(|_| AtomicI64::new(NEVER)),
+            wall: std::array::from_fn(|_| AtomicI64::new(NEVER)),
         }
     }
 }
@@ -160,6 +165,9 @@ impl Default for Stats {
 
 /// A timestamp that was never set.
 const NEVER: i64 = i64::MIN;
+
+/// How old a shard's `last_consume_at` may be before a consumed record reads the wall clock (1 ms).
+const CONSUME_RESOLUTION_NANOS: i64 = 1_000_000;
 
 const COUNTERS: usize = 12;
 
@@ -208,13 +216,28 @@ impl Stats {
     }
 
     pub(crate) fn stamp(&self, which: Stamp) {
-        self.stamp_at(which, Instant::now());
+        self.store(self.shard(), which, self.since_origin(Instant::now()));
     }
 
-    /// Sets `which` to `at`, an instant the caller read anyway.
+    /// Sets `which` for an event at `at`, an instant the caller read anyway: the wall clock is read
+    /// only when the shard's stamp is at least [`CONSUME_RESOLUTION_NANOS`] older.
     pub(crate) fn stamp_at(&self, which: Stamp, at: Instant) {
-        let at = i64::try_from(at.saturating_duration_since(self.origin).as_nanos()).unwrap_or(i64::MAX);
-        self.shard().times[which as usize].store(at, Ordering::Relaxed);
+        let shard = self.shard();
+        let monotonic = self.since_origin(at);
+        let last = shard.monotonic[which as usize].load(Ordering::Relaxed);
+        if monotonic.saturating_sub(last) >= CONSUME_RESOLUTION_NANOS {
+            self.store(shard, which, monotonic);
+        }
+    }
+
+    fn store(&self, shard: &Shard, which: Stamp, monotonic: i64) {
+        let wall = i64::try_from((self.wall)().unix_timestamp_nanos()).unwrap_or(i64::MAX);
+        shard.wall[which as usize].store(wall, Ordering::Relaxed);
+        shard.monotonic[which as usize].store(monotonic, Ordering::Relaxed);
+    }
+
+    fn since_origin(&self, at: Instant) -> i64 {
+        i64::try_from(at.saturating_duration_since(self.origin).as_nanos()).unwrap_or(i64::MAX)
     }
 
     fn count(&self, counter: Counter) -> u64 {
@@ -228,16 +251,11 @@ impl Stats {
         let latest = self
             .shards
             .iter()
-            .map(|s| s.times[which as usize].load(Ordering::Relaxed))
-            .max()
-            .unwrap_or(NEVER);
-        if latest == NEVER {
-            return None;
+            .max_by_key(|s| s.monotonic[which as usize].load(Ordering::Relaxed))?;
+        match latest.wall[which as usize].load(Ordering::Relaxed) {
+            NEVER => None,
+            wall => OffsetDateTime::from_unix_timestamp_nanos(i128::from(wall)).ok(),
         }
-        let (now, wall) = (Instant::now(), (self.wall)());
-        let elapsed = now.saturating_duration_since(self.origin).as_nanos();
-        let ago = i64::try_from(elapsed).unwrap_or(i64::MAX).saturating_sub(latest);
-        wall.checked_sub(time::Duration::nanoseconds(ago))
     }
 
     pub(crate) fn snapshot(&self) -> BusStats {
@@ -311,46 +329,56 @@ mod tests {
         assert_eq!((snap.last_publish_at, snap.connected_at), (None, None));
     }
 
-    #[test]
-    fn a_stamp_from_an_instant_is_the_wall_clock_time_of_that_instant() {
-        let stats = Stats::default();
-        let close = |a: OffsetDateTime, b: OffsetDateTime| (a - b).abs() < time::Duration::milliseconds(5);
-        let (before, at) = (OffsetDateTime::now_utc(), Instant::now());
-        stats.stamp_at(Stamp::Consume, at);
-        let stamped = stats.snapshot().last_consume_at;
-        assert!(stamped.is_some_and(|t| close(t, before)), "{stamped:?} vs {before:?}");
-        // An instant 5 s ahead of the snapshot shows 5 s ahead.
-        let later = at + std::time::Duration::from_secs(5);
-        stats.stamp_at(Stamp::Consume, later);
-        let stamped = stats.snapshot().last_consume_at;
-        let expected = before + time::Duration::seconds(5);
-        assert!(stamped.is_some_and(|t| close(t, expected)), "{stamped:?} vs {expected:?}");
-    }
-
     /// A wall clock the test steps: the real one plus `STEP_SECS`.
     fn stepped() -> OffsetDateTime {
         OffsetDateTime::now_utc() + time::Duration::seconds(STEP_SECS.load(Ordering::Relaxed))
     }
     static STEP_SECS: AtomicI64 = AtomicI64::new(0);
 
+    fn close(a: OffsetDateTime, b: OffsetDateTime) -> bool {
+        (a - b).abs() < time::Duration::milliseconds(50)
+    }
+
     #[test]
-    fn a_step_of_the_wall_clock_shows_in_the_next_snapshot() {
+    fn the_wall_clock_steps_and_stamps_stay_as_taken() {
         let stats = Stats {
             wall: stepped,
             ..Stats::default()
         };
-        let close = |a: OffsetDateTime, b: OffsetDateTime| (a - b).abs() < time::Duration::milliseconds(50);
-        stats.stamp_at(Stamp::Consume, Instant::now());
+        let at = Instant::now();
+        stats.stamp(Stamp::Connected);
+        stats.stamp_at(Stamp::Consume, at);
+        let before = stats.snapshot();
+        assert!(before.last_consume_at.is_some_and(|t| close(t, stepped())), "{before:?}");
+        // The wall clock steps an hour ahead (an NTP sync, or a suspend: the monotonic clock stands
+        // still meanwhile). Stamps already taken keep their time; two snapshots agree.
+        STEP_SECS.store(3600, Ordering::Relaxed);
+        let after = stats.snapshot();
+        assert_eq!(after, before);
+        // A record consumed later (past the resolution) is stamped with the new time...
+        stats.stamp_at(Stamp::Consume, at + std::time::Duration::from_millis(2));
         let stamped = stats.snapshot().last_consume_at;
         assert!(stamped.is_some_and(|t| close(t, stepped())), "{stamped:?}");
-        // The wall clock steps an hour ahead (a first NTP sync); a record consumed now is stamped now.
-        STEP_SECS.store(3600, Ordering::Relaxed);
-        stats.stamp_at(Stamp::Consume, Instant::now());
-        let stamped = stats.snapshot().last_consume_at;
-        assert!(stamped.is_some_and(|t| close(t, stepped())), "{stamped:?} vs {:?}", stepped());
-        // Stepped back an hour: the record consumed a moment ago is still a moment ago.
+        // ...and stays the latest when the clock steps back, as do later stamps of any shard.
         STEP_SECS.store(0, Ordering::Relaxed);
-        let stamped = stats.snapshot().last_consume_at;
-        assert!(stamped.is_some_and(|t| close(t, stepped())), "{stamped:?} vs {:?}", stepped());
+        assert_eq!(stats.snapshot().last_consume_at, stamped);
+        assert_eq!(stats.snapshot().connected_at, before.connected_at);
+    }
+
+    #[test]
+    fn consumed_records_read_the_wall_clock_once_a_millisecond() {
+        let stats = Stats {
+            wall: stepped,
+            ..Stats::default()
+        };
+        let at = Instant::now();
+        stats.stamp_at(Stamp::Consume, at);
+        let first = stats.snapshot().last_consume_at;
+        for micros in [1, 10, 100, 999] {
+            stats.stamp_at(Stamp::Consume, at + std::time::Duration::from_micros(micros));
+        }
+        assert_eq!(stats.snapshot().last_consume_at, first, "re-stamped within the resolution");
+        stats.stamp_at(Stamp::Consume, at + std::time::Duration::from_millis(1));
+        assert_ne!(stats.snapshot().last_consume_at, first, "not re-stamped past the resolution");
     }
 }

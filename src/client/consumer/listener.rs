@@ -220,6 +220,91 @@ mod tests {
         }
     }
 
+    /// One chunk of record batches, each `(base offset, records)`.
+    fn multi_batch_chunk(bases: &[(i64, usize)]) -> bytes::Bytes {
+        use crate::protocol::records::{Record, RecordBatch};
+        let mut buf = bytes::BytesMut::new();
+        for &(base, n) in bases {
+            let b = RecordBatch {
+                base_offset: base,
+                compression: Compression::None,
+                last_offset_delta: i32::try_from(n).unwrap() - 1,
+                records: (0..n)
+                    .map(|i| Record {
+                        offset_delta: i32::try_from(i).unwrap(),
+                        value: Some(bytes::Bytes::from(format!("v{i}"))),
+                        ..Record::default()
+                    })
+                    .collect(),
+                ..RecordBatch::default()
+            };
+            b.encode(&mut buf).unwrap();
+        }
+        buf.freeze()
+    }
+
+    /// Records of a multi-batch chunk come out once each, in order, whatever mix of
+    /// next_ready, a cancelled try_next and next_chunk takes them.
+    #[tokio::test]
+    async fn records_of_a_chunk_come_out_once_in_order_whatever_takes_them() {
+        let (shared, mut rx) = shared(Duration::from_secs(5));
+        let listener = Listener(Arc::clone(&shared));
+        let tp = TopicPartition::new("t", 0);
+        listener.on_assigned(vec![(tp.clone(), Some(0))]);
+        let mut s = stream(&mut rx).await;
+        // A try_next polled once and dropped while nothing is fetched.
+        assert!(
+            tokio::time::timeout(Duration::from_millis(5), s.try_next())
+                .await
+                .is_err()
+        );
+        shared
+            .fetch
+            .deliver_for_tests(&tp, multi_batch_chunk(&[(0, 3), (3, 2), (5, 4)]));
+        let mut seen = Vec::new();
+        seen.push(s.next_ready().unwrap().offset); // 0
+        seen.push(s.next_ready().unwrap().offset); // 1
+        seen.push(s.try_next().await.unwrap().unwrap().offset); // 2
+        seen.extend(s.next_chunk().await.unwrap().iter().map(|r| r.offset)); // 3,4
+        seen.push(s.next_ready().unwrap().offset); // 5
+        seen.extend(s.next_chunk().await.unwrap().iter().map(|r| r.offset)); // 6..8
+        assert!(s.next_ready().is_none());
+        assert!(!s.holds_decoded_records());
+        assert!(
+            tokio::time::timeout(Duration::from_millis(5), s.try_next())
+                .await
+                .is_err()
+        );
+        assert_eq!(seen, (0..9).collect::<Vec<i64>>());
+        assert_eq!(shared.partitions_lock()[&tp].delivered.load(Ordering::Acquire), 9);
+        assert_eq!(
+            shared.fetch.buffered_chunks(&tp),
+            0,
+            "the chunk counted as consumed"
+        );
+    }
+
+    /// A stream whose batch's last record went out through `next` and that then waits in
+    /// `next_chunk` holds no records buffer (the freeing in `fill`).
+    #[tokio::test]
+    async fn a_stream_waiting_for_a_chunk_holds_no_used_up_records() {
+        let (shared, mut rx) = shared(Duration::from_secs(5));
+        let listener = Listener(Arc::clone(&shared));
+        let tp = TopicPartition::new("t", 0);
+        listener.on_assigned(vec![(tp.clone(), Some(0))]);
+        let mut s = stream(&mut rx).await;
+        deliver(&shared, &tp, 3);
+        for _ in 0..3 {
+            s.next().await.unwrap();
+        }
+        assert!(
+            tokio::time::timeout(Duration::from_millis(20), s.next_chunk())
+                .await
+                .is_err()
+        );
+        assert!(!s.holds_decoded_records(), "next_chunk");
+    }
+
     #[tokio::test]
     async fn next_ready_takes_only_what_was_fetched_and_nothing_after_a_revoke() {
         let (shared, mut rx) = shared(Duration::from_secs(5));
