@@ -3,7 +3,6 @@
 use std::{future::Future, sync::Arc};
 
 use bytes::Bytes;
-use tokio::task::futures::TaskLocalFuture;
 
 use crate::protocol::Headers;
 
@@ -102,15 +101,9 @@ impl RecordContext {
         &self.headers
     }
 
-    /// Runs `work` with `self` as the current context; once it is done,
-    /// [`TaskLocalFuture::take_value`] gives the context back.
-    pub(crate) fn scope<F: Future>(self, work: F) -> TaskLocalFuture<RecordContext, F> {
-        CURRENT.scope(self, work)
-    }
-
-    /// The record's key and headers, handed back to the record they were taken from.
-    pub(crate) fn into_key_and_headers(self) -> (Option<Bytes>, Headers) {
-        (self.key, self.headers)
+    /// Runs `work` with `self` as the current context.
+    pub(crate) async fn scope<F: Future>(self, work: F) -> F::Output {
+        CURRENT.scope(self, work).await
     }
 }
 

@@ -17,7 +17,6 @@ use opentelemetry::metrics::{Counter, Histogram, Meter, ObservableGauge};
 use opentelemetry::{KeyValue, StringValue, Value};
 use opentelemetry_semantic_conventions::{attribute as semconv_attr, metric as semconv_metric};
 
-use super::labels::{ConsumeLabels, PartitionLabels, TypeLabels};
 use super::semconv::SemconvStability;
 
 /// The name of the global meter the bus uses by default, as in eventsource-py.
@@ -490,78 +489,34 @@ impl BusMetrics {
             if let Some(s) = &m.messaging {
                 s.consumed.add(
                     1,
-                    &consumed_semconv_attrs(topic.clone(), partition, m.state.group(), event_type.clone()),
+                    &[
+                        KeyValue::new(semconv_attr::MESSAGING_SYSTEM, "kafka"),
+                        KeyValue::new(
+                            semconv_attr::MESSAGING_DESTINATION_NAME,
+                            Value::String(topic.clone()),
+                        ),
+                        KeyValue::new(
+                            semconv_attr::MESSAGING_DESTINATION_PARTITION_ID,
+                            partition.to_string(),
+                        ),
+                        KeyValue::new(semconv_attr::MESSAGING_CONSUMER_GROUP_NAME, m.state.group()),
+                        KeyValue::new(semconv_attr::MESSAGING_OPERATION_NAME, "process"),
+                        KeyValue::new(super::spans::attr::EVENT_TYPE, Value::String(event_type.clone())),
+                    ],
                 );
             }
             if let Some(r) = &m.reference {
-                r.consumed
-                    .add(1, &consumed_reference_attrs(topic, partition, event_type));
+                let [a, b, c] = event_attrs(topic, event_type);
+                r.consumed.add(
+                    1,
+                    &[
+                        a,
+                        b,
+                        KeyValue::new(attr::MESSAGING_KAFKA_PARTITION, i64::from(partition)),
+                        c,
+                    ],
+                );
             }
-        }
-    }
-
-    /// The consume-metric attributes of one partition, for its worker to keep (see [`ConsumeLabels`]);
-    /// empty when metrics are off.
-    #[cfg_attr(not(feature = "client"), allow(dead_code))]
-    pub(crate) fn consume_labels(&self, topic: impl Into<StringValue>, partition: i32) -> ConsumeLabels {
-        let Some(m) = &self.inner else {
-            return ConsumeLabels::default();
-        };
-        let topic = topic.into();
-        let group = m.state.group();
-        ConsumeLabels::new(Some(PartitionLabels {
-            process_semconv: process_semconv_attrs(topic.clone(), group.clone()),
-            process_reference: [KeyValue::new(
-                attr::MESSAGING_DESTINATION,
-                Value::String(topic.clone()),
-            )],
-            topic,
-            partition,
-            group,
-        }))
-    }
-
-    /// As [`consumed`](Self::consumed), with the attributes of the record's partition and event type.
-    #[cfg_attr(not(feature = "client"), allow(dead_code))]
-    pub(crate) fn consumed_labeled(&self, labels: &TypeLabels) {
-        if let Some(m) = &self.inner {
-            if let Some(s) = &m.messaging {
-                s.consumed.add(1, &labels.consumed_semconv);
-            }
-            if let Some(r) = &m.reference {
-                r.consumed.add(1, &labels.consumed_reference);
-            }
-        }
-    }
-
-    /// As [`consume_duration`](Self::consume_duration), with the attributes of the record's partition.
-    #[cfg_attr(not(feature = "client"), allow(dead_code))]
-    pub(crate) fn consume_duration_labeled(&self, labels: &ConsumeLabels, elapsed: Duration) {
-        if let (Some(m), Some(p)) = (&self.inner, labels.partition()) {
-            if let Some(s) = &m.messaging {
-                s.process_duration
-                    .record(elapsed.as_secs_f64(), &p.process_semconv);
-            }
-            if let Some(r) = &m.reference {
-                r.consume_duration.record(ms(elapsed), &p.process_reference);
-            }
-        }
-    }
-
-    /// As [`handler_invocation`](Self::handler_invocation), with the handler's attributes
-    /// ([`TypeLabels::handler`]).
-    #[cfg_attr(not(feature = "client"), allow(dead_code))]
-    pub(crate) fn handler_invocation_labeled(&self, attrs: &[KeyValue; 2]) {
-        if let Some(m) = &self.inner {
-            m.handler_invocations.add(1, attrs);
-        }
-    }
-
-    /// As [`handler_duration`](Self::handler_duration), with the handler's attributes.
-    #[cfg_attr(not(feature = "client"), allow(dead_code))]
-    pub(crate) fn handler_duration_labeled(&self, attrs: &[KeyValue; 2], elapsed: Duration) {
-        if let Some(m) = &self.inner {
-            m.handler_duration.record(ms(elapsed), attrs);
         }
     }
 
@@ -586,7 +541,15 @@ impl BusMetrics {
     fn process_duration(&self, topic: StringValue, elapsed: Duration, error_type: Option<&str>) {
         if let Some(m) = &self.inner {
             if let Some(s) = &m.messaging {
-                let mut attributes = process_semconv_attrs(topic.clone(), m.state.group()).to_vec();
+                let mut attributes = vec![
+                    KeyValue::new(semconv_attr::MESSAGING_SYSTEM, "kafka"),
+                    KeyValue::new(
+                        semconv_attr::MESSAGING_DESTINATION_NAME,
+                        Value::String(topic.clone()),
+                    ),
+                    KeyValue::new(semconv_attr::MESSAGING_CONSUMER_GROUP_NAME, m.state.group()),
+                    KeyValue::new(semconv_attr::MESSAGING_OPERATION_NAME, "process"),
+                ];
                 if let Some(error_type) = error_type {
                     attributes.push(KeyValue::new(semconv_attr::ERROR_TYPE, error_type.to_owned()));
                 }
@@ -755,55 +718,7 @@ fn send_attrs(topic: &str, event_type: &str) -> [KeyValue; 4] {
     ]
 }
 
-/// `messaging.client.consumed.messages`' attributes of one record.
-pub(super) fn consumed_semconv_attrs(
-    topic: StringValue,
-    partition: i32,
-    group: StringValue,
-    event_type: StringValue,
-) -> [KeyValue; 6] {
-    [
-        KeyValue::new(semconv_attr::MESSAGING_SYSTEM, "kafka"),
-        KeyValue::new(semconv_attr::MESSAGING_DESTINATION_NAME, Value::String(topic)),
-        KeyValue::new(
-            semconv_attr::MESSAGING_DESTINATION_PARTITION_ID,
-            partition.to_string(),
-        ),
-        KeyValue::new(semconv_attr::MESSAGING_CONSUMER_GROUP_NAME, group),
-        KeyValue::new(semconv_attr::MESSAGING_OPERATION_NAME, "process"),
-        KeyValue::new(super::spans::attr::EVENT_TYPE, Value::String(event_type)),
-    ]
-}
-
-/// `kafka.eventbus.messages.consumed`' attributes of one record.
-pub(super) fn consumed_reference_attrs(
-    topic: StringValue,
-    partition: i32,
-    event_type: StringValue,
-) -> [KeyValue; 4] {
-    let [a, b, c] = event_attrs(topic, event_type);
-    [
-        a,
-        b,
-        KeyValue::new(attr::MESSAGING_KAFKA_PARTITION, i64::from(partition)),
-        c,
-    ]
-}
-
-/// `messaging.process.duration`'s attributes of a record processed without error.
-fn process_semconv_attrs(topic: StringValue, group: StringValue) -> [KeyValue; 4] {
-    [
-        KeyValue::new(semconv_attr::MESSAGING_SYSTEM, "kafka"),
-        KeyValue::new(semconv_attr::MESSAGING_DESTINATION_NAME, Value::String(topic)),
-        KeyValue::new(semconv_attr::MESSAGING_CONSUMER_GROUP_NAME, group),
-        KeyValue::new(semconv_attr::MESSAGING_OPERATION_NAME, "process"),
-    ]
-}
-
-pub(super) fn handler_attrs(
-    handler: impl Into<StringValue>,
-    event_type: impl Into<StringValue>,
-) -> [KeyValue; 2] {
+fn handler_attrs(handler: impl Into<StringValue>, event_type: impl Into<StringValue>) -> [KeyValue; 2] {
     [
         KeyValue::new(attr::HANDLER_NAME, Value::String(handler.into())),
         KeyValue::new(attr::EVENT_TYPE, Value::String(event_type.into())),

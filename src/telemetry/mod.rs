@@ -36,7 +36,6 @@
 //! ```
 
 mod carrier;
-mod labels;
 mod metrics;
 mod semconv;
 mod spans;
@@ -56,7 +55,6 @@ pub use carrier::{
     BAGGAGE, HeaderCarrier, HeaderExtractor, HeaderInjector, TRACE_HEADERS, TRACEPARENT, TRACESTATE,
     W3cPropagator, copy_trace_headers,
 };
-pub(crate) use labels::{ConsumeLabels, TypeLabels};
 pub use metrics::{BusMetrics, METER_NAME, attr as metric_attr, names};
 pub use semconv::{SEMCONV_STABILITY_OPT_IN, SemconvStability};
 pub use spans::{
@@ -162,10 +160,6 @@ impl Telemetry {
         headers: &C,
     ) -> ConsumeSpan {
         match &self.tracing {
-            // With the no-op tracer only a parent span context is carried to the handlers, and with
-            // the default propagator only a `traceparent` header makes one: without it, nothing to
-            // extract.
-            Some(t) if t.noop && t.w3c && headers.text(TRACEPARENT).is_none() => ConsumeSpan::default(),
             Some(t) => {
                 let parent = ConsumeSpan::extract_parent(t, headers);
                 ConsumeSpan::start(t, parent, record)
@@ -279,12 +273,10 @@ impl TelemetryBuilder {
                     (tracer, noop)
                 }
             };
-            let w3c = self.propagator.is_none();
             Arc::new(Tracing {
                 tracer,
                 propagator: self.propagator.unwrap_or_else(|| Box::new(W3cPropagator::new())),
                 noop,
-                w3c,
                 semconv,
             })
         });

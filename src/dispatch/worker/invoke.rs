@@ -6,7 +6,7 @@ use tracing::warn;
 use crate::{
     dispatch::{Dispatcher, ErasedHandler, HandlerError, isolate::run_isolated, stats::Counter},
     event::AnyEvent,
-    telemetry::{ConsumeSpan, TypeLabels},
+    telemetry::ConsumeSpan,
 };
 
 /// The error type named in `dlq_error_type` and metrics when one handler failed (Rust errors have no
@@ -22,7 +22,6 @@ pub(super) async fn run_handlers(
     event: &AnyEvent,
     span: Option<&ConsumeSpan>,
     began: std::time::Instant,
-    mut labels: Option<&mut TypeLabels>,
 ) -> (Vec<(ErasedHandler, HandlerError)>, std::time::Instant) {
     let metrics = dispatcher.telemetry.metrics();
     let timed = metrics.is_enabled();
@@ -42,19 +41,11 @@ pub(super) async fn run_handlers(
             None => run.await,
         };
         let ended = now();
-        // The handler's metric attributes, built once per worker, event type and handler.
-        let attrs = labels
-            .as_deref_mut()
-            .map(|l| l.handler(handler.name(), || handler.label().into()));
-        if let Some(attrs) = attrs {
-            metrics.handler_duration_labeled(attrs, ended.duration_since(started));
-        }
+        metrics.handler_duration(handler.label(), event.type_label(), ended.duration_since(started));
         started = ended;
         match result {
             Ok(()) => {
-                if let Some(attrs) = attrs {
-                    metrics.handler_invocation_labeled(attrs);
-                }
+                metrics.handler_invocation(handler.label(), event.type_label());
                 if let Some(s) = handler_span {
                     s.succeeded();
                 }

@@ -22,11 +22,9 @@ use crate::{
         producer::SplitMix64,
     },
     dispatch::{Dispatcher, PartitionProgress, table::Snapshot},
-    telemetry::ConsumeLabels,
 };
 
-/// Each task hands back its record, how it settled, and the metric attributes it used.
-type Running = JoinSet<(ConsumerRecord, Settled, ConsumeLabels)>;
+type Running = JoinSet<(ConsumerRecord, Settled)>;
 
 /// Settling a record batch that cannot be decoded ([`settle_corrupt`]).
 type Corrupt<'a> = Pin<Box<dyn Future<Output = Settled> + Send + 'a>>;
@@ -39,26 +37,22 @@ async fn settling_corrupt(corrupt: &mut Option<Corrupt<'_>>) -> Settled {
     }
 }
 
-/// Settles `record` on its own task, bounded once `halt` is cancelled; `labels` are the partition's
-/// metric attributes, which the task hands back when done.
+/// Settles `record` on its own task, bounded once `halt` is cancelled.
 fn spawn(
     running: &mut Running,
     dispatcher: &Arc<Dispatcher>,
     handlers: Arc<Snapshot>,
-    mut record: ConsumerRecord,
+    record: ConsumerRecord,
     halt: &CancellationToken,
-    mut labels: ConsumeLabels,
 ) {
     let (dispatcher, halt) = (Arc::clone(dispatcher), halt.clone());
     running.spawn(async move {
         let mut rng = SplitMix64::from_entropy();
-        let offset = record.offset;
         let settled = {
-            let settling =
-                std::pin::pin!(settle(&dispatcher, &handlers, &mut record, &halt, &mut rng, &mut labels));
-            bounded(&dispatcher, settling, &halt, offset).await
+            let settling = std::pin::pin!(settle(&dispatcher, &handlers, &record, &halt, &mut rng));
+            bounded(&dispatcher, settling, &halt, record.offset).await
         };
-        (record, settled, labels)
+        (record, settled)
     });
 }
 
@@ -76,15 +70,6 @@ pub(super) async fn run(
     let mut waiting = 0usize;
     let mut running = Running::new();
     let mut view = dispatcher.handlers.view();
-    // The partition's metric attributes, one set per running task, handed from task to task.
-    let tp = stream.topic_partition();
-    let (topic, partition) = (tp.topic.clone(), tp.partition);
-    let mut spare_labels: Vec<ConsumeLabels> = Vec::new();
-    let take_labels = |spare: &mut Vec<ConsumeLabels>| {
-        spare
-            .pop()
-            .unwrap_or_else(|| dispatcher.telemetry.metrics().consume_labels(topic.clone(), partition))
-    };
     // Set once no more records may start: halted, or a record is stuck.
     let mut ended: Option<Ended> = None;
     // The record batch the stream stopped at, while its dead letter is being sent.
@@ -96,10 +81,7 @@ pub(super) async fn run(
             () = halt.cancelled(), if ended.is_none() => ended = Some(Ended::Halted),
             Some(done) = running.join_next(), if !running.is_empty() => {
                 let (record, settled) = match done {
-                    Ok((record, settled, labels)) => {
-                        spare_labels.push(labels);
-                        (record, settled)
-                    }
+                    Ok(done) => done,
                     // A settle task that panicked outside a handler: the worker's own failure.
                     Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
                     Err(_) => { ended.get_or_insert(Ended::Halted); continue }
@@ -117,8 +99,7 @@ pub(super) async fn run(
                     Some(next) if ended.is_none() => {
                         waiting -= 1;
                         let handlers = Arc::clone(view.current(&dispatcher.handlers));
-                        let labels = take_labels(&mut spare_labels);
-                        spawn(&mut running, dispatcher, handlers, next, halt, labels);
+                        spawn(&mut running, dispatcher, handlers, next, halt);
                     }
                     Some(_) => waiting -= 1,
                     None => {
@@ -156,8 +137,7 @@ pub(super) async fn run(
                     None => {
                         busy.insert(record.key.clone(), VecDeque::new());
                         let handlers = Arc::clone(view.current(&dispatcher.handlers));
-                        let labels = take_labels(&mut spare_labels);
-                        spawn(&mut running, dispatcher, handlers, record, halt, labels);
+                        spawn(&mut running, dispatcher, handlers, record, halt);
                     }
                 }
             }

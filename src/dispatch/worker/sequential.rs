@@ -16,12 +16,6 @@ pub(super) async fn run(
     let mut handlers = dispatcher.handlers.view();
     let mut rng = SplitMix64::from_entropy();
     let mut lag = LagProbe::default();
-    // This partition's metric attributes, built once for the worker's life (one assignment).
-    let tp = stream.topic_partition();
-    let mut labels = dispatcher
-        .telemetry
-        .metrics()
-        .consume_labels(tp.topic.clone(), tp.partition);
     loop {
         // A record already fetched is taken without waiting (and without registering for `halt`).
         let ready = if halt.is_cancelled() {
@@ -29,7 +23,7 @@ pub(super) async fn run(
         } else {
             stream.next_ready()
         };
-        let mut record = match ready {
+        let record = match ready {
             Some(record) => record,
             None => tokio::select! {
                 biased;
@@ -50,14 +44,9 @@ pub(super) async fn run(
         };
         injected_fault(&record.topic);
         let handlers = handlers.current(&dispatcher.handlers);
-        let offset = record.offset;
-        let settled = {
-            let settling =
-                std::pin::pin!(settle(dispatcher, handlers, &mut record, halt, &mut rng, &mut labels));
-            bounded(dispatcher, settling, halt, offset).await
-        };
-        match settled {
-            Settled::Yes => progress.store_offset(offset.saturating_add(1)),
+        let settling = std::pin::pin!(settle(dispatcher, handlers, &record, halt, &mut rng));
+        match bounded(dispatcher, settling, halt, record.offset).await {
+            Settled::Yes => progress.store_offset(record.offset.saturating_add(1)),
             Settled::Interrupted => return Ended::Halted,
             Settled::Stuck => return Ended::Stuck,
         }

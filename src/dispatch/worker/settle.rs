@@ -19,7 +19,7 @@ use crate::{
         table::Snapshot,
     },
     dlq::{DlqReason, replay_is_for},
-    telemetry::{ConsumeLabels, RecordInfo},
+    telemetry::RecordInfo,
 };
 
 /// Settles `record`: handled, dead-lettered, interrupted by `halt` during a retry sleep or DLQ retry,
@@ -27,10 +27,9 @@ use crate::{
 pub(super) async fn settle(
     dispatcher: &Dispatcher,
     handlers: &Snapshot,
-    record: &mut ConsumerRecord,
+    record: &ConsumerRecord,
     halt: &CancellationToken,
     rng: &mut SplitMix64,
-    labels: &mut ConsumeLabels,
 ) -> Settled {
     let started = std::time::Instant::now();
     let config = &dispatcher.config;
@@ -114,42 +113,30 @@ pub(super) async fn settle(
     if let Some(span) = &span {
         span.decoded(&meta.event_id, &meta.aggregate_id, &meta.aggregate_type);
     }
-    // The partition's and event type's metric attributes, built once per worker (`None`: metrics off).
-    let mut type_labels = labels.event_type(event.type_name(), || event.type_label());
-    if let Some(type_labels) = &type_labels {
-        telemetry.metrics().consumed_labeled(type_labels);
-    }
+    telemetry
+        .metrics()
+        .consumed(Arc::clone(&record.topic), record.partition, event.type_label());
     let mut pending = Cow::Borrowed(handlers.handlers_for(&event));
     let mut retries = 0u32;
-    let policy = &config.retry;
-    let mut failed_with = None;
-    let settled = loop {
-        // Each attempt's context takes the record's key and headers (no reference counts touched)
-        // and gives them back when the handlers are done, for the DLQ or the next attempt.
-        let mut attempt = RecordContext::new(
+    // Each attempt's context is built from the record (shared bytes, no copies).
+    let context = || {
+        RecordContext::new(
             Arc::clone(&record.topic),
             record.partition,
             record.offset,
             record.timestamp,
-            record.key.take(),
-            std::mem::take(&mut record.headers),
-        );
+            record.key.clone(),
+            record.headers.clone(),
+        )
+    };
+    let policy = &config.retry;
+    let mut failed_with = None;
+    let settled = loop {
+        let mut attempt = context();
         attempt.retries = retries;
-        let (failures, ended) = {
-            let mut scoped = std::pin::pin!(attempt.scope(run_handlers(
-                dispatcher,
-                &pending,
-                &event,
-                span.as_ref(),
-                started,
-                type_labels.as_deref_mut(),
-            )));
-            let ran = scoped.as_mut().await;
-            if let Some(attempt) = scoped.as_mut().take_value() {
-                (record.key, record.headers) = attempt.into_key_and_headers();
-            }
-            ran
-        };
+        let (failures, ended) = attempt
+            .scope(run_handlers(dispatcher, &pending, &event, span.as_ref(), started))
+            .await;
         if failures.is_empty() {
             stats.add(Counter::EventsProcessedSuccess, 1);
             if let Some(span) = span {
@@ -157,7 +144,7 @@ pub(super) async fn settle(
             }
             telemetry
                 .metrics()
-                .consume_duration_labeled(labels, ended.duration_since(started));
+                .consume_duration(Arc::clone(&record.topic), ended.duration_since(started));
             return Settled::Yes;
         }
         // A permanent failure (see `PermanentError`) is not retried: it goes to the DLQ at once.
@@ -201,7 +188,9 @@ pub(super) async fn settle(
                 .metrics()
                 .consume_failed_duration(Arc::clone(&record.topic), elapsed, &error_type)
         }
-        None => telemetry.metrics().consume_duration_labeled(labels, elapsed),
+        None => telemetry
+            .metrics()
+            .consume_duration(Arc::clone(&record.topic), elapsed),
     }
     settled
 }
