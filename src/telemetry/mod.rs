@@ -160,6 +160,10 @@ impl Telemetry {
         headers: &C,
     ) -> ConsumeSpan {
         match &self.tracing {
+            // With the no-op tracer only a parent span context is carried to the handlers, and with
+            // the default propagator only a `traceparent` header makes one: without it, nothing to
+            // extract.
+            Some(t) if t.noop && t.w3c && headers.text(TRACEPARENT).is_none() => ConsumeSpan::default(),
             Some(t) => {
                 let parent = ConsumeSpan::extract_parent(t, headers);
                 ConsumeSpan::start(t, parent, record)
@@ -273,10 +277,12 @@ impl TelemetryBuilder {
                     (tracer, noop)
                 }
             };
+            let w3c = self.propagator.is_none();
             Arc::new(Tracing {
                 tracer,
                 propagator: self.propagator.unwrap_or_else(|| Box::new(W3cPropagator::new())),
                 noop,
+                w3c,
                 semconv,
             })
         });

@@ -81,6 +81,9 @@ pub(crate) struct Tracing {
     /// consumed record then only carries its trace context through to the handlers, without the cost of
     /// building spans that record nothing.
     pub(crate) noop: bool,
+    /// The propagator is the default [`W3cPropagator`](super::W3cPropagator): only a `traceparent`
+    /// header makes a parent span context.
+    pub(crate) w3c: bool,
     /// Which names the spans get.
     pub(crate) semconv: SemconvStability,
 }

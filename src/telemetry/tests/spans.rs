@@ -574,4 +574,56 @@ fn with_the_noop_tracer_a_record_still_carries_its_trace_context_to_the_handlers
             .context()
             .is_none()
     );
+    // Baggage without a traceparent: no parent span either.
+    let mut baggage_only = Headers::new();
+    baggage_only.insert(BAGGAGE, "tenant=t1");
+    assert!(
+        telemetry
+            .consume_span(&record(None), &baggage_only)
+            .context()
+            .is_none()
+    );
+}
+
+/// A propagator that reads its parent from a header of its own (`x-parent: <span id>`).
+#[derive(Debug)]
+struct OwnHeaderPropagator;
+
+impl opentelemetry::propagation::TextMapPropagator for OwnHeaderPropagator {
+    fn inject_context(&self, _cx: &Context, _injector: &mut dyn opentelemetry::propagation::Injector) {}
+
+    fn extract_with_context(
+        &self,
+        cx: &Context,
+        extractor: &dyn opentelemetry::propagation::Extractor,
+    ) -> Context {
+        match extractor.get("x-parent").and_then(|v| v.parse::<u64>().ok()) {
+            Some(span) => cx.with_remote_span_context(SpanContext::new(
+                TraceId::from(1u128),
+                SpanId::from(span),
+                TraceFlags::SAMPLED,
+                true,
+                TraceState::default(),
+            )),
+            None => cx.clone(),
+        }
+    }
+
+    fn fields(&self) -> opentelemetry::propagation::text_map_propagator::FieldIter<'_> {
+        opentelemetry::propagation::text_map_propagator::FieldIter::new(&[])
+    }
+}
+
+#[test]
+fn with_the_noop_tracer_a_custom_propagator_still_reads_its_own_headers() {
+    let telemetry = Telemetry::builder()
+        .metrics(false)
+        .propagator(OwnHeaderPropagator)
+        .build();
+    let mut headers = Headers::new();
+    headers.insert("x-parent", "42");
+    let span = telemetry.consume_span(&record(None), &headers);
+    let cx = span.context().expect("the propagator's context");
+    assert_eq!(cx.span().span_context().span_id(), SpanId::from(42u64));
+    span.succeeded();
 }
