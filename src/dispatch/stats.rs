@@ -2,6 +2,7 @@
 //! `get_stats_dict()`.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
 use serde::Serialize;
@@ -52,7 +53,8 @@ pub struct BusStats {
     /// When the last publish was acknowledged.
     #[serde(serialize_with = "iso")]
     pub last_publish_at: Option<OffsetDateTime>,
-    /// When the last record was consumed.
+    /// When the last record was consumed (to the millisecond: a busy consumer reads the wall clock
+    /// at most once a millisecond for it).
     #[serde(serialize_with = "iso")]
     pub last_consume_at: Option<OffsetDateTime>,
     /// When the last publish or processing error happened.
@@ -137,18 +139,20 @@ const SHARDS: usize = 8;
 #[repr(align(128))]
 struct Shard {
     counters: [AtomicU64; COUNTERS],
-    /// By [`Stamp`], in nanoseconds since [`Stats::origin`] ([`NEVER`] = not yet).
-    monotonic: [AtomicI64; 4],
-    /// By [`Stamp`], the wall clock's Unix nanoseconds at the same moment.
-    wall: [AtomicI64; 4],
+    /// By [`Stamp`], the latest stamp's monotonic time, read without the lock by
+    /// [`Stats::stamp_at`] to decide whether a record needs a stamp at all.
+    latest: [AtomicI64; 4],
+    /// By [`Stamp`]: (nanoseconds since [`Stats::origin`], the wall clock's Unix nanoseconds at the same
+    /// moment), written and read as a pair ([`NEVER`] = not yet).
+    stamps: Mutex<[(i64, i64); 4]>,
 }
 
 impl Default for Shard {
     fn default() -> Self {
         Self {
             counters: std::array::from_fn(|_| AtomicU64::new(0)),
-            monotonic: std::array::from_fn(|_| AtomicI64::new(NEVER)),
-            wall: std::array::from_fn(|_| AtomicI64::new(NEVER)),
+            latest: std::array::from_fn(|_| AtomicI64::new(NEVER)),
+            stamps: Mutex::new([(NEVER, NEVER); 4]),
         }
     }
 }
@@ -224,16 +228,22 @@ impl Stats {
     pub(crate) fn stamp_at(&self, which: Stamp, at: Instant) {
         let shard = self.shard();
         let monotonic = self.since_origin(at);
-        let last = shard.monotonic[which as usize].load(Ordering::Relaxed);
+        let last = shard.latest[which as usize].load(Ordering::Relaxed);
         if monotonic.saturating_sub(last) >= CONSUME_RESOLUTION_NANOS {
             self.store(shard, which, monotonic);
         }
     }
 
+    /// Stamps `which` in `shard` at `monotonic` with the wall clock's time now, unless the shard holds a
+    /// later stamp (another thread of the same shard got there first): a stamp never moves back.
     fn store(&self, shard: &Shard, which: Stamp, monotonic: i64) {
         let wall = i64::try_from((self.wall)().unix_timestamp_nanos()).unwrap_or(i64::MAX);
-        shard.wall[which as usize].store(wall, Ordering::Relaxed);
-        shard.monotonic[which as usize].store(monotonic, Ordering::Relaxed);
+        let mut stamps = shard.stamps.lock().unwrap_or_else(PoisonError::into_inner);
+        let stamp = &mut stamps[which as usize];
+        if monotonic >= stamp.0 {
+            *stamp = (monotonic, wall);
+            shard.latest[which as usize].store(monotonic, Ordering::Relaxed);
+        }
     }
 
     fn since_origin(&self, at: Instant) -> i64 {
@@ -248,11 +258,12 @@ impl Stats {
     }
 
     fn time(&self, which: Stamp) -> Option<OffsetDateTime> {
-        let latest = self
+        let (_, wall) = self
             .shards
             .iter()
-            .max_by_key(|s| s.monotonic[which as usize].load(Ordering::Relaxed))?;
-        match latest.wall[which as usize].load(Ordering::Relaxed) {
+            .map(|s| s.stamps.lock().unwrap_or_else(PoisonError::into_inner)[which as usize])
+            .max_by_key(|&(monotonic, _)| monotonic)?;
+        match wall {
             NEVER => None,
             wall => OffsetDateTime::from_unix_timestamp_nanos(i128::from(wall)).ok(),
         }
@@ -359,26 +370,53 @@ mod tests {
         stats.stamp_at(Stamp::Consume, at + std::time::Duration::from_millis(2));
         let stamped = stats.snapshot().last_consume_at;
         assert!(stamped.is_some_and(|t| close(t, stepped())), "{stamped:?}");
-        // ...and stays the latest when the clock steps back, as do later stamps of any shard.
+        // ...and stays the latest when the clock steps back.
         STEP_SECS.store(0, Ordering::Relaxed);
         assert_eq!(stats.snapshot().last_consume_at, stamped);
         assert_eq!(stats.snapshot().connected_at, before.connected_at);
     }
 
     #[test]
+    fn the_latest_stamp_of_any_shard_is_the_latest_by_the_monotonic_clock() {
+        // A wall clock that reads an hour ahead, then (stepped back) the real time.
+        fn ahead() -> OffsetDateTime {
+            OffsetDateTime::now_utc() + time::Duration::hours(1)
+        }
+        let mut stats = Stats {
+            wall: ahead,
+            ..Stats::default()
+        };
+        stats.store(&stats.shards[3], Stamp::Error, 10);
+        stats.wall = OffsetDateTime::now_utc;
+        stats.store(&stats.shards[5], Stamp::Error, 20);
+        let latest = stats.snapshot().last_error_at;
+        assert!(latest.is_some_and(|t| close(t, OffsetDateTime::now_utc())), "{latest:?}");
+        // A stamp older than what its shard holds (another thread of the shard got there first)
+        // does not move it back.
+        stats.wall = ahead;
+        stats.store(&stats.shards[5], Stamp::Error, 15);
+        assert_eq!(stats.snapshot().last_error_at, latest);
+    }
+
+    #[test]
     fn consumed_records_read_the_wall_clock_once_a_millisecond() {
+        static READINGS: AtomicUsize = AtomicUsize::new(0);
+        fn counted() -> OffsetDateTime {
+            READINGS.fetch_add(1, Ordering::Relaxed);
+            OffsetDateTime::now_utc()
+        }
         let stats = Stats {
-            wall: stepped,
+            wall: counted,
             ..Stats::default()
         };
         let at = Instant::now();
         stats.stamp_at(Stamp::Consume, at);
-        let first = stats.snapshot().last_consume_at;
+        assert_eq!(READINGS.load(Ordering::Relaxed), 1);
         for micros in [1, 10, 100, 999] {
             stats.stamp_at(Stamp::Consume, at + std::time::Duration::from_micros(micros));
         }
-        assert_eq!(stats.snapshot().last_consume_at, first, "re-stamped within the resolution");
+        assert_eq!(READINGS.load(Ordering::Relaxed), 1, "re-stamped within the resolution");
         stats.stamp_at(Stamp::Consume, at + std::time::Duration::from_millis(1));
-        assert_ne!(stats.snapshot().last_consume_at, first, "not re-stamped past the resolution");
+        assert_eq!(READINGS.load(Ordering::Relaxed), 2, "not re-stamped past the resolution");
     }
 }
