@@ -19,8 +19,6 @@ use crate::{fault_proxy::FaultyBroker, read_back::read_partition, support::uniqu
 
 /// Produce's API key.
 const PRODUCE: i16 = 0;
-/// InitProducerId's API key.
-const INIT_PRODUCER_ID: i16 = 22;
 
 pub(crate) fn trials(trials: &mut crate::Trials<'_>) {
     trials.push(trial(
@@ -214,100 +212,6 @@ pub(crate) fn trials(trials: &mut crate::Trials<'_>) {
                 .map(|(_, r)| String::from_utf8(r.value.unwrap().to_vec()).unwrap())
                 .collect();
             assert_eq!(read, ["a", "next", "last"]);
-            producer.close().await;
-        },
-    ));
-    trials.push(trial(
-        "other_partitions_keep_producing_while_the_identity_is_renewed",
-        |_ctx| async move {
-            let broker = FaultyBroker::start().await;
-            // An unanswered InitProducerId holds the renewal for the client's request timeout.
-            let config = ClientConfig::new(&broker.bootstrap)
-                .with_request_timeout(Duration::from_secs(6))
-                .with_reconnect_backoff(Duration::from_millis(5), Duration::from_millis(50));
-            let cluster = Cluster::connect(config).await.unwrap();
-            let topic = unique("seqgap4");
-            cluster
-                .ensure_topics(&[NewTopic::new(&topic, 2, 1)])
-                .await
-                .unwrap();
-            let producer = Producer::new(
-                cluster.clone(),
-                ProducerConfig::default()
-                    .with_idempotence(true)
-                    .with_linger(Duration::from_millis(1))
-                    .with_request_timeout(Duration::from_secs(1))
-                    .with_delivery_timeout(Duration::from_secs(3))
-                    .with_retry_backoff(Duration::from_millis(10)),
-            )
-            .unwrap();
-            let record = |partition: i32, value: &str| {
-                ProducerRecord::new(&topic)
-                    .with_partition(partition)
-                    .with_value(value.to_owned())
-            };
-            producer.send_and_wait(record(0, "a")).await.unwrap();
-            producer.send_and_wait(record(1, "a")).await.unwrap();
-
-            // The lost batch's request never reaches the broker; it expires, and the renewal it
-            // triggers is held: its first InitProducerId is swallowed too.
-            broker.swallow(PRODUCE, 1);
-            let lost = producer.send(record(0, "lost")).await.unwrap();
-            for _ in 0..200 {
-                if broker.left_to_swallow() == 0 {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-            assert_eq!(broker.left_to_swallow(), 0, "the Produce request was not swallowed");
-            let inits = broker.requests(INIT_PRODUCER_ID);
-            broker.swallow(INIT_PRODUCER_ID, 1);
-            let lost = lost.await.unwrap_err();
-            assert!(matches!(lost, Error::DeliveryTimeout { .. }), "{lost}");
-
-            // The next publish starts the renewal (the producer renews only with something to send).
-            // Partition 1 owes nothing to it: it is acknowledged while the renewal waits.
-            for value in ["h0", "h1"] {
-                let sent = tokio::time::timeout(
-                    Duration::from_secs(2),
-                    producer.send_and_wait(record(1, value)),
-                )
-                .await;
-                assert!(
-                    matches!(sent, Ok(Ok(_))),
-                    "{value} waited for the renewal: {sent:?}"
-                );
-            }
-            assert_eq!(broker.left_to_swallow(), 0, "no renewal was asked for");
-
-            // Partition 0 goes on under the new identity once it is there: after the swallowed
-            // request, the epoch bump Tansu refuses and the request for a new id.
-            for _ in 0..300 {
-                if broker.requests(INIT_PRODUCER_ID) >= inits + 3 {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            let next = tokio::time::timeout(
-                Duration::from_secs(20),
-                producer.send_and_wait(record(0, "next")),
-            )
-            .await
-            .expect("partition 0 stalled");
-            assert!(next.is_ok(), "{next:?}");
-            producer.send_and_wait(record(1, "z")).await.unwrap();
-
-            let values = |records: Vec<crate::read_back::ReadRecord>| -> Vec<String> {
-                records
-                    .into_iter()
-                    .map(|(_, r)| String::from_utf8(r.value.unwrap().to_vec()).unwrap())
-                    .collect()
-            };
-            assert_eq!(values(read_partition(&cluster, &topic, 0).await), ["a", "next"]);
-            assert_eq!(
-                values(read_partition(&cluster, &topic, 1).await),
-                ["a", "h0", "h1", "z"]
-            );
             producer.close().await;
         },
     ));

@@ -19,9 +19,7 @@
 //! [`Error::DeliveryUncertain`]. Other partitions finish their retries under the identity they were
 //! sent with, then move over. A batch that carries a sequence and fails for good leaves its
 //! partition's sequences unresolved: the sender takes a new identity the same way before that partition
-//! sends again (see `idempotence`). The new identity is taken in a task of its own, one at a time
-//! (InitProducerId may wait for an unreachable broker): meanwhile the sender keeps draining under the
-//! identity being replaced, and only the partitions that abandoned it wait.
+//! sends again (see `idempotence`).
 
 use std::{
     collections::{HashMap, HashSet},
@@ -43,7 +41,7 @@ use super::{
 };
 use crate::{
     client::Cluster,
-    protocol::{ServerError, StrBytes},
+    protocol::{ResponseError, ServerError, StrBytes},
 };
 
 /// Shared between the sender loop and its request tasks.
@@ -59,8 +57,6 @@ pub(crate) struct Sender {
     /// The id and epoch being replaced, sent along with InitProducerId so the broker may bump the epoch.
     replaced: Mutex<Option<ProducerState>>,
     refreshing: std::sync::atomic::AtomicBool,
-    /// An identity renewal (InitProducerId) is running in its own task.
-    renewing: std::sync::atomic::AtomicBool,
 }
 
 impl Sender {
@@ -73,7 +69,6 @@ impl Sender {
             producer: Mutex::new(None),
             replaced: Mutex::new(None),
             refreshing: std::sync::atomic::AtomicBool::new(false),
-            renewing: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -89,8 +84,19 @@ impl Sender {
             if idempotent {
                 // Before the identity is read for this drain.
                 self.replace_if_unresolved();
-                if self.producer_state().is_none() && !self.accumulator.is_empty() {
-                    self.renew();
+            }
+            if idempotent && self.producer_state().is_none() && !self.accumulator.is_empty() {
+                match self.init_producer_id().await {
+                    Ok(state) => {
+                        *self.producer.lock().unwrap_or_else(|p| p.into_inner()) = Some(state);
+                        self.accumulator.renewed();
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "cannot get a producer id; retrying");
+                        self.accumulator.fail_expired(Instant::now(), &e.to_string());
+                        tokio::time::sleep(self.config.retry_backoff).await;
+                        continue;
+                    }
                 }
             }
             let now = Instant::now();
@@ -103,11 +109,9 @@ impl Sender {
                 .map(|(id, _)| *id)
                 .collect();
             let producer = if idempotent {
-                // While the identity is renewed, the partitions that do not wait on the new one go on
-                // under the one being replaced (the accumulator holds back those that abandoned it).
-                let Some(producer) = self.producer_state().or_else(|| self.replaced_state()) else {
-                    // No identity yet: draining now would send batches without sequences. The renewal
-                    // wakes this loop when it is done.
+                let Some(producer) = self.producer_state() else {
+                    // A request task just gave the identity up: draining now would send batches
+                    // without sequences. The next turn gets a new one.
                     if self.accumulator.is_closed_and_empty() {
                         return;
                     }
@@ -172,37 +176,6 @@ impl Sender {
         }
     }
 
-    fn replaced_state(&self) -> Option<ProducerState> {
-        *self.replaced.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Takes a new identity in a task of its own, unless one is being taken already: InitProducerId
-    /// may wait for an unreachable broker, and the partitions that do not need the new identity keep
-    /// draining meanwhile.
-    fn renew(self: &Arc<Self>) {
-        use std::sync::atomic::Ordering;
-        if self.renewing.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let this = Arc::clone(self);
-        tokio::spawn(async move {
-            match this.init_producer_id().await {
-                Ok(state) => {
-                    *this.producer.lock().unwrap_or_else(|p| p.into_inner()) = Some(state);
-                    *this.replaced.lock().unwrap_or_else(|p| p.into_inner()) = None;
-                    this.accumulator.renewed();
-                }
-                Err(e) => {
-                    warn!(error = %e, "cannot get a producer id; retrying");
-                    this.accumulator.fail_expired(Instant::now(), &e.to_string());
-                    tokio::time::sleep(this.config.retry_backoff).await;
-                }
-            }
-            this.renewing.store(false, Ordering::Release);
-            this.accumulator.wake_sender.notify_one();
-        });
-    }
-
     /// Replaces the current identity when a partition left its sequences unresolved under it (a batch
     /// that carried a sequence failed): the partition sends nothing more under it, and restarts at
     /// sequence 0 under the next one.
@@ -234,6 +207,12 @@ impl Sender {
                     );
                     self.request_producer_id((-1, -1)).await?
                 }
+                // The same id and epoch again would restart sequences the broker still holds (a
+                // batch at sequence 0 could be taken for a duplicate and dropped): not a renewal.
+                (_, response) if same_identity(&response, current) => {
+                    debug!("the broker handed back the same identity; asking for a new producer id");
+                    self.request_producer_id((-1, -1)).await?
+                }
                 answer => answer,
             },
             None => self.request_producer_id((-1, -1)).await?,
@@ -246,6 +225,19 @@ impl Sender {
                 source,
             });
         }
+        if replaced.is_some_and(|current| same_identity(&response, current)) {
+            // Retried by the sender loop after its backoff, as any failed renewal.
+            return Err(Error::Rejected {
+                topic: String::new(),
+                partition: -1,
+                broker,
+                source: ServerError {
+                    code: ResponseError::UnknownServerError,
+                    message: Some("InitProducerId handed back the identity being replaced".into()),
+                },
+            });
+        }
+        *self.replaced.lock().unwrap_or_else(|p| p.into_inner()) = None;
         debug!(
             producer_id = response.producer_id.0,
             epoch = response.producer_epoch,
@@ -496,5 +488,36 @@ fn timeout_error(batch: &ProducerBatch, timeout: Duration) -> Error {
         partition: batch.partition,
         timeout,
         last_error: batch.last_error.clone(),
+    }
+}
+
+/// Whether an InitProducerId answer is the identity `current` (not a new one).
+fn same_identity(
+    response: &kafka_protocol::messages::InitProducerIdResponse,
+    current: ProducerState,
+) -> bool {
+    response.error_code == 0 && (response.producer_id.0, response.producer_epoch) == current
+}
+
+#[cfg(test)]
+mod tests {
+    use kafka_protocol::messages::{InitProducerIdResponse, ProducerId};
+
+    use super::same_identity;
+
+    #[test]
+    fn an_answer_with_the_identity_being_replaced_is_not_a_renewal() {
+        let answer = |id, epoch| {
+            InitProducerIdResponse::default()
+                .with_producer_id(ProducerId(id))
+                .with_producer_epoch(epoch)
+        };
+        assert!(same_identity(&answer(7, 0), (7, 0)));
+        assert!(!same_identity(&answer(7, 1), (7, 0)), "an epoch bump");
+        assert!(!same_identity(&answer(8, 0), (7, 0)), "a new producer id");
+        assert!(
+            !same_identity(&answer(7, 0).with_error_code(45), (7, 0)),
+            "a refusal"
+        );
     }
 }
