@@ -604,6 +604,24 @@ async fn a_request_of_compressed_batches_is_filled_by_their_compressed_size() {
 /// whose request went unanswered is resent under the identity it was first sent with (the broker still
 /// holds that partition's sequences and discards a copy it already wrote), and the partition moves to
 /// the new identity, at sequence 0, with its next batch.
+/// The only batch a drain sends.
+fn drain_one(
+    acc: &Accumulator,
+    now: Instant,
+    meta: &ClusterMetadata,
+    busy: &HashSet<i32>,
+    producer: Option<(i64, i16)>,
+) -> ProducerBatch {
+    let mut batches = all_batches(acc.drain(now, meta, busy, producer));
+    assert_eq!(batches.len(), 1, "one batch drained");
+    batches.remove(0)
+}
+
+/// Every batch of a drain, whatever its broker.
+fn all_batches(drained: Drained) -> Vec<ProducerBatch> {
+    drained.by_broker.into_iter().flat_map(|(_, b)| b).collect()
+}
+
 #[tokio::test]
 async fn an_unanswered_batch_keeps_its_identity_when_another_partition_forces_a_new_one() {
     let acc = accumulator(config().with_batch_size(100));
@@ -611,12 +629,7 @@ async fn an_unanswered_batch_keeps_its_identity_when_another_partition_forces_a_
     let meta = metadata("t", &[1, 1]);
     let unanswered = append(&acc, record(0, "unanswered"), t0).await;
     let later = t0 + Duration::from_millis(20);
-    let mut batch = acc
-        .drain(later, &meta, &HashSet::new(), Some((7, 0)))
-        .by_broker
-        .remove(0)
-        .1
-        .remove(0);
+    let mut batch = drain_one(&acc, later, &meta, &HashSet::new(), Some((7, 0)));
     batch.maybe_written = true;
     acc.requeue(batch, later, "request timed out".into());
     let next = append(&acc, record(0, "next"), later).await;
@@ -627,11 +640,7 @@ async fn an_unanswered_batch_keeps_its_identity_when_another_partition_forces_a_
         drained.uncertain.is_empty(),
         "failed although its partition's sequences are intact"
     );
-    let mut resent = drained
-        .by_broker
-        .into_iter()
-        .flat_map(|(_, b)| b)
-        .collect::<Vec<_>>();
+    let mut resent = all_batches(drained);
     assert_eq!(resent.len(), 1);
     let mut resent = resent.remove(0);
     assert_eq!(resent.producer, Some((7, 0, 0)));
@@ -639,12 +648,7 @@ async fn an_unanswered_batch_keeps_its_identity_when_another_partition_forces_a_
     acc.complete(resent, Ok(3));
     assert_eq!(unanswered.await.unwrap().unwrap().offset, 3);
 
-    let mut after = acc
-        .drain(t, &meta, &HashSet::new(), Some((8, 0)))
-        .by_broker
-        .remove(0)
-        .1
-        .remove(0);
+    let mut after = drain_one(&acc, t, &meta, &HashSet::new(), Some((8, 0)));
     assert_eq!(after.producer, Some((8, 0, 0)));
     assert_eq!(values(&mut after), ["next"]);
     acc.complete(after, Ok(4));
@@ -663,12 +667,7 @@ async fn an_unanswered_batch_that_fails_leaves_its_partition_waiting_for_a_new_i
     let old = Some((7, 0));
     let _lost = append(&acc, record(0, "lost"), t0).await;
     let later = t0 + Duration::from_millis(20);
-    let mut batch = acc
-        .drain(later, &meta, &HashSet::new(), old)
-        .by_broker
-        .remove(0)
-        .1
-        .remove(0);
+    let mut batch = drain_one(&acc, later, &meta, &HashSet::new(), old);
     assert_eq!(batch.producer, Some((7, 0, 0)));
     batch.maybe_written = true;
     let error = Error::DeliveryTimeout {
@@ -685,7 +684,7 @@ async fn an_unanswered_batch_that_fails_leaves_its_partition_waiting_for_a_new_i
 
     let t = later + Duration::from_millis(20);
     let drained = acc.drain(t, &meta, &HashSet::new(), old);
-    let sent: Vec<_> = drained.by_broker.into_iter().flat_map(|(_, b)| b).collect();
+    let sent: Vec<_> = all_batches(drained);
     assert_eq!(
         sent.len(),
         1,
@@ -697,12 +696,7 @@ async fn an_unanswered_batch_that_fails_leaves_its_partition_waiting_for_a_new_i
     }
     assert_eq!(other.await.unwrap().unwrap().offset, 0);
 
-    let mut after = acc
-        .drain(t, &meta, &HashSet::new(), Some((8, 0)))
-        .by_broker
-        .remove(0)
-        .1
-        .remove(0);
+    let mut after = drain_one(&acc, t, &meta, &HashSet::new(), Some((8, 0)));
     assert_eq!(after.producer, Some((8, 0, 0)));
     assert_eq!(values(&mut after), ["next"]);
     acc.complete(after, Ok(1));
@@ -719,26 +713,22 @@ async fn an_unanswered_batch_expiring_in_its_queue_holds_the_next_one_for_a_new_
     let old = Some((7, 0));
     let _lost = append(&acc, record(0, "lost"), t0).await;
     let later = t0 + Duration::from_millis(20);
-    let mut batch = acc
-        .drain(later, &meta, &HashSet::new(), old)
-        .by_broker
-        .remove(0)
-        .1
-        .remove(0);
+    let mut batch = drain_one(&acc, later, &meta, &HashSet::new(), old);
     batch.maybe_written = true;
     acc.requeue(batch, later, "connection lost".into());
     let expiry = t0 + Duration::from_secs(120);
     let next = append(&acc, record(0, "next"), expiry - Duration::from_secs(1)).await;
 
-    let drained = acc.drain(expiry, &meta, &HashSet::new(), old);
+    let mut drained = acc.drain(expiry, &meta, &HashSet::new(), old);
     assert_eq!(drained.expired.len(), 1);
-    let sent: Vec<_> = drained.by_broker.into_iter().flat_map(|(_, b)| b).collect();
+    let expired = std::mem::take(&mut drained.expired);
+    let sent: Vec<_> = all_batches(drained);
     assert!(
         sent.is_empty(),
         "sent under the old identity: {:?}",
         sent.iter().map(|b| b.producer).collect::<Vec<_>>()
     );
-    for batch in drained.expired {
+    for batch in expired {
         let error = Error::DeliveryTimeout {
             topic: "t".into(),
             partition: 0,
@@ -748,12 +738,7 @@ async fn an_unanswered_batch_expiring_in_its_queue_holds_the_next_one_for_a_new_
         acc.complete(batch, Err(error));
     }
     assert_eq!(acc.take_unresolved(), [(7, 0)]);
-    let mut after = acc
-        .drain(expiry, &meta, &HashSet::new(), Some((8, 0)))
-        .by_broker
-        .remove(0)
-        .1
-        .remove(0);
+    let mut after = drain_one(&acc, expiry, &meta, &HashSet::new(), Some((8, 0)));
     assert_eq!(after.producer, Some((8, 0, 0)));
     assert_eq!(values(&mut after), ["next"]);
     acc.complete(after, Ok(2));
@@ -771,12 +756,7 @@ async fn an_answered_batch_that_fails_sends_nothing_past_its_sequence() {
     let old = Some((7, 0));
     let _lost = append(&acc, record(0, "lost"), t0).await;
     let later = t0 + Duration::from_millis(20);
-    let batch = acc
-        .drain(later, &meta, &HashSet::new(), old)
-        .by_broker
-        .remove(0)
-        .1
-        .remove(0);
+    let batch = drain_one(&acc, later, &meta, &HashSet::new(), old);
     assert_eq!(batch.producer, Some((7, 0, 0)));
     assert!(!batch.maybe_written);
     let error = Error::DeliveryTimeout {
@@ -815,12 +795,7 @@ async fn the_batch_after_an_answered_failure_is_not_failed_as_uncertain() {
     let old = Some((7, 0));
     let _lost = append(&acc, record(0, "lost"), t0).await;
     let later = t0 + Duration::from_millis(20);
-    let batch = acc
-        .drain(later, &meta, &HashSet::new(), old)
-        .by_broker
-        .remove(0)
-        .1
-        .remove(0);
+    let batch = drain_one(&acc, later, &meta, &HashSet::new(), old);
     let error = Error::DeliveryTimeout {
         topic: "t".into(),
         partition: 0,
@@ -845,12 +820,7 @@ async fn the_batch_after_an_answered_failure_is_not_failed_as_uncertain() {
     next.maybe_written = true; // its request timed out (never reached the broker)
     acc.requeue(next, t, "request timed out".into());
     let t2 = t + Duration::from_millis(200);
-    let mut retry = acc
-        .drain(t2, &meta, &HashSet::new(), old)
-        .by_broker
-        .remove(0)
-        .1
-        .remove(0);
+    let mut retry = drain_one(&acc, t2, &meta, &HashSet::new(), old);
     assert_eq!(retry.producer, sent_with);
     if retry.producer != Some((7, 0, 0)) {
         // The broker expects sequence 0: it answers OUT_OF_ORDER_SEQUENCE_NUMBER.
@@ -875,12 +845,7 @@ async fn a_partition_sends_again_under_a_renewed_identity_equal_to_the_abandoned
     let same = Some((7, 0));
     let _lost = append(&acc, record(0, "lost"), t0).await;
     let later = t0 + Duration::from_millis(20);
-    let mut batch = acc
-        .drain(later, &meta, &HashSet::new(), same)
-        .by_broker
-        .remove(0)
-        .1
-        .remove(0);
+    let mut batch = drain_one(&acc, later, &meta, &HashSet::new(), same);
     batch.maybe_written = true;
     let error = Error::DeliveryTimeout {
         topic: "t".into(),
