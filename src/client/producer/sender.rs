@@ -181,14 +181,21 @@ impl Sender {
     /// sequence 0 under the next one.
     fn replace_if_unresolved(&self) {
         let unresolved = self.accumulator.take_unresolved();
-        if unresolved.is_empty() {
+        self.give_up_identity(&unresolved, "a batch that carried a sequence failed");
+    }
+
+    /// Gives the current identity up for the next one when it is among `given_up`: only the current
+    /// one is replaced, since a partition still on an older identity (a retry carrying it) moves to
+    /// the current one with its next batch.
+    fn give_up_identity(&self, given_up: &[ProducerState], why: &str) {
+        if given_up.is_empty() {
             return;
         }
         let mut producer = self.producer.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(current) = *producer
-            && unresolved.contains(&current)
+            && given_up.contains(&current)
         {
-            warn!("a batch that carried a sequence failed; bumping the producer epoch");
+            warn!("{why}; bumping the producer epoch");
             *producer = None;
             *self.replaced.lock().unwrap_or_else(|p| p.into_inner()) = Some(current);
         }
@@ -429,20 +436,10 @@ impl Sender {
                 }
             }
         }
-        if !refused.is_empty() {
-            // Only the current identity is replaced: a refusal of an older one (a retry still carrying
-            // it) concerns a partition that moves to the current one with its next batch.
-            let mut producer = self.producer.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(current) = *producer
-                && refused.contains(&current)
-            {
-                warn!(
-                    "the broker lost track of this producer's sequence numbers; bumping the producer epoch"
-                );
-                *producer = None;
-                *self.replaced.lock().unwrap_or_else(|p| p.into_inner()) = Some(current);
-            }
-        }
+        self.give_up_identity(
+            &refused,
+            "the broker lost track of this producer's sequence numbers",
+        );
         if refresh {
             self.refresh_metadata_now().await;
         }
