@@ -255,8 +255,10 @@ async fn pump(
     mut silent: watch::Receiver<bool>,
     side: Side,
 ) {
-    let mut frames = FrameCounter::default();
-    let mut responses = ResponseFilter::default();
+    let mut frames = FrameFilter::new(match side {
+        Side::Client(_) => REQUEST_HEAD,
+        Side::Broker(_) => RESPONSE_HEAD,
+    });
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         let read = tokio::select! {
@@ -273,8 +275,8 @@ async fn pump(
             _ => break,
         };
         let forward = match &side {
-            Side::Client(requests) => frames.count(&buf[..n], requests),
-            Side::Broker(unanswered) => responses.filter(&buf[..n], unanswered),
+            Side::Client(requests) => frames.pass(&buf[..n], |head| request_dropped(head, requests)),
+            Side::Broker(unanswered) => frames.pass(&buf[..n], |head| response_dropped(head, unanswered)),
         };
         while matches!(&side, Side::Client(r) if r.hold.load(Ordering::Acquire)) {
             tokio::time::sleep(Duration::from_millis(5)).await;
@@ -303,10 +305,12 @@ const REQUEST_HEAD: usize = 12;
 /// The bytes of a response frame the proxy reads before deciding: size prefix and correlation id.
 const RESPONSE_HEAD: usize = 8;
 
-/// Follows a client's byte stream frame by frame (size prefix, then the request header).
-#[derive(Default)]
-struct FrameCounter {
-    /// The first bytes of the frame being read, up to its correlation id (forwarded once known).
+/// Follows a byte stream frame by frame: reads each frame's first `head` bytes (size prefix included),
+/// asks `drop` whether the frame goes, and forwards the rest of the frame or drops it.
+struct FrameFilter {
+    /// How many bytes of a frame are read before deciding.
+    head_len: usize,
+    /// The first bytes of the frame being read (forwarded once the frame is kept).
     head: Vec<u8>,
     /// Bytes of the current frame still to pass.
     skip: usize,
@@ -314,62 +318,18 @@ struct FrameCounter {
     dropping: bool,
 }
 
-impl FrameCounter {
-    /// Counts the frames in `bytes` and returns what to forward (all of it but swallowed frames).
-    fn count(&mut self, mut bytes: &[u8], requests: &Requests) -> Vec<u8> {
-        let mut forward = Vec::with_capacity(bytes.len());
-        while !bytes.is_empty() {
-            if self.skip > 0 {
-                let n = self.skip.min(bytes.len());
-                self.skip -= n;
-                if !self.dropping {
-                    forward.extend_from_slice(&bytes[..n]);
-                }
-                bytes = &bytes[n..];
-                continue;
-            }
-            self.head.push(bytes[0]);
-            bytes = &bytes[1..];
-            if self.head.len() == REQUEST_HEAD {
-                let size = i32::from_be_bytes([self.head[0], self.head[1], self.head[2], self.head[3]]);
-                let api_key = i16::from_be_bytes([self.head[4], self.head[5]]);
-                let correlation_id =
-                    i32::from_be_bytes([self.head[8], self.head[9], self.head[10], self.head[11]]);
-                let size = usize::try_from(size).unwrap_or(0);
-                let mut counts = requests.counts.lock().unwrap();
-                let seen = counts.entry(api_key).or_default();
-                seen.count += 1;
-                seen.largest = seen.largest.max(size);
-                self.skip = size.saturating_sub(REQUEST_HEAD - 4);
-                self.dropping = requests.swallow.take(api_key);
-                if !self.dropping && requests.lose.take(api_key) {
-                    requests.unanswered.lock().unwrap().insert(correlation_id);
-                }
-                if !self.dropping {
-                    forward.extend_from_slice(&self.head);
-                }
-                self.head.clear();
-            }
+impl FrameFilter {
+    fn new(head_len: usize) -> Self {
+        Self {
+            head_len,
+            head: Vec::with_capacity(head_len),
+            skip: 0,
+            dropping: false,
         }
-        forward
     }
-}
 
-/// Follows a broker's byte stream frame by frame (size prefix, then the correlation id), dropping the
-/// responses whose correlation id is listed.
-#[derive(Default)]
-struct ResponseFilter {
-    /// The first bytes of the frame being read, up to its correlation id (forwarded once known).
-    head: Vec<u8>,
-    /// Bytes of the current frame still to pass.
-    skip: usize,
-    /// The current frame is dropped, not forwarded.
-    dropping: bool,
-}
-
-impl ResponseFilter {
-    /// Returns what of `bytes` to forward: all of it but the responses to requests in `unanswered`.
-    fn filter(&mut self, mut bytes: &[u8], unanswered: &Mutex<HashSet<i32>>) -> Vec<u8> {
+    /// Returns what of `bytes` to forward: all of it but the frames `drop` picks from their heads.
+    fn pass(&mut self, mut bytes: &[u8], mut drop: impl FnMut(&[u8]) -> bool) -> Vec<u8> {
         let mut forward = Vec::with_capacity(bytes.len());
         while !bytes.is_empty() {
             if self.skip > 0 {
@@ -383,14 +343,12 @@ impl ResponseFilter {
             }
             self.head.push(bytes[0]);
             bytes = &bytes[1..];
-            if self.head.len() == RESPONSE_HEAD {
+            if self.head.len() == self.head_len {
                 let size = i32::from_be_bytes([self.head[0], self.head[1], self.head[2], self.head[3]]);
-                let correlation_id =
-                    i32::from_be_bytes([self.head[4], self.head[5], self.head[6], self.head[7]]);
                 self.skip = usize::try_from(size)
                     .unwrap_or(0)
-                    .saturating_sub(RESPONSE_HEAD - 4);
-                self.dropping = unanswered.lock().unwrap().remove(&correlation_id);
+                    .saturating_sub(self.head_len - 4);
+                self.dropping = drop(&self.head);
                 if !self.dropping {
                     forward.extend_from_slice(&self.head);
                 }
@@ -399,4 +357,27 @@ impl ResponseFilter {
         }
         forward
     }
+}
+
+/// A request's head: counts it, and says whether it is swallowed (dropped unforwarded); a request
+/// whose answer is to be lost has its correlation id listed in `unanswered`.
+fn request_dropped(head: &[u8], requests: &Requests) -> bool {
+    let size = i32::from_be_bytes([head[0], head[1], head[2], head[3]]);
+    let api_key = i16::from_be_bytes([head[4], head[5]]);
+    let correlation_id = i32::from_be_bytes([head[8], head[9], head[10], head[11]]);
+    let mut counts = requests.counts.lock().unwrap();
+    let seen = counts.entry(api_key).or_default();
+    seen.count += 1;
+    seen.largest = seen.largest.max(usize::try_from(size).unwrap_or(0));
+    let dropping = requests.swallow.take(api_key);
+    if !dropping && requests.lose.take(api_key) {
+        requests.unanswered.lock().unwrap().insert(correlation_id);
+    }
+    dropping
+}
+
+/// A response's head: dropped when its correlation id is listed in `unanswered`.
+fn response_dropped(head: &[u8], unanswered: &Mutex<HashSet<i32>>) -> bool {
+    let correlation_id = i32::from_be_bytes([head[4], head[5], head[6], head[7]]);
+    unanswered.lock().unwrap().remove(&correlation_id)
 }

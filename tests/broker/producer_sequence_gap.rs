@@ -20,29 +20,58 @@ use crate::{fault_proxy::FaultyBroker, read_back::read_partition, support::uniqu
 /// Produce's API key.
 const PRODUCE: i16 = 0;
 
+/// A proxied broker, a client through it, a fresh topic of `partitions` partitions, and an
+/// idempotent producer whose requests time out after 1 s.
+struct Setup {
+    broker: FaultyBroker,
+    cluster: Cluster,
+    topic: String,
+    producer: Producer,
+}
+
+async fn setup(
+    name: &str,
+    partitions: i32,
+    delivery_timeout: Duration,
+    retry_backoff: Duration,
+) -> Setup {
+    let broker = FaultyBroker::start().await;
+    let config = ClientConfig::new(&broker.bootstrap)
+        .with_reconnect_backoff(Duration::from_millis(5), Duration::from_millis(50));
+    let cluster = Cluster::connect(config).await.unwrap();
+    let topic = unique(name);
+    cluster
+        .ensure_topics(&[NewTopic::new(&topic, partitions, 1)])
+        .await
+        .unwrap();
+    let producer = Producer::new(
+        cluster.clone(),
+        ProducerConfig::default()
+            .with_idempotence(true)
+            .with_linger(Duration::from_millis(1))
+            .with_request_timeout(Duration::from_secs(1))
+            .with_delivery_timeout(delivery_timeout)
+            .with_retry_backoff(retry_backoff),
+    )
+    .unwrap();
+    Setup { broker, cluster, topic, producer }
+}
+
+/// The values of a partition's records, read back, as strings.
+async fn values(cluster: &Cluster, topic: &str, partition: i32) -> Vec<String> {
+    read_partition(cluster, topic, partition)
+        .await
+        .into_iter()
+        .map(|(_, r)| String::from_utf8(r.value.unwrap().to_vec()).unwrap())
+        .collect()
+}
+
 pub(crate) fn trials(trials: &mut crate::Trials<'_>) {
     trials.push(trial(
         "a_swallowed_batch_that_expired_does_not_block_its_partition",
         |_ctx| async move {
-            let broker = FaultyBroker::start().await;
-            let config = ClientConfig::new(&broker.bootstrap)
-                .with_reconnect_backoff(Duration::from_millis(5), Duration::from_millis(50));
-            let cluster = Cluster::connect(config).await.unwrap();
-            let topic = unique("seqgap");
-            cluster
-                .ensure_topics(&[NewTopic::new(&topic, 1, 1)])
-                .await
-                .unwrap();
-            let producer = Producer::new(
-                cluster.clone(),
-                ProducerConfig::default()
-                    .with_idempotence(true)
-                    .with_linger(Duration::from_millis(1))
-                    .with_request_timeout(Duration::from_secs(1))
-                    .with_delivery_timeout(Duration::from_secs(3))
-                    .with_retry_backoff(Duration::from_millis(10)),
-            )
-            .unwrap();
+            let Setup { broker, cluster, topic, producer } =
+                setup("seqgap", 1, Duration::from_secs(3), Duration::from_millis(10)).await;
             let record = |value: String| ProducerRecord::new(&topic).with_partition(0).with_value(value);
             for i in 0..5 {
                 producer.send_and_wait(record(format!("a{i}"))).await.unwrap();
@@ -67,11 +96,7 @@ pub(crate) fn trials(trials: &mut crate::Trials<'_>) {
             let offsets: Vec<i64> = results.iter().map(|r| r.as_ref().unwrap().offset).collect();
             assert!(offsets.windows(2).all(|w| w[1] > w[0]), "offsets {offsets:?}");
 
-            let read: Vec<String> = read_partition(&cluster, &topic, 0)
-                .await
-                .into_iter()
-                .map(|(_, r)| String::from_utf8(r.value.unwrap().to_vec()).unwrap())
-                .collect();
+            let read = values(&cluster, &topic, 0).await;
             let expected: Vec<String> = (0..5).map(|i| format!("a{i}")).chain(later).collect();
             assert_eq!(read, expected);
             producer.close().await;
@@ -80,27 +105,10 @@ pub(crate) fn trials(trials: &mut crate::Trials<'_>) {
     trials.push(trial(
         "an_unanswered_batch_survives_another_partitions_sequence_gap",
         |_ctx| async move {
-            let broker = FaultyBroker::start().await;
-            let config = ClientConfig::new(&broker.bootstrap)
-                .with_reconnect_backoff(Duration::from_millis(5), Duration::from_millis(50));
-            let cluster = Cluster::connect(config).await.unwrap();
-            let topic = unique("seqgap2");
-            cluster
-                .ensure_topics(&[NewTopic::new(&topic, 2, 1)])
-                .await
-                .unwrap();
             // A Produce request goes unanswered for request_timeout + 5 s = 6 s; a batch expires 5 s
             // after its first record; a retry waits 1 s.
-            let producer = Producer::new(
-                cluster.clone(),
-                ProducerConfig::default()
-                    .with_idempotence(true)
-                    .with_linger(Duration::from_millis(1))
-                    .with_request_timeout(Duration::from_secs(1))
-                    .with_delivery_timeout(Duration::from_secs(5))
-                    .with_retry_backoff(Duration::from_secs(1)),
-            )
-            .unwrap();
+            let Setup { broker, cluster, topic, producer } =
+                setup("seqgap2", 2, Duration::from_secs(5), Duration::from_secs(1)).await;
             let record = |partition: i32, value: &str| {
                 ProducerRecord::new(&topic)
                     .with_partition(partition)
@@ -135,17 +143,8 @@ pub(crate) fn trials(trials: &mut crate::Trials<'_>) {
             for result in producer.send_all(later).await {
                 result.unwrap();
             }
-            let values = |records: Vec<crate::read_back::ReadRecord>| -> Vec<String> {
-                records
-                    .into_iter()
-                    .map(|(_, r)| String::from_utf8(r.value.unwrap().to_vec()).unwrap())
-                    .collect()
-            };
-            assert_eq!(
-                values(read_partition(&cluster, &topic, 0).await),
-                ["a", "b0", "b1", "b2"]
-            );
-            assert_eq!(values(read_partition(&cluster, &topic, 1).await), ["a", "y", "z"]);
+            assert_eq!(values(&cluster, &topic, 0).await, ["a", "b0", "b1", "b2"]);
+            assert_eq!(values(&cluster, &topic, 1).await, ["a", "y", "z"]);
             producer.close().await;
         },
     ));
@@ -153,25 +152,8 @@ pub(crate) fn trials(trials: &mut crate::Trials<'_>) {
     trials.push(trial(
         "the_batch_after_an_expired_unanswered_one_survives_a_cut",
         |_ctx| async move {
-            let broker = FaultyBroker::start().await;
-            let config = ClientConfig::new(&broker.bootstrap)
-                .with_reconnect_backoff(Duration::from_millis(5), Duration::from_millis(50));
-            let cluster = Cluster::connect(config).await.unwrap();
-            let topic = unique("seqgap3");
-            cluster
-                .ensure_topics(&[NewTopic::new(&topic, 1, 1)])
-                .await
-                .unwrap();
-            let producer = Producer::new(
-                cluster.clone(),
-                ProducerConfig::default()
-                    .with_idempotence(true)
-                    .with_linger(Duration::from_millis(1))
-                    .with_request_timeout(Duration::from_secs(1))
-                    .with_delivery_timeout(Duration::from_secs(5))
-                    .with_retry_backoff(Duration::from_millis(10)),
-            )
-            .unwrap();
+            let Setup { broker, cluster, topic, producer } =
+                setup("seqgap3", 1, Duration::from_secs(5), Duration::from_millis(10)).await;
             let record = |value: &str| {
                 ProducerRecord::new(&topic)
                     .with_partition(0)
@@ -206,11 +188,7 @@ pub(crate) fn trials(trials: &mut crate::Trials<'_>) {
             assert!(next.is_ok(), "{next:?}");
             producer.send_and_wait(record("last")).await.unwrap();
 
-            let read: Vec<String> = read_partition(&cluster, &topic, 0)
-                .await
-                .into_iter()
-                .map(|(_, r)| String::from_utf8(r.value.unwrap().to_vec()).unwrap())
-                .collect();
+            let read = values(&cluster, &topic, 0).await;
             assert_eq!(read, ["a", "next", "last"]);
             producer.close().await;
         },
