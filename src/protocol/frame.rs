@@ -61,6 +61,11 @@ pub fn encode_request<R: ApiRequest>(
         .encode(buf, R::header_version(version))
         .map_err(Into::into)
         .context(EncodeSnafu { api, version })?;
+    // Room for the whole body at once: a Produce request's batches are copied in without the
+    // buffer growing (and copying them again) on the way. A size that cannot be computed fails below.
+    if let Ok(body) = request.compute_size(version) {
+        buf.reserve(body);
+    }
     request
         .encode(buf, version)
         .map_err(Into::into)
@@ -137,6 +142,28 @@ mod tests {
     };
 
     use super::*;
+
+    #[test]
+    fn a_request_frame_is_written_into_one_buffer_of_its_size() {
+        use kafka_protocol::messages::{
+            ProduceRequest, TopicName,
+            produce_request::{PartitionProduceData, TopicProduceData},
+        };
+        let records = Bytes::from(vec![7u8; 100_000]);
+        let topic = TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_static_str("t")))
+            .with_partition_data(vec![PartitionProduceData::default().with_records(Some(records))]);
+        let request = ProduceRequest::default().with_topic_data(vec![topic]);
+        let mut buf = BytesMut::new();
+        encode_request(&mut buf, 1, Some("me"), 9, &request).unwrap();
+        assert!(buf.len() > 100_000);
+        assert!(
+            buf.capacity() - buf.len() < 1024,
+            "{} bytes reserved for a frame of {}: the buffer grew while encoding",
+            buf.capacity(),
+            buf.len()
+        );
+    }
 
     /// Encodes a response as a broker would (header + body, no size prefix).
     fn response_frame<T: Encodable + HeaderVersion>(correlation_id: i32, body: &T, version: i16) -> Bytes {

@@ -13,7 +13,9 @@
 //!   lock is taken; a cancelled `send` therefore appended nothing. The reserved bytes are released when
 //!   the batch completes (acknowledged or failed), so `buffer_memory` bounds the record bytes buffered
 //!   or in flight. Batch buffers come on top: each partition holding records has one, of at least
-//!   `min(batch_size, 16 KiB)`, growing (by doubling) with its batch.
+//!   `min(batch_size, 16 KiB)`, growing (by doubling) with its batch; a completed batch's buffer, once
+//!   no request holds it, is kept for a next batch (at most `SPARE_BUFFERS` of them, each at most
+//!   twice `batch_size`), so a full batch does not grow its buffer again.
 //! - **Ordering.** A partition has at most one batch in flight; a batch that must be retried goes back
 //!   to the front of its partition's queue. Records of one partition are therefore written in the order
 //!   they were appended, retries included.
@@ -45,12 +47,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-use bytes::Bytes;
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, oneshot};
+use bytes::{Bytes, BytesMut};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use super::{
-    Error, ProducerConfig, ProducerRecord, RecordMetadata,
+    Error, ProducerConfig, ProducerRecord,
     compression_ratio::CompressionRatio,
+    delivery::{BatchDelivery, Delivery},
     idempotence::{Assignment, assignment},
     partitioner::Partitioner,
 };
@@ -58,9 +61,6 @@ use crate::{
     client::cluster::ClusterMetadata,
     protocol::records::{self, RecordBatchBuilder},
 };
-
-/// The answer a sent record waits for.
-pub(crate) type Delivery = oneshot::Receiver<Result<RecordMetadata, Error>>;
 
 /// Producer id and epoch (idempotence).
 pub(crate) type ProducerState = (i64, i16);
@@ -74,7 +74,8 @@ pub(crate) struct ProducerBatch {
     builder: Option<RecordBatchBuilder>,
     /// The batch as sent (kept for retries, which must resend the same bytes).
     encoded: Option<Bytes>,
-    deliveries: Vec<(oneshot::Sender<Result<RecordMetadata, Error>>, i64)>,
+    /// Its records' answers.
+    delivery: BatchDelivery,
     _permit: Option<OwnedSemaphorePermit>,
     pub(crate) created: Instant,
     retry_at: Option<Instant>,
@@ -100,7 +101,7 @@ pub(crate) struct ProducerBatch {
 impl ProducerBatch {
     /// How many records it holds.
     pub(crate) fn record_count(&self) -> usize {
-        self.deliveries.len()
+        self.delivery.len()
     }
 
     /// The producer identity it was last sent with, if any.
@@ -145,27 +146,28 @@ impl ProducerBatch {
         Ok(self.encoded.clone().unwrap_or_default())
     }
 
+    /// The buffer of its encoded bytes, for a new batch to reuse, when nothing else holds them (a
+    /// request still encoding them, say) and it is not larger than a batch needs (`batch_size`, the
+    /// doubling that reached it, a header).
+    fn take_buffer(&mut self, batch_size: usize) -> Option<BytesMut> {
+        let limit = 2 * batch_size.max(INITIAL_BATCH_CAPACITY);
+        let buffer = self.encoded.take()?.try_into_mut().ok()?;
+        (buffer.capacity() <= limit).then_some(buffer)
+    }
+
     /// Completes every record: offsets from `base_offset` (or -1), or the error.
     fn complete(self, result: Result<i64, Error>) {
-        for (i, (delivery, timestamp)) in self.deliveries.into_iter().enumerate() {
-            let outcome = match &result {
-                Ok(base) => Ok(RecordMetadata {
-                    topic: self.topic.to_string(),
-                    partition: self.partition,
-                    offset: if *base < 0 { -1 } else { base + i as i64 },
-                    timestamp,
-                }),
-                Err(e) => Err(e.clone()),
-            };
-            // The caller may have stopped waiting; that is fine.
-            let _ = delivery.send(outcome);
-        }
+        self.delivery.settle(self.partition, result);
     }
 }
 
 /// The first capacity of a batch's buffer; it grows (doubling) up to `batch_size` as records come.
 /// Small, so that a partition with a record or two pending does not hold a `batch_size` buffer.
 const INITIAL_BATCH_CAPACITY: usize = 16 * 1024;
+
+/// How many buffers of completed batches the accumulator keeps for new batches: enough for a batch
+/// per partition of a few requests in flight, few enough that idle buffers hold little memory.
+const SPARE_BUFFERS: usize = 8;
 
 /// How often a drain looks for expired batches in every partition (not only in the ones it visits).
 const EXPIRY_SWEEP: Duration = Duration::from_secs(1);
@@ -229,6 +231,8 @@ struct State {
     backoff: BinaryHeap<Reverse<(Instant, PartitionKey)>>,
     /// When a drain last looked for expired batches in every partition.
     swept: Option<Instant>,
+    /// Buffers of completed batches, for new batches to write into (at most `SPARE_BUFFERS`).
+    spare_buffers: Vec<BytesMut>,
     next_batch_id: u64,
     /// Batches not yet completed, by id (flush waits for the ones that existed when it was called).
     incomplete: BTreeSet<u64>,
@@ -288,6 +292,7 @@ impl Accumulator {
                 lingering: VecDeque::new(),
                 backoff: BinaryHeap::new(),
                 swept: None,
+                spare_buffers: Vec::new(),
                 next_batch_id: 0,
                 incomplete: BTreeSet::new(),
                 flush_below: 0,
@@ -359,15 +364,21 @@ impl Accumulator {
 
         // Would the record overflow the open batch? Then seal it, and (unkeyed, KIP-480) let the
         // partitioner move on before choosing again.
-        let fits = |queue: &PartitionQueue| match &queue.open {
+        // The record's size is measured once: the append below reuses it.
+        let mut measured = None;
+        let fits = match &queue_mut(state, topic, partition, num_partitions).open {
             Some(batch) => batch.builder.as_ref().is_some_and(|b| {
-                b.is_empty()
-                    || b.record_size(timestamp, key, record.value.as_deref(), &record.headers)
-                        .is_ok_and(|n| b.size() + n <= batch_size)
+                if b.is_empty() {
+                    return true;
+                }
+                let size = b.measure(timestamp, key, record.value.as_deref(), &record.headers);
+                measured = size.as_ref().ok().copied();
+                size.is_ok_and(|n| b.size() + n.total <= batch_size)
             }),
             None => true,
         };
-        if !fits(queue_mut(state, topic, partition, num_partitions)) {
+        if !fits {
+            measured = None;
             let queue = queue_mut(state, topic, partition, num_partitions);
             if let Some(full) = queue.open.take() {
                 queue.sealed.push_back(full);
@@ -384,18 +395,25 @@ impl Accumulator {
 
         let id = state.next_batch_id;
         let topic_name = Arc::clone(&state.topics[topic].name);
+        let new_batch = queue_mut(state, topic, partition, num_partitions).open.is_none();
+        let spare = if new_batch {
+            state.spare_buffers.pop()
+        } else {
+            None
+        };
         let queue = queue_mut(state, topic, partition, num_partitions);
-        let new_batch = queue.open.is_none();
         let batch = queue.open.get_or_insert_with(|| ProducerBatch {
             id,
+            delivery: BatchDelivery::new(Arc::clone(&topic_name)),
             topic: topic_name,
             partition,
-            builder: Some(RecordBatchBuilder::with_capacity(
-                compression,
-                batch_size.min(INITIAL_BATCH_CAPACITY),
-            )),
+            builder: Some(match spare {
+                Some(buffer) => RecordBatchBuilder::with_buffer(compression, buffer),
+                None => {
+                    RecordBatchBuilder::with_capacity(compression, batch_size.min(INITIAL_BATCH_CAPACITY))
+                }
+            }),
             encoded: None,
-            deliveries: Vec::new(),
             _permit: None,
             created: now,
             retry_at: None,
@@ -409,8 +427,11 @@ impl Accumulator {
             compression_ratio: None,
         });
         let builder = batch.builder.as_mut().ok_or(Error::Closed)?;
-        let appended = builder.append(timestamp, key, record.value.as_deref(), &record.headers);
-        let (tx, rx) = oneshot::channel();
+        let value = record.value.as_deref();
+        let appended = match measured {
+            Some(size) => builder.append_measured(timestamp, key, value, &record.headers, size),
+            None => builder.append(timestamp, key, value, &record.headers),
+        };
         if let Err(e) = appended {
             // Nothing was appended; an empty new batch is dropped again.
             if new_batch {
@@ -418,7 +439,7 @@ impl Accumulator {
             }
             return Err(Error::Encode { source: Arc::new(e) });
         }
-        batch.deliveries.push((tx, timestamp));
+        let delivery = batch.delivery.add(timestamp);
         match &mut batch._permit {
             Some(p) => p.merge(permit),
             slot @ None => *slot = Some(permit),
@@ -443,7 +464,7 @@ impl Accumulator {
         if wake {
             self.wake_sender.notify_one();
         }
-        Ok(rx)
+        Ok(delivery)
     }
 
     /// Takes the batches that are ready to send now.
@@ -639,10 +660,16 @@ impl Accumulator {
 
     /// Completes a batch that was drained (or expired): its records get their offsets or the error,
     /// its memory is released, and its partition may send again.
-    pub(crate) fn complete(&self, batch: ProducerBatch, result: Result<i64, Error>) {
+    pub(crate) fn complete(&self, mut batch: ProducerBatch, result: Result<i64, Error>) {
+        let spare = batch.take_buffer(self.config.batch_size);
         {
             let mut guard = self.lock();
             let state = &mut *guard;
+            if let Some(buffer) = spare
+                && state.spare_buffers.len() < SPARE_BUFFERS
+            {
+                state.spare_buffers.push(buffer);
+            }
             forget_refused(state, &batch);
             if result.is_err() {
                 abandon_unresolved(state, &batch);

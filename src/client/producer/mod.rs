@@ -15,12 +15,14 @@
 //! - `compression_ratio`: the expected compressed size of a topic's batches, learned as they are
 //!   encoded (how a drain fills a request).
 //! - `sender`: Produce requests, acks, retries within `delivery_timeout`, idempotence.
+//! - `delivery`: a batch's answer shared by its records (one allocation per batch).
 //!
 //! May use: [`crate::protocol`] and [`crate::client::cluster`].
 
 mod accumulator;
 mod compression_ratio;
 mod config;
+mod delivery;
 mod error;
 mod idempotence;
 mod partition_answer;
@@ -43,7 +45,8 @@ pub use record::{ProducerRecord, RecordMetadata};
 use tokio::task::JoinHandle;
 
 use self::{
-    accumulator::{Accumulator, Delivery, epoch_millis},
+    accumulator::{Accumulator, epoch_millis},
+    delivery::Delivery,
     partitioner::Partitioner,
     sender::Sender,
 };
@@ -227,8 +230,6 @@ impl Future for DeliveryFuture {
     type Output = Result<RecordMetadata, Error>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.0)
-            .poll(cx)
-            .map(|r| r.unwrap_or(Err(Error::Closed)))
+        Pin::new(&mut self.0).poll(cx)
     }
 }

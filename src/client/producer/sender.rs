@@ -340,6 +340,9 @@ impl Sender {
                 Ok(messenger) => messenger.send_oneway(&request).await,
                 Err(e) => Err(e),
             };
+            // Encoded into its frame: the batches' buffers are theirs alone again (reused, see
+            // `Accumulator::complete`).
+            drop(request);
             return match sent {
                 Ok(()) => sending
                     .into_iter()
@@ -365,6 +368,7 @@ impl Sender {
             Ok(messenger) => messenger.request_with_timeout(&request, wait).await,
             Err(e) => Err(e),
         };
+        drop(request);
         let response = match answer {
             Ok(response) => response,
             Err(e) if e.is_retriable() => {

@@ -154,6 +154,19 @@ fn put_record(
     headers: &Headers,
 ) -> Result<usize, Error> {
     let body = body_len(offset_delta, timestamp_delta, key, value, headers)?;
+    put_measured_record(out, body, offset_delta, timestamp_delta, key, value, headers)
+}
+
+/// Appends one record whose body size `body_len` gave as `body`; returns the bytes written.
+fn put_measured_record(
+    out: &mut BytesMut,
+    body: usize,
+    offset_delta: i32,
+    timestamp_delta: i64,
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+    headers: &Headers,
+) -> Result<usize, Error> {
     let body_i32 = wire_len(body, "record")?;
     let total = varint_len(body_i32) + body;
     out.reserve(total);
@@ -237,6 +250,17 @@ impl RecordBatch {
     }
 }
 
+/// A record's encoded size on a builder, as [`RecordBatchBuilder::measure`] found it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RecordSize {
+    /// Its body (after the length prefix).
+    body: usize,
+    /// The bytes the record adds to the batch.
+    pub(crate) total: usize,
+    /// The builder's record count it was measured at (its deltas depend on it).
+    count: i32,
+}
+
 /// Builds one batch for a Produce request, record by record, into a single reused buffer.
 ///
 /// Records get consecutive offset deltas from 0 and timestamp deltas from the first record's timestamp;
@@ -299,7 +323,13 @@ impl RecordBatchBuilder {
 
     /// An empty batch whose buffer starts with room for `bytes` (use the producer's `batch.size`).
     pub fn with_capacity(compression: Compression, bytes: usize) -> Self {
-        let mut buf = BytesMut::with_capacity(bytes.max(BATCH_HEADER_LEN));
+        Self::with_buffer(compression, BytesMut::with_capacity(bytes.max(BATCH_HEADER_LEN)))
+    }
+
+    /// An empty batch written into `buf`, whose contents are dropped and whose capacity is kept (the
+    /// buffer of a batch already sent, say).
+    pub(crate) fn with_buffer(compression: Compression, mut buf: BytesMut) -> Self {
+        buf.clear();
         buf.put_bytes(0, BATCH_HEADER_LEN);
         Self {
             compression,
@@ -401,6 +431,44 @@ impl RecordBatchBuilder {
         Ok(varint_len(wire_len(body, "record")?) + body)
     }
 
+    /// The size of this record's body if appended now (its length prefix excluded), for
+    /// [`append_measured`](Self::append_measured).
+    pub(crate) fn measure(
+        &self,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &Headers,
+    ) -> Result<RecordSize, Error> {
+        let (od, td) = self.deltas(timestamp);
+        let body = body_len(od, td, key, value, headers)?;
+        let total = varint_len(wire_len(body, "record")?) + body;
+        Ok(RecordSize {
+            body,
+            total,
+            count: self.count,
+        })
+    }
+
+    /// [`append`](Self::append) of a record [`measure`](Self::measure)d on this builder since its
+    /// last change: its size is not computed again. A size measured on another state is measured
+    /// anew.
+    pub(crate) fn append_measured(
+        &mut self,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &Headers,
+        size: RecordSize,
+    ) -> Result<usize, Error> {
+        if size.count != self.count {
+            return self.append(timestamp, key, value, headers);
+        }
+        self.append_with(timestamp, |buf, od, td| {
+            put_measured_record(buf, size.body, od, td, key, value, headers)
+        })
+    }
+
     /// Appends a record with timestamp `timestamp` (ms since the epoch); returns the bytes added.
     ///
     /// # Errors
@@ -414,11 +482,19 @@ impl RecordBatchBuilder {
         value: Option<&[u8]>,
         headers: &Headers,
     ) -> Result<usize, Error> {
+        self.append_with(timestamp, |buf, od, td| put_record(buf, od, td, key, value, headers))
+    }
+
+    fn append_with(
+        &mut self,
+        timestamp: i64,
+        put: impl FnOnce(&mut BytesMut, i32, i64) -> Result<usize, Error>,
+    ) -> Result<usize, Error> {
         if self.count == i32::MAX {
             return TooLargeSnafu { what: "record count" }.fail();
         }
         let (od, td) = self.deltas(timestamp);
-        let n = put_record(&mut self.buf, od, td, key, value, headers)?;
+        let n = put(&mut self.buf, od, td)?;
         if self.count == 0 {
             self.base_timestamp = timestamp;
             self.max_timestamp = timestamp;

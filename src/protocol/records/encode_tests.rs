@@ -144,3 +144,42 @@ fn timestamps_going_backwards_are_kept() {
     assert_eq!(ts, [1_000, 900, 1_100]);
     assert_eq!((batch.base_timestamp, batch.max_timestamp), (1_000, 1_100));
 }
+
+#[test]
+fn a_measured_record_is_written_as_an_unmeasured_one() {
+    for c in Compression::ALL {
+        let (mut measured, mut plain) = (RecordBatchBuilder::new(c), RecordBatchBuilder::new(c));
+        for i in 0..5i64 {
+            let value = format!("value-{i}");
+            let (key, value) = (Some(&b"key"[..]), Some(value.as_bytes()));
+            let size = measured.measure(100 - i, key, value, &headers()).unwrap();
+            let expected = plain.append(100 - i, key, value, &headers()).unwrap();
+            assert_eq!(size.total, expected);
+            assert_eq!(
+                measured.append_measured(100 - i, key, value, &headers(), size).unwrap(),
+                expected
+            );
+        }
+        // A size measured before another record was appended is measured again.
+        let stale = measured.measure(7, None, Some(&[0u8; 200][..]), &Headers::new()).unwrap();
+        measured.append(8, None, None, &Headers::new()).unwrap();
+        plain.append(8, None, None, &Headers::new()).unwrap();
+        let big = Some(&[0u8; 200][..]);
+        let n = measured.append_measured(7, None, big, &Headers::new(), stale).unwrap();
+        assert_eq!(n, plain.append(7, None, big, &Headers::new()).unwrap());
+        assert_eq!(measured.finish().unwrap(), plain.finish().unwrap(), "{c:?}");
+    }
+}
+
+#[test]
+fn a_builder_on_a_used_buffer_starts_empty() {
+    let mut used = BytesMut::with_capacity(4096);
+    used.put_bytes(7, 3000);
+    let mut b = RecordBatchBuilder::with_buffer(Compression::None, used);
+    assert!(b.is_empty());
+    assert_eq!(b.size(), BATCH_HEADER_LEN);
+    b.append(1, Some(b"k"), Some(b"v"), &Headers::new()).unwrap();
+    let mut fresh = RecordBatchBuilder::new(Compression::None);
+    fresh.append(1, Some(b"k"), Some(b"v"), &Headers::new()).unwrap();
+    assert_eq!(b.finish().unwrap(), fresh.finish().unwrap());
+}

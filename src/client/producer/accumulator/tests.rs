@@ -182,7 +182,7 @@ async fn one_batch_in_flight_per_partition_and_retries_keep_order_and_sequence()
     let first_offsets: Vec<i64> = {
         let mut out = Vec::new();
         for d in deliveries.drain(..n as usize) {
-            out.push(d.await.unwrap().unwrap().offset);
+            out.push(d.await.unwrap().offset);
         }
         out
     };
@@ -249,7 +249,7 @@ async fn expired_batches_are_reported() {
     for b in drained.expired {
         acc.complete(b, Err(Error::Closed));
     }
-    assert!(matches!(delivery.await.unwrap(), Err(Error::Closed)));
+    assert!(matches!(delivery.await, Err(Error::Closed)));
     assert!(acc.is_empty());
 }
 
@@ -312,7 +312,7 @@ async fn flush_sends_open_batches_at_once_and_waits_for_them() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(delivery.await.unwrap().unwrap().offset, 5);
+    assert_eq!(delivery.await.unwrap().offset, 5);
 }
 
 #[tokio::test]
@@ -396,7 +396,7 @@ async fn a_batch_that_may_have_been_written_is_not_resent_under_a_new_epoch() {
     assert_eq!(after.producer, Some((7, 1, 0)));
     assert_eq!(values(&mut after), ["after"]);
     acc.complete(after, Ok(5));
-    assert_eq!(next_on_0.await.unwrap().unwrap().offset, 5);
+    assert_eq!(next_on_0.await.unwrap().offset, 5);
 }
 
 fn many_partitions(n: usize) -> ClusterMetadata {
@@ -535,10 +535,7 @@ async fn batches_failed_without_a_drain_leave_no_linger_entry_behind() {
         let now = t0 + Duration::from_secs(40 * round);
         let delivery = append(&acc, record(0, "a"), now).await;
         acc.fail_expired(now + Duration::from_secs(31), "no producer id");
-        assert!(matches!(
-            delivery.await.unwrap(),
-            Err(Error::DeliveryTimeout { .. })
-        ));
+        assert!(matches!(delivery.await, Err(Error::DeliveryTimeout { .. })));
     }
     assert!(acc.is_empty());
     assert!(acc.lock().lingering.len() <= 1, "{}", acc.lock().lingering.len());
@@ -646,13 +643,13 @@ async fn an_unanswered_batch_keeps_its_identity_when_another_partition_forces_a_
     assert_eq!(resent.producer, Some((7, 0, 0)));
     assert_eq!(values(&mut resent), ["unanswered"]);
     acc.complete(resent, Ok(3));
-    assert_eq!(unanswered.await.unwrap().unwrap().offset, 3);
+    assert_eq!(unanswered.await.unwrap().offset, 3);
 
     let mut after = drain_one(&acc, t, &meta, &HashSet::new(), Some((8, 0)));
     assert_eq!(after.producer, Some((8, 0, 0)));
     assert_eq!(values(&mut after), ["next"]);
     acc.complete(after, Ok(4));
-    assert_eq!(next.await.unwrap().unwrap().offset, 4);
+    assert_eq!(next.await.unwrap().offset, 4);
 }
 
 /// A batch whose request went unanswered and that then failed (expired) leaves its partition's
@@ -694,13 +691,13 @@ async fn an_unanswered_batch_that_fails_leaves_its_partition_waiting_for_a_new_i
     for batch in sent {
         acc.complete(batch, Ok(0));
     }
-    assert_eq!(other.await.unwrap().unwrap().offset, 0);
+    assert_eq!(other.await.unwrap().offset, 0);
 
     let mut after = drain_one(&acc, t, &meta, &HashSet::new(), Some((8, 0)));
     assert_eq!(after.producer, Some((8, 0, 0)));
     assert_eq!(values(&mut after), ["next"]);
     acc.complete(after, Ok(1));
-    assert_eq!(next.await.unwrap().unwrap().offset, 1);
+    assert_eq!(next.await.unwrap().offset, 1);
 }
 
 /// An unanswered batch waiting for its retry expires in the queue: the drain that expires it does not
@@ -742,7 +739,7 @@ async fn an_unanswered_batch_expiring_in_its_queue_holds_the_next_one_for_a_new_
     assert_eq!(after.producer, Some((8, 0, 0)));
     assert_eq!(values(&mut after), ["next"]);
     acc.complete(after, Ok(2));
-    assert_eq!(next.await.unwrap().unwrap().offset, 2);
+    assert_eq!(next.await.unwrap().offset, 2);
 }
 
 /// A batch that was sent and answered (never written: NOT_LEADER_OR_FOLLOWER until it expired, or a
@@ -833,7 +830,7 @@ async fn the_batch_after_an_answered_failure_is_not_failed_as_uncertain() {
     assert_eq!(retry.producer, Some((8, 0, 0)));
     assert_eq!(values(&mut retry), ["next"]);
     acc.complete(retry, Ok(5));
-    assert_eq!(next.await.unwrap().unwrap().offset, 5);
+    assert_eq!(next.await.unwrap().offset, 5);
 }
 
 /// A renewal may hand out the id and epoch the partition abandoned (a broker that answers a bump with
@@ -872,4 +869,40 @@ async fn a_partition_sends_again_under_a_renewed_identity_equal_to_the_abandoned
         .collect();
     assert_eq!(sent.len(), 1, "sent under the renewed identity");
     assert_eq!(sent[0].producer, Some((7, 0, 0)));
+}
+
+#[tokio::test]
+async fn a_completed_batch_lends_its_buffer_to_the_next_one() {
+    let acc = accumulator(config().with_linger(Duration::ZERO));
+    let t0 = Instant::now();
+    let meta = metadata("t", &[1, 1]);
+    let first = append(&acc, record(0, &"a".repeat(300)), t0).await;
+    let mut drained = acc.drain(t0, &meta, &HashSet::new(), None);
+    let mut batch = drained.by_broker.pop().unwrap().1.pop().unwrap();
+    let sent = batch.encode().unwrap();
+    acc.complete(batch, Ok(0));
+    assert_eq!(first.await.unwrap().offset, 0);
+    assert!(
+        acc.lock().spare_buffers.is_empty(),
+        "a request still holds the bytes"
+    );
+    drop(sent);
+
+    append(&acc, record(0, "b"), t0).await;
+    let mut drained = acc.drain(t0, &meta, &HashSet::new(), None);
+    let mut batch = drained.by_broker.pop().unwrap().1.pop().unwrap();
+    let sent = batch.encode().unwrap();
+    let reused = sent.as_ptr();
+    drop(sent);
+    acc.complete(batch, Ok(1));
+    assert_eq!(acc.lock().spare_buffers.len(), 1, "nothing else holds the bytes");
+
+    let third = append(&acc, record(1, "c"), t0).await;
+    assert!(acc.lock().spare_buffers.is_empty(), "the next batch took it");
+    let mut drained = acc.drain(t0, &meta, &HashSet::new(), None);
+    let mut batch = drained.by_broker.pop().unwrap().1.pop().unwrap();
+    assert_eq!(values(&mut batch), ["c"]);
+    assert_eq!(batch.encode().unwrap().as_ptr(), reused);
+    acc.complete(batch, Ok(7));
+    assert_eq!(third.await.unwrap().offset, 7);
 }
