@@ -581,6 +581,9 @@ fn bus_config(args: &Args, bootstrap: &str, prefix: &str) -> Result<KafkaEventBu
     if let Some(ms) = args.fetch_max_wait_ms() {
         config.fetch_max_wait = Duration::from_millis(ms);
     }
+    if let Some(bytes) = parse_option(args, "fetch-max-bytes")? {
+        config.fetch_max_bytes = bytes;
+    }
     // `--telemetry off` measures the bus with metrics and tracing disabled (the default is on).
     if args.option("telemetry") == Some("off") {
         config.enable_metrics = false;

@@ -118,7 +118,12 @@ pub struct FetchConfig {
     pub fetch_max_wait: Duration,
     /// `fetch.min.bytes`.
     pub fetch_min_bytes: i32,
-    /// `fetch.max.bytes`: the most one Fetch response may carry.
+    /// `fetch.max.bytes`: the most one Fetch response may carry (the broker still returns a first batch
+    /// larger than it). Default 1 MiB, not Kafka's 50 MiB: the records handed out point into their
+    /// response, so a response stays resident until the last record of it is dropped, and the
+    /// connection keeps the buffer it was read into for the next one. A bigger response only saves
+    /// round trips; raise it when the broker is far (a round trip of tens of milliseconds) and one
+    /// consumer must read more than ~1 MiB per round trip from one broker.
     pub fetch_max_bytes: i32,
     /// `max.partition.fetch.bytes`: the most one partition may contribute to a response.
     pub max_partition_fetch_bytes: i32,
@@ -140,12 +145,15 @@ pub struct FetchConfig {
     pub max_uncompressed_batch_bytes: usize,
 }
 
+/// [`FetchConfig::fetch_max_bytes`]'s default.
+const DEFAULT_FETCH_MAX_BYTES: i32 = 1 << 20;
+
 impl Default for FetchConfig {
     fn default() -> Self {
         Self {
             fetch_max_wait: Duration::from_millis(500),
             fetch_min_bytes: 1,
-            fetch_max_bytes: 50 << 20,
+            fetch_max_bytes: DEFAULT_FETCH_MAX_BYTES,
             max_partition_fetch_bytes: 1 << 20,
             isolation_level: IsolationLevel::ReadUncommitted,
             auto_offset_reset: OffsetReset::Earliest,
