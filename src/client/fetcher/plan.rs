@@ -1028,7 +1028,7 @@ mod tests {
     }
 
     #[test]
-    fn a_default_fetch_asks_for_one_response_of_at_most_1_mib() {
+    fn a_default_fetch_asks_for_one_response_of_at_most_2_mib() {
         // Whatever the partition count: a response is held until its last record is dropped, so its
         // size is the consumer's resident floor.
         let config = FetchConfig::default();
@@ -1041,7 +1041,7 @@ mod tests {
                 })
                 .collect();
             let r = fetch_request(12, &config, 100 << 20, &targets);
-            assert_eq!(r.max_bytes, 1 << 20, "{partitions} partitions");
+            assert_eq!(r.max_bytes, 2 << 20, "{partitions} partitions");
             assert!(
                 r.topics[0]
                     .partitions
