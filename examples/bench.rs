@@ -7,7 +7,7 @@
 //!     [--batch-size B] [--linger-ms L] [--acks all] [--bootstrap HOST:PORT]
 //!     [--buffer-memory B] [--max-request-size B] [--max-in-flight N] [--idempotence true|false]
 //!     [--runtime multi|current] [--stream chunk|next] [--fetch-max-wait-ms MS] [--rate 2000]
-//!     [--max-partition-fetch-bytes B] [--max-buffered-fetches N] [--handler-ms MS] [--seconds S]
+//!     [--fetch-max-bytes B] [--max-partition-fetch-bytes B] [--max-buffered-fetches N] [--handler-ms MS] [--seconds S]
 //!     [--fingerprint]    (soak: --mode soak --rate 500 --seconds 600)
 //! ```
 //!
@@ -394,7 +394,7 @@ async fn drain(mut stream: PartitionStream, tally: Arc<Tally>, chunked: bool) {
 }
 
 /// The raw consumer's fetch settings: the client's defaults, or `--fetch-max-wait-ms`,
-/// `--max-partition-fetch-bytes`, `--max-buffered-fetches`.
+/// `--fetch-max-bytes`, `--max-partition-fetch-bytes`, `--max-buffered-fetches`.
 fn fetch_config(args: &Args) -> Result<FetchConfig, BoxError> {
     let mut fetch = FetchConfig::default();
     if let Some(ms) = args.fetch_max_wait_ms() {
@@ -402,6 +402,9 @@ fn fetch_config(args: &Args) -> Result<FetchConfig, BoxError> {
     }
     if let Some(bytes) = parse_option(args, "max-partition-fetch-bytes")? {
         fetch.max_partition_fetch_bytes = bytes;
+    }
+    if let Some(bytes) = parse_option(args, "fetch-max-bytes")? {
+        fetch.fetch_max_bytes = bytes;
     }
     if let Some(n) = parse_option(args, "max-buffered-fetches")? {
         fetch.max_buffered_fetches = n;
@@ -577,6 +580,9 @@ fn bus_config(args: &Args, bootstrap: &str, prefix: &str) -> Result<KafkaEventBu
     config.compression_type = (args.compression != "none").then(|| args.compression.clone());
     if let Some(ms) = args.fetch_max_wait_ms() {
         config.fetch_max_wait = Duration::from_millis(ms);
+    }
+    if let Some(bytes) = parse_option(args, "fetch-max-bytes")? {
+        config.fetch_max_bytes = bytes;
     }
     // `--telemetry off` measures the bus with metrics and tracing disabled (the default is on).
     if args.option("telemetry") == Some("off") {

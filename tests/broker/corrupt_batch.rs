@@ -346,7 +346,7 @@ pub(crate) fn trials(trials: &mut crate::Trials<'_>) {
     trials.push(trial(
         "fetches_fit_in_the_largest_response_the_connection_takes",
         |ctx| async move {
-            // fetch_max_bytes (50 MiB by default) above max_response_size: a Fetch asking for it got a
+            // fetch_max_bytes (2 MiB by default) above max_response_size: a Fetch asking for it got a
             // response the connection refused, and the same Fetch again, forever.
             let mut client = ctx.config();
             client.max_response_size = 256 << 10;

@@ -118,7 +118,13 @@ pub struct FetchConfig {
     pub fetch_max_wait: Duration,
     /// `fetch.min.bytes`.
     pub fetch_min_bytes: i32,
-    /// `fetch.max.bytes`: the most one Fetch response may carry.
+    /// `fetch.max.bytes`: the most one Fetch response may carry (the broker still returns a first batch
+    /// larger than it). Default 2 MiB, not Kafka's 50 MiB: the records handed out point into their
+    /// response, so a response stays resident until the last record of it is dropped, and the
+    /// connection keeps the buffer it was read into for the next one. A smaller value lowers the
+    /// consumer's memory further (1 MiB: ~1.5 MiB less at 1,000 partitions) at the cost of more
+    /// Fetches, each of which walks every fetchable partition (1 MiB: ~10 % more client CPU per
+    /// record at 1,000 partitions); a larger one saves round trips when the broker is far.
     pub fetch_max_bytes: i32,
     /// `max.partition.fetch.bytes`: the most one partition may contribute to a response.
     pub max_partition_fetch_bytes: i32,
@@ -140,12 +146,15 @@ pub struct FetchConfig {
     pub max_uncompressed_batch_bytes: usize,
 }
 
+/// [`FetchConfig::fetch_max_bytes`]'s default.
+const DEFAULT_FETCH_MAX_BYTES: i32 = 2 << 20;
+
 impl Default for FetchConfig {
     fn default() -> Self {
         Self {
             fetch_max_wait: Duration::from_millis(500),
             fetch_min_bytes: 1,
-            fetch_max_bytes: 50 << 20,
+            fetch_max_bytes: DEFAULT_FETCH_MAX_BYTES,
             max_partition_fetch_bytes: 1 << 20,
             isolation_level: IsolationLevel::ReadUncommitted,
             auto_offset_reset: OffsetReset::Earliest,

@@ -1028,6 +1028,30 @@ mod tests {
     }
 
     #[test]
+    fn a_default_fetch_asks_for_one_response_of_at_most_2_mib() {
+        // Whatever the partition count: a response is held until its last record is dropped, so its
+        // size is the consumer's resident floor.
+        let config = FetchConfig::default();
+        for partitions in [1, 6, 1000] {
+            let targets: Vec<_> = (0..partitions)
+                .map(|p| FetchTarget {
+                    tp: Arc::new(TopicPartition::new("a", p)),
+                    offset: 0,
+                    epoch: 1,
+                })
+                .collect();
+            let r = fetch_request(12, &config, 100 << 20, &targets);
+            assert_eq!(r.max_bytes, 2 << 20, "{partitions} partitions");
+            assert!(
+                r.topics[0]
+                    .partitions
+                    .iter()
+                    .all(|p| p.partition_max_bytes <= 1 << 20)
+            );
+        }
+    }
+
+    #[test]
     fn fetches_start_from_each_partition_in_turn() {
         let target = |topic: &str, partition| FetchTarget {
             tp: Arc::new(TopicPartition::new(topic, partition)),

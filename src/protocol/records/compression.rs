@@ -263,7 +263,7 @@ pub(crate) fn decompress(
             }
             return Ok(Bytes::copy_from_slice(input));
         }
-        Compression::Gzip => read_limited(flate2::read::MultiGzDecoder::new(input), guess, limit)?,
+        Compression::Gzip => super::gunzip::gunzip(input, limit)?,
         Compression::Snappy => snappy_decompress(input, limit)?,
         Compression::Lz4 => read_limited(lz4_flex::frame::FrameDecoder::new(input), guess, limit)?,
         Compression::Zstd => {

@@ -46,6 +46,7 @@ mod compression;
 mod decode;
 mod encode;
 mod error;
+mod gunzip;
 pub(crate) mod varint;
 
 use bytes::Bytes;
