@@ -147,22 +147,21 @@ impl ProducerBatch {
     }
 
     /// The buffer of its encoded bytes, for a new batch to reuse, when nothing else holds them (a
-    /// request still encoding them, say) and it is not larger than a batch needs (`batch_size`, the
-    /// doubling that reached it, a header).
+    /// request still encoding them, say) and its capacity is one a new batch could use: at least a
+    /// fresh batch's first capacity (a codec's output may be much smaller), at most a few times what a
+    /// batch needs (`batch_size` and the doubling that reached it; gzip's output keeps at least 32 KiB
+    /// of room).
     fn take_buffer(&mut self, batch_size: usize) -> Option<BytesMut> {
-        let limit = 2 * batch_size.max(INITIAL_BATCH_CAPACITY);
+        let least = batch_size.min(INITIAL_BATCH_CAPACITY);
+        let most = 4 * batch_size.max(INITIAL_BATCH_CAPACITY);
         let buffer = self.encoded.take()?.try_into_mut().ok()?;
-        (buffer.capacity() <= limit).then_some(buffer)
-    }
-
-    /// Completes every record: offsets from `base_offset` (or -1), or the error.
-    fn complete(self, result: Result<i64, Error>) {
-        self.delivery.settle(self.partition, result);
+        (least..=most).contains(&buffer.capacity()).then_some(buffer)
     }
 }
 
-/// The first capacity of a batch's buffer; it grows (doubling) up to `batch_size` as records come.
-/// Small, so that a partition with a record or two pending does not hold a `batch_size` buffer.
+/// The first capacity of a new batch's buffer; it grows (doubling) up to `batch_size` as records
+/// come. Small, so that a partition with a record or two pending does not hold a `batch_size` buffer
+/// (unless it took one of the few spare buffers of completed batches).
 const INITIAL_BATCH_CAPACITY: usize = 16 * 1024;
 
 /// How many buffers of completed batches the accumulator keeps for new batches: enough for a batch
@@ -662,6 +661,10 @@ impl Accumulator {
     /// its memory is released, and its partition may send again.
     pub(crate) fn complete(&self, mut batch: ProducerBatch, result: Result<i64, Error>) {
         let spare = batch.take_buffer(self.config.batch_size);
+        let failed = result.is_err();
+        // Its records are answered before it leaves `incomplete`: `flush` returns once that is
+        // empty, and its caller may then look at their answers.
+        batch.delivery.settle(batch.partition, result);
         {
             let mut guard = self.lock();
             let state = &mut *guard;
@@ -671,7 +674,7 @@ impl Accumulator {
                 state.spare_buffers.push(buffer);
             }
             forget_refused(state, &batch);
-            if result.is_err() {
+            if failed {
                 abandon_unresolved(state, &batch);
             }
             // An expired batch was never in flight: another batch of its partition may be.
@@ -685,7 +688,6 @@ impl Accumulator {
             }
             state.incomplete.remove(&batch.id);
         }
-        batch.complete(result);
         self.completed.notify_waiters();
         self.wake_sender.notify_one();
     }

@@ -105,15 +105,29 @@ impl Delivery {
             Ok((partition, base)) => Ok(RecordMetadata {
                 topic: self.shared.topic.to_string(),
                 partition: *partition,
-                offset: if *base < 0 {
-                    -1
-                } else {
-                    base.saturating_add(i64::try_from(self.index).unwrap_or(i64::MAX))
-                },
+                // Unknown (-1) when the broker gave none, or one past what an offset can be.
+                offset: i64::try_from(self.index)
+                    .ok()
+                    .and_then(|index| base.checked_add(index))
+                    .filter(|_| *base >= 0)
+                    .unwrap_or(-1),
                 timestamp: self.timestamp,
             }),
             Err(e) => Err(e.clone()),
         })
+    }
+}
+
+impl Drop for Delivery {
+    /// Gives its waker back while its batch is unsettled: a dropped future (a timeout, a lost
+    /// `select!` branch) does not keep its task alive until the batch's answer.
+    fn drop(&mut self) {
+        if let Some(slot) = self.slot
+            && self.shared.outcome.get().is_none()
+            && let Some(waker) = self.shared.wakers().get_mut(slot)
+        {
+            *waker = Waker::noop().clone();
+        }
     }
 }
 
@@ -190,7 +204,8 @@ mod tests {
         let (first, second) = (batch.add(0), batch.add(0));
         batch.settle(0, Ok(i64::MAX));
         assert_eq!(first.try_recv().unwrap().unwrap().offset, i64::MAX);
-        assert_eq!(second.try_recv().unwrap().unwrap().offset, i64::MAX);
+        // Past the largest offset: unknown, not a second record at i64::MAX.
+        assert_eq!(second.try_recv().unwrap().unwrap().offset, -1);
         let mut batch = BatchDelivery::new(Arc::from("t"));
         let unknown = [batch.add(0), batch.add(0)];
         batch.settle(0, Ok(-1));
@@ -199,6 +214,31 @@ mod tests {
                 .iter()
                 .all(|d| d.try_recv().unwrap().unwrap().offset == -1)
         );
+    }
+
+    #[test]
+    fn a_dropped_delivery_gives_its_waker_back() {
+        let mut batch = BatchDelivery::new(Arc::from("t"));
+        let (mut dropped, mut kept) = (batch.add(0), batch.add(0));
+        let count = Arc::new(Count(0.into()));
+        let waker = Waker::from(Arc::clone(&count));
+        let mut cx = Context::from_waker(&waker);
+        assert!(Pin::new(&mut dropped).poll(&mut cx).is_pending());
+        assert!(Pin::new(&mut kept).poll(&mut cx).is_pending());
+        assert_eq!(
+            Arc::strong_count(&count),
+            4,
+            "ours, the waker and a clone per future"
+        );
+        drop(dropped);
+        assert_eq!(
+            Arc::strong_count(&count),
+            3,
+            "the dropped future's waker is released"
+        );
+        batch.settle(0, Ok(5));
+        assert_eq!(count.0.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert_eq!(kept.try_recv().unwrap().unwrap().offset, 6);
     }
 
     #[test]

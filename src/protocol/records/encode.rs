@@ -170,6 +170,7 @@ fn put_measured_record(
     let body_i32 = wire_len(body, "record")?;
     let total = varint_len(body_i32) + body;
     out.reserve(total);
+    let start = out.len();
     put_varint(out, body_i32);
     out.put_i8(0); // record attributes: unused
     put_varlong(out, timestamp_delta);
@@ -182,6 +183,11 @@ fn put_measured_record(
         out.put_slice(h.key.as_bytes());
         put_field(out, h.value);
     }
+    debug_assert_eq!(
+        out.len() - start,
+        total,
+        "a record's measured size is what it wrote"
+    );
     Ok(total)
 }
 
@@ -257,8 +263,9 @@ pub(crate) struct RecordSize {
     body: usize,
     /// The bytes the record adds to the batch.
     pub(crate) total: usize,
-    /// The builder's record count it was measured at (its deltas depend on it).
-    count: i32,
+    /// The offset and timestamp deltas it was measured with (the builder's record count, and the
+    /// record's timestamp less the batch's first): its size depends on them.
+    deltas: (i32, i64),
 }
 
 /// Builds one batch for a Produce request, record by record, into a single reused buffer.
@@ -446,13 +453,13 @@ impl RecordBatchBuilder {
         Ok(RecordSize {
             body,
             total,
-            count: self.count,
+            deltas: (od, td),
         })
     }
 
-    /// [`append`](Self::append) of a record [`measure`](Self::measure)d on this builder since its
-    /// last change: its size is not computed again. A size measured on another state is measured
-    /// anew.
+    /// [`append`](Self::append) of the record [`measure`](Self::measure)d as `size`: its size is
+    /// not computed again when its deltas are still the same (the same record count and timestamp
+    /// less the batch's first); otherwise it is measured anew.
     pub(crate) fn append_measured(
         &mut self,
         timestamp: i64,
@@ -461,7 +468,7 @@ impl RecordBatchBuilder {
         headers: &Headers,
         size: RecordSize,
     ) -> Result<usize, Error> {
-        if size.count != self.count {
+        if self.count == i32::MAX || size.deltas != self.deltas(timestamp) {
             return self.append(timestamp, key, value, headers);
         }
         self.append_with(timestamp, |buf, od, td| {

@@ -172,6 +172,33 @@ fn a_measured_record_is_written_as_an_unmeasured_one() {
 }
 
 #[test]
+fn a_size_measured_with_other_deltas_is_measured_again() {
+    // Measured as the second record of a batch whose first was written at 0: a timestamp delta of
+    // 100,000 (a 3-byte varint).
+    let mut measured = RecordBatchBuilder::new(Compression::None);
+    measured.append(0, None, None, &Headers::new()).unwrap();
+    let stale = measured.measure(100_000, None, None, &Headers::new()).unwrap();
+    measured.finish().unwrap();
+    // At the same record count, in the next batch whose first record was written at 100,000: the
+    // delta is 0 (1 byte) now.
+    let mut plain = RecordBatchBuilder::new(Compression::None);
+    for b in [&mut measured, &mut plain] {
+        b.append(100_000, None, None, &Headers::new()).unwrap();
+    }
+    let n = measured.append_measured(100_000, None, None, &Headers::new(), stale).unwrap();
+    assert_eq!(n, plain.append(100_000, None, None, &Headers::new()).unwrap());
+    let batch = measured.finish().unwrap();
+    assert_eq!(batch, plain.finish().unwrap());
+    decode_batches(batch, &DecodeOptions::default()).unwrap();
+    // The same count, another timestamp than measured.
+    let mut b = RecordBatchBuilder::new(Compression::None);
+    b.append(0, None, None, &Headers::new()).unwrap();
+    let size = b.measure(1, None, None, &Headers::new()).unwrap();
+    let n = b.append_measured(1_000_000, None, None, &Headers::new(), size).unwrap();
+    assert_eq!(n, size.total + 2, "a 3-byte timestamp delta instead of a 1-byte one");
+}
+
+#[test]
 fn a_builder_on_a_used_buffer_starts_empty() {
     let mut used = BytesMut::with_capacity(4096);
     used.put_bytes(7, 3000);

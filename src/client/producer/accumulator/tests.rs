@@ -906,3 +906,31 @@ async fn a_completed_batch_lends_its_buffer_to_the_next_one() {
     acc.complete(batch, Ok(7));
     assert_eq!(third.await.unwrap().offset, 7);
 }
+
+#[tokio::test]
+async fn a_completed_batch_lends_its_buffer_only_when_a_new_batch_could_use_it() {
+    // Default batch size (16 KiB): gzip's output keeps 32 KiB of room, and is lent; the other
+    // codecs' output for one small record is far below a fresh batch's first capacity, and is not.
+    for compression in Compression::ALL {
+        let acc = accumulator(
+            ProducerConfig::default()
+                .with_compression(compression)
+                .with_linger(Duration::ZERO),
+        );
+        let t0 = Instant::now();
+        let meta = metadata("t", &[1]);
+        append(&acc, record(0, "a"), t0).await;
+        let mut drained = acc.drain(t0, &meta, &HashSet::new(), None);
+        let mut batch = drained.by_broker.pop().unwrap().1.pop().unwrap();
+        drop(batch.encode().unwrap());
+        acc.complete(batch, Ok(0));
+        let spare: Vec<usize> = acc.lock().spare_buffers.iter().map(BytesMut::capacity).collect();
+        assert!(
+            spare.iter().all(|&c| (16 * 1024..=64 * 1024).contains(&c)),
+            "{compression:?}: {spare:?}"
+        );
+        if matches!(compression, Compression::None | Compression::Gzip) {
+            assert_eq!(spare.len(), 1, "{compression:?}");
+        }
+    }
+}
