@@ -70,9 +70,11 @@ impl Snapshot {
     /// [`event_type_header`](crate::event::event_type_header)).
     #[cfg(feature = "client")]
     pub(crate) fn decode(&self, name: &str, value: bytes::Bytes) -> Result<AnyEvent, crate::event::Error> {
-        match self.registry.decode_named(name, value.clone()) {
-            Err(crate::event::Error::UnknownEventType { .. }) => AnyEvent::decode_untyped_named(name, value),
-            other => other,
+        // Looked up first, so that the record's bytes are not shared (a reference count up and down)
+        // only in case the type is unknown.
+        match self.registry.type_named(name) {
+            Some(ty) => ty.decode_json(value),
+            None => AnyEvent::decode_untyped_named(name, value),
         }
     }
 }

@@ -219,6 +219,12 @@ impl EventRegistry {
         self.decode_named(codec::event_type_header(headers)?, value.into())
     }
 
+    /// The type registered under `name`, if any.
+    #[cfg_attr(not(feature = "client"), allow(dead_code))]
+    pub(crate) fn type_named(&self, name: &str) -> Option<&EventType> {
+        self.types.get(name)
+    }
+
     /// [`decode`](Self::decode) of a record whose `event_type` header was already read as `name`.
     pub(crate) fn decode_named(&self, name: &str, value: Bytes) -> Result<AnyEvent, Error> {
         let ty = self.types.get(name).ok_or_else(|| Error::UnknownEventType {

@@ -497,7 +497,7 @@ impl BusMetrics {
                         ),
                         KeyValue::new(
                             semconv_attr::MESSAGING_DESTINATION_PARTITION_ID,
-                            partition.to_string(),
+                            partition_id(partition),
                         ),
                         KeyValue::new(semconv_attr::MESSAGING_CONSUMER_GROUP_NAME, m.state.group()),
                         KeyValue::new(semconv_attr::MESSAGING_OPERATION_NAME, "process"),
@@ -541,7 +541,7 @@ impl BusMetrics {
     fn process_duration(&self, topic: StringValue, elapsed: Duration, error_type: Option<&str>) {
         if let Some(m) = &self.inner {
             if let Some(s) = &m.messaging {
-                let mut attributes = vec![
+                let attributes = [
                     KeyValue::new(semconv_attr::MESSAGING_SYSTEM, "kafka"),
                     KeyValue::new(
                         semconv_attr::MESSAGING_DESTINATION_NAME,
@@ -550,10 +550,16 @@ impl BusMetrics {
                     KeyValue::new(semconv_attr::MESSAGING_CONSUMER_GROUP_NAME, m.state.group()),
                     KeyValue::new(semconv_attr::MESSAGING_OPERATION_NAME, "process"),
                 ];
-                if let Some(error_type) = error_type {
-                    attributes.push(KeyValue::new(semconv_attr::ERROR_TYPE, error_type.to_owned()));
+                // On the stack: this runs for every consumed record.
+                match error_type {
+                    None => s.process_duration.record(elapsed.as_secs_f64(), &attributes),
+                    Some(error_type) => {
+                        let [a, b, c, d] = attributes;
+                        let error = KeyValue::new(semconv_attr::ERROR_TYPE, error_type.to_owned());
+                        s.process_duration
+                            .record(elapsed.as_secs_f64(), &[a, b, c, d, error]);
+                    }
                 }
-                s.process_duration.record(elapsed.as_secs_f64(), &attributes);
             }
             if let Some(r) = &m.reference {
                 r.consume_duration.record(
@@ -718,9 +724,41 @@ fn send_attrs(topic: &str, event_type: &str) -> [KeyValue; 4] {
     ]
 }
 
+/// Two decimal digits of each number below 100, in order: the text of small partition ids.
+const TWO_DIGITS: &str = "00010203040506070809101112131415161718192021222324252627282930313233343536373839404142434445464748495051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899";
+
+/// A partition id as the `messaging.destination.partition.id` attribute's text: without an allocation
+/// for partitions below 100 (this runs for every consumed record).
+fn partition_id(partition: i32) -> StringValue {
+    match usize::try_from(partition) {
+        Ok(p @ 0..10) => StringValue::from(&TWO_DIGITS[2 * p + 1..2 * p + 2]),
+        Ok(p @ 10..100) => StringValue::from(&TWO_DIGITS[2 * p..2 * p + 2]),
+        _ => StringValue::from(partition.to_string()),
+    }
+}
+
 fn handler_attrs(handler: impl Into<StringValue>, event_type: impl Into<StringValue>) -> [KeyValue; 2] {
     [
         KeyValue::new(attr::HANDLER_NAME, Value::String(handler.into())),
         KeyValue::new(attr::EVENT_TYPE, Value::String(event_type.into())),
     ]
+}
+
+#[cfg(test)]
+mod partition_id_tests {
+    use super::partition_id;
+
+    #[test]
+    fn partition_ids_are_their_decimal_text() {
+        for partition in [0, 1, 9, 10, 99, 100, 101, 1000, 65_535, i32::MAX, -1, i32::MIN] {
+            assert_eq!(
+                partition_id(partition).as_str(),
+                partition.to_string(),
+                "{partition}"
+            );
+        }
+        for partition in 0..1000 {
+            assert_eq!(partition_id(partition).as_str(), partition.to_string());
+        }
+    }
 }

@@ -26,8 +26,8 @@ pub(crate) enum Unreadable {
     NotObject(&'static str),
 }
 
-/// Reads `value` as an event document.
-pub(crate) fn read(value: &[u8]) -> Result<Document<'_>, Unreadable> {
+/// Reads `value` as an event document into `doc`, which must be empty (as `Document::default()`).
+pub(crate) fn read<'a>(value: &'a [u8], doc: &mut Document<'a>) -> Result<(), Unreadable> {
     let text = std::str::from_utf8(value).map_err(|_| Unreadable::Malformed)?;
     let mut p = Parser::new(text);
     p.whitespace();
@@ -38,11 +38,10 @@ pub(crate) fn read(value: &[u8]) -> Result<Document<'_>, Unreadable> {
             None => Unreadable::Malformed,
         });
     }
-    entries(&mut p).ok_or(Unreadable::Malformed)
+    entries(&mut p, doc).ok_or(Unreadable::Malformed)
 }
 
-fn entries<'a>(p: &mut Parser<'a>) -> Option<Document<'a>> {
-    let mut doc = Document::default();
+fn entries<'a>(p: &mut Parser<'a>, doc: &mut Document<'a>) -> Option<()> {
     p.enter()?;
     if p.first_entry()? {
         loop {
@@ -59,5 +58,5 @@ fn entries<'a>(p: &mut Parser<'a>) -> Option<Document<'a>> {
     }
     p.end()?;
     node::dedup(&mut doc.payload);
-    Some(doc)
+    Some(())
 }
