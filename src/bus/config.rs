@@ -107,7 +107,12 @@ pub struct KafkaEventBusConfig {
     /// The longest a handler chain may take before the member is evicted from the group. Default
     /// 300000.
     pub max_poll_interval_ms: u64,
-    /// The most bytes one fetch response may carry. Default 52428800.
+    /// The most bytes one fetch response may carry (a partition's first batch comes whole even when
+    /// larger). Default 2097152 (2 MiB; eventsource-py and Kafka's clients: 50 MiB): the records of a
+    /// response are read in place, so a response stays resident until its last record is handled and
+    /// its buffer is kept for the next one; the response size is the consumer's memory floor. Raise it
+    /// for a distant broker (a round trip of tens of milliseconds) when one bus must read more than
+    /// ~2 MiB per round trip from one broker.
     pub fetch_max_bytes: usize,
     /// The most bytes one partition may contribute to a fetch response. Default 1048576.
     pub max_partition_fetch_bytes: usize,
@@ -243,7 +248,7 @@ impl Default for KafkaEventBusConfig {
             session_timeout_ms: 30_000,
             heartbeat_interval_ms: 10_000,
             max_poll_interval_ms: 300_000,
-            fetch_max_bytes: 52_428_800,
+            fetch_max_bytes: 2 << 20,
             max_partition_fetch_bytes: 1_048_576,
             max_retries: 3,
             retry_base_delay: Duration::from_secs(1),

@@ -146,7 +146,7 @@ pub(crate) fn trials(trials: &mut crate::Trials<'_>) {
             let cluster = ctx.cluster().await;
             let (topic, group) = (unique("backpressure"), unique("backpressure-g"));
             create_topic(&cluster, &topic, 2).await;
-            // 2 × 4,000 records of ~1 KB (Tansu ignores the byte limits, so a chunk can be large).
+            // 2 × 4,000 records of ~1 KB (Tansu ignores the partition byte limit, so a chunk can be large).
             let payload = "x".repeat(1000);
             for p in 0..2 {
                 for b in 0..40 {

@@ -45,7 +45,7 @@ fn defaults_are_the_references() {
     );
     assert_eq!(
         (c.fetch_max_bytes, c.max_partition_fetch_bytes),
-        (52_428_800, 1_048_576)
+        (2_097_152, 1_048_576)
     );
     assert_eq!(c.max_retries, 3);
     assert_eq!(c.retry_base_delay, Duration::from_secs(1));

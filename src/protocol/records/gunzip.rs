@@ -4,7 +4,8 @@
 //! The inflate state (its 32 KiB window and tables) is made once per thread and reset between members,
 //! not set up per batch, and the output buffer is allocated once at the size the last member's trailer
 //! declares (ISIZE), within bounds: a batch decompresses into a buffer of its own size, without the
-//! slack of a buffer grown by doubling, which its records keep alive while they are worked on.
+//! slack of a buffer grown by doubling, which its records keep alive while they are worked on. (So
+//! every thread that decoded a gzip batch keeps an inflate state, ~46 KiB, while it lives.)
 
 use std::cell::RefCell;
 
@@ -30,16 +31,37 @@ const MAX_RATIO: usize = 1032;
 /// The first buffer's size when the trailer cannot be used (less than 8 bytes of input).
 const MIN_GUESS: usize = 4 * 1024;
 
+/// How far the trailer is believed for the first buffer: up to this many times the input, or
+/// [`BELIEVED_FLOOR`] bytes, whichever is more. Event batches compress a few times; a claim beyond this
+/// (a lie, or a batch of very repetitive data) starts the buffer at this size, and it grows as real
+/// output arrives, so a trailer cannot reserve much more memory than its input could expand to.
+const BELIEVED_RATIO: usize = 64;
+const BELIEVED_FLOOR: usize = 1 << 20;
+
 /// The gzip header's flags.
 const FHCRC: u8 = 1 << 1;
 const FEXTRA: u8 = 1 << 2;
 const FNAME: u8 = 1 << 3;
 const FCOMMENT: u8 = 1 << 4;
+/// Flag bits RFC 1952 reserves: a member that sets one is refused.
+const RESERVED: u8 = 0xE0;
 
 /// Decompresses the gzip members of `input` into a new buffer of at most `limit` bytes.
 pub(super) fn gunzip(input: &[u8], limit: usize) -> Result<Vec<u8>, DecompressError> {
-    let mut out = Vec::with_capacity(first_capacity(input, limit));
-    INFLATE.with(|cell| -> Result<(), DecompressError> {
+    // Only a gzip member gets a buffer sized from its trailer.
+    skip_header(input)?;
+    let mut out = Vec::new();
+    reserve(&mut out, first_capacity(input, limit))?;
+    let members = |inflate: &mut Decompress, out: &mut Vec<u8>| {
+        let mut rest = input;
+        loop {
+            rest = member(inflate, rest, out, limit)?;
+            if rest.is_empty() {
+                return Ok(());
+            }
+        }
+    };
+    let on_this_thread = INFLATE.try_with(|cell| -> Result<(), DecompressError> {
         let mut slot = cell.borrow_mut();
         let inflate = match &mut *slot {
             Some(inflate) => inflate,
@@ -49,20 +71,25 @@ pub(super) fn gunzip(input: &[u8], limit: usize) -> Result<Vec<u8>, DecompressEr
                 other.insert(Decompress::new(false))
             }
         };
-        let mut rest = input;
-        loop {
-            rest = member(inflate, rest, &mut out, limit)?;
-            if rest.is_empty() {
-                return Ok(());
-            }
-        }
-    })?;
+        members(inflate, &mut out)
+    });
+    match on_this_thread {
+        Ok(result) => result?,
+        // The thread's locals are being torn down: a state of its own for this batch.
+        Err(_) => members(&mut Decompress::new(false), &mut out)?,
+    }
     Ok(out)
 }
 
+/// Reserves exactly `more` bytes of room; an allocation the system refuses is an error, not an abort.
+fn reserve(out: &mut Vec<u8>, more: usize) -> Result<(), DecompressError> {
+    out.try_reserve_exact(more)
+        .map_err(|_| DecompressError::Codec("no memory for the decompressed batch".into()))
+}
+
 /// The output buffer's first capacity: the last member's declared size (ISIZE, its last 4 bytes) when
-/// it is plausible for the input's length, never more than `limit` (plus the byte that tells "too
-/// large" from "exactly full").
+/// it is plausible for the input's length, never more than [`BELIEVED_RATIO`] times the input (or
+/// [`BELIEVED_FLOOR`]) nor `limit` (plus the byte that tells "too large" from "exactly full").
 fn first_capacity(input: &[u8], limit: usize) -> usize {
     let declared = input
         .len()
@@ -71,9 +98,10 @@ fn first_capacity(input: &[u8], limit: usize) -> usize {
         .and_then(|b| b.first_chunk::<4>())
         .map(|b| u32::from_le_bytes(*b) as usize);
     let most = input.len().saturating_mul(MAX_RATIO);
+    let believed = input.len().saturating_mul(BELIEVED_RATIO).max(BELIEVED_FLOOR);
     let guess = match declared {
         // A single member's trailer is exact; several members' output is at least the last's.
-        Some(declared) if declared <= most => declared,
+        Some(declared) if declared <= most => declared.min(believed),
         _ => input.len().saturating_mul(4).max(MIN_GUESS),
     };
     guess.min(limit.saturating_add(1))
@@ -98,7 +126,7 @@ fn member<'a>(
             // Grow by half what is there (at least 4 KiB), up to one byte past the limit.
             let more = (out.len() / 2).max(MIN_GUESS);
             let room = limit.saturating_add(1).saturating_sub(out.len()).min(more).max(1);
-            out.reserve_exact(room);
+            reserve(out, room)?;
         }
         let rest = body.get(fed..).unwrap_or_default();
         let in_before = inflate.total_in();
@@ -144,6 +172,9 @@ fn skip_header(input: &[u8]) -> Result<&[u8], DecompressError> {
         return Err(DecompressError::Codec("not a gzip member (bad magic or method)".into()));
     }
     let flags = fixed[3];
+    if flags & RESERVED != 0 {
+        return Err(DecompressError::Codec("gzip header sets reserved flags".into()));
+    }
     if flags & FEXTRA != 0 {
         let (len, tail) = rest.split_first_chunk::<2>().ok_or("truncated gzip extra field")?;
         let len = usize::from(u16::from_le_bytes(*len));
@@ -159,7 +190,14 @@ fn skip_header(input: &[u8]) -> Result<&[u8], DecompressError> {
         }
     }
     if flags & FHCRC != 0 {
-        rest = rest.get(2..).ok_or("truncated gzip header crc")?;
+        let (want, tail) = rest.split_first_chunk::<2>().ok_or("truncated gzip header crc")?;
+        // The low 16 bits of the CRC-32 of the header's bytes before it.
+        let mut crc = Crc::new();
+        crc.update(input.get(..input.len() - rest.len()).unwrap_or_default());
+        if *want != (crc.sum() as u16).to_le_bytes() {
+            return Err(DecompressError::Codec("gzip header checksum mismatch".into()));
+        }
+        rest = tail;
     }
     Ok(rest)
 }

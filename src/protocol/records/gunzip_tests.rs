@@ -87,3 +87,42 @@ fn limits_and_truncation() {
         assert!(gunzip(&packed[..cut], 1 << 20).is_err(), "cut at {cut}");
     }
 }
+
+#[test]
+fn a_trailer_reserves_no_more_than_its_input_could_expand_to() {
+    // A gzip header, 130,100 bytes, a trailer declaring 128 MiB (within deflate's 1,032:1).
+    let mut packed = gz(&records_like(10));
+    packed.resize(130_100, 0);
+    let n = packed.len();
+    packed[n - 4..].copy_from_slice(&(128u32 << 20).to_le_bytes());
+    assert!(first_capacity(&packed, 128 << 20) <= 64 * 130_100);
+    assert!(gunzip(&packed, 128 << 20).is_err());
+    // A small input is believed up to 1 MiB.
+    let data = vec![0u8; 900 << 10];
+    let out = gunzip(&gz(&data), 128 << 20).unwrap();
+    assert_eq!((out.len(), out.capacity()), (data.len(), data.len()));
+}
+
+#[test]
+fn reserved_flag_bits_are_an_error() {
+    for bit in [0x20, 0x40, 0x80] {
+        let mut packed = gz(&records_like(5));
+        packed[3] |= bit;
+        assert!(matches!(gunzip(&packed, 1 << 20), Err(DecompressError::Codec(_))), "{bit:#x}");
+    }
+}
+
+#[test]
+fn a_header_crc_is_checked() {
+    let data = records_like(5);
+    let mut packed = gz(&data);
+    // FHCRC after the fixed 10-byte header: the low 16 bits of the CRC-32 of those 10 bytes.
+    packed[3] |= FHCRC;
+    let mut crc = Crc::new();
+    crc.update(&packed[..10]);
+    let sum = (crc.sum() as u16).to_le_bytes();
+    packed.splice(10..10, sum);
+    assert_eq!(gunzip(&packed, 1 << 20).unwrap(), data);
+    packed[10] ^= 1;
+    assert!(matches!(gunzip(&packed, 1 << 20), Err(DecompressError::Codec(_))));
+}
