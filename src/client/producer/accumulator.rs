@@ -147,13 +147,14 @@ impl ProducerBatch {
     }
 
     /// The buffer of its encoded bytes, for a new batch to reuse, when nothing else holds them (a
-    /// request still encoding them, say) and its capacity is one a new batch could use: at least a
-    /// fresh batch's first capacity (a codec's output may be much smaller), at most a few times what a
-    /// batch needs (`batch_size` and the doubling that reached it; gzip's output keeps at least 32 KiB
-    /// of room).
+    /// request still encoding them, say) and its capacity is one a new batch would reach anyway: at
+    /// least a fresh batch's first capacity (a codec's output may be much smaller), at most what the
+    /// doubling up to `batch_size` can reach. Not more: `buffer_memory` counts records, not
+    /// capacity, and a spare is taken by the next new batch, so with larger spares (gzip's output
+    /// keeps 32 KiB of room) every queued batch would hold more memory than its records count for.
     fn take_buffer(&mut self, batch_size: usize) -> Option<BytesMut> {
         let least = batch_size.min(INITIAL_BATCH_CAPACITY);
-        let most = 4 * batch_size.max(INITIAL_BATCH_CAPACITY);
+        let most = 2 * batch_size.max(INITIAL_BATCH_CAPACITY);
         let buffer = self.encoded.take()?.try_into_mut().ok()?;
         (least..=most).contains(&buffer.capacity()).then_some(buffer)
     }
