@@ -550,7 +550,7 @@ impl BusMetrics {
                     KeyValue::new(semconv_attr::MESSAGING_CONSUMER_GROUP_NAME, m.state.group()),
                     KeyValue::new(semconv_attr::MESSAGING_OPERATION_NAME, "process"),
                 ];
-                // On the stack: this runs for every consumed record.
+                // On the stack: with these conventions on, this runs for every consumed record.
                 match error_type {
                     None => s.process_duration.record(elapsed.as_secs_f64(), &attributes),
                     Some(error_type) => {
@@ -728,7 +728,8 @@ fn send_attrs(topic: &str, event_type: &str) -> [KeyValue; 4] {
 const TWO_DIGITS: &str = "00010203040506070809101112131415161718192021222324252627282930313233343536373839404142434445464748495051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899";
 
 /// A partition id as the `messaging.destination.partition.id` attribute's text: without an allocation
-/// for partitions below 100 (this runs for every consumed record).
+/// for partitions below 100 (with the stable messaging conventions on, this runs for every consumed
+/// record).
 fn partition_id(partition: i32) -> StringValue {
     match usize::try_from(partition) {
         Ok(p @ 0..10) => StringValue::from(&TWO_DIGITS[2 * p + 1..2 * p + 2]),

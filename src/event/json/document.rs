@@ -26,8 +26,11 @@ pub(crate) enum Unreadable {
     NotObject(&'static str),
 }
 
-/// Reads `value` as an event document into `doc`, which must be empty (as `Document::default()`).
+/// Reads `value` as an event document into `doc`, replacing what `doc` held (a document read before,
+/// or left half-read by a failure, leaves nothing behind).
 pub(crate) fn read<'a>(value: &'a [u8], doc: &mut Document<'a>) -> Result<(), Unreadable> {
+    doc.envelope = Envelope::default();
+    doc.payload.clear();
     let text = std::str::from_utf8(value).map_err(|_| Unreadable::Malformed)?;
     let mut p = Parser::new(text);
     p.whitespace();
@@ -59,4 +62,22 @@ fn entries<'a>(p: &mut Parser<'a>, doc: &mut Document<'a>) -> Option<()> {
     p.end()?;
     node::dedup(&mut doc.payload);
     Some(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reused_document_keeps_nothing_of_the_one_before() {
+        let mut doc = Document::default();
+        let failed = br#"{"aggregate_id":"a","tenant_id":"t","x":1,"#;
+        assert_eq!(read(failed, &mut doc), Err(Unreadable::Malformed));
+        read(br#"{"aggregate_id":"b","c":2}"#, &mut doc).unwrap();
+        let set = doc.envelope.iter().filter(|f| f.is_some()).count();
+        assert_eq!(set, 1, "only aggregate_id: {doc:?}");
+        assert_eq!(doc.payload.len(), 1, "only c: {doc:?}");
+        read(br#"{"aggregate_id":"c"}"#, &mut doc).unwrap();
+        assert!(doc.payload.is_empty(), "{doc:?}");
+    }
 }
