@@ -1,5 +1,5 @@
 //! [`KafkaEventBusConfig`]: every setting of eventsource-py's `KafkaEventBusConfig`, with the same
-//! names, defaults and meaning, plus the checks eventsource-py lacks.
+//! names, defaults (but `fetch_max_bytes`'s) and meaning, plus the checks eventsource-py lacks.
 //!
 //! Owns the config struct, its builder ([`KafkaEventBusConfigBuilder`]) and its typed setters
 //! (`config/typed.rs`), validation ([`ConfigError`], in `config/validate.rs`), the assignment strategies
@@ -24,6 +24,8 @@
 //!   the client id of every connection (eventsource-py left the producer on aiokafka's default).
 //! - SASL settings under PLAINTEXT or SSL, and SSL files under a non-SSL protocol, are ignored with a
 //!   warning (eventsource-py passed them on silently).
+//! - `fetch_max_bytes` defaults to 2 MiB, not 50 MiB: a response stays in memory until its last record
+//!   is handled, so its size is the consumer's memory floor.
 
 mod assignment;
 mod env;
@@ -45,7 +47,8 @@ pub use validate::{ConfigError, CorruptBatchPolicy, OffsetReset, SecurityProtoco
 /// Settings of the Kafka event bus: where the cluster is, topic and group names, producer and
 /// consumer tuning, retries and the dead-letter queue, and security.
 ///
-/// Every field has eventsource-py's name, default and meaning; durations whose Python name has no unit
+/// Every field has eventsource-py's name, default and meaning (but for
+/// [`fetch_max_bytes`](Self::fetch_max_bytes)'s default: 2 MiB, not 50 MiB); durations whose Python name has no unit
 /// (`retry_base_delay`, `retry_max_delay`, `shutdown_timeout`) are [`Duration`]s here. Build one with
 /// [`builder`](Self::builder) (which validates), [`from_env`](Self::from_env), or start from
 /// [`Default`] and set fields, then call [`validate`](Self::validate).
@@ -107,8 +110,8 @@ pub struct KafkaEventBusConfig {
     /// The longest a handler chain may take before the member is evicted from the group. Default
     /// 300000.
     pub max_poll_interval_ms: u64,
-    /// The most bytes one fetch response may carry (a partition's first batch comes whole even when
-    /// larger). Default 2097152 (2 MiB; eventsource-py and Kafka's clients: 50 MiB): the records of a
+    /// The most bytes one fetch response may carry (the first batch of the response's first non-empty
+    /// partition comes whole even when larger). Default 2097152 (2 MiB; eventsource-py and Kafka's clients: 50 MiB): the records of a
     /// response are read in place, so a response stays resident until its last record is handled and
     /// its buffer is kept for the next one; the response size is the consumer's memory floor. Raise it
     /// for a distant broker (a round trip of tens of milliseconds) when one bus must read more than

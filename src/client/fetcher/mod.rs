@@ -119,16 +119,17 @@ pub struct FetchConfig {
     /// `fetch.min.bytes`.
     pub fetch_min_bytes: i32,
     /// `fetch.max.bytes`: the most one Fetch response may carry (the broker still returns the first
-    /// batch of the response's first non-empty partition when it is larger); a Fetch asks for at
-    /// least [`max_partition_fetch_bytes`](Self::max_partition_fetch_bytes). Default 2 MiB, not Kafka's 50 MiB: the records handed out point into their
-    /// response, so a response stays resident until the last record of it is dropped, and the
+    /// batch of the response's first non-empty partition when it is larger). Default 2 MiB, not
+    /// Kafka's 50 MiB: the records handed out point into their response, so a response stays resident until the last record of it is dropped, and the
     /// connection keeps the buffer it was read into for the next one. A smaller value lowers the
     /// consumer's memory further (1 MiB: ~1.5 MiB less at 1,000 partitions) at the cost of more
     /// Fetches, each of which walks every fetchable partition (1 MiB: ~10 % more client CPU per
     /// record at 1,000 partitions); a larger one saves round trips when the broker is far.
     pub fetch_max_bytes: i32,
-    /// `max.partition.fetch.bytes`: the most one partition may contribute to a response. Raising it
-    /// above [`fetch_max_bytes`](Self::fetch_max_bytes) raises what a Fetch asks for with it.
+    /// `max.partition.fetch.bytes`: the most one partition may contribute to a response. It may be
+    /// above [`fetch_max_bytes`](Self::fetch_max_bytes) (for records larger than that): it is asked
+    /// for as set, and a partition whose batch does not fit in a response is left out of it and taken
+    /// first by a later Fetch (Fetches start from each partition in turn).
     pub max_partition_fetch_bytes: i32,
     /// `isolation.level`.
     pub isolation_level: IsolationLevel,

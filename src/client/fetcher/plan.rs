@@ -39,10 +39,11 @@ pub(crate) struct FetchTarget {
 const RESPONSE_OVERHEAD: usize = 64 << 10;
 const PARTITION_OVERHEAD: usize = 128;
 
-/// The `max_bytes` and `partition_max_bytes` a Fetch of `partitions` asks for: the configured ones
-/// (`max_bytes` at least the partition limit, so that a partition limit raised for large records is
-/// not cut down by the response limit's default), lowered so that the response fits in
-/// `max_response_size` (the largest frame the connection
+/// The `max_bytes` and `partition_max_bytes` a Fetch of `partitions` asks for: the configured ones,
+/// each on its own as Java's consumer sends them (a partition limit above the response limit is not
+/// cut to it: the broker returns the first batch of the first non-empty partition whole, and leaves
+/// out other partitions' batches that do not fit, which later Fetches, starting from another
+/// partition, take first), lowered so that the response fits in `max_response_size` (the largest frame the connection
 /// accepts; a response above it breaks the connection, and the same Fetch sent again would break
 /// it again).
 pub(crate) fn fetch_limits(config: &FetchConfig, max_response_size: usize, partitions: usize) -> (i32, i32) {
@@ -51,12 +52,8 @@ pub(crate) fn fetch_limits(config: &FetchConfig, max_response_size: usize, parti
         .saturating_sub(partitions.saturating_mul(PARTITION_OVERHEAD))
         .max(1);
     let room = i32::try_from(room).unwrap_or(i32::MAX);
-    let max_bytes = config
-        .fetch_max_bytes
-        .max(config.max_partition_fetch_bytes)
-        .min(room)
-        .max(1);
-    (max_bytes, config.max_partition_fetch_bytes.min(max_bytes).max(1))
+    let max_bytes = config.fetch_max_bytes.min(room).max(1);
+    (max_bytes, config.max_partition_fetch_bytes.min(room).max(1))
 }
 
 /// Builds the Fetch for one broker covering `targets`, in their order (topics in order of first
@@ -1058,16 +1055,22 @@ mod tests {
     }
 
     #[test]
-    fn a_partition_limit_above_the_response_limit_raises_it() {
+    fn a_partition_limit_above_the_response_limit_is_asked_for_as_set() {
         let config = FetchConfig {
             max_partition_fetch_bytes: 8 << 20,
             ..FetchConfig::default()
         };
-        assert_eq!(fetch_limits(&config, 100 << 20, 3), (8 << 20, 8 << 20));
-        // Still within the largest response the connection takes.
+        assert_eq!(fetch_limits(&config, 100 << 20, 3), (2 << 20, 8 << 20));
+        // A response limit below the partition limit stays as set.
+        let small = FetchConfig {
+            fetch_max_bytes: 512 << 10,
+            ..FetchConfig::default()
+        };
+        assert_eq!(fetch_limits(&small, 100 << 20, 3), (512 << 10, 1 << 20));
+        // Both within the largest response the connection takes.
         let (max_bytes, partition) = fetch_limits(&config, 4 << 20, 3);
         assert!(
-            max_bytes < 4 << 20 && partition == max_bytes,
+            max_bytes == 2 << 20 && partition < 4 << 20,
             "{max_bytes} {partition}"
         );
     }

@@ -15,7 +15,7 @@
 //!   or in flight. Batch buffers come on top: each partition holding records has one, of at least
 //!   `min(batch_size, 16 KiB)`, growing (by doubling) with its batch; a completed batch's buffer, once
 //!   no request holds it, is kept for a next batch (at most `SPARE_BUFFERS` of them, each at most
-//!   twice `batch_size`), so a full batch does not grow its buffer again.
+//!   twice `batch_size` or 32 KiB, whichever is more), so a full batch does not grow its buffer again.
 //! - **Ordering.** A partition has at most one batch in flight; a batch that must be retried goes back
 //!   to the front of its partition's queue. Records of one partition are therefore written in the order
 //!   they were appended, retries included.
@@ -154,7 +154,7 @@ impl ProducerBatch {
     /// keeps 32 KiB of room) every queued batch would hold more memory than its records count for.
     fn take_buffer(&mut self, batch_size: usize) -> Option<BytesMut> {
         let least = batch_size.min(INITIAL_BATCH_CAPACITY);
-        let most = 2 * batch_size.max(INITIAL_BATCH_CAPACITY);
+        let most = batch_size.max(INITIAL_BATCH_CAPACITY).saturating_mul(2);
         let buffer = self.encoded.take()?.try_into_mut().ok()?;
         (least..=most).contains(&buffer.capacity()).then_some(buffer)
     }

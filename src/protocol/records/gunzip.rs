@@ -50,8 +50,11 @@ const RESERVED: u8 = 0xE0;
 pub(super) fn gunzip(input: &[u8], limit: usize) -> Result<Vec<u8>, DecompressError> {
     // Only a gzip member gets a buffer sized from its trailer.
     skip_header(input)?;
+    // The first size is a guess (the trailer may lie): refused, it is a small one.
     let mut out = Vec::new();
-    reserve(&mut out, first_capacity(input, limit))?;
+    if out.try_reserve_exact(first_capacity(input, limit)).is_err() {
+        out.reserve_exact(MIN_GUESS);
+    }
     let members = |inflate: &mut Decompress, out: &mut Vec<u8>| {
         let mut rest = input;
         loop {
@@ -81,11 +84,6 @@ pub(super) fn gunzip(input: &[u8], limit: usize) -> Result<Vec<u8>, DecompressEr
     Ok(out)
 }
 
-/// Reserves exactly `more` bytes of room; an allocation the system refuses is an error, not an abort.
-fn reserve(out: &mut Vec<u8>, more: usize) -> Result<(), DecompressError> {
-    out.try_reserve_exact(more)
-        .map_err(|_| DecompressError::Codec("no memory for the decompressed batch".into()))
-}
 
 /// The output buffer's first capacity: the last member's declared size (ISIZE, its last 4 bytes) when
 /// it is plausible for the input's length, never more than [`BELIEVED_RATIO`] times the input (or
@@ -126,7 +124,9 @@ fn member<'a>(
             // Grow by half what is there (at least 4 KiB), up to one byte past the limit.
             let more = (out.len() / 2).max(MIN_GUESS);
             let room = limit.saturating_add(1).saturating_sub(out.len()).min(more).max(1);
-            reserve(out, room)?;
+            // Output that arrived: like every other allocation, one the system refuses aborts (a
+            // codec error would dead-letter a sound batch).
+            out.reserve_exact(room);
         }
         let rest = body.get(fed..).unwrap_or_default();
         let in_before = inflate.total_in();
