@@ -22,7 +22,7 @@ impl LagProbe {
         if metrics.is_enabled() && self.0 >= 64 && !stream.is_revoked() {
             self.0 = 0;
             if let Some(high_watermark) = stream.high_watermark() {
-                metrics.set_lag(&record.topic, record.partition, high_watermark, record.offset + 1);
+                metrics.set_lag(&record.topic, record.partition, high_watermark, record.offset.saturating_add(1));
             }
         }
     }

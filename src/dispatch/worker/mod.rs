@@ -74,14 +74,7 @@ pub(crate) async fn partition_worker(
     halt: CancellationToken,
 ) {
     let tp = stream.topic_partition().clone();
-    let run = async {
-        if dispatcher.config.max_in_flight_per_partition > 1 {
-            keyed::run(&dispatcher, &mut stream, &halt).await
-        } else {
-            sequential::run(&dispatcher, &mut stream, &halt).await
-        }
-    };
-    match catch_panic(Box::pin(run)).await {
+    match catch_panic(Box::pin(run(&dispatcher, &mut stream, &halt))).await {
         Ok(Ended::Halted) => {}
         Ok(Ended::Stuck) => {
             error!(
@@ -104,6 +97,16 @@ pub(crate) async fn partition_worker(
     }
     // No lag is reported for a partition this worker no longer consumes.
     dispatcher.telemetry.metrics().remove_lag(&tp.topic, tp.partition);
+}
+
+/// The worker of the configured kind; boxed by [`partition_worker`], so its size is what every
+/// partition holds while it waits for a record.
+async fn run(dispatcher: &Arc<Dispatcher>, stream: &mut PartitionStream, halt: &CancellationToken) -> Ended {
+    if dispatcher.config.max_in_flight_per_partition > 1 {
+        keyed::run(dispatcher, stream, halt).await
+    } else {
+        sequential::run(dispatcher, stream, halt).await
+    }
 }
 
 /// Stops fetching the partition (a paused partition does not count for `max.poll.interval`, so the
