@@ -433,9 +433,7 @@ impl RecordBatchBuilder {
         value: Option<&[u8]>,
         headers: &Headers,
     ) -> Result<usize, Error> {
-        let (od, td) = self.deltas(timestamp);
-        let body = body_len(od, td, key, value, headers)?;
-        Ok(varint_len(wire_len(body, "record")?) + body)
+        Ok(self.measure(timestamp, key, value, headers)?.total)
     }
 
     /// The size of this record's body if appended now (its length prefix excluded), for
