@@ -188,7 +188,10 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::protocol::{Compression, Headers, RecordBatchBuilder};
+    use crate::protocol::{
+        Compression,
+        records::{Record, RecordBatch},
+    };
 
     fn shared(revoke_timeout: Duration) -> (Arc<Shared>, mpsc::UnboundedReceiver<ConsumerEvent>) {
         let (tx, rx) = mpsc::unbounded_channel();
@@ -205,12 +208,7 @@ mod tests {
 
     /// Plays the fetcher: `n` records from offset 0 into the partition's sink.
     fn deliver(shared: &Shared, tp: &TopicPartition, n: usize) {
-        let mut b = RecordBatchBuilder::new(Compression::None);
-        for i in 0..n {
-            b.append(0, None, Some(format!("v{i}").as_bytes()), &Headers::new())
-                .unwrap();
-        }
-        shared.fetch.deliver_for_tests(tp, b.finish().unwrap());
+        shared.fetch.deliver_for_tests(tp, multi_batch_chunk(&[(0, n)]));
     }
 
     async fn stream(rx: &mut mpsc::UnboundedReceiver<ConsumerEvent>) -> PartitionStream {
@@ -220,9 +218,27 @@ mod tests {
         }
     }
 
+    /// A listener with partition t-0 assigned from `position`, and its stream.
+    async fn one_partition(
+        revoke_timeout: Duration,
+        position: Option<i64>,
+    ) -> (
+        Arc<Shared>,
+        mpsc::UnboundedReceiver<ConsumerEvent>,
+        Listener,
+        TopicPartition,
+        PartitionStream,
+    ) {
+        let (shared, mut rx) = shared(revoke_timeout);
+        let listener = Listener(Arc::clone(&shared));
+        let tp = TopicPartition::new("t", 0);
+        listener.on_assigned(vec![(tp.clone(), position)]);
+        let s = stream(&mut rx).await;
+        (shared, rx, listener, tp, s)
+    }
+
     /// One chunk of record batches, each `(base offset, records)`.
     fn multi_batch_chunk(bases: &[(i64, usize)]) -> bytes::Bytes {
-        use crate::protocol::records::{Record, RecordBatch};
         let mut buf = bytes::BytesMut::new();
         for &(base, n) in bases {
             let b = RecordBatch {
@@ -247,11 +263,7 @@ mod tests {
     /// next_ready, a cancelled try_next and next_chunk takes them.
     #[tokio::test]
     async fn records_of_a_chunk_come_out_once_in_order_whatever_takes_them() {
-        let (shared, mut rx) = shared(Duration::from_secs(5));
-        let listener = Listener(Arc::clone(&shared));
-        let tp = TopicPartition::new("t", 0);
-        listener.on_assigned(vec![(tp.clone(), Some(0))]);
-        let mut s = stream(&mut rx).await;
+        let (shared, _rx, _listener, tp, mut s) = one_partition(Duration::from_secs(5), Some(0)).await;
         // A try_next polled once and dropped while nothing is fetched.
         assert!(
             tokio::time::timeout(Duration::from_millis(5), s.try_next())
@@ -288,11 +300,7 @@ mod tests {
     /// `next_chunk` holds no records buffer (the freeing in `fill`).
     #[tokio::test]
     async fn a_stream_waiting_for_a_chunk_holds_no_used_up_records() {
-        let (shared, mut rx) = shared(Duration::from_secs(5));
-        let listener = Listener(Arc::clone(&shared));
-        let tp = TopicPartition::new("t", 0);
-        listener.on_assigned(vec![(tp.clone(), Some(0))]);
-        let mut s = stream(&mut rx).await;
+        let (shared, _rx, _listener, tp, mut s) = one_partition(Duration::from_secs(5), Some(0)).await;
         deliver(&shared, &tp, 3);
         for _ in 0..3 {
             s.next().await.unwrap();
@@ -307,11 +315,7 @@ mod tests {
 
     #[tokio::test]
     async fn next_ready_takes_only_what_was_fetched_and_nothing_after_a_revoke() {
-        let (shared, mut rx) = shared(Duration::from_secs(5));
-        let listener = Listener(Arc::clone(&shared));
-        let tp = TopicPartition::new("t", 0);
-        listener.on_assigned(vec![(tp.clone(), Some(0))]);
-        let mut s = stream(&mut rx).await;
+        let (shared, _rx, _listener, tp, mut s) = one_partition(Duration::from_secs(5), Some(0)).await;
         assert!(s.next_ready().is_none(), "nothing fetched yet");
         deliver(&shared, &tp, 3);
         let offsets: Vec<i64> = (0..2).filter_map(|_| s.next_ready()).map(|r| r.offset).collect();
@@ -360,11 +364,7 @@ mod tests {
 
     #[tokio::test]
     async fn revocation_waits_for_in_flight_work_then_commits_only_what_is_done() {
-        let (shared, mut rx) = shared(Duration::from_secs(5));
-        let listener = Listener(Arc::clone(&shared));
-        let tp = TopicPartition::new("t", 0);
-        listener.on_assigned(vec![(tp.clone(), Some(0))]);
-        let mut s = stream(&mut rx).await;
+        let (shared, mut rx, listener, tp, mut s) = one_partition(Duration::from_secs(5), Some(0)).await;
         deliver(&shared, &tp, 3);
         assert_eq!(s.next().await.unwrap().offset, 0);
         assert_eq!(s.next().await.unwrap().offset, 1);
@@ -394,11 +394,7 @@ mod tests {
 
     #[tokio::test]
     async fn revocation_is_bounded_and_a_stuck_handler_counts_as_no_progress() {
-        let (shared, mut rx) = shared(Duration::from_millis(300));
-        let listener = Listener(Arc::clone(&shared));
-        let tp = TopicPartition::new("t", 0);
-        listener.on_assigned(vec![(tp.clone(), None)]);
-        let mut s = stream(&mut rx).await;
+        let (shared, _rx, listener, tp, mut s) = one_partition(Duration::from_millis(300), None).await;
         deliver(&shared, &tp, 2);
         let stuck = s.next().await.unwrap();
         let handed_out = std::time::Instant::now();
@@ -425,11 +421,7 @@ mod tests {
 
     #[tokio::test]
     async fn lost_partitions_commit_nothing() {
-        let (shared, mut rx) = shared(Duration::from_secs(5));
-        let listener = Listener(Arc::clone(&shared));
-        let tp = TopicPartition::new("t", 0);
-        listener.on_assigned(vec![(tp.clone(), Some(0))]);
-        let mut s = stream(&mut rx).await;
+        let (shared, _rx, listener, tp, mut s) = one_partition(Duration::from_secs(5), Some(0)).await;
         deliver(&shared, &tp, 1);
         s.next().await.unwrap();
         s.store_offset(1);
@@ -453,11 +445,7 @@ mod tests {
     async fn the_stream_trait_yields_the_records_in_order_and_ends_on_revoke() {
         use futures::StreamExt;
 
-        let (shared, mut rx) = shared(Duration::from_secs(5));
-        let listener = Listener(Arc::clone(&shared));
-        let tp = TopicPartition::new("t", 0);
-        listener.on_assigned(vec![(tp.clone(), Some(0))]);
-        let mut s = stream(&mut rx).await;
+        let (shared, _rx, _listener, tp, mut s) = one_partition(Duration::from_secs(5), Some(0)).await;
         deliver(&shared, &tp, 3);
         let first: Vec<i64> = StreamExt::take(&mut s, 2)
             .map(|r| r.unwrap().offset)
