@@ -466,11 +466,13 @@ impl RecordBatchBuilder {
         headers: &Headers,
         size: RecordSize,
     ) -> Result<usize, Error> {
-        if self.count == i32::MAX || size.deltas != self.deltas(timestamp) {
-            return self.append(timestamp, key, value, headers);
-        }
         self.append_with(timestamp, |buf, od, td| {
-            put_measured_record(buf, size.body, od, td, key, value, headers)
+            let body = if size.deltas == (od, td) {
+                size.body
+            } else {
+                body_len(od, td, key, value, headers)?
+            };
+            put_measured_record(buf, body, od, td, key, value, headers)
         })
     }
 
