@@ -614,6 +614,16 @@ fn drain_one(
     batches.remove(0)
 }
 
+/// The error of a batch of t-0 that expired after 120 s, its last attempt failing with `last_error`.
+fn expiry_error(last_error: Option<&str>) -> Error {
+    Error::DeliveryTimeout {
+        topic: "t".into(),
+        partition: 0,
+        timeout: Duration::from_secs(120),
+        last_error: last_error.map(str::to_owned),
+    }
+}
+
 /// Every batch of a drain, whatever its broker.
 fn all_batches(drained: Drained) -> Vec<ProducerBatch> {
     drained.by_broker.into_iter().flat_map(|(_, b)| b).collect()
@@ -667,12 +677,7 @@ async fn an_unanswered_batch_that_fails_leaves_its_partition_waiting_for_a_new_i
     let mut batch = drain_one(&acc, later, &meta, &HashSet::new(), old);
     assert_eq!(batch.producer, Some((7, 0, 0)));
     batch.maybe_written = true;
-    let error = Error::DeliveryTimeout {
-        topic: "t".into(),
-        partition: 0,
-        timeout: Duration::from_secs(120),
-        last_error: Some("request timed out".into()),
-    };
+    let error = expiry_error(Some("request timed out"));
     acc.complete(batch, Err(error));
     assert_eq!(acc.take_unresolved(), [(7, 0)]);
     assert!(acc.take_unresolved().is_empty(), "reported once");
@@ -726,12 +731,7 @@ async fn an_unanswered_batch_expiring_in_its_queue_holds_the_next_one_for_a_new_
         sent.iter().map(|b| b.producer).collect::<Vec<_>>()
     );
     for batch in expired {
-        let error = Error::DeliveryTimeout {
-            topic: "t".into(),
-            partition: 0,
-            timeout: Duration::from_secs(120),
-            last_error: None,
-        };
+        let error = expiry_error(None);
         acc.complete(batch, Err(error));
     }
     assert_eq!(acc.take_unresolved(), [(7, 0)]);
@@ -756,21 +756,11 @@ async fn an_answered_batch_that_fails_sends_nothing_past_its_sequence() {
     let batch = drain_one(&acc, later, &meta, &HashSet::new(), old);
     assert_eq!(batch.producer, Some((7, 0, 0)));
     assert!(!batch.maybe_written);
-    let error = Error::DeliveryTimeout {
-        topic: "t".into(),
-        partition: 0,
-        timeout: Duration::from_secs(120),
-        last_error: Some("NOT_LEADER_OR_FOLLOWER".into()),
-    };
+    let error = expiry_error(Some("NOT_LEADER_OR_FOLLOWER"));
     acc.complete(batch, Err(error));
     let _next = append(&acc, record(0, "next"), later).await;
     let t = later + Duration::from_millis(20);
-    let sent: Vec<_> = acc
-        .drain(t, &meta, &HashSet::new(), old)
-        .by_broker
-        .into_iter()
-        .flat_map(|(_, b)| b)
-        .collect();
+    let sent = all_batches(acc.drain(t, &meta, &HashSet::new(), old));
     let past_gap: Vec<_> = sent
         .iter()
         .filter_map(|b| b.producer)
@@ -793,12 +783,7 @@ async fn the_batch_after_an_answered_failure_is_not_failed_as_uncertain() {
     let _lost = append(&acc, record(0, "lost"), t0).await;
     let later = t0 + Duration::from_millis(20);
     let batch = drain_one(&acc, later, &meta, &HashSet::new(), old);
-    let error = Error::DeliveryTimeout {
-        topic: "t".into(),
-        partition: 0,
-        timeout: Duration::from_secs(120),
-        last_error: Some("NOT_LEADER_OR_FOLLOWER".into()),
-    };
+    let error = expiry_error(Some("NOT_LEADER_OR_FOLLOWER"));
     acc.complete(batch, Err(error));
     assert_eq!(
         acc.take_unresolved(),
@@ -845,12 +830,7 @@ async fn a_partition_sends_again_under_a_renewed_identity_equal_to_the_abandoned
     let later = t0 + Duration::from_millis(20);
     let mut batch = drain_one(&acc, later, &meta, &HashSet::new(), same);
     batch.maybe_written = true;
-    let error = Error::DeliveryTimeout {
-        topic: "t".into(),
-        partition: 0,
-        timeout: Duration::from_secs(120),
-        last_error: Some("request timed out".into()),
-    };
+    let error = expiry_error(Some("request timed out"));
     acc.complete(batch, Err(error));
     assert_eq!(acc.take_unresolved(), [(7, 0)]);
     let _next = append(&acc, record(0, "next"), later).await;
@@ -861,12 +841,7 @@ async fn a_partition_sends_again_under_a_renewed_identity_equal_to_the_abandoned
     );
     acc.renewed();
     let t = t + Duration::from_millis(20);
-    let sent: Vec<_> = acc
-        .drain(t, &meta, &HashSet::new(), same)
-        .by_broker
-        .into_iter()
-        .flat_map(|(_, b)| b)
-        .collect();
+    let sent = all_batches(acc.drain(t, &meta, &HashSet::new(), same));
     assert_eq!(sent.len(), 1, "sent under the renewed identity");
     assert_eq!(sent[0].producer, Some((7, 0, 0)));
 }
@@ -877,8 +852,7 @@ async fn a_completed_batch_lends_its_buffer_to_the_next_one() {
     let t0 = Instant::now();
     let meta = metadata("t", &[1, 1]);
     let first = append(&acc, record(0, &"a".repeat(300)), t0).await;
-    let mut drained = acc.drain(t0, &meta, &HashSet::new(), None);
-    let mut batch = drained.by_broker.pop().unwrap().1.pop().unwrap();
+    let mut batch = drain_one(&acc, t0, &meta, &HashSet::new(), None);
     let sent = batch.encode().unwrap();
     acc.complete(batch, Ok(0));
     assert_eq!(first.await.unwrap().offset, 0);
@@ -889,8 +863,7 @@ async fn a_completed_batch_lends_its_buffer_to_the_next_one() {
     drop(sent);
 
     append(&acc, record(0, "b"), t0).await;
-    let mut drained = acc.drain(t0, &meta, &HashSet::new(), None);
-    let mut batch = drained.by_broker.pop().unwrap().1.pop().unwrap();
+    let mut batch = drain_one(&acc, t0, &meta, &HashSet::new(), None);
     let sent = batch.encode().unwrap();
     let reused = sent.as_ptr();
     drop(sent);
@@ -899,8 +872,7 @@ async fn a_completed_batch_lends_its_buffer_to_the_next_one() {
 
     let third = append(&acc, record(1, "c"), t0).await;
     assert!(acc.lock().spare_buffers.is_empty(), "the next batch took it");
-    let mut drained = acc.drain(t0, &meta, &HashSet::new(), None);
-    let mut batch = drained.by_broker.pop().unwrap().1.pop().unwrap();
+    let mut batch = drain_one(&acc, t0, &meta, &HashSet::new(), None);
     assert_eq!(values(&mut batch), ["c"]);
     assert_eq!(batch.encode().unwrap().as_ptr(), reused);
     acc.complete(batch, Ok(7));
@@ -921,8 +893,7 @@ async fn a_completed_batch_lends_its_buffer_only_when_a_new_batch_could_use_it()
         let t0 = Instant::now();
         let meta = metadata("t", &[1]);
         append(&acc, record(0, "a"), t0).await;
-        let mut drained = acc.drain(t0, &meta, &HashSet::new(), None);
-        let mut batch = drained.by_broker.pop().unwrap().1.pop().unwrap();
+        let mut batch = drain_one(&acc, t0, &meta, &HashSet::new(), None);
         drop(batch.encode().unwrap());
         acc.complete(batch, Ok(0));
         let spare: Vec<usize> = acc.lock().spare_buffers.iter().map(BytesMut::capacity).collect();
