@@ -220,16 +220,15 @@ impl EventRegistry {
     }
 
     /// The type registered under `name`, if any.
-    #[cfg_attr(not(feature = "client"), allow(dead_code))]
     pub(crate) fn type_named(&self, name: &str) -> Option<&EventType> {
         self.types.get(name)
     }
 
     /// [`decode`](Self::decode) of a record whose `event_type` header was already read as `name`.
     pub(crate) fn decode_named(&self, name: &str, value: Bytes) -> Result<AnyEvent, Error> {
-        let ty = self.types.get(name).ok_or_else(|| Error::UnknownEventType {
+        let ty = self.type_named(name).ok_or_else(|| Error::UnknownEventType {
             event_type: name.to_owned(),
         })?;
-        (ty.decode)(value, ty.name)
+        ty.decode_json(value)
     }
 }
