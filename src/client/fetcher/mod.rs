@@ -120,8 +120,9 @@ pub struct FetchConfig {
     pub fetch_min_bytes: i32,
     /// `fetch.max.bytes`: the most one Fetch response may carry (the broker still returns the first
     /// batch of the response's first non-empty partition when it is larger). Default 2 MiB, not
-    /// Kafka's 50 MiB: the records handed out point into their response, so a response stays resident until the last record of it is dropped, and the
-    /// connection keeps the buffer it was read into for the next one. A smaller value lowers the
+    /// Kafka's 50 MiB: the records handed out point into their response, so a response stays
+    /// resident until the last record of it is dropped, and the connection keeps the buffer it was
+    /// read into for the next one. A smaller value lowers the
     /// consumer's memory further (1 MiB: ~1.5 MiB less at 1,000 partitions) at the cost of more
     /// Fetches, each of which walks every fetchable partition (1 MiB: ~10 % more client CPU per
     /// record at 1,000 partitions); a larger one saves round trips when the broker is far.

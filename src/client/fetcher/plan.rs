@@ -43,9 +43,9 @@ const PARTITION_OVERHEAD: usize = 128;
 /// each on its own as Java's consumer sends them (a partition limit above the response limit is not
 /// cut to it: the broker returns the first batch of the first non-empty partition whole, and leaves
 /// out other partitions' batches that do not fit, which later Fetches, starting from another
-/// partition, take first), lowered so that the response fits in `max_response_size` (the largest frame the connection
-/// accepts; a response above it breaks the connection, and the same Fetch sent again would break
-/// it again).
+/// partition, take first), lowered so that the response fits in `max_response_size` (the largest
+/// frame the connection accepts; a response above it breaks the connection, and the same Fetch sent
+/// again would break it again).
 pub(crate) fn fetch_limits(config: &FetchConfig, max_response_size: usize, partitions: usize) -> (i32, i32) {
     let room = max_response_size
         .saturating_sub(RESPONSE_OVERHEAD)
