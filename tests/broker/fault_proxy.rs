@@ -56,6 +56,17 @@ struct Swallow {
 }
 
 impl Swallow {
+    /// Picks the next `count` requests with `api_key`.
+    fn arm(&self, api_key: i16, count: usize) {
+        self.api_key.store(i32::from(api_key), Ordering::Release);
+        self.left.store(count, Ordering::Release);
+    }
+
+    /// How many of the picked requests are still to come.
+    fn left(&self) -> usize {
+        self.left.load(Ordering::Acquire)
+    }
+
     /// Whether a request with `api_key` is to be dropped (and counts it as dropped).
     fn take(&self, api_key: i16) -> bool {
         i32::from(api_key) == self.api_key.load(Ordering::Acquire)
@@ -141,28 +152,24 @@ impl FaultyBroker {
     /// Drops the next `count` requests with `api_key` that clients send, on any connection: they were
     /// written by the client and never reach the broker, and the connection stays open.
     pub(crate) fn swallow(&self, api_key: i16, count: usize) {
-        self.swallowing
-            .api_key
-            .store(i32::from(api_key), Ordering::Release);
-        self.swallowing.left.store(count, Ordering::Release);
+        self.swallowing.arm(api_key, count);
     }
 
     /// How many of the requests [`swallow`](Self::swallow) asked for are still to be dropped.
     pub(crate) fn left_to_swallow(&self) -> usize {
-        self.swallowing.left.load(Ordering::Acquire)
+        self.swallowing.left()
     }
 
     /// Forwards the next `count` requests with `api_key` that clients send, on any connection, and
     /// drops their responses: the broker handles them, the client never hears back, the connection
     /// stays open.
     pub(crate) fn lose_answers(&self, api_key: i16, count: usize) {
-        self.losing.api_key.store(i32::from(api_key), Ordering::Release);
-        self.losing.left.store(count, Ordering::Release);
+        self.losing.arm(api_key, count);
     }
 
     /// How many of the requests [`lose_answers`](Self::lose_answers) asked for are still to be sent.
     pub(crate) fn answers_left_to_lose(&self) -> usize {
-        self.losing.left.load(Ordering::Acquire)
+        self.losing.left()
     }
 
     /// How many requests with `api_key` clients sent through the proxy so far.
